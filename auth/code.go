@@ -1,0 +1,104 @@
+package auth
+
+// Code is the outcome of a decision: OK, or the one reason for a refusal.
+// Each refusal code has a stable wire name that clients can match on.
+type Code uint8
+
+// Decision outcomes.
+const (
+	OK Code = iota
+	// CodeMissingToken: no Bearer credential.
+	CodeMissingToken
+	// CodeMalformedToken: not a tswgate credential, or its checksum fails.
+	CodeMalformedToken
+	// CodeInvalidToken: unknown id, or the secret does not match.
+	CodeInvalidToken
+	// CodeTokenInactive: the token is deactivated.
+	CodeTokenInactive
+	// CodeTokenExpired: the token is past its expiry.
+	CodeTokenExpired
+	// CodeTokenRevoked: the token was revoked.
+	CodeTokenRevoked
+	// CodePermissionDenied: the token's role may not call this route.
+	CodePermissionDenied
+	// CodeProjectMismatch: the request names another project.
+	CodeProjectMismatch
+	// CodeStoreUnavailable: the token could not be checked right now.
+	CodeStoreUnavailable
+	// CodeRateLimited: the token is over its rate limit.
+	CodeRateLimited
+	// CodeUnknownRoute: the path is not a route of the API.
+	CodeUnknownRoute
+	// CodeInvalidPath: the path is not in canonical form (dot segments,
+	// empty segments, encoded slashes), so it is not matched at all.
+	CodeInvalidPath
+	// CodeInvalidBody: a body that must be checked for its project could not
+	// be parsed.
+	CodeInvalidBody
+	// CodeBodyTooLarge: the body's project field could not be checked within
+	// the bounded prefix the gateway reads.
+	CodeBodyTooLarge
+
+	numCodes
+)
+
+var codeNames = [numCodes]string{
+	OK:                   "ok",
+	CodeMissingToken:     "missing_token",
+	CodeMalformedToken:   "malformed_token",
+	CodeInvalidToken:     "invalid_token",
+	CodeTokenInactive:    "token_inactive",
+	CodeTokenExpired:     "token_expired",
+	CodeTokenRevoked:     "token_revoked",
+	CodePermissionDenied: "permission_denied",
+	CodeProjectMismatch:  "project_mismatch",
+	CodeStoreUnavailable: "store_unavailable",
+	CodeRateLimited:      "rate_limited",
+	CodeUnknownRoute:     "unknown_route",
+	CodeInvalidPath:      "invalid_path",
+	CodeInvalidBody:      "invalid_body",
+	CodeBodyTooLarge:     "body_too_large",
+}
+
+var codeMessages = [numCodes]string{
+	OK:                   "ok",
+	CodeMissingToken:     "No API token: send Authorization: Bearer <tokenId>:<secret>.",
+	CodeMalformedToken:   "The API token is malformed: check that it was copied whole (tsw_…:tswsk_…).",
+	CodeInvalidToken:     "The API token is not valid: unknown token id or wrong secret.",
+	CodeTokenInactive:    "The API token is inactive: activate it under Settings → Project → API Tokens.",
+	CodeTokenExpired:     "The API token has expired: generate a new one.",
+	CodeTokenRevoked:     "The API token was revoked: generate a new one.",
+	CodePermissionDenied: "The API token's role does not allow this request.",
+	CodeProjectMismatch:  "The request names a project other than the API token's project.",
+	CodeStoreUnavailable: "The API token cannot be checked right now: retry later.",
+	CodeRateLimited:      "Too many requests for this API token: retry after the time in Retry-After.",
+	CodeUnknownRoute:     "No such API route.",
+	CodeInvalidPath:      "The request path is not in canonical form.",
+	CodeInvalidBody:      "The request body could not be read as JSON to check its project.",
+	CodeBodyTooLarge:     "The request body is too large to check its project.",
+}
+
+// String returns the code's stable wire name, e.g. "token_revoked".
+func (c Code) String() string {
+	if c < numCodes {
+		return codeNames[c]
+	}
+	return "unknown"
+}
+
+// Message returns a sentence for humans that explains the code.
+func (c Code) Message() string {
+	if c < numCodes {
+		return codeMessages[c]
+	}
+	return "unknown"
+}
+
+// Codes lists every refusal code (all but OK), in declaration order.
+func Codes() []Code {
+	cs := make([]Code, 0, numCodes-1)
+	for c := OK + 1; c < numCodes; c++ {
+		cs = append(cs, c)
+	}
+	return cs
+}

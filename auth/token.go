@@ -1,0 +1,287 @@
+// Package auth owns tswgate's API tokens: their wire format, the keyed hash
+// of their secrets, the token record and its stores, the cache in front of the
+// store, the role and route table, project scoping and the per-request
+// decision that ties these together.
+//
+// The package knows nothing of net/http: the decision takes plain strings and
+// a body prefix and returns a Verdict, so any front end can reuse it.
+package auth
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// Role is what a token may do within its project.
+type Role uint8
+
+// Roles. The zero Role is invalid, so a record with a missing role is refused.
+const (
+	RoleInvalid Role = iota
+	// RoleOwner may call every route of its own project.
+	RoleOwner
+	// RoleAccounting may only read billing and usage data.
+	RoleAccounting
+)
+
+// String returns the role's wire name ("owner", "accounting").
+func (r Role) String() string {
+	switch r {
+	case RoleOwner:
+		return "owner"
+	case RoleAccounting:
+		return "accounting"
+	}
+	return "invalid"
+}
+
+// Title returns the role as the TeraSwitch console names it ("Owner").
+func (r Role) Title() string {
+	switch r {
+	case RoleOwner:
+		return "Owner"
+	case RoleAccounting:
+		return "Accounting"
+	}
+	return "Invalid"
+}
+
+// ParseRole accepts a role name in any letter case.
+func ParseRole(s string) (Role, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "owner":
+		return RoleOwner, nil
+	case "accounting":
+		return RoleAccounting, nil
+	}
+	return RoleInvalid, fmt.Errorf("unknown role %q: want owner or accounting", s)
+}
+
+// Status says whether a token may be used.
+type Status uint8
+
+// Statuses. Revocation is not a status: a revoked token keeps a tombstone
+// (Token.RevokedAt) so that clients are told "revoked", not "unknown".
+const (
+	StatusInvalid Status = iota
+	StatusActive
+	StatusInactive
+)
+
+// String returns the status's wire name ("active", "inactive").
+func (s Status) String() string {
+	switch s {
+	case StatusActive:
+		return "active"
+	case StatusInactive:
+		return "inactive"
+	}
+	return "invalid"
+}
+
+// ParseStatus accepts a status name in any letter case.
+func ParseStatus(s string) (Status, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "active":
+		return StatusActive, nil
+	case "inactive":
+		return StatusInactive, nil
+	}
+	return StatusInvalid, fmt.Errorf("unknown status %q: want active or inactive", s)
+}
+
+// Token is the stored record of an API token. It never holds the secret,
+// only SecretHash, the keyed hash of the whole credential (see Hasher).
+// Values handed out by stores and the cache are shared: treat them as
+// read-only.
+type Token struct {
+	ID        string
+	ProjectID int64
+	Name      string
+	Role      Role
+	Status    Status
+	CreatedAt time.Time
+	// ExpiresAt is the end of the token's life; zero means it never expires.
+	ExpiresAt time.Time
+	// RevokedAt is set on the tombstone a revocation leaves behind.
+	RevokedAt time.Time
+	// SecretHash is HMAC-SHA256(pepper, credential); zero on tombstones.
+	SecretHash [32]byte
+	// PepperID names the pepper SecretHash was made with (Hasher.ID).
+	PepperID string
+}
+
+// Revoked reports whether t is a revocation tombstone.
+func (t *Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Expired reports whether t has an expiry at or before now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// DisplayID is the partial id shown in lists: the prefix and the first four
+// characters of the random part, e.g. "tsw_Ab3x…".
+func DisplayID(id string) string {
+	n := len(IDPrefix) + 4
+	if len(id) <= n {
+		return id
+	}
+	return id[:n] + "…"
+}
+
+// Credential format.
+//
+//	tsw_<20 base62>:tswsk_<30 base62><6 base62 CRC32>
+//
+// The id is public. The secret carries 30 base62 characters from crypto/rand
+// (178 bits) and ends in the CRC32 (IEEE) of everything before it — id,
+// colon, secret prefix and random part — written as 6 base62 digits, so a
+// mistyped or truncated credential is refused without any store lookup and a
+// secret scanner can confirm a match offline. CredentialPattern matches it.
+const (
+	IDPrefix     = "tsw_"
+	SecretPrefix = "tswsk_"
+
+	idRandLen     = 20
+	secretRandLen = 30
+	checksumLen   = 6
+
+	// IDLen is the length of a token id.
+	IDLen = len(IDPrefix) + idRandLen
+	// SecretLen is the length of a token secret.
+	SecretLen = len(SecretPrefix) + secretRandLen + checksumLen
+	// CredentialLen is the length of "<id>:<secret>".
+	CredentialLen = IDLen + 1 + SecretLen
+
+	// CredentialPattern is a regular expression for a whole credential, for
+	// secret scanners and log redaction.
+	CredentialPattern = `\btsw_[0-9A-Za-z]{20}:tswsk_[0-9A-Za-z]{36}\b`
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// Credential errors. Both mean the request is refused before any store call.
+var (
+	ErrNoCredential        = errors.New("no bearer credential")
+	ErrMalformedCredential = errors.New("malformed credential")
+)
+
+// ParseAuthorization takes the value of an Authorization header and returns
+// the token id and the whole credential ("<id>:<secret>"), both slices of
+// header. It checks the shape and the checksum; it never allocates.
+// It returns ErrNoCredential when header is empty or not a Bearer
+// credential, and ErrMalformedCredential when the credential is not one of
+// ours or fails its checksum.
+func ParseAuthorization(header string) (id, credential string, err error) {
+	if header == "" {
+		return "", "", ErrNoCredential
+	}
+	const scheme = "bearer "
+	if len(header) < len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
+		return "", "", ErrNoCredential
+	}
+	cred := strings.Trim(header[len(scheme):], " \t")
+	if cred == "" {
+		return "", "", ErrNoCredential
+	}
+	if !ValidCredential(cred) {
+		return "", "", ErrMalformedCredential
+	}
+	return cred[:IDLen], cred, nil
+}
+
+// ValidCredential reports whether s has the shape of a credential and a
+// correct checksum.
+func ValidCredential(s string) bool {
+	if len(s) != CredentialLen ||
+		s[:len(IDPrefix)] != IDPrefix ||
+		s[IDLen] != ':' ||
+		s[IDLen+1:IDLen+1+len(SecretPrefix)] != SecretPrefix {
+		return false
+	}
+	if !isBase62(s[len(IDPrefix):IDLen]) || !isBase62(s[IDLen+1+len(SecretPrefix):]) {
+		return false
+	}
+	body := s[:CredentialLen-checksumLen]
+	var want [checksumLen]byte
+	encodeChecksum(&want, checksum(body))
+	return s[CredentialLen-checksumLen:] == string(want[:])
+}
+
+// ValidID reports whether s has the shape of a token id.
+func ValidID(s string) bool {
+	return len(s) == IDLen && s[:len(IDPrefix)] == IDPrefix && isBase62(s[len(IDPrefix):])
+}
+
+// NewCredential returns a fresh token id and its whole credential.
+func NewCredential() (id, credential string, err error) {
+	var buf [CredentialLen]byte
+	n := copy(buf[:], IDPrefix)
+	if err := randBase62(buf[n : n+idRandLen]); err != nil {
+		return "", "", err
+	}
+	n += idRandLen
+	buf[n] = ':'
+	n++
+	n += copy(buf[n:], SecretPrefix)
+	if err := randBase62(buf[n : n+secretRandLen]); err != nil {
+		return "", "", err
+	}
+	n += secretRandLen
+	var sum [checksumLen]byte
+	encodeChecksum(&sum, checksum(string(buf[:n])))
+	copy(buf[n:], sum[:])
+	cred := string(buf[:])
+	return cred[:IDLen], cred, nil
+}
+
+// randBase62 fills dst with uniformly random base62 characters, by rejection
+// sampling so that no character is more likely than another.
+func randBase62(dst []byte) error {
+	var pool [64]byte
+	i := 0
+	for i < len(dst) {
+		if _, err := rand.Read(pool[:]); err != nil {
+			return fmt.Errorf("reading random bytes: %w", err)
+		}
+		for _, b := range pool {
+			if b >= 248 { // 248 = 4*62: keep only values that map evenly
+				continue
+			}
+			dst[i] = base62[b%62]
+			i++
+			if i == len(dst) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func isBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+func checksum(s string) uint32 {
+	// crc32 only reads the slice; viewing the string's bytes avoids a copy
+	// on the hot path.
+	return crc32.ChecksumIEEE(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+func encodeChecksum(dst *[checksumLen]byte, v uint32) {
+	for i := checksumLen - 1; i >= 0; i-- {
+		dst[i] = base62[v%62]
+		v /= 62
+	}
+}
