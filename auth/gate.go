@@ -1,0 +1,191 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Request is what the decision needs of an HTTP request, free of any HTTP
+// library's types so that any front end can fill it.
+type Request struct {
+	Method string
+	// Path is the raw (still escaped) request path.
+	Path string
+	// RawQuery is the raw query string, without '?'.
+	RawQuery      string
+	Authorization string
+	ContentType   string
+	// Body gives the body's prefix, read only when the decision reaches the
+	// project check. Nil means the request has no body.
+	Body BodyPrefixer
+}
+
+// BodyPrefixer reads a bounded prefix of a request body.
+type BodyPrefixer interface {
+	// BodyPrefix returns up to the front end's limit of the body; complete
+	// reports whether that is the whole body. The front end must still send
+	// the whole body upstream.
+	BodyPrefix() (prefix []byte, complete bool, err error)
+}
+
+// Limiter is the rate-limit step of the decision.
+type Limiter interface {
+	// Allow takes one request of t's budget at now.
+	Allow(t *Token, now time.Time) LimitStatus
+}
+
+// LimitStatus is a Limiter's answer.
+type LimitStatus struct {
+	// Enabled is false when no limit applies to the token.
+	Enabled bool
+	// Allowed is false when the request is over the limit.
+	Allowed bool
+	// Limit is the request quota per window (the burst), Remaining what is
+	// left of it after this request, Reset the time until it is whole again.
+	Limit, Remaining int
+	Reset            time.Duration
+	// RetryAfter is, when refused, the time until a request would be
+	// admitted.
+	RetryAfter time.Duration
+}
+
+// Verdict is the outcome of a decision.
+type Verdict struct {
+	// Code is OK or the reason for refusing.
+	Code Code
+	// Token is the verified token (nil when the credential was not
+	// verified).
+	Token *Token
+	// Permission and Pattern name the matched route (when one matched).
+	Permission Permission
+	Pattern    string
+	// Cache says how the token was found.
+	Cache CacheResult
+	// Limit is the rate-limit status (when the decision got that far).
+	Limit LimitStatus
+	// RetryAfter is set for store_unavailable and rate_limited.
+	RetryAfter time.Duration
+	// Err is the internal cause of store_unavailable or invalid_body, for
+	// logs only: it is never shown to clients.
+	Err error
+}
+
+// GateOptions configure a Gate.
+type GateOptions struct {
+	// Validator finds tokens. Required.
+	Validator *Validator
+	// Hasher verifies secrets. Required.
+	Hasher *Hasher
+	// Routes is the route table; nil means DefaultRoutes().
+	Routes *RouteTable
+	// Limiter applies rate limits; nil means no limits.
+	Limiter Limiter
+	// StoreRetryAfter is the Retry-After of store_unavailable. Default 1s.
+	StoreRetryAfter time.Duration
+}
+
+// Gate makes the per-request decision: credential, token, role and route,
+// project scope, rate limit — in that order, stopping at the first refusal.
+// It is safe for concurrent use.
+type Gate struct {
+	validator  *Validator
+	hasher     *Hasher
+	routes     *RouteTable
+	limiter    Limiter
+	retryAfter time.Duration
+}
+
+// NewGate returns a Gate.
+func NewGate(opts GateOptions) (*Gate, error) {
+	if opts.Validator == nil || opts.Hasher == nil {
+		return nil, errors.New("auth: GateOptions.Validator and Hasher are required")
+	}
+	g := &Gate{
+		validator:  opts.Validator,
+		hasher:     opts.Hasher,
+		routes:     opts.Routes,
+		limiter:    opts.Limiter,
+		retryAfter: orDefault(opts.StoreRetryAfter, time.Second),
+	}
+	if g.routes == nil {
+		g.routes = DefaultRoutes()
+	}
+	return g, nil
+}
+
+// Decide decides req at now. ctx bounds the store read on a cache miss.
+func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict {
+	var v Verdict
+	id, cred, err := ParseAuthorization(req.Authorization)
+	if err != nil {
+		v.Code = CodeMalformedToken
+		if err == ErrNoCredential {
+			v.Code = CodeMissingToken
+		}
+		return v
+	}
+	tok, cache, err := g.validator.Lookup(ctx, id, now)
+	v.Cache = cache
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		v.Code = CodeInvalidToken
+		return v
+	default:
+		v.Code, v.Err, v.RetryAfter = CodeStoreUnavailable, err, g.retryAfter
+		return v
+	}
+	// A tombstone has no hash: say "revoked" to whoever presents its id
+	// with a well-formed credential, as the id is what was revoked.
+	if tok.Revoked() {
+		v.Code = CodeTokenRevoked
+		return v
+	}
+	if !g.hasher.Verify(cred, &tok.SecretHash, tok.PepperID) {
+		v.Code = CodeInvalidToken
+		return v
+	}
+	v.Token = tok
+	switch {
+	case tok.Status != StatusActive:
+		v.Code = CodeTokenInactive
+		return v
+	case tok.Expired(now):
+		v.Code = CodeTokenExpired
+		return v
+	}
+	perm, pattern, code := g.routes.Match(req.Method, req.Path)
+	v.Permission, v.Pattern = perm, pattern
+	if code != OK {
+		v.Code = code
+		return v
+	}
+	if !tok.Role.Allows(perm) {
+		v.Code = CodePermissionDenied
+		return v
+	}
+	if code := CheckQueryProject(req.RawQuery, tok.ProjectID); code != OK {
+		v.Code = code
+		return v
+	}
+	if req.Body != nil {
+		prefix, complete, err := req.Body.BodyPrefix()
+		if err != nil {
+			v.Code, v.Err = CodeInvalidBody, err
+			return v
+		}
+		if code := CheckBodyProject(req.ContentType, prefix, complete, tok.ProjectID); code != OK {
+			v.Code = code
+			return v
+		}
+	}
+	if g.limiter != nil {
+		v.Limit = g.limiter.Allow(tok, now)
+		if v.Limit.Enabled && !v.Limit.Allowed {
+			v.Code, v.RetryAfter = CodeRateLimited, v.Limit.RetryAfter
+			return v
+		}
+	}
+	return v
+}

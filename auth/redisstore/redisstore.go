@@ -1,0 +1,482 @@
+// Package redisstore is the auth.Store shared by every replica of tswgate:
+// token records live in Redis (standalone, Sentinel or Cluster) and changes
+// are announced on a Pub/Sub channel.
+//
+// # Data model
+//
+// Each token is one hash at Prefix+"tok:"+id with the fields
+//
+//	project  decimal project id
+//	name     display name
+//	role     "owner" or "accounting"
+//	status   "active" or "inactive"
+//	created  creation time, Unix milliseconds
+//	expires  expiry time, Unix milliseconds (absent: never expires)
+//	revoked  revocation time, Unix milliseconds (absent: live)
+//	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
+//	pepper   id of the pepper hash was made with (absent on tombstones)
+//
+// and each project has an index, the sorted set Prefix+"proj:"+projectID,
+// whose members are the ids of its live tokens scored by creation time in
+// Unix milliseconds, so that it sorts as List must (oldest first, then id).
+//
+// No script or transaction ever touches two keys, so the store works on
+// Redis Cluster. The record is the truth; the index is maintained after it
+// and may briefly lag: List skips (and removes) entries without a live
+// record.
+//
+// Every change is published on Options.Channel as "<id> <unix nanoseconds>",
+// the id of the changed record and the publication time.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix           = "tswgate:"
+	DefaultRevokedRetention = 30 * 24 * time.Hour
+	DefaultTimeout          = 100 * time.Millisecond
+)
+
+// ErrClosed is returned by Watch once the Store is closed.
+var ErrClosed = errors.New("redisstore: store closed")
+
+// Options configure a Store. Only Client is required.
+type Options struct {
+	// Client reaches Redis. It is owned by the caller, who closes it after
+	// the Store. It must be created with ContextTimeoutEnabled set (for a
+	// redis.Client, redis.ClusterClient or redis.Ring New checks it):
+	// without it go-redis ignores context deadlines on the socket and
+	// Timeout bounds nothing.
+	Client redis.UniversalClient
+	// Prefix starts every key; DefaultPrefix when empty. Replicas sharing
+	// a store must use the same prefix.
+	Prefix string
+	// RevokedRetention is how long a tombstone is kept after revocation;
+	// DefaultRevokedRetention when zero.
+	RevokedRetention time.Duration
+	// Timeout bounds each Redis call; DefaultTimeout when zero.
+	Timeout time.Duration
+	// Channel is the Pub/Sub channel changes are announced on;
+	// Prefix+"events" when empty.
+	Channel string
+	// Logger receives the store's operational messages; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Store is an auth.Store in Redis. It is safe for concurrent use.
+type Store struct {
+	client    redis.UniversalClient
+	prefix    string
+	channel   string
+	retention time.Duration
+	timeout   time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+
+	// pingInterval is how long Watch waits for a message before it checks
+	// the subscription with a PING, and then for the PING's reply.
+	pingInterval time.Duration
+
+	// ctx is canceled by Close, which stops every Watch.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+var _ auth.Store = (*Store)(nil)
+
+// New returns a Store that keeps its records through opts.Client.
+func New(opts Options) (*Store, error) {
+	if opts.Client == nil {
+		return nil, errors.New("redisstore: Options.Client is nil")
+	}
+	if enabled, known := contextTimeoutEnabled(opts.Client); known && !enabled {
+		return nil, errors.New("redisstore: the Redis client must be created with ContextTimeoutEnabled: true " +
+			"(redis.ParseURL does not set it), or per-call timeouts have no effect")
+	}
+	s := &Store{
+		client:       opts.Client,
+		prefix:       orDefault(opts.Prefix, DefaultPrefix),
+		retention:    orDefault(opts.RevokedRetention, DefaultRevokedRetention),
+		timeout:      orDefault(opts.Timeout, DefaultTimeout),
+		log:          opts.Logger,
+		now:          opts.Now,
+		pingInterval: 15 * time.Second,
+	}
+	if s.retention < 0 || s.timeout < 0 {
+		return nil, errors.New("redisstore: RevokedRetention and Timeout must not be negative")
+	}
+	s.channel = orDefault(opts.Channel, s.prefix+"events")
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// orDefault returns v, or def when v is the zero value.
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// contextTimeoutEnabled reports whether c honors context deadlines, when
+// its type tells.
+func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled, true
+	}
+	return false, false
+}
+
+func (s *Store) tokenKey(id string) string { return s.prefix + "tok:" + id }
+
+func (s *Store) projectKey(project int64) string {
+	return s.prefix + "proj:" + strconv.FormatInt(project, 10)
+}
+
+// bound limits one Redis call to the store's timeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// unavailable wraps a Redis or network error so that it matches both
+// auth.ErrUnavailable and the cause.
+func (s *Store) unavailable(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("redisstore: %s: %w: no answer in time (per-call timeout %s): %w", op, auth.ErrUnavailable, s.timeout, err)
+	}
+	return fmt.Errorf("redisstore: %s: %w: %w", op, auth.ErrUnavailable, err)
+}
+
+func notFound(id string) error {
+	return fmt.Errorf("redisstore: token %s: %w", id, auth.ErrNotFound)
+}
+
+// Get returns the record of id, which may be a tombstone.
+func (s *Store) Get(ctx context.Context, id string) (*auth.Token, error) {
+	if !auth.ValidID(id) {
+		return nil, notFound(id) // no such record can have been created
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	fields, err := s.client.HGetAll(ctx, s.tokenKey(id)).Result()
+	if err != nil {
+		return nil, s.unavailable("get "+id, err)
+	}
+	if len(fields) == 0 {
+		return nil, notFound(id)
+	}
+	return decode(id, fields)
+}
+
+// createScript stores a record unless its key exists. KEYS[1] is the record;
+// ARGV[1] is a TTL in milliseconds ("0": none), then field/value pairs.
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if ARGV[1] ~= '0' then
+	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+`)
+
+// Create stores a new record, indexes it and announces it (a replica may
+// hold a negative cache entry for the id). A failure to announce is only
+// logged: the record is stored.
+//
+// If the record is stored but indexing it fails, Create returns an error
+// matching auth.ErrUnavailable and the token exists without being listed.
+// Create may also store a tombstone (a record with RevokedAt set), for
+// imports; it is kept for the retention time from its revocation.
+func (s *Store) Create(ctx context.Context, t *auth.Token) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("redisstore: create %s: invalid record: %s", t.ID, oneLine(err))
+	}
+	ttl := "0"
+	if t.Revoked() {
+		left := max(t.RevokedAt.Add(s.retention).Sub(s.now()), time.Millisecond)
+		ttl = strconv.FormatInt(left.Milliseconds(), 10)
+	}
+	args := append([]any{ttl}, encode(t)...)
+
+	cctx, cancel := s.bound(ctx)
+	created, err := createScript.Run(cctx, s.client, []string{s.tokenKey(t.ID)}, args...).Int()
+	cancel()
+	if err != nil {
+		return s.unavailable("create "+t.ID, err)
+	}
+	if created == 0 {
+		return fmt.Errorf("redisstore: create %s: %w", t.ID, auth.ErrExists)
+	}
+
+	if !t.Revoked() {
+		cctx, cancel := s.bound(ctx)
+		err := s.client.ZAdd(cctx, s.projectKey(t.ProjectID),
+			redis.Z{Score: float64(t.CreatedAt.UnixMilli()), Member: t.ID}).Err()
+		cancel()
+		if err != nil {
+			return s.unavailable(fmt.Sprintf("create %s: record stored but not indexed in project %d", t.ID, t.ProjectID), err)
+		}
+	}
+
+	if err := s.publish(ctx, t.ID); err != nil {
+		s.log.Warn("redisstore: token created but not announced", "id", t.ID, "err", err)
+	}
+	return nil
+}
+
+// List returns the project's live tokens, oldest first, ties broken by id,
+// as an empty non-nil slice when there are none. Index entries without a
+// live record are skipped and removed.
+func (s *Store) List(ctx context.Context, projectID int64) ([]*auth.Token, error) {
+	key := s.projectKey(projectID)
+	lctx, cancel := s.bound(ctx)
+	ids, err := s.client.ZRange(lctx, key, 0, -1).Result()
+	cancel()
+	if err != nil {
+		return nil, s.unavailable(fmt.Sprintf("list project %d", projectID), err)
+	}
+	tokens := make([]*auth.Token, 0, len(ids))
+	if len(ids) == 0 {
+		return tokens, nil
+	}
+
+	lctx, cancel = s.bound(ctx)
+	defer cancel()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = s.client.Pipelined(lctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(lctx, s.tokenKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.unavailable(fmt.Sprintf("list project %d", projectID), err)
+	}
+
+	var stale []any
+	for i, cmd := range cmds {
+		fields := cmd.Val()
+		if len(fields) == 0 {
+			stale = append(stale, ids[i])
+			continue
+		}
+		t, err := decode(ids[i], fields)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: list project %d: %w", projectID, err)
+		}
+		if t.Revoked() || t.ProjectID != projectID {
+			stale = append(stale, ids[i])
+			continue
+		}
+		tokens = append(tokens, t)
+	}
+	slices.SortFunc(tokens, func(a, b *auth.Token) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+
+	if len(stale) > 0 {
+		// Best effort: a later List retries.
+		rctx, cancel := s.bound(ctx)
+		err := s.client.ZRem(rctx, key, stale...).Err()
+		cancel()
+		if err != nil {
+			s.log.Warn("redisstore: removing stale index entries", "project", projectID, "count", len(stale), "err", err)
+		} else {
+			s.log.Info("redisstore: removed stale index entries", "project", projectID, "count", len(stale))
+		}
+	}
+	return tokens, nil
+}
+
+// revokeScript turns KEYS[1] into a tombstone revoked at ARGV[1] (Unix
+// milliseconds) that expires after ARGV[2] milliseconds, unless it is one
+// already. It returns the record's fields, or nil when there is no record.
+var revokeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	return false
+end
+if redis.call('HEXISTS', KEYS[1], 'revoked') == 0 then
+	redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+	redis.call('HDEL', KEYS[1], 'hash', 'pepper')
+	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// Revoke turns the record of id into a tombstone revoked at at (now when at
+// is zero), removes it from its project's index and announces the change.
+// Revoking a tombstone returns it unchanged, but removes and announces it
+// again, so retrying a Revoke that failed half-way completes it. An error
+// matching auth.ErrUnavailable after the record changed (failed removal or
+// announcement) means: retry.
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error) {
+	if !auth.ValidID(id) {
+		return nil, notFound(id)
+	}
+	if at.IsZero() {
+		at = s.now()
+	}
+	rctx, cancel := s.bound(ctx)
+	reply, err := revokeScript.Run(rctx, s.client, []string{s.tokenKey(id)},
+		at.UnixMilli(), s.retention.Milliseconds()).StringSlice()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return nil, notFound(id)
+	}
+	if err != nil {
+		return nil, s.unavailable("revoke "+id, err)
+	}
+	if len(reply)%2 != 0 {
+		return nil, fmt.Errorf("redisstore: revoke %s: odd number of fields in reply", id)
+	}
+	fields := make(map[string]string, len(reply)/2)
+	for i := 0; i < len(reply); i += 2 {
+		fields[reply[i]] = reply[i+1]
+	}
+	t, err := decode(id, fields)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: revoke %s: %w", id, err)
+	}
+
+	rctx, cancel = s.bound(ctx)
+	err = s.client.ZRem(rctx, s.projectKey(t.ProjectID), id).Err()
+	cancel()
+	if err != nil {
+		return nil, s.unavailable(fmt.Sprintf("revoke %s: revoked but not removed from the index of project %d", id, t.ProjectID), err)
+	}
+	if err := s.publish(ctx, id); err != nil {
+		return nil, fmt.Errorf("redisstore: revoke %s: revoked but not announced: %w", id, err)
+	}
+	return t, nil
+}
+
+// publish announces a change of id to every watcher.
+func (s *Store) publish(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	msg := id + " " + strconv.FormatInt(s.now().UnixNano(), 10)
+	if err := s.client.Publish(ctx, s.channel, msg).Err(); err != nil {
+		return s.unavailable("publish "+id, err)
+	}
+	return nil
+}
+
+// Close stops every Watch. It does not close the client, which the caller
+// owns; Get, Create, List and Revoke keep working as long as it is open.
+func (s *Store) Close() error {
+	s.cancel()
+	return nil
+}
+
+// encode returns the hash fields of t as field/value pairs.
+func encode(t *auth.Token) []any {
+	f := []any{
+		"project", strconv.FormatInt(t.ProjectID, 10),
+		"name", t.Name,
+		"role", t.Role.String(),
+		"status", t.Status.String(),
+		"created", strconv.FormatInt(t.CreatedAt.UnixMilli(), 10),
+	}
+	if !t.ExpiresAt.IsZero() {
+		f = append(f, "expires", strconv.FormatInt(t.ExpiresAt.UnixMilli(), 10))
+	}
+	if t.Revoked() {
+		f = append(f, "revoked", strconv.FormatInt(t.RevokedAt.UnixMilli(), 10))
+	} else {
+		f = append(f, "hash", fmt.Sprintf("%x", t.SecretHash[:]), "pepper", t.PepperID)
+	}
+	return f
+}
+
+// decode parses the hash fields of the record of id.
+func decode(id string, f map[string]string) (*auth.Token, error) {
+	var errs []error
+	t := &auth.Token{ID: id, Name: f["name"], PepperID: f["pepper"]}
+	var err error
+	if t.ProjectID, err = strconv.ParseInt(f["project"], 10, 64); err != nil {
+		errs = append(errs, fmt.Errorf("project: %w", err))
+	}
+	if t.Role, err = auth.ParseRole(f["role"]); err != nil {
+		errs = append(errs, err)
+	}
+	if t.Status, err = auth.ParseStatus(f["status"]); err != nil {
+		errs = append(errs, err)
+	}
+	for _, tf := range []struct {
+		name     string
+		dst      *time.Time
+		required bool
+	}{
+		{"created", &t.CreatedAt, true},
+		{"expires", &t.ExpiresAt, false},
+		{"revoked", &t.RevokedAt, false},
+	} {
+		v, ok := f[tf.name]
+		if !ok {
+			if tf.required {
+				errs = append(errs, fmt.Errorf("%s: missing", tf.name))
+			}
+			continue
+		}
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: not Unix milliseconds", tf.name))
+			continue
+		}
+		*tf.dst = time.UnixMilli(ms).UTC()
+	}
+	if h, ok := f["hash"]; ok {
+		if t.SecretHash, err = auth.ParseHash(h); err != nil {
+			errs = append(errs, err)
+		}
+	} else if !t.Revoked() {
+		errs = append(errs, errors.New("secret hash: missing"))
+	}
+	if len(errs) == 0 {
+		if err := t.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("redisstore: record %s is corrupt: %s", id, oneLine(errors.Join(errs...)))
+	}
+	return t, nil
+}
+
+// oneLine renders a joined error on one line.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

@@ -1,0 +1,178 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// Bounds of the pause between attempts to reach Redis while the
+// subscription is down.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// Watch subscribes to the store's channel and calls fn, from one goroutine,
+// for every announced change until ctx is done or the Store is closed.
+//
+// fn gets EventResync each time the subscription is established: first
+// when watching starts, then after every outage. When the subscription
+// breaks (or cannot be made at the start), fn gets one EventDisconnected,
+// whose Err matches auth.ErrUnavailable, and Watch keeps reconnecting with
+// a backoff of 50ms doubling up to 1s.
+//
+// How a break is noticed: go-redis's PubSub reconnects and re-subscribes by
+// itself on the Receive after a connection error, and the server's reply to
+// that SUBSCRIBE surfaces from Receive as a *redis.Subscription, which is
+// what turns into EventResync. A connection that silently stops answering
+// (a hung server, a partition) gives no error, so after a quiet
+// pingInterval Watch sends a PING; if the reply does not come within
+// another pingInterval, the connection is taken as dead and a fresh PubSub
+// replaces it.
+//
+// Watch returns ctx.Err() when ctx is done and ErrClosed when the Store is
+// closed.
+func (s *Store) Watch(ctx context.Context, fn func(auth.Event)) error {
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	w := &watcher{s: s, fn: fn, backoff: minBackoff}
+	for wctx.Err() == nil {
+		w.session(wctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// watcher is the state of one Watch call.
+type watcher struct {
+	s       *Store
+	fn      func(auth.Event)
+	down    bool // EventDisconnected was sent and no EventResync since
+	backoff time.Duration
+}
+
+// session receives from one PubSub until ctx is done or the connection is
+// found dead.
+func (w *watcher) session(ctx context.Context) {
+	s := w.s
+	// Subscribe's error is not returned: when it fails, the next Receive
+	// reconnects and re-subscribes, or reports why it cannot.
+	ps := s.client.Subscribe(ctx, s.channel)
+	defer ps.Close()
+	// Receive does not watch ctx; closing the PubSub interrupts it.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+
+	pinged := false // a PING is awaiting its reply
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, s.pingInterval)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if isTimeout(err) {
+				if !pinged {
+					pinged = true
+					if err = ps.Ping(ctx); err == nil {
+						continue
+					}
+				} else {
+					w.outage(ctx, fmt.Errorf("no reply to PING within %s", s.pingInterval))
+					return // a fresh PubSub gets a fresh connection
+				}
+			}
+			pinged = false
+			w.outage(ctx, err)
+			continue
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == s.channel {
+				w.resync()
+			}
+		case *redis.Message:
+			w.message(m.Payload)
+		case *redis.Pong:
+			// The connection is alive.
+		}
+	}
+}
+
+// outage reports the first error of an outage and pauses before the next
+// attempt.
+func (w *watcher) outage(ctx context.Context, err error) {
+	if !w.down {
+		w.down = true
+		w.s.log.Warn("redisstore: change announcements are down", "channel", w.s.channel, "err", err)
+		w.fn(auth.Event{
+			Kind: auth.EventDisconnected,
+			Err:  fmt.Errorf("redisstore: watching %s: %w: %w", w.s.channel, auth.ErrUnavailable, err),
+		})
+	}
+	t := time.NewTimer(w.backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	w.backoff = min(2*w.backoff, maxBackoff)
+}
+
+// resync reports a (re)established subscription.
+func (w *watcher) resync() {
+	if w.down {
+		w.s.log.Info("redisstore: change announcements are back", "channel", w.s.channel)
+	}
+	w.down = false
+	w.backoff = minBackoff
+	w.fn(auth.Event{Kind: auth.EventResync})
+}
+
+// message reports one announcement. One that cannot be read may still stand
+// for a change, so it is reported as EventResync.
+func (w *watcher) message(payload string) {
+	id, at, ok := parseMessage(payload)
+	if !ok {
+		w.s.log.Warn("redisstore: unreadable announcement; resyncing", "channel", w.s.channel, "payload_len", len(payload))
+		w.fn(auth.Event{Kind: auth.EventResync})
+		return
+	}
+	w.fn(auth.Event{Kind: auth.EventChanged, ID: id, At: at})
+}
+
+// parseMessage reads "<id> <unix nanoseconds>". The time is optional: a
+// missing or unreadable one leaves at zero.
+func parseMessage(payload string) (id string, at time.Time, ok bool) {
+	id, rest, _ := strings.Cut(strings.TrimSpace(payload), " ")
+	if !auth.ValidID(id) {
+		return "", time.Time{}, false
+	}
+	if ns, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil && ns > 0 {
+		at = time.Unix(0, ns)
+	}
+	return id, at, true
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

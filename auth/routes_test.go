@@ -1,0 +1,299 @@
+package auth
+
+import (
+	"strings"
+	"testing"
+)
+
+type matchCase struct {
+	method, path string
+	perm         Permission
+	pattern      string
+	code         Code
+}
+
+var matchCases = []matchCase{
+	// Plain routes, versions and letter case.
+	{"GET", "/v2/Instance", PermComputeRead, "/v2/Instance", OK},
+	{"POST", "/v2/Instance", PermComputeWrite, "/v2/Instance", OK},
+	{"GET", "/v1/Instance", PermComputeRead, "/v2/Instance", OK},
+	{"GET", "/V2/INSTANCE", PermComputeRead, "/v2/Instance", OK},
+	{"GET", "/v2/instance", PermComputeRead, "/v2/Instance", OK},
+	{"GET", "/v3/Instance", PermNone, "", CodeUnknownRoute},
+	{"GET", "/Instance", PermNone, "", CodeUnknownRoute},
+	{"GET", "/v2", PermNone, "", CodeUnknownRoute},
+	{"GET", "/v2/", PermNone, "", CodeUnknownRoute},
+	{"GET", "/", PermNone, "", CodeUnknownRoute},
+
+	// Every permission group.
+	{"GET", "/v2/Invoice", PermBillingRead, "/v2/Invoice", OK},
+	{"GET", "/v2/Invoice/INV-1", PermBillingRead, "/v2/Invoice/{invoiceId}", OK},
+	{"GET", "/v2/Usage", PermBillingRead, "/v2/Usage", OK},
+	{"GET", "/v2/Usage/17", PermBillingRead, "/v2/Usage/{serviceId}", OK},
+	{"GET", "/v2/Image", PermComputeRead, "/v2/Image", OK},
+	{"POST", "/v2/Metal/9/Reinstall", PermComputeWrite, "/v2/Metal/{id}/Reinstall", OK},
+	{"PUT", "/v2/Network", PermNetworkWrite, "/v2/Network", OK},
+	{"GET", "/v2/Network/abc", PermNetworkRead, "/v2/Network/{networkId}", OK},
+	{"DELETE", "/v2/Volume", PermStorageWrite, "/v2/Volume", OK},
+	{"PUT", "/v2/Volume/attach", PermStorageWrite, "/v2/Volume/attach", OK},
+	{"GET", "/v2/SshKey/5", PermSSHKeysRead, "/v2/SshKey/{id}", OK},
+	{"DELETE", "/v2/sshkey/5", PermSSHKeysWrite, "/v2/SshKey/{id}", OK},
+	{"GET", "/v2/Region", PermCatalogRead, "/v2/Region", OK},
+	{"POST", "/v2/Price/Calculate", PermCatalogWrite, "/v2/Price/Calculate", OK},
+	{"GET", "/v2/Tags", PermTagsRead, "/v2/Tags", OK},
+	{"POST", "/v2/Tags/service", PermTagsWrite, "/v2/Tags/service", OK},
+	{"GET", "/v2/Search", PermSearchRead, "/v2/Search", OK},
+
+	// Parameters and literal-over-parameter precedence.
+	{"GET", "/v2/Metal/templates", PermComputeRead, "/v2/Metal/templates", OK},
+	{"GET", "/v2/metal/TEMPLATES", PermComputeRead, "/v2/Metal/templates", OK},
+	{"GET", "/v2/Metal/Availability", PermComputeRead, "/v2/Metal/Availability", OK},
+	{"GET", "/v2/Metal/templates2", PermComputeRead, "/v2/Metal/{id}", OK},
+	{"GET", "/v2/Metal/42", PermComputeRead, "/v2/Metal/{id}", OK},
+	{"GET", "/v2/Metal/42/Logs", PermComputeRead, "/v2/Metal/{id}/Logs", OK},
+	{"GET", "/v2/Metal/templates/Logs", PermComputeRead, "/v2/Metal/{id}/Logs", OK},
+	{"POST", "/v2/Metal/42/PowerCommand", PermComputeWrite, "/v2/Metal/{id}/PowerCommand", OK},
+	{"GET", "/v2/Instance/tiers", PermComputeRead, "/v2/Instance/tiers", OK},
+	// No DELETE route under the literal: the parameter route serves it.
+	{"DELETE", "/v2/Instance/tiers", PermComputeWrite, "/v2/Instance/{id}", OK},
+	{"GET", "/v2/Volume/list-attached", PermStorageRead, "/v2/Volume/list-attached", OK},
+	{"GET", "/v2/Volume/list-attachable", PermStorageRead, "/v2/Volume/list-attachable", OK},
+	{"GET", "/v2/Volume/12", PermNone, "", CodeUnknownRoute},
+	{"POST", "/v2/Instance/i-1/networks/attach", PermComputeWrite, "/v2/Instance/{instanceId}/networks/attach", OK},
+	{"GET", "/v2/Instance/i%20x", PermComputeRead, "/v2/Instance/{id}", OK},
+	{"GET", "/v2/Instance/%C3%A9", PermComputeRead, "/v2/Instance/{id}", OK},
+	{"GET", "/v2/Instance/a:b@c[1]", PermComputeRead, "/v2/Instance/{id}", OK},
+	{"GET", "/v2/Instance/1/2", PermNone, "", CodeUnknownRoute},
+	{"GET", "/v2/Metal/1/Logs/x", PermNone, "", CodeUnknownRoute},
+
+	// Methods.
+	{"HEAD", "/v2/Invoice", PermBillingRead, "/v2/Invoice", OK},
+	{"HEAD", "/v2/Metal/7", PermComputeRead, "/v2/Metal/{id}", OK},
+	{"HEAD", "/v2/Tags/service", PermNone, "", CodeUnknownRoute},
+	{"PATCH", "/v2/Instance", PermNone, "", CodeUnknownRoute},
+	{"DELETE", "/v2/Invoice", PermNone, "", CodeUnknownRoute},
+	{"get", "/v2/Instance", PermNone, "", CodeUnknownRoute},
+	{"", "/v2/Instance", PermNone, "", CodeUnknownRoute},
+	{"OPTIONS", "/v2/Instance", PermNone, "", CodeUnknownRoute},
+
+	// One trailing slash.
+	{"GET", "/v2/Instance/", PermComputeRead, "/v2/Instance", OK},
+	{"GET", "/v2/Metal/7/", PermComputeRead, "/v2/Metal/{id}", OK},
+	{"GET", "/v2/Instance//", PermNone, "", CodeInvalidPath},
+
+	// Non-canonical paths.
+	{"GET", "", PermNone, "", CodeInvalidPath},
+	{"GET", "v2/Instance", PermNone, "", CodeInvalidPath},
+	{"GET", "*", PermNone, "", CodeInvalidPath},
+	{"GET", "//v2/Instance", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2//Instance", PermNone, "", CodeInvalidPath},
+	{"GET", "//", PermNone, "", CodeInvalidPath},
+	{"GET", "/./v2/Instance", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/./Instance", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/.", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/..", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/../Invoice", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Invoice/../Instance/", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%2e%2e", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%2E", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/.%2E", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/1%2F..", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance%2f1", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/1%5C2", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/1%5c2", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/1%252F", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%25", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/%49nstance", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%41", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%7e", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%00", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%0A", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%7F", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%4", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%zz", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/%/", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2\\Instance", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance\\", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/1\x00", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/\t1", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/a b", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/\x7f", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/\xc3\xa9", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance?x=1", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance#x", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/{id}", PermNone, "", CodeInvalidPath},
+	{"GET", "/v2/Instance/\"1\"", PermNone, "", CodeInvalidPath},
+}
+
+func TestMatch(t *testing.T) {
+	table := DefaultRoutes()
+	for _, tc := range matchCases {
+		perm, pattern, code := table.Match(tc.method, tc.path)
+		if perm != tc.perm || pattern != tc.pattern || code != tc.code {
+			t.Errorf("Match(%q, %q) = %v, %q, %v; want %v, %q, %v",
+				tc.method, tc.path, perm, pattern, code, tc.perm, tc.pattern, tc.code)
+		}
+	}
+}
+
+// TestMatchEverySpecRoute checks that each generated route matches itself,
+// with parameters filled in, and needs the permission its resource and
+// method call for.
+func TestMatchEverySpecRoute(t *testing.T) {
+	groups := map[string]string{
+		"invoice": "billing", "usage": "billing",
+		"instance": "compute", "metal": "compute", "image": "compute",
+		"network": "network", "volume": "storage", "sshkey": "ssh_keys",
+		"region": "catalog", "price": "catalog", "tags": "tags", "search": "search",
+	}
+	table := DefaultRoutes()
+	if len(table.Routes()) != len(specRoutes) || len(specRoutes) == 0 {
+		t.Fatalf("Routes() has %d routes, specRoutes %d", len(table.Routes()), len(specRoutes))
+	}
+	for _, r := range specRoutes {
+		segs := strings.Split(r.Pattern, "/")
+		group, ok := groups[strings.ToLower(segs[2])]
+		if !ok {
+			t.Errorf("%s %s: resource %q has no group in this test", r.Method, r.Pattern, segs[2])
+			continue
+		}
+		access := "write"
+		if r.Method == "GET" {
+			access = "read"
+		}
+		for i, s := range segs {
+			if strings.HasPrefix(s, "{") {
+				segs[i] = "x1"
+			}
+		}
+		path := strings.Join(segs, "/")
+		for _, p := range []string{path, strings.Replace(path, "/v2/", "/v1/", 1), strings.ToUpper(path), path + "/"} {
+			perm, pattern, code := table.Match(r.Method, p)
+			if code != OK || pattern != r.Pattern || perm.String() != group+"."+access {
+				t.Errorf("Match(%q, %q) = %v, %q, %v; want %s.%s, %q, ok", r.Method, p, perm, pattern, code, group, access, r.Pattern)
+			}
+		}
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	ps := Permissions()
+	if len(ps) != 16 {
+		t.Fatalf("Permissions() has %d entries, want 16", len(ps))
+	}
+	seen := map[string]bool{}
+	for _, p := range ps {
+		s := p.String()
+		group, access, ok := strings.Cut(s, ".")
+		if !ok || group == "" || (access != "read" && access != "write") || seen[s] {
+			t.Errorf("bad or duplicate permission name %q", s)
+		}
+		seen[s] = true
+	}
+	for _, want := range []string{"billing.read", "compute.write", "ssh_keys.read", "catalog.write", "search.read"} {
+		if !seen[want] {
+			t.Errorf("no permission %q", want)
+		}
+	}
+	if PermNone.String() != "none" || Permission(200).String() != "invalid" {
+		t.Errorf("PermNone = %q, Permission(200) = %q", PermNone, Permission(200))
+	}
+}
+
+func TestRoleAllows(t *testing.T) {
+	for _, p := range append(Permissions(), PermNone, numPermissions, 255) {
+		valid := p != PermNone && p < numPermissions
+		if got := RoleOwner.Allows(p); got != valid {
+			t.Errorf("owner.Allows(%v) = %v, want %v", p, got, valid)
+		}
+		if got, want := RoleAccounting.Allows(p), p == PermBillingRead; got != want {
+			t.Errorf("accounting.Allows(%v) = %v, want %v", p, got, want)
+		}
+		if RoleInvalid.Allows(p) || Role(99).Allows(p) {
+			t.Errorf("an invalid role allows %v", p)
+		}
+	}
+}
+
+func TestNewRouteTableErrors(t *testing.T) {
+	for _, r := range []Route{
+		{"", "/v2/Instance"},
+		{"get", "/v2/Instance"},
+		{"GET", "v2/Instance"},
+		{"GET", "/v2/Instance/"},
+		{"GET", "/v2"},
+		{"GET", "/v3/Instance"},
+		{"GET", "/v2/Unknown"},
+		{"GET", "/v2/{x}"},
+		{"GET", "/v2/Instance/{}"},
+		{"GET", "/v2/Instance/{a}b"},
+		{"GET", "/v2/Instance/{a{b}}"},
+		{"GET", "/v2/Instance/a%20b"},
+		{"GET", "/v2/Instance/../x"},
+		{"GET", "/v2//Instance"},
+	} {
+		if _, err := NewRouteTable([]Route{r}); err == nil {
+			t.Errorf("NewRouteTable(%v) succeeded, want an error", r)
+		}
+	}
+	// Duplicates, also up to letter case and parameter names.
+	for _, pair := range [][2]Route{
+		{{"GET", "/v2/Instance"}, {"GET", "/v2/Instance"}},
+		{{"GET", "/v2/Instance"}, {"GET", "/v1/instance"}},
+		{{"GET", "/v2/Instance/{id}"}, {"GET", "/v2/Instance/{other}"}},
+	} {
+		if _, err := NewRouteTable(pair[:]); err == nil {
+			t.Errorf("NewRouteTable(%v) succeeded, want a conflict", pair)
+		}
+	}
+	table, err := NewRouteTable([]Route{{"HEAD", "/v1/Search"}, {"PATCH", "/v1/Search"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm, pattern, code := table.Match("HEAD", "/v2/search"); perm != PermSearchRead || pattern != "/v1/Search" || code != OK {
+		t.Errorf("HEAD route: %v %q %v", perm, pattern, code)
+	}
+	if perm, _, code := table.Match("PATCH", "/v1/Search"); perm != PermSearchWrite || code != OK {
+		t.Errorf("PATCH route: %v %v", perm, code)
+	}
+}
+
+func TestRoutesIsACopy(t *testing.T) {
+	table := DefaultRoutes()
+	rs := table.Routes()
+	rs[0].Pattern = "/changed"
+	if table.Routes()[0].Pattern == "/changed" {
+		t.Error("Routes exposes the table's slice")
+	}
+	if DefaultRoutes() != table {
+		t.Error("DefaultRoutes returns a new table on each call")
+	}
+}
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	table := DefaultRoutes()
+	for _, tc := range matchCases {
+		n := testing.AllocsPerRun(20, func() { table.Match(tc.method, tc.path) })
+		if n != 0 {
+			t.Errorf("Match(%q, %q) allocates %v times", tc.method, tc.path, n)
+		}
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	table := DefaultRoutes()
+	for _, bc := range []struct{ name, method, path string }{
+		{"short", "GET", "/v2/Instance"},
+		{"param", "POST", "/v2/Instance/12345/networks/attach"},
+		{"literal", "GET", "/v2/Metal/templates"},
+		{"invalid", "GET", "/v2/Instance/%2e%2e/Invoice"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				table.Match(bc.method, bc.path)
+			}
+		})
+	}
+}

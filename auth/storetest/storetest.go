@@ -1,0 +1,460 @@
+// Package storetest is the contract test suite of auth.Store, run against
+// every implementation, and helpers to build realistic token records for
+// other tests.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// Pepper is the fixed pepper of NewHasher. It is for tests only.
+var Pepper = []byte("storetest pepper: for tests only, never in production")
+
+// NewHasher returns a Hasher whose current pepper is Pepper.
+func NewHasher(tb testing.TB) *auth.Hasher {
+	tb.Helper()
+	h, err := auth.NewHasher(Pepper)
+	if err != nil {
+		tb.Fatalf("storetest: NewHasher: %v", err)
+	}
+	return h
+}
+
+// NewToken returns a fresh active record of project with role, created now
+// (at millisecond precision, the stores' resolution), with no expiry, its
+// secret hashed by NewHasher; and the credential that verifies against it.
+func NewToken(tb testing.TB, project int64, role auth.Role) (*auth.Token, string) {
+	tb.Helper()
+	id, cred, err := auth.NewCredential()
+	if err != nil {
+		tb.Fatalf("storetest: NewCredential: %v", err)
+	}
+	sum, pepperID := NewHasher(tb).Hash(cred)
+	return &auth.Token{
+		ID:         id,
+		ProjectID:  project,
+		Name:       "token " + id[len(auth.IDPrefix):len(auth.IDPrefix)+4],
+		Role:       role,
+		Status:     auth.StatusActive,
+		CreatedAt:  time.Now().UTC().Truncate(time.Millisecond),
+		SecretHash: sum,
+		PepperID:   pepperID,
+	}, cred
+}
+
+// waitTimeout bounds every wait for a Watch event or a goroutine. It is
+// generous: it only decides how long a broken implementation hangs.
+const waitTimeout = 10 * time.Second
+
+// Run runs the auth.Store contract against the stores open returns. Every
+// subtest opens a fresh, empty store and closes it when the subtest ends, so
+// open must not close it itself.
+//
+// Beyond the interface's documentation, the contract pins down:
+//   - times are kept at millisecond precision;
+//   - List of a project without live tokens returns an empty, non-nil slice;
+//   - Revoke keeps every field of the record but the secret hash and pepper
+//     id, which are zeroed, and sets RevokedAt (to the given time);
+//   - Create of a revoked id fails with ErrExists while the tombstone lives.
+func Run(t *testing.T, open func(t *testing.T) auth.Store) {
+	fresh := func(t *testing.T) auth.Store {
+		t.Helper()
+		s := open(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
+	t.Run("CreateGet", func(t *testing.T) { testCreateGet(t, fresh(t)) })
+	t.Run("CreateDuplicate", func(t *testing.T) { testCreateDuplicate(t, fresh(t)) })
+	t.Run("CreateInvalid", func(t *testing.T) { testCreateInvalid(t, fresh(t)) })
+	t.Run("GetUnknown", func(t *testing.T) { testGetUnknown(t, fresh(t)) })
+	t.Run("List", func(t *testing.T) { testList(t, fresh(t)) })
+	t.Run("ListEmpty", func(t *testing.T) { testListEmpty(t, fresh(t)) })
+	t.Run("Revoke", func(t *testing.T) { testRevoke(t, fresh(t)) })
+	t.Run("RevokeUnknown", func(t *testing.T) { testRevokeUnknown(t, fresh(t)) })
+	t.Run("Watch", func(t *testing.T) { testWatch(t, fresh(t)) })
+	t.Run("ConcurrentCreate", func(t *testing.T) { testConcurrentCreate(t, fresh(t)) })
+}
+
+func testCreateGet(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	created := time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
+
+	// Every field set, expiry included; times carry sub-millisecond parts.
+	full, _ := NewToken(t, 42, auth.RoleAccounting)
+	full.Name = "CI deploys — ünïcode"
+	full.Status = auth.StatusInactive
+	full.CreatedAt = created
+	full.ExpiresAt = created.Add(90 * 24 * time.Hour).Add(987654 * time.Nanosecond)
+
+	// No expiry, empty name.
+	bare, _ := NewToken(t, 42, auth.RoleOwner)
+	bare.Name = ""
+	bare.CreatedAt = created.In(time.FixedZone("UTC+3", 3*3600))
+
+	for _, want := range []*auth.Token{full, bare} {
+		in := *want
+		if err := s.Create(ctx, &in); err != nil {
+			t.Fatalf("Create(%s): %v", want.ID, err)
+		}
+		in.Name = "changed after Create" // the store must have copied it
+		got, err := s.Get(ctx, want.ID)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", want.ID, err)
+		}
+		AssertEqual(t, got, want)
+		if got.Revoked() {
+			t.Errorf("Get(%s).Revoked() = true for a live token", want.ID)
+		}
+	}
+}
+
+func testCreateDuplicate(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 1, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	dup, _ := NewToken(t, 2, auth.RoleAccounting)
+	dup.ID = tok.ID
+	if err := s.Create(ctx, dup); !errors.Is(err, auth.ErrExists) {
+		t.Fatalf("second Create of %s: %v, want ErrExists", tok.ID, err)
+	}
+	got, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	AssertEqual(t, got, tok) // the first record is untouched
+	if l := list(t, s, 2); len(l) != 0 {
+		t.Errorf("the refused duplicate is listed in project 2: %v", ids(l))
+	}
+}
+
+func testCreateInvalid(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 1, auth.RoleOwner)
+	bad := *tok
+	bad.Role = auth.RoleInvalid
+	err := s.Create(ctx, &bad)
+	if err == nil {
+		t.Fatal("Create of a record without a role succeeded")
+	}
+	if errors.Is(err, auth.ErrExists) || errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Create of an invalid record: %v, want a validation error", err)
+	}
+	if _, err := s.Get(ctx, tok.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("Get after a refused Create: %v, want ErrNotFound", err)
+	}
+}
+
+func testGetUnknown(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 1, auth.RoleOwner)
+	for _, id := range []string{tok.ID, "", "nonsense", "tsw_"} {
+		got, err := s.Get(ctx, id)
+		if !errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("Get(%q) = %v, %v; want ErrNotFound", id, got, err)
+		}
+		if errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("Get(%q): %v also matches ErrUnavailable", id, err)
+		}
+	}
+}
+
+func testList(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(project int64, created time.Time) *auth.Token {
+		tok, _ := NewToken(t, project, auth.RoleOwner)
+		tok.CreatedAt = created
+		return tok
+	}
+	oldest := mk(7, base.Add(-time.Hour))
+	tieA, tieB := mk(7, base), mk(7, base)
+	if tieB.ID < tieA.ID {
+		tieA, tieB = tieB, tieA
+	}
+	newest := mk(7, base.Add(time.Hour))
+	revoked := mk(7, base.Add(-2*time.Hour))
+	other := mk(8, base)
+
+	// Created out of order.
+	for _, tok := range []*auth.Token{newest, tieB, other, revoked, oldest, tieA} {
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	if _, err := s.Revoke(ctx, revoked.ID, base); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+
+	got := list(t, s, 7)
+	want := []*auth.Token{oldest, tieA, tieB, newest}
+	if len(got) != len(want) {
+		t.Fatalf("List(7) = %v, want %v", ids(got), ids(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID {
+			t.Fatalf("List(7) = %v, want %v (oldest first, ties by id)", ids(got), ids(want))
+		}
+		AssertEqual(t, got[i], want[i])
+	}
+	if got := list(t, s, 8); len(got) != 1 || got[0].ID != other.ID {
+		t.Errorf("List(8) = %v, want [%s]", ids(got), other.ID)
+	}
+}
+
+func testListEmpty(t *testing.T, s auth.Store) {
+	got, err := s.List(context.Background(), 99)
+	if err != nil {
+		t.Fatalf("List of an empty project: %v", err)
+	}
+	if got == nil || len(got) != 0 {
+		t.Fatalf("List of an empty project = %#v, want an empty non-nil slice", got)
+	}
+}
+
+func testRevoke(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 5, auth.RoleAccounting)
+	tok.ExpiresAt = tok.CreatedAt.Add(time.Hour)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	at := time.Now().Add(time.Minute).Round(0)
+
+	want := *tok
+	want.RevokedAt = at
+	want.SecretHash = [32]byte{}
+	want.PepperID = ""
+
+	got, err := s.Revoke(ctx, tok.ID, at)
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if !got.Revoked() {
+		t.Fatalf("Revoke returned a live record: %+v", got)
+	}
+	AssertEqual(t, got, &want)
+
+	got, err = s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get of the tombstone: %v", err)
+	}
+	AssertEqual(t, got, &want)
+
+	if l := list(t, s, 5); len(l) != 0 {
+		t.Errorf("List after Revoke = %v, want none", ids(l))
+	}
+
+	// Revoking again returns the tombstone unchanged.
+	got, err = s.Revoke(ctx, tok.ID, at.Add(time.Hour))
+	if err != nil {
+		t.Fatalf("second Revoke: %v", err)
+	}
+	AssertEqual(t, got, &want)
+
+	// The id stays taken.
+	again, _ := NewToken(t, 5, auth.RoleOwner)
+	again.ID = tok.ID
+	if err := s.Create(ctx, again); !errors.Is(err, auth.ErrExists) {
+		t.Errorf("Create of a revoked id: %v, want ErrExists", err)
+	}
+}
+
+func testRevokeUnknown(t *testing.T, s auth.Store) {
+	tok, _ := NewToken(t, 1, auth.RoleOwner)
+	got, err := s.Revoke(context.Background(), tok.ID, time.Now())
+	if !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("Revoke of an unknown id = %v, %v; want ErrNotFound", got, err)
+	}
+}
+
+func testWatch(t *testing.T, s auth.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan auth.Event, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Watch(ctx, func(ev auth.Event) { events <- ev })
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
+
+	if ev := Await(t, events, "the first event"); ev.Kind != auth.EventResync {
+		t.Fatalf("first event = %+v, want EventResync", ev)
+	}
+
+	tok, _ := NewToken(t, 3, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	AwaitChanged(t, events, tok.ID)
+
+	if _, err := s.Revoke(ctx, tok.ID, time.Now()); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	AwaitChanged(t, events, tok.ID)
+
+	cancel()
+	stopped = true
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Watch returned %v after cancel, want context.Canceled", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Watch did not return after its context was canceled")
+	}
+}
+
+func testConcurrentCreate(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	const n = 32
+	toks := make([]*auth.Token, n)
+	for i := range toks {
+		toks[i], _ = NewToken(t, 11, auth.RoleOwner)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, tok := range toks {
+		wg.Go(func() {
+			if err := s.Create(ctx, tok); err != nil {
+				errs <- fmt.Errorf("Create(%s): %w", tok.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	got := list(t, s, 11)
+	if len(got) != n {
+		t.Fatalf("List after %d concurrent creates has %d tokens", n, len(got))
+	}
+	seen := make(map[string]bool, n)
+	for i, tok := range got {
+		seen[tok.ID] = true
+		if i > 0 && !before(got[i-1], tok) {
+			t.Errorf("List is out of order at %d: %s (%v) then %s (%v)",
+				i, got[i-1].ID, got[i-1].CreatedAt, tok.ID, tok.CreatedAt)
+		}
+	}
+	for _, tok := range toks {
+		if !seen[tok.ID] {
+			t.Errorf("%s is not listed", tok.ID)
+		}
+	}
+}
+
+// Await returns the next event from events, failing the test if none comes
+// within a generous timeout.
+func Await(tb testing.TB, events <-chan auth.Event, what string) auth.Event {
+	tb.Helper()
+	select {
+	case ev := <-events:
+		return ev
+	case <-time.After(waitTimeout):
+		tb.Fatalf("timed out waiting for %s", what)
+		return auth.Event{}
+	}
+}
+
+// AwaitChanged waits for an EventChanged about id, skipping EventResync
+// events (which a store may send at any time); any other event fails the
+// test.
+func AwaitChanged(tb testing.TB, events <-chan auth.Event, id string) auth.Event {
+	tb.Helper()
+	for {
+		ev := Await(tb, events, "EventChanged for "+id)
+		switch {
+		case ev.Kind == auth.EventResync:
+			continue
+		case ev.Kind == auth.EventChanged && ev.ID == id:
+			return ev
+		}
+		tb.Fatalf("waiting for EventChanged for %s, got %+v", id, ev)
+	}
+}
+
+// AssertEqual fails the test unless got and want hold the same record, times
+// compared at millisecond precision.
+func AssertEqual(tb testing.TB, got, want *auth.Token) {
+	tb.Helper()
+	ms := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixMilli()
+	}
+	switch {
+	case got == nil:
+		tb.Errorf("got no record, want %s", want.ID)
+	case got.ID != want.ID,
+		got.ProjectID != want.ProjectID,
+		got.Name != want.Name,
+		got.Role != want.Role,
+		got.Status != want.Status,
+		ms(got.CreatedAt) != ms(want.CreatedAt),
+		got.CreatedAt.IsZero() != want.CreatedAt.IsZero(),
+		ms(got.ExpiresAt) != ms(want.ExpiresAt),
+		got.ExpiresAt.IsZero() != want.ExpiresAt.IsZero(),
+		ms(got.RevokedAt) != ms(want.RevokedAt),
+		got.RevokedAt.IsZero() != want.RevokedAt.IsZero(),
+		got.SecretHash != want.SecretHash,
+		got.PepperID != want.PepperID:
+		tb.Errorf("record differs:\n got %s\nwant %s", format(got), format(want))
+	}
+}
+
+func format(t *auth.Token) string {
+	f := func(tm time.Time) string {
+		if tm.IsZero() {
+			return "-"
+		}
+		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
+	}
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s hash %x pepper %q}",
+		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt), t.SecretHash[:4], t.PepperID)
+}
+
+func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {
+	tb.Helper()
+	l, err := s.List(context.Background(), project)
+	if err != nil {
+		tb.Fatalf("List(%d): %v", project, err)
+	}
+	return l
+}
+
+func ids(l []*auth.Token) []string {
+	out := make([]string, len(l))
+	for i, t := range l {
+		out[i] = t.ID
+	}
+	return out
+}
+
+// before reports whether a sorts before b in List order.
+func before(a, b *auth.Token) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	return a.ID < b.ID
+}

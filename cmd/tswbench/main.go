@@ -1,0 +1,701 @@
+// Command tswbench measures, in one run on loopback, the throughput and
+// latency of three targets serving the same request:
+//
+//  1. direct: a stand-in TeraSwitch upstream answering ~300 bytes of JSON;
+//  2. bare: a plain net/http/httputil.ReverseProxy in front of it (the fair
+//     baseline: Rewrite with SetURL, a pooled keep-alive transport and a
+//     buffer pool);
+//  3. tswgate: the gateway in front of the same upstream, every request
+//     carrying a cached Owner token for project 42.
+//
+// The servers run pinned to CPU 0 and the load generator (wrk, or a
+// built-in Go closed-loop generator) to CPU 1. Rounds are interleaved
+// (direct, bare, tswgate, direct, ...) and the report gives the medians as
+// a Markdown table, with the tswgate/bare and bare/direct ratios.
+//
+// Usage, from the repository root:
+//
+//	go run ./cmd/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-out FILE] [-quick] [-tswgate BIN]
+//
+// The Markdown goes to stdout (and to -out); progress goes to stderr. The
+// exit status is 1 when the benchmark failed or saw errors, 2 for a usage
+// mistake.
+//
+// The subcommands upstream, bareproxy and load are tswbench's own child
+// processes, not meant to be run by hand.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The request every target serves.
+const (
+	benchPath      = "/v2/Instance?ProjectId=42"
+	benchProjectID = 42
+)
+
+// CPUs the servers and the load generator are pinned to.
+const (
+	serverCPU = 0
+	loadCPU   = 1
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		var err error
+		switch os.Args[1] {
+		case "upstream":
+			err = runUpstream(os.Args[2:])
+		case "bareproxy":
+			err = runBareProxy(os.Args[2:])
+		case "load":
+			err = runLoadCommand(os.Args[2:])
+		default:
+			os.Exit(runBench(os.Args[1:], os.Stdout, os.Stderr))
+		}
+		if err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				os.Exit(2)
+			}
+			fmt.Fprintf(os.Stderr, "tswbench %s: %v\n", os.Args[1], err)
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(runBench(nil, os.Stdout, os.Stderr))
+}
+
+// options are tswbench's flags.
+type options struct {
+	Duration time.Duration
+	Rounds   int
+	Conns    int
+	Out      string
+	Gen      string
+	Quick    bool
+	Gateway  string // prebuilt tswgate binary; empty means build ./cmd/tswgate
+}
+
+// parseFlags parses tswbench's command line.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("tswbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./cmd/tswbench [flags]\n\n"+
+			"Measures the direct upstream, a bare httputil.ReverseProxy and tswgate on loopback,\n"+
+			"and prints the medians as Markdown.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.DurationVar(&o.Duration, "d", 10*time.Second, "`duration` of each measured run (whole seconds)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved `rounds` over the three targets")
+	fs.IntVar(&o.Conns, "c", 64, "concurrent keep-alive `connections`")
+	fs.StringVar(&o.Out, "out", "", "also write the Markdown result to `file`")
+	fs.StringVar(&o.Gen, "gen", "auto", "load generator: wrk, go, or auto (wrk, installing it when root, else go)")
+	fs.BoolVar(&o.Quick, "quick", false, "smoke test: -d 2s -rounds 1 unless given")
+	fs.StringVar(&o.Gateway, "tswgate", "", "use this prebuilt tswgate `binary` instead of building ./cmd/tswgate")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if o.Quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["d"] {
+			o.Duration = 2 * time.Second
+		}
+		if !set["rounds"] {
+			o.Rounds = 1
+		}
+	}
+	switch {
+	case o.Duration < time.Second || o.Duration > 10*time.Minute || o.Duration%time.Second != 0:
+		return o, fmt.Errorf("-d %v: want whole seconds from 1s to 10m", o.Duration)
+	case o.Rounds < 1 || o.Rounds > 20:
+		return o, fmt.Errorf("-rounds %d: want 1 to 20", o.Rounds)
+	case o.Conns < 1 || o.Conns > 4096:
+		return o, fmt.Errorf("-c %d: want 1 to 4096", o.Conns)
+	case o.Gen != "auto" && o.Gen != "wrk" && o.Gen != "go":
+		return o, fmt.Errorf("-gen %q: want wrk, go or auto", o.Gen)
+	}
+	return o, nil
+}
+
+// commandLine renders the flags as a go run command line.
+func (o options) commandLine() string {
+	s := fmt.Sprintf("go run ./cmd/tswbench -d %v -rounds %d -c %d -gen %s", o.Duration, o.Rounds, o.Conns, o.Gen)
+	if o.Out != "" {
+		s += " -out " + shellJoin([]string{o.Out})
+	}
+	if o.Gateway != "" {
+		s += " -tswgate " + shellJoin([]string{o.Gateway})
+	}
+	return s
+}
+
+// runBench is tswbench without the process: it returns the exit status.
+func runBench(args []string, stdout, stderr io.Writer) (code int) {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "tswbench: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+
+	b := &bench{opts: o, log: stderr}
+	defer func() {
+		// Children die with us on every path: return, error, panic.
+		if b.procs != nil {
+			b.procs.stopAll(3 * time.Second)
+		}
+		if b.tmp != "" {
+			os.RemoveAll(b.tmp)
+		}
+		if r := recover(); r != nil {
+			panic(r)
+		}
+	}()
+	rep, err := b.run(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "tswbench: interrupted; stopping the servers")
+			return 1
+		}
+		fmt.Fprintf(stderr, "tswbench: %v\n", err)
+		return 1
+	}
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	if o.Out != "" {
+		if err := os.WriteFile(o.Out, []byte(md), 0o644); err != nil {
+			fmt.Fprintf(stderr, "tswbench: -out: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "tswbench: wrote %s\n", o.Out)
+	}
+	if rep.hasErrors() {
+		fmt.Fprintln(stderr, "tswbench: the run saw errors or non-2xx responses; see the table")
+		return 1
+	}
+	return 0
+}
+
+// bench is one benchmark run.
+type bench struct {
+	opts  options
+	log   io.Writer
+	tmp   string
+	procs *procs
+	self  string // this executable, re-run for the child subcommands
+
+	wrk       string // wrk's path, when it is the generator
+	generator string // the generator's description
+	notes     []string
+}
+
+// target is one server under load.
+type target struct {
+	name string
+	url  string
+}
+
+// logf prints progress on stderr.
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "tswbench: "+format+"\n", args...)
+}
+
+// run sets everything up, measures, and returns the report.
+func (b *bench) run(ctx context.Context) (*report, error) {
+	o := b.opts
+	var err error
+	if b.self, err = os.Executable(); err != nil {
+		return nil, fmt.Errorf("cannot find my own executable to start the servers: %w", err)
+	}
+	if b.tmp, err = os.MkdirTemp("", "tswbench-"); err != nil {
+		return nil, err
+	}
+	b.logf("measuring how busy the CPUs are before starting (1s)")
+	facts := machineFacts()
+	facts.Busy = measureBusy(time.Second)
+	if facts.Busy > busyWarn {
+		b.logf("warning: the CPUs are %.0f%% busy with other work; the results will be disturbed", 100*facts.Busy)
+	}
+	pin := runtime.NumCPU() >= 2
+	if !pin {
+		b.notes = append(b.notes, "Only one CPU: servers and load generator share it, so the numbers understate every target.")
+	}
+	if b.procs, err = newProcs(pin, b.tmp); err != nil {
+		return nil, err
+	}
+
+	// Build tswgate first: it is the likeliest step to fail.
+	gateBin := o.Gateway
+	if gateBin == "" {
+		root, err := moduleRoot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		gateBin = filepath.Join(b.tmp, "tswgate")
+		b.logf("building tswgate (go build -o %s ./cmd/tswgate)", gateBin)
+		if err := goBuild(ctx, root, gateBin, "./cmd/tswgate"); err != nil {
+			return nil, err
+		}
+	} else if gateBin, err = filepath.Abs(gateBin); err != nil {
+		return nil, err
+	}
+	if err := b.chooseGenerator(ctx); err != nil {
+		return nil, err
+	}
+
+	// Servers, all on CPU 0.
+	up, err := b.procs.startServer("upstream", serverCPU, nil, b.self, "upstream", "-addr", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	upAddr, err := up.waitListening(ctx, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	upURL := "http://" + upAddr
+	bare, err := b.procs.startServer("bareproxy", serverCPU, nil, b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL)
+	if err != nil {
+		return nil, err
+	}
+	bareAddr, err := bare.waitListening(ctx, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	gate, gateAddr, metricsAddr, token, err := b.startGateway(ctx, gateBin, upURL)
+	if err != nil {
+		return nil, err
+	}
+	header := "Authorization: Bearer " + token
+	servers := []*child{up, bare, gate}
+	targets := []target{
+		{"direct upstream", upURL + benchPath},
+		{"bare httputil.ReverseProxy", "http://" + bareAddr + benchPath},
+		{"tswgate (cached Owner token)", "http://" + gateAddr + benchPath},
+	}
+
+	// Check every target answers 200 (this also fills tswgate's cache),
+	// then one unmeasured second of load each.
+	for _, t := range targets {
+		if err := checkTarget(ctx, t, token); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkRefuses(ctx, targets[2]); err != nil {
+		return nil, err
+	}
+	b.logf("warming up (1s per target)")
+	for _, t := range targets {
+		if _, err := b.load(ctx, t, time.Second, header); err != nil {
+			return nil, fmt.Errorf("warm-up of %s: %w", t.name, err)
+		}
+	}
+
+	results := make([][]loadResult, len(targets))
+	for r := 0; r < o.Rounds; r++ {
+		for i, t := range targets {
+			b.logf("round %d/%d: %s for %v", r+1, o.Rounds, t.name, o.Duration)
+			res, err := b.load(ctx, t, o.Duration, header)
+			if err != nil {
+				return nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			b.logf("  %s req/s, p50 %s, p99 %s, non-2xx %d, errors %d",
+				formatRPS(res.RPS), formatLatency(res.P50), formatLatency(res.P99), res.Non2xx, res.Errors)
+			results[i] = append(results[i], res)
+			for _, s := range servers {
+				if gone, why := s.exited(); gone {
+					return nil, errors.New(why)
+				}
+			}
+		}
+	}
+
+	if note := cacheNote(ctx, "http://"+metricsAddr+"/metrics"); note != "" {
+		b.notes = append(b.notes, note)
+	}
+
+	redacted := "Authorization: Bearer <token>"
+	rep := &report{
+		Command:   o.commandLine(),
+		Generator: b.generator,
+		LoadCmd:   shellJoin(b.displayArgs(b.procs.command(loadCPU, b.loadArgs(targets[2], o.Duration, redacted)))),
+		Conns:     o.Conns,
+		Duration:  o.Duration,
+		Rounds:    o.Rounds,
+		Pinned:    pin,
+		Facts:     facts,
+		BodyBytes: len(upstreamBody),
+		Direct:    summarize(targets[0].name, results[0]),
+		Bare:      summarize(targets[1].name, results[1]),
+		Gate:      summarize(targets[2].name, results[2]),
+		Notes:     b.notes,
+	}
+	return rep, nil
+}
+
+// displayArgs shortens the paths of tswbench, taskset and wrk in argv to
+// their names, for the report.
+func (b *bench) displayArgs(argv []string) []string {
+	out := slices.Clone(argv)
+	for i, a := range out {
+		switch a {
+		case b.self:
+			out[i] = "tswbench"
+		case b.procs.taskset, b.wrk:
+			out[i] = filepath.Base(a)
+		}
+	}
+	return out
+}
+
+// chooseGenerator settles -gen: wrk when asked for or available (auto
+// installs it when root), else the built-in Go generator.
+func (b *bench) chooseGenerator(ctx context.Context) error {
+	const goGen = "built-in Go closed-loop generator (net/http, one keep-alive connection per worker)"
+	switch b.opts.Gen {
+	case "go":
+		b.generator = goGen
+		return nil
+	case "wrk":
+		p, err := findWrk(ctx, false, b.log)
+		if err != nil {
+			return fmt.Errorf("-gen wrk: %w", err)
+		}
+		b.wrk = p
+	default:
+		p, err := findWrk(ctx, true, b.log)
+		if err != nil {
+			b.logf("%v; using the built-in Go generator", err)
+			b.generator = goGen
+			b.notes = append(b.notes, "wrk was not available ("+err.Error()+"); the Go generator costs more CPU per request than wrk, so absolute numbers are lower.")
+			return nil
+		}
+		b.wrk = p
+	}
+	b.generator = wrkVersion(ctx, b.wrk)
+	return nil
+}
+
+// loadArgs returns the load generator's command line for one run.
+func (b *bench) loadArgs(t target, d time.Duration, header string) []string {
+	if b.wrk != "" {
+		return wrkArgs(b.wrk, b.opts.Conns, d, header, t.url)
+	}
+	return []string{b.self, "load", "-url", t.url, "-c", fmt.Sprint(b.opts.Conns), "-d", d.String(), "-H", header}
+}
+
+// load runs the generator against t for d, pinned to CPU 1.
+func (b *bench) load(ctx context.Context, t target, d time.Duration, header string) (loadResult, error) {
+	out, err := b.procs.runToCompletion(ctx, "load generator", loadCPU, d+30*time.Second, b.loadArgs(t, d, header)...)
+	if err != nil {
+		return loadResult{}, err
+	}
+	if b.wrk != "" {
+		return parseWrk(string(out))
+	}
+	var res loadResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return res, fmt.Errorf("load generator output: %v: %q", err, out)
+	}
+	return res, nil
+}
+
+// startGateway starts `tswgate serve` on CPU 0 in front of upURL, waits
+// until it is ready, creates an Owner token for project 42 through the
+// admin API, and returns the process, its listen and metrics addresses and
+// the token.
+func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *child, listen, metrics, token string, err error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	listen, admin, metrics := ports[0], ports[1], ports[2]
+	fail := func(err error) (*child, string, string, string, error) { return nil, "", "", "", err }
+	dataDir := filepath.Join(b.tmp, "data")
+	env := append(environWithout("TSWGATE_"),
+		"TSWGATE_LISTEN_ADDR="+listen,
+		"TSWGATE_ADMIN_ADDR="+admin,
+		"TSWGATE_METRICS_ADDR="+metrics,
+		"TSWGATE_UPSTREAM_URL="+upURL,
+		"TSWGATE_DATA_DIR="+dataDir,
+		"TSWGATE_LOG_LEVEL=warn",
+	)
+	b.logf("starting tswgate on %s (admin %s, metrics %s)", listen, admin, metrics)
+	gate, err = b.procs.startServer("tswgate", serverCPU, env, bin, "serve")
+	if err != nil {
+		return fail(err)
+	}
+	if err := waitReady(ctx, gate, "http://"+metrics+"/readyz", 30*time.Second); err != nil {
+		return fail(err)
+	}
+	keyPath := filepath.Join(dataDir, "admin.key")
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		return fail(fmt.Errorf("tswgate is ready but its admin key is not readable: %w", err))
+	}
+	token, err = createToken(ctx, "http://"+admin, strings.TrimSpace(string(key)))
+	if err != nil {
+		return fail(err)
+	}
+	return gate, listen, metrics, token, nil
+}
+
+// checkRefuses makes sure t really authenticates: a request without a
+// token must get 401.
+func checkRefuses(ctx context.Context, t target) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("request without a token to %s: %w", t.name, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("%s answered a request without a token with %s, want 401 (is it authenticating?):\n%s",
+			t.name, resp.Status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// cacheNote reads tswgate's token cache counters from its metrics page and
+// describes them, or returns "" when they are unavailable.
+func cacheNote(ctx context.Context, url string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	text := string(raw)
+	hits, ok1 := promValue(text, `tswgate_cache_lookups_total{result="hit"}`)
+	misses, ok2 := promValue(text, `tswgate_cache_lookups_total{result="miss"}`)
+	if !ok1 || !ok2 {
+		return ""
+	}
+	return fmt.Sprintf("tswgate's token cache over the whole run, warm-up included: %.0f hits, %.0f misses.", hits, misses)
+}
+
+// waitReady polls url until it answers 200, c exits, or timeout passes.
+func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	last := "no answer yet"
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		if gone, why := c.exited(); gone {
+			return errors.New(why)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %v: GET %s: %s; its log ends with:\n%s", c.name, timeout, url, last, c.logTail(20))
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// createToken creates an Owner token for benchProjectID through the admin
+// API at adminURL and returns its credential.
+func createToken(ctx context.Context, adminURL, adminKey string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	body := fmt.Sprintf(`{"project_id":%d,"role":"owner","name":"bench"}`, benchProjectID)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/v1/tokens", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("create token: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("create token: reading the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("create token: POST %s/v1/tokens answered %s, want 201: %s", adminURL, resp.Status, bytes.TrimSpace(raw))
+	}
+	var v struct {
+		Success bool `json:"success"`
+		Token   struct {
+			ID    string `json:"id"`
+			Token string `json:"token"`
+		} `json:"token"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", fmt.Errorf("create token: the answer is not the expected JSON: %v: %s", err, raw)
+	}
+	if !v.Success || v.Token.Token == "" {
+		return "", fmt.Errorf("create token: the answer has no token.token: %s", raw)
+	}
+	return v.Token.Token, nil
+}
+
+// checkTarget sends a few requests to t and fails, with the answer, unless
+// each is a 200 in the API's success envelope.
+func checkTarget(ctx context.Context, t target, token string) error {
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := 0; i < 20; i++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("warm-up request to %s (GET %s): %w", t.name, t.url, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("warm-up request to %s (GET %s): reading the body: %w", t.name, t.url, err)
+		}
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"success":true`)) {
+			return fmt.Errorf("warm-up request to %s (GET %s) answered %s, want 200 with the upstream's body:\n%s",
+				t.name, t.url, resp.Status, bytes.TrimSpace(body))
+		}
+	}
+	return nil
+}
+
+// moduleRoot returns the directory of the go.mod of the current directory,
+// where `go build ./cmd/tswgate` must run.
+func moduleRoot(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w (is the go command on PATH?)", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside a Go module: run tswbench from the tswgate repository")
+	}
+	root := filepath.Dir(gomod)
+	if _, err := os.Stat(filepath.Join(root, "cmd", "tswgate")); err != nil {
+		return "", fmt.Errorf("%s has no cmd/tswgate: run tswbench from the tswgate repository", root)
+	}
+	return root, nil
+}
+
+// goBuild runs `go build -o out pkg` in dir, bounded to 5 minutes.
+func goBuild(ctx context.Context, dir, out, pkg string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = dir
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s failed (%v):\n%s", pkg, err, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// freePorts returns n distinct free loopback addresses. They are free when
+// returned; a port could be taken before tswgate binds it, in which case it
+// fails to start and says so.
+func freePorts(n int) ([]string, error) {
+	var addrs []string
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free loopback port: %w", err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+// environWithout returns the environment less the variables whose names
+// start with prefix, so that settings in the caller's shell cannot change
+// the gateway under test.
+func environWithout(prefix string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, prefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// shellJoin renders argv for a shell, quoting where needed.
+func shellJoin(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r))
+		}) < 0 {
+			parts[i] = a
+		} else {
+			parts[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/filestore"
+	"github.com/tswgate/tswgate/auth/redisstore"
+	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/limiter"
+	"github.com/tswgate/tswgate/proxy"
+)
+
+// Files the embedded default keeps in the data dir.
+const (
+	storeFile    = "tokens.json"
+	pepperFile   = "pepper"
+	adminKeyFile = "admin.key"
+)
+
+// Gateway is a running tswgate: the public proxy, the admin API and the
+// metrics listener, with the store, cache and change watcher behind them.
+type Gateway struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    auth.Store
+	rdb      redis.UniversalClient
+	hasher   *auth.Hasher
+	valid    *auth.Validator
+	health   *proxy.Health
+	limiter  *limiter.Local
+	adminKey string
+	// AdminKeyPath is where a generated admin key was stored ("" when the
+	// key came from configuration).
+	AdminKeyPath string
+
+	servers   []server
+	listeners map[string]net.Listener // by role: public, admin, metrics
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+	errc      chan error
+}
+
+// StartOptions are the parts of a Gateway that are not configuration.
+type StartOptions struct {
+	// Logger is the process's logger. Required.
+	Logger *slog.Logger
+	// Upstream overrides cfg.UpstreamURL (quickstart's stand-in).
+	Upstream *url.URL
+}
+
+// Start builds and starts a Gateway. It listens on every configured address
+// before returning, so a caller may use the addresses at once.
+func Start(ctx context.Context, cfg config.Config, opts StartOptions) (g *Gateway, err error) {
+	g = &Gateway{cfg: cfg, log: opts.Logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			g.closeAll()
+		}
+	}()
+	upstream := opts.Upstream
+	if upstream == nil {
+		if upstream, err = cfg.Upstream(); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.openStore(); err != nil {
+		return nil, err
+	}
+	if err := g.loadSecrets(); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := proxy.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	g.valid, err = auth.NewValidator(auth.ValidatorOptions{
+		Store:        g.store,
+		TTL:          cfg.CacheTTL,
+		NegativeTTL:  cfg.NegativeCacheTTL,
+		StaleIfError: cfg.StaleIfError,
+		MaxEntries:   cfg.CacheMaxEntries,
+		StoreTimeout: cfg.StoreTimeout,
+		Logger:       g.log,
+		Observer:     metrics,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var lim auth.Limiter
+	byRole := map[auth.Role]limiter.Limit{
+		auth.RoleOwner:      {Rate: cfg.RateOwner, Burst: cfg.BurstOwner},
+		auth.RoleAccounting: {Rate: cfg.RateAccounting, Burst: cfg.BurstAccounting},
+	}
+	if cfg.RateOwner > 0 || cfg.RateAccounting > 0 {
+		g.limiter = limiter.NewLocal(limiter.Options{ByRole: byRole})
+		lim = g.limiter
+	}
+	gate, err := auth.NewGate(auth.GateOptions{Validator: g.valid, Hasher: g.hasher, Limiter: lim})
+	if err != nil {
+		return nil, err
+	}
+	handler, err := proxy.New(proxy.Options{
+		Decider:           gate,
+		Upstream:          upstream,
+		Transport:         proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout}),
+		PassAuthorization: cfg.PassAuthorization,
+		MaxBodyScan:       cfg.MaxBodyScan,
+		Metrics:           metrics,
+		Logger:            g.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var pinger proxy.Pinger
+	if p, ok := g.store.(proxy.Pinger); ok {
+		pinger = p
+	}
+	g.health = proxy.NewHealth(pinger, cfg.StoreTimeout)
+
+	if err := g.listen("public", cfg.ListenAddr, handler); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		api, err := tokenapi.New(tokenapi.Options{
+			Store:      g.store,
+			Hasher:     g.hasher,
+			AdminKeys:  []string{g.adminKey},
+			Invalidate: g.valid.Invalidate,
+			Logger:     g.log.With(slog.String("component", "token-api")),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := g.listen("admin", cfg.AdminAddr, api); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.Handle("GET /healthz", g.health.LiveHandler())
+		mux.Handle("GET /readyz", g.health.ReadyHandler())
+		if err := g.listen("metrics", cfg.MetricsAddr, mux); err != nil {
+			return nil, err
+		}
+	}
+
+	bgctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g.cancel = cancel
+	subscribed := make(chan struct{})
+	var once sync.Once
+	g.bg.Go(func() {
+		_ = g.store.Watch(bgctx, func(ev auth.Event) {
+			g.valid.HandleEvent(ev)
+			g.health.HandleEvent(ev)
+			if ev.Kind == auth.EventResync {
+				once.Do(func() { close(subscribed) })
+			}
+		})
+	})
+	if g.limiter != nil {
+		g.bg.Go(func() { sweep(bgctx, g.limiter) })
+	}
+	// Serve only once changes are heard, so a revocation made before this
+	// replica started listening to them cannot be missed.
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		g.log.Warn("not yet subscribed to token changes; serving with the cache TTL as the staleness bound")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for _, s := range g.servers {
+		go func() {
+			if err := s.srv.Serve(g.listeners[s.role]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.errc <- fmt.Errorf("%s listener: %w", s.role, err)
+			}
+		}()
+	}
+	g.log.Info("tswgate started",
+		slog.String("public", g.Addr("public")), slog.String("admin", g.Addr("admin")),
+		slog.String("metrics", g.Addr("metrics")), slog.String("upstream", upstream.Redacted()),
+		slog.String("store", g.storeKind()), slog.String("pepper_id", g.hasher.CurrentID()))
+	return g, nil
+}
+
+func sweep(ctx context.Context, l *limiter.Local) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			l.Sweep(now)
+		}
+	}
+}
+
+func (g *Gateway) storeKind() string {
+	if g.rdb != nil {
+		return "redis"
+	}
+	return "embedded"
+}
+
+type server struct {
+	role string
+	srv  *http.Server
+}
+
+// listen opens addr for one of the gateway's servers.
+func (g *Gateway) listen(role, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		env := map[string]string{"public": "TSWGATE_LISTEN_ADDR", "admin": "TSWGATE_ADMIN_ADDR", "metrics": "TSWGATE_METRICS_ADDR"}[role]
+		return fmt.Errorf("%s: cannot listen on %q: %w (is another process using it? set %s to another address)", env, addr, err, env)
+	}
+	g.listeners[role] = ln
+	c := g.cfg
+	g.servers = append(g.servers, server{role: role, srv: &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}})
+	return nil
+}
+
+// Addr returns the address a listener ("public", "admin", "metrics") is
+// bound to, or "" if it is disabled.
+func (g *Gateway) Addr(role string) string {
+	if ln := g.listeners[role]; ln != nil {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// Err delivers a listener's fatal error.
+func (g *Gateway) Err() <-chan error { return g.errc }
+
+// Shutdown stops accepting requests, marks the replica unready, finishes
+// in-flight requests within ctx, and releases everything.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.health.Drain()
+	var errs []error
+	for _, s := range g.servers {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutting down the %s listener: %w", s.role, err))
+		}
+	}
+	g.closeAll()
+	return errors.Join(errs...)
+}
+
+func (g *Gateway) closeAll() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	for _, ln := range g.listeners {
+		_ = ln.Close()
+	}
+	g.bg.Wait()
+	if g.valid != nil {
+		g.valid.Close()
+	}
+	if g.store != nil {
+		_ = g.store.Close()
+	}
+	if g.rdb != nil {
+		_ = g.rdb.Close()
+	}
+}
+
+func (g *Gateway) openStore() error {
+	c := g.cfg
+	if c.RedisURL == "" {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return fmt.Errorf("TSWGATE_DATA_DIR: cannot create %q: %w", c.DataDir, err)
+		}
+		st, err := filestore.Open(filestore.Options{
+			Path:             filepath.Join(c.DataDir, storeFile),
+			RevokedRetention: c.RevokedRetention,
+			Logger:           g.log,
+		})
+		if err != nil {
+			return fmt.Errorf("embedded token store: %w", err)
+		}
+		g.store = st
+		return nil
+	}
+	t, err := config.ParseRedisURL(c.RedisURL)
+	if err != nil {
+		return fmt.Errorf("TSWGATE_REDIS_URL: %w", err)
+	}
+	uo := &redis.UniversalOptions{
+		Addrs:         t.Addrs,
+		Username:      t.Username,
+		Password:      t.Password,
+		DB:            t.DB,
+		MasterName:    t.MasterName,
+		IsClusterMode: t.Cluster,
+		DialTimeout:   2 * time.Second,
+		ReadTimeout:   c.StoreTimeout * 5,
+		WriteTimeout:  c.StoreTimeout * 5,
+		PoolTimeout:   c.StoreTimeout * 5,
+	}
+	if t.TLS {
+		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	g.rdb = redis.NewUniversalClient(uo)
+	st, err := redisstore.New(redisstore.Options{
+		Client:           g.rdb,
+		Prefix:           c.RedisPrefix,
+		RevokedRetention: c.RevokedRetention,
+		Timeout:          c.StoreTimeout,
+		Logger:           g.log,
+	})
+	if err != nil {
+		return fmt.Errorf("redis token store: %w", err)
+	}
+	g.store = st
+	return nil
+}
+
+// loadSecrets sets up the pepper and the admin key: from configuration, or
+// (embedded store only) from files in the data dir, created on first start.
+func (g *Gateway) loadSecrets() error {
+	c := g.cfg
+	pepper := c.Pepper
+	if pepper == "" {
+		var err error
+		if pepper, _, err = readOrCreateSecret(filepath.Join(c.DataDir, pepperFile)); err != nil {
+			return fmt.Errorf("TSWGATE_PEPPER: %w", err)
+		}
+	}
+	old := make([][]byte, 0, len(c.OldPeppers))
+	for _, p := range c.OldPeppers {
+		old = append(old, []byte(p))
+	}
+	h, err := auth.NewHasher([]byte(pepper), old...)
+	if err != nil {
+		return fmt.Errorf("TSWGATE_PEPPER: %w", err)
+	}
+	g.hasher = h
+	g.adminKey = c.AdminKey
+	if g.adminKey == "" {
+		path := filepath.Join(c.DataDir, adminKeyFile)
+		key, created, err := readOrCreateSecret(path)
+		if err != nil {
+			return fmt.Errorf("TSWGATE_ADMIN_KEY: %w", err)
+		}
+		g.adminKey, g.AdminKeyPath = key, path
+		verb := "using the"
+		if created {
+			verb = "generated a new"
+		}
+		g.log.Info(verb+" admin key, kept in a file readable only by this user", slog.String("path", path))
+	}
+	return nil
+}
+
+// readOrCreateSecret reads a secret file, or creates it (mode 0600) with
+// 32 random bytes in hex.
+func readOrCreateSecret(path string) (secret string, created bool, err error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < 32 {
+			return "", false, fmt.Errorf("%s holds %d characters, want at least 32; delete it to have a new one made", path, len(s))
+		}
+		return s, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", false, fmt.Errorf("generating %s: %w", path, err)
+	}
+	s := hex.EncodeToString(raw[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := io.WriteString(f, s+"\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", false, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return s, true, nil
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/teraswitch"
+)
+
+// quickstartProject is the project id of the quickstart's tokens.
+const quickstartProject = 42
+
+// quickstart runs the gateway with its defaults in front of a stand-in
+// TeraSwitch API on loopback, creates an Owner and an Accounting token and
+// prints curl commands to try them.
+func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{"quickstart takes no arguments"}
+	}
+	cfg, err := config.Load("", environ)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("starting the stand-in API: %w", err)
+	}
+	standin := &http.Server{Handler: teraswitch.NewStandin(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = standin.Serve(ln) }()
+	defer standin.Close()
+	upstream := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+
+	g, err := Start(ctx, cfg, StartOptions{Logger: logger, Upstream: upstream})
+	if err != nil {
+		return err
+	}
+	owner, err := g.createToken(ctx, quickstartProject, auth.RoleOwner, "quickstart-owner")
+	if err == nil {
+		var acct string
+		acct, err = g.createToken(ctx, quickstartProject, auth.RoleAccounting, "quickstart-accounting")
+		if err == nil {
+			printQuickstart(stdout, g, upstream, owner, acct)
+		}
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("creating the quickstart tokens: %w", err), g.Shutdown(context.Background()))
+	}
+	return waitAndShutdown(ctx, g, cfg, logger)
+}
+
+// createToken makes a token directly in the store and returns its
+// credential.
+func (g *Gateway) createToken(ctx context.Context, project int64, role auth.Role, name string) (string, error) {
+	id, cred, err := auth.NewCredential()
+	if err != nil {
+		return "", err
+	}
+	tok := &auth.Token{
+		ID: id, ProjectID: project, Name: name, Role: role,
+		Status: auth.StatusActive, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+	}
+	tok.SecretHash, tok.PepperID = g.hasher.Hash(cred)
+	if err := g.store.Create(ctx, tok); err != nil {
+		return "", err
+	}
+	g.valid.Invalidate(id)
+	return cred, nil
+}
+
+func printQuickstart(w io.Writer, g *Gateway, upstream *url.URL, owner, acct string) {
+	gw := "http://" + hostPort(g.Addr("public"))
+	fmt.Fprintf(w, `
+tswgate is running in front of a stand-in TeraSwitch API (%s).
+
+  gateway     %s
+  admin API   http://%s   (admin key: %s)
+  metrics     http://%s/metrics
+
+Two tokens for project %d (their secrets are shown only now):
+
+  export OWNER=%s
+  export ACCOUNTING=%s
+
+Try them:
+
+  curl -s -H "Authorization: Bearer $OWNER" "%s/v2/Instance?ProjectId=%d"        # 200: owner may do anything in its project
+  curl -s -H "Authorization: Bearer $ACCOUNTING" %s/v2/Invoice                   # 200: accounting may read billing
+  curl -s -H "Authorization: Bearer $ACCOUNTING" "%s/v2/Instance?ProjectId=%d"   # 403 permission_denied
+  curl -s -H "Authorization: Bearer $OWNER" "%s/v2/Instance?ProjectId=7"         # 403 project_mismatch
+  curl -s %s/v2/Instance                                                         # 401 missing_token
+
+Manage tokens (in another shell, from this directory):
+
+  go run ./cmd/tswgate token list --project %d
+  go run ./cmd/tswgate token revoke <id>
+
+Press Ctrl-C to stop.
+`,
+		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), hostPort(g.Addr("metrics")),
+		quickstartProject, owner, acct,
+		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject)
+}
+
+func adminKeySource(g *Gateway) string {
+	if g.AdminKeyPath != "" {
+		return g.AdminKeyPath
+	}
+	return "TSWGATE_ADMIN_KEY"
+}
+
+// hostPort turns a wildcard listen address into one a local curl can use.
+func hostPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tswgate/tswgate/auth/tokenapi"
+)
+
+// tokenCommand runs "tswgate token ...".
+func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"token needs a subcommand: create, list, show or revoke"}
+	}
+	env := envMap(environ)
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	output := fs.String("o", "table", "output format: table or json")
+	var (
+		project   *int64
+		role      *string
+		name      *string
+		expiresIn *string
+	)
+	switch sub {
+	case "create":
+		project = fs.Int64("project", 0, "project id")
+		role = fs.String("role", "", "owner or accounting")
+		name = fs.String("name", "", "display name")
+		expiresIn = fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
+	case "list":
+		project = fs.Int64("project", 0, "project id")
+	case "show", "revoke":
+	default:
+		return usageError{fmt.Sprintf("unknown token subcommand %q: want create, list, show or revoke", sub)}
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return usageError{fmt.Sprintf("token %s: %v", sub, err)}
+	}
+	if *output != "table" && *output != "json" {
+		return usageError{fmt.Sprintf("token %s: -o %q: want table or json", sub, *output)}
+	}
+	wantArgs := 0
+	if sub == "show" || sub == "revoke" {
+		wantArgs = 1
+	}
+	if len(pos) != wantArgs {
+		return usageError{fmt.Sprintf("token %s takes %d argument(s), got %d", sub, wantArgs, len(pos))}
+	}
+	client, err := adminClient(env)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "create":
+		tok, err := client.Create(ctx, tokenapi.CreateRequest{
+			ProjectID: *project, Role: *role, Name: *name, ExpiresIn: *expiresIn,
+		})
+		if err != nil {
+			return fmt.Errorf("creating the token: %w", err)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, tok)
+		}
+		fmt.Fprintf(stdout, "Created %s token %q in project %d.\n\n  %s\n\n", tok.Role, tok.Name, tok.ProjectID, tok.Token)
+		fmt.Fprintln(stdout, "Copy it now: its secret cannot be retrieved again. Use it as")
+		fmt.Fprintln(stdout, "  Authorization: Bearer <token>")
+		return nil
+	case "list":
+		toks, err := client.List(ctx, *project)
+		if err != nil {
+			return fmt.Errorf("listing tokens: %w", err)
+		}
+		if *output == "json" {
+			if toks == nil {
+				toks = []tokenapi.Token{}
+			}
+			return writeJSON(stdout, toks)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TOKEN ID\tDISPLAY NAME\tROLE\tSTATUS\tCREATED\tEXPIRES")
+		for _, t := range toks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.DisplayID, t.Name, title(t.Role), title(t.Status),
+				t.CreatedAt.Local().Format("2006-01-02 15:04"), expiry(t.ExpiresAt))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(toks) == 0 {
+			fmt.Fprintf(stdout, "(no tokens in project %d)\n", *project)
+		}
+		return nil
+	case "show":
+		tok, err := client.Get(ctx, pos[0])
+		if err != nil {
+			return fmt.Errorf("showing the token: %w", err)
+		}
+		return showToken(stdout, tok, *output)
+	default: // revoke
+		tok, err := client.Revoke(ctx, pos[0])
+		if err != nil {
+			return fmt.Errorf("revoking the token: %w", err)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, tok)
+		}
+		fmt.Fprintf(stdout, "Revoked token %s (%q, project %d): it is refused from now on.\n", tok.ID, tok.Name, tok.ProjectID)
+		return nil
+	}
+}
+
+func showToken(w io.Writer, t tokenapi.Token, output string) error {
+	if output == "json" {
+		return writeJSON(w, t)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Token ID:\t%s\n", t.ID)
+	fmt.Fprintf(tw, "Display name:\t%s\n", t.Name)
+	fmt.Fprintf(tw, "Project:\t%d\n", t.ProjectID)
+	fmt.Fprintf(tw, "Role:\t%s\n", title(t.Role))
+	fmt.Fprintf(tw, "Status:\t%s\n", title(t.Status))
+	fmt.Fprintf(tw, "Created:\t%s\n", t.CreatedAt.Local().Format(time.RFC3339))
+	fmt.Fprintf(tw, "Expires:\t%s\n", expiry(t.ExpiresAt))
+	if t.RevokedAt != nil {
+		fmt.Fprintf(tw, "Revoked:\t%s\n", t.RevokedAt.Local().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func expiry(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+func title(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("revoke ID -o json").
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// adminClient finds the admin API and its key: TSWGATE_ADMIN_URL and
+// TSWGATE_ADMIN_KEY, else the key file the embedded store made in the data
+// dir.
+func adminClient(env map[string]string) (*tokenapi.Client, error) {
+	base := env["TSWGATE_ADMIN_URL"]
+	if base == "" {
+		base = "http://127.0.0.1:8081"
+	}
+	key := env["TSWGATE_ADMIN_KEY"]
+	if key == "" {
+		dir := env["TSWGATE_DATA_DIR"]
+		if dir == "" {
+			dir = "tswgate-data"
+		}
+		path := filepath.Join(dir, adminKeyFile)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no admin key: set TSWGATE_ADMIN_KEY (or TSWGATE_DATA_DIR to the gateway's data dir; %s does not exist)", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the admin key: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	return &tokenapi.Client{BaseURL: base, AdminKey: key}, nil
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

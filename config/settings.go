@@ -1,0 +1,644 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Setting documents one setting: its environment variable, its JSON key in
+// the config file, its default as text, what it does, and whether it is a
+// secret (never shown by Redacted).
+type Setting struct {
+	// Env is the environment variable, such as TSWGATE_LISTEN_ADDR.
+	Env string
+	// JSON is the config file key, such as listen_addr.
+	JSON string
+	// Default is the default value as text; empty for an empty default.
+	Default string
+	// Description says what the setting does, in one or two sentences.
+	Description string
+	// Secret is set for the admin key and the peppers.
+	Secret bool
+}
+
+// Settings returns every setting, in the order of the Config fields.
+func Settings() []Setting {
+	out := make([]Setting, len(settings))
+	for i := range settings {
+		out[i] = settings[i].Setting
+	}
+	return out
+}
+
+// MarkdownTable renders Settings as a Markdown table (Variable | Default |
+// Description) for the README.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | Description |\n")
+	b.WriteString("|---|---|---|\n")
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	for _, s := range Settings() {
+		def := "(empty)"
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		desc := s.Description
+		if s.Secret {
+			desc += " Secret."
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", s.Env, cell(def), cell(desc))
+	}
+	return b.String()
+}
+
+// setting is one row of the table that drives Defaults, Load, Validate,
+// Redacted and Settings.
+type setting struct {
+	Setting
+	setDefault func(c *Config)
+	// fromEnv sets the field from an environment variable's value.
+	fromEnv func(c *Config, value string) error
+	// fromJSON sets the field from the config file's value.
+	fromJSON func(c *Config, raw json.RawMessage) error
+	// show renders the field for Redacted.
+	show func(c *Config) string
+	// check reports each problem of the field with bad; nil accepts all.
+	check func(c *Config, bad problem)
+}
+
+// problem reports one validation problem: what is wrong and how to fix it.
+type problem func(format string, args ...any)
+
+// kind is how values of one Go type are parsed, decoded and shown.
+type kind[T any] struct {
+	// parse parses an environment variable's value. Its errors quote the
+	// value and say what to use instead.
+	parse func(s string) (T, error)
+	// decode converts the config file's value (decoded with UseNumber)
+	// into T; nil means: accept a JSON string and parse it.
+	decode func(v any) (T, error)
+	// want describes the JSON value expected, for type mismatches.
+	want string
+	// format renders a value for Redacted and the documented default.
+	format func(T) string
+}
+
+// field makes the setting for the Config field that ptr selects. Its JSON
+// key is derived from env.
+func field[T any](k kind[T], env string, def T, ptr func(*Config) *T, desc string, check func(c *Config, v T, bad problem)) setting {
+	s := setting{
+		Setting: Setting{
+			Env:         env,
+			JSON:        strings.ToLower(strings.TrimPrefix(env, EnvPrefix)),
+			Default:     k.format(def),
+			Description: desc,
+		},
+		setDefault: func(c *Config) { *ptr(c) = def },
+		fromEnv: func(c *Config, value string) error {
+			v, err := k.parse(value)
+			if err != nil {
+				return err
+			}
+			*ptr(c) = v
+			return nil
+		},
+		show: func(c *Config) string { return k.format(*ptr(c)) },
+	}
+	s.fromJSON = func(c *Config, raw json.RawMessage) error {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return err // cannot happen: raw is valid JSON
+		}
+		if v == nil {
+			return fmt.Errorf("null is not allowed; remove the key to use the default")
+		}
+		var (
+			val T
+			err error
+		)
+		if k.decode != nil {
+			val, err = k.decode(v)
+		} else if str, ok := v.(string); ok {
+			val, err = k.parse(str)
+		} else {
+			err = errWant(k.want, v)
+		}
+		if err != nil {
+			return err
+		}
+		*ptr(c) = val
+		return nil
+	}
+	if check != nil {
+		s.check = func(c *Config, bad problem) { check(c, *ptr(c), bad) }
+	}
+	return s
+}
+
+// secret marks s as a secret: Redacted shows only whether it is set.
+func secret(s setting, show func(c *Config) string) setting {
+	s.Secret = true
+	s.show = show
+	return s
+}
+
+func errWant(want string, got any) error {
+	return fmt.Errorf("want %s, not %s", want, jsonTypeName(got))
+}
+
+// jsonTypeName names the JSON type of v, a value decoded by encoding/json
+// or the Value of a json.UnmarshalTypeError. It never includes the value
+// itself, which may be secret.
+func jsonTypeName(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case string:
+		switch v { // UnmarshalTypeError.Value
+		case "array":
+			return "an array"
+		case "object":
+			return "an object"
+		case "number", "string", "bool":
+			return "a " + v
+		}
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+var (
+	stringKind = kind[string]{
+		parse:  func(s string) (string, error) { return s, nil },
+		want:   "a string",
+		format: func(s string) string { return s },
+	}
+	// wordKind is a string that is one of a few words, in any letter case.
+	wordKind = kind[string]{
+		parse:  func(s string) (string, error) { return strings.ToLower(strings.TrimSpace(s)), nil },
+		want:   "a string",
+		format: func(s string) string { return s },
+	}
+	listKind = kind[[]string]{
+		parse: func(s string) ([]string, error) {
+			var out []string
+			for _, p := range strings.Split(s, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					out = append(out, p)
+				}
+			}
+			return out, nil
+		},
+		decode: func(v any) ([]string, error) {
+			arr, ok := v.([]any)
+			if !ok {
+				return nil, errWant(`an array of strings such as ["first", "second"]`, v)
+			}
+			out := make([]string, 0, len(arr))
+			for i, e := range arr {
+				s, ok := e.(string)
+				if !ok {
+					return nil, fmt.Errorf("entry %d: want a string, not %s", i+1, jsonTypeName(e))
+				}
+				out = append(out, s)
+			}
+			return out, nil
+		},
+		format: func(l []string) string { return strings.Join(l, ",") },
+	}
+	durationKind = kind[time.Duration]{
+		parse: func(s string) (time.Duration, error) {
+			d, err := time.ParseDuration(strings.TrimSpace(s))
+			if err != nil {
+				return 0, fmt.Errorf("%q is not a duration; use a Go duration such as 10s or 500ms", s)
+			}
+			return d, nil
+		},
+		want:   `a string such as "10s" or "500ms"`,
+		format: formatDuration,
+	}
+	boolKind = kind[bool]{
+		parse: func(s string) (bool, error) {
+			b, err := strconv.ParseBool(strings.TrimSpace(s))
+			if err != nil {
+				return false, fmt.Errorf("%q is not a boolean; use true or false", s)
+			}
+			return b, nil
+		},
+		decode: func(v any) (bool, error) {
+			b, ok := v.(bool)
+			if !ok {
+				return false, errWant("true or false", v)
+			}
+			return b, nil
+		},
+		format: strconv.FormatBool,
+	}
+	floatKind = kind[float64]{
+		parse: parseFloat,
+		decode: func(v any) (float64, error) {
+			n, ok := v.(json.Number)
+			if !ok {
+				return 0, errWant("a number such as 10 or 0.5", v)
+			}
+			return parseFloat(string(n))
+		},
+		format: func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) },
+	}
+	intKind   = integerKind[int]()
+	int64Kind = integerKind[int64]()
+)
+
+func parseFloat(s string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("%q is not a number; use a number such as 10 or 0.5", s)
+	}
+	return f, nil
+}
+
+func integerKind[T int | int64]() kind[T] {
+	var k kind[T]
+	k.parse = func(s string) (T, error) {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil || int64(T(n)) != n {
+			return 0, fmt.Errorf("%q is not a whole number; use digits only, such as 65536", s)
+		}
+		return T(n), nil
+	}
+	k.decode = func(v any) (T, error) {
+		n, ok := v.(json.Number)
+		if !ok {
+			return 0, errWant("a whole number such as 65536", v)
+		}
+		return k.parse(string(n))
+	}
+	k.format = func(n T) string { return strconv.FormatInt(int64(n), 10) }
+	return k
+}
+
+// formatDuration is time.Duration.String without zero trailing units:
+// 720h rather than 720h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+const (
+	minSecretLen = 32
+	maxRate      = 1e6
+	mib          = 1 << 20
+)
+
+// settings is the table of every setting, in the order of the Config
+// fields.
+var settings = []setting{
+	field(stringKind, "TSWGATE_LISTEN_ADDR", ":8080", func(c *Config) *string { return &c.ListenAddr },
+		"Address (host:port) the proxy listens on.",
+		checkAddr(false, ":8080")),
+	field(stringKind, "TSWGATE_ADMIN_ADDR", "127.0.0.1:8081", func(c *Config) *string { return &c.AdminAddr },
+		"Address (host:port) of the admin API; empty disables it. Keep it private.",
+		checkAddr(true, "127.0.0.1:8081", "TSWGATE_LISTEN_ADDR")),
+	field(stringKind, "TSWGATE_METRICS_ADDR", ":9090", func(c *Config) *string { return &c.MetricsAddr },
+		"Address (host:port) of the Prometheus metrics endpoint; empty disables it.",
+		checkAddr(true, ":9090", "TSWGATE_LISTEN_ADDR", "TSWGATE_ADMIN_ADDR")),
+	withShow(field(stringKind, "TSWGATE_UPSTREAM_URL", "https://api.tsw.io", func(c *Config) *string { return &c.UpstreamURL },
+		"Base URL of the TeraSwitch API that requests are forwarded to (http or https, no query).",
+		func(c *Config, v string, bad problem) {
+			if _, msg := parseUpstream(v); msg != "" {
+				bad("%s", msg)
+			}
+		}),
+		func(c *Config) string { return redactURL(c.UpstreamURL, nil) }),
+	withShow(field(stringKind, "TSWGATE_REDIS_URL", "", func(c *Config) *string { return &c.RedisURL },
+		"Redis URL of the shared token store, redis://[user:password@]host:port[/db] (rediss:// for TLS; "+
+			"?addr=host:port to add addresses, &master_name=name for Sentinel, &cluster=true for Redis Cluster). "+
+			"Empty uses the embedded store in TSWGATE_DATA_DIR (a single replica only).",
+		func(c *Config, v string, bad problem) {
+			if v == "" {
+				return
+			}
+			if _, err := ParseRedisURL(v); err != nil {
+				bad("%v", err)
+			}
+		}),
+		func(c *Config) string { return redactURL(c.RedisURL, redisParams) }),
+	field(stringKind, "TSWGATE_DATA_DIR", "tswgate-data", func(c *Config) *string { return &c.DataDir },
+		"Directory of the embedded store (used when TSWGATE_REDIS_URL is empty).",
+		func(c *Config, v string, bad problem) {
+			if v == "" && c.RedisURL == "" {
+				bad("required when TSWGATE_REDIS_URL is empty (the embedded store keeps its data there); set it to a directory path such as tswgate-data")
+			}
+		}),
+	secret(field(stringKind, "TSWGATE_ADMIN_KEY", "", func(c *Config) *string { return &c.AdminKey },
+		"Key of the admin API (at least 32 characters). Required with TSWGATE_REDIS_URL; "+
+			"with the embedded store, one is generated on first start when empty.",
+		checkSecret("replicas must share one admin key")),
+		func(c *Config) string { return setOrUnset(c.AdminKey != "") }),
+	secret(field(stringKind, "TSWGATE_PEPPER", "", func(c *Config) *string { return &c.Pepper },
+		"Key of the token hashes (at least 32 bytes). Required with TSWGATE_REDIS_URL; "+
+			"with the embedded store, one is generated on first start when empty. "+
+			"Changing it invalidates every token unless the former value is kept in TSWGATE_OLD_PEPPERS.",
+		checkSecret("replicas must share one pepper")),
+		func(c *Config) string { return setOrUnset(c.Pepper != "") }),
+	secret(field(listKind, "TSWGATE_OLD_PEPPERS", nil, func(c *Config) *[]string { return &c.OldPeppers },
+		"Former peppers, comma-separated (a JSON array in the config file), still accepted for tokens issued under them.",
+		func(c *Config, v []string, bad problem) {
+			for i, p := range v {
+				if len(p) < minSecretLen {
+					bad("entry %d is too short (%d bytes); each old pepper must be at least %d bytes", i+1, len(p), minSecretLen)
+				}
+			}
+		}),
+		func(c *Config) string {
+			if len(c.OldPeppers) == 0 {
+				return "unset"
+			}
+			return fmt.Sprintf("set (%d)", len(c.OldPeppers))
+		}),
+
+	field(durationKind, "TSWGATE_CACHE_TTL", 10*time.Second, func(c *Config) *time.Duration { return &c.CacheTTL },
+		"How long a verified token is cached in memory; revocations take up to this long to apply.",
+		checkDuration(positive, 10*time.Minute, "10s")),
+	field(durationKind, "TSWGATE_NEGATIVE_CACHE_TTL", 2*time.Second, func(c *Config) *time.Duration { return &c.NegativeCacheTTL },
+		"How long an unknown or revoked token is cached; at most TSWGATE_CACHE_TTL.",
+		func(c *Config, v time.Duration, bad problem) {
+			checkDuration(positive, 0, "2s")(c, v, bad)
+			if v > c.CacheTTL && c.CacheTTL > 0 {
+				bad("%s is longer than TSWGATE_CACHE_TTL (%s); use at most %s", formatDuration(v), formatDuration(c.CacheTTL), formatDuration(c.CacheTTL))
+			}
+		}),
+	field(int64Kind, "TSWGATE_CACHE_MAX_ENTRIES", 100000, func(c *Config) *int64 { return &c.CacheMaxEntries },
+		"Most tokens kept in the memory cache.",
+		checkInt[int64](100, 0, "")),
+	field(durationKind, "TSWGATE_STALE_IF_ERROR", 30*time.Second, func(c *Config) *time.Duration { return &c.StaleIfError },
+		"How long a verified token keeps working from the cache while the store is down; 0 disables this.",
+		checkDuration(0, 0, "30s")),
+	field(durationKind, "TSWGATE_STORE_TIMEOUT", 100*time.Millisecond, func(c *Config) *time.Duration { return &c.StoreTimeout },
+		"Timeout of each token store call.",
+		checkDuration(positive, 10*time.Second, "100ms")),
+	field(durationKind, "TSWGATE_REVOKED_RETENTION", 720*time.Hour, func(c *Config) *time.Duration { return &c.RevokedRetention },
+		"How long revoked tokens are kept (and listed) before they are deleted.",
+		checkDuration(time.Minute, 0, "720h")),
+
+	field(boolKind, "TSWGATE_PASS_AUTHORIZATION", false, func(c *Config) *bool { return &c.PassAuthorization },
+		"Forward the client's Authorization header to the upstream API.",
+		nil),
+	field(int64Kind, "TSWGATE_MAX_BODY_SCAN", 1*mib, func(c *Config) *int64 { return &c.MaxBodyScan },
+		"Most bytes of a request body inspected, in bytes (1024 to 67108864).",
+		checkInt[int64](1024, 64*mib, " bytes")),
+	field(intKind, "TSWGATE_MAX_HEADER_BYTES", 65536, func(c *Config) *int { return &c.MaxHeaderBytes },
+		"Largest request header accepted, in bytes.",
+		checkInt[int](4096, 0, " bytes")),
+
+	field(durationKind, "TSWGATE_READ_HEADER_TIMEOUT", 10*time.Second, func(c *Config) *time.Duration { return &c.ReadHeaderTimeout },
+		"Time allowed to read a request's headers.",
+		checkDuration(positive, 0, "10s")),
+	field(durationKind, "TSWGATE_READ_TIMEOUT", 60*time.Second, func(c *Config) *time.Duration { return &c.ReadTimeout },
+		"Time allowed to read a whole request.",
+		checkDuration(positive, 0, "60s")),
+	field(durationKind, "TSWGATE_WRITE_TIMEOUT", 120*time.Second, func(c *Config) *time.Duration { return &c.WriteTimeout },
+		"Time allowed to write a response.",
+		checkDuration(positive, 0, "120s")),
+	field(durationKind, "TSWGATE_IDLE_TIMEOUT", 120*time.Second, func(c *Config) *time.Duration { return &c.IdleTimeout },
+		"How long an idle keep-alive connection is kept open.",
+		checkDuration(positive, 0, "120s")),
+	field(durationKind, "TSWGATE_UPSTREAM_TIMEOUT", 60*time.Second, func(c *Config) *time.Duration { return &c.UpstreamTimeout },
+		"Time allowed for the upstream API to send its response headers.",
+		checkDuration(positive, 0, "60s")),
+	field(durationKind, "TSWGATE_SHUTDOWN_TIMEOUT", 20*time.Second, func(c *Config) *time.Duration { return &c.ShutdownTimeout },
+		"Time allowed for in-flight requests to finish on shutdown.",
+		checkDuration(positive, 0, "20s")),
+
+	field(floatKind, "TSWGATE_RATE_OWNER", 0, func(c *Config) *float64 { return &c.RateOwner },
+		"Requests per second allowed to each owner token; 0 means unlimited.",
+		checkRate),
+	field(intKind, "TSWGATE_BURST_OWNER", 0, func(c *Config) *int { return &c.BurstOwner },
+		"Burst of requests allowed to each owner token; 0 means ceil(TSWGATE_RATE_OWNER).",
+		checkBurst("TSWGATE_RATE_OWNER", func(c *Config) float64 { return c.RateOwner })),
+	field(floatKind, "TSWGATE_RATE_ACCOUNTING", 0, func(c *Config) *float64 { return &c.RateAccounting },
+		"Requests per second allowed to each accounting token; 0 means unlimited.",
+		checkRate),
+	field(intKind, "TSWGATE_BURST_ACCOUNTING", 0, func(c *Config) *int { return &c.BurstAccounting },
+		"Burst of requests allowed to each accounting token; 0 means ceil(TSWGATE_RATE_ACCOUNTING).",
+		checkBurst("TSWGATE_RATE_ACCOUNTING", func(c *Config) float64 { return c.RateAccounting })),
+
+	field(wordKind, "TSWGATE_LOG_LEVEL", "info", func(c *Config) *string { return &c.LogLevel },
+		"Least severe log level written: debug, info, warn or error.",
+		checkOneOf("debug", "info", "warn", "error")),
+	field(wordKind, "TSWGATE_LOG_FORMAT", "json", func(c *Config) *string { return &c.LogFormat },
+		"Log format: json or text.",
+		checkOneOf("json", "text")),
+
+	field(stringKind, "TSWGATE_REDIS_PREFIX", "tswgate:", func(c *Config) *string { return &c.RedisPrefix },
+		"Prefix of every Redis key tswgate uses, to share a Redis database with other applications.",
+		func(c *Config, v string, bad problem) {
+			switch {
+			case v == "":
+				bad("must not be empty; use e.g. tswgate:")
+			case strings.IndexFunc(v, isSpaceOrControl) >= 0:
+				bad("%q contains spaces or control characters; use e.g. tswgate:", v)
+			}
+		}),
+}
+
+func withShow(s setting, show func(c *Config) string) setting {
+	s.show = show
+	return s
+}
+
+func setOrUnset(set bool) string {
+	if set {
+		return "set"
+	}
+	return "unset"
+}
+
+func isSpaceOrControl(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// checkAddr checks a listen address. An empty one is allowed if optional.
+// others are the settings it must not collide with.
+func checkAddr(optional bool, example string, others ...string) func(c *Config, v string, bad problem) {
+	return func(c *Config, v string, bad problem) {
+		if v == "" {
+			if !optional {
+				bad("must not be empty; use a host:port address such as %s", example)
+			}
+			return
+		}
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			bad("%q is not a host:port address; use e.g. %s, or :port to listen on every interface", v, example)
+			return
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("%q has an invalid port; use a port number from 1 to 65535, e.g. %s", v, example)
+			return
+		}
+		for _, o := range others {
+			if ov := addrOf(c, o); collide(v, ov) {
+				bad("%s collides with %s (%s); use a different port", v, o, ov)
+			}
+		}
+	}
+}
+
+func addrOf(c *Config, env string) string {
+	switch env {
+	case "TSWGATE_LISTEN_ADDR":
+		return c.ListenAddr
+	case "TSWGATE_ADMIN_ADDR":
+		return c.AdminAddr
+	}
+	return ""
+}
+
+// collide reports whether listening on a and b would conflict: same port,
+// and same host or either on every interface.
+func collide(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	if n, err := strconv.Atoi(pa); err != nil || n == 0 { // port 0 picks a free port
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+// parseUpstream parses and checks an upstream URL; msg says what is wrong.
+func parseUpstream(v string) (u *url.URL, msg string) {
+	const fix = "use the API's base URL such as https://api.tsw.io"
+	if v == "" {
+		return nil, "must not be empty; " + fix
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return nil, "is not a valid URL; " + fix // v is not shown: it may hold credentials
+	case u.User != nil:
+		return nil, "must not contain a user name or password (it would be logged); " + fix
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Sprintf("%q must start with https:// or http://; %s", v, fix)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Sprintf("%q has no host; %s", v, fix)
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, fmt.Sprintf("%q must not have a query (?...); %s", v, fix)
+	case u.Fragment != "" || strings.Contains(v, "#"):
+		return nil, fmt.Sprintf("%q must not have a fragment (#...); %s", v, fix)
+	}
+	return u, ""
+}
+
+// checkSecret checks the admin key or the pepper: required with Redis
+// (why says why), at least minSecretLen bytes when set. It never shows the
+// value.
+func checkSecret(why string) func(c *Config, v string, bad problem) {
+	return func(c *Config, v string, bad problem) {
+		const fix = "set it to a random string of at least 32 characters"
+		switch {
+		case v == "" && c.RedisURL != "":
+			bad("required when TSWGATE_REDIS_URL is set (%s); %s", why, fix)
+		case v != "" && len(v) < minSecretLen:
+			bad("too short (%d characters); %s", len(v), fix)
+		case v != "" && strings.TrimSpace(v) != v:
+			bad("starts or ends with white space, probably by mistake; remove it")
+		}
+	}
+}
+
+// positive is the lower bound of checkDuration for durations that must be
+// greater than 0.
+const positive = time.Nanosecond
+
+// checkDuration checks that a duration is at least lo and, if hi > 0, at
+// most hi. example is a valid value to suggest.
+func checkDuration(lo, hi time.Duration, example string) func(c *Config, v time.Duration, bad problem) {
+	return func(c *Config, v time.Duration, bad problem) {
+		switch {
+		case v < lo && lo == positive:
+			bad("must be greater than 0; use a duration such as %s", example)
+		case v < lo && lo == 0:
+			bad("must not be negative; use 0 to disable or a duration such as %s", example)
+		case v < lo:
+			bad("%s is too short; use at least %s", formatDuration(v), formatDuration(lo))
+		case hi > 0 && v > hi:
+			bad("%s is too long; use at most %s", formatDuration(v), formatDuration(hi))
+		}
+	}
+}
+
+// checkInt checks that a number is at least lo and, if hi > 0, at most hi.
+func checkInt[T int | int64](lo, hi T, unit string) func(c *Config, v T, bad problem) {
+	return func(c *Config, v T, bad problem) {
+		switch {
+		case v < lo:
+			bad("%d is too small; use at least %d%s", v, lo, unit)
+		case hi > 0 && v > hi:
+			bad("%d is too large; use at most %d%s", v, hi, unit)
+		}
+	}
+}
+
+func checkRate(c *Config, v float64, bad problem) {
+	switch {
+	case v < 0:
+		bad("%g is negative; use 0 for unlimited or a rate in requests per second such as 10", v)
+	case v > maxRate:
+		bad("%g is too large; use at most %g requests per second, or 0 for unlimited", v, float64(maxRate))
+	}
+}
+
+func checkBurst(rateEnv string, rate func(*Config) float64) func(c *Config, v int, bad problem) {
+	return func(c *Config, v int, bad problem) {
+		switch {
+		case v < 0:
+			bad("%d is negative; use 0 for ceil(%s) or a positive number of requests", v, rateEnv)
+		case v > 0 && rate(c) == 0:
+			bad("has no effect without %s (0 means unlimited); set %s too, or remove this setting", rateEnv, rateEnv)
+		}
+	}
+}
+
+func checkOneOf(words ...string) func(c *Config, v string, bad problem) {
+	return func(c *Config, v string, bad problem) {
+		if !slices.Contains(words, v) {
+			bad("%q is not valid; use %s", v, orList(words))
+		}
+	}
+}
+
+// orList renders a, b or c.
+func orList(words []string) string {
+	if len(words) == 1 {
+		return words[0]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
+}

@@ -1,0 +1,307 @@
+// Package proxy is tswgate's HTTP side: it turns requests into auth
+// decisions, answers refusals in the TeraSwitch API's envelope, and proxies
+// allowed requests upstream with the caller's identity attached.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// Decider makes the per-request decision; *auth.Gate implements it.
+type Decider interface {
+	Decide(ctx context.Context, req *auth.Request, now time.Time) auth.Verdict
+}
+
+var _ Decider = (*auth.Gate)(nil)
+
+// Options configure a Handler.
+type Options struct {
+	// Decider decides each request. Required.
+	Decider Decider
+	// Upstream is the API's base URL. Required.
+	Upstream *url.URL
+	// Transport carries requests upstream; nil means NewTransport's.
+	Transport http.RoundTripper
+	// PassAuthorization sends the client's Authorization header upstream.
+	// By default it is dropped: the upstream learns the caller from the
+	// identity headers.
+	PassAuthorization bool
+	// MaxBodyScan bounds the body prefix read for the project check.
+	// Default 1 MiB.
+	MaxBodyScan int64
+	// Metrics records requests; nil records nothing.
+	Metrics *Metrics
+	// Logger receives errors; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler is the gateway's public http.Handler.
+type Handler struct {
+	decider   Decider
+	rp        *httputil.ReverseProxy
+	passAuth  bool
+	maxScan   int64
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
+	idPrefix  string
+	idCounter atomic.Uint64
+}
+
+// New returns a Handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Decider == nil {
+		return nil, errors.New("proxy: Options.Decider is required")
+	}
+	if opts.Upstream == nil || opts.Upstream.Host == "" {
+		return nil, errors.New("proxy: Options.Upstream must be an absolute URL")
+	}
+	h := &Handler{
+		decider:  opts.Decider,
+		passAuth: opts.PassAuthorization,
+		maxScan:  opts.MaxBodyScan,
+		metrics:  opts.Metrics,
+		log:      opts.Logger,
+		now:      opts.Now,
+	}
+	if h.maxScan <= 0 {
+		h.maxScan = 1 << 20
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	var seed [6]byte
+	_, _ = rand.Read(seed[:])
+	h.idPrefix = hex.EncodeToString(seed[:]) + "-"
+	transport := opts.Transport
+	if transport == nil {
+		transport = NewTransport(TransportOptions{})
+	}
+	upstream := opts.Upstream
+	h.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.SetXForwarded()
+			// Hop-by-hop headers, including any a client named in
+			// Connection, are already gone from Out; the identity headers
+			// are taken from In, where ServeHTTP put them after dropping
+			// the client's copies, so no Connection trick removes them.
+			out, in := pr.Out.Header, pr.In.Header
+			for _, k := range identityHeaders {
+				out[k] = in[k]
+			}
+			out[HeaderRequestID] = in[HeaderRequestID]
+			if h.passAuth {
+				out["Authorization"] = in["Authorization"]
+			} else {
+				delete(out, "Authorization")
+			}
+		},
+		Transport:      transport,
+		BufferPool:     bufferPool{},
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.upstreamError,
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
+	return h, nil
+}
+
+var identityHeaders = []string{HeaderProjectID, HeaderTokenID, HeaderTokenRole}
+
+// ServeHTTP decides r and either refuses it or proxies it upstream.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	reqID := h.requestID(r)
+
+	req := auth.Request{
+		Method:        r.Method,
+		Path:          r.URL.EscapedPath(),
+		RawQuery:      r.URL.RawQuery,
+		Authorization: r.Header.Get("Authorization"),
+		ContentType:   r.Header.Get("Content-Type"),
+	}
+	var body *bodyPrefix
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		body = &bodyPrefix{r: r, limit: h.maxScan}
+		req.Body = body
+	}
+	v := h.decider.Decide(r.Context(), &req, start)
+	if v.Code != auth.OK {
+		if v.Err != nil {
+			h.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused",
+				slog.String("request_id", reqID), slog.String("code", v.Code.String()),
+				slog.String("err", v.Err.Error()))
+		}
+		w.Header()[HeaderRequestID] = r.Header[HeaderRequestID]
+		if v.Limit.Enabled {
+			setRateLimitHeaders(w.Header(), &v.Limit)
+		}
+		refuse(w, v.Code, v.RetryAfter)
+		h.metrics.observe(&v, Status(v.Code), start, h.now())
+		return
+	}
+	if v.Limit.Enabled {
+		setRateLimitHeaders(w.Header(), &v.Limit)
+	}
+	setIdentity(r.Header, v.Token)
+	rec := statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	h.rp.ServeHTTP(&rec, r)
+	h.metrics.observe(&v, rec.status, start, h.now())
+}
+
+// requestID keeps a sane client X-Request-Id or makes one, and leaves it in
+// r.Header.
+func (h *Handler) requestID(r *http.Request) string {
+	if vs := r.Header[HeaderRequestID]; len(vs) == 1 && validRequestID(vs[0]) {
+		return vs[0]
+	}
+	var buf [32]byte
+	b := append(buf[:0], h.idPrefix...)
+	b = strconv.AppendUint(b, h.idCounter.Add(1), 16)
+	id := string(b)
+	r.Header[HeaderRequestID] = []string{id}
+	return id
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// setIdentity replaces any client-sent identity headers, under any spelling
+// an upstream might fold onto ours (case, '_' for '-'), with the verified
+// token's.
+func setIdentity(hdr http.Header, t *auth.Token) {
+	for k := range hdr {
+		if len(k) >= 6 && strings.EqualFold(strings.ReplaceAll(k[:6], "_", "-"), "x-tsw-") {
+			delete(hdr, k)
+		}
+	}
+	vals := make([]string, 3)
+	vals[0] = strconv.FormatInt(t.ProjectID, 10)
+	vals[1] = t.ID
+	vals[2] = t.Role.String()
+	hdr[HeaderProjectID] = vals[0:1:1]
+	hdr[HeaderTokenID] = vals[1:2:2]
+	hdr[HeaderTokenRole] = vals[2:3:3]
+}
+
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	// The client sees our request id, whatever the upstream echoes.
+	resp.Header[HeaderRequestID] = resp.Request.Header[HeaderRequestID]
+	return nil
+}
+
+// upstreamError answers a failed upstream round trip: 504 on a timeout,
+// 502 otherwise, nothing when the client went away.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		w.WriteHeader(499) // client closed the request; nobody reads this
+		return
+	}
+	var ne net.Error
+	status, code, msg := http.StatusBadGateway, codeUpstreamError, "The API could not be reached."
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		status, code, msg = http.StatusGatewayTimeout, codeUpstreamTimeout, "The API did not answer in time."
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
+		slog.String("request_id", r.Header.Get(HeaderRequestID)),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("err", err.Error()))
+	w.Header()[HeaderRequestID] = r.Header[HeaderRequestID]
+	writeError(w, status, code, msg)
+}
+
+// statusRecorder remembers the status written, for metrics. It forwards
+// Flush and Unwrap so streaming and http.ResponseController keep working.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// bodyPrefix reads the bounded prefix of a request body for the project
+// check, then puts it back in front of the rest so the upstream gets the
+// body intact.
+type bodyPrefix struct {
+	r        *http.Request
+	limit    int64
+	done     bool
+	prefix   []byte
+	complete bool
+	err      error
+}
+
+func (b *bodyPrefix) BodyPrefix() ([]byte, bool, error) {
+	if b.done {
+		return b.prefix, b.complete, b.err
+	}
+	b.done = true
+	prefix, err := io.ReadAll(io.LimitReader(b.r.Body, b.limit+1))
+	if err != nil {
+		b.err = fmt.Errorf("reading request body: %w", err)
+		return nil, false, b.err
+	}
+	b.complete = int64(len(prefix)) <= b.limit
+	b.prefix = prefix[:min(int64(len(prefix)), b.limit)]
+	b.r.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(prefix), b.r.Body), closer: b.r.Body}
+	return b.prefix, b.complete, nil
+}
+
+type prefixedBody struct {
+	io.Reader
+	closer io.Closer
+}
+
+func (p *prefixedBody) Close() error { return p.closer.Close() }
+
+// bufferPool lends ReverseProxy its copy buffers, which otherwise cost a
+// 32 KiB allocation per request.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// Header names the gateway sets.
+const (
+	// HeaderErrorCode carries a refusal's stable code, e.g. "token_revoked".
+	HeaderErrorCode = "X-Tsw-Error-Code"
+	// HeaderRequestID identifies a request in logs, here and upstream.
+	HeaderRequestID = "X-Request-Id"
+	// HeaderProjectID, HeaderTokenID and HeaderTokenRole tell the upstream
+	// who is calling. Copies sent by clients are dropped.
+	HeaderProjectID = "X-Tsw-Project-Id"
+	HeaderTokenID   = "X-Tsw-Token-Id"
+	HeaderTokenRole = "X-Tsw-Token-Role"
+)
+
+// Gateway-side failures that are not decisions of auth, in the same
+// envelope.
+const (
+	codeUpstreamError   = "upstream_error"
+	codeUpstreamTimeout = "upstream_timeout"
+)
+
+// refusal is the precomputed response of one refusal code.
+type refusal struct {
+	status    int
+	body      []byte
+	code      []string
+	challenge []string // WWW-Authenticate, or nil
+}
+
+var (
+	jsonContentType = []string{"application/json; charset=utf-8"}
+	noSniff         = []string{"nosniff"}
+	noStore         = []string{"no-store"}
+	refusals        = buildRefusals()
+)
+
+// Status returns the HTTP status the gateway answers a refusal code with.
+func Status(c auth.Code) int {
+	switch c {
+	case auth.OK:
+		return http.StatusOK
+	case auth.CodeMissingToken, auth.CodeMalformedToken, auth.CodeInvalidToken,
+		auth.CodeTokenInactive, auth.CodeTokenExpired, auth.CodeTokenRevoked:
+		return http.StatusUnauthorized
+	case auth.CodePermissionDenied, auth.CodeProjectMismatch:
+		return http.StatusForbidden
+	case auth.CodeStoreUnavailable:
+		return http.StatusServiceUnavailable
+	case auth.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case auth.CodeUnknownRoute:
+		return http.StatusNotFound
+	case auth.CodeBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	default: // invalid path, invalid body
+		return http.StatusBadRequest
+	}
+}
+
+// envelope is the TeraSwitch API's response shape, plus a machine-readable
+// code.
+type envelope struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+	Code    string `json:"code"`
+}
+
+func envelopeBody(code, message string) []byte {
+	b, err := json.Marshal(envelope{Message: message, Code: code})
+	if err != nil {
+		panic(err) // strings always marshal
+	}
+	return append(b, '\n')
+}
+
+func buildRefusals() map[auth.Code]*refusal {
+	m := make(map[auth.Code]*refusal)
+	for _, c := range auth.Codes() {
+		r := &refusal{
+			status: Status(c),
+			body:   envelopeBody(c.String(), c.Message()),
+			code:   []string{c.String()},
+		}
+		switch r.status {
+		case http.StatusUnauthorized:
+			r.challenge = []string{`Bearer realm="tswgate", error="invalid_token", error_description="` +
+				c.String() + `: ` + c.Message() + `"`}
+		case http.StatusForbidden:
+			if c == auth.CodePermissionDenied {
+				r.challenge = []string{`Bearer realm="tswgate", error="insufficient_scope", error_description="` +
+					c.String() + `: ` + c.Message() + `"`}
+			}
+		}
+		m[c] = r
+	}
+	return m
+}
+
+// refuse writes the response for a refusal.
+func refuse(w http.ResponseWriter, c auth.Code, retryAfter time.Duration) {
+	r := refusals[c]
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
+	h["Cache-Control"] = noStore
+	h[HeaderErrorCode] = r.code
+	if r.challenge != nil {
+		h["Www-Authenticate"] = r.challenge
+	}
+	if retryAfter > 0 {
+		h["Retry-After"] = []string{retryAfterSeconds(retryAfter)}
+	}
+	w.WriteHeader(r.status)
+	_, _ = w.Write(r.body)
+}
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(s, 1), 10)
+}
+
+// writeError writes a gateway failure that is not an auth decision.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
+	h[HeaderErrorCode] = []string{code}
+	w.WriteHeader(status)
+	_, _ = w.Write(envelopeBody(code, message))
+}

@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"time"
+)
+
+// TransportOptions configure NewTransport. Zero fields take the defaults
+// given in each comment.
+type TransportOptions struct {
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers; past it the client gets 504. Default 60s.
+	ResponseHeaderTimeout time.Duration
+	// DialTimeout bounds connecting to the upstream. Default 5s.
+	DialTimeout time.Duration
+	// MaxIdleConnsPerHost is the keep-alive pool size. Default 512.
+	MaxIdleConnsPerHost int
+}
+
+// NewTransport returns the pooled keep-alive transport the gateway uses to
+// reach the upstream.
+func NewTransport(o TransportOptions) *http.Transport {
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = 60 * time.Second
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 5 * time.Second
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = 512
+	}
+	return &http.Transport{
+		Proxy:                 nil, // the upstream is reached directly, never via $HTTP_PROXY
+		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          o.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+	}
+}
