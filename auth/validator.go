@@ -271,6 +271,6 @@ func (v *Validator) Wait() { v.cache.Wait() }
 
 type nopObserver struct{}
 
-func (nopObserver) CacheResult(CacheResult)            {}
-func (nopObserver) StoreRead(time.Duration, error)     {}
+func (nopObserver) CacheResult(CacheResult)              {}
+func (nopObserver) StoreRead(time.Duration, error)       {}
 func (nopObserver) Invalidated(EventKind, time.Duration) {}

@@ -81,7 +81,7 @@ type Config struct {
 
 	// CacheTTL is how long a verified token is cached in memory.
 	CacheTTL time.Duration
-	// NegativeCacheTTL is how long an unknown or revoked token is cached.
+	// NegativeCacheTTL is how long an unknown token id is remembered.
 	NegativeCacheTTL time.Duration
 	// CacheMaxEntries bounds the token cache.
 	CacheMaxEntries int64

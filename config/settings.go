@@ -383,10 +383,10 @@ var settings = []setting{
 		}),
 
 	field(durationKind, "TSWGATE_CACHE_TTL", 10*time.Second, func(c *Config) *time.Duration { return &c.CacheTTL },
-		"How long a verified token is cached in memory; revocations take up to this long to apply.",
+		"How long a token record is served from memory before it is read again: the bound on staleness should change announcements be lost (revocations apply at once through the store).",
 		checkDuration(positive, 10*time.Minute, "10s")),
 	field(durationKind, "TSWGATE_NEGATIVE_CACHE_TTL", 2*time.Second, func(c *Config) *time.Duration { return &c.NegativeCacheTTL },
-		"How long an unknown or revoked token is cached; at most TSWGATE_CACHE_TTL.",
+		"How long an unknown token id is remembered; at most TSWGATE_CACHE_TTL.",
 		func(c *Config, v time.Duration, bad problem) {
 			checkDuration(positive, 0, "2s")(c, v, bad)
 			if v > c.CacheTTL && c.CacheTTL > 0 {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -76,11 +77,13 @@ type envelope struct {
 }
 
 func envelopeBody(code, message string) []byte {
-	b, err := json.Marshal(envelope{Message: message, Code: code})
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // keep "<tokenId>" readable
+	if err := enc.Encode(envelope{Message: message, Code: code}); err != nil {
 		panic(err) // strings always marshal
 	}
-	return append(b, '\n')
+	return b.Bytes()
 }
 
 func buildRefusals() map[auth.Code]*refusal {

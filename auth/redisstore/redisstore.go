@@ -394,6 +394,16 @@ func (s *Store) publish(ctx context.Context, id string) error {
 	return nil
 }
 
+// Ping checks that Redis answers, within the store's timeout.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return s.unavailable("ping", err)
+	}
+	return nil
+}
+
 // Close stops every Watch. It does not close the client, which the caller
 // owns; Get, Create, List and Revoke keep working as long as it is open.
 func (s *Store) Close() error {

@@ -37,15 +37,21 @@ func TestMedian(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	s := summarize("x", []loadResult{
-		{RPS: 100, P50: 3 * time.Millisecond, P99: 9 * time.Millisecond},
-		{RPS: 300, P50: 1 * time.Millisecond, P99: 7 * time.Millisecond, Non2xx: 2, FirstError: "status 502 Bad Gateway"},
-		{RPS: 200, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond, Errors: 1},
+		{Requests: 100, RPS: 100, P50: 3 * time.Millisecond, P99: 9 * time.Millisecond},
+		{Requests: 300, RPS: 300, P50: 1 * time.Millisecond, P99: 7 * time.Millisecond, Non2xx: 2, FirstError: "status 502 Bad Gateway"},
+		{Requests: 200, RPS: 200, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond, Errors: 1},
 	})
 	if s.RPS != 200 || s.P50 != 2*time.Millisecond || s.P99 != 8*time.Millisecond {
 		t.Errorf("medians = %v req/s, p50 %v, p99 %v; want 200, 2ms, 8ms", s.RPS, s.P50, s.P99)
 	}
 	if s.Non2xx != 2 || s.Errors != 1 || s.FirstError != "status 502 Bad Gateway" {
 		t.Errorf("errors = %d non-2xx, %d errors, first %q", s.Non2xx, s.Errors, s.FirstError)
+	}
+
+	// A round without a single response is a failure too.
+	rep := &report{Rounds: 2, Direct: summarize("d", []loadResult{{Requests: 5, RPS: 5}, {}})}
+	if rep.Direct.Empty != 1 || rep.Direct.FirstError != "round 2 got no response at all" || !rep.hasErrors() {
+		t.Errorf("empty round: %+v, hasErrors %v", rep.Direct, rep.hasErrors())
 	}
 }
 
@@ -193,7 +199,7 @@ func TestMarkdown(t *testing.T) {
 	}
 	for _, s := range rep.targets() {
 		for i := 0; i < 3; i++ {
-			s.Rounds = append(s.Rounds, loadResult{RPS: s.RPS, P50: s.P50, P99: s.P99})
+			s.Rounds = append(s.Rounds, loadResult{Requests: 1, RPS: s.RPS, P50: s.P50, P99: s.P99})
 		}
 	}
 	md := rep.markdown()

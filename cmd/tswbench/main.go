@@ -191,7 +191,11 @@ func runBench(args []string, stdout, stderr io.Writer) (code int) {
 	md := rep.markdown()
 	fmt.Fprint(stdout, md)
 	if o.Out != "" {
-		if err := os.WriteFile(o.Out, []byte(md), 0o644); err != nil {
+		err := os.MkdirAll(filepath.Dir(o.Out), 0o755)
+		if err == nil {
+			err = os.WriteFile(o.Out, []byte(md), 0o644)
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "tswbench: -out: %v\n", err)
 			return 1
 		}
@@ -237,12 +241,6 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 	if b.tmp, err = os.MkdirTemp("", "tswbench-"); err != nil {
 		return nil, err
-	}
-	b.logf("measuring how busy the CPUs are before starting (1s)")
-	facts := machineFacts()
-	facts.Busy = measureBusy(time.Second)
-	if facts.Busy > busyWarn {
-		b.logf("warning: the CPUs are %.0f%% busy with other work; the results will be disturbed", 100*facts.Busy)
 	}
 	pin := runtime.NumCPU() >= 2
 	if !pin {
@@ -310,6 +308,13 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 	if err := checkRefuses(ctx, targets[2]); err != nil {
 		return nil, err
+	}
+	// With the servers idle, anything using the CPUs now is someone else.
+	b.logf("measuring how busy the CPUs are with other work (1s)")
+	facts := machineFacts()
+	facts.Busy = measureBusy(time.Second)
+	if facts.Busy > busyWarn {
+		b.logf("warning: the CPUs are %.0f%% busy with other work; the results will be disturbed", 100*facts.Busy)
 	}
 	b.logf("warming up (1s per target)")
 	for _, t := range targets {

@@ -35,6 +35,7 @@ type summary struct {
 	P99    time.Duration // median over rounds
 	Non2xx int64         // sum over rounds
 	Errors int64         // sum over rounds
+	Empty  int           // rounds that got no response at all
 	// FirstError describes one failure, for the report.
 	FirstError string
 	Rounds     []loadResult
@@ -44,7 +45,13 @@ type summary struct {
 func summarize(name string, rounds []loadResult) summary {
 	s := summary{Name: name, Rounds: rounds}
 	var rps, p50, p99 []float64
-	for _, r := range rounds {
+	for i, r := range rounds {
+		if r.Requests == 0 {
+			s.Empty++
+			if s.FirstError == "" && r.FirstError == "" {
+				s.FirstError = fmt.Sprintf("round %d got no response at all", i+1)
+			}
+		}
 		rps = append(rps, r.RPS)
 		p50 = append(p50, float64(r.P50))
 		p99 = append(p99, float64(r.P99))
@@ -175,7 +182,7 @@ type report struct {
 // hasErrors reports whether any target saw a non-2xx response or an error.
 func (r *report) hasErrors() bool {
 	for _, s := range r.targets() {
-		if s.Non2xx > 0 || s.Errors > 0 {
+		if s.Non2xx > 0 || s.Errors > 0 || s.Empty > 0 {
 			return true
 		}
 	}
@@ -191,7 +198,7 @@ func (r *report) markdown() string {
 
 	w("### Load benchmark: tswgate vs. a bare reverse proxy\n\n")
 	if r.hasErrors() {
-		w("> **WARNING: errors during the run** — some responses were not 2xx or failed; the numbers below are not valid. See the per-round table.\n\n")
+		w("> **WARNING: errors during the run** — some responses were not 2xx or failed, or a round got none; the numbers below are not valid. See the per-round table.\n\n")
 	}
 	w("| target | req/s | p50 | p99 | non-2xx | errors |\n")
 	w("| --- | ---: | ---: | ---: | ---: | ---: |\n")

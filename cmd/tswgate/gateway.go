@@ -329,10 +329,13 @@ func (g *Gateway) openStore() error {
 		DB:            t.DB,
 		MasterName:    t.MasterName,
 		IsClusterMode: t.Cluster,
-		DialTimeout:   2 * time.Second,
-		ReadTimeout:   c.StoreTimeout * 5,
-		WriteTimeout:  c.StoreTimeout * 5,
-		PoolTimeout:   c.StoreTimeout * 5,
+		// Without it go-redis ignores context deadlines on reads, and
+		// TSWGATE_STORE_TIMEOUT would not bound a call to a hung Redis.
+		ContextTimeoutEnabled: true,
+		DialTimeout:           2 * time.Second,
+		ReadTimeout:           c.StoreTimeout * 5,
+		WriteTimeout:          c.StoreTimeout * 5,
+		PoolTimeout:           c.StoreTimeout * 5,
 	}
 	if t.TLS {
 		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}

@@ -1,0 +1,883 @@
+package main
+
+// End-to-end tests: the real Gateway, started by Start with a configuration
+// from config.Load, in front of an httptest upstream, over real HTTP.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/proxy"
+	"github.com/tswgate/tswgate/teraswitch"
+)
+
+// TestE2ECredentialFormat checks that the documented format (written out
+// in helpers_test.go without the auth package) is what the gateway issues
+// and accepts: a secret scanner can validate credentials offline.
+func TestE2ECredentialFormat(t *testing.T) {
+	re := regexp.MustCompile(`^` + strings.TrimSuffix(strings.TrimPrefix(auth.CredentialPattern, `\b`), `\b`) + `$`)
+	for range 50 {
+		_, cred, err := auth.NewCredential()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !re.MatchString(cred) {
+			t.Fatalf("CredentialPattern does not match %q", cred)
+		}
+		body, sum := cred[:len(cred)-6], cred[len(cred)-6:]
+		if got := formatChecksum(body); got != sum {
+			t.Fatalf("documented checksum of %q = %s, the credential has %s", body, got, sum)
+		}
+	}
+	forged := forgeCredential(t, "tsw_"+randomBase62(t, 20))
+	if !auth.ValidCredential(forged) {
+		t.Fatalf("a credential built from the documented format is refused by auth.ValidCredential: %q", forged)
+	}
+}
+
+// TestE2ERefusals covers every refusal code but store_unavailable (see
+// e2e_redis_test.go), and checks the upstream receives nothing refused.
+func TestE2ERefusals(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_MAX_BODY_SCAN=1024")
+	owner := g.MustCreateToken(t, testProject, "owner", "owner")
+	acct := g.MustCreateToken(t, testProject, "accounting", "acct")
+
+	covered := map[auth.Code]bool{}
+	// refused sends req and checks the refusal and that the upstream got
+	// nothing.
+	refused := func(t *testing.T, req *http.Request, code auth.Code) *response {
+		t.Helper()
+		before := up.Hits()
+		r := MustDo(t, g.HTTP, req)
+		MustBeRefused(t, r, code)
+		if n := up.Hits() - before; n != 0 {
+			t.Errorf("the upstream received %d request(s) for a refused %s", n, code)
+		}
+		covered[code] = true
+		return r
+	}
+	get := func(t *testing.T, path, authz string) *http.Request {
+		req := MustNewRequest(t, http.MethodGet, g.URL+path, "", nil)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		return req
+	}
+	rawRefused := func(t *testing.T, target, cred string, code auth.Code) {
+		t.Helper()
+		before := up.Hits()
+		r := MustRawRequest(t, g.Addr("public"), "GET "+target+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+
+			cred+"\r\nConnection: close\r\n\r\n")
+		MustBeRefused(t, r, code)
+		if n := up.Hits() - before; n != 0 {
+			t.Errorf("the upstream received %d request(s) for %s", n, target)
+		}
+		covered[code] = true
+	}
+
+	t.Run("sanity: owner is proxied", func(t *testing.T) {
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance?ProjectId=42", owner.Token, nil))
+	})
+	t.Run("missing_token/no header", func(t *testing.T) {
+		refused(t, get(t, "/v2/Instance", ""), auth.CodeMissingToken)
+	})
+	t.Run("missing_token/basic auth", func(t *testing.T) {
+		req := get(t, "/v2/Instance", "")
+		req.SetBasicAuth("user", "pass")
+		refused(t, req, auth.CodeMissingToken)
+	})
+	t.Run("missing_token/empty bearer", func(t *testing.T) {
+		refused(t, get(t, "/v2/Instance", "Bearer "), auth.CodeMissingToken)
+	})
+	t.Run("malformed_token/bad prefix", func(t *testing.T) {
+		refused(t, get(t, "/v2/Instance", "Bearer xyz_"+owner.Token[4:]), auth.CodeMalformedToken)
+	})
+	t.Run("malformed_token/one secret character changed", func(t *testing.T) {
+		b := []byte(owner.Token)
+		i := auth.IDLen + 1 + len(auth.SecretPrefix) + 5
+		if b[i] == 'a' {
+			b[i] = 'b'
+		} else {
+			b[i] = 'a'
+		}
+		refused(t, get(t, "/v2/Instance", "Bearer "+string(b)), auth.CodeMalformedToken)
+	})
+	t.Run("malformed_token/checksum changed", func(t *testing.T) {
+		b := []byte(owner.Token)
+		if b[len(b)-1] == 'Z' {
+			b[len(b)-1] = 'Y'
+		} else {
+			b[len(b)-1] = 'Z'
+		}
+		refused(t, get(t, "/v2/Instance", "Bearer "+string(b)), auth.CodeMalformedToken)
+	})
+	t.Run("malformed_token/truncated", func(t *testing.T) {
+		refused(t, get(t, "/v2/Instance", "Bearer "+owner.Token[:len(owner.Token)-1]), auth.CodeMalformedToken)
+		refused(t, get(t, "/v2/Instance", "Bearer "+owner.ID), auth.CodeMalformedToken)
+	})
+	t.Run("invalid_token/never stored", func(t *testing.T) {
+		_, cred, err := auth.NewCredential()
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused(t, get(t, "/v2/Instance", "Bearer "+cred), auth.CodeInvalidToken)
+	})
+	t.Run("invalid_token/known id, other secret with a valid checksum", func(t *testing.T) {
+		forged := forgeCredential(t, owner.ID)
+		if !auth.ValidCredential(forged) {
+			t.Fatalf("forged credential %q fails the checksum: the documented format is wrong", forged)
+		}
+		refused(t, get(t, "/v2/Instance", "Bearer "+forged), auth.CodeInvalidToken)
+		// The real token still works: a wrong secret does not poison the id.
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", owner.Token, nil))
+	})
+	t.Run("token_inactive", func(t *testing.T) {
+		_, cred := g.MustCreateRecord(t, func(tok *auth.Token) { tok.Status = auth.StatusInactive })
+		refused(t, get(t, "/v2/Instance", "Bearer "+cred), auth.CodeTokenInactive)
+	})
+	t.Run("token_expired", func(t *testing.T) {
+		_, cred := g.MustCreateRecord(t, func(tok *auth.Token) { tok.ExpiresAt = time.Now().Add(-time.Minute) })
+		refused(t, get(t, "/v2/Instance", "Bearer "+cred), auth.CodeTokenExpired)
+	})
+	t.Run("token_revoked", func(t *testing.T) {
+		tok := g.MustCreateToken(t, testProject, "owner", "to-revoke")
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)) // cached now
+		if _, err := g.Admin.Revoke(context.Background(), tok.ID); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, get(t, "/v2/Instance", "Bearer "+tok.Token), auth.CodeTokenRevoked)
+		// Whoever presents the revoked id with any well-formed secret is
+		// told "revoked".
+		refused(t, get(t, "/v2/Instance", "Bearer "+forgeCredential(t, tok.ID)), auth.CodeTokenRevoked)
+	})
+	t.Run("permission_denied/accounting reads compute", func(t *testing.T) {
+		refused(t, get(t, "/v2/Instance", "Bearer "+acct.Token), auth.CodePermissionDenied)
+	})
+	t.Run("permission_denied/accounting writes compute", func(t *testing.T) {
+		req := MustNewRequest(t, "POST", g.URL+"/v2/Instance", acct.Token, []byte(`{"projectId":42}`))
+		req.Header.Set("Content-Type", "application/json")
+		refused(t, req, auth.CodePermissionDenied)
+	})
+	t.Run("billing has no write route: unknown_route", func(t *testing.T) {
+		// The spec has no write operation on Invoice or Usage; a write
+		// there is not a route, so even an owner gets 404 unknown_route
+		// (routes are matched before roles are checked).
+		for _, tok := range []string{acct.Token, owner.Token} {
+			refused(t, MustNewRequest(t, "DELETE", g.URL+"/v2/Usage", tok, nil), auth.CodeUnknownRoute)
+			refused(t, MustNewRequest(t, "POST", g.URL+"/v2/Invoice", tok, []byte(`{}`)), auth.CodeUnknownRoute)
+		}
+	})
+	t.Run("project_mismatch", func(t *testing.T) {
+		refused(t, get(t, "/v2/Instance?ProjectId=7", "Bearer "+owner.Token), auth.CodeProjectMismatch)
+		refused(t, get(t, "/v2/Usage?projectId=7", "Bearer "+acct.Token), auth.CodeProjectMismatch)
+	})
+	t.Run("unknown_route", func(t *testing.T) {
+		refused(t, get(t, "/v2/Nope", "Bearer "+owner.Token), auth.CodeUnknownRoute)
+		refused(t, get(t, "/v3/Instance", "Bearer "+owner.Token), auth.CodeUnknownRoute)
+		refused(t, get(t, "/", "Bearer "+owner.Token), auth.CodeUnknownRoute)
+	})
+	t.Run("invalid_path", func(t *testing.T) {
+		for _, target := range []string{
+			"/v2/Instance/..%2FInvoice",
+			"/v2//Instance",
+			"/v2/Instance/../Invoice",
+			"/v2/./Instance",
+			"/v2/Instance/%2e%2e/Invoice",
+			"/v2/Instance/1%5c..%5cx",
+		} {
+			rawRefused(t, target, owner.Token, auth.CodeInvalidPath)
+		}
+		// Through Go's client with an explicit raw path, too.
+		req := MustNewRequest(t, "GET", g.URL+"/", owner.Token, nil)
+		req.URL.Path, req.URL.RawPath = "/v2/Instance/../Invoice", "/v2/Instance/..%2FInvoice"
+		refused(t, req, auth.CodeInvalidPath)
+	})
+	t.Run("invalid_body", func(t *testing.T) {
+		req := MustNewRequest(t, "POST", g.URL+"/v2/Instance", owner.Token, []byte("{not json"))
+		req.Header.Set("Content-Type", "application/json")
+		refused(t, req, auth.CodeInvalidBody)
+	})
+	t.Run("body_too_large", func(t *testing.T) {
+		var b bytes.Buffer
+		b.WriteString(`{"name":"big","pad":"`)
+		b.WriteString(strings.Repeat("x", 4096-len(`{"name":"big","pad":"","projectId":7}`)))
+		b.WriteString(`","projectId":7}`)
+		if b.Len() != 4096 || !json.Valid(b.Bytes()) {
+			t.Fatalf("test body: %d bytes, valid %v", b.Len(), json.Valid(b.Bytes()))
+		}
+		req := MustNewRequest(t, "POST", g.URL+"/v2/Instance", owner.Token, b.Bytes())
+		req.Header.Set("Content-Type", "application/json")
+		refused(t, req, auth.CodeBodyTooLarge)
+	})
+	t.Run("rate_limited", func(t *testing.T) {
+		up := MustStartUpstream(t, nil)
+		g := MustStartGateway(t, up.URL, "TSWGATE_RATE_OWNER=1", "TSWGATE_BURST_OWNER=1")
+		tok := g.MustCreateToken(t, testProject, "owner", "limited")
+		first := g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		MustBeProxied(t, first)
+		if first.Header.Get("RateLimit-Limit") != "1" || first.Header.Get("RateLimit-Remaining") != "0" {
+			t.Errorf("first response RateLimit-Limit/Remaining = %q/%q, want 1/0",
+				first.Header.Get("RateLimit-Limit"), first.Header.Get("RateLimit-Remaining"))
+		}
+		before := up.Hits()
+		second := g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		MustBeRefused(t, second, auth.CodeRateLimited)
+		covered[auth.CodeRateLimited] = true
+		if up.Hits() != before {
+			t.Error("the upstream received a rate-limited request")
+		}
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+			if second.Header.Get(h) == "" {
+				t.Errorf("429 lacks %s", h)
+			}
+		}
+		if second.Header.Get("RateLimit-Remaining") != "0" {
+			t.Errorf("429 RateLimit-Remaining = %q, want 0", second.Header.Get("RateLimit-Remaining"))
+		}
+		if n, _ := parseSeconds(second.Header.Get("RateLimit-Reset")); n < 1 {
+			t.Errorf("429 RateLimit-Reset = %q, want >= 1", second.Header.Get("RateLimit-Reset"))
+		}
+		// Accounting tokens are not limited (TSWGATE_RATE_ACCOUNTING=0).
+		a := g.MustCreateToken(t, testProject, "accounting", "unlimited")
+		for range 3 {
+			r := g.MustCall(t, "GET", "/v2/Invoice", a.Token, nil)
+			MustBeProxied(t, r)
+			if r.Header.Get("RateLimit-Limit") != "" {
+				t.Errorf("unlimited token got RateLimit-Limit %q", r.Header.Get("RateLimit-Limit"))
+			}
+		}
+	})
+
+	for _, c := range auth.Codes() {
+		if c != auth.CodeStoreUnavailable && !covered[c] {
+			t.Errorf("refusal code %s is not covered", c)
+		}
+	}
+}
+
+// TestE2ERoleMatrix calls every operation of the spec under /v2 and /v1
+// (lower-cased) with an owner and an accounting token, in front of the
+// stand-in API.
+func TestE2ERoleMatrix(t *testing.T) {
+	standin := httptest.NewServer(teraswitch.NewStandin())
+	t.Cleanup(standin.Close)
+	g := MustStartGateway(t, standin.URL)
+	owner := g.MustCreateToken(t, testProject, "owner", "owner")
+	acct := g.MustCreateToken(t, testProject, "accounting", "acct")
+
+	ops, err := teraswitch.Operations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) == 0 {
+		t.Fatal("no operations")
+	}
+	param := regexp.MustCompile(`\{[^}/]+\}`)
+	billing := func(path string) bool {
+		seg := strings.Split(path, "/")[2]
+		return strings.EqualFold(seg, "Invoice") || strings.EqualFold(seg, "Usage")
+	}
+	tested := map[string]bool{}
+	call := func(t *testing.T, method, path, cred string, op teraswitch.Operation) *response {
+		t.Helper()
+		target := g.URL + path
+		for _, q := range op.Query {
+			if strings.EqualFold(q, "projectId") {
+				target += "?" + q + "=42"
+				break
+			}
+		}
+		var body []byte
+		if op.HasBody && method != "HEAD" {
+			body = []byte(`{"projectId":42}`)
+		}
+		req := MustNewRequest(t, method, target, cred, body)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return MustDo(t, g.HTTP, req)
+	}
+	for _, op := range ops {
+		filled := param.ReplaceAllString(op.Path, "1")
+		tested[op.Method+" "+op.Path] = true
+		for _, path := range []string{filled, "/v1" + strings.ToLower(strings.TrimPrefix(filled, "/v2"))} {
+			methods := []string{op.Method}
+			if op.Method == "GET" {
+				methods = append(methods, "HEAD")
+			}
+			for _, method := range methods {
+				t.Run(method+" "+path, func(t *testing.T) {
+					wantRoute := op.Method + " " + op.Path
+					r := call(t, method, path, owner.Token, op)
+					MustBeProxied(t, r)
+					if got := r.Header.Get(teraswitch.RouteHeader); got != wantRoute {
+						t.Errorf("owner: %s = %q, want %q", teraswitch.RouteHeader, got, wantRoute)
+					}
+					r = call(t, method, path, acct.Token, op)
+					if billing(op.Path) && op.Method == "GET" {
+						MustBeProxied(t, r)
+						if got := r.Header.Get(teraswitch.RouteHeader); got != wantRoute {
+							t.Errorf("accounting: %s = %q, want %q", teraswitch.RouteHeader, got, wantRoute)
+						}
+					} else {
+						MustBeRefused(t, r, auth.CodePermissionDenied)
+					}
+				})
+			}
+		}
+	}
+	if len(tested) != len(ops) {
+		t.Errorf("tested %d distinct (method, path) pairs, the spec has %d operations", len(tested), len(ops))
+	}
+	if n := len(auth.DefaultRoutes().Routes()); n != len(ops) {
+		t.Errorf("the route table has %d routes, the spec %d operations", n, len(ops))
+	}
+}
+
+// TestE2EProjectScope checks project scoping of queries and bodies through
+// the gateway, and that bodies reach the upstream intact.
+func TestE2EProjectScope(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_MAX_BODY_SCAN=1024")
+	owner := g.MustCreateToken(t, testProject, "owner", "owner")
+
+	for _, tc := range []struct {
+		query string
+		ok    bool
+	}{
+		{"ProjectId=42", true},
+		{"projectid=42&PROJECTID=7", false},
+		{"ProjectId=42&ProjectId=42", true},
+		{"Project%49d=7", false},
+		{"Project%49d=42", true},
+		{"projectId=42&projectId=", false},
+		{"ProjectId=042", false},
+		{"Limit=5&Skip=0", true},
+	} {
+		t.Run("query "+tc.query, func(t *testing.T) {
+			before := up.Hits()
+			r := g.MustCall(t, "GET", "/v2/Instance?"+tc.query, owner.Token, nil)
+			if tc.ok {
+				MustBeProxied(t, r)
+				if got := up.MustLast(t).RequestURI; got != "/v2/Instance?"+tc.query {
+					t.Errorf("upstream request URI = %q, want the query unchanged", got)
+				}
+				return
+			}
+			MustBeRefused(t, r, auth.CodeProjectMismatch)
+			if up.Hits() != before {
+				t.Error("the upstream received a refused request")
+			}
+		})
+	}
+
+	post := func(t *testing.T, contentType string, body []byte) *response {
+		t.Helper()
+		req := MustNewRequest(t, "POST", g.URL+"/v2/Instance", owner.Token, body)
+		req.Header.Set("Content-Type", contentType)
+		return MustDo(t, g.HTTP, req)
+	}
+	t.Run("body other project", func(t *testing.T) {
+		before := up.Hits()
+		MustBeRefused(t, post(t, "application/json", []byte(`{"projectId":7}`)), auth.CodeProjectMismatch)
+		MustBeRefused(t, post(t, "application/json", []byte(`{"ProjectId":42,"PROJECTID":7}`)), auth.CodeProjectMismatch)
+		MustBeRefused(t, post(t, "text/plain", []byte(` {"projectId":"7"}`)), auth.CodeProjectMismatch)
+		if up.Hits() != before {
+			t.Error("the upstream received a refused request")
+		}
+	})
+	for _, tc := range []struct {
+		name, contentType string
+		body              []byte
+	}{
+		{"own project JSON", "application/json", []byte("{\"ProjectId\":42,\"name\":\"web-1\",\"tags\":[\"a\",\"b\"],\n \"nested\":{\"projectId\":7}}\n")},
+		{"own project as string", "application/json; charset=utf-8", []byte(`{"projectId":"42","x":"\u00e9"}`)},
+		{"large non-JSON", "application/octet-stream", largeOpaqueBody(64 << 10)},
+	} {
+		t.Run("body "+tc.name, func(t *testing.T) {
+			MustBeProxied(t, post(t, tc.contentType, tc.body))
+			got := up.MustLast(t)
+			if !bytes.Equal(got.Body, tc.body) {
+				t.Fatalf("the upstream received %d bytes, not the %d sent byte-for-byte", len(got.Body), len(tc.body))
+			}
+			if got.Header.Get("Content-Type") != tc.contentType {
+				t.Errorf("upstream Content-Type = %q, want %q", got.Header.Get("Content-Type"), tc.contentType)
+			}
+		})
+	}
+	t.Run("body large non-JSON chunked", func(t *testing.T) {
+		body := largeOpaqueBody(200 << 10)
+		req := MustNewRequest(t, "POST", g.URL+"/v2/Instance", owner.Token, nil)
+		req.Body = io.NopCloser(bytes.NewReader(body)) // unknown length: chunked
+		req.ContentLength = -1
+		req.Header.Set("Content-Type", "application/octet-stream")
+		MustBeProxied(t, MustDo(t, g.HTTP, req))
+		if got := up.MustLast(t).Body; !bytes.Equal(got, body) {
+			t.Fatalf("the upstream received %d bytes, not the %d sent byte-for-byte", len(got), len(body))
+		}
+	})
+}
+
+// largeOpaqueBody is n deterministic bytes that do not start like JSON.
+func largeOpaqueBody(n int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	b[0] = 0x89 // like a PNG signature: not '{', not white space
+	return b
+}
+
+// TestE2EUpstreamHeaders checks what the upstream receives.
+func TestE2EUpstreamHeaders(t *testing.T) {
+	up := MustStartUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "upstream-says-otherwise")
+		_, _ = io.WriteString(w, `{"success":true,"message":""}`)
+	}))
+	g := MustStartGateway(t, up.URL)
+	owner := g.MustCreateToken(t, testProject, "owner", "owner")
+	acct := g.MustCreateToken(t, testProject, "accounting", "acct")
+
+	t.Run("identity", func(t *testing.T) {
+		r := g.MustCall(t, "GET", "/v2/Instance?ProjectId=42", owner.Token, nil)
+		MustBeProxied(t, r)
+		got := up.MustLast(t)
+		wantHeader(t, got.Header, proxy.HeaderProjectID, "42")
+		wantHeader(t, got.Header, proxy.HeaderTokenID, owner.ID)
+		wantHeader(t, got.Header, proxy.HeaderTokenRole, "owner")
+		if v, ok := got.Header["Authorization"]; ok {
+			t.Errorf("the upstream received Authorization %q; it must be dropped by default", v)
+		}
+		if got.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For = %q, want 127.0.0.1", got.Header.Get("X-Forwarded-For"))
+		}
+		if got.RequestURI != "/v2/Instance?ProjectId=42" {
+			t.Errorf("upstream RequestURI = %q", got.RequestURI)
+		}
+	})
+	t.Run("client identity headers replaced", func(t *testing.T) {
+		req := MustNewRequest(t, "GET", g.URL+"/v2/Invoice", acct.Token, nil)
+		req.Header.Set("X-Tsw-Project-Id", "7")
+		req.Header.Set("X-Tsw-Token-Role", "owner")
+		req.Header["X_Tsw_Project_Id"] = []string{"7"}
+		req.Header["x-tsw-token-id"] = []string{owner.ID}
+		req.Header["X-TSW-EXTRA"] = []string{"spoof"}
+		req.Header.Set("Connection", "X-Tsw-Project-Id, X-Tsw-Token-Id, X-Tsw-Token-Role")
+		MustBeProxied(t, MustDo(t, g.HTTP, req))
+		got := up.MustLast(t)
+		wantHeader(t, got.Header, proxy.HeaderProjectID, "42")
+		wantHeader(t, got.Header, proxy.HeaderTokenID, acct.ID)
+		wantHeader(t, got.Header, proxy.HeaderTokenRole, "accounting")
+		for k, v := range got.Header {
+			norm := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+			if strings.HasPrefix(norm, "x-tsw-") && k != proxy.HeaderProjectID && k != proxy.HeaderTokenID && k != proxy.HeaderTokenRole {
+				t.Errorf("the upstream received client header %s: %q", k, v)
+			}
+		}
+	})
+	t.Run("request id kept", func(t *testing.T) {
+		req := MustNewRequest(t, "GET", g.URL+"/v2/Instance", owner.Token, nil)
+		req.Header.Set("X-Request-Id", "client-req-123")
+		r := MustDo(t, g.HTTP, req)
+		MustBeProxied(t, r)
+		if got := up.MustLast(t).Header.Get("X-Request-Id"); got != "client-req-123" {
+			t.Errorf("upstream X-Request-Id = %q, want client-req-123", got)
+		}
+		if got := r.Header.Get("X-Request-Id"); got != "client-req-123" {
+			t.Errorf("response X-Request-Id = %q, want client-req-123", got)
+		}
+	})
+	t.Run("request id generated", func(t *testing.T) {
+		var ids []string
+		for range 2 {
+			r := g.MustCall(t, "GET", "/v2/Instance", owner.Token, nil)
+			MustBeProxied(t, r)
+			upID := up.MustLast(t).Header.Get("X-Request-Id")
+			if upID == "" || upID == "upstream-says-otherwise" {
+				t.Fatalf("upstream X-Request-Id = %q, want a generated one", upID)
+			}
+			if got := r.Header.Get("X-Request-Id"); got != upID {
+				t.Errorf("response X-Request-Id = %q, the upstream saw %q", got, upID)
+			}
+			ids = append(ids, upID)
+		}
+		if ids[0] == ids[1] {
+			t.Errorf("two requests got the same generated id %q", ids[0])
+		}
+	})
+	t.Run("insane request id replaced", func(t *testing.T) {
+		req := MustNewRequest(t, "GET", g.URL+"/v2/Instance", owner.Token, nil)
+		req.Header.Set("X-Request-Id", strings.Repeat("a", 200))
+		r := MustDo(t, g.HTTP, req)
+		MustBeProxied(t, r)
+		if got := up.MustLast(t).Header.Get("X-Request-Id"); got == "" || len(got) > 128 {
+			t.Errorf("upstream X-Request-Id = %q, want a generated one", got)
+		}
+	})
+	t.Run("pass authorization", func(t *testing.T) {
+		up := MustStartUpstream(t, nil)
+		g := MustStartGateway(t, up.URL, "TSWGATE_PASS_AUTHORIZATION=true")
+		tok := g.MustCreateToken(t, testProject, "owner", "owner")
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil))
+		got := up.MustLast(t)
+		wantHeader(t, got.Header, "Authorization", "Bearer "+tok.Token)
+		wantHeader(t, got.Header, proxy.HeaderTokenID, tok.ID)
+	})
+}
+
+func wantHeader(t *testing.T, h http.Header, key, want string) {
+	t.Helper()
+	if got := h.Values(key); len(got) != 1 || got[0] != want {
+		t.Errorf("upstream %s = %q, want exactly [%q]", key, got, want)
+	}
+}
+
+// TestE2EUpstreamFailures checks the answers when the upstream fails.
+func TestE2EUpstreamFailures(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		dead := httptest.NewServer(http.NotFoundHandler())
+		deadURL := dead.URL
+		dead.Close()
+		g := MustStartGateway(t, deadURL)
+		tok := g.MustCreateToken(t, testProject, "owner", "owner")
+		r := g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		if r.Status != http.StatusBadGateway {
+			t.Fatalf("want 502, got %s", r)
+		}
+		if _, code := MustEnvelope(t, r); code != "upstream_error" {
+			t.Errorf("code = %q, want upstream_error", code)
+		}
+		if r.Header.Get("X-Request-Id") == "" {
+			t.Error("502 lacks X-Request-Id")
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		block := make(chan struct{})
+		reached := make(chan struct{}, 1)
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			reached <- struct{}{}
+			select {
+			case <-block:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(up.Close)
+		t.Cleanup(func() { close(block) }) // runs before up.Close
+		g := MustStartGateway(t, up.URL, "TSWGATE_UPSTREAM_TIMEOUT=200ms")
+		tok := g.MustCreateToken(t, testProject, "owner", "owner")
+		start := time.Now()
+		r := g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		took := time.Since(start)
+		if r.Status != http.StatusGatewayTimeout {
+			t.Fatalf("want 504, got %s", r)
+		}
+		if _, code := MustEnvelope(t, r); code != "upstream_timeout" {
+			t.Errorf("code = %q, want upstream_timeout", code)
+		}
+		select {
+		case <-reached:
+		default:
+			t.Error("the upstream was never reached")
+		}
+		if took < 200*time.Millisecond || took > 5*time.Second {
+			t.Errorf("504 after %v, want about the 200ms timeout", took)
+		}
+	})
+}
+
+// TestE2EAdminAPI checks the token API on the admin listener.
+func TestE2EAdminAPI(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL)
+	ctx := context.Background()
+	tok := g.MustCreateToken(t, testProject, "owner", "ci-deploy")
+	other := g.MustCreateToken(t, testProject, "accounting", "books")
+
+	t.Run("admin key", func(t *testing.T) {
+		r := MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens?project_id=42", "", nil))
+		if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("no admin key: want 401 with a challenge, got %s", r)
+		}
+		r = MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens?project_id=42", "wrong-key-0123456789abcdefghijklmnop", nil))
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("wrong admin key: want 401, got %s", r)
+		}
+		// A gateway token is not an admin key.
+		r = MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens?project_id=42", tok.Token, nil))
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("gateway token as admin key: want 401, got %s", r)
+		}
+		bad := &tokenapi.Client{BaseURL: g.AdminURL, AdminKey: "nope", HTTP: g.HTTP}
+		_, err := bad.List(ctx, testProject)
+		var ae *tokenapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+			t.Errorf("client with a wrong key: err = %v, want APIError 401", err)
+		}
+	})
+	t.Run("create bad input", func(t *testing.T) {
+		_, err := g.Admin.Create(ctx, tokenapi.CreateRequest{ProjectID: 0, Role: "admin", Name: ""})
+		var ae *tokenapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+			t.Fatalf("err = %v, want APIError 400", err)
+		}
+		if len(ae.Errors) != 3 {
+			t.Fatalf("problems = %q, want three (project_id, role, name)", ae.Errors)
+		}
+		for i, prefix := range []string{"project_id:", "role:", "name:"} {
+			if !strings.HasPrefix(ae.Errors[i], prefix) {
+				t.Errorf("problem %d = %q, want it to start with %q", i, ae.Errors[i], prefix)
+			}
+		}
+		if !strings.Contains(ae.Errors[1], `"admin"`) {
+			t.Errorf("role problem %q does not name the bad role", ae.Errors[1])
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		r := MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens?project_id=42", g.adminKey, nil))
+		if r.Status != http.StatusOK {
+			t.Fatalf("list: %s", r)
+		}
+		mustNotLeak(t, "the list", string(r.Body), g, tok.Token, other.Token)
+		var resp struct {
+			Tokens []map[string]any `json:"tokens"`
+		}
+		if err := json.Unmarshal(r.Body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Tokens) != 2 {
+			t.Fatalf("listed %d tokens, want 2: %s", len(resp.Tokens), r.Body)
+		}
+		for _, m := range resp.Tokens {
+			id, _ := m["id"].(string)
+			disp, _ := m["display_id"].(string)
+			if !strings.HasSuffix(disp, "…") || disp != id[:8]+"…" {
+				t.Errorf("display_id = %q for id %q, want the partial id ending in …", disp, id)
+			}
+			for k := range m {
+				if k == "token" || strings.Contains(k, "hash") || strings.Contains(k, "secret") || strings.Contains(k, "pepper") {
+					t.Errorf("listed token has field %q", k)
+				}
+			}
+		}
+	})
+	t.Run("show", func(t *testing.T) {
+		got, err := g.Admin.Get(ctx, tok.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != tok.ID || got.Name != "ci-deploy" || got.Role != "owner" || got.Status != "active" ||
+			got.ProjectID != testProject || got.Token != "" || got.DisplayID != auth.DisplayID(tok.ID) {
+			t.Errorf("show = %+v", got)
+		}
+		r := MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens/"+tok.ID, g.adminKey, nil))
+		mustNotLeak(t, "show", string(r.Body), g, tok.Token)
+	})
+	t.Run("revoke unknown", func(t *testing.T) {
+		_, err := g.Admin.Revoke(ctx, "tsw_"+randomBase62(t, 20))
+		var ae *tokenapi.APIError
+		if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || ae.Code != "token_not_found" {
+			t.Errorf("revoking an unknown id: err = %v, want APIError 404 token_not_found", err)
+		}
+		_, err = g.Admin.Revoke(ctx, "not-an-id")
+		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+			t.Errorf("revoking a malformed id: err = %v, want APIError 400", err)
+		}
+	})
+	t.Run("revoke", func(t *testing.T) {
+		got, err := g.Admin.Revoke(ctx, other.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != "revoked" || got.RevokedAt == nil || got.Token != "" {
+			t.Errorf("revoke = %+v", got)
+		}
+		list, err := g.Admin.List(ctx, testProject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].ID != tok.ID {
+			t.Errorf("after revoking, list = %+v, want only %s", list, tok.ID)
+		}
+		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Invoice", other.Token, nil), auth.CodeTokenRevoked)
+	})
+}
+
+// mustNotLeak checks that text holds none of the credentials, their secret
+// parts, or their stored hashes.
+func mustNotLeak(t testing.TB, where, text string, g *testGateway, creds ...string) {
+	t.Helper()
+	for _, c := range creds {
+		if strings.Contains(text, c) {
+			t.Errorf("%s contains a whole credential", where)
+		}
+		if s := secretOf(c); strings.Contains(text, s) || strings.Contains(text, s[:len(auth.SecretPrefix)+12]) {
+			t.Errorf("%s contains a credential's secret", where)
+		}
+		if g != nil {
+			h, _ := g.hasher.Hash(c)
+			if strings.Contains(text, hex.EncodeToString(h[:])) || strings.Contains(text, base64.StdEncoding.EncodeToString(h[:])) {
+				t.Errorf("%s contains a stored secret hash", where)
+			}
+		}
+	}
+}
+
+// TestE2ESecretHygiene runs good and bad calls with debug logging and
+// checks that no credential shows in the logs, refusals or metrics.
+func TestE2ESecretHygiene(t *testing.T) {
+	up := MustStartUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/fail") {
+			// Drop the connection: the gateway answers 502.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		_, _ = io.WriteString(w, `{"success":true,"message":""}`)
+	}))
+	logs := newSyncBuffer()
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g := MustStartGatewayOpts(t, gatewayOptions{Upstream: up.URL, Logger: logger, Env: []string{"TSWGATE_LOG_LEVEL=debug"}})
+	owner := g.MustCreateToken(t, testProject, "owner", "owner")
+	acct := g.MustCreateToken(t, testProject, "accounting", "acct")
+	revoked := g.MustCreateToken(t, testProject, "owner", "gone")
+	_, inactive := g.MustCreateRecord(t, func(tok *auth.Token) { tok.Status = auth.StatusInactive })
+	_, neverStored, _ := auth.NewCredential()
+	forged := forgeCredential(t, owner.ID)
+	mangled := []byte(owner.Token)
+	mangled[len(mangled)-10] ^= 0x01 // still base62 after the flip? ensure below
+	if !isBase62Byte(mangled[len(mangled)-10]) {
+		mangled[len(mangled)-10] = '0'
+	}
+	if _, err := g.Admin.Revoke(context.Background(), revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	creds := []string{owner.Token, acct.Token, revoked.Token, inactive, neverStored, forged, string(mangled)}
+
+	var bodies strings.Builder
+	call := func(method, path, cred string, body []byte, want int) {
+		t.Helper()
+		req := MustNewRequest(t, method, g.URL+path, cred, body)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		r := MustDo(t, g.HTTP, req)
+		if r.Status != want {
+			t.Errorf("%s %s: want %d, got %s", method, path, want, r)
+		}
+		bodies.Write(r.Body)
+		for k, vs := range r.Header {
+			bodies.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+		}
+	}
+	call("GET", "/v2/Instance?ProjectId=42", owner.Token, nil, 200)
+	call("GET", "/v2/Invoice", acct.Token, nil, 200)
+	call("GET", "/v2/Instance", acct.Token, nil, 403)
+	call("GET", "/v2/Instance?ProjectId=7", owner.Token, nil, 403)
+	call("POST", "/v2/Instance", owner.Token, []byte(`{"projectId":7}`), 403)
+	call("POST", "/v2/Instance", owner.Token, []byte(`{not json`), 400)
+	call("GET", "/v2/Instance", revoked.Token, nil, 401)
+	call("GET", "/v2/Instance", inactive, nil, 401)
+	call("GET", "/v2/Instance", neverStored, nil, 401)
+	call("GET", "/v2/Instance", forged, nil, 401)
+	call("GET", "/v2/Instance", string(mangled), nil, 401)
+	call("GET", "/v2/Instance", "tsw_"+owner.Token, nil, 401)
+	call("GET", "/v2/Nope", owner.Token, nil, 404)
+	call("GET", "/v2/Instance/fail", owner.Token, nil, 502)
+	r := MustRawRequest(t, g.Addr("public"), "GET /v2//Instance HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+
+		owner.Token+"\r\nConnection: close\r\n\r\n")
+	bodies.Write(r.Body)
+	metrics := g.MustGet(t, g.MetricsURL+"/metrics")
+	if metrics.Status != 200 {
+		t.Fatalf("/metrics: %s", metrics)
+	}
+
+	log := logs.String()
+	if !strings.Contains(log, "upstream request failed") || !strings.Contains(log, "tswgate started") {
+		t.Fatalf("the log capture missed expected lines:\n%s", log)
+	}
+	mustNotLeak(t, "the gateway log", log, g, creds...)
+	mustNotLeak(t, "the refusal bodies and headers", bodies.String(), g, creds...)
+	mustNotLeak(t, "/metrics", string(metrics.Body), g, creds...)
+	if re := regexp.MustCompile(auth.CredentialPattern); re.MatchString(log+bodies.String()+string(metrics.Body)) {
+		t.Errorf("CredentialPattern matches the output: %q", re.FindString(log+bodies.String()+string(metrics.Body)))
+	}
+	// The admin key is a secret too.
+	if strings.Contains(log, g.adminKey) || strings.Contains(string(metrics.Body), g.adminKey) {
+		t.Error("the admin key shows in the log or the metrics")
+	}
+}
+
+func isBase62Byte(c byte) bool {
+	return strings.IndexByte(testBase62, c) >= 0
+}
+
+// TestE2EHealth checks the metrics listener of an embedded-store gateway.
+func TestE2EHealth(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL)
+	MustBeHealthy(t, g)
+}
+
+// MustBeHealthy checks /readyz, /healthz and, after some traffic, /metrics.
+func MustBeHealthy(t *testing.T, g *testGateway) {
+	t.Helper()
+	r := g.MustGet(t, g.MetricsURL+"/readyz")
+	var rep struct {
+		Ready  bool                       `json:"ready"`
+		Status string                     `json:"status"`
+		Checks map[string]json.RawMessage `json:"checks"`
+	}
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &rep) != nil || !rep.Ready {
+		t.Fatalf("/readyz: want 200 and ready true, got %s", r)
+	}
+	if rep.Status != "ok" {
+		t.Errorf("/readyz status = %q, want ok: %s", rep.Status, r.Body)
+	}
+	if r := g.MustGet(t, g.MetricsURL+"/healthz"); r.Status != http.StatusOK {
+		t.Fatalf("/healthz: %s", r)
+	}
+	tok := g.MustCreateToken(t, testProject, "owner", "health")
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil))
+	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", "", nil), auth.CodeMissingToken)
+	m := g.MustGet(t, g.MetricsURL+"/metrics")
+	if m.Status != http.StatusOK {
+		t.Fatalf("/metrics: %s", m)
+	}
+	for _, name := range []string{"tswgate_requests_total", "tswgate_refusals_total"} {
+		if !regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} [1-9]`).Match(m.Body) {
+			t.Errorf("/metrics has no positive %s sample:\n%s", name, grepLines(string(m.Body), "tswgate_"))
+		}
+	}
+	if !strings.Contains(string(m.Body), `tswgate_refusals_total{reason="missing_token"} 1`) {
+		t.Errorf("/metrics does not count the missing_token refusal:\n%s", grepLines(string(m.Body), "tswgate_refusals"))
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
