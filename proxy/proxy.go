@@ -159,7 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v.Limit.Enabled {
 			setRateLimitHeaders(w.Header(), &v.Limit)
 		}
-		refuse(w, v.Code, v.RetryAfter)
+		refuseVerdict(w, &v)
 		h.metrics.observe(&v, Status(v.Code), start, h.now())
 		return
 	}

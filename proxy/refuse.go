@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -43,7 +44,48 @@ var (
 	noSniff         = []string{"nosniff"}
 	noStore         = []string{"no-store"}
 	refusals        = buildRefusals()
+	// denials holds permission_denied answers that name the role and the
+	// permission the route needs, by role and permission.
+	denials = buildDenials()
 )
+
+func buildDenials() map[[2]uint8]*refusal {
+	m := make(map[[2]uint8]*refusal)
+	base := refusals[auth.CodePermissionDenied]
+	for _, role := range []auth.Role{auth.RoleOwner, auth.RoleAccounting} {
+		for _, p := range auth.Permissions() {
+			msg := fmt.Sprintf("A token with the %s role may not call %s routes.", role.Title(), p)
+			if role == auth.RoleAccounting {
+				msg += " Accounting tokens may only read billing and usage data (GET /v2/Invoice, /v2/Usage)."
+			}
+			r := *base
+			r.body = envelopeBody(auth.CodePermissionDenied.String(), msg)
+			m[[2]uint8{uint8(role), uint8(p)}] = &r
+		}
+	}
+	return m
+}
+
+// refuseVerdict answers a refused decision, with a message naming the
+// token's role or project where that helps the caller.
+func refuseVerdict(w http.ResponseWriter, v *auth.Verdict) {
+	if v.Token != nil {
+		switch v.Code {
+		case auth.CodePermissionDenied:
+			if r, ok := denials[[2]uint8{uint8(v.Token.Role), uint8(v.Permission)}]; ok {
+				write(w, r, 0)
+				return
+			}
+		case auth.CodeProjectMismatch:
+			r := *refusals[v.Code]
+			r.body = envelopeBody(v.Code.String(), fmt.Sprintf(
+				"The request names a project other than the API token's project (%d).", v.Token.ProjectID))
+			write(w, &r, 0)
+			return
+		}
+	}
+	refuse(w, v.Code, v.RetryAfter)
+}
 
 // Status returns the HTTP status the gateway answers a refusal code with.
 func Status(c auth.Code) int {
@@ -111,7 +153,10 @@ func buildRefusals() map[auth.Code]*refusal {
 
 // refuse writes the response for a refusal.
 func refuse(w http.ResponseWriter, c auth.Code, retryAfter time.Duration) {
-	r := refusals[c]
+	write(w, refusals[c], retryAfter)
+}
+
+func write(w http.ResponseWriter, r *refusal, retryAfter time.Duration) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["X-Content-Type-Options"] = noSniff

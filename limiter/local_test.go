@@ -1,0 +1,84 @@
+package limiter
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+var (
+	t0    = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	owner = &auth.Token{ID: "tsw_owner00000000000000", Role: auth.RoleOwner}
+	acct  = &auth.Token{ID: "tsw_acct000000000000000", Role: auth.RoleAccounting}
+)
+
+func TestLocalBucket(t *testing.T) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 2, Burst: 3}}})
+	steps := []struct {
+		at         time.Duration
+		allowed    bool
+		remaining  int
+		retryAfter time.Duration
+	}{
+		{0, true, 2, 0},
+		{0, true, 1, 0},
+		{0, true, 0, 0},
+		{0, false, 0, 500 * time.Millisecond}, // one token takes 1/2 s
+		{250 * time.Millisecond, false, 0, 250 * time.Millisecond},
+		{500 * time.Millisecond, true, 0, 0},
+		{2 * time.Second, true, 2, 0}, // refilled to the burst, minus this one
+	}
+	for i, s := range steps {
+		st := l.Allow(owner, t0.Add(s.at))
+		if !st.Enabled || st.Allowed != s.allowed || st.Remaining != s.remaining || st.RetryAfter != s.retryAfter || st.Limit != 3 {
+			t.Fatalf("step %d at %v: %+v, want allowed %v remaining %d retry %v", i, s.at, st, s.allowed, s.remaining, s.retryAfter)
+		}
+	}
+}
+
+func TestLocalUnlimitedRole(t *testing.T) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 1}}})
+	for range 100 {
+		if st := l.Allow(acct, t0); st.Enabled || !st.Allowed && st.Enabled {
+			t.Fatalf("accounting limited: %+v", st)
+		}
+	}
+	if l.Len() != 0 {
+		t.Fatalf("unlimited tokens hold %d buckets", l.Len())
+	}
+	// Burst defaults to ceil(rate).
+	if st := l.Allow(owner, t0); st.Limit != 1 {
+		t.Fatalf("burst %d, want 1", st.Limit)
+	}
+}
+
+func TestSweepDropsOnlyRefilledBuckets(t *testing.T) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 1, Burst: 10}}})
+	busy := &auth.Token{ID: "tsw_busy000000000000000", Role: auth.RoleOwner}
+	for range 10 {
+		l.Allow(owner, t0)
+	}
+	l.Allow(busy, t0.Add(9*time.Second))
+	// owner drained 10 tokens at t0 and is full again at t0+10s; busy took
+	// one at 9s and is full at 10s too. At 9.5s neither may go.
+	if n := l.Sweep(t0.Add(9500 * time.Millisecond)); n != 0 {
+		t.Fatalf("swept %d buckets that were not full", n)
+	}
+	if n := l.Sweep(t0.Add(10 * time.Second)); n != 2 || l.Len() != 0 {
+		t.Fatalf("swept %d, %d left", n, l.Len())
+	}
+	// A swept token starts with a full bucket, as it would have had.
+	if st := l.Allow(owner, t0.Add(10*time.Second)); st.Remaining != 9 {
+		t.Fatalf("after sweep: %+v", st)
+	}
+}
+
+func BenchmarkLocalAllow(b *testing.B) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 1e9, Burst: 1e9}}})
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Allow(owner, now)
+	}
+}
