@@ -136,19 +136,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	reqID := h.requestID(r)
 
-	req := auth.Request{
+	st := states.Get().(*reqState)
+	defer st.release()
+	st.req = auth.Request{
 		Method:        r.Method,
 		Path:          r.URL.EscapedPath(),
 		RawQuery:      r.URL.RawQuery,
 		Authorization: r.Header.Get("Authorization"),
 		ContentType:   r.Header.Get("Content-Type"),
 	}
-	var body *bodyPrefix
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		body = &bodyPrefix{r: r, limit: h.maxScan}
-		req.Body = body
+		st.body = bodyPrefix{r: r, limit: h.maxScan}
+		st.req.Body = &st.body
 	}
-	v := h.decider.Decide(r.Context(), &req, start)
+	v := h.decider.Decide(r.Context(), &st.req, start)
 	if v.Code != auth.OK {
 		if v.Err != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused",
@@ -167,9 +168,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setRateLimitHeaders(w.Header(), &v.Limit)
 	}
 	setIdentity(r.Header, v.Token)
-	rec := statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	h.rp.ServeHTTP(&rec, r)
-	h.metrics.observe(&v, rec.status, start, h.now())
+	st.rec = statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	h.rp.ServeHTTP(&st.rec, r)
+	h.metrics.observe(&v, st.rec.status, start, h.now())
+}
+
+// reqState is the per-request scratch space of ServeHTTP, pooled so that a
+// request costs no allocation for it. Nothing in it may outlive ServeHTTP:
+// in particular, header maps never point into it, since net/http writes
+// response headers after the handler returns.
+type reqState struct {
+	req  auth.Request
+	body bodyPrefix
+	rec  statusRecorder
+}
+
+var states = sync.Pool{New: func() any { return new(reqState) }}
+
+func (s *reqState) release() {
+	*s = reqState{}
+	states.Put(s)
 }
 
 // requestID keeps a sane client X-Request-Id or makes one, and leaves it in
