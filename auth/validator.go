@@ -178,12 +178,20 @@ func (v *Validator) Lookup(ctx context.Context, id string, now time.Time) (*Toke
 	}
 	tok, err := v.load(ctx, id)
 	if err != nil && errors.Is(err, ErrUnavailable) && e != nil && e.tok != nil &&
-		now.Sub(e.fetched) < v.ttl+v.stale {
+		now.Sub(e.fetched) < v.ttl+v.stale && v.stillCached(id, e) {
 		v.observer.CacheResult(CacheStale)
 		return e.tok, CacheStale, nil
 	}
 	v.observer.CacheResult(CacheMiss)
 	return tok, CacheMiss, err
+}
+
+// stillCached reports whether e is still the cached entry of id, i.e. no
+// announcement dropped it while the store was being tried: a record that
+// was invalidated must not be served stale.
+func (v *Validator) stillCached(id string, e *entry) bool {
+	cur, ok := v.cache.Get(id)
+	return ok && cur == e && cur.gen == v.gen.Load()
 }
 
 // load reads id from the store, once for all concurrent callers, and caches

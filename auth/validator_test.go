@@ -235,3 +235,39 @@ func TestValidatorStoreTimeoutIsUnavailable(t *testing.T) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
+
+// A record invalidated while the store is unreachable is not served from
+// the stale window: the announcement came from a replica that could reach
+// the store, and it means the record changed.
+func TestValidatorDoesNotServeInvalidatedRecordsStale(t *testing.T) {
+	h, _ := NewHasher(testPepper)
+	tok, _ := testToken(t, h, 42, RoleOwner)
+	inRead := make(chan struct{})
+	release := make(chan struct{})
+	var calls atomic.Int64
+	store := getterFunc(func(ctx context.Context, id string) (*Token, error) {
+		if calls.Add(1) == 1 {
+			return tok, nil
+		}
+		close(inRead)
+		<-release
+		return nil, fmt.Errorf("%w: partitioned", ErrUnavailable)
+	})
+	v := newTestValidator(t, ValidatorOptions{Store: store, TTL: time.Second, StaleIfError: time.Hour, StoreTimeout: time.Minute})
+	now := time.Now()
+	if _, _, err := v.Lookup(context.Background(), tok.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	v.Wait()
+	result := make(chan error)
+	go func() {
+		_, _, err := v.Lookup(context.Background(), tok.ID, now.Add(2*time.Second))
+		result <- err
+	}()
+	<-inRead
+	v.HandleEvent(Event{Kind: EventChanged, ID: tok.ID}) // revoked elsewhere
+	close(release)
+	if err := <-result; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v: an invalidated record was served stale", err)
+	}
+}
