@@ -17,7 +17,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,16 +105,24 @@ func New(opts Options) (*Handler, error) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 			// Hop-by-hop headers, including any a client named in
-			// Connection, are already gone from Out; the identity headers
-			// are taken from In, where ServeHTTP put them after dropping
-			// the client's copies, so no Connection trick removes them.
-			out, in := pr.Out.Header, pr.In.Header
-			for _, k := range identityHeaders {
-				out[k] = in[k]
+			// Connection, are already gone from Out: what is set here
+			// reaches the upstream.
+			st := pr.In.Context().Value(stateKey{}).(*reqState)
+			out := pr.Out.Header
+			for k := range out {
+				if isIdentityHeader(k) {
+					delete(out, k)
+				}
 			}
-			out[HeaderRequestID] = in[HeaderRequestID]
+			t := st.token
+			vals := make([]string, 4)
+			vals[0], vals[1], vals[2], vals[3] = strconv.FormatInt(t.ProjectID, 10), t.ID, t.Role.String(), st.reqID
+			out[HeaderProjectID] = vals[0:1:1]
+			out[HeaderTokenID] = vals[1:2:2]
+			out[HeaderTokenRole] = vals[2:3:3]
+			out[HeaderRequestID] = vals[3:4:4]
 			if h.passAuth {
-				out["Authorization"] = in["Authorization"]
+				out["Authorization"] = pr.In.Header["Authorization"]
 			} else {
 				delete(out, "Authorization")
 			}
@@ -129,15 +136,38 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
-var identityHeaders = []string{HeaderProjectID, HeaderTokenID, HeaderTokenRole}
+// isIdentityHeader reports whether a header name folds onto the gateway's
+// X-Tsw-* namespace under any spelling an upstream might normalise (letter
+// case, '_' for '-'). Client copies of such headers never reach the
+// upstream.
+func isIdentityHeader(k string) bool {
+	if len(k) < 6 {
+		return false
+	}
+	for i, c := range []byte("x-tsw-") {
+		b := k[i] | 0x20 // ASCII lower case; '-' and '_' are checked below
+		switch {
+		case c == '-':
+			if k[i] != '-' && k[i] != '_' {
+				return false
+			}
+		case b != c:
+			return false
+		}
+	}
+	return true
+}
+
+type stateKey struct{}
 
 // ServeHTTP decides r and either refuses it or proxies it upstream.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
-	reqID := h.requestID(r)
-
 	st := states.Get().(*reqState)
 	defer st.release()
+	st.reqID = h.requestID(r)
+	reqID := st.reqID
+
 	st.req = auth.Request{
 		Method:        r.Method,
 		Path:          r.URL.EscapedPath(),
@@ -156,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("request_id", reqID), slog.String("code", v.Code.String()),
 				slog.String("err", v.Err.Error()))
 		}
-		w.Header()[HeaderRequestID] = r.Header[HeaderRequestID]
+		w.Header()[HeaderRequestID] = []string{reqID}
 		if v.Limit.Enabled {
 			setRateLimitHeaders(w.Header(), &v.Limit)
 		}
@@ -167,9 +197,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.Limit.Enabled {
 		setRateLimitHeaders(w.Header(), &v.Limit)
 	}
-	setIdentity(r.Header, v.Token)
+	st.token = v.Token
 	st.rec = statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	h.rp.ServeHTTP(&st.rec, r)
+	// Rewrite finds the token and request id through the context.
+	h.rp.ServeHTTP(&st.rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	h.metrics.observe(&v, st.rec.status, start, h.now())
 }
 
@@ -178,9 +209,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // in particular, header maps never point into it, since net/http writes
 // response headers after the handler returns.
 type reqState struct {
-	req  auth.Request
-	body bodyPrefix
-	rec  statusRecorder
+	req   auth.Request
+	body  bodyPrefix
+	rec   statusRecorder
+	token *auth.Token
+	reqID string
 }
 
 var states = sync.Pool{New: func() any { return new(reqState) }}
@@ -190,8 +223,7 @@ func (s *reqState) release() {
 	states.Put(s)
 }
 
-// requestID keeps a sane client X-Request-Id or makes one, and leaves it in
-// r.Header.
+// requestID returns the client's X-Request-Id when it is sane, or a new one.
 func (h *Handler) requestID(r *http.Request) string {
 	if vs := r.Header[HeaderRequestID]; len(vs) == 1 && validRequestID(vs[0]) {
 		return vs[0]
@@ -199,9 +231,7 @@ func (h *Handler) requestID(r *http.Request) string {
 	var buf [32]byte
 	b := append(buf[:0], h.idPrefix...)
 	b = strconv.AppendUint(b, h.idCounter.Add(1), 16)
-	id := string(b)
-	r.Header[HeaderRequestID] = []string{id}
-	return id
+	return string(b)
 }
 
 func validRequestID(s string) bool {
@@ -214,24 +244,6 @@ func validRequestID(s string) bool {
 		}
 	}
 	return true
-}
-
-// setIdentity replaces any client-sent identity headers, under any spelling
-// an upstream might fold onto ours (case, '_' for '-'), with the verified
-// token's.
-func setIdentity(hdr http.Header, t *auth.Token) {
-	for k := range hdr {
-		if len(k) >= 6 && strings.EqualFold(strings.ReplaceAll(k[:6], "_", "-"), "x-tsw-") {
-			delete(hdr, k)
-		}
-	}
-	vals := make([]string, 3)
-	vals[0] = strconv.FormatInt(t.ProjectID, 10)
-	vals[1] = t.ID
-	vals[2] = t.Role.String()
-	hdr[HeaderProjectID] = vals[0:1:1]
-	hdr[HeaderTokenID] = vals[1:2:2]
-	hdr[HeaderTokenRole] = vals[2:3:3]
 }
 
 func (h *Handler) modifyResponse(resp *http.Response) error {
@@ -256,7 +268,7 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		slog.String("request_id", r.Header.Get(HeaderRequestID)),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.String("err", err.Error()))
-	w.Header()[HeaderRequestID] = r.Header[HeaderRequestID]
+	w.Header()[HeaderRequestID] = r.Header[HeaderRequestID] // r is the outbound request here
 	writeError(w, status, code, msg)
 }
 
