@@ -207,10 +207,11 @@ func ValidCredential(s string) bool {
 	if !isBase62(s[len(IDPrefix):IDLen]) || !isBase62(s[IDLen+1+len(SecretPrefix):]) {
 		return false
 	}
-	body := s[:CredentialLen-checksumLen]
-	var want [checksumLen]byte
-	encodeChecksum(&want, checksum(body))
-	return s[CredentialLen-checksumLen:] == string(want[:])
+	var sum uint64
+	for i := CredentialLen - checksumLen; i < CredentialLen; i++ {
+		sum = sum*62 + uint64(base62Value[s[i]])
+	}
+	return sum == uint64(checksum(s[:CredentialLen-checksumLen]))
 }
 
 // ValidID reports whether s has the shape of a token id.
@@ -263,10 +264,20 @@ func randBase62(dst []byte) error {
 	return nil
 }
 
+// base62Value maps a base62 digit to its value and any other byte to 0xff.
+var base62Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := 0; i < len(base62); i++ {
+		t[base62[i]] = byte(i)
+	}
+	return t
+}()
+
 func isBase62(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+		if base62Value[s[i]] == 0xff {
 			return false
 		}
 	}
