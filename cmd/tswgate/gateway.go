@@ -73,11 +73,11 @@ type StartOptions struct {
 
 // Start builds and starts a Gateway. It listens on every configured address
 // before returning, so a caller may use the addresses at once.
-func Start(ctx context.Context, cfg config.Config, opts StartOptions) (g *Gateway, err error) {
-	g = &Gateway{cfg: cfg, log: opts.Logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4)}
+func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gateway, err error) {
+	g := &Gateway{cfg: cfg, log: opts.Logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4)}
 	defer func() {
 		if err != nil {
-			g.closeAll()
+			g.closeAll() // whatever was opened before the failure
 		}
 	}()
 	upstream := opts.Upstream
