@@ -17,6 +17,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,6 +122,10 @@ func New(opts Options) (*Handler, error) {
 			out[HeaderTokenID] = vals[1:2:2]
 			out[HeaderTokenRole] = vals[2:3:3]
 			out[HeaderRequestID] = vals[3:4:4]
+			// The API has no protocol upgrades, and a tunnel would carry
+			// requests past every check: send none.
+			delete(out, "Upgrade")
+			delete(out, "Connection")
 			// Request trailers would be a second way to send headers
 			// past the checks above; the API takes none.
 			pr.Out.Trailer = nil
@@ -137,6 +142,20 @@ func New(opts Options) (*Handler, error) {
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
 	return h, nil
+}
+
+// authorization returns the Authorization header. Several are joined as one
+// comma-separated value (RFC 9110 §5.3), which is no valid credential, so a
+// request cannot have one checked and another passed on.
+func authorization(h http.Header) string {
+	vs := h["Authorization"]
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	return strings.Join(vs, ", ")
 }
 
 // isIdentityHeader reports whether a header name folds onto the gateway's
@@ -175,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Method:        r.Method,
 		Path:          r.URL.EscapedPath(),
 		RawQuery:      r.URL.RawQuery,
-		Authorization: r.Header.Get("Authorization"),
+		Authorization: authorization(r.Header),
 		ContentType:   r.Header.Get("Content-Type"),
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
@@ -201,6 +220,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setRateLimitHeaders(w.Header(), &v.Limit)
 	}
 	st.token = v.Token
+	if st.req.Body != nil && !st.body.complete {
+		// The upstream may answer before it has read the whole body; let
+		// the response start while the rest of the body is still being
+		// relayed (otherwise net/http closes it, golang/go#40747). Not
+		// for refusals: those must leave the unread body to be drained.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
 	st.rec = statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	// Rewrite finds the token and request id through the context.
 	h.rp.ServeHTTP(&st.rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
@@ -319,7 +345,14 @@ func (b *bodyPrefix) BodyPrefix() ([]byte, bool, error) {
 	}
 	b.complete = int64(len(prefix)) <= b.limit
 	b.prefix = prefix[:min(int64(len(prefix)), b.limit)]
-	b.r.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(prefix), b.r.Body), closer: b.r.Body}
+	if b.complete {
+		// The whole body is in memory: send that, and never touch the
+		// client's body again (net/http closes it once the response
+		// starts; a late read would fail the upstream exchange).
+		b.r.Body = io.NopCloser(bytes.NewReader(prefix))
+	} else {
+		b.r.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(prefix), b.r.Body), closer: b.r.Body}
+	}
 	return b.prefix, b.complete, nil
 }
 

@@ -183,6 +183,7 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["X-Content-Type-Options"] = noSniff
+	h["Cache-Control"] = noStore
 	h[HeaderErrorCode] = []string{code}
 	w.WriteHeader(status)
 	_, _ = w.Write(envelopeBody(code, message))

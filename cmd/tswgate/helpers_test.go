@@ -140,6 +140,17 @@ type testGateway struct {
 	Admin      *tokenapi.Client
 	HTTP       *http.Client
 	Logs       *syncBuffer // nil when the caller supplied the logger
+	StartTook  time.Duration
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// ShutdownOnce shuts the gateway down; later calls (and the test's
+// cleanup) return the first call's result.
+func (g *testGateway) ShutdownOnce(ctx context.Context) error {
+	g.shutdownOnce.Do(func() { g.shutdownErr = g.Gateway.Shutdown(ctx) })
+	return g.shutdownErr
 }
 
 // gatewayOptions are what a test may vary.
@@ -151,6 +162,9 @@ type gatewayOptions struct {
 	Env []string
 	// Logger replaces the default (JSON, to a buffer shown on failure).
 	Logger *slog.Logger
+	// WhileStarting, if set, runs while Start is in progress (Start runs
+	// in another goroutine meanwhile).
+	WhileStarting func()
 }
 
 // baseEnv is the environment of every test gateway: loopback listeners on
@@ -194,7 +208,22 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	g, err := Start(ctx, cfg, StartOptions{Logger: logger})
+	type started struct {
+		g   *Gateway
+		err error
+	}
+	startc := make(chan started, 1)
+	begin := time.Now()
+	go func() {
+		g, err := Start(ctx, cfg, StartOptions{Logger: logger})
+		startc <- started{g, err}
+	}()
+	if o.WhileStarting != nil {
+		o.WhileStarting()
+	}
+	res := <-startc // bounded by ctx
+	tg.StartTook = time.Since(begin)
+	g, err := res.g, res.err
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -209,7 +238,7 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 		tr.CloseIdleConnections()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := g.Shutdown(sctx); err != nil {
+		if err := tg.ShutdownOnce(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 		if tg.Logs != nil && t.Failed() {
@@ -373,6 +402,7 @@ func MustBeRefused(t testing.TB, r *response, code auth.Code) {
 	if r.Status != proxy.Status(code) {
 		t.Fatalf("want %s (HTTP %d), got %s", code, proxy.Status(code), r)
 	}
+	var msg string
 	if r.Method == http.MethodHead {
 		// No body: the code is in the header alone.
 		if got := r.Header.Get(proxy.HeaderErrorCode); got != code.String() {
@@ -384,7 +414,8 @@ func MustBeRefused(t testing.TB, r *response, code auth.Code) {
 	} else {
 		// The message is for humans and may name the token's role or
 		// project; only the code is stable.
-		msg, got := MustEnvelope(t, r)
+		var got string
+		msg, got = MustEnvelope(t, r)
 		if got != code.String() {
 			t.Fatalf("code = %q, want %q\n%s", got, code, r)
 		}
@@ -409,6 +440,10 @@ func MustBeRefused(t testing.TB, r *response, code auth.Code) {
 		}
 		if !strings.Contains(challenge, code.String()) {
 			t.Errorf("WWW-Authenticate = %q does not name %s", challenge, code)
+		}
+		// README: error_description="<code>: <message>".
+		if want := `Bearer realm="tswgate", error="invalid_token", error_description="` + code.String() + ": " + msg + `"`; msg != "" && challenge != want {
+			t.Errorf("WWW-Authenticate = %q, want %q", challenge, want)
 		}
 	case code == auth.CodePermissionDenied:
 		if !strings.Contains(challenge, `error="insufficient_scope"`) {
@@ -474,7 +509,7 @@ func formatChecksum(s string) string {
 }
 
 // randomBase62 returns n random base62 characters.
-func randomBase62(t testing.TB, n int) string {
+func MustRandomBase62(t testing.TB, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -488,10 +523,27 @@ func randomBase62(t testing.TB, n int) string {
 
 // forgeCredential makes a credential for id with a fresh secret and a
 // valid checksum, built from the documented format alone.
-func forgeCredential(t testing.TB, id string) string {
+func MustForgeCredential(t testing.TB, id string) string {
 	t.Helper()
-	body := id + ":tswsk_" + randomBase62(t, 30)
+	body := id + ":tswsk_" + MustRandomBase62(t, 30)
 	return body + formatChecksum(body)
+}
+
+// MustChangeSecretChar returns cred with one character of its secret's
+// random part replaced by another base62 character: the checksum fails.
+func MustChangeSecretChar(t testing.TB, cred string) string {
+	t.Helper()
+	b := []byte(cred)
+	i := auth.IDLen + 1 + len(auth.SecretPrefix) + 5
+	if b[i] == 'a' {
+		b[i] = 'b'
+	} else {
+		b[i] = 'a'
+	}
+	if auth.ValidCredential(string(b)) {
+		t.Fatalf("changing one character left %q valid", b)
+	}
+	return string(b)
 }
 
 // secretOf returns the secret part of a credential.

@@ -46,8 +46,20 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		return usageError{fmt.Sprintf("unknown token subcommand %q: want create, list, show or revoke", sub)}
 	}
 	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage of tswgate token %s:\n", sub)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	}
 	if err != nil {
 		return usageError{fmt.Sprintf("token %s: %v", sub, err)}
+	}
+	if project != nil && *project <= 0 {
+		return usageError{fmt.Sprintf("token %s: --project is required: the project id, a positive integer", sub)}
+	}
+	if sub == "create" && (*role == "" || *name == "") {
+		return usageError{"token create: --role (owner or accounting) and --name are required"}
 	}
 	if *output != "table" && *output != "json" {
 		return usageError{fmt.Sprintf("token %s: -o %q: want table or json", sub, *output)}
