@@ -168,7 +168,8 @@ type gatewayOptions struct {
 }
 
 // baseEnv is the environment of every test gateway: loopback listeners on
-// free ports, a temporary data dir, quiet logs.
+// free ports, a temporary data dir, every log line (kept in memory, shown
+// when a test fails, and searched for secrets by TestMain).
 func baseEnv(t testing.TB, upstream string) []string {
 	return []string{
 		"TSWGATE_LISTEN_ADDR=127.0.0.1:0",
@@ -176,7 +177,7 @@ func baseEnv(t testing.TB, upstream string) []string {
 		"TSWGATE_METRICS_ADDR=127.0.0.1:0",
 		"TSWGATE_DATA_DIR=" + t.TempDir(),
 		"TSWGATE_UPSTREAM_URL=" + upstream,
-		"TSWGATE_LOG_LEVEL=error",
+		"TSWGATE_LOG_LEVEL=debug",
 	}
 }
 
@@ -201,7 +202,7 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	logger := o.Logger
 	if logger == nil {
 		tg.Logs = newSyncBuffer()
-		logger, err = newLogger(cfg, tg.Logs)
+		logger, err = newLogger(cfg, io.MultiWriter(tg.Logs, hygieneSink{}))
 		if err != nil {
 			t.Fatalf("newLogger: %v", err)
 		}
@@ -235,6 +236,7 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	tg.MetricsURL = "http://" + g.Addr("metrics")
 	tg.Admin = &tokenapi.Client{BaseURL: tg.AdminURL, AdminKey: g.adminKey, HTTP: tg.HTTP}
 	t.Cleanup(func() {
+		keepMetrics(tg.MetricsURL)
 		tr.CloseIdleConnections()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -258,6 +260,7 @@ func (g *testGateway) MustCreateToken(t testing.TB, project int64, role, name st
 	if !auth.ValidCredential(tok.Token) || !strings.HasPrefix(tok.Token, tok.ID+":") {
 		t.Fatalf("created token %q (id %q) is not a valid credential", tok.Token, tok.ID)
 	}
+	rememberSecret(tok.Token)
 	return tok
 }
 
@@ -273,6 +276,7 @@ func (g *testGateway) MustCreateRecord(t testing.TB, edit func(*auth.Token)) (id
 		ID: id, ProjectID: testProject, Name: "direct", Role: auth.RoleOwner,
 		Status: auth.StatusActive, CreatedAt: time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond),
 	}
+	rememberSecret(cred)
 	tok.SecretHash, tok.PepperID = g.hasher.Hash(cred)
 	edit(tok)
 	if err := g.store.Create(context.Background(), tok); err != nil {
@@ -322,6 +326,7 @@ func MustDo(t testing.TB, c *http.Client, req *http.Request) *response {
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
 	}
+	keepForHygiene(resp.StatusCode, body)
 	return &response{Method: req.Method, Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
 
