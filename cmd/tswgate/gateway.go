@@ -187,8 +187,10 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	if g.limiter != nil {
 		g.bg.Go(func() { sweep(bgctx, g.limiter) })
 	}
-	// Serve only once changes are heard, so a revocation made before this
-	// replica started listening to them cannot be missed.
+	// Health endpoints answer at once (not ready until subscribed); the
+	// others serve only once changes are heard, so a revocation made
+	// before this replica listened to them cannot be missed.
+	g.serve("metrics")
 	select {
 	case <-subscribed:
 	case <-time.After(10 * time.Second):
@@ -196,13 +198,8 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	for _, s := range g.servers {
-		go func() {
-			if err := s.srv.Serve(g.listeners[s.role]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				g.errc <- fmt.Errorf("%s listener: %w", s.role, err)
-			}
-		}()
-	}
+	g.serve("public")
+	g.serve("admin")
 	g.log.Info("tswgate started",
 		slog.String("public", g.Addr("public")), slog.String("admin", g.Addr("admin")),
 		slog.String("metrics", g.Addr("metrics")), slog.String("upstream", upstream.Redacted()),
@@ -228,6 +225,20 @@ func (g *Gateway) storeKind() string {
 		return "redis"
 	}
 	return "embedded"
+}
+
+// serve starts serving the listener of role, if it is configured.
+func (g *Gateway) serve(role string) {
+	for _, s := range g.servers {
+		if s.role != role {
+			continue
+		}
+		go func() {
+			if err := s.srv.Serve(g.listeners[role]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.errc <- fmt.Errorf("%s listener: %w", role, err)
+			}
+		}()
+	}
 }
 
 type server struct {
