@@ -161,6 +161,9 @@ func (v *Validator) Close() { v.cache.Close() }
 // ErrNotFound for an unknown id and an error wrapping ErrUnavailable when the
 // store cannot answer and no usable cached record exists.
 func (v *Validator) Lookup(ctx context.Context, id string, now time.Time) (*Token, CacheResult, error) {
+	// Invalidations made before this lookup started must be seen by it,
+	// including when it joins a store read already in flight (see load).
+	seq := v.seq.Load()
 	e, ok := v.cache.Get(id)
 	if ok && e.gen == v.gen.Load() {
 		age := now.Sub(e.fetched)
@@ -176,7 +179,7 @@ func (v *Validator) Lookup(ctx context.Context, id string, now time.Time) (*Toke
 	} else {
 		e = nil
 	}
-	tok, err := v.load(ctx, id)
+	tok, err := v.load(ctx, id, seq)
 	if err != nil && errors.Is(err, ErrUnavailable) && e != nil && e.tok != nil &&
 		now.Sub(e.fetched) < v.ttl+v.stale && v.stillCached(id, e) {
 		v.observer.CacheResult(CacheStale)
@@ -196,7 +199,29 @@ func (v *Validator) stillCached(id string, e *entry) bool {
 
 // load reads id from the store, once for all concurrent callers, and caches
 // the outcome unless an invalidation happened meanwhile.
-func (v *Validator) load(ctx context.Context, id string) (*Token, error) {
+//
+// A lookup that started at invalidation count after does not take the
+// outcome of a shared read that began before it: that read may predate a
+// change whose invalidation the lookup started after. It reads again, once:
+// the new read begins after the lookup started.
+func (v *Validator) load(ctx context.Context, id string, after uint64) (*Token, error) {
+	tok, seq, err := v.sharedLoad(ctx, id)
+	if seq < after && (err == nil || errors.Is(err, ErrNotFound)) {
+		v.flight.Forget(id)
+		tok, _, err = v.sharedLoad(ctx, id)
+	}
+	return tok, err
+}
+
+// sharedRead is the outcome of a store read shared by concurrent lookups.
+type sharedRead struct {
+	tok *Token
+	seq uint64 // the invalidation count when the read began
+}
+
+// sharedLoad reads id from the store, once for all concurrent callers; seq
+// is the invalidation count when the read began.
+func (v *Validator) sharedLoad(ctx context.Context, id string) (_ *Token, seq uint64, _ error) {
 	ch := v.flight.DoChan(id, func() (any, error) {
 		// The read is shared, so one caller's cancellation must not fail
 		// the others: bound it by the store timeout alone.
@@ -215,16 +240,17 @@ func (v *Validator) load(ctx context.Context, id string) (*Token, error) {
 		case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnavailable):
 			err = fmt.Errorf("%w: read timed out after %v: %w", ErrUnavailable, v.timeout, err)
 		}
-		return tok, err
+		return sharedRead{tok: tok, seq: seq}, err
 	})
 	select {
 	case r := <-ch:
+		read := r.Val.(sharedRead)
 		if r.Err != nil {
-			return nil, r.Err
+			return nil, read.seq, r.Err
 		}
-		return r.Val.(*Token), nil
+		return read.tok, read.seq, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 }
 
@@ -238,12 +264,17 @@ func (v *Validator) put(id string, e *entry, seq uint64, ttl time.Duration) {
 }
 
 // Invalidate drops the cached record of id, and makes any store read in
-// flight not cache its result.
+// flight not cache its result. No lookup that starts after it returns is
+// answered with the dropped record.
 func (v *Validator) Invalidate(id string) {
 	v.mu.Lock()
 	v.seq.Add(1)
 	v.cache.Del(id)
 	v.mu.Unlock()
+	// The cache applies writes asynchronously, in order: a write made just
+	// before the Del may still be queued, and would show the dropped record
+	// again until the Del queued behind it is applied. Wait for both.
+	v.cache.Wait()
 }
 
 // InvalidateAll drops every cached record.
