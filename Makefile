@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit fuzz bench bench-go bench-load run build generate
+.PHONY: test vet fmt-check unit fuzz bench bench-go bench-load lag soak run build generate
 
 test: fmt-check vet unit
 
@@ -31,6 +31,17 @@ bench-go:
 
 bench-load:
 	$(GO) run ./cmd/tswbench
+
+# Revocation lag across 3 replicas on one throwaway Redis (loopback).
+LAGFLAGS ?=
+lag:
+	$(GO) run ./cmd/tswlag $(LAGFLAGS)
+
+# A 10-minute soak (2 replicas, 500 req/s, Redis restarted every 2m);
+# SOAKFLAGS=-quick runs it for 60s with a restart every 20s.
+SOAKFLAGS ?=
+soak:
+	$(GO) run ./cmd/tswsoak $(SOAKFLAGS)
 
 generate:
 	$(GO) generate ./auth/

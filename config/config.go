@@ -112,6 +112,9 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long a replica keeps serving after it turns
+	// unready on shutdown, before it stops accepting.
+	ShutdownDelay time.Duration
 
 	// RateOwner is the request rate allowed to each owner token, in
 	// requests per second; 0 means unlimited.

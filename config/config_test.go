@@ -112,6 +112,7 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_IDLE_TIMEOUT", "90s", nil, func(c *Config) { c.IdleTimeout = 90 * time.Second }},
 		{"TSWGATE_UPSTREAM_TIMEOUT", "15s", nil, func(c *Config) { c.UpstreamTimeout = 15 * time.Second }},
 		{"TSWGATE_SHUTDOWN_TIMEOUT", "5s", nil, func(c *Config) { c.ShutdownTimeout = 5 * time.Second }},
+		{"TSWGATE_SHUTDOWN_DELAY", "3s", nil, func(c *Config) { c.ShutdownDelay = 3 * time.Second }},
 		{"TSWGATE_RATE_OWNER", "2.5", nil, func(c *Config) { c.RateOwner, c.BurstOwner = 2.5, 3 }}, // burst derived
 		{"TSWGATE_BURST_OWNER", "7", []string{"TSWGATE_RATE_OWNER=5"}, func(c *Config) { c.RateOwner, c.BurstOwner = 5, 7 }},
 		{"TSWGATE_RATE_ACCOUNTING", "0.5", nil, func(c *Config) { c.RateAccounting, c.BurstAccounting = 0.5, 1 }},

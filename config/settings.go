@@ -434,6 +434,9 @@ var settings = []setting{
 	field(durationKind, "TSWGATE_SHUTDOWN_TIMEOUT", 20*time.Second, func(c *Config) *time.Duration { return &c.ShutdownTimeout },
 		"Time allowed for in-flight requests to finish on shutdown.",
 		checkDuration(positive, 0, "20s")),
+	field(durationKind, "TSWGATE_SHUTDOWN_DELAY", 0, func(c *Config) *time.Duration { return &c.ShutdownDelay },
+		"On shutdown, how long to keep serving while /readyz already answers 503, so load balancers stop sending first; set it to their readiness-probe period.",
+		checkDuration(0, 5*time.Minute, "5s")),
 
 	field(floatKind, "TSWGATE_RATE_OWNER", 0, func(c *Config) *float64 { return &c.RateOwner },
 		"Requests per second allowed to each owner token; 0 means unlimited.",

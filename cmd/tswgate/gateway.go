@@ -279,10 +279,21 @@ func (g *Gateway) Addr(role string) string {
 // Err delivers a listener's fatal error.
 func (g *Gateway) Err() <-chan error { return g.errc }
 
-// Shutdown stops accepting requests, marks the replica unready, finishes
-// in-flight requests within ctx, and releases everything.
+// Shutdown marks the replica unready, keeps serving for the configured
+// shutdown delay (so load balancers polling /readyz stop sending), then
+// stops accepting, finishes in-flight requests within ctx, and releases
+// everything.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.health.Drain()
+	if d := g.cfg.ShutdownDelay; d > 0 {
+		g.log.Info("unready; still serving until load balancers notice", slog.Duration("delay", d))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	var errs []error
 	for _, s := range g.servers {
 		if err := s.srv.Shutdown(ctx); err != nil {

@@ -141,7 +141,7 @@ func waitAndShutdown(ctx context.Context, g *Gateway, cfg config.Config, logger 
 	case serveErr = <-g.Err():
 		logger.Error("listener failed; shutting down", slog.String("err", serveErr.Error()))
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownDelay+cfg.ShutdownTimeout)
 	defer cancel()
 	err := errors.Join(serveErr, g.Shutdown(sctx))
 	if err == nil {

@@ -1,0 +1,539 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/teraswitch"
+)
+
+// The request every poller sends, and the project of the tokens.
+const (
+	lagPath    = "/v2/Instance?ProjectId=42"
+	lagProject = 42
+)
+
+// confirmCalls is how many more calls a poller makes after the first
+// refusal, to check that the refusal sticks (a 200 after it is a flap).
+const confirmCalls = 3
+
+// replica is a running `tswgate serve`.
+type replica struct {
+	N       int // 1-based
+	proc    *child
+	Public  string // host:port of each listener
+	Admin   string
+	Metrics string
+	admin   *tokenapi.Client
+}
+
+// token is a created token.
+type token struct {
+	ID, Cred string
+}
+
+// sample is the lag of one (token, replica) pair.
+type sample struct {
+	Token    int           // index of the token, 0-based
+	Replica  int           // 1-based
+	Revoker  int           // the replica whose admin API revoked the token, 1-based
+	Lag      time.Duration // revoke returned → first refusal received (≥ 0)
+	FromSent time.Duration // revoke sent → first refusal received
+	Polls    int           // calls the poller made for this token
+	Flaps    int           // 200 answers after the first refusal
+}
+
+// run sets everything up, measures, and returns the report. Every child
+// is stopped before it returns.
+func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(logw, "tswlag: "+format+"\n", args...) }
+	began := time.Now()
+	facts := machineFacts() // before the build: its load average is the machine's own
+	tmp, err := os.MkdirTemp("", "tswlag-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	p := newProcs(tmp)
+	defer p.stopAll(3 * time.Second)
+
+	bin := o.Gateway
+	if bin == "" {
+		bin = filepath.Join(tmp, "tswgate")
+		logf("building tswgate (go build -o %s ./cmd/tswgate)", bin)
+		if err := buildGateway(ctx, bin); err != nil {
+			return nil, err
+		}
+	} else if bin, err = filepath.Abs(bin); err != nil {
+		return nil, err
+	}
+
+	redisDir := filepath.Join(tmp, "redis")
+	if err := os.Mkdir(redisDir, 0o700); err != nil {
+		return nil, err
+	}
+	redisURL, redisVersion, err := startRedis(ctx, p, redisDir)
+	if err != nil {
+		return nil, err
+	}
+	logf("redis-server on %s", redisURL)
+
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	upSrv := &http.Server{Handler: teraswitch.NewStandin(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = upSrv.Serve(upLn) }()
+	defer upSrv.Close()
+	upURL := "http://" + upLn.Addr().String()
+
+	adminKey, pepper := randomHex(32), randomHex(32)
+	shared := []string{
+		"TSWGATE_REDIS_URL=" + redisURL,
+		"TSWGATE_ADMIN_KEY=" + adminKey,
+		"TSWGATE_PEPPER=" + pepper,
+		"TSWGATE_UPSTREAM_URL=" + upURL,
+		"TSWGATE_LOG_LEVEL=warn",
+	}
+	replicas := make([]*replica, o.Replicas)
+	for i := range replicas {
+		r, err := startReplica(ctx, p, bin, i+1, filepath.Join(tmp, fmt.Sprintf("data-%d", i+1)), shared, adminKey)
+		if err != nil {
+			return nil, err
+		}
+		logf("replica %d: public %s, admin %s, metrics %s", r.N, r.Public, r.Admin, r.Metrics)
+		replicas[i] = r
+	}
+
+	logf("creating %d tokens through replica 1's admin API", o.N)
+	tokens, err := createTokens(ctx, replicas[0].admin, o.N)
+	if err != nil {
+		return nil, err
+	}
+	logf("warming every token on every replica (%d calls)", o.N*o.Replicas)
+	if err := warm(ctx, replicas, tokens); err != nil {
+		return nil, err
+	}
+
+	facts.Redis = redisVersion
+	rep := &report{
+		Command:  o.commandLine(),
+		N:        o.N,
+		Replicas: o.Replicas,
+		Interval: o.Interval,
+		Timeout:  o.Timeout,
+		Facts:    facts,
+	}
+	pollers := make([]*poller, len(replicas))
+	for i, r := range replicas {
+		pollers[i] = newPoller(r.N, "http://"+r.Public+lagPath, o.Interval)
+	}
+	logf("revoking %d tokens one at a time through replicas 1..%d in turn", o.N, o.Replicas)
+	for k, tok := range tokens {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		revoker := replicas[k%len(replicas)]
+		samples, call, fails, err := measureOne(ctx, pollers, revoker, tok, k, o.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("token %d (%s): %w", k+1, tok.ID, err)
+		}
+		rep.Samples = append(rep.Samples, samples...)
+		rep.RevokeCalls = append(rep.RevokeCalls, call)
+		rep.Failures = append(rep.Failures, fails...)
+		if (k+1)%50 == 0 || k+1 == len(tokens) {
+			logf("  %d/%d revoked", k+1, len(tokens))
+		}
+	}
+	for _, r := range replicas {
+		if gone, why := r.proc.exited(); gone {
+			return nil, errors.New(why)
+		}
+		rep.Announced = append(rep.Announced, scrapeAnnounced(ctx, r))
+	}
+	rep.Took = time.Since(began)
+	return rep, nil
+}
+
+// startReplica starts `tswgate serve` number n on free loopback ports and
+// waits until its /readyz answers 200.
+func startReplica(ctx context.Context, p *procs, bin string, n int, dataDir string, shared []string, adminKey string) (*replica, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	r := &replica{N: n, Public: ports[0], Admin: ports[1], Metrics: ports[2]}
+	env := append(environWithout("TSWGATE_"), shared...)
+	env = append(env,
+		"TSWGATE_LISTEN_ADDR="+r.Public,
+		"TSWGATE_ADMIN_ADDR="+r.Admin,
+		"TSWGATE_METRICS_ADDR="+r.Metrics,
+		"TSWGATE_DATA_DIR="+dataDir,
+	)
+	if r.proc, err = p.start(fmt.Sprintf("tswgate-%d", n), env, bin, "serve"); err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, r.proc, "http://"+r.Metrics+"/readyz", 30*time.Second); err != nil {
+		return nil, err
+	}
+	r.admin = &tokenapi.Client{BaseURL: "http://" + r.Admin, AdminKey: adminKey, HTTP: newClient(4)}
+	return r, nil
+}
+
+// waitReady polls url until it answers 200, c exits, or timeout passes.
+func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	last := "no answer yet"
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
+		} else {
+			last = err.Error()
+		}
+		if gone, why := c.exited(); gone {
+			return errors.New(why)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %v: GET %s: %s; its log ends with:\n%s", c.name, timeout, url, last, c.logTail(20))
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// newClient returns an HTTP client for loopback calls that keeps up to
+// conns connections alive and uses no proxy.
+func newClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			MaxIdleConns:        conns,
+			MaxIdleConnsPerHost: conns,
+			IdleConnTimeout:     time.Minute,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// createTokens creates n Owner tokens for lagProject through admin, with
+// a few calls in flight at a time.
+func createTokens(ctx context.Context, admin *tokenapi.Client, n int) ([]token, error) {
+	tokens := make([]token, n)
+	err := forEach(ctx, n, 4, func(ctx context.Context, i int) error {
+		t, err := admin.Create(ctx, tokenapi.CreateRequest{ProjectID: lagProject, Role: "owner", Name: fmt.Sprintf("lag-%d", i+1)})
+		if err != nil {
+			return fmt.Errorf("creating token %d: %w", i+1, err)
+		}
+		if t.ID == "" || t.Token == "" {
+			return fmt.Errorf("creating token %d: the answer has no id or credential", i+1)
+		}
+		tokens[i] = token{ID: t.ID, Cred: t.Token}
+		return nil
+	})
+	return tokens, err
+}
+
+// warm calls every replica once with every token and wants 200 each time,
+// which leaves every token in every replica's cache.
+func warm(ctx context.Context, replicas []*replica, tokens []token) error {
+	clients := make([]*http.Client, len(replicas))
+	for i := range clients {
+		clients[i] = newClient(4)
+	}
+	return forEach(ctx, len(tokens)*len(replicas), 4, func(ctx context.Context, i int) error {
+		r, t := i%len(replicas), tokens[i/len(replicas)]
+		status, code, err := call(ctx, clients[r], "http://"+replicas[r].Public+lagPath, t.Cred)
+		if err != nil {
+			return fmt.Errorf("warming %s on replica %d: %w", t.ID, r+1, err)
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("warming %s on replica %d: answered %d %s, want 200", t.ID, r+1, status, code)
+		}
+		return nil
+	})
+}
+
+// forEach runs fn(0..n-1) on workers goroutines and returns the first
+// error; the others stop at it.
+func forEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// call sends GET url with the credential and returns the status and
+// the X-Tsw-Error-Code header; the body is read and discarded so that the
+// connection is reused.
+func call(ctx context.Context, c *http.Client, url, cred string) (status int, code string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Tsw-Error-Code"), err
+}
+
+// poller calls one replica with the token being revoked.
+type poller struct {
+	replica  int
+	url      string
+	interval time.Duration
+	client   *http.Client
+}
+
+func newPoller(replica int, url string, interval time.Duration) *poller {
+	return &poller{replica: replica, url: url, interval: interval, client: newClient(1)}
+}
+
+// pollResult is what one poller saw of one token.
+type pollResult struct {
+	replica   int
+	refusedAt time.Time // when the first 401 token_revoked was received
+	polls     int
+	flaps     int
+	err       error
+}
+
+// watch calls the replica with cred until it refuses it as revoked, then
+// confirms the refusal sticks. It sends nil on warmed after the first 200
+// (the token is cached on the replica and the revoke may go), or an error
+// if it cannot get there; and its result on out, always.
+func (p *poller) watch(ctx context.Context, cred string, warmed chan<- error, out chan<- pollResult) {
+	res := pollResult{replica: p.replica}
+	isWarm := false
+	defer func() {
+		if !isWarm {
+			warmed <- fmt.Errorf("replica %d: %w", p.replica, res.err)
+		}
+		out <- res
+	}()
+	for {
+		status, code, err := call(ctx, p.client, p.url, cred)
+		at := time.Now()
+		res.polls++
+		switch {
+		case ctx.Err() != nil:
+			res.err = fmt.Errorf("no refusal within the time allowed (%d calls, last answer %d %s)", res.polls, status, code)
+			return
+		case err != nil:
+			res.err = err
+			return
+		case status == http.StatusOK:
+			if !isWarm {
+				isWarm = true
+				warmed <- nil
+			}
+		case status == http.StatusUnauthorized && code == "token_revoked":
+			if !isWarm {
+				res.err = errors.New("refused the token before it was revoked")
+				return
+			}
+			res.refusedAt = at
+			for range confirmCalls {
+				status, code, err := call(ctx, p.client, p.url, cred)
+				if err != nil {
+					res.err = fmt.Errorf("after refusing: %w", err)
+					return
+				}
+				if status == http.StatusOK {
+					res.flaps++
+				} else if code != "token_revoked" {
+					res.err = fmt.Errorf("after refusing as token_revoked: answered %d %s", status, code)
+					return
+				}
+			}
+			return
+		default:
+			res.err = fmt.Errorf("answered %d %s, want 200 or 401 token_revoked", status, code)
+			return
+		}
+		if p.interval > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(p.interval):
+			}
+		}
+	}
+}
+
+// measureOne revokes one token through revoker while every poller watches
+// its replica, and returns one sample per replica that refused it, the
+// duration of the revoke call, and a description of each replica that
+// did not refuse it properly. err is for failures that stop the run.
+func measureOne(ctx context.Context, pollers []*poller, revoker *replica, tok token, k int, timeout time.Duration) ([]sample, time.Duration, []string, error) {
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	warmed := make(chan error, len(pollers))
+	results := make(chan pollResult, len(pollers))
+	for _, p := range pollers {
+		go p.watch(jctx, tok.Cred, warmed, results)
+	}
+	collect := func() []pollResult {
+		var rs []pollResult
+		for range pollers {
+			rs = append(rs, <-results)
+		}
+		return rs
+	}
+	warmTimeout := time.NewTimer(10 * time.Second)
+	defer warmTimeout.Stop()
+	for range pollers {
+		select {
+		case err := <-warmed:
+			if err != nil {
+				cancel()
+				collect()
+				return nil, 0, nil, fmt.Errorf("before the revoke: %w", err)
+			}
+		case <-warmTimeout.C:
+			cancel()
+			collect()
+			return nil, 0, nil, errors.New("a replica did not answer 200 within 10s before the revoke")
+		}
+	}
+
+	sent := time.Now()
+	_, err := revoker.admin.Revoke(ctx, tok.ID)
+	returned := time.Now()
+	if err != nil {
+		cancel()
+		collect()
+		return nil, 0, nil, fmt.Errorf("revoke through replica %d: %w", revoker.N, err)
+	}
+	stop := time.AfterFunc(timeout, cancel)
+	defer stop.Stop()
+	var samples []sample
+	var fails []string
+	for _, r := range collect() {
+		if r.err != nil || r.refusedAt.IsZero() {
+			fails = append(fails, fmt.Sprintf("token %d (%s), replica %d: %v", k+1, tok.ID, r.replica, r.err))
+			continue
+		}
+		if r.flaps > 0 {
+			fails = append(fails, fmt.Sprintf("token %d (%s), replica %d: answered 200 %d time(s) after refusing it", k+1, tok.ID, r.replica, r.flaps))
+		}
+		samples = append(samples, sample{
+			Token:    k,
+			Replica:  r.replica,
+			Revoker:  revoker.N,
+			Lag:      max(0, r.refusedAt.Sub(returned)),
+			FromSent: r.refusedAt.Sub(sent),
+			Polls:    r.polls,
+			Flaps:    r.flaps,
+		})
+	}
+	return samples, returned.Sub(sent), fails, nil
+}
+
+// announced is what a replica's metrics say of the change announcements
+// it applied (creations and revocations).
+type announced struct {
+	Replica int
+	Count   float64
+	Sum     float64 // seconds
+	// Buckets maps each upper bound (seconds) to its cumulative count.
+	Buckets map[float64]float64
+	Err     string
+}
+
+// scrapeAnnounced reads tswgate_invalidation_lag_seconds from r's metrics.
+func scrapeAnnounced(ctx context.Context, r *replica) announced {
+	a := announced{Replica: r.N, Buckets: map[float64]float64{}}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Metrics+"/metrics", nil)
+	if err != nil {
+		a.Err = err.Error()
+		return a
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.Err = err.Error()
+		return a
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		a.Err = err.Error()
+		return a
+	}
+	const name = "tswgate_invalidation_lag_seconds"
+	for _, s := range parseMetrics(string(text)) {
+		switch s.Name {
+		case name + "_count":
+			a.Count = s.Value
+		case name + "_sum":
+			a.Sum = s.Value
+		case name + "_bucket":
+			if le, err := strconv.ParseFloat(s.Labels["le"], 64); err == nil {
+				a.Buckets[le] = s.Value
+			}
+		}
+	}
+	return a
+}
+
+// randomHex returns n random bytes in hex: a fresh secret per run.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}

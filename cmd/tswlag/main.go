@@ -1,0 +1,144 @@
+// Command tswlag measures revocation lag across tswgate replicas on
+// loopback: how long after a revocation returns every replica refuses the
+// revoked token.
+//
+// It builds tswgate, starts a throwaway redis-server (a free loopback port,
+// never 6379; no persistence; a temporary directory), an in-process
+// stand-in of the TeraSwitch API, and -replicas `tswgate serve` processes
+// sharing that Redis. It creates -n Owner tokens through replica 1's admin
+// API and warms each on every replica, so that every replica has it cached.
+// Then it revokes the tokens one at a time, through the admin API of
+// replica 1, 2, 3, 1, … in turn, while one poller per replica calls
+// GET /v2/Instance?ProjectId=42 with that token in a loop. The lag of a
+// (token, replica) pair is the time from the DELETE /v1/tokens/{id} call
+// returning to the poller receiving that replica's first
+// 401 token_revoked; a refusal received before the call returned counts
+// as 0. The replica that performs a revocation drops its own cached copy
+// before answering; the others learn of it through Redis pub/sub.
+//
+// Usage, from the repository root:
+//
+//	go run ./cmd/tswlag [-n 200] [-replicas 3] [-interval 200µs] [-timeout 5s] [-out FILE] [-tswgate BIN]
+//
+// The Markdown report (p50, p99 and max over all pairs and per replica,
+// with the command and machine facts) goes to stdout and to -out; progress
+// goes to stderr. The exit status is 1 when a replica failed to refuse a
+// revoked token within -timeout, served it again after refusing it, or
+// answered anything unexpected; 2 for a usage mistake. Every child process
+// is stopped before tswlag exits, and all traffic stays on 127.0.0.1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are tswlag's flags.
+type options struct {
+	N        int           // tokens revoked
+	Replicas int           // tswgate processes
+	Interval time.Duration // pause between a poller's calls
+	Timeout  time.Duration // how long each replica may take to refuse
+	Out      string        // also write the Markdown here
+	Gateway  string        // prebuilt tswgate binary; empty means build ./cmd/tswgate
+}
+
+// parseFlags parses tswlag's command line.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("tswlag", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: go run ./cmd/tswlag [flags]\n\n"+
+			"Measures how long after a revocation returns every tswgate replica refuses the token\n"+
+			"(loopback, a throwaway redis-server), and prints p50/p99/max as Markdown.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.N, "n", 200, "`tokens` to create, warm and revoke")
+	fs.IntVar(&o.Replicas, "replicas", 3, "tswgate `replicas` sharing the Redis")
+	fs.DurationVar(&o.Interval, "interval", 200*time.Microsecond, "`pause` between a poller's calls (0: back to back)")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "how long each replica may take to refuse a revoked token")
+	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to `file`")
+	fs.StringVar(&o.Gateway, "tswgate", "", "use this prebuilt tswgate `binary` instead of building ./cmd/tswgate")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	switch {
+	case o.N < 1 || o.N > 100000:
+		return o, fmt.Errorf("-n %d: want 1 to 100000", o.N)
+	case o.Replicas < 1 || o.Replicas > 16:
+		return o, fmt.Errorf("-replicas %d: want 1 to 16", o.Replicas)
+	case o.Interval < 0 || o.Interval > time.Second:
+		return o, fmt.Errorf("-interval %v: want 0 to 1s", o.Interval)
+	case o.Timeout < 100*time.Millisecond || o.Timeout > time.Minute:
+		return o, fmt.Errorf("-timeout %v: want 100ms to 1m", o.Timeout)
+	}
+	return o, nil
+}
+
+// commandLine renders the options that shape the run as a go run command
+// line (-out is left out: it does not change the result).
+func (o options) commandLine() string {
+	s := fmt.Sprintf("go run ./cmd/tswlag -n %d -replicas %d -interval %v -timeout %v", o.N, o.Replicas, o.Interval, o.Timeout)
+	if o.Gateway != "" {
+		s += " -tswgate " + o.Gateway
+	}
+	return s
+}
+
+// runMain is tswlag without the process: it returns the exit status.
+func runMain(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "tswlag: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	rep, err := run(ctx, o, stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "tswlag: interrupted; the servers are stopped")
+			return 1
+		}
+		fmt.Fprintf(stderr, "tswlag: %v\n", err)
+		return 1
+	}
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
+	if o.Out != "" {
+		err := os.MkdirAll(filepath.Dir(o.Out), 0o755)
+		if err == nil {
+			err = os.WriteFile(o.Out, []byte(md), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tswlag: -out: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "tswlag: wrote %s\n", o.Out)
+	}
+	if !rep.ok() {
+		fmt.Fprintln(stderr, "tswlag: FAILED: some replica did not refuse a revoked token in time, served one again, or answered unexpectedly; see the report")
+		return 1
+	}
+	return 0
+}
