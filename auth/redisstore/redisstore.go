@@ -92,6 +92,9 @@ type Store struct {
 	// pingInterval is how long Watch waits for a message before it checks
 	// the subscription with a PING, and then for the PING's reply.
 	pingInterval time.Duration
+	// checkInterval is how often Watch checks that its subscription is on
+	// the server the client reaches (see Watch); zero: never.
+	checkInterval time.Duration
 
 	// ctx is canceled by Close, which stops every Watch.
 	ctx    context.Context
@@ -122,6 +125,11 @@ func New(opts Options) (*Store, error) {
 		return nil, errors.New("redisstore: RevokedRetention and Timeout must not be negative")
 	}
 	s.channel = orDefault(opts.Channel, s.prefix+"events")
+	if _, ok := opts.Client.(*redis.Client); ok {
+		// A single server or Sentinel: a failover can leave the
+		// subscription behind (see Watch). Cluster clients need no check.
+		s.checkInterval = time.Second
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,18 @@ const (
 // another pingInterval, the connection is taken as dead and a fresh PubSub
 // replaces it.
 //
+// A subscription can also stay up on a server that no longer hears the
+// announcements: after a Sentinel failover the client sends its commands
+// to the new master at once, but the subscription stays on the old master
+// until Sentinel reconfigures it and drops its clients, which it does some
+// 10 s later. So on a *redis.Client (a single server, or Sentinel), Watch
+// also subscribes to a channel of its own and asks once a second,
+// through the store's client, whether that channel has a subscriber
+// (PUBSUB NUMSUB): none means the subscription is elsewhere, and it is
+// replaced like a dead one (EventDisconnected, then EventResync once the
+// fresh one is up). Cluster clients need no such check: every node passes
+// PUBLISH on to the others, so a subscription on any node hears them all.
+//
 // Watch returns ctx.Err() when ctx is done and ErrClosed when the Store is
 // closed.
 func (s *Store) Watch(ctx context.Context, fn func(auth.Event)) error {
@@ -51,6 +64,9 @@ func (s *Store) Watch(ctx context.Context, fn func(auth.Event)) error {
 	defer stop()
 
 	w := &watcher{s: s, fn: fn, backoff: minBackoff}
+	if s.checkInterval > 0 {
+		w.own = s.channel + ":watch:" + rand.Text()
+	}
 	for wctx.Err() == nil {
 		w.session(wctx)
 	}
@@ -66,30 +82,52 @@ type watcher struct {
 	fn      func(auth.Event)
 	down    bool // EventDisconnected was sent and no EventResync since
 	backoff time.Duration
+	own     string // this Watch's own channel, for checkHeard; "" without the check
 }
 
 // session receives from one PubSub until ctx is done or the connection is
 // found dead.
 func (w *watcher) session(ctx context.Context) {
 	s := w.s
+	channels := []string{s.channel}
+	wait := s.pingInterval // the longest Receive
+	if w.own != "" {
+		channels = append(channels, w.own)
+		wait = min(wait, s.checkInterval)
+	}
 	// Subscribe's error is not returned: when it fails, the next Receive
 	// reconnects and re-subscribes, or reports why it cannot.
-	ps := s.client.Subscribe(ctx, s.channel)
+	ps := s.client.Subscribe(ctx, channels...)
 	defer ps.Close()
 	// Receive does not watch ctx; closing the PubSub interrupts it.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
 
-	pinged := false // a PING is awaiting its reply
+	var (
+		pinged  bool         // a PING is awaiting its reply
+		quiet   = time.Now() // since the last message, or the PING
+		ownUp   bool         // w.own's subscription is confirmed
+		checked = time.Now() // the last checkHeard
+	)
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, s.pingInterval)
+		msg, err := ps.ReceiveTimeout(ctx, wait)
 		if ctx.Err() != nil {
 			return
 		}
+		if ownUp && time.Since(checked) >= s.checkInterval {
+			checked = time.Now()
+			if cerr := w.checkHeard(ctx); cerr != nil {
+				w.outage(ctx, cerr)
+				return // a fresh PubSub connects where the client does now
+			}
+		}
 		if err != nil {
 			if isTimeout(err) {
+				if time.Since(quiet) < s.pingInterval {
+					continue
+				}
 				if !pinged {
-					pinged = true
+					pinged, quiet = true, time.Now()
 					if err = ps.Ping(ctx); err == nil {
 						continue
 					}
@@ -98,22 +136,42 @@ func (w *watcher) session(ctx context.Context) {
 					return // a fresh PubSub gets a fresh connection
 				}
 			}
-			pinged = false
+			pinged, ownUp, quiet = false, false, time.Now()
 			w.outage(ctx, err)
 			continue
 		}
-		pinged = false
+		pinged, quiet = false, time.Now()
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == s.channel {
 				w.resync()
 			}
+			if m.Kind == "subscribe" && m.Channel == w.own {
+				ownUp, checked = true, time.Now()
+			}
 		case *redis.Message:
-			w.message(m.Payload)
+			if m.Channel == s.channel {
+				w.message(m.Payload)
+			}
 		case *redis.Pong:
 			// The connection is alive.
 		}
 	}
+}
+
+// checkHeard reports an error when the store's client reaches a server on
+// which w.own has no subscriber: announcements published through the
+// client would not reach this Watch. A check that cannot be made is not a
+// finding (the PING watches the connection itself).
+func (w *watcher) checkHeard(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, min(w.s.timeout, w.s.checkInterval))
+	defer cancel()
+	n, err := w.s.client.PubSubNumSub(ctx, w.own).Result()
+	if err != nil || n[w.own] > 0 {
+		return nil
+	}
+	return errors.New("the subscription is not on the server the store's client reaches " +
+		"(after a failover?): announcements made there are not heard")
 }
 
 // outage reports the first error of an outage and pauses before the next
