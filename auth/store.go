@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 )
 
@@ -12,14 +14,18 @@ var (
 	ErrNotFound = errors.New("token not found")
 	// ErrExists means a record with the id already exists.
 	ErrExists = errors.New("token id already exists")
+	// ErrRevoked means the record of the id is a revocation tombstone, which
+	// cannot be changed.
+	ErrRevoked = errors.New("token revoked")
 	// ErrUnavailable means the store could not be reached or did not answer
 	// in time. It is never a statement about the token.
 	ErrUnavailable = errors.New("token store unavailable")
 )
 
 // Store persists token records. A token is one record keyed by its id; a
-// per-project index serves List. Revoking replaces the record with a
-// tombstone that is kept for the store's revoked-retention time.
+// per-project index serves List. Updating changes a live record in place
+// (its status, expiry, rate limit…); revoking replaces it with a tombstone
+// that is kept for the store's revoked-retention time.
 //
 // Every change is announced to every Watch-er of every replica sharing the
 // store, so cached copies can be dropped. Implementations are safe for
@@ -39,6 +45,23 @@ type Store interface {
 	// time and announces the change. Revoking a tombstone returns it
 	// unchanged. It returns ErrNotFound when there is no record.
 	Revoke(ctx context.Context, id string, at time.Time) (*Token, error)
+	// Update changes the live record of id atomically: it reads it, calls
+	// fn with a copy, checks the result (ValidateUpdate), stores it,
+	// announces the change like Create and Revoke do, and returns the
+	// stored record. No other change of the record falls between the read
+	// and the write, so concurrent Updates of one token are all applied.
+	//
+	// fn edits its argument in place and must do nothing else: it may be
+	// called more than once (a store may retry on a conflicting write) and
+	// may run under the store's lock, so it must not call the store. When
+	// fn returns an error, nothing is written and Update returns an error
+	// wrapping it.
+	//
+	// Update returns an error wrapping ErrNotFound when there is no record,
+	// ErrRevoked when it is a tombstone, and ErrUnavailable when the store
+	// cannot answer — which may come after the record changed (its
+	// announcement failed): retry.
+	Update(ctx context.Context, id string, fn func(*Token) error) (*Token, error)
 	// Watch calls fn for every change announced by any replica until ctx is
 	// done, and with EventResync whenever announcements may have been missed
 	// (including once when watching starts). It returns ctx's error.
@@ -95,6 +118,43 @@ func (t *Token) Validate() error {
 	}
 	if t.PepperID == "" && !t.Revoked() {
 		errs = append(errs, errors.New("pepper id: missing"))
+	}
+	if t.RateLimit < 0 || math.IsNaN(t.RateLimit) || math.IsInf(t.RateLimit, 0) {
+		errs = append(errs, errors.New("rate limit: must be a finite number of requests per second, 0 or more"))
+	}
+	switch {
+	case t.RateBurst < 0:
+		errs = append(errs, errors.New("rate burst: must not be negative"))
+	case t.RateBurst > 0 && t.RateLimit == 0:
+		errs = append(errs, errors.New("rate burst: set without a rate limit"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateUpdate checks that updated is a valid change of the live record
+// old: a token's identity, secret and creation time are fixed (ID,
+// ProjectID, CreatedAt, SecretHash, PepperID), and an update cannot revoke
+// (Store.Revoke does that). The rest — name, role, status, expiry, rate
+// limit — may change, within Validate.
+func ValidateUpdate(old, updated *Token) error {
+	var errs []error
+	if updated.ID != old.ID {
+		errs = append(errs, fmt.Errorf("id: cannot change (from %s to %s)", old.ID, updated.ID))
+	}
+	if updated.ProjectID != old.ProjectID {
+		errs = append(errs, fmt.Errorf("project id: cannot change (from %d to %d)", old.ProjectID, updated.ProjectID))
+	}
+	if !updated.CreatedAt.Equal(old.CreatedAt) {
+		errs = append(errs, errors.New("created at: cannot change"))
+	}
+	if updated.SecretHash != old.SecretHash || updated.PepperID != old.PepperID {
+		errs = append(errs, errors.New("secret hash: cannot change"))
+	}
+	if updated.Revoked() {
+		errs = append(errs, errors.New("revoked at: an update cannot revoke; use Revoke"))
+	}
+	if err := updated.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -114,6 +114,12 @@ type Token struct {
 	SecretHash [32]byte
 	// PepperID names the pepper SecretHash was made with (Hasher.ID).
 	PepperID string
+	// RateLimit, when above zero, overrides the role's rate limit for this
+	// token: requests per second on average. Zero means the role's limit.
+	RateLimit float64
+	// RateBurst is the burst of the override (requests at once); zero
+	// means ceil(RateLimit). It is set only with RateLimit.
+	RateBurst int
 }
 
 // Revoked reports whether t is a revocation tombstone.

@@ -117,7 +117,8 @@ type Config struct {
 	ShutdownDelay time.Duration
 
 	// RateOwner is the request rate allowed to each owner token, in
-	// requests per second; 0 means unlimited.
+	// requests per second; 0 means unlimited. A token's own limit
+	// (auth.Token.RateLimit) overrides it.
 	RateOwner float64
 	// BurstOwner is the burst allowed to each owner token. Load sets it to
 	// ceil(RateOwner) when it is 0 and RateOwner is not.

@@ -23,18 +23,25 @@ type Limit struct {
 // Options configure a Local limiter.
 type Options struct {
 	// ByRole gives the limit of each role; roles without an entry are
-	// unlimited.
+	// unlimited. A token's own limit (Token.RateLimit) overrides its
+	// role's.
 	ByRole map[auth.Role]Limit
 }
 
 const shards = 64
 
-// Local limits each token with its own bucket in this process. Buckets idle
-// long enough to have refilled are dropped by Sweep, since a full bucket and
-// a new one are the same; memory stays proportional to the tokens active
-// within one refill time. Local is safe for concurrent use.
+// Local limits each token with its own bucket in this process. A token's
+// limit is its own override (Token.RateLimit, Token.RateBurst) when it has
+// one, else its role's; a token with neither is not limited and costs no
+// bucket. When a token's limit changes, its bucket starts anew (full) at
+// the new limit. Buckets idle long enough to have refilled are dropped by
+// Sweep, since a full bucket and a new one are the same; memory stays
+// proportional to the limited tokens active within one refill time. Local
+// is safe for concurrent use.
 type Local struct {
-	byRole map[auth.Role]Limit
+	// byRole is indexed by role (a small slice, not a map, so that an
+	// unlimited token's lookup touches no map); Rate 0 means unlimited.
+	byRole []Limit
 	seed   maphash.Seed
 	shards [shards]shard
 }
@@ -55,11 +62,14 @@ var _ auth.Limiter = (*Local)(nil)
 
 // NewLocal returns a Local limiter.
 func NewLocal(opts Options) *Local {
-	l := &Local{byRole: make(map[auth.Role]Limit, len(opts.ByRole)), seed: maphash.MakeSeed()}
+	l := &Local{seed: maphash.MakeSeed()}
 	for r, lim := range opts.ByRole {
 		if lim.Rate > 0 {
 			if lim.Burst <= 0 {
-				lim.Burst = int(math.Ceil(lim.Rate))
+				lim.Burst = defaultBurst(lim.Rate)
+			}
+			if int(r) >= len(l.byRole) {
+				l.byRole = append(l.byRole, make([]Limit, int(r)+1-len(l.byRole))...)
 			}
 			l.byRole[r] = lim
 		}
@@ -70,9 +80,32 @@ func NewLocal(opts Options) *Local {
 	return l
 }
 
-// Allow takes one request from t's bucket at now.
+// defaultBurst is the burst of a limit given without one: ceil(rate),
+// bounded so that it fits an int on every platform.
+func defaultBurst(rate float64) int {
+	return int(min(math.Ceil(rate), math.MaxInt32))
+}
+
+// limitOf returns the limit that applies to t: its own, else its role's.
+// ok is false when t is not limited.
+func (l *Local) limitOf(t *auth.Token) (lim Limit, ok bool) {
+	if t.RateLimit > 0 {
+		lim = Limit{Rate: t.RateLimit, Burst: t.RateBurst}
+		if lim.Burst <= 0 {
+			lim.Burst = defaultBurst(lim.Rate)
+		}
+		return lim, true
+	}
+	if r := int(t.Role); r < len(l.byRole) && l.byRole[r].Rate > 0 {
+		return l.byRole[r], true
+	}
+	return Limit{}, false
+}
+
+// Allow takes one request from t's bucket at now. A token without a limit
+// gets LimitStatus{} (Enabled false) without any bucket or lock.
 func (l *Local) Allow(t *auth.Token, now time.Time) auth.LimitStatus {
-	lim, ok := l.byRole[t.Role]
+	lim, ok := l.limitOf(t)
 	if !ok {
 		return auth.LimitStatus{}
 	}

@@ -74,6 +74,86 @@ func TestSweepDropsOnlyRefilledBuckets(t *testing.T) {
 	}
 }
 
+// A token's own limit overrides its role's, also when the role is
+// unlimited; its burst defaults to ceil(rate).
+func TestLocalOverride(t *testing.T) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 100, Burst: 100}}})
+	own := &auth.Token{ID: "tsw_own00000000000000000", Role: auth.RoleOwner, RateLimit: 1, RateBurst: 2}
+	for i, want := range []bool{true, true, false} {
+		st := l.Allow(own, t0)
+		if !st.Enabled || st.Allowed != want || st.Limit != 2 {
+			t.Fatalf("owner with override 1/s burst 2, request %d: %+v, want allowed %v", i, st, want)
+		}
+	}
+	// An override on an unlimited role's token.
+	acctOwn := &auth.Token{ID: "tsw_acctown000000000000", Role: auth.RoleAccounting, RateLimit: 0.5}
+	if st := l.Allow(acctOwn, t0); !st.Enabled || !st.Allowed || st.Limit != 1 {
+		t.Fatalf("accounting with override 0.5/s: %+v, want limited with burst ceil(0.5) = 1", st)
+	}
+	if st := l.Allow(acctOwn, t0); st.Allowed || st.RetryAfter != 2*time.Second {
+		t.Fatalf("accounting with override 0.5/s, second request: %+v, want refused for 2s", st)
+	}
+	// Without the override, the role's limit (or none) applies again.
+	if st := l.Allow(acct, t0); st.Enabled {
+		t.Fatalf("accounting without override: %+v, want unlimited", st)
+	}
+}
+
+// When a token's limit changes (its record was updated), its bucket starts
+// anew at the new limit; back at the old one, anew again.
+func TestLocalLimitChange(t *testing.T) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 1, Burst: 1}}})
+	tok := *owner
+	if st := l.Allow(&tok, t0); !st.Allowed {
+		t.Fatalf("first request: %+v", st)
+	}
+	if st := l.Allow(&tok, t0); st.Allowed {
+		t.Fatalf("second request at the role's 1/s: %+v, want refused", st)
+	}
+	raised := tok
+	raised.RateLimit, raised.RateBurst = 10, 5
+	for i := range 5 {
+		if st := l.Allow(&raised, t0); !st.Allowed || st.Limit != 5 || st.Remaining != 4-i {
+			t.Fatalf("request %d after raising the limit: %+v", i, st)
+		}
+	}
+	if st := l.Allow(&raised, t0); st.Allowed {
+		t.Fatalf("sixth request at burst 5: %+v, want refused", st)
+	}
+	// Cleared: the role's limit, with a fresh bucket.
+	if st := l.Allow(&tok, t0); !st.Allowed || st.Limit != 1 {
+		t.Fatalf("after clearing the override: %+v, want the role's fresh bucket", st)
+	}
+	if l.Len() != 1 {
+		t.Fatalf("one token holds %d buckets", l.Len())
+	}
+}
+
+// An unlimited token costs nothing: no bucket, no allocation.
+func TestLocalUnlimitedCostsNothing(t *testing.T) {
+	l := NewLocal(Options{})
+	for _, tok := range []*auth.Token{owner, acct, {ID: "tsw_invalid000000000000", Role: auth.Role(200)}} {
+		if st := l.Allow(tok, t0); st != (auth.LimitStatus{}) {
+			t.Fatalf("%s with no limits configured: %+v, want the zero status", tok.ID, st)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { l.Allow(owner, t0) }); allocs != 0 {
+		t.Errorf("Allow of an unlimited token allocates %v times", allocs)
+	}
+	if l.Len() != 0 {
+		t.Fatalf("unlimited tokens hold %d buckets", l.Len())
+	}
+}
+
+func BenchmarkLocalAllowUnlimited(b *testing.B) {
+	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleAccounting: {Rate: 1}}})
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.Allow(owner, now)
+	}
+}
+
 func BenchmarkLocalAllow(b *testing.B) {
 	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 1e9, Burst: 1e9}}})
 	now := time.Now()

@@ -9,7 +9,8 @@
 //	  "expires": 1800000000000, "hash": "<64 hex>", "pepper": "…"}, …]}
 //
 // with times in Unix milliseconds and the fields named as in the Redis
-// store; "expires" is absent when the token never expires, tombstones have
+// store; "expires" is absent when the token never expires, "rate" and
+// "burst" (a per-token rate-limit override) when zero, and tombstones have
 // "revoked" and no "hash" or "pepper". The file is written with mode 0600.
 //
 // Only one process may use a file: Open takes an exclusive lock on
@@ -344,6 +345,41 @@ func (s *Store) Revoke(_ context.Context, id string, at time.Time) (*auth.Token,
 	return &ts, nil
 }
 
+// Update changes the live record of id (see auth.Store.Update): under the
+// write lock, it calls fn on a copy, checks the result, writes the file with
+// it (at millisecond precision, like Create) and announces it. fn runs
+// under the lock: it must not call the store. A failed write changes
+// nothing, in memory or on disk, and announces nothing.
+func (s *Store) Update(_ context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	old, ok := s.byID[id] // only writers change byID, and wmu is held
+	if !ok {
+		return nil, fmt.Errorf("filestore: update %s: %w", id, auth.ErrNotFound)
+	}
+	if old.Revoked() {
+		return nil, fmt.Errorf("filestore: update %s: %w", id, auth.ErrRevoked)
+	}
+	t := *old // records are shared: fn edits a copy
+	if err := fn(&t); err != nil {
+		return nil, fmt.Errorf("filestore: update %s: %w", id, err)
+	}
+	if err := auth.ValidateUpdate(old, &t); err != nil {
+		return nil, fmt.Errorf("filestore: update %s: invalid change: %s", id, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	nt, err := newRecord(&t).token() // the copy kept is exactly what the file holds
+	if err != nil {
+		return nil, fmt.Errorf("filestore: update %s: %w", id, err)
+	}
+	if err := s.save(nt); err != nil {
+		return nil, fmt.Errorf("filestore: update %s: %w", id, err)
+	}
+	return nt, nil
+}
+
 // Close stops every Watch and releases the file lock. Later calls of any
 // method return ErrClosed.
 func (s *Store) Close() error {
@@ -468,18 +504,20 @@ type document struct {
 }
 
 // record is one token in the file. Times are Unix milliseconds; zero
-// expires and revoked mean unset.
+// expires, revoked, rate and burst mean unset.
 type record struct {
-	ID      string `json:"id"`
-	Project int64  `json:"project"`
-	Name    string `json:"name"`
-	Role    string `json:"role"`
-	Status  string `json:"status"`
-	Created int64  `json:"created"`
-	Expires int64  `json:"expires,omitempty"`
-	Revoked int64  `json:"revoked,omitempty"`
-	Hash    string `json:"hash,omitempty"`
-	Pepper  string `json:"pepper,omitempty"`
+	ID      string  `json:"id"`
+	Project int64   `json:"project"`
+	Name    string  `json:"name"`
+	Role    string  `json:"role"`
+	Status  string  `json:"status"`
+	Created int64   `json:"created"`
+	Expires int64   `json:"expires,omitempty"`
+	Revoked int64   `json:"revoked,omitempty"`
+	Rate    float64 `json:"rate,omitempty"`
+	Burst   int     `json:"burst,omitempty"`
+	Hash    string  `json:"hash,omitempty"`
+	Pepper  string  `json:"pepper,omitempty"`
 }
 
 func newRecord(t *auth.Token) record {
@@ -490,6 +528,8 @@ func newRecord(t *auth.Token) record {
 		Role:    t.Role.String(),
 		Status:  t.Status.String(),
 		Created: t.CreatedAt.UnixMilli(),
+		Rate:    t.RateLimit,
+		Burst:   t.RateBurst,
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.Expires = t.ExpiresAt.UnixMilli()
@@ -512,6 +552,8 @@ func (r record) token() (*auth.Token, error) {
 		Name:      r.Name,
 		CreatedAt: time.UnixMilli(r.Created).UTC(),
 		PepperID:  r.Pepper,
+		RateLimit: r.Rate,
+		RateBurst: r.Burst,
 	}
 	var err error
 	if t.Role, err = auth.ParseRole(r.Role); err != nil {

@@ -55,8 +55,13 @@ func TestReopen(t *testing.T) {
 	expiring.ExpiresAt = time.Now().Add(time.Hour)
 	expiring.Status = auth.StatusInactive
 	revoked, _ := storetest.NewToken(t, 2, auth.RoleOwner)
+	revoked.RateLimit, revoked.RateBurst = 3, 5
 	for _, tok := range []*auth.Token{live, expiring, revoked} {
 		mustCreate(t, s, tok)
+	}
+	live, err = s.Update(ctx, live.ID, func(u *auth.Token) error { u.RateLimit = 0.5; return nil })
+	if err != nil {
+		t.Fatal(err)
 	}
 	tomb, err := s.Revoke(ctx, revoked.ID, time.Now())
 	if err != nil {
@@ -103,6 +108,25 @@ func TestFileMode(t *testing.T) {
 	for _, want := range []string{`"version": 1`, `"hash": "`, `"pepper": "`, `"role": "owner"`, tok.ID} {
 		if !bytes.Contains(data, []byte(want)) {
 			t.Errorf("the file does not contain %s:\n%s", want, data)
+		}
+	}
+	for _, unwanted := range []string{`"rate"`, `"burst"`, `"expires"`} {
+		if bytes.Contains(data, []byte(unwanted)) {
+			t.Errorf("the file holds %s for a token without it:\n%s", unwanted, data)
+		}
+	}
+	if _, err := s.Update(context.Background(), tok.ID, func(u *auth.Token) error {
+		u.RateLimit, u.RateBurst = 1.5, 4
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if data, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"rate": 1.5`, `"burst": 4`} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("the file does not contain %s after Update:\n%s", want, data)
 		}
 	}
 	if temps, _ := filepath.Glob(s.tempPattern()); len(temps) != 0 {
@@ -281,17 +305,21 @@ func TestUnwritableDir(t *testing.T) {
 		t.Errorf("Create error %q: want ErrUnavailable naming %s", err, path)
 	}
 	_, revErr := s.Revoke(ctx, kept.ID, time.Now())
+	_, updErr := s.Update(ctx, kept.ID, func(u *auth.Token) error { u.Status = auth.StatusInactive; return nil })
 	restore()
 	if revErr == nil {
 		t.Fatal("Revoke into an unwritable directory succeeded")
+	}
+	if !errors.Is(updErr, auth.ErrUnavailable) {
+		t.Fatalf("Update into an unwritable directory: %v, want ErrUnavailable", updErr)
 	}
 
 	// Nothing changed, in memory or on disk, and nothing was announced.
 	if _, err := s.Get(ctx, lost.ID); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("Get of the failed Create: %v, want ErrNotFound", err)
 	}
-	if got, err := s.Get(ctx, kept.ID); err != nil || got.Revoked() {
-		t.Errorf("Get after the failed Revoke = %+v, %v; want the live record", got, err)
+	if got, err := s.Get(ctx, kept.ID); err != nil || got.Revoked() || got.Status != auth.StatusActive {
+		t.Errorf("Get after the failed Revoke and Update = %+v, %v; want the live, active record", got, err)
 	}
 	if l, _ := s.List(ctx, 1); len(l) != 1 || l[0].ID != kept.ID {
 		t.Errorf("List after failed writes = %d tokens, want only %s", len(l), kept.ID)
@@ -388,6 +416,9 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := s.Revoke(ctx, tok.ID, time.Now()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Revoke after Close: %v", err)
+	}
+	if _, err := s.Update(ctx, tok.ID, func(*auth.Token) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Update after Close: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)

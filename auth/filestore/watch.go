@@ -18,8 +18,9 @@ type watcher struct {
 }
 
 // Watch calls fn, from one goroutine, with EventResync once and then with
-// EventChanged for every Create and Revoke made through this Store, until
-// ctx is done (it returns ctx.Err()) or the Store is closed (ErrClosed).
+// EventChanged for every Create, Revoke and Update made through this Store,
+// until ctx is done (it returns ctx.Err()) or the Store is closed
+// (ErrClosed).
 // The writer never waits for fn: a watcher that falls more than a buffer
 // behind gets EventResync in place of the events it missed.
 func (s *Store) Watch(ctx context.Context, fn func(auth.Event)) error {

@@ -13,6 +13,8 @@
 //	created  creation time, Unix milliseconds
 //	expires  expiry time, Unix milliseconds (absent: never expires)
 //	revoked  revocation time, Unix milliseconds (absent: live)
+//	rate     per-token rate limit, requests per second (absent: the role's)
+//	burst    burst of that rate limit (absent: ceil(rate))
 //	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
 //	pepper   id of the pepper hash was made with (absent on tombstones)
 //
@@ -21,7 +23,8 @@
 // Unix milliseconds, so that it sorts as List must (oldest first, then id).
 //
 // No script or transaction ever touches two keys, so the store works on
-// Redis Cluster. The record is the truth; the index is maintained after it
+// Redis Cluster. Create and Revoke are Lua scripts on the record's key;
+// Update is an optimistic transaction (WATCH, read, MULTI/EXEC) on it. The record is the truth; the index is maintained after it
 // and may briefly lag: List skips (and removes) entries without a live
 // record.
 //
@@ -34,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,6 +395,130 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) (*auth.Toke
 	return t, nil
 }
 
+// Bounds of Update's retries when another writer changes the record between
+// its read and its write: at most updateAttempts tries, each retry after a
+// random pause below updateBackoff doubled per failed try (so at most 16
+// times updateBackoff), which spreads out writers contending for one token.
+const (
+	updateAttempts = 12
+	updateBackoff  = time.Millisecond
+)
+
+// optionalFields are the fields a live record may lack; Update deletes
+// those its new record does not set.
+var optionalFields = []string{"expires", "rate", "burst"}
+
+// Update changes the live record of id (see auth.Store.Update) in an
+// optimistic transaction on its key: WATCH the key, read the record, call
+// fn on it, then write it in MULTI/EXEC, which fails if anything changed the
+// key meanwhile; it then tries again from the read (fn is called again), up
+// to updateAttempts times. The change is then announced. An error matching
+// auth.ErrUnavailable after the record changed (failed announcement) means:
+// retry.
+func (s *Store) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
+	if !auth.ValidID(id) {
+		return nil, notFound(id)
+	}
+	key := s.tokenKey(id)
+	var updated *auth.Token
+	for attempt := 1; ; attempt++ {
+		var final error // an outcome about the record, not a Redis failure
+		uctx, cancel := s.bound(ctx)
+		err := s.client.Watch(uctx, func(tx *redis.Tx) error {
+			fields, err := tx.HGetAll(uctx, key).Result()
+			if err != nil {
+				return err
+			}
+			if len(fields) == 0 {
+				final = notFound(id)
+				return final
+			}
+			old, err := decode(id, fields)
+			if err != nil {
+				final = fmt.Errorf("redisstore: update %s: %w", id, err)
+				return final
+			}
+			if old.Revoked() {
+				final = fmt.Errorf("redisstore: update %s: %w", id, auth.ErrRevoked)
+				return final
+			}
+			t := *old
+			if err := fn(&t); err != nil {
+				final = fmt.Errorf("redisstore: update %s: %w", id, err)
+				return final
+			}
+			if err := auth.ValidateUpdate(old, &t); err != nil {
+				final = fmt.Errorf("redisstore: update %s: invalid change: %s", id, oneLine(err))
+				return final
+			}
+			set := encode(&t)
+			fields = fieldMap(set)
+			var unset []string
+			for _, f := range optionalFields {
+				if _, ok := fields[f]; !ok {
+					unset = append(unset, f)
+				}
+			}
+			_, err = tx.TxPipelined(uctx, func(p redis.Pipeliner) error {
+				p.HSet(uctx, key, set...)
+				if len(unset) > 0 {
+					p.HDel(uctx, key, unset...)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			// What is stored, at the store's millisecond precision.
+			updated, err = decode(id, fields)
+			return err
+		}, key)
+		cancel()
+		switch {
+		case final != nil:
+			return nil, final
+		case err == nil:
+		case errors.Is(err, redis.TxFailedErr) && attempt < updateAttempts:
+			pause := time.Duration(rand.Int64N(int64(updateBackoff) << min(attempt, 4)))
+			if err := sleep(ctx, pause); err != nil {
+				return nil, s.unavailable("update "+id, err)
+			}
+			continue
+		case errors.Is(err, redis.TxFailedErr):
+			return nil, fmt.Errorf("redisstore: update %s: %w: the record kept changing during %d attempts: %w",
+				id, auth.ErrUnavailable, attempt, err)
+		default:
+			return nil, s.unavailable("update "+id, err)
+		}
+		break
+	}
+	if err := s.publish(ctx, id); err != nil {
+		return nil, fmt.Errorf("redisstore: update %s: updated but not announced: %w", id, err)
+	}
+	return updated, nil
+}
+
+// sleep pauses for d, or until ctx is done (returning its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fieldMap turns field/value pairs from encode into a map for decode.
+func fieldMap(pairs []any) map[string]string {
+	m := make(map[string]string, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i].(string)] = pairs[i+1].(string)
+	}
+	return m
+}
+
 // publish announces a change of id to every watcher.
 func (s *Store) publish(ctx context.Context, id string) error {
 	ctx, cancel := s.bound(ctx)
@@ -413,7 +541,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close stops every Watch. It does not close the client, which the caller
-// owns; Get, Create, List and Revoke keep working as long as it is open.
+// owns; Get, Create, List, Revoke and Update keep working as long as it is
+// open.
 func (s *Store) Close() error {
 	s.cancel()
 	return nil
@@ -430,6 +559,12 @@ func encode(t *auth.Token) []any {
 	}
 	if !t.ExpiresAt.IsZero() {
 		f = append(f, "expires", strconv.FormatInt(t.ExpiresAt.UnixMilli(), 10))
+	}
+	if t.RateLimit != 0 {
+		f = append(f, "rate", strconv.FormatFloat(t.RateLimit, 'g', -1, 64))
+	}
+	if t.RateBurst != 0 {
+		f = append(f, "burst", strconv.Itoa(t.RateBurst))
 	}
 	if t.Revoked() {
 		f = append(f, "revoked", strconv.FormatInt(t.RevokedAt.UnixMilli(), 10))
@@ -475,6 +610,16 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 			continue
 		}
 		*tf.dst = time.UnixMilli(ms).UTC()
+	}
+	if v, ok := f["rate"]; ok {
+		if t.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
+			errs = append(errs, errors.New("rate: not a number"))
+		}
+	}
+	if v, ok := f["burst"]; ok {
+		if t.RateBurst, err = strconv.Atoi(v); err != nil {
+			errs = append(errs, errors.New("burst: not an integer"))
+		}
 	}
 	if h, ok := f["hash"]; ok {
 		if t.SecretHash, err = auth.ParseHash(h); err != nil {

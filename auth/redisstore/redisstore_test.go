@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -170,6 +171,56 @@ func TestServerStopped(t *testing.T) {
 	assertUnavailable(t, "List", err)
 	_, err = s.Revoke(ctx, tok.ID, time.Now())
 	assertUnavailable(t, "Revoke", err)
+	_, err = s.Update(ctx, tok.ID, func(u *auth.Token) error { u.Status = auth.StatusInactive; return nil })
+	assertUnavailable(t, "Update", err)
+}
+
+// The rate-limit override is stored as the fields rate and burst, absent
+// when zero; Update deletes the optional fields it clears.
+func TestUpdateFields(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	s := newStore(t, c, newPrefix())
+	ctx := context.Background()
+	tok, _ := storetest.NewToken(t, 8, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	fields := c.HGetAll(ctx, s.tokenKey(tok.ID)).Val()
+	for _, f := range []string{"rate", "burst", "expires"} {
+		if _, ok := fields[f]; ok {
+			t.Errorf("a record without %s has the field: %v", f, fields)
+		}
+	}
+	exp := time.Now().Add(time.Hour)
+	if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		u.RateLimit, u.RateBurst, u.ExpiresAt = 0.25, 3, exp
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fields = c.HGetAll(ctx, s.tokenKey(tok.ID)).Val()
+	if fields["rate"] != "0.25" || fields["burst"] != "3" || fields["expires"] != strconv.FormatInt(exp.UnixMilli(), 10) {
+		t.Errorf("fields after setting the override and expiry: %v", fields)
+	}
+	if ttl := c.PTTL(ctx, s.tokenKey(tok.ID)).Val(); ttl >= 0 {
+		t.Errorf("an updated live record has a TTL of %v", ttl)
+	}
+	if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		u.RateLimit, u.RateBurst, u.ExpiresAt = 0, 0, time.Time{}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fields = c.HGetAll(ctx, s.tokenKey(tok.ID)).Val()
+	for _, f := range []string{"rate", "burst", "expires"} {
+		if _, ok := fields[f]; ok {
+			t.Errorf("field %s left after clearing it: %v", f, fields)
+		}
+	}
+	if _, ok := fields["hash"]; !ok {
+		t.Errorf("Update lost the secret hash: %v", fields)
+	}
 }
 
 // A hung server (SIGSTOP) makes Get return ErrUnavailable once Timeout has

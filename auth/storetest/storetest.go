@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,7 +63,11 @@ const waitTimeout = 10 * time.Second
 //   - List of a project without live tokens returns an empty, non-nil slice;
 //   - Revoke keeps every field of the record but the secret hash and pepper
 //     id, which are zeroed, and sets RevokedAt (to the given time);
-//   - Create of a revoked id fails with ErrExists while the tombstone lives.
+//   - Create of a revoked id fails with ErrExists while the tombstone lives;
+//   - Update of a tombstone fails with ErrRevoked (and not ErrNotFound), and
+//     calls no fn;
+//   - an Update whose fn fails, or whose result is invalid, writes and
+//     announces nothing.
 func Run(t *testing.T, open func(t *testing.T) auth.Store) {
 	fresh := func(t *testing.T) auth.Store {
 		t.Helper()
@@ -84,6 +89,12 @@ func Run(t *testing.T, open func(t *testing.T) auth.Store) {
 	t.Run("RevokeUnknown", func(t *testing.T) { testRevokeUnknown(t, fresh(t)) })
 	t.Run("Watch", func(t *testing.T) { testWatch(t, fresh(t)) })
 	t.Run("ConcurrentCreate", func(t *testing.T) { testConcurrentCreate(t, fresh(t)) })
+	t.Run("Update", func(t *testing.T) { testUpdate(t, fresh(t)) })
+	t.Run("UpdateRevoked", func(t *testing.T) { testUpdateRevoked(t, fresh(t)) })
+	t.Run("UpdateUnknown", func(t *testing.T) { testUpdateUnknown(t, fresh(t)) })
+	t.Run("UpdateRefused", func(t *testing.T) { testUpdateRefused(t, fresh(t)) })
+	t.Run("UpdateWatch", func(t *testing.T) { testUpdateWatch(t, fresh(t)) })
+	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, fresh(t)) })
 }
 
 func testCreateGet(t *testing.T, s auth.Store) {
@@ -363,6 +374,286 @@ func testConcurrentCreate(t *testing.T, s auth.Store) {
 	}
 }
 
+func testUpdate(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 21, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	expires := time.Now().Add(48*time.Hour + 123456*time.Nanosecond) // sub-millisecond part
+
+	// Every mutable field set; the stored record is returned, at millisecond
+	// precision, and fn got the stored record.
+	want := *tok
+	want.Name = "renamed — ünïcode"
+	want.Role = auth.RoleAccounting
+	want.Status = auth.StatusInactive
+	want.ExpiresAt = expires
+	want.RateLimit = 2.5
+	want.RateBurst = 7
+	calls := 0
+	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		calls++
+		AssertEqual(t, u, tok)
+		u.Name, u.Role, u.Status = want.Name, want.Role, want.Status
+		u.ExpiresAt, u.RateLimit, u.RateBurst = expires, 2.5, 7
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if calls == 0 {
+		t.Fatal("Update did not call fn")
+	}
+	AssertEqual(t, got, &want)
+	if got.ExpiresAt.UnixMilli() != expires.UnixMilli() || !got.ExpiresAt.Equal(time.UnixMilli(expires.UnixMilli())) {
+		t.Errorf("Update returned expiry %v, want %v at millisecond precision", got.ExpiresAt, expires)
+	}
+	stored, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get after Update: %v", err)
+	}
+	AssertEqual(t, stored, &want)
+	if l := list(t, s, 21); len(l) != 1 {
+		t.Fatalf("List after Update = %v, want the one token", ids(l))
+	} else {
+		AssertEqual(t, l[0], &want)
+	}
+
+	// Clearing the optional fields removes them.
+	want.Status = auth.StatusActive
+	want.ExpiresAt = time.Time{}
+	want.RateLimit, want.RateBurst = 0, 0
+	got, err = s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst = auth.StatusActive, time.Time{}, 0, 0
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("second Update: %v", err)
+	}
+	AssertEqual(t, got, &want)
+	stored, err = s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get after the second Update: %v", err)
+	}
+	AssertEqual(t, stored, &want)
+
+	// An updated token can still be revoked, keeping its fields.
+	if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { u.RateLimit = 0.5; return nil }); err != nil {
+		t.Fatalf("third Update: %v", err)
+	}
+	tomb, err := s.Revoke(ctx, tok.ID, time.Now())
+	if err != nil {
+		t.Fatalf("Revoke after Update: %v", err)
+	}
+	if tomb.RateLimit != 0.5 || tomb.Name != want.Name {
+		t.Errorf("tombstone after Update = %s, want its rate limit and name kept", format(tomb))
+	}
+}
+
+func testUpdateRevoked(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 22, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	tomb, err := s.Revoke(ctx, tok.ID, time.Now())
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		t.Error("Update called fn for a tombstone")
+		u.Status = auth.StatusActive
+		return nil
+	})
+	if !errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrNotFound) || errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("Update of a tombstone = %v, %v; want ErrRevoked only", got, err)
+	}
+	after, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	AssertEqual(t, after, tomb)
+}
+
+func testUpdateUnknown(t *testing.T, s auth.Store) {
+	tok, _ := NewToken(t, 23, auth.RoleOwner)
+	for _, id := range []string{tok.ID, "", "nonsense"} {
+		got, err := s.Update(context.Background(), id, func(*auth.Token) error {
+			t.Errorf("Update(%q) called fn for an unknown id", id)
+			return nil
+		})
+		if !errors.Is(err, auth.ErrNotFound) || errors.Is(err, auth.ErrRevoked) || errors.Is(err, auth.ErrUnavailable) {
+			t.Errorf("Update(%q) of an unknown id = %v, %v; want ErrNotFound only", id, got, err)
+		}
+	}
+	if _, err := s.Get(context.Background(), tok.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("Get after Update of an unknown id: %v, want ErrNotFound", err)
+	}
+}
+
+// testUpdateRefused checks that an Update whose fn fails, or that would
+// store an invalid record or change what cannot change, writes and
+// announces nothing.
+func testUpdateRefused(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 24, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	events := make(chan auth.Event, 100)
+	stop := watch(t, s, events)
+	defer stop()
+	if ev := Await(t, events, "the first event"); ev.Kind != auth.EventResync {
+		t.Fatalf("first event = %+v, want EventResync", ev)
+	}
+
+	errVeto := errors.New("vetoed by fn")
+	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		u.Status = auth.StatusInactive // edits made before failing are dropped
+		return errVeto
+	})
+	if !errors.Is(err, errVeto) {
+		t.Fatalf("Update with a failing fn = %v, %v; want an error wrapping fn's", got, err)
+	}
+	if errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrNotFound) || errors.Is(err, auth.ErrRevoked) {
+		t.Errorf("Update with a failing fn: %v also matches a store error", err)
+	}
+	other, _ := NewToken(t, 24, auth.RoleOwner)
+	for name, edit := range map[string]func(*auth.Token){
+		"invalid role":     func(u *auth.Token) { u.Role = auth.RoleInvalid },
+		"negative rate":    func(u *auth.Token) { u.RateLimit = -1 },
+		"burst, no rate":   func(u *auth.Token) { u.RateBurst = 3 },
+		"project":          func(u *auth.Token) { u.ProjectID = 25 },
+		"id":               func(u *auth.Token) { u.ID = other.ID },
+		"created":          func(u *auth.Token) { u.CreatedAt = u.CreatedAt.Add(-time.Hour) },
+		"secret":           func(u *auth.Token) { u.SecretHash = other.SecretHash },
+		"revoked by fn":    func(u *auth.Token) { u.RevokedAt = time.Now() },
+		"name over 100 B":  func(u *auth.Token) { u.Name = strings.Repeat("n", auth.MaxNameLen+1) },
+		"invalid status":   func(u *auth.Token) { u.Status = auth.StatusInvalid },
+		"burst below zero": func(u *auth.Token) { u.RateLimit, u.RateBurst = 1, -1 },
+	} {
+		got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { edit(u); return nil })
+		if err == nil {
+			t.Errorf("Update (%s) succeeded: %s", name, format(got))
+			continue
+		}
+		if errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrNotFound) || errors.Is(err, auth.ErrRevoked) {
+			t.Errorf("Update (%s): %v, want a validation error", name, err)
+		}
+	}
+
+	stored, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	AssertEqual(t, stored, tok)
+	if _, err := s.Get(ctx, other.ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("Get of the id a refused Update tried to move to: %v, want ErrNotFound", err)
+	}
+	// Announcements keep their order: the next one is about this change,
+	// so none of the refused updates was announced.
+	marker, _ := NewToken(t, 24, auth.RoleOwner)
+	if err := s.Create(ctx, marker); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	for {
+		ev := Await(t, events, "EventChanged for "+marker.ID)
+		if ev.Kind == auth.EventResync {
+			continue
+		}
+		if ev.Kind != auth.EventChanged || ev.ID != marker.ID {
+			t.Fatalf("a refused Update announced %+v", ev)
+		}
+		break
+	}
+}
+
+func testUpdateWatch(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 26, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	events := make(chan auth.Event, 100)
+	stop := watch(t, s, events)
+	defer stop()
+	if ev := Await(t, events, "the first event"); ev.Kind != auth.EventResync {
+		t.Fatalf("first event = %+v, want EventResync", ev)
+	}
+	for _, status := range []auth.Status{auth.StatusInactive, auth.StatusActive} {
+		if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { u.Status = status; return nil }); err != nil {
+			t.Fatalf("Update to %s: %v", status, err)
+		}
+		AwaitChanged(t, events, tok.ID)
+	}
+}
+
+// testConcurrentUpdate runs many Updates of one token at once, each adding
+// one to its burst: every one must be applied, none lost to another's
+// write.
+func testConcurrentUpdate(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 27, auth.RoleOwner)
+	tok.RateLimit = 1
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	const goroutines, each = 16, 3
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				_, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+					u.RateBurst++
+					return nil
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		failed++
+		t.Errorf("concurrent Update: %v", err)
+	}
+	got, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if want := goroutines*each - failed; got.RateBurst != want {
+		t.Fatalf("after %d successful concurrent increments the burst is %d: updates were lost", want, got.RateBurst)
+	}
+}
+
+// watch runs s.Watch in a goroutine sending to events; stop ends it.
+func watch(t *testing.T, s auth.Store, events chan<- auth.Event) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Watch(ctx, func(ev auth.Event) {
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(waitTimeout):
+			t.Error("Watch did not return after its context was canceled")
+		}
+	}
+}
+
 // Await returns the next event from events, failing the test if none comes
 // within a generous timeout.
 func Await(tb testing.TB, events <-chan auth.Event, what string) auth.Event {
@@ -418,7 +709,9 @@ func AssertEqual(tb testing.TB, got, want *auth.Token) {
 		ms(got.RevokedAt) != ms(want.RevokedAt),
 		got.RevokedAt.IsZero() != want.RevokedAt.IsZero(),
 		got.SecretHash != want.SecretHash,
-		got.PepperID != want.PepperID:
+		got.PepperID != want.PepperID,
+		got.RateLimit != want.RateLimit,
+		got.RateBurst != want.RateBurst:
 		tb.Errorf("record differs:\n got %s\nwant %s", format(got), format(want))
 	}
 }
@@ -430,8 +723,9 @@ func format(t *auth.Token) string {
 		}
 		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s hash %x pepper %q}",
-		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt), t.SecretHash[:4], t.PepperID)
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d hash %x pepper %q}",
+		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt),
+		t.RateLimit, t.RateBurst, t.SecretHash[:4], t.PepperID)
 }
 
 func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {

@@ -59,6 +59,23 @@ func (c *Client) Get(ctx context.Context, id string) (Token, error) {
 	return resp.Token, err
 }
 
+// Update changes a token's status, expiry or rate limit; only the fields
+// set in req change.
+func (c *Client) Update(ctx context.Context, id string, req UpdateRequest) (Token, error) {
+	var resp TokenResponse
+	err := c.do(ctx, http.MethodPatch, "/v1/tokens/"+url.PathEscape(id), req, &resp)
+	return resp.Token, err
+}
+
+// Rotate replaces a token with a new one of the same project, name, role
+// and rate limit; the response holds the new token's secret, once, and the
+// old token as it is now (expiring after req.Grace, or revoked).
+func (c *Client) Rotate(ctx context.Context, id string, req RotateRequest) (RotateResponse, error) {
+	var resp RotateResponse
+	err := c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", req, &resp)
+	return resp, err
+}
+
 // Revoke revokes a token.
 func (c *Client) Revoke(ctx context.Context, id string) (Token, error) {
 	var resp TokenResponse

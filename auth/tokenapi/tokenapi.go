@@ -1,6 +1,11 @@
 // Package tokenapi is tswgate's token-management HTTP API: create a token
-// (its secret is returned once), list a project's tokens, show and revoke
-// one. It is served on the admin listener and authenticated by admin keys.
+// (its secret is returned once), list a project's tokens, show, update
+// (activate, deactivate, expiry, rate limit), rotate and revoke one. It is
+// served on the admin listener and authenticated by admin keys.
+//
+// Every change goes through one store operation (Create, Update, Revoke),
+// which announces it to every replica; the replica that made it drops its
+// own cached copy (Options.Invalidate) before answering.
 package tokenapi
 
 import (
@@ -10,7 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +32,7 @@ type Store interface {
 	Create(ctx context.Context, t *auth.Token) error
 	List(ctx context.Context, projectID int64) ([]*auth.Token, error)
 	Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error)
+	Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error)
 }
 
 // Options configure the API handler.
@@ -37,8 +45,9 @@ type Options struct {
 	// At least one is required.
 	AdminKeys []string
 	// Invalidate drops a token from this replica's cache before a change
-	// is acknowledged, so that this replica never serves a revoked token
-	// after the revoke returns. Other replicas hear of it from the store.
+	// is acknowledged, so that this replica never serves a token's former
+	// record (active, unexpired, unrevoked, its former rate limit) after
+	// the change returns. Other replicas hear of it from the store.
 	Invalidate func(id string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -76,6 +85,8 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("POST /v1/tokens", a.create)
 	mux.HandleFunc("GET /v1/tokens", a.list)
 	mux.HandleFunc("GET /v1/tokens/{id}", a.show)
+	mux.HandleFunc("PATCH /v1/tokens/{id}", a.update)
+	mux.HandleFunc("POST /v1/tokens/{id}/rotate", a.rotate)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", a.revoke)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see the README's token API table.")
@@ -119,8 +130,34 @@ type CreateRequest struct {
 	ExpiresIn string     `json:"expires_in,omitempty"`
 }
 
+// UpdateRequest is the body of PATCH /v1/tokens/{id}. Only the fields given
+// change; at least one is required.
+type UpdateRequest struct {
+	// Status is "active" or "inactive" (deactivated tokens are refused
+	// with token_inactive until activated again).
+	Status *string `json:"status,omitempty"`
+	// RateLimit is the token's own rate limit in requests per second,
+	// overriding its role's; 0 removes the override (and its burst).
+	RateLimit *float64 `json:"rate_limit,omitempty"`
+	// Burst is the override's burst; 0 means ceil(rate_limit). It needs a
+	// rate limit, given here or already set.
+	Burst *int `json:"burst,omitempty"`
+	// ExpiresAt (RFC 3339) or ExpiresIn (a Go duration from now, such as
+	// "720h") sets a new expiry, which must be in the future.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	ExpiresIn *string    `json:"expires_in,omitempty"`
+}
+
+// RotateRequest is the body of POST /v1/tokens/{id}/rotate; the body may be
+// empty.
+type RotateRequest struct {
+	// Grace is how long the old token keeps working, as a Go duration
+	// ("1h"); empty or "0s" revokes it at once.
+	Grace string `json:"grace,omitempty"`
+}
+
 // Token is a token as the API shows it. Secret-bearing Token is set only in
-// the response to a create.
+// the response to a create or a rotation.
 type Token struct {
 	ID        string     `json:"id"`
 	DisplayID string     `json:"display_id"`
@@ -132,6 +169,10 @@ type Token struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// RateLimit and Burst are the token's own rate limit, when it has one
+	// (absent: its role's limit applies).
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	Burst     int     `json:"burst,omitempty"`
 }
 
 // View converts a record for display.
@@ -144,6 +185,8 @@ func View(t *auth.Token) Token {
 		Role:      t.Role.String(),
 		Status:    t.Status.String(),
 		CreatedAt: t.CreatedAt.UTC(),
+		RateLimit: t.RateLimit,
+		Burst:     t.RateBurst,
 	}
 	if !t.ExpiresAt.IsZero() {
 		e := t.ExpiresAt.UTC()
@@ -159,11 +202,20 @@ func View(t *auth.Token) Token {
 
 // Response bodies, each in the API's envelope.
 type (
-	// TokenResponse answers create, show and revoke.
+	// TokenResponse answers create, show, update and revoke.
 	TokenResponse struct {
 		Success bool   `json:"success"`
 		Message string `json:"message"`
 		Token   Token  `json:"token"`
+	}
+	// RotateResponse answers rotate: Token is the new token, with its
+	// secret (shown once); Previous is the old one as it is now (expiring
+	// at the end of the grace period, or revoked).
+	RotateResponse struct {
+		Success  bool   `json:"success"`
+		Message  string `json:"message"`
+		Token    Token  `json:"token"`
+		Previous Token  `json:"previous"`
 	}
 	// ListResponse answers list.
 	ListResponse struct {
@@ -310,6 +362,269 @@ func (a *api) revoke(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// invalidChange is an update refused for the stored record's sake (e.g. a
+// burst without a rate limit): the request is at fault, not the store.
+type invalidChange struct{ problems []string }
+
+func (e *invalidChange) Error() string { return strings.Join(e.problems, "; ") }
+
+func (a *api) update(w http.ResponseWriter, r *http.Request) {
+	id, ok := tokenID(w, r)
+	if !ok {
+		return
+	}
+	var req UpdateRequest
+	if !decodeBody(w, r, &req, false) {
+		return
+	}
+	now := a.Now()
+	edit, problems := req.edit(now)
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", problems...)
+		return
+	}
+	tok, err := a.Store.Update(r.Context(), id, edit)
+	var bad *invalidChange
+	if errors.As(err, &bad) {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", bad.problems...)
+		return
+	}
+	if err != nil {
+		a.storeError(w, r, "update token", err)
+		return
+	}
+	a.Invalidate(id)
+	a.audit(r, "token.update", tok, req.auditAttrs()...)
+	writeJSON(w, http.StatusOK, TokenResponse{
+		Success: true,
+		Message: "Token updated: the change applies from now on, on every replica.",
+		Token:   View(tok),
+	})
+}
+
+// edit checks req and returns the change it makes to a record, with every
+// problem found in the request; problems that depend on the record are
+// found by the change itself, as an *invalidChange.
+func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string) {
+	var problems []string
+	if req.Status == nil && req.RateLimit == nil && req.Burst == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
+		problems = append(problems, "nothing to change: give status, rate_limit, burst, expires_at or expires_in")
+	}
+	var status auth.Status
+	if req.Status != nil {
+		var err error
+		if status, err = auth.ParseStatus(*req.Status); err != nil {
+			problems = append(problems, "status: "+err.Error())
+		}
+	}
+	if req.RateLimit != nil && (*req.RateLimit < 0 || math.IsInf(*req.RateLimit, 0) || math.IsNaN(*req.RateLimit)) {
+		problems = append(problems, "rate_limit: requests per second, 0 or more (0 removes the token's own limit)")
+	}
+	if req.Burst != nil && *req.Burst < 0 {
+		problems = append(problems, "burst: 0 or more (0 means ceil(rate_limit))")
+	}
+	if req.RateLimit != nil && *req.RateLimit == 0 && req.Burst != nil && *req.Burst > 0 {
+		problems = append(problems, "burst: needs a rate_limit above 0")
+	}
+	var expires time.Time
+	switch {
+	case req.ExpiresAt != nil && req.ExpiresIn != nil:
+		problems = append(problems, "expires_at, expires_in: give one, not both")
+	case req.ExpiresAt != nil:
+		expires = req.ExpiresAt.UTC().Truncate(time.Millisecond)
+		if !expires.After(now) {
+			problems = append(problems, "expires_at: must be in the future")
+		}
+	case req.ExpiresIn != nil:
+		d, err := time.ParseDuration(*req.ExpiresIn)
+		if err != nil || d <= 0 {
+			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", *req.ExpiresIn))
+		}
+		expires = now.UTC().Truncate(time.Millisecond).Add(d)
+	}
+	return func(t *auth.Token) error {
+		if req.Status != nil {
+			t.Status = status
+		}
+		if req.RateLimit != nil {
+			t.RateLimit = *req.RateLimit
+			if t.RateLimit == 0 {
+				t.RateBurst = 0 // the override goes as a whole
+			}
+		}
+		if req.Burst != nil {
+			t.RateBurst = *req.Burst
+		}
+		if !expires.IsZero() {
+			t.ExpiresAt = expires
+		}
+		if t.RateBurst > 0 && t.RateLimit == 0 {
+			return &invalidChange{[]string{"burst: the token has no rate limit of its own; give rate_limit too"}}
+		}
+		return nil
+	}, problems
+}
+
+// auditAttrs names what an update changes, for the audit log.
+func (req *UpdateRequest) auditAttrs() []slog.Attr {
+	var attrs []slog.Attr
+	if req.Status != nil {
+		attrs = append(attrs, slog.String("status", strings.ToLower(strings.TrimSpace(*req.Status))))
+	}
+	if req.RateLimit != nil {
+		attrs = append(attrs, slog.Float64("rate_limit", *req.RateLimit))
+	}
+	if req.Burst != nil {
+		attrs = append(attrs, slog.Int("burst", *req.Burst))
+	}
+	if req.ExpiresAt != nil || req.ExpiresIn != nil {
+		attrs = append(attrs, slog.Bool("expiry_changed", true))
+	}
+	return attrs
+}
+
+func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
+	id, ok := tokenID(w, r)
+	if !ok {
+		return
+	}
+	var req RotateRequest
+	if !decodeBody(w, r, &req, true) {
+		return
+	}
+	var grace time.Duration
+	if req.Grace != "" {
+		var err error
+		grace, err = time.ParseDuration(req.Grace)
+		if err != nil || grace < 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
+				fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", req.Grace))
+			return
+		}
+	}
+	ctx := r.Context()
+	old, err := a.Store.Get(ctx, id)
+	if err == nil && old.Revoked() {
+		err = fmt.Errorf("rotate %s: %w", id, auth.ErrRevoked)
+	}
+	if err != nil {
+		a.storeError(w, r, "rotate token", err)
+		return
+	}
+
+	// The new token first: the old one is retired only once its successor
+	// exists.
+	now := a.Now()
+	next := &auth.Token{
+		ProjectID: old.ProjectID,
+		Name:      old.Name,
+		Role:      old.Role,
+		Status:    auth.StatusActive,
+		CreatedAt: now.UTC().Truncate(time.Millisecond),
+		RateLimit: old.RateLimit,
+		RateBurst: old.RateBurst,
+	}
+	if !old.ExpiresAt.IsZero() {
+		// The same lifetime as the old token, from now.
+		next.ExpiresAt = next.CreatedAt.Add(max(old.ExpiresAt.Sub(old.CreatedAt), time.Millisecond))
+	}
+	newID, cred, err := auth.NewCredential()
+	if err != nil {
+		a.internalError(w, r, "rotate token", err)
+		return
+	}
+	next.ID = newID
+	next.SecretHash, next.PepperID = a.Hasher.Hash(cred)
+	if err := a.Store.Create(ctx, next); err != nil {
+		// It may be stored even so (e.g. stored but not indexed).
+		a.withdraw(r, newID)
+		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: creating the new token: %w", id, err))
+		return
+	}
+	a.Invalidate(newID) // drop a negative cache entry for the id, if any
+
+	until := now.Add(grace).UTC().Truncate(time.Millisecond)
+	var prev *auth.Token
+	if grace == 0 {
+		prev, err = a.Store.Revoke(ctx, id, now)
+	} else {
+		prev, err = a.Store.Update(ctx, id, func(t *auth.Token) error {
+			if t.ExpiresAt.IsZero() || t.ExpiresAt.After(until) { // never extend its life
+				t.ExpiresAt = until
+			}
+			return nil
+		})
+	}
+	warning := ""
+	if err != nil {
+		// The old token's change may be stored even so (a failed
+		// announcement); if it is, the rotation stands.
+		cur, gerr := a.Store.Get(ctx, id)
+		if gerr != nil || !(cur.Revoked() || grace > 0 && !cur.ExpiresAt.IsZero() && !cur.ExpiresAt.After(until)) {
+			// It is not: withdraw the new token, whose secret nobody has
+			// seen, so that a retry starts afresh.
+			a.withdraw(r, newID)
+			a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: retiring the old token: %w", id, err))
+			return
+		}
+		prev = cur
+		if !errors.Is(err, auth.ErrRevoked) { // not revoked meanwhile by another call
+			a.Logger.LogAttrs(ctx, slog.LevelWarn, "rotate token: the old token's change is stored but may not have been announced",
+				slog.String("token_id", id), slog.String("err", err.Error()))
+			warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
+		}
+	}
+	a.Invalidate(id)
+	a.audit(r, "token.rotate", prev, slog.String("new_token_id", newID), slog.Duration("grace", grace))
+
+	view := View(next)
+	view.Token = cred
+	msg := "Token rotated. Copy the new token now: its secret cannot be retrieved again."
+	switch {
+	case prev.Revoked():
+		msg += " The old token is revoked."
+	case prev.Expired(a.Now()):
+		msg += fmt.Sprintf(" The old token expired at %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		msg += fmt.Sprintf(" The old token works until %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	writeJSON(w, http.StatusOK, RotateResponse{
+		Success:  true,
+		Message:  msg + warning,
+		Token:    view,
+		Previous: View(prev),
+	})
+}
+
+// withdraw revokes a token made by a rotation that failed, whose secret was
+// never shown, so that it cannot linger unused; best effort.
+func (a *api) withdraw(r *http.Request, id string) {
+	if _, err := a.Store.Revoke(r.Context(), id, a.Now()); err != nil && !errors.Is(err, auth.ErrNotFound) {
+		a.Logger.LogAttrs(r.Context(), slog.LevelError, "rotate token: withdrawing the unused new token failed",
+			slog.String("token_id", id), slog.String("err", err.Error()))
+	}
+	a.Invalidate(id)
+}
+
+// decodeBody decodes a JSON request body into v, answering 400 when it
+// cannot; an empty body is accepted when optional.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == io.EOF && optional {
+		return true
+	}
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON object")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+err.Error())
+		return false
+	}
+	return true
+}
+
 func tokenID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	if !auth.ValidID(id) {
@@ -320,16 +635,20 @@ func tokenID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
-func (a *api) audit(r *http.Request, action string, t *auth.Token) {
-	a.Logger.LogAttrs(r.Context(), slog.LevelInfo, action,
+func (a *api) audit(r *http.Request, action string, t *auth.Token, extra ...slog.Attr) {
+	attrs := append([]slog.Attr{
 		slog.String("token_id", t.ID), slog.Int64("project_id", t.ProjectID),
-		slog.String("role", t.Role.String()), slog.String("remote_addr", r.RemoteAddr))
+		slog.String("role", t.Role.String()), slog.String("remote_addr", r.RemoteAddr),
+	}, extra...)
+	a.Logger.LogAttrs(r.Context(), slog.LevelInfo, action, attrs...)
 }
 
 func (a *api) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
 		writeError(w, http.StatusNotFound, "token_not_found", "No token has that id.")
+	case errors.Is(err, auth.ErrRevoked):
+		writeError(w, http.StatusConflict, "token_revoked", "The token was revoked: it cannot be changed. Create a new one.")
 	case errors.Is(err, auth.ErrExists):
 		writeError(w, http.StatusConflict, "token_exists", "A token with that id exists already; retry.")
 	case errors.Is(err, auth.ErrUnavailable):

@@ -112,16 +112,14 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	if err != nil {
 		return nil, err
 	}
-	var lim auth.Limiter
-	byRole := map[auth.Role]limiter.Limit{
+	// The limiter always runs: a token may carry its own limit (set through
+	// the admin API) even when its role has none. A token without any
+	// limit costs it no bucket.
+	g.limiter = limiter.NewLocal(limiter.Options{ByRole: map[auth.Role]limiter.Limit{
 		auth.RoleOwner:      {Rate: cfg.RateOwner, Burst: cfg.BurstOwner},
 		auth.RoleAccounting: {Rate: cfg.RateAccounting, Burst: cfg.BurstAccounting},
-	}
-	if cfg.RateOwner > 0 || cfg.RateAccounting > 0 {
-		g.limiter = limiter.NewLocal(limiter.Options{ByRole: byRole})
-		lim = g.limiter
-	}
-	gate, err := auth.NewGate(auth.GateOptions{Validator: g.valid, Hasher: g.hasher, Limiter: lim})
+	}})
+	gate, err := auth.NewGate(auth.GateOptions{Validator: g.valid, Hasher: g.hasher, Limiter: g.limiter})
 	if err != nil {
 		return nil, err
 	}
@@ -184,9 +182,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 			}
 		})
 	})
-	if g.limiter != nil {
-		g.bg.Go(func() { sweep(bgctx, g.limiter) })
-	}
+	g.bg.Go(func() { sweep(bgctx, g.limiter) })
 	// Health endpoints answer at once (not ready until subscribed); the
 	// others serve only once changes are heard, so a revocation made
 	// before this replica listened to them cannot be missed.

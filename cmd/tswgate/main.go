@@ -3,7 +3,7 @@
 //
 //	tswgate serve [--config FILE]     run the gateway
 //	tswgate quickstart                run it with a stand-in API and two tokens
-//	tswgate token create|list|show|revoke ...
+//	tswgate token create|list|show|deactivate|activate|rotate|limit|revoke ...
 //	tswgate version
 package main
 
@@ -31,6 +31,14 @@ Usage:
   tswgate token create --project ID --role owner|accounting --name NAME [--expires-in 720h] [-o json]
   tswgate token list --project ID [-o json]
   tswgate token show ID [-o json]
+  tswgate token deactivate ID [-o json]    refuse the token (token_inactive) until activated
+  tswgate token activate ID [-o json]
+  tswgate token rotate ID [--grace 1h] [-o json]
+                                           a new token like the old; the old one works for
+                                           --grace (default 0: revoked at once)
+  tswgate token limit ID --rate R [--burst B] [-o json]
+                                           the token's own rate limit (requests/s); --rate 0
+                                           removes it (the role's applies)
   tswgate token revoke ID [-o json]
   tswgate version
 

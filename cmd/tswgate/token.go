@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,10 +19,13 @@ import (
 	"github.com/tswgate/tswgate/auth/tokenapi"
 )
 
+// tokenSubcommands lists the token subcommands, for messages.
+const tokenSubcommands = "create, list, show, deactivate, activate, rotate, limit or revoke"
+
 // tokenCommand runs "tswgate token ...".
 func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"token needs a subcommand: create, list, show or revoke"}
+		return usageError{"token needs a subcommand: " + tokenSubcommands}
 	}
 	env := envMap(environ)
 	sub, args := args[0], args[1:]
@@ -32,18 +37,29 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		role      *string
 		name      *string
 		expiresIn *string
+		grace     *time.Duration
+		rate      *float64
+		burst     *int
 	)
+	wantArgs := 1 // the token id
 	switch sub {
 	case "create":
 		project = fs.Int64("project", 0, "project id")
 		role = fs.String("role", "", "owner or accounting")
 		name = fs.String("name", "", "display name")
 		expiresIn = fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
+		wantArgs = 0
 	case "list":
 		project = fs.Int64("project", 0, "project id")
-	case "show", "revoke":
+		wantArgs = 0
+	case "rotate":
+		grace = fs.Duration("grace", 0, "how long the old token keeps working, e.g. 1h (default: revoked at once)")
+	case "limit":
+		rate = fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit; 0 removes the override")
+		burst = fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
+	case "show", "revoke", "deactivate", "activate":
 	default:
-		return usageError{fmt.Sprintf("unknown token subcommand %q: want create, list, show or revoke", sub)}
+		return usageError{fmt.Sprintf("unknown token subcommand %q: want %s", sub, tokenSubcommands)}
 	}
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -61,12 +77,23 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 	if sub == "create" && (*role == "" || *name == "") {
 		return usageError{"token create: --role (owner or accounting) and --name are required"}
 	}
+	if grace != nil && *grace < 0 {
+		return usageError{fmt.Sprintf("token rotate: --grace %v: want 0 or more", *grace)}
+	}
+	if sub == "limit" {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "rate" })
+		switch {
+		case !given:
+			return usageError{"token limit: --rate is required: requests per second, or 0 to remove the token's own limit"}
+		case *rate < 0 || math.IsInf(*rate, 0) || math.IsNaN(*rate):
+			return usageError{fmt.Sprintf("token limit: --rate %v: want requests per second, 0 or more", *rate)}
+		case *burst < 0:
+			return usageError{fmt.Sprintf("token limit: --burst %d: want 0 or more", *burst)}
+		}
+	}
 	if *output != "table" && *output != "json" {
 		return usageError{fmt.Sprintf("token %s: -o %q: want table or json", sub, *output)}
-	}
-	wantArgs := 0
-	if sub == "show" || sub == "revoke" {
-		wantArgs = 1
 	}
 	if len(pos) != wantArgs {
 		return usageError{fmt.Sprintf("token %s takes %d argument(s), got %d", sub, wantArgs, len(pos))}
@@ -87,8 +114,7 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 			return writeJSON(stdout, tok)
 		}
 		fmt.Fprintf(stdout, "Created %s token %q in project %d.\n\n  %s\n\n", tok.Role, tok.Name, tok.ProjectID, tok.Token)
-		fmt.Fprintln(stdout, "Copy it now: its secret cannot be retrieved again. Use it as")
-		fmt.Fprintln(stdout, "  Authorization: Bearer <token>")
+		printCopyNow(stdout)
 		return nil
 	case "list":
 		toks, err := client.List(ctx, *project)
@@ -120,6 +146,64 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 			return fmt.Errorf("showing the token: %w", err)
 		}
 		return showToken(stdout, tok, *output)
+	case "deactivate", "activate":
+		status, doing := "inactive", "deactivating"
+		if sub == "activate" {
+			status, doing = "active", "activating"
+		}
+		tok, err := client.Update(ctx, pos[0], tokenapi.UpdateRequest{Status: &status})
+		if err != nil {
+			return fmt.Errorf("%s the token: %w", doing, err)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, tok)
+		}
+		if sub == "deactivate" {
+			fmt.Fprintf(stdout, "Deactivated token %s (%q, project %d): it is refused (token_inactive) until it is activated again.\n",
+				tok.ID, tok.Name, tok.ProjectID)
+			return nil
+		}
+		fmt.Fprintf(stdout, "Activated token %s (%q, project %d): it works again.\n", tok.ID, tok.Name, tok.ProjectID)
+		if tok.ExpiresAt != nil && !tok.ExpiresAt.After(time.Now()) {
+			fmt.Fprintf(stdout, "It has expired, though (at %s): it is still refused.\n", tok.ExpiresAt.Local().Format(time.RFC3339))
+		}
+		return nil
+	case "rotate":
+		resp, err := client.Rotate(ctx, pos[0], tokenapi.RotateRequest{Grace: grace.String()})
+		if err != nil {
+			return fmt.Errorf("rotating the token: %w", err)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, rotation{Token: resp.Token, Previous: resp.Previous})
+		}
+		next, prev := resp.Token, resp.Previous
+		fmt.Fprintf(stdout, "Rotated token %s (%q, project %d). The new %s token:\n\n  %s\n\n", prev.ID, prev.Name, prev.ProjectID, next.Role, next.Token)
+		printCopyNow(stdout)
+		switch {
+		case prev.RevokedAt != nil:
+			fmt.Fprintf(stdout, "\nThe old token %s is revoked: it is refused from now on.\n", prev.ID)
+		case prev.ExpiresAt != nil && prev.ExpiresAt.After(time.Now()):
+			fmt.Fprintf(stdout, "\nThe old token %s keeps working until %s (in %s): put the new one in place before then.\n",
+				prev.ID, prev.ExpiresAt.Local().Format(time.RFC3339), time.Until(*prev.ExpiresAt).Round(time.Second))
+		case prev.ExpiresAt != nil:
+			fmt.Fprintf(stdout, "\nThe old token %s has expired (at %s).\n", prev.ID, prev.ExpiresAt.Local().Format(time.RFC3339))
+		}
+		return nil
+	case "limit":
+		tok, err := client.Update(ctx, pos[0], tokenapi.UpdateRequest{RateLimit: rate, Burst: burst})
+		if err != nil {
+			return fmt.Errorf("setting the token's rate limit: %w", err)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, tok)
+		}
+		if tok.RateLimit > 0 {
+			fmt.Fprintf(stdout, "Token %s (%q, project %d) is limited to %s from now on.\n", tok.ID, tok.Name, tok.ProjectID, rateLimit(tok))
+		} else {
+			fmt.Fprintf(stdout, "Token %s (%q, project %d) has no rate limit of its own any more: its role's applies (TSWGATE_RATE_%s).\n",
+				tok.ID, tok.Name, tok.ProjectID, strings.ToUpper(tok.Role))
+		}
+		return nil
 	default: // revoke
 		tok, err := client.Revoke(ctx, pos[0])
 		if err != nil {
@@ -131,6 +215,29 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		fmt.Fprintf(stdout, "Revoked token %s (%q, project %d): it is refused from now on.\n", tok.ID, tok.Name, tok.ProjectID)
 		return nil
 	}
+}
+
+// rotation is "token rotate -o json": the new token (with its secret, so
+// that jq -r .token gives the credential) and the old one under
+// "previous".
+type rotation struct {
+	tokenapi.Token
+	Previous tokenapi.Token `json:"previous"`
+}
+
+// printCopyNow tells to copy a secret just shown.
+func printCopyNow(w io.Writer) {
+	fmt.Fprintln(w, "Copy it now: its secret cannot be retrieved again. Use it as")
+	fmt.Fprintln(w, "  Authorization: Bearer <token>")
+}
+
+// rateLimit describes a token's own rate limit.
+func rateLimit(t tokenapi.Token) string {
+	burst, note := t.Burst, ""
+	if burst == 0 {
+		burst, note = int(math.Ceil(t.RateLimit)), " (the default, ceil(rate))"
+	}
+	return fmt.Sprintf("%s requests per second, bursts of %d%s", strconv.FormatFloat(t.RateLimit, 'g', -1, 64), burst, note)
 }
 
 func showToken(w io.Writer, t tokenapi.Token, output string) error {
@@ -145,6 +252,11 @@ func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	fmt.Fprintf(tw, "Status:\t%s\n", title(t.Status))
 	fmt.Fprintf(tw, "Created:\t%s\n", t.CreatedAt.Local().Format(time.RFC3339))
 	fmt.Fprintf(tw, "Expires:\t%s\n", expiry(t.ExpiresAt))
+	if t.RateLimit > 0 {
+		fmt.Fprintf(tw, "Rate limit:\t%s\n", rateLimit(t))
+	} else {
+		fmt.Fprintf(tw, "Rate limit:\tthe role's (TSWGATE_RATE_%s)\n", strings.ToUpper(t.Role))
+	}
 	if t.RevokedAt != nil {
 		fmt.Fprintf(tw, "Revoked:\t%s\n", t.RevokedAt.Local().Format(time.RFC3339))
 	}
