@@ -2,9 +2,9 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit fuzz bench bench-go bench-load lag soak run build generate
+.PHONY: test vet fmt-check unit deploy-check fuzz bench bench-go bench-load lag soak run build generate
 
-test: fmt-check vet unit
+test: fmt-check vet deploy-check unit
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -15,6 +15,20 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# The alert rules, their unit tests and the Prometheus config (about a second,
+# no network). deploy/'s Go tests (part of unit) check the rest of deploy/.
+# Without promtool it is skipped, except under CI=true.
+deploy-check:
+	@if command -v promtool >/dev/null 2>&1; then \
+		promtool check rules deploy/prometheus/alerts.yml && \
+		promtool test rules deploy/prometheus/alerts_test.yml && \
+		promtool check config deploy/prometheus/prometheus.yml; \
+	elif [ "$$CI" = true ]; then \
+		echo "deploy-check: promtool not found (apt-get install prometheus)"; exit 1; \
+	else \
+		echo "deploy-check: promtool not found, skipped (apt-get install prometheus)"; \
+	fi
 
 # A short run of every fuzz target; the corpus lives in each package's testdata/fuzz.
 FUZZTIME ?= 15s

@@ -55,6 +55,13 @@ type Observer interface {
 	Invalidated(kind EventKind, lag time.Duration)
 }
 
+// EvictionObserver is an optional interface of an Observer: CacheEvicted is
+// called for each record the cache drops on its own, to make room or
+// because its TTL passed (not for invalidations).
+type EvictionObserver interface {
+	CacheEvicted()
+}
+
 // CacheResult says how a lookup was answered.
 type CacheResult uint8
 
@@ -134,12 +141,16 @@ func NewValidator(opts ValidatorOptions) (*Validator, error) {
 	if maxEntries <= 0 {
 		maxEntries = 100_000
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[string, *entry]{
+	cfg := &ristretto.Config[string, *entry]{
 		NumCounters:        maxEntries * 10,
 		MaxCost:            maxEntries,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
-	})
+	}
+	if eo, ok := v.observer.(EvictionObserver); ok {
+		cfg.OnEvict = func(*ristretto.Item[*entry]) { eo.CacheEvicted() }
+	}
+	cache, err := ristretto.NewCache(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("auth: token cache: %w", err)
 	}

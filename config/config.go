@@ -132,6 +132,13 @@ type Config struct {
 	LogLevel string
 	// LogFormat is json or text.
 	LogFormat string
+	// AccessLog turns the per-request access log on.
+	AccessLog bool
+	// MetricsProjects are the project ids (decimal) that get their own
+	// request series; see MetricsProjectIDs.
+	MetricsProjects []string
+	// MetricsTokens are the token ids that get their own request series.
+	MetricsTokens []string
 
 	// RedisPrefix starts every Redis key tswgate uses.
 	RedisPrefix string
@@ -312,6 +319,18 @@ func (c *Config) problems() []error {
 		})
 	}
 	return errs
+}
+
+// MetricsProjectIDs returns MetricsProjects as numbers; entries that are
+// not valid ids (which Validate reports) are skipped.
+func (c Config) MetricsProjectIDs() []int64 {
+	ids := make([]int64, 0, len(c.MetricsProjects))
+	for _, p := range c.MetricsProjects {
+		if n, err := strconv.ParseInt(p, 10, 64); err == nil && n > 0 {
+			ids = append(ids, n)
+		}
+	}
+	return ids
 }
 
 // Upstream returns UpstreamURL parsed. Its error is the one Validate

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,9 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_BURST_ACCOUNTING", "2", []string{"TSWGATE_RATE_ACCOUNTING=1"}, func(c *Config) { c.RateAccounting, c.BurstAccounting = 1, 2 }},
 		{"TSWGATE_LOG_LEVEL", "DEBUG", nil, func(c *Config) { c.LogLevel = "debug" }},
 		{"TSWGATE_LOG_FORMAT", "text", nil, func(c *Config) { c.LogFormat = "text" }},
+		{"TSWGATE_ACCESS_LOG", "false", nil, func(c *Config) { c.AccessLog = false }},
+		{"TSWGATE_METRICS_PROJECTS", "42, 7", nil, func(c *Config) { c.MetricsProjects = []string{"42", "7"} }},
+		{"TSWGATE_METRICS_TOKENS", "tsw_AbCdEfGhIjKlMnOpQrSt", nil, func(c *Config) { c.MetricsTokens = []string{"tsw_AbCdEfGhIjKlMnOpQrSt"} }},
 		{"TSWGATE_REDIS_PREFIX", "gw1:", nil, func(c *Config) { c.RedisPrefix = "gw1:" }},
 	}
 
@@ -667,5 +671,38 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tt.a, tt.b); got != tt.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+func TestMetricsAllowLists(t *testing.T) {
+	many := make([]string, maxMetricsIDs+1)
+	for i := range many {
+		many[i] = strconv.Itoa(i + 1)
+	}
+	for _, tt := range []struct {
+		env, value, want string
+	}{
+		{"TSWGATE_METRICS_PROJECTS", "42,0", `TSWGATE_METRICS_PROJECTS: entry 2 ("0") is not a project id`},
+		{"TSWGATE_METRICS_PROJECTS", "-3", `TSWGATE_METRICS_PROJECTS: entry 1 ("-3") is not a project id`},
+		{"TSWGATE_METRICS_PROJECTS", "042", `TSWGATE_METRICS_PROJECTS: entry 1 ("042") is not a project id`},
+		{"TSWGATE_METRICS_PROJECTS", "7,7", `TSWGATE_METRICS_PROJECTS: entry 2 ("7") is repeated`},
+		{"TSWGATE_METRICS_PROJECTS", strings.Join(many, ","), "TSWGATE_METRICS_PROJECTS: has 1001 entries; use at most 1000"},
+		{"TSWGATE_METRICS_TOKENS", "tsw_short", `TSWGATE_METRICS_TOKENS: entry 1 ("tsw_short") is not a token id`},
+		{"TSWGATE_METRICS_TOKENS", "tsw_AbCdEfGhIjKlMnOpQr-t", `TSWGATE_METRICS_TOKENS: entry 1 ("tsw_AbCdEfGhIjKlMnOpQr-t") is not a token id`},
+	} {
+		_, err := Load("", []string{tt.env + "=" + tt.value})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s=%.40s: error %v, want %q", tt.env, tt.value, err, tt.want)
+		}
+	}
+	c, err := Load("", []string{"TSWGATE_METRICS_PROJECTS=42,7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MetricsProjectIDs(); !reflect.DeepEqual(got, []int64{42, 7}) {
+		t.Errorf("MetricsProjectIDs = %v", got)
+	}
+	if !Defaults().AccessLog {
+		t.Error("the access log is off by default")
 	}
 }

@@ -457,6 +457,21 @@ var settings = []setting{
 	field(wordKind, "TSWGATE_LOG_FORMAT", "json", func(c *Config) *string { return &c.LogFormat },
 		"Log format: json or text.",
 		checkOneOf("json", "text")),
+	field(boolKind, "TSWGATE_ACCESS_LOG", true, func(c *Config) *bool { return &c.AccessLog },
+		"Write one log line per request (message \"request\", in TSWGATE_LOG_FORMAT, to stderr through a buffer flushed every 100ms): "+
+			"request id, method, path (never the query), status, token id, project, role, permission, refusal code, gateway and upstream milliseconds.",
+		nil),
+	field(listKind, "TSWGATE_METRICS_PROJECTS", nil, func(c *Config) *[]string { return &c.MetricsProjects },
+		"Project ids, comma-separated (a JSON array in the config file), that get their own series tswgate_project_requests_total; "+
+			"at most 1000. Each costs 3 series.",
+		checkIDList(func(s string) bool {
+			n, err := strconv.ParseInt(s, 10, 64)
+			return err == nil && n > 0 && strconv.FormatInt(n, 10) == s
+		}, "a project id (a positive whole number such as 42)")),
+	field(listKind, "TSWGATE_METRICS_TOKENS", nil, func(c *Config) *[]string { return &c.MetricsTokens },
+		"Token ids (tsw_…, never secrets), comma-separated (a JSON array in the config file), that get their own series "+
+			"tswgate_token_requests_total; at most 1000. Each costs 3 series.",
+		checkIDList(validTokenID, "a token id (tsw_ and 20 letters or digits)")),
 
 	field(stringKind, "TSWGATE_REDIS_PREFIX", "tswgate:", func(c *Config) *string { return &c.RedisPrefix },
 		"Prefix of every Redis key tswgate uses, to share a Redis database with other applications.",
@@ -629,6 +644,51 @@ func checkBurst(rateEnv string, rate func(*Config) float64) func(c *Config, v in
 		}
 	}
 }
+
+// maxMetricsIDs bounds TSWGATE_METRICS_PROJECTS and TSWGATE_METRICS_TOKENS,
+// and so the cardinality of their series.
+const maxMetricsIDs = 1000
+
+// checkIDList checks an allow-list of ids: each valid (what says what one
+// is), none repeated, at most maxMetricsIDs.
+func checkIDList(valid func(string) bool, what string) func(c *Config, v []string, bad problem) {
+	return func(c *Config, v []string, bad problem) {
+		if len(v) > maxMetricsIDs {
+			bad("has %d entries; use at most %d (each adds series to every scrape)", len(v), maxMetricsIDs)
+		}
+		seen := make(map[string]bool, len(v))
+		for i, s := range v {
+			switch {
+			case !valid(s):
+				bad("entry %d (%q) is not %s", i+1, s, what)
+			case seen[s]:
+				bad("entry %d (%q) is repeated; list each id once", i+1, s)
+			}
+			seen[s] = true
+		}
+	}
+}
+
+// validTokenID is auth.ValidID (config imports nothing of tswgate):
+// "tsw_" and 20 base62 characters. A test in cmd/tswgate checks that they
+// agree.
+func validTokenID(s string) bool {
+	const prefix, randLen = "tsw_", 20
+	if len(s) != len(prefix)+randLen || s[:len(prefix)] != prefix {
+		return false
+	}
+	for i := len(prefix); i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidTokenID reports whether s is a well-formed token id, as
+// TSWGATE_METRICS_TOKENS requires.
+func ValidTokenID(s string) bool { return validTokenID(s) }
 
 func checkOneOf(words ...string) func(c *Config, v string, bad problem) {
 	return func(c *Config, v string, bad problem) {

@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // cannedTransport answers every round trip in memory, so the benchmarks
@@ -43,10 +46,32 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The same with the metrics, and with the access log as the gateway
+	// writes it (JSON through a BufferedWriter), here to io.Discard.
+	m, err := NewMetrics(prometheus.NewRegistry(), MetricsOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gwMetrics, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{}, Metrics: m})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := NewBufferedWriter(io.Discard, 0, 0)
+	defer bw.Close()
+	gwLog, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{},
+		AccessLog: slog.New(slog.NewJSONHandler(bw, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gwBoth, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{}, Metrics: m,
+		AccessLog: slog.New(slog.NewJSONHandler(bw, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"tswgate", gw}} {
+	}{{"bare", bare}, {"tswgate", gw}, {"tswgate+metrics", gwMetrics}, {"tswgate+accesslog", gwLog}, {"tswgate+metrics+accesslog", gwBoth}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -51,6 +51,12 @@ type Options struct {
 	Metrics *Metrics
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
+	// AccessLog, when set, gets one line per request: message "request"
+	// with request_id, method, path (never the query), status, token_id,
+	// project_id, role, permission, code ("ok" or the refusal code),
+	// gateway_ms and upstream_ms. Give it a handler that writes through a
+	// buffer (BufferedWriter): it is called on every request.
+	AccessLog *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -63,6 +69,7 @@ type Handler struct {
 	maxScan   int64
 	metrics   *Metrics
 	log       *slog.Logger
+	access    *slog.Logger
 	now       func() time.Time
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -82,6 +89,7 @@ func New(opts Options) (*Handler, error) {
 		maxScan:  opts.MaxBodyScan,
 		metrics:  opts.Metrics,
 		log:      opts.Logger,
+		access:   opts.AccessLog,
 		now:      opts.Now,
 	}
 	if h.maxScan <= 0 {
@@ -101,6 +109,10 @@ func New(opts Options) (*Handler, error) {
 		transport = NewTransport(TransportOptions{})
 	}
 	upstream := opts.Upstream
+	if h.metrics != nil || h.access != nil {
+		// Time the upstream round trip, for both.
+		transport = &timedTransport{rt: transport, now: h.now}
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
@@ -213,7 +225,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			setRateLimitHeaders(w.Header(), &v.Limit)
 		}
 		refuseVerdict(w, &v)
-		h.metrics.observe(&v, Status(v.Code), start, h.now())
+		h.finish(r, &v, st, Status(v.Code), start)
 		return
 	}
 	if v.Limit.Enabled {
@@ -230,7 +242,64 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.rec = statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	// Rewrite finds the token and request id through the context.
 	h.rp.ServeHTTP(&st.rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-	h.metrics.observe(&v, st.rec.status, start, h.now())
+	h.finish(r, &v, st, st.rec.status, start)
+}
+
+// finish records an answered request in the metrics and the access log.
+func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status int, start time.Time) {
+	s := &st.sample
+	s.method, s.status, s.total = r.Method, status, h.now().Sub(start)
+	h.metrics.observe(v, s)
+	if h.access != nil {
+		h.logAccess(r, v, st)
+	}
+}
+
+// logAccess writes the access log line of a request.
+func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
+	s := &st.sample
+	var (
+		tokenID   string
+		projectID int64
+		role      = "none"
+	)
+	if t := v.Token; t != nil {
+		tokenID, projectID, role = t.ID, t.ProjectID, t.Role.String()
+	}
+	gateway := s.total
+	if s.called {
+		gateway = max(s.total-s.upstream, 0)
+	}
+	h.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("request_id", st.reqID),
+		slog.String("method", r.Method),
+		slog.String("path", st.req.Path),
+		slog.Int("status", s.status),
+		slog.String("token_id", tokenID),
+		slog.Int64("project_id", projectID),
+		slog.String("role", role),
+		slog.String("permission", v.Permission.String()),
+		slog.String("code", v.Code.String()),
+		slog.Float64("gateway_ms", float64(gateway.Microseconds())/1000),
+		slog.Float64("upstream_ms", float64(s.upstream.Microseconds())/1000),
+	)
+}
+
+// timedTransport measures the upstream round trip (request sent to
+// response headers) into the request's reqState.
+type timedTransport struct {
+	rt  http.RoundTripper
+	now func() time.Time
+}
+
+func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	st, _ := r.Context().Value(stateKey{}).(*reqState)
+	start := t.now()
+	resp, err := t.rt.RoundTrip(r)
+	if st != nil {
+		st.sample.upstream, st.sample.called = t.now().Sub(start), true
+	}
+	return resp, err
 }
 
 // reqState is the per-request scratch space of ServeHTTP, pooled so that a
@@ -238,11 +307,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // in particular, header maps never point into it, since net/http writes
 // response headers after the handler returns.
 type reqState struct {
-	req   auth.Request
-	body  bodyPrefix
-	rec   statusRecorder
-	token *auth.Token
-	reqID string
+	req    auth.Request
+	body   bodyPrefix
+	rec    statusRecorder
+	token  *auth.Token
+	reqID  string
+	sample sample
 }
 
 var states = sync.Pool{New: func() any { return new(reqState) }}
@@ -292,6 +362,12 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	status, code, msg := http.StatusBadGateway, codeUpstreamError, "The API could not be reached."
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		status, code, msg = http.StatusGatewayTimeout, codeUpstreamTimeout, "The API did not answer in time."
+	}
+	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		st.sample.failure = upstreamErr
+		if status == http.StatusGatewayTimeout {
+			st.sample.failure = upstreamTimeout
+		}
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
 		slog.String("request_id", r.Header.Get(HeaderRequestID)),

@@ -158,7 +158,7 @@ func TestBodyReachesUpstreamIntact(t *testing.T) {
 
 func TestRefusalResponses(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := NewMetrics(reg, MetricsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -586,3 +586,26 @@ func (r record) token() (*auth.Token, error) {
 	}
 	return t, nil
 }
+
+// CountTokens counts the live tokens (tombstones excluded) by role and
+// status, for the tswgate_tokens gauge. It is O(tokens).
+func (s *Store) CountTokens(_ context.Context) (map[auth.Role]map[auth.Status]int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out := make(map[auth.Role]map[auth.Status]int)
+	for _, t := range s.byID {
+		if !t.RevokedAt.IsZero() {
+			continue
+		}
+		byStatus := out[t.Role]
+		if byStatus == nil {
+			byStatus = make(map[auth.Status]int)
+			out[t.Role] = byStatus
+		}
+		byStatus[t.Status]++
+	}
+	return out, nil
+}

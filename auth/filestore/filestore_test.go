@@ -436,3 +436,32 @@ func TestStaleTempRemoved(t *testing.T) {
 		t.Errorf("stale temporary file still there: %v", err)
 	}
 }
+
+func TestCountTokens(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "tokens.json")})
+	ctx := context.Background()
+	var ids []string
+	for i, role := range []auth.Role{auth.RoleOwner, auth.RoleOwner, auth.RoleOwner, auth.RoleAccounting} {
+		tok, _ := storetest.NewToken(t, int64(i+1), role)
+		mustCreate(t, s, tok)
+		ids = append(ids, tok.ID)
+	}
+	if _, err := s.Update(ctx, ids[1], func(u *auth.Token) error { u.Status = auth.StatusInactive; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(ctx, ids[2], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CountTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[auth.RoleOwner][auth.StatusActive] != 1 || got[auth.RoleOwner][auth.StatusInactive] != 1 ||
+		got[auth.RoleAccounting][auth.StatusActive] != 1 || got[auth.RoleAccounting][auth.StatusInactive] != 0 {
+		t.Errorf("CountTokens = %v, want owner 1 active 1 inactive, accounting 1 active (tombstone excluded)", got)
+	}
+	s.Close()
+	if _, err := s.CountTokens(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("CountTokens after Close: %v, want ErrClosed", err)
+	}
+}

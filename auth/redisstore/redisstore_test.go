@@ -468,3 +468,52 @@ func watch(t *testing.T, s auth.Store, events chan<- auth.Event) (stop func()) {
 		}
 	}
 }
+
+// CountTokens walks the records of its own prefix only, across SCAN
+// batches, and leaves tombstones out.
+func TestCountTokens(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := newStore(t, c, prefix+"a*[x]:") // glob characters are matched literally
+	other := newStore(t, c, prefix+"a")
+	var ids []string
+	for i := range 25 {
+		role := auth.RoleOwner
+		if i%5 == 0 {
+			role = auth.RoleAccounting
+		}
+		tok, _ := storetest.NewToken(t, int64(i+1), role)
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tok.ID)
+	}
+	otherTok, _ := storetest.NewToken(t, 1, auth.RoleOwner)
+	if err := other.Create(ctx, otherTok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, ids[1], func(u *auth.Token) error { u.Status = auth.StatusInactive; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(ctx, ids[2], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CountTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 20 owner tokens: one inactive, one revoked; 5 accounting tokens.
+	if got[auth.RoleOwner][auth.StatusActive] != 18 || got[auth.RoleOwner][auth.StatusInactive] != 1 ||
+		got[auth.RoleAccounting][auth.StatusActive] != 5 || got[auth.RoleAccounting][auth.StatusInactive] != 0 {
+		t.Errorf("CountTokens = %v, want owner 18 active 1 inactive, accounting 5 active", got)
+	}
+	got, err = other.CountTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[auth.RoleOwner][auth.StatusActive] != 1 || len(got) != 1 {
+		t.Errorf("CountTokens of the other prefix = %v, want 1 active owner", got)
+	}
+}

@@ -1172,7 +1172,7 @@ func TestE2EStartFailureReturnsError(t *testing.T) {
 						err = fmt.Errorf("panic: %v", r)
 					}
 				}()
-				return Start(context.Background(), cfg, StartOptions{Logger: slog.New(slog.DiscardHandler)})
+				return Start(context.Background(), cfg, StartOptions{Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard})
 			}()
 			if err != nil && strings.HasPrefix(err.Error(), "panic: ") {
 				t.Fatalf("BUG: Start panicked instead of returning its error: %v", err)

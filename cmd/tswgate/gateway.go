@@ -43,14 +43,17 @@ const (
 // Gateway is a running tswgate: the public proxy, the admin API and the
 // metrics listener, with the store, cache and change watcher behind them.
 type Gateway struct {
-	cfg      config.Config
-	log      *slog.Logger
-	store    auth.Store
-	rdb      redis.UniversalClient
-	hasher   *auth.Hasher
-	valid    *auth.Validator
-	health   *proxy.Health
-	limiter  *limiter.Local
+	cfg     config.Config
+	log     *slog.Logger
+	store   auth.Store
+	rdb     redis.UniversalClient
+	hasher  *auth.Hasher
+	valid   *auth.Validator
+	health  *proxy.Health
+	limiter *limiter.Local
+	metrics *proxy.Metrics
+	// access buffers the access log; nil when it is off.
+	access   *proxy.BufferedWriter
 	adminKey string
 	// AdminKeyPath is where a generated admin key was stored ("" when the
 	// key came from configuration).
@@ -69,7 +72,25 @@ type StartOptions struct {
 	Logger *slog.Logger
 	// Upstream overrides cfg.UpstreamURL (quickstart's stand-in).
 	Upstream *url.URL
+	// AccessLog is where the access log (TSWGATE_ACCESS_LOG) goes, through
+	// a buffer flushed every 100ms and on Shutdown; nil means os.Stderr,
+	// the process log's destination.
+	AccessLog io.Writer
+	// TokenCountEvery is how often tswgate_tokens is recounted; 0 means
+	// every minute.
+	TokenCountEvery time.Duration
 }
+
+// tokenCounter is implemented by the stores that can count their live
+// tokens (for tswgate_tokens): filestore and redisstore.
+type tokenCounter interface {
+	CountTokens(ctx context.Context) (map[auth.Role]map[auth.Status]int, error)
+}
+
+var (
+	_ tokenCounter = (*filestore.Store)(nil)
+	_ tokenCounter = (*redisstore.Store)(nil)
+)
 
 // Start builds and starts a Gateway. It listens on every configured address
 // before returning, so a caller may use the addresses at once.
@@ -95,9 +116,22 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := proxy.NewMetrics(reg)
+	metrics, err := proxy.NewMetrics(reg, proxy.MetricsOptions{
+		Projects: cfg.MetricsProjectIDs(),
+		Tokens:   cfg.MetricsTokens,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	g.metrics = metrics
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		w := opts.AccessLog
+		if w == nil {
+			w = os.Stderr
+		}
+		g.access = proxy.NewBufferedWriter(w, 64<<10, 100*time.Millisecond)
+		accessLog = newAccessLogger(cfg, g.access)
 	}
 	g.valid, err = auth.NewValidator(auth.ValidatorOptions{
 		Store:        g.store,
@@ -131,6 +165,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		MaxBodyScan:       cfg.MaxBodyScan,
 		Metrics:           metrics,
 		Logger:            g.log,
+		AccessLog:         accessLog,
 	})
 	if err != nil {
 		return nil, err
@@ -146,7 +181,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	}
 	if cfg.AdminAddr != "" {
 		api, err := tokenapi.New(tokenapi.Options{
-			Store:      g.store,
+			Store:      tokenapi.ObservedStore(g.store, metrics),
 			Hasher:     g.hasher,
 			AdminKeys:  []string{g.adminKey},
 			Invalidate: g.valid.Invalidate,
@@ -183,6 +218,13 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		})
 	})
 	g.bg.Go(func() { sweep(bgctx, g.limiter) })
+	if tc, ok := g.store.(tokenCounter); ok {
+		every := opts.TokenCountEvery
+		if every <= 0 {
+			every = time.Minute
+		}
+		g.bg.Go(func() { g.countTokens(bgctx, tc, every) })
+	}
 	// Health endpoints answer at once (not ready until subscribed); the
 	// others serve only once changes are heard, so a revocation made
 	// before this replica listened to them cannot be missed.
@@ -212,6 +254,45 @@ func sweep(ctx context.Context, l *limiter.Local) {
 			return
 		case now := <-t.C:
 			l.Sweep(now)
+		}
+	}
+}
+
+// newAccessLogger returns the access logger: the process log's format
+// (TSWGATE_LOG_FORMAT) on w, at every level (TSWGATE_ACCESS_LOG alone turns
+// it off).
+func newAccessLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// countTokens sets tswgate_tokens at once and then every interval. A count
+// is O(tokens) (a SCAN of every record with Redis); on error the gauge
+// keeps its last value.
+func (g *Gateway) countTokens(ctx context.Context, tc tokenCounter, every time.Duration) {
+	count := func() {
+		cctx, cancel := context.WithTimeout(ctx, max(every/2, time.Second))
+		defer cancel()
+		counts, err := tc.CountTokens(cctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				g.log.Warn("counting tokens for tswgate_tokens failed; keeping the last count", slog.String("err", err.Error()))
+			}
+			return
+		}
+		g.metrics.SetTokens(counts)
+	}
+	count()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			count()
 		}
 	}
 }
@@ -308,6 +389,9 @@ func (g *Gateway) closeAll() {
 		_ = ln.Close()
 	}
 	g.bg.Wait()
+	if g.access != nil {
+		_ = g.access.Close() // after the servers: in-flight requests' lines are in
+	}
 	if g.valid != nil {
 		g.valid.Close()
 	}

@@ -162,6 +162,11 @@ type gatewayOptions struct {
 	Env []string
 	// Logger replaces the default (JSON, to a buffer shown on failure).
 	Logger *slog.Logger
+	// AccessLog receives the access log; nil means Logs (with the
+	// default logger) or nothing (with Logger set).
+	AccessLog io.Writer
+	// TokenCountEvery is StartOptions.TokenCountEvery.
+	TokenCountEvery time.Duration
 	// WhileStarting, if set, runs while Start is in progress (Start runs
 	// in another goroutine meanwhile).
 	WhileStarting func()
@@ -199,13 +204,19 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 		t.Fatalf("config.Load: %v", err)
 	}
 	tg := &testGateway{}
-	logger := o.Logger
+	logger, accessLog := o.Logger, o.AccessLog
 	if logger == nil {
 		tg.Logs = newSyncBuffer()
 		logger, err = newLogger(cfg, io.MultiWriter(tg.Logs, hygieneSink{}))
 		if err != nil {
 			t.Fatalf("newLogger: %v", err)
 		}
+		if accessLog == nil {
+			accessLog = io.MultiWriter(tg.Logs, hygieneSink{})
+		}
+	}
+	if accessLog == nil {
+		accessLog = io.Discard
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -216,7 +227,7 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	startc := make(chan started, 1)
 	begin := time.Now()
 	go func() {
-		g, err := Start(ctx, cfg, StartOptions{Logger: logger})
+		g, err := Start(ctx, cfg, StartOptions{Logger: logger, AccessLog: accessLog, TokenCountEvery: o.TokenCountEvery})
 		startc <- started{g, err}
 	}()
 	if o.WhileStarting != nil {

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/tswgate/tswgate/config"
@@ -128,11 +129,12 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		fmt.Fprintln(stdout, "configuration is valid")
 		return nil
 	}
+	stderr = &lockedWriter{w: stderr} // shared by the log and the access log
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
 	}
-	g, err := Start(ctx, cfg, StartOptions{Logger: logger})
+	g, err := Start(ctx, cfg, StartOptions{Logger: logger, AccessLog: stderr})
 	if err != nil {
 		return err
 	}
@@ -168,4 +170,17 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// lockedWriter serializes writes to w, which the process log and the
+// access log's flushes share.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -36,6 +36,7 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	stderr = &lockedWriter{w: stderr} // shared by the log and the access log
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 	defer standin.Close()
 	upstream := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 
-	g, err := Start(ctx, cfg, StartOptions{Logger: logger, Upstream: upstream})
+	g, err := Start(ctx, cfg, StartOptions{Logger: logger, Upstream: upstream, AccessLog: stderr})
 	if err != nil {
 		return err
 	}

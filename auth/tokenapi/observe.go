@@ -1,0 +1,66 @@
+package tokenapi
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// WriteObserver hears of each store call the API makes to change or list
+// tokens, for metrics. op is create, update, revoke or list; failed is set
+// when the store failed (an answer such as "not found", "exists",
+// "revoked", or a change refused by the API's own edit, is a store that
+// worked).
+type WriteObserver interface {
+	StoreWrite(op string, failed bool)
+}
+
+// ObservedStore returns s with each Create, Update, Revoke and List
+// reported to o. Get is not reported: the gateway's cache observer counts
+// reads.
+func ObservedStore(s Store, o WriteObserver) Store {
+	if o == nil {
+		return s
+	}
+	return &observedStore{Store: s, o: o}
+}
+
+type observedStore struct {
+	Store
+	o WriteObserver
+}
+
+// failed reports whether err is the store's failure rather than an answer.
+func failed(err error) bool {
+	return err != nil && !errors.Is(err, auth.ErrNotFound) && !errors.Is(err, auth.ErrExists) && !errors.Is(err, auth.ErrRevoked)
+}
+
+func (s *observedStore) Create(ctx context.Context, t *auth.Token) error {
+	err := s.Store.Create(ctx, t)
+	s.o.StoreWrite("create", failed(err))
+	return err
+}
+
+func (s *observedStore) List(ctx context.Context, projectID int64) ([]*auth.Token, error) {
+	toks, err := s.Store.List(ctx, projectID)
+	s.o.StoreWrite("list", failed(err))
+	return toks, err
+}
+
+func (s *observedStore) Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error) {
+	tok, err := s.Store.Revoke(ctx, id, at)
+	s.o.StoreWrite("revoke", failed(err))
+	return tok, err
+}
+
+func (s *observedStore) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
+	var fnErr error
+	tok, err := s.Store.Update(ctx, id, func(t *auth.Token) error {
+		fnErr = fn(t)
+		return fnErr
+	})
+	s.o.StoreWrite("update", failed(err) && (fnErr == nil || !errors.Is(err, fnErr)))
+	return tok, err
+}
