@@ -92,6 +92,21 @@ type options struct {
 	Gen      string
 	Quick    bool
 	Gateway  string // prebuilt tswgate binary; empty means build ./cmd/tswgate
+	// Settings are extra TSWGATE_* settings for the gateway under test.
+	Settings settingList
+}
+
+// settingList collects repeated -set NAME=VALUE flags.
+type settingList []string
+
+func (l *settingList) String() string { return strings.Join(*l, " ") }
+
+func (l *settingList) Set(v string) error {
+	if !strings.HasPrefix(v, "TSWGATE_") || !strings.Contains(v, "=") {
+		return fmt.Errorf("%q: want TSWGATE_NAME=value", v)
+	}
+	*l = append(*l, v)
+	return nil
 }
 
 // parseFlags parses tswbench's command line.
@@ -111,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown result to `file`")
 	fs.StringVar(&o.Gen, "gen", "auto", "load generator: wrk, go, or auto (wrk, installing it when root, else go)")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test: -d 2s -rounds 1 unless given")
+	fs.Var(&o.Settings, "set", "extra gateway setting `TSWGATE_NAME=value` (repeatable), e.g. -set TSWGATE_ACCESS_LOG=false")
 	fs.StringVar(&o.Gateway, "tswgate", "", "use this prebuilt tswgate `binary` instead of building ./cmd/tswgate")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -146,6 +162,9 @@ func (o options) commandLine() string {
 	s := fmt.Sprintf("go run ./cmd/tswbench -d %v -rounds %d -c %d -gen %s", o.Duration, o.Rounds, o.Conns, o.Gen)
 	if o.Out != "" {
 		s += " -out " + shellJoin([]string{o.Out})
+	}
+	for _, kv := range o.Settings {
+		s += " -set " + shellJoin([]string{kv})
 	}
 	if o.Gateway != "" {
 		s += " -tswgate " + shellJoin([]string{o.Gateway})
@@ -452,6 +471,7 @@ func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *chil
 		"TSWGATE_DATA_DIR="+dataDir,
 		"TSWGATE_LOG_LEVEL=warn",
 	)
+	env = append(env, b.opts.Settings...)
 	b.logf("starting tswgate on %s (admin %s, metrics %s)", listen, admin, metrics)
 	gate, err = b.procs.startServer("tswgate", serverCPU, env, bin, "serve")
 	if err != nil {
