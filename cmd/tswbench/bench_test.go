@@ -6,34 +6,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // The tests cover tswbench's pure helpers only; none starts a server or
 // sends load.
-
-func TestMedian(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{
-		{nil, 0},
-		{[]float64{7}, 7},
-		{[]float64{3, 1, 2}, 2},
-		{[]float64{4, 1, 3, 2}, 2.5},
-		{[]float64{10, 10, 1000}, 10}, // an outlier round does not move it
-	} {
-		in := append([]float64(nil), tc.in...)
-		if got := median(in); got != tc.want {
-			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-		for i := range in {
-			if in[i] != tc.in[i] {
-				t.Errorf("median(%v) reordered its argument to %v", tc.in, in)
-				break
-			}
-		}
-	}
-}
 
 func TestSummarize(t *testing.T) {
 	s := summarize("x", []loadResult{
@@ -191,7 +169,7 @@ func TestMarkdown(t *testing.T) {
 		Duration:  10 * time.Second,
 		Rounds:    3,
 		Pinned:    true,
-		Facts:     facts{NProc: 2, CPUModel: "AMD EPYC", GoVersion: "go1.26.8 linux/amd64", Kernel: "6.1.0", Busy: 0.02},
+		Facts:     facts{Facts: devtool.Facts{NProc: 2, CPUModel: "AMD EPYC", GoVersion: "go1.26.8 linux/amd64", Kernel: "6.1.0"}, Busy: 0.02},
 		BodyBytes: 309,
 		Direct:    summary{Name: "direct upstream", RPS: 80000, P50: 750 * time.Microsecond, P99: 1500 * time.Microsecond},
 		Bare:      summary{Name: "bare httputil.ReverseProxy", RPS: 20000, P50: 3 * time.Millisecond, P99: 6 * time.Millisecond},
@@ -303,43 +281,8 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-func TestMachineFactHelpers(t *testing.T) {
-	cpuinfo := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n"
-	if got := cpuModel(strings.NewReader(cpuinfo)); got != "AMD EPYC 7B13" {
-		t.Errorf("cpuModel = %q", got)
-	}
-	if got := cpuModel(strings.NewReader("processor : 0\n")); got != "unknown CPU" {
-		t.Errorf("cpuModel without a model = %q", got)
-	}
-	idle, total, err := parseCPUTimes("cpu  10 1 5 80 4 0 0 0 0 0\ncpu0 5 0 2 40 2 0 0 0 0 0\n")
-	if err != nil || idle != 84 || total != 100 {
-		t.Errorf("parseCPUTimes = %d, %d, %v; want 84, 100", idle, total, err)
-	}
-	if _, _, err := parseCPUTimes("intr 1 2 3\n"); err == nil {
-		t.Error("parseCPUTimes without a cpu line succeeded")
-	}
-	if got := scanListening(strings.NewReader("some log\nlistening on 127.0.0.1:4321\n")); got != "127.0.0.1:4321" {
-		t.Errorf("scanListening = %q", got)
-	}
+func TestCheckLoopbackAddr(t *testing.T) {
 	if checkLoopbackAddr("127.0.0.1:80") != nil || checkLoopbackAddr("[::1]:80") != nil || checkLoopbackAddr("10.0.0.1:80") == nil {
 		t.Error("checkLoopbackAddr accepts a non-loopback address or refuses a loopback one")
-	}
-}
-
-func TestPromValue(t *testing.T) {
-	text := `# HELP tswgate_cache_lookups_total Token cache lookups.
-# TYPE tswgate_cache_lookups_total counter
-tswgate_cache_lookups_total{result="hit"} 1.234567e+06
-tswgate_cache_lookups_total{result="hit_other"} 9
-tswgate_cache_lookups_total{result="miss"} 2
-`
-	if v, ok := promValue(text, `tswgate_cache_lookups_total{result="hit"}`); !ok || v != 1234567 {
-		t.Errorf("hit = %v, %v", v, ok)
-	}
-	if v, ok := promValue(text, `tswgate_cache_lookups_total{result="miss"}`); !ok || v != 2 {
-		t.Errorf("miss = %v, %v", v, ok)
-	}
-	if _, ok := promValue(text, `tswgate_cache_lookups_total{result="stale"}`); ok {
-		t.Error("absent series found")
 	}
 }

@@ -33,17 +33,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // The request every target serves.
@@ -112,14 +110,10 @@ func (l *settingList) Set(v string) error {
 // parseFlags parses tswbench's command line.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("tswbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./cmd/tswbench [flags]\n\n"+
-			"Measures the direct upstream, a bare httputil.ReverseProxy and tswgate on loopback,\n"+
-			"and prints the medians as Markdown.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := devtool.NewFlagSet("tswbench",
+		"Measures the direct upstream, a bare httputil.ReverseProxy and tswgate on loopback,\n"+
+			"and prints the medians as Markdown.",
+		stderr)
 	fs.DurationVar(&o.Duration, "d", 10*time.Second, "`duration` of each measured run (whole seconds)")
 	fs.IntVar(&o.Rounds, "rounds", 3, "interleaved `rounds` over the three targets")
 	fs.IntVar(&o.Conns, "c", 64, "concurrent keep-alive `connections`")
@@ -127,16 +121,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Gen, "gen", "auto", "load generator: wrk, go, or auto (wrk, installing it when root, else go)")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test: -d 2s -rounds 1 unless given")
 	fs.Var(&o.Settings, "set", "extra gateway setting `TSWGATE_NAME=value` (repeatable), e.g. -set TSWGATE_ACCESS_LOG=false")
-	fs.StringVar(&o.Gateway, "tswgate", "", "use this prebuilt tswgate `binary` instead of building ./cmd/tswgate")
-	if err := fs.Parse(args); err != nil {
+	devtool.GatewayFlag(fs, &o.Gateway)
+	set, err := devtool.ParseFlags(fs, args)
+	if err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
 	if o.Quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["d"] {
 			o.Duration = 2 * time.Second
 		}
@@ -173,23 +163,24 @@ func (o options) commandLine() string {
 }
 
 // runBench is tswbench without the process: it returns the exit status.
-func runBench(args []string, stdout, stderr io.Writer) (code int) {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "tswbench: %v\n", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
+func runBench(args []string, stdout, stderr io.Writer) int {
+	return devtool.Tool[options]{
+		Name:        "tswbench",
+		Parse:       parseFlags,
+		Out:         func(o options) string { return o.Out },
+		Run:         runOnce,
+		Interrupted: "interrupted; stopping the servers",
+	}.Main(args, stdout, stderr)
+}
 
+// runOnce runs the benchmark and returns its report and, when it saw
+// errors, why.
+func runOnce(ctx context.Context, o options, stderr io.Writer) (md, failure string, err error) {
 	b := &bench{opts: o, log: stderr}
 	defer func() {
 		// Children die with us on every path: return, error, panic.
 		if b.procs != nil {
-			b.procs.stopAll(3 * time.Second)
+			b.procs.StopAll(3 * time.Second)
 		}
 		if b.tmp != "" {
 			os.RemoveAll(b.tmp)
@@ -200,31 +191,12 @@ func runBench(args []string, stdout, stderr io.Writer) (code int) {
 	}()
 	rep, err := b.run(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "tswbench: interrupted; stopping the servers")
-			return 1
-		}
-		fmt.Fprintf(stderr, "tswbench: %v\n", err)
-		return 1
-	}
-	md := rep.markdown()
-	fmt.Fprint(stdout, md)
-	if o.Out != "" {
-		err := os.MkdirAll(filepath.Dir(o.Out), 0o755)
-		if err == nil {
-			err = os.WriteFile(o.Out, []byte(md), 0o644)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "tswbench: -out: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "tswbench: wrote %s\n", o.Out)
+		return "", "", err
 	}
 	if rep.hasErrors() {
-		fmt.Fprintln(stderr, "tswbench: the run saw errors or non-2xx responses; see the table")
-		return 1
+		failure = "the run saw errors or non-2xx responses; see the table"
 	}
-	return 0
+	return rep.markdown(), failure, nil
 }
 
 // bench is one benchmark run.
@@ -232,7 +204,8 @@ type bench struct {
 	opts  options
 	log   io.Writer
 	tmp   string
-	procs *procs
+	procs *devtool.Procs
+	pin   pinner
 	self  string // this executable, re-run for the child subcommands
 
 	wrk       string // wrk's path, when it is the generator
@@ -265,23 +238,14 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if !pin {
 		b.notes = append(b.notes, "Only one CPU: servers and load generator share it, so the numbers understate every target.")
 	}
-	if b.procs, err = newProcs(pin, b.tmp); err != nil {
+	if b.pin, err = newPinner(pin); err != nil {
 		return nil, err
 	}
+	b.procs = devtool.NewProcs(b.tmp)
 
 	// Build tswgate first: it is the likeliest step to fail.
-	gateBin := o.Gateway
-	if gateBin == "" {
-		root, err := moduleRoot(ctx)
-		if err != nil {
-			return nil, err
-		}
-		gateBin = filepath.Join(b.tmp, "tswgate")
-		b.logf("building tswgate (go build -o %s ./cmd/tswgate)", gateBin)
-		if err := goBuild(ctx, root, gateBin, "./cmd/tswgate"); err != nil {
-			return nil, err
-		}
-	} else if gateBin, err = filepath.Abs(gateBin); err != nil {
+	gateBin, err := devtool.GatewayBinary(ctx, "tswbench", o.Gateway, b.tmp, b.logf)
+	if err != nil {
 		return nil, err
 	}
 	if err := b.chooseGenerator(ctx); err != nil {
@@ -289,20 +253,20 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 
 	// Servers, all on CPU 0.
-	up, err := b.procs.startServer("upstream", serverCPU, nil, b.self, "upstream", "-addr", "127.0.0.1:0")
+	up, err := b.startServer("upstream", b.self, "upstream", "-addr", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	upAddr, err := up.waitListening(ctx, 10*time.Second)
+	upAddr, err := up.WaitLogLine(ctx, readyPrefix, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	upURL := "http://" + upAddr
-	bare, err := b.procs.startServer("bareproxy", serverCPU, nil, b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL)
+	bare, err := b.startServer("bareproxy", b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL)
 	if err != nil {
 		return nil, err
 	}
-	bareAddr, err := bare.waitListening(ctx, 10*time.Second)
+	bareAddr, err := bare.WaitLogLine(ctx, readyPrefix, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +275,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		return nil, err
 	}
 	header := "Authorization: Bearer " + token
-	servers := []*child{up, bare, gate}
+	servers := []*devtool.Child{up, bare, gate}
 	targets := []target{
 		{"direct upstream", upURL + benchPath},
 		{"bare httputil.ReverseProxy", "http://" + bareAddr + benchPath},
@@ -331,7 +295,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	// With the servers idle, anything using the CPUs now is someone else.
 	b.logf("measuring how busy the CPUs are with other work (1s)")
 	facts := machineFacts()
-	facts.Busy = measureBusy(time.Second)
+	facts.Busy = devtool.MeasureBusy(time.Second)
 	if facts.Busy > busyWarn {
 		b.logf("warning: the CPUs are %.0f%% busy with other work; the results will be disturbed", 100*facts.Busy)
 	}
@@ -354,7 +318,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 				formatRPS(res.RPS), formatLatency(res.P50), formatLatency(res.P99), res.Non2xx, res.Errors)
 			results[i] = append(results[i], res)
 			for _, s := range servers {
-				if gone, why := s.exited(); gone {
+				if gone, why := s.Exited(); gone {
 					return nil, errors.New(why)
 				}
 			}
@@ -369,7 +333,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	rep := &report{
 		Command:   o.commandLine(),
 		Generator: b.generator,
-		LoadCmd:   shellJoin(b.displayArgs(b.procs.command(loadCPU, b.loadArgs(targets[2], o.Duration, redacted)))),
+		LoadCmd:   shellJoin(b.displayArgs(b.pin.command(loadCPU, b.loadArgs(targets[2], o.Duration, redacted)))),
 		Conns:     o.Conns,
 		Duration:  o.Duration,
 		Rounds:    o.Rounds,
@@ -392,7 +356,7 @@ func (b *bench) displayArgs(argv []string) []string {
 		switch a {
 		case b.self:
 			out[i] = "tswbench"
-		case b.procs.taskset, b.wrk:
+		case b.pin.taskset, b.wrk:
 			out[i] = filepath.Base(a)
 		}
 	}
@@ -437,7 +401,7 @@ func (b *bench) loadArgs(t target, d time.Duration, header string) []string {
 
 // load runs the generator against t for d, pinned to CPU 1.
 func (b *bench) load(ctx context.Context, t target, d time.Duration, header string) (loadResult, error) {
-	out, err := b.procs.runToCompletion(ctx, "load generator", loadCPU, d+30*time.Second, b.loadArgs(t, d, header)...)
+	out, err := b.procs.Run(ctx, "load generator", d+30*time.Second, b.pin.command(loadCPU, b.loadArgs(t, d, header))...)
 	if err != nil {
 		return loadResult{}, err
 	}
@@ -451,45 +415,40 @@ func (b *bench) load(ctx context.Context, t target, d time.Duration, header stri
 	return res, nil
 }
 
+// startServer starts a long-running child on the servers' CPU, with
+// tswbench's environment.
+func (b *bench) startServer(name string, argv ...string) (*devtool.Child, error) {
+	return b.procs.Start(name, nil, b.pin.command(serverCPU, argv)...)
+}
+
 // startGateway starts `tswgate serve` on CPU 0 in front of upURL, waits
 // until it is ready, creates an Owner token for project 42 through the
 // admin API, and returns the process, its listen and metrics addresses and
 // the token.
-func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *child, listen, metrics, token string, err error) {
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, "", "", "", err
-	}
-	listen, admin, metrics := ports[0], ports[1], ports[2]
-	fail := func(err error) (*child, string, string, string, error) { return nil, "", "", "", err }
+func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *devtool.Child, listen, metrics, token string, err error) {
+	fail := func(err error) (*devtool.Child, string, string, string, error) { return nil, "", "", "", err }
 	dataDir := filepath.Join(b.tmp, "data")
-	env := append(environWithout("TSWGATE_"),
-		"TSWGATE_LISTEN_ADDR="+listen,
-		"TSWGATE_ADMIN_ADDR="+admin,
-		"TSWGATE_METRICS_ADDR="+metrics,
-		"TSWGATE_UPSTREAM_URL="+upURL,
-		"TSWGATE_DATA_DIR="+dataDir,
-		"TSWGATE_LOG_LEVEL=warn",
-	)
-	env = append(env, b.opts.Settings...)
-	b.logf("starting tswgate on %s (admin %s, metrics %s)", listen, admin, metrics)
-	gate, err = b.procs.startServer("tswgate", serverCPU, env, bin, "serve")
+	env := append([]string{"TSWGATE_UPSTREAM_URL=" + upURL, "TSWGATE_LOG_LEVEL=warn"}, b.opts.Settings...)
+	b.logf("starting tswgate")
+	g, err := devtool.StartGateway(ctx, b.procs, devtool.GatewaySpec{
+		Name: "tswgate", Argv: b.pin.command(serverCPU, []string{bin, "serve"}), DataDir: dataDir, Env: env,
+	})
 	if err != nil {
 		return fail(err)
 	}
-	if err := waitReady(ctx, gate, "http://"+metrics+"/readyz", 30*time.Second); err != nil {
-		return fail(err)
-	}
+	b.logf("tswgate on %s (admin %s, metrics %s)", g.Public, g.Admin, g.Metrics)
 	keyPath := filepath.Join(dataDir, "admin.key")
 	key, err := os.ReadFile(keyPath)
 	if err != nil {
 		return fail(fmt.Errorf("tswgate is ready but its admin key is not readable: %w", err))
 	}
-	token, err = createToken(ctx, "http://"+admin, strings.TrimSpace(string(key)))
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t, err := devtool.CreateToken(ctx, g.AdminClient(strings.TrimSpace(string(key)), nil), benchProjectID, "owner", "bench")
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("create token: %w", err))
 	}
-	return gate, listen, metrics, token, nil
+	return g.Proc, g.Public, g.Metrics, t.Token, nil
 }
 
 // checkRefuses makes sure t really authenticates: a request without a
@@ -517,103 +476,16 @@ func checkRefuses(ctx context.Context, t target) error {
 // cacheNote reads tswgate's token cache counters from its metrics page and
 // describes them, or returns "" when they are unavailable.
 func cacheNote(ctx context.Context, url string) string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	text, err := devtool.FetchMetrics(ctx, url)
 	if err != nil {
 		return ""
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return ""
-	}
-	text := string(raw)
-	hits, ok1 := promValue(text, `tswgate_cache_lookups_total{result="hit"}`)
-	misses, ok2 := promValue(text, `tswgate_cache_lookups_total{result="miss"}`)
+	hits, ok1 := devtool.PromValue(text, `tswgate_cache_lookups_total{result="hit"}`)
+	misses, ok2 := devtool.PromValue(text, `tswgate_cache_lookups_total{result="miss"}`)
 	if !ok1 || !ok2 {
 		return ""
 	}
 	return fmt.Sprintf("tswgate's token cache over the whole run, warm-up included: %.0f hits, %.0f misses.", hits, misses)
-}
-
-// waitReady polls url until it answers 200, c exits, or timeout passes.
-func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	last := "no answer yet"
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		if gone, why := c.exited(); gone {
-			return errors.New(why)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %v: GET %s: %s; its log ends with:\n%s", c.name, timeout, url, last, c.logTail(20))
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// createToken creates an Owner token for benchProjectID through the admin
-// API at adminURL and returns its credential.
-func createToken(ctx context.Context, adminURL, adminKey string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	body := fmt.Sprintf(`{"project_id":%d,"role":"owner","name":"bench"}`, benchProjectID)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL+"/v1/tokens", strings.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+adminKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create token: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return "", fmt.Errorf("create token: reading the answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("create token: POST %s/v1/tokens answered %s, want 201: %s", adminURL, resp.Status, bytes.TrimSpace(raw))
-	}
-	var v struct {
-		Success bool `json:"success"`
-		Token   struct {
-			ID    string `json:"id"`
-			Token string `json:"token"`
-		} `json:"token"`
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return "", fmt.Errorf("create token: the answer is not the expected JSON: %v: %s", err, raw)
-	}
-	if !v.Success || v.Token.Token == "" {
-		return "", fmt.Errorf("create token: the answer has no token.token: %s", raw)
-	}
-	return v.Token.Token, nil
 }
 
 // checkTarget sends a few requests to t and fails, with the answer, unless
@@ -641,73 +513,6 @@ func checkTarget(ctx context.Context, t target, token string) error {
 		}
 	}
 	return nil
-}
-
-// moduleRoot returns the directory of the go.mod of the current directory,
-// where `go build ./cmd/tswgate` must run.
-func moduleRoot(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w (is the go command on PATH?)", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside a Go module: run tswbench from the tswgate repository")
-	}
-	root := filepath.Dir(gomod)
-	if _, err := os.Stat(filepath.Join(root, "cmd", "tswgate")); err != nil {
-		return "", fmt.Errorf("%s has no cmd/tswgate: run tswbench from the tswgate repository", root)
-	}
-	return root, nil
-}
-
-// goBuild runs `go build -o out pkg` in dir, bounded to 5 minutes.
-func goBuild(ctx context.Context, dir, out, pkg string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	cmd.Dir = dir
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s failed (%v):\n%s", pkg, err, bytes.TrimSpace(msg))
-	}
-	return nil
-}
-
-// freePorts returns n distinct free loopback addresses. They are free when
-// returned; a port could be taken before tswgate binds it, in which case it
-// fails to start and says so.
-func freePorts(n int) ([]string, error) {
-	var addrs []string
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free loopback port: %w", err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
-
-// environWithout returns the environment less the variables whose names
-// start with prefix, so that settings in the caller's shell cannot change
-// the gateway under test.
-func environWithout(prefix string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, prefix) {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // shellJoin renders argv for a shell, quoting where needed.

@@ -1,31 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"os"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// median returns the median of xs (the mean of the middle two for an even
-// count), or 0 for none. xs is not modified.
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
+	"github.com/tswgate/tswgate/internal/devtool"
+)
 
 // summary is one target's results over all rounds.
 type summary struct {
@@ -61,103 +43,22 @@ func summarize(name string, rounds []loadResult) summary {
 			s.FirstError = r.FirstError
 		}
 	}
-	s.RPS = median(rps)
-	s.P50 = time.Duration(median(p50))
-	s.P99 = time.Duration(median(p99))
+	s.RPS = devtool.Median(rps)
+	s.P50 = time.Duration(devtool.Median(p50))
+	s.P99 = time.Duration(devtool.Median(p99))
 	return s
 }
 
 // facts describe the machine, for the report.
 type facts struct {
-	NProc     int    // CPUs this process may use, as nproc prints
-	CPUModel  string // "model name" from /proc/cpuinfo
-	GoVersion string // such as "go1.26.8 linux/amd64"
-	Kernel    string // from /proc/sys/kernel/osrelease
+	devtool.Facts
 	// Busy is the fraction of all CPUs' time other processes used in the
 	// second before the run, or -1 when unknown. The benchmark wants ~0.
 	Busy float64
 }
 
 // machineFacts gathers facts about this machine.
-func machineFacts() facts {
-	f := facts{
-		NProc:     runtime.NumCPU(), // sched_getaffinity, as nproc
-		CPUModel:  "unknown CPU",
-		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		Kernel:    "unknown",
-		Busy:      -1,
-	}
-	if file, err := os.Open("/proc/cpuinfo"); err == nil {
-		f.CPUModel = cpuModel(file)
-		file.Close()
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		f.Kernel = strings.TrimSpace(string(b))
-	}
-	return f
-}
-
-// cpuTimes reads the aggregate "cpu" line of /proc/stat.
-func cpuTimes() (idle, total uint64, err error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	return parseCPUTimes(string(b))
-}
-
-// parseCPUTimes returns the idle (idle + iowait) and total jiffies of the
-// aggregate "cpu" line of a /proc/stat.
-func parseCPUTimes(stat string) (idle, total uint64, err error) {
-	for _, line := range strings.Split(stat, "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 || fields[0] != "cpu" {
-			continue
-		}
-		for i, f := range fields[1:] {
-			v, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				return 0, 0, fmt.Errorf("/proc/stat: %q: %w", line, err)
-			}
-			total += v
-			if i == 3 || i == 4 { // idle, iowait
-				idle += v
-			}
-		}
-		return idle, total, nil
-	}
-	return 0, 0, fmt.Errorf("/proc/stat has no cpu line")
-}
-
-// measureBusy returns the fraction of CPU time in use over d, or -1 when
-// /proc/stat is unreadable.
-func measureBusy(d time.Duration) float64 {
-	idle0, total0, err := cpuTimes()
-	if err != nil {
-		return -1
-	}
-	time.Sleep(d)
-	idle1, total1, err := cpuTimes()
-	if err != nil || total1 <= total0 {
-		return -1
-	}
-	return 1 - float64(idle1-idle0)/float64(total1-total0)
-}
-
-// cpuModel returns the first "model name" in a /proc/cpuinfo, or
-// "unknown CPU".
-func cpuModel(r io.Reader) string {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		key, value, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(key) == "model name" {
-			if v := strings.TrimSpace(value); v != "" {
-				return v
-			}
-		}
-	}
-	return "unknown CPU"
-}
+func machineFacts() facts { return facts{Facts: devtool.MachineFacts(), Busy: -1} }
 
 // busyWarn is the CPU use by others above which the report warns.
 const busyWarn = 0.10
@@ -254,32 +155,10 @@ func (r *report) markdown() string {
 	w("\n</details>\n")
 	for _, s := range r.targets() {
 		if s.FirstError != "" {
-			w("\n%s: first failure: `%s`\n", s.Name, strings.ReplaceAll(s.FirstError, "`", "'"))
+			w("\n%s: first failure: `%s`\n", s.Name, devtool.MDCode(s.FirstError))
 		}
 	}
 	return b.String()
-}
-
-// promValue returns the value of the sample named series (metric name and
-// labels exactly as exposed, e.g. `x_total{result="hit"}`) in a Prometheus
-// text exposition.
-func promValue(text, series string) (float64, bool) {
-	for _, line := range strings.Split(text, "\n") {
-		rest, ok := strings.CutPrefix(line, series)
-		if !ok || !strings.HasPrefix(rest, " ") {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			return 0, false
-		}
-		return v, true
-	}
-	return 0, false
 }
 
 // formatRPS renders a rate with thousands separators: "41,235".
@@ -296,31 +175,13 @@ func formatRPS(v float64) string {
 	return b.String()
 }
 
-// formatLatency renders a latency with three significant digits in µs, ms
-// or s.
+// formatLatency renders a latency as devtool.FormatLatency does, but "–"
+// for none.
 func formatLatency(d time.Duration) string {
-	switch {
-	case d <= 0:
+	if d <= 0 {
 		return "–"
-	case d < time.Millisecond:
-		return sig3(float64(d)/float64(time.Microsecond)) + " µs"
-	case d < time.Second:
-		return sig3(float64(d)/float64(time.Millisecond)) + " ms"
-	default:
-		return sig3(d.Seconds()) + " s"
 	}
-}
-
-// sig3 formats v (≥ 0) with three significant digits: 1.23, 12.3, 123.
-func sig3(v float64) string {
-	switch {
-	case v >= 99.95:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v >= 9.995:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	default:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	}
+	return devtool.FormatLatency(d)
 }
 
 // formatRatio renders a/b as "0.87×", or "–" when b is 0.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // wrk output lines parseWrk reads.
@@ -168,17 +170,8 @@ func findWrk(ctx context.Context, install bool, progress io.Writer) (string, err
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			return "", fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 10))
+			return "", fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, devtool.Tail(string(out), 10))
 		}
 	}
 	return exec.LookPath("wrk")
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

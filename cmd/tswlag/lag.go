@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth/tokenapi"
-	"github.com/tswgate/tswgate/teraswitch"
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // The request every poller sends, and the project of the tokens.
@@ -32,12 +28,9 @@ const confirmCalls = 3
 
 // replica is a running `tswgate serve`.
 type replica struct {
-	N       int // 1-based
-	proc    *child
-	Public  string // host:port of each listener
-	Admin   string
-	Metrics string
-	admin   *tokenapi.Client
+	N int // 1-based
+	*devtool.Gateway
+	admin *tokenapi.Client
 }
 
 // token is a created token.
@@ -61,23 +54,17 @@ type sample struct {
 func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(logw, "tswlag: "+format+"\n", args...) }
 	began := time.Now()
-	facts := machineFacts() // before the build: its load average is the machine's own
+	facts := devtool.MachineFacts() // before the build: its load average is the machine's own
 	tmp, err := os.MkdirTemp("", "tswlag-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	p := newProcs(tmp)
-	defer p.stopAll(3 * time.Second)
+	p := devtool.NewProcs(tmp)
+	defer p.StopAll(3 * time.Second)
 
-	bin := o.Gateway
-	if bin == "" {
-		bin = filepath.Join(tmp, "tswgate")
-		logf("building tswgate (go build -o %s ./cmd/tswgate)", bin)
-		if err := buildGateway(ctx, bin); err != nil {
-			return nil, err
-		}
-	} else if bin, err = filepath.Abs(bin); err != nil {
+	bin, err := devtool.GatewayBinary(ctx, "tswlag", o.Gateway, tmp, logf)
+	if err != nil {
 		return nil, err
 	}
 
@@ -85,24 +72,21 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	if err := os.Mkdir(redisDir, 0o700); err != nil {
 		return nil, err
 	}
-	redisURL, redisVersion, err := startRedis(ctx, p, redisDir)
+	redis, err := devtool.StartRedis(ctx, p, redisDir)
 	if err != nil {
 		return nil, err
 	}
-	logf("redis-server on %s", redisURL)
+	logf("redis-server on %s", redis.URL())
 
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	upURL, stopUp, err := devtool.StartStandin(0)
 	if err != nil {
 		return nil, err
 	}
-	upSrv := &http.Server{Handler: teraswitch.NewStandin(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = upSrv.Serve(upLn) }()
-	defer upSrv.Close()
-	upURL := "http://" + upLn.Addr().String()
+	defer stopUp()
 
-	adminKey, pepper := randomHex(32), randomHex(32)
+	adminKey, pepper := devtool.RandomHex(32), devtool.RandomHex(32)
 	shared := []string{
-		"TSWGATE_REDIS_URL=" + redisURL,
+		"TSWGATE_REDIS_URL=" + redis.URL(),
 		"TSWGATE_ADMIN_KEY=" + adminKey,
 		"TSWGATE_PEPPER=" + pepper,
 		"TSWGATE_UPSTREAM_URL=" + upURL,
@@ -128,7 +112,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		return nil, err
 	}
 
-	facts.Redis = redisVersion
+	facts.Redis = redis.Version
 	rep := &report{
 		Command:  o.commandLine(),
 		N:        o.N,
@@ -159,7 +143,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		}
 	}
 	for _, r := range replicas {
-		if gone, why := r.proc.exited(); gone {
+		if gone, why := r.Proc.Exited(); gone {
 			return nil, errors.New(why)
 		}
 		rep.Announced = append(rep.Announced, scrapeAnnounced(ctx, r))
@@ -170,77 +154,14 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 
 // startReplica starts `tswgate serve` number n on free loopback ports and
 // waits until its /readyz answers 200.
-func startReplica(ctx context.Context, p *procs, bin string, n int, dataDir string, shared []string, adminKey string) (*replica, error) {
-	ports, err := freePorts(3)
+func startReplica(ctx context.Context, p *devtool.Procs, bin string, n int, dataDir string, shared []string, adminKey string) (*replica, error) {
+	g, err := devtool.StartGateway(ctx, p, devtool.GatewaySpec{
+		Name: fmt.Sprintf("tswgate-%d", n), Argv: []string{bin, "serve"}, DataDir: dataDir, Env: shared,
+	})
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{N: n, Public: ports[0], Admin: ports[1], Metrics: ports[2]}
-	env := append(environWithout("TSWGATE_"), shared...)
-	env = append(env,
-		"TSWGATE_LISTEN_ADDR="+r.Public,
-		"TSWGATE_ADMIN_ADDR="+r.Admin,
-		"TSWGATE_METRICS_ADDR="+r.Metrics,
-		"TSWGATE_DATA_DIR="+dataDir,
-	)
-	if r.proc, err = p.start(fmt.Sprintf("tswgate-%d", n), env, bin, "serve"); err != nil {
-		return nil, err
-	}
-	if err := waitReady(ctx, r.proc, "http://"+r.Metrics+"/readyz", 30*time.Second); err != nil {
-		return nil, err
-	}
-	r.admin = &tokenapi.Client{BaseURL: "http://" + r.Admin, AdminKey: adminKey, HTTP: newClient(4)}
-	return r, nil
-}
-
-// waitReady polls url until it answers 200, c exits, or timeout passes.
-func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	last := "no answer yet"
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		if gone, why := c.exited(); gone {
-			return errors.New(why)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %v: GET %s: %s; its log ends with:\n%s", c.name, timeout, url, last, c.logTail(20))
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// newClient returns an HTTP client for loopback calls that keeps up to
-// conns connections alive and uses no proxy.
-func newClient(conns int) *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			MaxIdleConns:        conns,
-			MaxIdleConnsPerHost: conns,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		},
-	}
+	return &replica{N: n, Gateway: g, admin: g.AdminClient(adminKey, devtool.LoopbackClient(4))}, nil
 }
 
 // createTokens creates n Owner tokens for lagProject through admin, with
@@ -248,12 +169,9 @@ func newClient(conns int) *http.Client {
 func createTokens(ctx context.Context, admin *tokenapi.Client, n int) ([]token, error) {
 	tokens := make([]token, n)
 	err := forEach(ctx, n, 4, func(ctx context.Context, i int) error {
-		t, err := admin.Create(ctx, tokenapi.CreateRequest{ProjectID: lagProject, Role: "owner", Name: fmt.Sprintf("lag-%d", i+1)})
+		t, err := devtool.CreateToken(ctx, admin, lagProject, "owner", fmt.Sprintf("lag-%d", i+1))
 		if err != nil {
 			return fmt.Errorf("creating token %d: %w", i+1, err)
-		}
-		if t.ID == "" || t.Token == "" {
-			return fmt.Errorf("creating token %d: the answer has no id or credential", i+1)
 		}
 		tokens[i] = token{ID: t.ID, Cred: t.Token}
 		return nil
@@ -266,11 +184,11 @@ func createTokens(ctx context.Context, admin *tokenapi.Client, n int) ([]token, 
 func warm(ctx context.Context, replicas []*replica, tokens []token) error {
 	clients := make([]*http.Client, len(replicas))
 	for i := range clients {
-		clients[i] = newClient(4)
+		clients[i] = devtool.LoopbackClient(4)
 	}
 	return forEach(ctx, len(tokens)*len(replicas), 4, func(ctx context.Context, i int) error {
 		r, t := i%len(replicas), tokens[i/len(replicas)]
-		status, code, err := call(ctx, clients[r], "http://"+replicas[r].Public+lagPath, t.Cred)
+		status, code, err := devtool.Call(ctx, clients[r], "http://"+replicas[r].Public+lagPath, t.Cred)
 		if err != nil {
 			return fmt.Errorf("warming %s on replica %d: %w", t.ID, r+1, err)
 		}
@@ -313,24 +231,6 @@ feed:
 	return nil
 }
 
-// call sends GET url with the credential and returns the status and
-// the X-Tsw-Error-Code header; the body is read and discarded so that the
-// connection is reused.
-func call(ctx context.Context, c *http.Client, url, cred string) (status int, code string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+cred)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Tsw-Error-Code"), err
-}
-
 // poller calls one replica with the token being revoked.
 type poller struct {
 	replica  int
@@ -340,7 +240,7 @@ type poller struct {
 }
 
 func newPoller(replica int, url string, interval time.Duration) *poller {
-	return &poller{replica: replica, url: url, interval: interval, client: newClient(1)}
+	return &poller{replica: replica, url: url, interval: interval, client: devtool.LoopbackClient(1)}
 }
 
 // pollResult is what one poller saw of one token.
@@ -366,7 +266,7 @@ func (p *poller) watch(ctx context.Context, cred string, warmed chan<- error, ou
 		out <- res
 	}()
 	for {
-		status, code, err := call(ctx, p.client, p.url, cred)
+		status, code, err := devtool.Call(ctx, p.client, p.url, cred)
 		at := time.Now()
 		res.polls++
 		switch {
@@ -388,7 +288,7 @@ func (p *poller) watch(ctx context.Context, cred string, warmed chan<- error, ou
 			}
 			res.refusedAt = at
 			for range confirmCalls {
-				status, code, err := call(ctx, p.client, p.url, cred)
+				status, code, err := devtool.Call(ctx, p.client, p.url, cred)
 				if err != nil {
 					res.err = fmt.Errorf("after refusing: %w", err)
 					return
@@ -497,26 +397,13 @@ type announced struct {
 // scrapeAnnounced reads tswgate_invalidation_lag_seconds from r's metrics.
 func scrapeAnnounced(ctx context.Context, r *replica) announced {
 	a := announced{Replica: r.N, Buckets: map[float64]float64{}}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Metrics+"/metrics", nil)
-	if err != nil {
-		a.Err = err.Error()
-		return a
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.Err = err.Error()
-		return a
-	}
-	defer resp.Body.Close()
-	text, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	text, err := devtool.FetchMetrics(ctx, "http://"+r.Metrics+"/metrics")
 	if err != nil {
 		a.Err = err.Error()
 		return a
 	}
 	const name = "tswgate_invalidation_lag_seconds"
-	for _, s := range parseMetrics(string(text)) {
+	for _, s := range devtool.ParseMetrics(text) {
 		switch s.Name {
 		case name + "_count":
 			a.Count = s.Value
@@ -529,11 +416,4 @@ func scrapeAnnounced(ctx context.Context, r *replica) announced {
 		}
 	}
 	return a
-}
-
-// randomHex returns n random bytes in hex: a fresh secret per run.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return hex.EncodeToString(b)
 }

@@ -30,16 +30,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 func main() {
@@ -59,25 +55,18 @@ type options struct {
 // parseFlags parses tswlag's command line.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("tswlag", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./cmd/tswlag [flags]\n\n"+
-			"Measures how long after a revocation returns every tswgate replica refuses the token\n"+
-			"(loopback, a throwaway redis-server), and prints p50/p99/max as Markdown.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := devtool.NewFlagSet("tswlag",
+		"Measures how long after a revocation returns every tswgate replica refuses the token\n"+
+			"(loopback, a throwaway redis-server), and prints p50/p99/max as Markdown.",
+		stderr)
 	fs.IntVar(&o.N, "n", 200, "`tokens` to create, warm and revoke")
 	fs.IntVar(&o.Replicas, "replicas", 3, "tswgate `replicas` sharing the Redis")
 	fs.DurationVar(&o.Interval, "interval", 200*time.Microsecond, "`pause` between a poller's calls (0: back to back)")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "how long each replica may take to refuse a revoked token")
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to `file`")
-	fs.StringVar(&o.Gateway, "tswgate", "", "use this prebuilt tswgate `binary` instead of building ./cmd/tswgate")
-	if err := fs.Parse(args); err != nil {
+	devtool.GatewayFlag(fs, &o.Gateway)
+	if _, err := devtool.ParseFlags(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	switch {
 	case o.N < 1 || o.N > 100000:
@@ -104,41 +93,20 @@ func (o options) commandLine() string {
 
 // runMain is tswlag without the process: it returns the exit status.
 func runMain(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "tswlag: %v\n", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	rep, err := run(ctx, o, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "tswlag: interrupted; the servers are stopped")
-			return 1
-		}
-		fmt.Fprintf(stderr, "tswlag: %v\n", err)
-		return 1
-	}
-	md := rep.markdown()
-	fmt.Fprint(stdout, md)
-	if o.Out != "" {
-		err := os.MkdirAll(filepath.Dir(o.Out), 0o755)
-		if err == nil {
-			err = os.WriteFile(o.Out, []byte(md), 0o644)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "tswlag: -out: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "tswlag: wrote %s\n", o.Out)
-	}
-	if !rep.ok() {
-		fmt.Fprintln(stderr, "tswlag: FAILED: some replica did not refuse a revoked token in time, served one again, or answered unexpectedly; see the report")
-		return 1
-	}
-	return 0
+	return devtool.Tool[options]{
+		Name:  "tswlag",
+		Parse: parseFlags,
+		Out:   func(o options) string { return o.Out },
+		Run: func(ctx context.Context, o options, stderr io.Writer) (string, string, error) {
+			rep, err := run(ctx, o, stderr)
+			if err != nil {
+				return "", "", err
+			}
+			if !rep.ok() {
+				return rep.markdown(), "FAILED: some replica did not refuse a revoked token in time, served one again, or answered unexpectedly; see the report", nil
+			}
+			return rep.markdown(), "", nil
+		},
+		Interrupted: "interrupted; the servers are stopped",
+	}.Main(args, stdout, stderr)
 }

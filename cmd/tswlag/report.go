@@ -1,15 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
-	"os"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // goalP99 is the README's goal for the p99 lag on loopback.
@@ -26,48 +24,8 @@ type report struct {
 	RevokeCalls []time.Duration // duration of each DELETE /v1/tokens/{id}
 	Failures    []string        // pairs not refused properly
 	Announced   []announced     // per replica, from its metrics
-	Facts       facts
+	Facts       devtool.Facts
 	Took        time.Duration
-}
-
-// facts describe the machine, for the report.
-type facts struct {
-	NProc     int    // CPUs this process may use, as nproc prints
-	CPUModel  string // "model name" from /proc/cpuinfo
-	GoVersion string // such as "go1.26.8 linux/amd64"
-	Kernel    string
-	Redis     string // such as "redis-server 7.0.15"
-	LoadAvg   string // the 1-minute load average at the start, from /proc/loadavg
-}
-
-// machineFacts gathers facts about this machine.
-func machineFacts() facts {
-	f := facts{
-		NProc:     runtime.NumCPU(), // sched_getaffinity, as nproc
-		CPUModel:  "unknown CPU",
-		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		Kernel:    "unknown",
-	}
-	if file, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(file)
-		for sc.Scan() {
-			key, value, ok := strings.Cut(sc.Text(), ":")
-			if ok && strings.TrimSpace(key) == "model name" && strings.TrimSpace(value) != "" {
-				f.CPUModel = strings.TrimSpace(value)
-				break
-			}
-		}
-		file.Close()
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		f.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if fields := strings.Fields(string(b)); len(fields) > 0 {
-			f.LoadAvg = fields[0]
-		}
-	}
-	return f
 }
 
 // ok reports whether every pair was refused properly.
@@ -88,8 +46,8 @@ func summarize(ds []time.Duration) stats {
 	}
 	sorted := slices.Clone(ds)
 	slices.Sort(sorted)
-	s.P50 = percentile(sorted, 50)
-	s.P99 = percentile(sorted, 99)
+	s.P50 = devtool.Percentile(sorted, 50)
+	s.P99 = devtool.Percentile(sorted, 99)
 	s.Max = sorted[len(sorted)-1]
 	for _, d := range sorted {
 		if d == 0 {
@@ -97,17 +55,6 @@ func summarize(ds []time.Duration) stats {
 		}
 	}
 	return s
-}
-
-// percentile returns the nearest-rank p-th percentile of sorted (ascending):
-// the smallest value with at least p% of the values at or below it.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
 }
 
 // lags returns the lags of the samples keep selects.
@@ -143,7 +90,7 @@ func (r *report) markdown() string {
 	w("| replicas | pairs | p50 | p99 | max | refused before the revoke returned |\n")
 	w("| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	row := func(name string, s stats) {
-		w("| %s | %d | %s | %s | %s | %d |\n", name, s.Count, formatLatency(s.P50), formatLatency(s.P99), formatLatency(s.Max), s.Zero)
+		w("| %s | %d | %s | %s | %s | %d |\n", name, s.Count, devtool.FormatLatency(s.P50), devtool.FormatLatency(s.P99), devtool.FormatLatency(s.Max), s.Zero)
 	}
 	row("**all**", all)
 	if r.Replicas > 1 {
@@ -158,7 +105,7 @@ func (r *report) markdown() string {
 	if all.Count == 0 || all.P99 >= goalP99 {
 		verdict = "**not met**"
 	}
-	w("Goal: p99 under %s on loopback — %s (p99 %s over %d pairs).\n\n", formatLatency(goalP99), verdict, formatLatency(all.P99), all.Count)
+	w("Goal: p99 under %s on loopback — %s (p99 %s over %d pairs).\n\n", devtool.FormatLatency(goalP99), verdict, devtool.FormatLatency(all.P99), all.Count)
 
 	w("%d `tswgate serve` replicas share one Redis (%s, loopback) in front of the stand-in API. ", r.Replicas, r.Facts.Redis)
 	w("%d Owner tokens are created through replica 1's admin API and called once on every replica, so each replica has each cached; ", r.N)
@@ -173,7 +120,7 @@ func (r *report) markdown() string {
 	w("The gateways run with their defaults (`TSWGATE_CACHE_TTL` 10s, so the cached copy alone would last well beyond every lag measured).\n\n")
 
 	calls := summarize(r.RevokeCalls)
-	w("- The revoke call itself: p50 %s, p99 %s, max %s.\n", formatLatency(calls.P50), formatLatency(calls.P99), formatLatency(calls.Max))
+	w("- The revoke call itself: p50 %s, p99 %s, max %s.\n", devtool.FormatLatency(calls.P50), devtool.FormatLatency(calls.P99), devtool.FormatLatency(calls.Max))
 	if line := r.announcedLine(); line != "" {
 		w("- %s\n", line)
 	}
@@ -190,7 +137,7 @@ func (r *report) markdown() string {
 				w("- … and %d more\n", len(r.Failures)-20)
 				break
 			}
-			w("- `%s`\n", strings.ReplaceAll(f, "`", "'"))
+			w("- `%s`\n", devtool.MDCode(f))
 		}
 	}
 	return b.String()
@@ -228,9 +175,9 @@ func (r *report) announcedLine() string {
 	}
 	bound := histogramBound(buckets, 0.99*count)
 	s := fmt.Sprintf("The replicas' own measure, `tswgate_invalidation_lag_seconds` (announcement published → cached copy dropped, every creation and revocation, all replicas): %.0f announcements, mean %s",
-		count, formatLatency(time.Duration(sum/count*float64(time.Second))))
+		count, devtool.FormatLatency(time.Duration(sum/count*float64(time.Second))))
 	if !math.IsInf(bound, 1) && bound > 0 {
-		s += fmt.Sprintf(", p99 ≤ %s (histogram bucket)", formatLatency(time.Duration(bound*float64(time.Second))))
+		s += fmt.Sprintf(", p99 ≤ %s (histogram bucket)", devtool.FormatLatency(time.Duration(bound*float64(time.Second))))
 	}
 	return s + "."
 }
@@ -249,106 +196,4 @@ func histogramBound(buckets map[float64]float64, rank float64) float64 {
 		}
 	}
 	return math.Inf(1)
-}
-
-// metricSample is one line of a Prometheus text exposition.
-type metricSample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
-
-// parseMetrics reads the samples of a Prometheus text exposition, skipping
-// comments and lines it cannot read.
-func parseMetrics(text string) []metricSample {
-	var out []metricSample
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := metricSample{Labels: map[string]string{}}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.Name = line[:i]
-			end := strings.LastIndexByte(line, '}')
-			if end < i {
-				continue
-			}
-			for _, kv := range splitLabels(line[i+1 : end]) {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					continue
-				}
-				if uq, err := strconv.Unquote(strings.TrimSpace(v)); err == nil {
-					s.Labels[strings.TrimSpace(k)] = uq
-				}
-			}
-			rest = line[end+1:]
-		} else {
-			s.Name, rest, _ = strings.Cut(line, " ")
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		s.Value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// splitLabels splits `a="x",b="y,z"` at the commas outside quotes.
-func splitLabels(s string) []string {
-	var parts []string
-	inQuote, escaped, start := false, false, 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
-		case c == '"':
-			inQuote = !inQuote
-		case c == ',' && !inQuote:
-			parts = append(parts, s[start:i])
-			start = i + 1
-		}
-	}
-	if strings.TrimSpace(s[start:]) != "" {
-		parts = append(parts, s[start:])
-	}
-	return parts
-}
-
-// formatLatency renders a duration with three significant digits in µs, ms
-// or s; 0 is "0".
-func formatLatency(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0"
-	case d < time.Millisecond:
-		return sig3(float64(d)/float64(time.Microsecond)) + " µs"
-	case d < time.Second:
-		return sig3(float64(d)/float64(time.Millisecond)) + " ms"
-	default:
-		return sig3(d.Seconds()) + " s"
-	}
-}
-
-// sig3 formats v (≥ 0) with three significant digits: 1.23, 12.3, 123.
-func sig3(v float64) string {
-	switch {
-	case v >= 99.95:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v >= 9.995:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	default:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	}
 }

@@ -39,16 +39,12 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 func main() {
@@ -70,14 +66,10 @@ type options struct {
 // parseFlags parses tswsoak's command line.
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("tswsoak", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./cmd/tswsoak [flags]\n\n"+
-			"Soaks tswgate on loopback: steady load through replicas sharing one Redis, which is\n"+
-			"restarted at intervals; reports resources and every non-2xx answer as Markdown.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := devtool.NewFlagSet("tswsoak",
+		"Soaks tswgate on loopback: steady load through replicas sharing one Redis, which is\n"+
+			"restarted at intervals; reports resources and every non-2xx answer as Markdown.",
+		stderr)
 	fs.DurationVar(&o.Duration, "d", 10*time.Minute, "`duration` of the measured run")
 	fs.IntVar(&o.Rate, "rate", 500, "requests per `second`, all replicas together")
 	fs.DurationVar(&o.RedisRestart, "redis-restart", 2*time.Minute, "restart Redis (empty) every `period`; 0 never")
@@ -85,16 +77,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Replicas, "replicas", 2, "tswgate `replicas` sharing the Redis")
 	fs.BoolVar(&o.Quick, "quick", false, "short run: -d 60s -redis-restart 20s unless given")
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to `file`")
-	fs.StringVar(&o.Gateway, "tswgate", "", "use this prebuilt tswgate `binary` instead of building ./cmd/tswgate")
-	if err := fs.Parse(args); err != nil {
+	devtool.GatewayFlag(fs, &o.Gateway)
+	set, err := devtool.ParseFlags(fs, args)
+	if err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
 	if o.Quick {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		if !set["d"] {
 			o.Duration = time.Minute
 		}
@@ -133,41 +121,20 @@ func (o options) commandLine() string {
 
 // runMain is tswsoak without the process: it returns the exit status.
 func runMain(args []string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "tswsoak: %v\n", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	rep, err := run(ctx, o, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "tswsoak: interrupted; the servers are stopped")
-			return 1
-		}
-		fmt.Fprintf(stderr, "tswsoak: %v\n", err)
-		return 1
-	}
-	md := rep.markdown()
-	fmt.Fprint(stdout, md)
-	if o.Out != "" {
-		err := os.MkdirAll(filepath.Dir(o.Out), 0o755)
-		if err == nil {
-			err = os.WriteFile(o.Out, []byte(md), 0o644)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "tswsoak: -out: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "tswsoak: wrote %s\n", o.Out)
-	}
-	if n := rep.unexpected(); n > 0 {
-		fmt.Fprintf(stderr, "tswsoak: FAILED: %d unexpected answers or errors; see the report\n", n)
-		return 1
-	}
-	return 0
+	return devtool.Tool[options]{
+		Name:  "tswsoak",
+		Parse: parseFlags,
+		Out:   func(o options) string { return o.Out },
+		Run: func(ctx context.Context, o options, stderr io.Writer) (md, failure string, err error) {
+			rep, err := run(ctx, o, stderr)
+			if err != nil {
+				return "", "", err
+			}
+			if n := rep.unexpected(); n > 0 {
+				failure = fmt.Sprintf("FAILED: %d unexpected answers or errors; see the report", n)
+			}
+			return rep.markdown(), failure, nil
+		},
+		Interrupted: "interrupted; the servers are stopped",
+	}.Main(args, stdout, stderr)
 }

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // resources is one measurement of a replica. -1 means unknown.
@@ -23,7 +22,7 @@ type resources struct {
 
 // fromMetrics fills r from a replica's /metrics samples; a missing one is
 // -1.
-func (r *resources) fromMetrics(samples []metricSample) {
+func (r *resources) fromMetrics(samples []devtool.MetricSample) {
 	r.Goroutines, r.OpenFDs, r.Heap, r.RSS = -1, -1, -1, -1
 	for _, s := range samples {
 		switch s.Name {
@@ -61,7 +60,7 @@ type replicaResources struct {
 type report struct {
 	Command          string
 	Opts             options
-	Facts            facts
+	Facts            devtool.Facts
 	Started          time.Time // start of the measured run
 	Took             time.Duration
 	Warmup, Run      loadStats
@@ -94,46 +93,6 @@ func (r *report) unexpected() int64 {
 		n += int64(len(ev.Problems))
 	}
 	return n
-}
-
-// facts describe the machine, for the report.
-type facts struct {
-	NProc     int    // CPUs this process may use, as nproc prints
-	CPUModel  string // "model name" from /proc/cpuinfo
-	GoVersion string // such as "go1.26.8 linux/amd64"
-	Kernel    string
-	Redis     string // such as "redis-server 7.0.15"
-	LoadAvg   string // the 1-minute load average at the start, from /proc/loadavg
-}
-
-// machineFacts gathers facts about this machine.
-func machineFacts() facts {
-	f := facts{
-		NProc:     runtime.NumCPU(), // sched_getaffinity, as nproc
-		CPUModel:  "unknown CPU",
-		GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		Kernel:    "unknown",
-	}
-	if file, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(file)
-		for sc.Scan() {
-			key, value, ok := strings.Cut(sc.Text(), ":")
-			if ok && strings.TrimSpace(key) == "model name" && strings.TrimSpace(value) != "" {
-				f.CPUModel = strings.TrimSpace(value)
-				break
-			}
-		}
-		file.Close()
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		f.Kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if fields := strings.Fields(string(b)); len(fields) > 0 {
-			f.LoadAvg = fields[0]
-		}
-	}
-	return f
 }
 
 // markdown renders r.
@@ -193,7 +152,7 @@ func (r *report) markdown() string {
 		if !row.Expected {
 			exp = "**no**"
 		}
-		w("| %s | %s | %s | %d | %s |\n", row.Phase, row.Kind, mdEscape(row.Outcome.String()), row.Count, exp)
+		w("| %s | %s | %s | %d | %s |\n", row.Phase, row.Kind, devtool.MDEscape(row.Outcome.String()), row.Count, exp)
 		rows++
 	}
 	if rows == 0 {
@@ -222,25 +181,25 @@ func (r *report) markdown() string {
 				if d < 0 {
 					lost = append(lost, "**not refused**")
 				} else {
-					lost = append(lost, formatLatency(d))
+					lost = append(lost, devtool.FormatLatency(d))
 				}
 			}
 			if len(lost) == 0 {
 				lost = []string{"–"}
 			}
 			w("| %d | %s | %s (%s) | %s (%s) | %s | %s – %s |", ev.N, rel(ev.Killed),
-				rel(ev.Up), formatLatency(ev.Up.Sub(ev.Killed)),
-				rel(ev.Recreated), formatLatency(ev.Recreated.Sub(ev.Killed)),
+				rel(ev.Up), devtool.FormatLatency(ev.Up.Sub(ev.Killed)),
+				rel(ev.Recreated), devtool.FormatLatency(ev.Recreated.Sub(ev.Killed)),
 				strings.Join(lost, ", "), rel(ev.Killed), rel(ev.WindowEnd))
 			if ev.Err != "" {
-				w(" **failed: %s**", mdEscape(ev.Err))
+				w(" **failed: %s**", devtool.MDEscape(ev.Err))
 			}
 			w("\n")
 		}
 		w("\n")
 		for _, ev := range r.Restarts {
 			for _, p := range ev.Problems {
-				w("**Problem after restart %d:** %s\n\n", ev.N, mdEscape(p))
+				w("**Problem after restart %d:** %s\n\n", ev.N, devtool.MDEscape(p))
 			}
 		}
 	}
@@ -263,13 +222,13 @@ func (r *report) markdown() string {
 		line("resident memory (`process_resident_memory_bytes`)", func(x resources) float64 { return x.RSS }, formatBytes)
 		for _, e := range []string{rr.Start.Err, rr.End.Err} {
 			if e != "" {
-				w("| %s | metrics unreadable: %s | | | | |\n", name, mdEscape(e))
+				w("| %s | metrics unreadable: %s | | | | |\n", name, devtool.MDEscape(e))
 			}
 		}
 	}
 	w("\n")
 	for _, p := range r.Problems {
-		w("**Problem:** `%s`\n\n", strings.ReplaceAll(p, "`", "'"))
+		w("**Problem:** `%s`\n\n", devtool.MDCode(p))
 	}
 	w("- Mix: 50%% Owner `GET /v2/Instance?ProjectId=42`, 20%% Accounting `GET /v2/Invoice`, 10%% Accounting `GET /v2/Instance?ProjectId=42` (403), 10%% never-issued tokens, 5%% the Owner id with a wrong secret, 5%% a mistyped Owner token; round robin over the replicas, paced every %v, at most %d in flight.\n", loadTick, loadWorkers)
 	w("- Gateways with their defaults (cache TTL 10s, negative TTL 2s, stale-if-error 30s, store timeout 100ms), `TSWGATE_LOG_LEVEL=warn`; upstream: the in-process stand-in API.\n")
@@ -280,11 +239,6 @@ func (r *report) markdown() string {
 	}
 	w("\n")
 	return b.String()
-}
-
-// mdEscape keeps text from breaking a Markdown table.
-func mdEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "`", "'").Replace(s)
 }
 
 // formatCount renders a count, or "?" when unknown.
@@ -304,11 +258,11 @@ func formatBytes(v float64) string {
 	case v < 1<<10:
 		return strconv.FormatFloat(v, 'f', 0, 64) + " B"
 	case v < 1<<20:
-		return sig3(v/(1<<10)) + " KiB"
+		return devtool.Sig3(v/(1<<10)) + " KiB"
 	case v < 1<<30:
-		return sig3(v/(1<<20)) + " MiB"
+		return devtool.Sig3(v/(1<<20)) + " MiB"
 	default:
-		return sig3(v/(1<<30)) + " GiB"
+		return devtool.Sig3(v/(1<<30)) + " GiB"
 	}
 }
 
@@ -331,106 +285,4 @@ func formatChange(start, end float64, format func(float64) string) string {
 // formatOffset renders a time from the start of the run: "1m20.3s".
 func formatOffset(d time.Duration) string {
 	return d.Round(100 * time.Millisecond).String()
-}
-
-// formatLatency renders a duration with three significant digits in µs, ms
-// or s; 0 is "0".
-func formatLatency(d time.Duration) string {
-	switch {
-	case d <= 0:
-		return "0"
-	case d < time.Millisecond:
-		return sig3(float64(d)/float64(time.Microsecond)) + " µs"
-	case d < time.Second:
-		return sig3(float64(d)/float64(time.Millisecond)) + " ms"
-	default:
-		return sig3(d.Seconds()) + " s"
-	}
-}
-
-// sig3 formats v (≥ 0) with three significant digits: 1.23, 12.3, 123.
-func sig3(v float64) string {
-	switch {
-	case v >= 99.95:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v >= 9.995:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	default:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	}
-}
-
-// metricSample is one line of a Prometheus text exposition.
-type metricSample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
-
-// parseMetrics reads the samples of a Prometheus text exposition, skipping
-// comments and lines it cannot read.
-func parseMetrics(text string) []metricSample {
-	var out []metricSample
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := metricSample{Labels: map[string]string{}}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.Name = line[:i]
-			end := strings.LastIndexByte(line, '}')
-			if end < i {
-				continue
-			}
-			for _, kv := range splitLabels(line[i+1 : end]) {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					continue
-				}
-				if uq, err := strconv.Unquote(strings.TrimSpace(v)); err == nil {
-					s.Labels[strings.TrimSpace(k)] = uq
-				}
-			}
-			rest = line[end+1:]
-		} else {
-			s.Name, rest, _ = strings.Cut(line, " ")
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		s.Value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// splitLabels splits `a="x",b="y,z"` at the commas outside quotes.
-func splitLabels(s string) []string {
-	var parts []string
-	inQuote, escaped, start := false, false, 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
-		case c == '"':
-			inQuote = !inQuote
-		case c == ',' && !inQuote:
-			parts = append(parts, s[start:i])
-			start = i + 1
-		}
-	}
-	if strings.TrimSpace(s[start:]) != "" {
-		parts = append(parts, s[start:])
-	}
-	return parts
 }

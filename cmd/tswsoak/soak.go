@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,7 +15,7 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
-	"github.com/tswgate/tswgate/teraswitch"
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // Shape of the load.
@@ -34,12 +29,9 @@ const (
 
 // replica is a running `tswgate serve`.
 type replica struct {
-	N       int // 1-based
-	proc    *child
-	Public  string // host:port of each listener
-	Admin   string
-	Metrics string
-	admin   *tokenapi.Client
+	N int // 1-based
+	*devtool.Gateway
+	admin *tokenapi.Client
 }
 
 // creds are the credentials the load uses; they are replaced after each
@@ -71,8 +63,8 @@ type restartEvent struct {
 type soak struct {
 	opts     options
 	logw     io.Writer
-	procs    *procs
-	redis    *redisServer
+	procs    *devtool.Procs
+	redis    *devtool.RedisServer
 	replicas []*replica
 	creds    atomic.Pointer[creds]
 	windows  windows
@@ -87,50 +79,42 @@ func (s *soak) logf(format string, args ...any) {
 // stopped before it returns.
 func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) {
 	s := &soak{opts: o, logw: logw}
-	facts := machineFacts() // before the build: its load average is the machine's own
+	facts := devtool.MachineFacts() // before the build: its load average is the machine's own
 	tmp, err := os.MkdirTemp("", "tswsoak-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	s.procs = newProcs(tmp)
-	defer s.procs.stopAll(3 * time.Second)
+	s.procs = devtool.NewProcs(tmp)
+	defer s.procs.StopAll(3 * time.Second)
 
-	bin := o.Gateway
-	if bin == "" {
-		bin = filepath.Join(tmp, "tswgate")
-		s.logf("building tswgate (go build -o %s ./cmd/tswgate)", bin)
-		if err := buildGateway(ctx, bin); err != nil {
-			return nil, err
-		}
-	} else if bin, err = filepath.Abs(bin); err != nil {
+	bin, err := devtool.GatewayBinary(ctx, "tswsoak", o.Gateway, tmp, s.logf)
+	if err != nil {
 		return nil, err
 	}
 	redisDir := filepath.Join(tmp, "redis")
 	if err := os.Mkdir(redisDir, 0o700); err != nil {
 		return nil, err
 	}
-	if s.redis, err = startRedis(ctx, s.procs, redisDir); err != nil {
+	if s.redis, err = devtool.StartRedis(ctx, s.procs, redisDir); err != nil {
 		return nil, err
 	}
 	s.logf("redis-server on %s", s.redis.URL())
 
-	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	// A short idle timeout, so that the gateways' idle upstream connections
+	// are gone when resources are measured.
+	upURL, stopUp, err := devtool.StartStandin(time.Second)
 	if err != nil {
 		return nil, err
 	}
-	// A short idle timeout, so that the gateways' idle upstream connections
-	// are gone when resources are measured.
-	upSrv := &http.Server{Handler: teraswitch.NewStandin(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Second}
-	go func() { _ = upSrv.Serve(upLn) }()
-	defer upSrv.Close()
+	defer stopUp()
 
-	adminKey, pepper := randomHex(32), randomHex(32)
+	adminKey, pepper := devtool.RandomHex(32), devtool.RandomHex(32)
 	shared := []string{
 		"TSWGATE_REDIS_URL=" + s.redis.URL(),
 		"TSWGATE_ADMIN_KEY=" + adminKey,
 		"TSWGATE_PEPPER=" + pepper,
-		"TSWGATE_UPSTREAM_URL=http://" + upLn.Addr().String(),
+		"TSWGATE_UPSTREAM_URL=" + upURL,
 		"TSWGATE_LOG_LEVEL=warn",
 	}
 	for i := range o.Replicas {
@@ -138,7 +122,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		if err != nil {
 			return nil, err
 		}
-		s.logf("replica %d: pid %d, public %s, admin %s, metrics %s", r.N, r.proc.cmd.Process.Pid, r.Public, r.Admin, r.Metrics)
+		s.logf("replica %d: pid %d, public %s, admin %s, metrics %s", r.N, r.Proc.Pid(), r.Public, r.Admin, r.Metrics)
 		s.replicas = append(s.replicas, r)
 	}
 	c, err := s.createCreds(ctx, 1, 10*time.Second)
@@ -146,18 +130,9 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		return nil, err
 	}
 	s.creds.Store(c)
-	s.client = &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			MaxIdleConns:        loadWorkers,
-			MaxIdleConnsPerHost: loadWorkers,
-			IdleConnTimeout:     time.Minute,
-			DisableCompression:  true,
-		},
-	}
+	s.client = devtool.LoopbackClient(loadWorkers)
 
-	facts.Redis = s.redis.version
+	facts.Redis = s.redis.Version
 	rep := &report{Command: o.commandLine(), Opts: o, Facts: facts}
 
 	warmup := min(10*time.Second, max(2*time.Second, o.Duration/10))
@@ -174,7 +149,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	start := s.quietSnapshot(ctx)
 	rep.Resources = make([]replicaResources, len(s.replicas))
 	for i, r := range s.replicas {
-		rep.Resources[i] = replicaResources{Replica: r.N, PID: r.proc.cmd.Process.Pid, Start: start[i], Peak: start[i]}
+		rep.Resources[i] = replicaResources{Replica: r.N, PID: r.Proc.Pid(), Start: start[i], Peak: start[i]}
 	}
 
 	s.logf("soaking: %v at %d req/s, Redis restarted every %v", o.Duration, o.Rate, o.RedisRestart)
@@ -204,7 +179,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		rep.Resources[i].Peak = rep.Resources[i].Peak.max(end[i])
 	}
 	for _, r := range s.replicas {
-		if gone, why := r.proc.exited(); gone {
+		if gone, why := r.Proc.Exited(); gone {
 			rep.Problems = append(rep.Problems, why)
 		}
 	}
@@ -284,7 +259,7 @@ func (s *soak) one(ctx context.Context, i uint64, t *tally, ws *windows) {
 		cred = c.Malformed
 	}
 	start := time.Now()
-	status, code, err := call(ctx, s.client, "http://"+r.Public+k.path(), cred)
+	status, code, err := devtool.Call(ctx, s.client, "http://"+r.Public+k.path(), cred)
 	end := time.Now()
 	if ctx.Err() != nil {
 		return // cut short by the end of the run: not an answer
@@ -318,7 +293,7 @@ func (s *soak) restartRedis(ctx context.Context, cancel context.CancelCauseFunc,
 		ev := restartEvent{N: n, Killed: time.Now()}
 		s.windows.open(ev.Killed) // before the kill: every answer it causes is in the window
 		s.logf("Redis restart %d at +%v: killing redis-server", n, ev.Killed.Sub(runStart).Round(time.Millisecond))
-		err := s.redis.restart(ctx)
+		err := s.redis.Restart(ctx)
 		ev.Up = time.Now()
 		var c *creds
 		if err == nil {
@@ -363,7 +338,7 @@ func (s *soak) awaitLostRefused(ctx context.Context, cred string, since time.Tim
 			deadline := time.Now().Add(lostTimeout)
 			last := "no answer"
 			for ctx.Err() == nil {
-				status, code, err := call(ctx, c, "http://"+r.Public+kindOwner.path(), cred)
+				status, code, err := devtool.Call(ctx, c, "http://"+r.Public+kindOwner.path(), cred)
 				if err == nil && status == http.StatusUnauthorized && code == "invalid_token" {
 					out[i] = time.Since(since)
 					return
@@ -505,114 +480,27 @@ func (s *soak) samplePeaks(ctx context.Context, until time.Time, res []replicaRe
 // measure reads r's resources: /proc/PID/fd and its /metrics.
 func measure(ctx context.Context, r *replica) resources {
 	res := resources{Goroutines: -1, FDs: -1, OpenFDs: -1, Heap: -1, RSS: -1}
-	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", r.proc.cmd.Process.Pid)); err == nil {
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", r.Proc.Pid())); err == nil {
 		res.FDs = float64(len(ents))
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Metrics+"/metrics", nil)
+	text, err := devtool.FetchMetrics(ctx, "http://"+r.Metrics+"/metrics")
 	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
-	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	resp, err := c.Do(req)
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
-	defer resp.Body.Close()
-	text, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
-	res.fromMetrics(parseMetrics(string(text)))
+	res.fromMetrics(devtool.ParseMetrics(text))
 	return res
 }
 
 // startReplica starts `tswgate serve` number n on free loopback ports and
 // waits until its /readyz answers 200.
-func startReplica(ctx context.Context, p *procs, bin string, n int, dataDir string, shared []string, adminKey string) (*replica, error) {
-	ports, err := freePorts(3)
+func startReplica(ctx context.Context, p *devtool.Procs, bin string, n int, dataDir string, shared []string, adminKey string) (*replica, error) {
+	g, err := devtool.StartGateway(ctx, p, devtool.GatewaySpec{
+		Name: fmt.Sprintf("tswgate-%d", n), Argv: []string{bin, "serve"}, DataDir: dataDir, Env: shared,
+	})
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{N: n, Public: ports[0], Admin: ports[1], Metrics: ports[2]}
-	env := append(environWithout("TSWGATE_"), shared...)
-	env = append(env,
-		"TSWGATE_LISTEN_ADDR="+r.Public,
-		"TSWGATE_ADMIN_ADDR="+r.Admin,
-		"TSWGATE_METRICS_ADDR="+r.Metrics,
-		"TSWGATE_DATA_DIR="+dataDir,
-	)
-	if r.proc, err = p.start(fmt.Sprintf("tswgate-%d", n), env, bin, "serve"); err != nil {
-		return nil, err
-	}
-	if err := waitReady(ctx, r.proc, "http://"+r.Metrics+"/readyz", 30*time.Second); err != nil {
-		return nil, err
-	}
-	r.admin = &tokenapi.Client{BaseURL: "http://" + r.Admin, AdminKey: adminKey,
-		HTTP: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}}
-	return r, nil
-}
-
-// waitReady polls url until it answers 200, c exits, or timeout passes.
-func waitReady(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	last := "no answer yet"
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, bytes.TrimSpace(body))
-		} else {
-			last = err.Error()
-		}
-		if gone, why := c.exited(); gone {
-			return errors.New(why)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %v: GET %s: %s; its log ends with:\n%s", c.name, timeout, url, last, c.logTail(20))
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// call sends GET url with the credential and returns the status and the
-// X-Tsw-Error-Code header; the body is read and discarded so that the
-// connection is reused.
-func call(ctx context.Context, c *http.Client, url, cred string) (status int, code string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+cred)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Tsw-Error-Code"), err
-}
-
-// randomHex returns n random bytes in hex: a fresh secret per run.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand)
-	return hex.EncodeToString(b)
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	return &replica{N: n, Gateway: g, admin: g.AdminClient(adminKey, hc)}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // The tests cover tswsoak's pure helpers only; none starts a process or
@@ -213,19 +214,8 @@ tswgate_refusals_total{reason="invalid_token"} 56
 odd{a="x,y}",b="q\"z"} 7 1700000000000
 `
 
-func TestParseMetrics(t *testing.T) {
-	samples := parseMetrics(metricsText)
-	if len(samples) != 7 {
-		t.Fatalf("%d samples, want 7: %+v", len(samples), samples)
-	}
-	s := samples[4]
-	if s.Name != "tswgate_requests_total" || s.Labels["role"] != "owner" || s.Labels["status"] != "200" || s.Value != 1234 {
-		t.Errorf("labelled sample: %+v", s)
-	}
-	s = samples[6]
-	if s.Name != "odd" || s.Labels["a"] != "x,y}" || s.Labels["b"] != `q"z` || s.Value != 7 {
-		t.Errorf("quoted labels and a timestamp: %+v", s)
-	}
+func TestFromMetrics(t *testing.T) {
+	samples := devtool.ParseMetrics(metricsText)
 	var r resources
 	r.fromMetrics(samples)
 	if r.Goroutines != 23 || r.Heap != 5.791e6 || r.OpenFDs != 19 || r.RSS != 2.1e7 {
@@ -252,12 +242,10 @@ func TestFormatting(t *testing.T) {
 		{formatChange(10, 10, formatCount), "0"},
 		{formatChange(-1, 10, formatCount), "?"},
 		{formatChange(1<<20, 3<<20, formatBytes), "+2.00 MiB"},
-		{formatLatency(23500 * time.Microsecond), "23.5 ms"},
 		{formatOffset(80*time.Second + 340*time.Millisecond), "1m20.3s"},
 		{outcome{Status: 401, Code: "invalid_token"}.String(), "401 invalid_token"},
 		{outcome{Status: 200}.String(), "200"},
 		{outcome{Code: "connection refused"}.String(), "error: connection refused"},
-		{mdEscape("a|b\nc`d"), `a\|b c'd`},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
@@ -283,7 +271,7 @@ func testReport() *report {
 	return &report{
 		Command: "go run ./cmd/tswsoak -quick",
 		Opts:    options{Duration: time.Minute, Rate: 500, RedisRestart: 20 * time.Second, Window: 10 * time.Second, Replicas: 1},
-		Facts:   facts{NProc: 2, CPUModel: "Test CPU", GoVersion: "go1.26.8 linux/amd64", Kernel: "6.1", Redis: "redis-server 7.0.15"},
+		Facts:   devtool.Facts{NProc: 2, CPUModel: "Test CPU", GoVersion: "go1.26.8 linux/amd64", Kernel: "6.1", Redis: "redis-server 7.0.15"},
 		Started: t0,
 		Took:    time.Minute,
 		Run:     loadStats{Sent: 103, Took: time.Minute},
