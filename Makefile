@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckQueryProject$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckBodyProject$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME)
 
 bench: bench-go bench-load
 

@@ -38,6 +38,9 @@ const (
 	// CodeBodyTooLarge: the body's project field could not be checked within
 	// the bounded prefix the gateway reads.
 	CodeBodyTooLarge
+	// CodeAuthRateLimited: too many failed authentications came from the
+	// client's address; it is refused before its credential is looked at.
+	CodeAuthRateLimited
 
 	numCodes
 )
@@ -58,6 +61,7 @@ var codeNames = [numCodes]string{
 	CodeInvalidPath:      "invalid_path",
 	CodeInvalidBody:      "invalid_body",
 	CodeBodyTooLarge:     "body_too_large",
+	CodeAuthRateLimited:  "auth_rate_limited",
 }
 
 var codeMessages = [numCodes]string{
@@ -76,6 +80,7 @@ var codeMessages = [numCodes]string{
 	CodeInvalidPath:      "The request path is not in canonical form.",
 	CodeInvalidBody:      "The request body could not be read as JSON to check its project.",
 	CodeBodyTooLarge:     "The request body is too large to check its project.",
+	CodeAuthRateLimited:  "Too many failed authentications from this address: retry after the time in Retry-After with a valid token.",
 }
 
 // String returns the code's stable wire name, e.g. "token_revoked".

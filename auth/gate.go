@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// ErrLimitUnavailable is the Verdict.Err of a request refused because the
+// shared rate-limit budget could not be reached (and the limiter is set to
+// refuse rather than fall back to its share).
+var ErrLimitUnavailable = errors.New("rate-limit budget store unavailable")
+
 // Request is what the decision needs of an HTTP request, free of any HTTP
 // library's types so that any front end can fill it.
 type Request struct {
@@ -31,18 +36,34 @@ type BodyPrefixer interface {
 
 // Limiter is the rate-limit step of the decision.
 type Limiter interface {
-	// Allow takes one request of t's budget at now.
-	Allow(t *Token, now time.Time) LimitStatus
+	// Allow takes one request of t's budget at now. ctx bounds any call to
+	// a shared budget store.
+	Allow(ctx context.Context, t *Token, now time.Time) LimitStatus
 }
 
 // LimitStatus is a Limiter's answer.
 type LimitStatus struct {
 	// Enabled is false when no limit applies to the token.
 	Enabled bool
-	// Allowed is false when the request is over the limit.
+	// Allowed is false when the request is refused (over the limit, or
+	// Unavailable).
 	Allowed bool
-	// Limit is the request quota per window (the burst), Remaining what is
-	// left of it after this request, Reset the time until it is whole again.
+	// Shadow is set when the limit is in shadow mode: it only reports, and
+	// Allowed is true even when Over is.
+	Shadow bool
+	// Over is set when the request was over the limit.
+	Over bool
+	// Fallback is set when the shared budget could not be reached and the
+	// request was decided against this replica's share of the limit.
+	Fallback bool
+	// Unavailable is set when the shared budget could not be reached and
+	// the configuration says to refuse rather than fall back; the decision
+	// is then store_unavailable, not rate_limited.
+	Unavailable bool
+	// Rate is the limit's average rate (requests per second); Limit is its
+	// quota (the burst), Remaining what is left of it after this request,
+	// Reset the time until it is whole again.
+	Rate             float64
 	Limit, Remaining int
 	Reset            time.Duration
 	// RetryAfter is, when refused, the time until a request would be
@@ -181,8 +202,12 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 		}
 	}
 	if g.limiter != nil {
-		v.Limit = g.limiter.Allow(tok, now)
-		if v.Limit.Enabled && !v.Limit.Allowed {
+		v.Limit = g.limiter.Allow(ctx, tok, now)
+		switch {
+		case v.Limit.Unavailable:
+			v.Code, v.Err, v.RetryAfter = CodeStoreUnavailable, ErrLimitUnavailable, g.retryAfter
+			return v
+		case v.Limit.Enabled && !v.Limit.Allowed:
 			v.Code, v.RetryAfter = CodeRateLimited, v.Limit.RetryAfter
 			return v
 		}

@@ -112,7 +112,7 @@ func TestGarbageCostsNoStoreCall(t *testing.T) {
 
 type denyAll struct{}
 
-func (denyAll) Allow(*Token, time.Time) LimitStatus {
+func (denyAll) Allow(context.Context, *Token, time.Time) LimitStatus {
 	return LimitStatus{Enabled: true, Limit: 1, RetryAfter: 1500 * time.Millisecond}
 }
 

@@ -120,6 +120,10 @@ type Token struct {
 	// RateBurst is the burst of the override (requests at once); zero
 	// means ceil(RateLimit). It is set only with RateLimit.
 	RateBurst int
+	// RateShadow puts the token's rate limit in shadow mode: requests over
+	// it are counted and logged but not refused (for rolling out a new
+	// limit safely).
+	RateShadow bool
 }
 
 // Revoked reports whether t is a revocation tombstone.

@@ -127,6 +127,23 @@ type Config struct {
 	RateAccounting float64
 	// BurstAccounting is BurstOwner for accounting tokens.
 	BurstAccounting int
+	// RateLimitScope is cluster (one budget per token shared by every
+	// replica through Redis) or replica (each replica its own).
+	RateLimitScope string
+	// RateLimitLease sizes the batches a replica leases from the shared
+	// budget: about rate × lease requests.
+	RateLimitLease time.Duration
+	// RateLimitOnOutage is share or refuse: what a replica does with
+	// limited tokens while the shared budget is unreachable.
+	RateLimitOnOutage string
+	// RateLimitShadowRoles are the roles whose limits are in shadow mode.
+	RateLimitShadowRoles []string
+	// AuthFailureRate and AuthFailureBurst limit failed authentications per
+	// client address (requests per second, burst); rate 0 disables.
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// TrustedProxies are the CIDR ranges whose X-Forwarded-For is believed.
+	TrustedProxies []string
 
 	// LogLevel is debug, info, warn or error.
 	LogLevel string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -451,6 +452,34 @@ var settings = []setting{
 		"Burst of requests allowed to each accounting token; 0 means ceil(TSWGATE_RATE_ACCOUNTING).",
 		checkBurst("TSWGATE_RATE_ACCOUNTING", func(c *Config) float64 { return c.RateAccounting })),
 
+	field(wordKind, "TSWGATE_RATELIMIT_SCOPE", "cluster", func(c *Config) *string { return &c.RateLimitScope },
+		"cluster: with Redis, a token's limit holds across every replica (one budget per token in Redis, leased in batches); "+
+			"replica: each replica applies the whole limit on its own. The embedded store is always replica.",
+		checkOneOf("cluster", "replica")),
+	field(durationKind, "TSWGATE_RATELIMIT_LEASE", 100*time.Millisecond, func(c *Config) *time.Duration { return &c.RateLimitLease },
+		"Cluster scope: a replica leases about rate × this many requests from Redis at a time (at least 1, at most the burst). "+
+			"Longer means fewer Redis calls and a looser bound (see the README's rate-limit section).",
+		checkDuration(time.Millisecond, 10*time.Second, "100ms")),
+	field(wordKind, "TSWGATE_RATELIMIT_ON_OUTAGE", "share", func(c *Config) *string { return &c.RateLimitOnOutage },
+		"Cluster scope, while Redis is unreachable: share holds each token to its share of the limit on each replica "+
+			"(limit ÷ live replicas); refuse answers store_unavailable (503) to limited tokens.",
+		checkOneOf("share", "refuse")),
+	field(listKind, "TSWGATE_RATELIMIT_SHADOW_ROLES", nil, func(c *Config) *[]string { return &c.RateLimitShadowRoles },
+		"Roles (owner, accounting; comma-separated) whose limits are in shadow mode: requests over the limit are counted "+
+			"(tswgate_ratelimit_decisions_total{decision=\"shadow\"}) and logged, not refused. A token can be put in shadow mode on its own too.",
+		checkIDList(func(s string) bool { return s == "owner" || s == "accounting" }, "a role (owner or accounting)")),
+	field(floatKind, "TSWGATE_AUTH_FAILURE_RATE", 1, func(c *Config) *float64 { return &c.AuthFailureRate },
+		"Failed authentications (malformed or invalid token) allowed per client address per second, on average; "+
+			"past it the address gets 429 auth_rate_limited without any store read. 0 disables.",
+		checkRate),
+	field(intKind, "TSWGATE_AUTH_FAILURE_BURST", 20, func(c *Config) *int { return &c.AuthFailureBurst },
+		"Failed authentications a client address may make at once before TSWGATE_AUTH_FAILURE_RATE applies.",
+		checkInt(1, 1_000_000, "")),
+	field(listKind, "TSWGATE_TRUSTED_PROXIES", nil, func(c *Config) *[]string { return &c.TrustedProxies },
+		"CIDR ranges (comma-separated) of the load balancers in front of tswgate: from them X-Forwarded-For names the client "+
+			"address (the right-most address not in these ranges). Empty: the connection's address is the client.",
+		checkCIDRs),
+
 	field(wordKind, "TSWGATE_LOG_LEVEL", "info", func(c *Config) *string { return &c.LogLevel },
 		"Least severe log level written: debug, info, warn or error.",
 		checkOneOf("debug", "info", "warn", "error")),
@@ -689,6 +718,18 @@ func validTokenID(s string) bool {
 // ValidTokenID reports whether s is a well-formed token id, as
 // TSWGATE_METRICS_TOKENS requires.
 func ValidTokenID(s string) bool { return validTokenID(s) }
+
+func checkCIDRs(c *Config, v []string, bad problem) {
+	for i, s := range v {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			if a, aerr := netip.ParseAddr(s); aerr == nil {
+				bad("entry %d (%q) is an address, not a range; use %s/%d", i+1, s, s, a.BitLen())
+				continue
+			}
+			bad("entry %d (%q) is not a CIDR range; use e.g. 10.0.0.0/8 or fd00::/8", i+1, s)
+		}
+	}
+}
 
 func checkOneOf(words ...string) func(c *Config, v string, bad problem) {
 	return func(c *Config, v string, bad problem) {

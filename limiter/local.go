@@ -3,6 +3,7 @@
 package limiter
 
 import (
+	"context"
 	"hash/maphash"
 	"math"
 	"sync"
@@ -12,21 +13,6 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 )
-
-// Limit is a token-bucket limit: Rate requests per second on average, up to
-// Burst at once. A zero Rate means unlimited.
-type Limit struct {
-	Rate  float64
-	Burst int
-}
-
-// Options configure a Local limiter.
-type Options struct {
-	// ByRole gives the limit of each role; roles without an entry are
-	// unlimited. A token's own limit (Token.RateLimit) overrides its
-	// role's.
-	ByRole map[auth.Role]Limit
-}
 
 const shards = 64
 
@@ -39,9 +25,7 @@ const shards = 64
 // proportional to the limited tokens active within one refill time. Local
 // is safe for concurrent use.
 type Local struct {
-	// byRole is indexed by role (a small slice, not a map, so that an
-	// unlimited token's lookup touches no map); Rate 0 means unlimited.
-	byRole []Limit
+	policy policy
 	seed   maphash.Seed
 	shards [shards]shard
 }
@@ -62,59 +46,31 @@ var _ auth.Limiter = (*Local)(nil)
 
 // NewLocal returns a Local limiter.
 func NewLocal(opts Options) *Local {
-	l := &Local{seed: maphash.MakeSeed()}
-	for r, lim := range opts.ByRole {
-		if lim.Rate > 0 {
-			if lim.Burst <= 0 {
-				lim.Burst = defaultBurst(lim.Rate)
-			}
-			if int(r) >= len(l.byRole) {
-				l.byRole = append(l.byRole, make([]Limit, int(r)+1-len(l.byRole))...)
-			}
-			l.byRole[r] = lim
-		}
-	}
+	l := &Local{policy: newPolicy(opts), seed: maphash.MakeSeed()}
 	for i := range l.shards {
 		l.shards[i].buckets = make(map[string]*bucket)
 	}
 	return l
 }
 
-// defaultBurst is the burst of a limit given without one: ceil(rate),
-// bounded so that it fits an int on every platform.
-func defaultBurst(rate float64) int {
-	return int(min(math.Ceil(rate), math.MaxInt32))
-}
-
-// limitOf returns the limit that applies to t: its own, else its role's.
-// ok is false when t is not limited.
-func (l *Local) limitOf(t *auth.Token) (lim Limit, ok bool) {
-	if t.RateLimit > 0 {
-		lim = Limit{Rate: t.RateLimit, Burst: t.RateBurst}
-		if lim.Burst <= 0 {
-			lim.Burst = defaultBurst(lim.Rate)
-		}
-		return lim, true
-	}
-	if r := int(t.Role); r < len(l.byRole) && l.byRole[r].Rate > 0 {
-		return l.byRole[r], true
-	}
-	return Limit{}, false
-}
-
 // Allow takes one request from t's bucket at now. A token without a limit
 // gets LimitStatus{} (Enabled false) without any bucket or lock.
-func (l *Local) Allow(t *auth.Token, now time.Time) auth.LimitStatus {
-	lim, ok := l.limitOf(t)
+func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
+	lim, shadow, ok := l.policy.limitOf(t)
 	if !ok {
 		return auth.LimitStatus{}
 	}
-	sh := &l.shards[maphash.String(l.seed, t.ID)%shards]
+	return l.allow(t.ID, lim, shadow, now)
+}
+
+// allow takes one request from the bucket of id, at limit lim.
+func (l *Local) allow(id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {
+	sh := &l.shards[maphash.String(l.seed, id)%shards]
 	sh.mu.Lock()
-	b := sh.buckets[t.ID]
+	b := sh.buckets[id]
 	if b == nil || b.lim.Limit() != rate.Limit(lim.Rate) || b.lim.Burst() != lim.Burst {
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst)}
-		sh.buckets[t.ID] = b
+		sh.buckets[id] = b
 	}
 	allowed := b.lim.AllowN(now, 1)
 	tokens := b.lim.TokensAt(now)
@@ -125,12 +81,17 @@ func (l *Local) Allow(t *auth.Token, now time.Time) auth.LimitStatus {
 	st := auth.LimitStatus{
 		Enabled:   true,
 		Allowed:   allowed,
+		Rate:      lim.Rate,
 		Limit:     lim.Burst,
 		Remaining: max(int(math.Floor(tokens)), 0),
 		Reset:     b.full,
 	}
 	if !allowed {
+		st.Over = true
 		st.RetryAfter = secondsToDuration((1 - tokens) / lim.Rate)
+	}
+	if shadow {
+		st.Allowed, st.Shadow = true, true
 	}
 	return st
 }

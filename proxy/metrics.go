@@ -36,6 +36,10 @@ type Metrics struct {
 	storeLatency  prometheus.Histogram
 	storeWrites   map[string]*[2]prometheus.Counter // by op: ok, error
 	decisions     [numDecisions]prometheus.Counter
+	budgetOK      prometheus.Counter
+	budgetError   prometheus.Counter
+	replicas      prometheus.GaugeFunc
+	replicasFn    atomic.Pointer[func() int]
 	invalidations map[auth.EventKind]prometheus.Counter
 	lag           prometheus.Histogram
 	reconnects    prometheus.Counter
@@ -76,9 +80,30 @@ const (
 	decisionAllowed = iota
 	decisionLimited
 	decisionShadow
-	decisionFailOpen
+	decisionFallbackAllowed
+	decisionFallbackLimited
+	decisionUnavailable
 	numDecisions
 )
+
+var decisionNames = [numDecisions]string{"allowed", "limited", "shadow", "fallback_allowed", "fallback_limited", "unavailable"}
+
+// decision classifies a limiter's answer.
+func decision(s *auth.LimitStatus) int {
+	switch {
+	case s.Unavailable:
+		return decisionUnavailable
+	case s.Shadow && s.Over:
+		return decisionShadow
+	case s.Fallback && s.Over:
+		return decisionFallbackLimited
+	case s.Fallback:
+		return decisionFallbackAllowed
+	case s.Over:
+		return decisionLimited
+	}
+	return decisionAllowed
+}
 
 // upstreamFailure says how an upstream round trip failed.
 type upstreamFailure uint8
@@ -210,11 +235,27 @@ func NewMetrics(reg prometheus.Registerer, opts MetricsOptions) (*Metrics, error
 	}
 	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tswgate_ratelimit_decisions_total",
-		Help: "Rate-limit decisions on limited tokens, by decision (allowed, limited, shadow, fail_open).",
+		Help: "Rate-limit decisions on limited tokens, by decision: allowed, limited, shadow (over the limit, admitted in shadow mode), " +
+			"fallback_allowed and fallback_limited (decided on this replica's share while the shared budget was unreachable), " +
+			"unavailable (refused with store_unavailable: the shared budget was unreachable and TSWGATE_RATELIMIT_ON_OUTAGE=refuse).",
 	}, []string{"decision"})
-	for i, d := range [numDecisions]string{"allowed", "limited", "shadow", "fail_open"} {
+	for i, d := range decisionNames {
 		m.decisions[i] = decisions.WithLabelValues(d)
 	}
+	budget := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tswgate_ratelimit_budget_calls_total",
+		Help: "Leases taken from the rate-limit budget shared through Redis (cluster scope), by result (ok, error).",
+	}, []string{"result"})
+	m.budgetOK, m.budgetError = budget.WithLabelValues("ok"), budget.WithLabelValues("error")
+	m.replicas = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tswgate_ratelimit_replicas",
+		Help: "Live replicas sharing the rate-limit budget, as this replica last counted them (1 with replica scope).",
+	}, func() float64 {
+		if f := m.replicasFn.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 1
+	})
 	inval := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tswgate_invalidations_total",
 		Help: "Token change announcements applied, by kind (changed, resync, disconnected).",
@@ -258,13 +299,32 @@ func NewMetrics(reg prometheus.Registerer, opts MetricsOptions) (*Metrics, error
 	build.WithLabelValues(version, revision, runtime.Version()).Set(1)
 
 	for _, c := range []prometheus.Collector{m.requests, refusals, m.duration, gateway, upstream, cache, m.evictions,
-		m.storeReads, m.storeLatency, writes, decisions, inval, m.lag, m.reconnects, m.tokens, build,
+		m.storeReads, m.storeLatency, writes, decisions, budget, m.replicas, inval, m.lag, m.reconnects, m.tokens, build,
 		projects, m.tokenVec} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// ObserveBudget counts one call to the shared rate-limit budget.
+func (m *Metrics) ObserveBudget(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.budgetError.Inc()
+	} else {
+		m.budgetOK.Inc()
+	}
+}
+
+// SetReplicas sets the function tswgate_ratelimit_replicas reports.
+func (m *Metrics) SetReplicas(f func() int) {
+	if m != nil {
+		m.replicasFn.Store(&f)
+	}
 }
 
 // buildInfo returns the module version and VCS revision of the binary, or
@@ -308,11 +368,7 @@ func (m *Metrics) observe(v *auth.Verdict, s *sample) {
 	}
 	m.request(role, v.Permission, methodIndex(s.method), s.status).Inc()
 	if v.Limit.Enabled {
-		if v.Limit.Allowed {
-			m.decisions[decisionAllowed].Inc()
-		} else {
-			m.decisions[decisionLimited].Inc()
-		}
+		m.decisions[decision(&v.Limit)].Inc()
 	}
 	if v.Token != nil && (len(m.projects) > 0 || len(m.tokenSeries) > 0) {
 		m.optIn(v)

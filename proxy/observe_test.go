@@ -43,7 +43,7 @@ func TestMetricsObserve(t *testing.T) {
 	assertEnvelope(t, gwDown.URL+"/v2/Invoice", http.StatusBadGateway, codeUpstreamError)
 	limited := newHandler(t, deciderFunc(func(context.Context, *auth.Request, time.Time) auth.Verdict {
 		return auth.Verdict{Code: auth.CodeRateLimited, Token: testToken, Permission: auth.PermBillingRead,
-			Limit: auth.LimitStatus{Enabled: true}}
+			Limit: auth.LimitStatus{Enabled: true, Over: true}}
 	}), up.URL, Options{Metrics: m})
 	req, _ = http.NewRequest("PROPFIND", limited.URL+"/v2/Invoice", nil)
 	if resp, err = http.DefaultClient.Do(req); err != nil {

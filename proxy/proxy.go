@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -54,11 +55,29 @@ type Options struct {
 	// AccessLog, when set, gets one line per request: message "request"
 	// with request_id, method, path (never the query), status, token_id,
 	// project_id, role, permission, code ("ok" or the refusal code),
-	// gateway_ms and upstream_ms. Give it a handler that writes through a
-	// buffer (BufferedWriter): it is called on every request.
+	// gateway_ms and upstream_ms, plus ratelimit (the rate-limit decision,
+	// for limited tokens) and client (the client address, when AuthGuard is
+	// set). Give it a handler that writes through a buffer
+	// (BufferedWriter): it is called on every request.
 	AccessLog *slog.Logger
+	// AuthGuard, when set, limits failed authentications (malformed_token,
+	// invalid_token) per client address: an address past its limit is
+	// refused with auth_rate_limited before its credential is looked at.
+	AuthGuard AuthGuard
+	// TrustedProxies are the ranges whose X-Forwarded-For names the client
+	// address (see ClientAddr); empty means the peer is the client.
+	TrustedProxies []netip.Prefix
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// AuthGuard limits failed authentications per client address;
+// *limiter.AuthGuard implements it.
+type AuthGuard interface {
+	// Blocked reports whether addr may not try now, and for how long.
+	Blocked(addr netip.Addr, now time.Time) (retryAfter time.Duration, blocked bool)
+	// Failed records a failed authentication from addr.
+	Failed(addr netip.Addr, now time.Time)
 }
 
 // Handler is the gateway's public http.Handler.
@@ -70,6 +89,8 @@ type Handler struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	access    *slog.Logger
+	guard     AuthGuard
+	trusted   []netip.Prefix
 	now       func() time.Time
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -90,6 +111,8 @@ func New(opts Options) (*Handler, error) {
 		metrics:  opts.Metrics,
 		log:      opts.Logger,
 		access:   opts.AccessLog,
+		guard:    opts.AuthGuard,
+		trusted:  opts.TrustedProxies,
 		now:      opts.Now,
 	}
 	if h.maxScan <= 0 {
@@ -213,7 +236,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.body = bodyPrefix{r: r, limit: h.maxScan}
 		st.req.Body = &st.body
 	}
-	v := h.decider.Decide(r.Context(), &st.req, start)
+	var v auth.Verdict
+	if h.guard != nil {
+		st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
+		if d, blocked := h.guard.Blocked(st.client, start); blocked {
+			v.Code, v.RetryAfter = auth.CodeAuthRateLimited, d
+		}
+	}
+	if v.Code == auth.OK {
+		v = h.decider.Decide(r.Context(), &st.req, start)
+		if h.guard != nil && (v.Code == auth.CodeInvalidToken || v.Code == auth.CodeMalformedToken) {
+			h.guard.Failed(st.client, start)
+		}
+	}
 	if v.Code != auth.OK {
 		if v.Err != nil {
 			h.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused",
@@ -221,14 +256,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("err", v.Err.Error()))
 		}
 		w.Header()[HeaderRequestID] = []string{reqID}
-		if v.Limit.Enabled {
+		if v.Limit.Enabled && !v.Limit.Shadow {
 			setRateLimitHeaders(w.Header(), &v.Limit)
 		}
 		refuseVerdict(w, &v)
 		h.finish(r, &v, st, Status(v.Code), start)
 		return
 	}
-	if v.Limit.Enabled {
+	if v.Limit.Enabled && !v.Limit.Shadow {
 		setRateLimitHeaders(w.Header(), &v.Limit)
 	}
 	st.token = v.Token
@@ -270,7 +305,7 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 	if s.called {
 		gateway = max(s.total-s.upstream, 0)
 	}
-	h.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	attrs := [...]slog.Attr{
 		slog.String("request_id", st.reqID),
 		slog.String("method", r.Method),
 		slog.String("path", st.req.Path),
@@ -282,7 +317,18 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 		slog.String("code", v.Code.String()),
 		slog.Float64("gateway_ms", float64(gateway.Microseconds())/1000),
 		slog.Float64("upstream_ms", float64(s.upstream.Microseconds())/1000),
-	)
+		{}, {},
+	}
+	n := len(attrs) - 2
+	if v.Limit.Enabled {
+		attrs[n] = slog.String("ratelimit", decisionNames[decision(&v.Limit)])
+		n++
+	}
+	if st.client.IsValid() {
+		attrs[n] = slog.Any("client", st.client)
+		n++
+	}
+	h.access.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 }
 
 // timedTransport measures the upstream round trip (request sent to
@@ -312,6 +358,7 @@ type reqState struct {
 	rec    statusRecorder
 	token  *auth.Token
 	reqID  string
+	client netip.Addr
 	sample sample
 }
 

@@ -99,7 +99,7 @@ func Status(c auth.Code) int {
 		return http.StatusForbidden
 	case auth.CodeStoreUnavailable:
 		return http.StatusServiceUnavailable
-	case auth.CodeRateLimited:
+	case auth.CodeRateLimited, auth.CodeAuthRateLimited:
 		return http.StatusTooManyRequests
 	case auth.CodeUnknownRoute:
 		return http.StatusNotFound

@@ -516,6 +516,7 @@ type record struct {
 	Revoked int64   `json:"revoked,omitempty"`
 	Rate    float64 `json:"rate,omitempty"`
 	Burst   int     `json:"burst,omitempty"`
+	Shadow  bool    `json:"shadow,omitempty"`
 	Hash    string  `json:"hash,omitempty"`
 	Pepper  string  `json:"pepper,omitempty"`
 }
@@ -530,6 +531,7 @@ func newRecord(t *auth.Token) record {
 		Created: t.CreatedAt.UnixMilli(),
 		Rate:    t.RateLimit,
 		Burst:   t.RateBurst,
+		Shadow:  t.RateShadow,
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.Expires = t.ExpiresAt.UnixMilli()
@@ -547,13 +549,14 @@ func newRecord(t *auth.Token) record {
 func (r record) token() (*auth.Token, error) {
 	var errs []error
 	t := &auth.Token{
-		ID:        r.ID,
-		ProjectID: r.Project,
-		Name:      r.Name,
-		CreatedAt: time.UnixMilli(r.Created).UTC(),
-		PepperID:  r.Pepper,
-		RateLimit: r.Rate,
-		RateBurst: r.Burst,
+		ID:         r.ID,
+		ProjectID:  r.Project,
+		Name:       r.Name,
+		CreatedAt:  time.UnixMilli(r.Created).UTC(),
+		PepperID:   r.Pepper,
+		RateLimit:  r.Rate,
+		RateBurst:  r.Burst,
+		RateShadow: r.Shadow,
 	}
 	var err error
 	if t.Role, err = auth.ParseRole(r.Role); err != nil {

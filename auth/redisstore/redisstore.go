@@ -407,7 +407,7 @@ const (
 
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
-var optionalFields = []string{"expires", "rate", "burst"}
+var optionalFields = []string{"expires", "rate", "burst", "shadow"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
 // optimistic transaction on its key: WATCH the key, read the record, call
@@ -567,6 +567,9 @@ func encode(t *auth.Token) []any {
 	if t.RateBurst != 0 {
 		f = append(f, "burst", strconv.Itoa(t.RateBurst))
 	}
+	if t.RateShadow {
+		f = append(f, "shadow", "1")
+	}
 	if t.Revoked() {
 		f = append(f, "revoked", strconv.FormatInt(t.RevokedAt.UnixMilli(), 10))
 	} else {
@@ -621,6 +624,12 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 		if t.RateBurst, err = strconv.Atoi(v); err != nil {
 			errs = append(errs, errors.New("burst: not an integer"))
 		}
+	}
+	if v, ok := f["shadow"]; ok {
+		if v != "1" {
+			errs = append(errs, errors.New("shadow: not 1"))
+		}
+		t.RateShadow = true
 	}
 	if h, ok := f["hash"]; ok {
 		if t.SecretHash, err = auth.ParseHash(h); err != nil {

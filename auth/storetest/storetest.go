@@ -391,12 +391,13 @@ func testUpdate(t *testing.T, s auth.Store) {
 	want.ExpiresAt = expires
 	want.RateLimit = 2.5
 	want.RateBurst = 7
+	want.RateShadow = true
 	calls := 0
 	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
 		calls++
 		AssertEqual(t, u, tok)
 		u.Name, u.Role, u.Status = want.Name, want.Role, want.Status
-		u.ExpiresAt, u.RateLimit, u.RateBurst = expires, 2.5, 7
+		u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = expires, 2.5, 7, true
 		return nil
 	})
 	if err != nil {
@@ -423,9 +424,9 @@ func testUpdate(t *testing.T, s auth.Store) {
 	// Clearing the optional fields removes them.
 	want.Status = auth.StatusActive
 	want.ExpiresAt = time.Time{}
-	want.RateLimit, want.RateBurst = 0, 0
+	want.RateLimit, want.RateBurst, want.RateShadow = 0, 0, false
 	got, err = s.Update(ctx, tok.ID, func(u *auth.Token) error {
-		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst = auth.StatusActive, time.Time{}, 0, 0
+		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = auth.StatusActive, time.Time{}, 0, 0, false
 		return nil
 	})
 	if err != nil {
@@ -711,7 +712,8 @@ func AssertEqual(tb testing.TB, got, want *auth.Token) {
 		got.SecretHash != want.SecretHash,
 		got.PepperID != want.PepperID,
 		got.RateLimit != want.RateLimit,
-		got.RateBurst != want.RateBurst:
+		got.RateBurst != want.RateBurst,
+		got.RateShadow != want.RateShadow:
 		tb.Errorf("record differs:\n got %s\nwant %s", format(got), format(want))
 	}
 }
@@ -723,9 +725,9 @@ func format(t *auth.Token) string {
 		}
 		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d hash %x pepper %q}",
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t hash %x pepper %q}",
 		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt),
-		t.RateLimit, t.RateBurst, t.SecretHash[:4], t.PepperID)
+		t.RateLimit, t.RateBurst, t.RateShadow, t.SecretHash[:4], t.PepperID)
 }
 
 func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {

@@ -142,6 +142,10 @@ type UpdateRequest struct {
 	// Burst is the override's burst; 0 means ceil(rate_limit). It needs a
 	// rate limit, given here or already set.
 	Burst *int `json:"burst,omitempty"`
+	// RateShadow true puts the token's rate limit (its own or its role's)
+	// in shadow mode: requests over it are counted and logged, not refused;
+	// false enforces it again.
+	RateShadow *bool `json:"rate_shadow,omitempty"`
 	// ExpiresAt (RFC 3339) or ExpiresIn (a Go duration from now, such as
 	// "720h") sets a new expiry, which must be in the future.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
@@ -173,20 +177,23 @@ type Token struct {
 	// (absent: its role's limit applies).
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	Burst     int     `json:"burst,omitempty"`
+	// RateShadow says the token's rate limit is in shadow mode.
+	RateShadow bool `json:"rate_shadow,omitempty"`
 }
 
 // View converts a record for display.
 func View(t *auth.Token) Token {
 	v := Token{
-		ID:        t.ID,
-		DisplayID: auth.DisplayID(t.ID),
-		ProjectID: t.ProjectID,
-		Name:      t.Name,
-		Role:      t.Role.String(),
-		Status:    t.Status.String(),
-		CreatedAt: t.CreatedAt.UTC(),
-		RateLimit: t.RateLimit,
-		Burst:     t.RateBurst,
+		ID:         t.ID,
+		DisplayID:  auth.DisplayID(t.ID),
+		ProjectID:  t.ProjectID,
+		Name:       t.Name,
+		Role:       t.Role.String(),
+		Status:     t.Status.String(),
+		CreatedAt:  t.CreatedAt.UTC(),
+		RateLimit:  t.RateLimit,
+		Burst:      t.RateBurst,
+		RateShadow: t.RateShadow,
 	}
 	if !t.ExpiresAt.IsZero() {
 		e := t.ExpiresAt.UTC()
@@ -407,8 +414,8 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 // found by the change itself, as an *invalidChange.
 func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string) {
 	var problems []string
-	if req.Status == nil && req.RateLimit == nil && req.Burst == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
-		problems = append(problems, "nothing to change: give status, rate_limit, burst, expires_at or expires_in")
+	if req.Status == nil && req.RateLimit == nil && req.Burst == nil && req.RateShadow == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
+		problems = append(problems, "nothing to change: give status, rate_limit, burst, rate_shadow, expires_at or expires_in")
 	}
 	var status auth.Status
 	if req.Status != nil {
@@ -455,6 +462,9 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 		if req.Burst != nil {
 			t.RateBurst = *req.Burst
 		}
+		if req.RateShadow != nil {
+			t.RateShadow = *req.RateShadow
+		}
 		if !expires.IsZero() {
 			t.ExpiresAt = expires
 		}
@@ -476,6 +486,9 @@ func (req *UpdateRequest) auditAttrs() []slog.Attr {
 	}
 	if req.Burst != nil {
 		attrs = append(attrs, slog.Int("burst", *req.Burst))
+	}
+	if req.RateShadow != nil {
+		attrs = append(attrs, slog.Bool("rate_shadow", *req.RateShadow))
 	}
 	if req.ExpiresAt != nil || req.ExpiresIn != nil {
 		attrs = append(attrs, slog.Bool("expiry_changed", true))
@@ -516,13 +529,14 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	// exists.
 	now := a.Now()
 	next := &auth.Token{
-		ProjectID: old.ProjectID,
-		Name:      old.Name,
-		Role:      old.Role,
-		Status:    auth.StatusActive,
-		CreatedAt: now.UTC().Truncate(time.Millisecond),
-		RateLimit: old.RateLimit,
-		RateBurst: old.RateBurst,
+		ProjectID:  old.ProjectID,
+		Name:       old.Name,
+		Role:       old.Role,
+		Status:     auth.StatusActive,
+		CreatedAt:  now.UTC().Truncate(time.Millisecond),
+		RateLimit:  old.RateLimit,
+		RateBurst:  old.RateBurst,
+		RateShadow: old.RateShadow,
 	}
 	if !old.ExpiresAt.IsZero() {
 		// The same lifetime as the old token, from now.

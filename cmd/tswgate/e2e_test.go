@@ -265,6 +265,20 @@ func TestE2ERefusals(t *testing.T) {
 		}
 	})
 
+	t.Run("auth_rate_limited", func(t *testing.T) {
+		// One failure allowed per address: the second attempt is refused
+		// before its credential is read (e2e_ratelimit_test.go has more).
+		up := MustStartUpstream(t, nil)
+		g := MustStartGateway(t, up.URL, "TSWGATE_AUTH_FAILURE_RATE=0.01", "TSWGATE_AUTH_FAILURE_BURST=1")
+		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", "tsw_nope", nil), auth.CodeMalformedToken)
+		before := up.Hits()
+		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", "tsw_nope", nil), auth.CodeAuthRateLimited)
+		covered[auth.CodeAuthRateLimited] = true
+		if up.Hits() != before {
+			t.Error("the upstream received a request refused as auth_rate_limited")
+		}
+	})
+
 	for _, c := range auth.Codes() {
 		if c != auth.CodeStoreUnavailable && !covered[c] {
 			t.Errorf("refusal code %s is not covered", c)

@@ -61,7 +61,7 @@ func mustBeLimitedProxied(t testing.TB, r *response) {
 func mustBeRateLimited(t testing.TB, r *response) {
 	t.Helper()
 	MustBeRefused(t, r, auth.CodeRateLimited)
-	for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} {
+	for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "RateLimit"} {
 		if r.Header.Get(h) == "" {
 			t.Errorf("429 lacks %s", h)
 		}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,7 +51,10 @@ type Gateway struct {
 	hasher  *auth.Hasher
 	valid   *auth.Validator
 	health  *proxy.Health
-	limiter *limiter.Local
+	limiter sweeper
+	// budget is the shared rate-limit budget (nil with replica scope).
+	budget  *limiter.RedisBudget
+	guard   *limiter.AuthGuard
 	metrics *proxy.Metrics
 	// access buffers the access log; nil when it is off.
 	access   *proxy.BufferedWriter
@@ -146,16 +150,25 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	if err != nil {
 		return nil, err
 	}
-	// The limiter always runs: a token may carry its own limit (set through
-	// the admin API) even when its role has none. A token without any
-	// limit costs it no bucket.
-	g.limiter = limiter.NewLocal(limiter.Options{ByRole: map[auth.Role]limiter.Limit{
-		auth.RoleOwner:      {Rate: cfg.RateOwner, Burst: cfg.BurstOwner},
-		auth.RoleAccounting: {Rate: cfg.RateAccounting, Burst: cfg.BurstAccounting},
-	}})
-	gate, err := auth.NewGate(auth.GateOptions{Validator: g.valid, Hasher: g.hasher, Limiter: g.limiter})
+	lim, err := g.newLimiter()
 	if err != nil {
 		return nil, err
+	}
+	gate, err := auth.NewGate(auth.GateOptions{Validator: g.valid, Hasher: g.hasher, Limiter: lim})
+	if err != nil {
+		return nil, err
+	}
+	var guard proxy.AuthGuard
+	if g.guard = limiter.NewAuthGuard(cfg.AuthFailureRate, cfg.AuthFailureBurst); g.guard != nil {
+		guard = g.guard
+	}
+	trusted := make([]netip.Prefix, 0, len(cfg.TrustedProxies))
+	for _, s := range cfg.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("TSWGATE_TRUSTED_PROXIES: %w", err) // Validate checked it
+		}
+		trusted = append(trusted, p.Masked())
 	}
 	handler, err := proxy.New(proxy.Options{
 		Decider:           gate,
@@ -166,6 +179,8 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		Metrics:           metrics,
 		Logger:            g.log,
 		AccessLog:         accessLog,
+		AuthGuard:         guard,
+		TrustedProxies:    trusted,
 	})
 	if err != nil {
 		return nil, err
@@ -217,7 +232,12 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 			}
 		})
 	})
-	g.bg.Go(func() { sweep(bgctx, g.limiter) })
+	g.bg.Go(func() { g.sweep(bgctx) })
+	if g.budget != nil {
+		g.bg.Go(func() {
+			g.budget.RunHeartbeat(bgctx, replicaTTL, cfg.StoreTimeout, g.log.With(slog.String("component", "ratelimit")))
+		})
+	}
 	if tc, ok := g.store.(tokenCounter); ok {
 		every := opts.TokenCountEvery
 		if every <= 0 {
@@ -245,7 +265,68 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	return g, nil
 }
 
-func sweep(ctx context.Context, l *limiter.Local) {
+// replicaTTL is how long a replica counts as live after its last
+// heartbeat (for the share of a limit each replica holds while Redis is
+// unreachable); heartbeats go every third of it.
+const replicaTTL = 3 * time.Second
+
+// sweeper is a limiter whose idle state is dropped periodically.
+type sweeper interface {
+	auth.Limiter
+	Sweep(now time.Time) int
+}
+
+// clusterSweeper sweeps a Cluster's leases of tokens idle for a minute.
+type clusterSweeper struct{ *limiter.Cluster }
+
+func (c clusterSweeper) Sweep(now time.Time) int { return c.Cluster.Sweep(now, time.Minute) }
+
+// newLimiter builds the rate limiter the configuration asks for: leases of
+// a budget shared through Redis (cluster scope with the Redis store), else
+// buckets of this replica. The limiter always runs: a token may carry its
+// own limit (set through the admin API) even when its role has none; a
+// token without any limit costs it nothing.
+func (g *Gateway) newLimiter() (sweeper, error) {
+	cfg := &g.cfg
+	opts := limiter.Options{ByRole: map[auth.Role]limiter.Limit{
+		auth.RoleOwner:      {Rate: cfg.RateOwner, Burst: cfg.BurstOwner},
+		auth.RoleAccounting: {Rate: cfg.RateAccounting, Burst: cfg.BurstAccounting},
+	}}
+	for _, s := range cfg.RateLimitShadowRoles {
+		r, err := auth.ParseRole(s)
+		if err != nil {
+			return nil, fmt.Errorf("TSWGATE_RATELIMIT_SHADOW_ROLES: %w", err)
+		}
+		opts.ShadowRoles = append(opts.ShadowRoles, r)
+	}
+	if g.rdb == nil || cfg.RateLimitScope != "cluster" {
+		g.limiter = limiter.NewLocal(opts)
+		return g.limiter, nil
+	}
+	b, err := limiter.NewRedisBudget(g.rdb, cfg.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	outage := limiter.OutageShare
+	if cfg.RateLimitOnOutage == "refuse" {
+		outage = limiter.OutageRefuse
+	}
+	g.budget = b
+	g.limiter = clusterSweeper{limiter.NewCluster(limiter.ClusterOptions{
+		Options:     opts,
+		Budget:      b,
+		LeaseTime:   cfg.RateLimitLease,
+		Timeout:     cfg.StoreTimeout,
+		Outage:      outage,
+		Replicas:    b.Live,
+		Logger:      g.log.With(slog.String("component", "ratelimit")),
+		ObserveTake: g.metrics.ObserveBudget,
+	})}
+	g.metrics.SetReplicas(b.Live)
+	return g.limiter, nil
+}
+
+func (g *Gateway) sweep(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -253,7 +334,10 @@ func sweep(ctx context.Context, l *limiter.Local) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			l.Sweep(now)
+			g.limiter.Sweep(now)
+			if g.guard != nil {
+				g.guard.Sweep(now)
+			}
 		}
 	}
 }
@@ -403,6 +487,15 @@ func (g *Gateway) closeAll() {
 	}
 }
 
+// redisLogger sends go-redis's own log lines to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
+	}
+}
+
 func (g *Gateway) openStore() error {
 	c := g.cfg
 	if c.RedisURL == "" {
@@ -442,6 +535,10 @@ func (g *Gateway) openStore() error {
 	if t.TLS {
 		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	// go-redis logs failed dials (every one, during an outage) through its
+	// own logger; send them to ours at debug level: the gateway reports
+	// outages itself (store_unavailable, /readyz, the limiter's fallback).
+	redis.SetLogger(redisLogger{g.log.With(slog.String("component", "go-redis"))})
 	g.rdb = redis.NewUniversalClient(uo)
 	st, err := redisstore.New(redisstore.Options{
 		Client:           g.rdb,

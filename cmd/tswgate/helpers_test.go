@@ -183,6 +183,9 @@ func baseEnv(t testing.TB, upstream string) []string {
 		"TSWGATE_DATA_DIR=" + t.TempDir(),
 		"TSWGATE_UPSTREAM_URL=" + upstream,
 		"TSWGATE_LOG_LEVEL=debug",
+		// Many tests send bad credentials on purpose, all from 127.0.0.1;
+		// e2e_ratelimit_test.go tests the per-address limit with it on.
+		"TSWGATE_AUTH_FAILURE_RATE=0",
 	}
 }
 
@@ -470,7 +473,7 @@ func MustBeRefused(t testing.TB, r *response, code auth.Code) {
 	}
 	ra := r.Header.Get("Retry-After")
 	switch code {
-	case auth.CodeRateLimited, auth.CodeStoreUnavailable:
+	case auth.CodeRateLimited, auth.CodeStoreUnavailable, auth.CodeAuthRateLimited:
 		if n, err := parseSeconds(ra); err != nil || n < 1 {
 			t.Errorf("Retry-After = %q, want whole seconds >= 1", ra)
 		}

@@ -40,6 +40,7 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		grace     *time.Duration
 		rate      *float64
 		burst     *int
+		shadow    *bool
 	)
 	wantArgs := 1 // the token id
 	switch sub {
@@ -57,6 +58,7 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 	case "limit":
 		rate = fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit; 0 removes the override")
 		burst = fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
+		shadow = fs.Bool("shadow", false, "true: report requests over the limit but do not refuse them (shadow mode); false: enforce the limit")
 	case "show", "revoke", "deactivate", "activate":
 	default:
 		return usageError{fmt.Sprintf("unknown token subcommand %q: want %s", sub, tokenSubcommands)}
@@ -80,12 +82,24 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 	if grace != nil && *grace < 0 {
 		return usageError{fmt.Sprintf("token rotate: --grace %v: want 0 or more", *grace)}
 	}
+	var update tokenapi.UpdateRequest
 	if sub == "limit" {
-		given := false
-		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "rate" })
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "rate":
+				// A new rate comes with its burst: --burst, else the default.
+				update.RateLimit, update.Burst = rate, burst
+			case "burst":
+				update.Burst = burst
+			case "shadow":
+				update.RateShadow = shadow
+			}
+		})
 		switch {
-		case !given:
-			return usageError{"token limit: --rate is required: requests per second, or 0 to remove the token's own limit"}
+		case update.RateLimit == nil && update.RateShadow == nil:
+			return usageError{"token limit: --rate (requests per second, or 0 to remove the token's own limit) or --shadow=true|false is required"}
+		case update.RateLimit == nil && update.Burst != nil:
+			return usageError{"token limit: --burst needs --rate"}
 		case *rate < 0 || math.IsInf(*rate, 0) || math.IsNaN(*rate):
 			return usageError{fmt.Sprintf("token limit: --rate %v: want requests per second, 0 or more", *rate)}
 		case *burst < 0:
@@ -190,18 +204,27 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		}
 		return nil
 	case "limit":
-		tok, err := client.Update(ctx, pos[0], tokenapi.UpdateRequest{RateLimit: rate, Burst: burst})
+		tok, err := client.Update(ctx, pos[0], update)
 		if err != nil {
 			return fmt.Errorf("setting the token's rate limit: %w", err)
 		}
 		if *output == "json" {
 			return writeJSON(stdout, tok)
 		}
-		if tok.RateLimit > 0 {
+		switch {
+		case update.RateLimit == nil:
+		case tok.RateLimit > 0:
 			fmt.Fprintf(stdout, "Token %s (%q, project %d) is limited to %s from now on.\n", tok.ID, tok.Name, tok.ProjectID, rateLimit(tok))
-		} else {
+		default:
 			fmt.Fprintf(stdout, "Token %s (%q, project %d) has no rate limit of its own any more: its role's applies (TSWGATE_RATE_%s).\n",
 				tok.ID, tok.Name, tok.ProjectID, strings.ToUpper(tok.Role))
+		}
+		switch {
+		case update.RateShadow == nil:
+		case tok.RateShadow:
+			fmt.Fprintf(stdout, "Token %s's rate limit is in shadow mode: requests over it are counted and logged, not refused.\n", tok.ID)
+		default:
+			fmt.Fprintf(stdout, "Token %s's rate limit is enforced (not in shadow mode).\n", tok.ID)
 		}
 		return nil
 	default: // revoke
@@ -252,10 +275,14 @@ func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	fmt.Fprintf(tw, "Status:\t%s\n", title(t.Status))
 	fmt.Fprintf(tw, "Created:\t%s\n", t.CreatedAt.Local().Format(time.RFC3339))
 	fmt.Fprintf(tw, "Expires:\t%s\n", expiry(t.ExpiresAt))
+	shadow := ""
+	if t.RateShadow {
+		shadow = ", in shadow mode (reported, not refused)"
+	}
 	if t.RateLimit > 0 {
-		fmt.Fprintf(tw, "Rate limit:\t%s\n", rateLimit(t))
+		fmt.Fprintf(tw, "Rate limit:\t%s%s\n", rateLimit(t), shadow)
 	} else {
-		fmt.Fprintf(tw, "Rate limit:\tthe role's (TSWGATE_RATE_%s)\n", strings.ToUpper(t.Role))
+		fmt.Fprintf(tw, "Rate limit:\tthe role's (TSWGATE_RATE_%s)%s\n", strings.ToUpper(t.Role), shadow)
 	}
 	if t.RevokedAt != nil {
 		fmt.Fprintf(tw, "Revoked:\t%s\n", t.RevokedAt.Local().Format(time.RFC3339))

@@ -1,0 +1,321 @@
+package limiter
+
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// Budget is the shared store of token buckets that a Cluster leases from:
+// one bucket per token, shared by every replica.
+type Budget interface {
+	// Take leases up to want requests from the bucket of id, which refills
+	// at lim.Rate up to lim.Burst. It grants what the bucket holds, up to
+	// want; when that is nothing, Lease.Wait says when the bucket will hold
+	// a lease again.
+	Take(ctx context.Context, id string, lim Limit, want int) (Lease, error)
+}
+
+// Lease is a Budget's answer to Take.
+type Lease struct {
+	// Granted is the number of requests leased, 0 to want.
+	Granted int
+	// Left is what the shared bucket holds after the grant.
+	Left float64
+	// Wait is, when nothing was granted, the time until the bucket holds
+	// what was asked (at most the burst).
+	Wait time.Duration
+}
+
+// Outage says what a Cluster does while its Budget cannot be reached.
+type Outage uint8
+
+// Outage policies.
+const (
+	// OutageShare decides on this replica alone, holding each token to its
+	// share of the limit: rate/n and ceil(burst/n) for n live replicas.
+	OutageShare Outage = iota
+	// OutageRefuse refuses the requests of limited tokens
+	// (LimitStatus.Unavailable).
+	OutageRefuse
+)
+
+// ClusterOptions configure a Cluster limiter.
+type ClusterOptions struct {
+	Options
+	// Budget holds the shared buckets. Required.
+	Budget Budget
+	// LeaseTime sizes leases: a replica leases about Rate × LeaseTime
+	// requests at a time (at least 1, at most the burst and MaxLease).
+	// Default 100ms.
+	LeaseTime time.Duration
+	// MaxLease caps a lease. Default 1000.
+	MaxLease int
+	// Timeout bounds a Take. Default 100ms.
+	Timeout time.Duration
+	// Outage is the policy while the Budget fails. Default OutageShare.
+	Outage Outage
+	// Retry is how long a replica decides alone after a failed Take before
+	// it tries the Budget again. Default 1s.
+	Retry time.Duration
+	// Replicas returns the number of live replicas sharing the Budget
+	// (for OutageShare); nil, or a value below 1, means 1.
+	Replicas func() int
+	// Logger receives a line when the Budget fails and when it is back.
+	Logger *slog.Logger
+	// ObserveTake, when set, is called after every Take with its error.
+	ObserveTake func(err error)
+}
+
+// Cluster limits each token against one bucket shared by every replica,
+// kept in a Budget (Redis). A replica does not ask the Budget for every
+// request: it leases a batch of requests (about Rate × LeaseTime) and
+// admits from the batch until it is spent. When the shared bucket is
+// empty, the replica refuses locally until the bucket will hold a lease
+// again (Lease.Wait), so a token over its limit does not cost a round
+// trip per request either.
+//
+// Every admitted request was taken from the shared bucket, so over any
+// interval of length T the cluster admits at most Rate×T + Burst plus the
+// leases replicas held unspent at its start (at most replicas × lease
+// size). It may admit less than a single bucket would when leases sit
+// unspent on replicas whose traffic stopped; that error is bounded by the
+// same amount. Safe for concurrent use.
+type Cluster struct {
+	policy    policy
+	budget    Budget
+	leaseTime float64 // seconds
+	maxLease  int
+	timeout   time.Duration
+	outage    Outage
+	retry     time.Duration
+	replicas  func() int
+	log       *slog.Logger
+	observe   func(error)
+
+	// downUntil (Unix nanoseconds) is when to try the Budget again after a
+	// failure; 0 while it answers.
+	downUntil atomic.Int64
+	// fallback holds the buckets of the shares while the Budget fails.
+	fallback *Local
+
+	seed   maphash.Seed
+	shards [shards]clusterShard
+}
+
+type clusterShard struct {
+	mu      sync.Mutex
+	entries map[string]*lease
+}
+
+// lease is a replica's state of one token.
+type lease struct {
+	mu sync.Mutex
+	// lim is the limit the lease was taken under; a change of limit drops
+	// the lease.
+	lim Limit
+	// left is what is left of the leased requests.
+	left int
+	// shared and at are the shared bucket's content after the last Take,
+	// and when that was.
+	shared float64
+	at     time.Time
+	// notBefore is when the shared bucket will hold a lease again, after a
+	// Take that granted nothing.
+	notBefore time.Time
+	// last is the last request's time (for Sweep).
+	last time.Time
+}
+
+var _ auth.Limiter = (*Cluster)(nil)
+
+// NewCluster returns a Cluster limiter.
+func NewCluster(opts ClusterOptions) *Cluster {
+	c := &Cluster{
+		policy:    newPolicy(opts.Options),
+		budget:    opts.Budget,
+		leaseTime: orDuration(opts.LeaseTime, 100*time.Millisecond).Seconds(),
+		maxLease:  opts.MaxLease,
+		timeout:   orDuration(opts.Timeout, 100*time.Millisecond),
+		outage:    opts.Outage,
+		retry:     orDuration(opts.Retry, time.Second),
+		replicas:  opts.Replicas,
+		log:       opts.Logger,
+		observe:   opts.ObserveTake,
+		fallback:  NewLocal(opts.Options),
+		seed:      maphash.MakeSeed(),
+	}
+	if c.maxLease <= 0 {
+		c.maxLease = 1000
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.observe == nil {
+		c.observe = func(error) {}
+	}
+	for i := range c.shards {
+		c.shards[i].entries = make(map[string]*lease)
+	}
+	return c
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// leaseSize is how many requests a replica leases at a time under lim.
+func (c *Cluster) leaseSize(lim Limit) int {
+	n := math.Ceil(lim.Rate * c.leaseTime)
+	return int(max(1, min(n, float64(lim.Burst), float64(c.maxLease))))
+}
+
+// Allow takes one request of t's budget at now: from this replica's lease,
+// else from a new lease of the shared bucket.
+func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
+	lim, shadow, ok := c.policy.limitOf(t)
+	if !ok {
+		return auth.LimitStatus{}
+	}
+	if c.down(now) {
+		return c.degraded(t.ID, lim, shadow, now)
+	}
+	e := c.entry(t.ID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lim != lim {
+		// A new limit is a new bucket (RedisBudget keys it by the limit).
+		e.lim, e.left, e.shared, e.at, e.notBefore = lim, 0, 0, time.Time{}, time.Time{}
+	}
+	e.last = now
+	if e.left == 0 && !now.Before(e.notBefore) {
+		tctx, cancel := context.WithTimeout(ctx, c.timeout)
+		l, err := c.budget.Take(tctx, t.ID, lim, c.leaseSize(lim))
+		cancel()
+		c.observe(err)
+		if err != nil {
+			c.fail(now, err)
+			return c.degraded(t.ID, lim, shadow, now)
+		}
+		c.recover()
+		e.left, e.shared, e.at = l.Granted, l.Left, now
+		if l.Granted == 0 {
+			e.notBefore = now.Add(max(l.Wait, time.Millisecond))
+		}
+	}
+	st := auth.LimitStatus{Enabled: true, Rate: lim.Rate, Limit: lim.Burst, Shadow: shadow}
+	if e.left > 0 {
+		e.left--
+		st.Allowed = true
+	} else {
+		st.Allowed, st.Over = shadow, true
+		st.RetryAfter = e.notBefore.Sub(now)
+	}
+	// What a client may still send: this replica's lease and its estimate
+	// of the shared bucket (as last seen, refilled since).
+	shared := min(e.shared+lim.Rate*now.Sub(e.at).Seconds(), float64(lim.Burst))
+	st.Remaining = min(e.left+int(math.Floor(shared)), lim.Burst)
+	st.Reset = secondsToDuration(float64(lim.Burst-st.Remaining) / lim.Rate)
+	return st
+}
+
+// entry returns the lease state of id, creating it.
+func (c *Cluster) entry(id string) *lease {
+	sh := &c.shards[maphash.String(c.seed, id)%shards]
+	sh.mu.Lock()
+	e := sh.entries[id]
+	if e == nil {
+		e = &lease{}
+		sh.entries[id] = e
+	}
+	sh.mu.Unlock()
+	return e
+}
+
+// down reports whether the Budget failed recently enough that this replica
+// decides alone.
+func (c *Cluster) down(now time.Time) bool {
+	u := c.downUntil.Load()
+	return u != 0 && now.UnixNano() < u
+}
+
+func (c *Cluster) fail(now time.Time, err error) {
+	if c.downUntil.Swap(now.Add(c.retry).UnixNano()) == 0 {
+		c.log.Warn("rate-limit budget unreachable: deciding on this replica",
+			slog.String("err", err.Error()), slog.String("policy", c.outageName()),
+			slog.Int("replicas", c.liveReplicas()), slog.Duration("retry_in", c.retry))
+	}
+}
+
+func (c *Cluster) recover() {
+	if c.downUntil.Load() != 0 && c.downUntil.Swap(0) != 0 {
+		c.log.Info("rate-limit budget reachable again")
+	}
+}
+
+func (c *Cluster) outageName() string {
+	if c.outage == OutageRefuse {
+		return "refuse"
+	}
+	return "share"
+}
+
+func (c *Cluster) liveReplicas() int {
+	if c.replicas == nil {
+		return 1
+	}
+	return max(c.replicas(), 1)
+}
+
+// degraded decides without the Budget, by the outage policy.
+func (c *Cluster) degraded(id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {
+	if c.outage == OutageRefuse {
+		return auth.LimitStatus{Enabled: true, Unavailable: true, Rate: lim.Rate, Limit: lim.Burst}
+	}
+	st := c.fallback.allow(id, lim.share(c.liveReplicas()), shadow, now)
+	st.Fallback = true
+	return st
+}
+
+// Sweep drops the state of tokens idle since before now-idle (their unspent
+// leases are forgotten, which only ever admits less), and the fallback
+// buckets that are full again. Call it periodically.
+func (c *Cluster) Sweep(now time.Time, idle time.Duration) (dropped int) {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		for id, e := range sh.entries {
+			// TryLock: an entry in use is not idle.
+			if e.mu.TryLock() {
+				if e.last.Before(now.Add(-idle)) {
+					delete(sh.entries, id)
+					dropped++
+				}
+				e.mu.Unlock()
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return dropped + c.fallback.Sweep(now)
+}
+
+// Len returns the number of tokens with lease state.
+func (c *Cluster) Len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		n += len(sh.entries)
+		sh.mu.Unlock()
+	}
+	return n
+}
