@@ -90,6 +90,9 @@ type options struct {
 	Gen      string
 	Quick    bool
 	Gateway  string // prebuilt tswgate binary; empty means build ./cmd/tswgate
+	// Redis runs the gateway on a throwaway redis-server (the cluster rate
+	// limiter, the Redis store) instead of the embedded store.
+	Redis bool
 	// Settings are extra TSWGATE_* settings for the gateway under test.
 	Settings settingList
 }
@@ -120,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown result to `file`")
 	fs.StringVar(&o.Gen, "gen", "auto", "load generator: wrk, go, or auto (wrk, installing it when root, else go)")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test: -d 2s -rounds 1 unless given")
+	fs.BoolVar(&o.Redis, "redis", false, "run tswgate on a throwaway redis-server (Redis store, cluster-scope rate limits) instead of the embedded store")
 	fs.Var(&o.Settings, "set", "extra gateway setting `TSWGATE_NAME=value` (repeatable), e.g. -set TSWGATE_ACCESS_LOG=false")
 	devtool.GatewayFlag(fs, &o.Gateway)
 	set, err := devtool.ParseFlags(fs, args)
@@ -152,6 +156,9 @@ func (o options) commandLine() string {
 	s := fmt.Sprintf("go run ./cmd/tswbench -d %v -rounds %d -c %d -gen %s", o.Duration, o.Rounds, o.Conns, o.Gen)
 	if o.Out != "" {
 		s += " -out " + shellJoin([]string{o.Out})
+	}
+	if o.Redis {
+		s += " -redis"
 	}
 	for _, kv := range o.Settings {
 		s += " -set " + shellJoin([]string{kv})
@@ -429,6 +436,20 @@ func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *devt
 	fail := func(err error) (*devtool.Child, string, string, string, error) { return nil, "", "", "", err }
 	dataDir := filepath.Join(b.tmp, "data")
 	env := append([]string{"TSWGATE_UPSTREAM_URL=" + upURL, "TSWGATE_LOG_LEVEL=warn"}, b.opts.Settings...)
+	adminKey := ""
+	if b.opts.Redis {
+		dir := filepath.Join(b.tmp, "redis")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fail(err)
+		}
+		redis, err := devtool.StartRedis(ctx, b.procs, dir)
+		if err != nil {
+			return fail(err)
+		}
+		b.logf("redis-server on %s", redis.URL())
+		adminKey = devtool.RandomHex(24)
+		env = append(env, "TSWGATE_REDIS_URL="+redis.URL(), "TSWGATE_ADMIN_KEY="+adminKey, "TSWGATE_PEPPER="+devtool.RandomHex(24))
+	}
 	b.logf("starting tswgate")
 	g, err := devtool.StartGateway(ctx, b.procs, devtool.GatewaySpec{
 		Name: "tswgate", Argv: b.pin.command(serverCPU, []string{bin, "serve"}), DataDir: dataDir, Env: env,
@@ -437,14 +458,16 @@ func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *devt
 		return fail(err)
 	}
 	b.logf("tswgate on %s (admin %s, metrics %s)", g.Public, g.Admin, g.Metrics)
-	keyPath := filepath.Join(dataDir, "admin.key")
-	key, err := os.ReadFile(keyPath)
-	if err != nil {
-		return fail(fmt.Errorf("tswgate is ready but its admin key is not readable: %w", err))
+	if adminKey == "" {
+		key, err := os.ReadFile(filepath.Join(dataDir, "admin.key"))
+		if err != nil {
+			return fail(fmt.Errorf("tswgate is ready but its admin key is not readable: %w", err))
+		}
+		adminKey = strings.TrimSpace(string(key))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	t, err := devtool.CreateToken(ctx, g.AdminClient(strings.TrimSpace(string(key)), nil), benchProjectID, "owner", "bench")
+	t, err := devtool.CreateToken(ctx, g.AdminClient(adminKey, nil), benchProjectID, "owner", "bench")
 	if err != nil {
 		return fail(fmt.Errorf("create token: %w", err))
 	}
