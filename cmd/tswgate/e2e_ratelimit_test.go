@@ -230,3 +230,30 @@ func TestE2EAuthFailuresLimitedPerAddress(t *testing.T) {
 		})
 	})
 }
+
+// TestE2ERateLimitOnRedisCluster: two gateways on a Redis Cluster of three
+// masters hold tokens whose buckets lie on different nodes to one limit.
+func TestE2ERateLimitOnRedisCluster(t *testing.T) {
+	rc := redistest.StartCluster(t, 3)
+	up := MustStartUpstream(t, nil)
+	a := MustStartGateway(t, up.URL, topologyEnv(rc.URL())...)
+	b := MustStartGateway(t, up.URL, topologyEnv(rc.URL())...)
+	for i := range 4 {
+		tok := a.MustCreateToken(t, testProject, "owner", "cluster-limited")
+		mustLimit(t, a, tok.ID, tinyRate, 3, nil)
+		admitted := 0
+		for j := range 10 {
+			g := []*testGateway{a, b}[j%2]
+			switch r := g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil); r.Status {
+			case http.StatusOK:
+				admitted++
+			case http.StatusTooManyRequests:
+			default:
+				t.Fatalf("token %d: %s", i, r)
+			}
+		}
+		if admitted != 3 {
+			t.Fatalf("token %d: two gateways on a Redis Cluster admitted %d of 10, want its burst, 3", i, admitted)
+		}
+	}
+}
