@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -59,12 +58,12 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	bw := NewBufferedWriter(io.Discard, 0, 0)
 	defer bw.Close()
 	gwLog, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{},
-		AccessLog: slog.New(slog.NewJSONHandler(bw, nil))})
+		AccessLog: NewJSONAccessLog(bw)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	gwBoth, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{}, Metrics: m,
-		AccessLog: slog.New(slog.NewJSONHandler(bw, nil))})
+		AccessLog: NewJSONAccessLog(bw)})
 	if err != nil {
 		b.Fatal(err)
 	}

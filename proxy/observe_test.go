@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -139,7 +138,7 @@ func TestAccessLog(t *testing.T) {
 	bw := NewBufferedWriter(&buf, 0, 10*time.Millisecond)
 	defer bw.Close()
 	up, _ := newUpstream(t)
-	gw := newHandler(t, deciderFunc(allow), up.URL, Options{AccessLog: slog.New(slog.NewJSONHandler(bw, nil))})
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{AccessLog: NewJSONAccessLog(bw)})
 	req, _ := http.NewRequest("GET", gw.URL+"/v2/Invoice?ProjectId=42&secret=hunter2", nil)
 	req.Header.Set("Authorization", "Bearer tsw_AbCdEfGhIjKlMnOpQrSt:tswsk_doNotLogMe")
 	resp, err := http.DefaultClient.Do(req)

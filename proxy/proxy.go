@@ -52,14 +52,13 @@ type Options struct {
 	Metrics *Metrics
 	// Logger receives errors; nil discards them.
 	Logger *slog.Logger
-	// AccessLog, when set, gets one line per request: message "request"
-	// with request_id, method, path (never the query), status, token_id,
-	// project_id, role, permission, code ("ok" or the refusal code),
-	// gateway_ms and upstream_ms, plus ratelimit (the rate-limit decision,
-	// for limited tokens) and client (the client address, when AuthGuard is
-	// set). Give it a handler that writes through a buffer
-	// (BufferedWriter): it is called on every request.
-	AccessLog *slog.Logger
+	// AccessLog, when set, gets one entry per request (see AccessEntry):
+	// request id, method, path (never the query), status, token id,
+	// project, role, permission, code ("ok" or the refusal code), gateway
+	// and upstream time, the rate-limit decision (for limited tokens) and
+	// the client address (when AuthGuard is set). It is called on every
+	// request: use NewJSONAccessLog on a BufferedWriter.
+	AccessLog AccessLogger
 	// AuthGuard, when set, limits failed authentications (malformed_token,
 	// invalid_token) per client address: an address past its limit is
 	// refused with auth_rate_limited before its credential is looked at.
@@ -88,7 +87,7 @@ type Handler struct {
 	maxScan   int64
 	metrics   *Metrics
 	log       *slog.Logger
-	access    *slog.Logger
+	access    AccessLogger
 	guard     AuthGuard
 	trusted   []netip.Prefix
 	now       func() time.Time
@@ -293,42 +292,30 @@ func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status 
 // logAccess writes the access log line of a request.
 func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 	s := &st.sample
-	var (
-		tokenID   string
-		projectID int64
-		role      = "none"
-	)
+	e := &st.entry
+	*e = AccessEntry{
+		Time:       h.now(),
+		RequestID:  st.reqID,
+		Method:     r.Method,
+		Path:       st.req.Path,
+		Status:     s.status,
+		Role:       "none",
+		Permission: v.Permission.String(),
+		Code:       v.Code.String(),
+		Gateway:    s.total,
+		Upstream:   s.upstream,
+		Client:     st.client,
+	}
 	if t := v.Token; t != nil {
-		tokenID, projectID, role = t.ID, t.ProjectID, t.Role.String()
+		e.TokenID, e.ProjectID, e.Role = t.ID, t.ProjectID, t.Role.String()
 	}
-	gateway := s.total
 	if s.called {
-		gateway = max(s.total-s.upstream, 0)
+		e.Gateway = max(s.total-s.upstream, 0)
 	}
-	attrs := [...]slog.Attr{
-		slog.String("request_id", st.reqID),
-		slog.String("method", r.Method),
-		slog.String("path", st.req.Path),
-		slog.Int("status", s.status),
-		slog.String("token_id", tokenID),
-		slog.Int64("project_id", projectID),
-		slog.String("role", role),
-		slog.String("permission", v.Permission.String()),
-		slog.String("code", v.Code.String()),
-		slog.Float64("gateway_ms", float64(gateway.Microseconds())/1000),
-		slog.Float64("upstream_ms", float64(s.upstream.Microseconds())/1000),
-		{}, {},
-	}
-	n := len(attrs) - 2
 	if v.Limit.Enabled {
-		attrs[n] = slog.String("ratelimit", decisionNames[decision(&v.Limit)])
-		n++
+		e.RateLimit = decisionNames[decision(&v.Limit)]
 	}
-	if st.client.IsValid() {
-		attrs[n] = slog.Any("client", st.client)
-		n++
-	}
-	h.access.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
+	h.access.LogAccess(e)
 }
 
 // timedTransport measures the upstream round trip (request sent to
@@ -360,6 +347,7 @@ type reqState struct {
 	reqID  string
 	client netip.Addr
 	sample sample
+	entry  AccessEntry
 }
 
 var states = sync.Pool{New: func() any { return new(reqState) }}

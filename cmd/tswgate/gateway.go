@@ -128,7 +128,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	g.metrics = metrics
-	var accessLog *slog.Logger
+	var accessLog proxy.AccessLogger
 	if cfg.AccessLog {
 		w := opts.AccessLog
 		if w == nil {
@@ -345,11 +345,11 @@ func (g *Gateway) sweep(ctx context.Context) {
 // newAccessLogger returns the access logger: the process log's format
 // (TSWGATE_LOG_FORMAT) on w, at every level (TSWGATE_ACCESS_LOG alone turns
 // it off).
-func newAccessLogger(cfg config.Config, w io.Writer) *slog.Logger {
+func newAccessLogger(cfg config.Config, w io.Writer) proxy.AccessLogger {
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, nil))
+		return proxy.SlogAccessLog{L: slog.New(slog.NewTextHandler(w, nil))}
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return proxy.NewJSONAccessLog(w)
 }
 
 // countTokens sets tswgate_tokens at once and then every interval. A count
