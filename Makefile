@@ -45,8 +45,12 @@ bench: bench-go bench-load
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/
 
+# End to end against the bare proxy: the defaults (embedded store, no
+# limits), then on Redis with a cluster-scope limit on the token (high
+# enough never to refuse: what the limiter costs, not what it refuses).
 bench-load:
 	$(GO) run ./cmd/tswbench
+	$(GO) run ./cmd/tswbench -redis -set TSWGATE_RATE_OWNER=1000000
 
 # Revocation lag across 3 replicas on one throwaway Redis (loopback).
 LAGFLAGS ?=
