@@ -183,7 +183,7 @@ func TestConsoleAssetsAreSelfContained(t *testing.T) {
 // <label for>.
 func TestConsoleFormsHaveLabels(t *testing.T) {
 	page := string(console.Files()["index.html"])
-	ids := regexp.MustCompile(`<(?:input|select)[^>]*\sid="([^"]+)"`).FindAllStringSubmatch(page, -1)
+	ids := regexp.MustCompile(`<(?:input|select|textarea)[^>]*\sid="([^"]+)"`).FindAllStringSubmatch(page, -1)
 	if len(ids) < 6 {
 		t.Fatalf("found %d inputs, expected the page's forms", len(ids))
 	}

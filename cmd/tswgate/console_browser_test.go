@@ -190,7 +190,7 @@ func (b *browserTab) screenshot(dir, name string) {
 	if dir == "" {
 		return
 	}
-	png := mustRun(b, "screenshot "+name, chromedp.FullScreenshot(100))
+	png := mustRun(b, "screenshot "+name, chromedp.CaptureScreenshot())
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestConsoleBrowser(t *testing.T) {
 
 func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, shots string) {
 	g := cg.admin
-	g.MustCreateToken(t, testProject, "owner", "ci-deploy")
+	ci := g.MustCreateToken(t, testProject, "owner", "ci-deploy")
 	tab := newTab(t, browser, 40*time.Second)
 	callAll := func(cred string, check func(testing.TB, *response)) {
 		t.Helper()
@@ -404,11 +404,46 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 	tab.waitFor("focus back on Revoke", `document.activeElement && document.activeElement.dataset.action === 'revoke'`)
 	callAll(cred, MustBeProxied)
 
-	// Revoke it through the dialog: refused as token_revoked.
-	tab.confirmAction(id, "browser-test", "revoke", "Revoke")
+	// Revoke it through the dialog, with the keyboard alone: Enter on the
+	// focused Revoke, Tab from Cancel to the dialog's Revoke, Enter.
+	tab.do("Enter on Revoke", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open] #confirm-ok`)))
+	tab.waitFor("focus on Cancel", `document.activeElement && document.activeElement.id === 'confirm-cancel'`)
+	tab.do("Tab", chromedp.KeyEvent(kb.Tab))
+	tab.waitFor("focus on the dialog's Revoke", `document.activeElement && document.activeElement.id === 'confirm-ok'`)
+	tab.do("Enter", chromedp.KeyEvent(kb.Enter), chromedp.WaitNotPresent(chromedp.CSS(`#confirm-dialog[open]`)))
 	tab.do("the token revoked", chromedp.WaitNotPresent(actionButton(id, "revoke")))
 	tab.waitFor("the API's message", `document.getElementById('status').textContent.includes('revoked')`)
 	callAll(cred, func(t testing.TB, r *response) { MustBeRefused(t, r, auth.CodeTokenRevoked) })
+
+	// Rotate another token with a grace period: the new secret is shown
+	// once; both work until the old one's grace period ends.
+	tab.do("opening the rotate confirmation",
+		chromedp.Click(actionButton(ci.ID, "rotate")),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open] #confirm-grace`)),
+		chromedp.SetValue(chromedp.ID("confirm-grace"), "1h"),
+		chromedp.Click(chromedp.ID("confirm-ok")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+	)
+	tab.waitFor("the rotated secret", `document.getElementById('secret').value !== ''`)
+	rotated := mustRun(tab, "reading the rotated secret", chromedp.Value(chromedp.ID("secret")))
+	if !auth.ValidCredential(rotated) || rotated == ci.Token {
+		t.Fatalf("after rotating, the page shows %q", rotated)
+	}
+	rememberSecret(rotated)
+	if h := mustRun(tab, "heading", chromedp.Text(chromedp.ID("secret-heading"))); h != "Token rotated" {
+		t.Errorf("rotation panel heading = %q", h)
+	}
+	tab.do("dismissing the rotated secret with Escape",
+		chromedp.KeyEvent(kb.Escape),
+		chromedp.WaitNotPresent(chromedp.CSS(`#secret-dialog[open]`)),
+	)
+	if v := mustRun(tab, "secret field", chromedp.Value(chromedp.ID("secret"))); v != "" {
+		t.Error("the rotated secret is still in the page after Escape")
+	}
+	rotatedID, _, _ := strings.Cut(rotated, ":")
+	tab.do("the rotated token's row", chromedp.WaitVisible(actionButton(rotatedID, "revoke")))
+	callAll(rotated, MustBeProxied)
+	callAll(ci.Token, MustBeProxied) // within its grace period
 
 	// A narrow screen: the table becomes cards that carry their labels.
 	tab.do("a narrow screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)))
@@ -497,7 +532,7 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context) {
 	if hidden := mustRun(tab, "project form", chromedp.Evaluate[bool](`document.getElementById('project-form').hidden`)); !hidden {
 		t.Error("the project switcher shows for an Owner token")
 	}
-	used := mustRun(tab, "last used", chromedp.Text(chromedp.CSS(`#token-rows tr:first-child td.used`)))
+	used := mustRun(tab, "last used", chromedp.Text(chromedp.CSS(`#token-rows tr:first-child td.col-used`)))
 	if strings.Contains(used, "Never") || !strings.Contains(used, "5 allowed, 2 refused") {
 		t.Errorf("Last Used cell = %q, want a time and the 24 h usage", used)
 	}

@@ -344,7 +344,7 @@
 
     const lastUsed = document.createElement('span');
     lastUsed.append(timeElement(tok.last_used, 'Never'));
-    const usedCell = cell('Last Used', 'used', lastUsed);
+    const usedCell = cell('Last Used', 'col-used', lastUsed);
     const u = tok.usage_24h;
     if (u && typeof u === 'object' && (typeof u.allowed === 'number' || typeof u.refused === 'number')) {
       const us = document.createElement('span');
@@ -372,14 +372,14 @@
     id.textContent = tok.display_id || tok.id;
     id.title = tok.id;
     tr.append(
-      cell('Token Id', 'id', id),
-      cell('Display Name', 'name', tok.name),
-      cell('Role', 'role', roleName(tok.role)),
-      cell('Status', 'status', badge),
-      cell('Created (Local Time)', 'created', timeElement(tok.created_at, '—')),
+      cell('Token Id', 'col-id', id),
+      cell('Display Name', 'col-name', tok.name),
+      cell('Role', 'col-role', roleName(tok.role)),
+      cell('Status', 'col-status', badge),
+      cell('Created (Local Time)', 'col-created', timeElement(tok.created_at, '—')),
       usedCell,
-      cell('Expires', 'expires', timeElement(tok.expires_at, 'Never')),
-      cell('Actions', 'actions-cell', actions),
+      cell('Expires', 'col-expires', timeElement(tok.expires_at, 'Never')),
+      cell('Actions', 'col-actions', actions),
     );
     return tr;
   }
