@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -349,6 +350,9 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 		chromedp.WaitVisible(chromedp.CSS(`#generate-dialog[open] #gen-name`)),
 	)
 	tab.waitFor("focus on Display Name", `document.activeElement && document.activeElement.id === 'gen-name'`)
+	tab.do("generating without a name", chromedp.Click(chromedp.ID("generate-submit")))
+	tab.waitFor("the name required", `document.getElementById('gen-error').textContent.includes('Enter a Display Name') && `+
+		`document.getElementById('gen-name').getAttribute('aria-invalid') === 'true' && document.getElementById('generate-dialog').open`)
 	tab.do("filling the form",
 		chromedp.SendKeys(chromedp.ID("gen-name"), "browser-test"),
 		chromedp.SetValue(chromedp.ID("gen-role"), "owner"),
@@ -368,6 +372,22 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 	}
 	if shots != "" {
 		tab.screenshot(shots, "console-secret.png")
+	}
+	// Copy puts the whole token on the clipboard (read back with the
+	// permission granted to this origin only).
+	if _, err := chromedp.CallBrowser(tab.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission: &cdpbrowser.PermissionDescriptor{Name: "clipboard-read"}, Setting: cdpbrowser.PermissionSettingGranted, Origin: g.AdminURL,
+	}); err != nil {
+		t.Fatalf("granting clipboard-read: %v", err)
+	}
+	tab.do("copying", chromedp.Click(chromedp.ID("secret-copy")))
+	tab.waitFor("the copy status", `document.getElementById('secret-copied').textContent !== ''`)
+	if got := mustRun(tab, "copy status", chromedp.Text(chromedp.ID("secret-copied"))); got != "Copied to the clipboard." {
+		t.Errorf("after Copy: %q", got)
+	}
+	clip := mustRun(tab, "reading the clipboard", chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	if clip != cred {
+		t.Errorf("the clipboard holds %d characters, not the token", len(clip))
 	}
 	tab.do("dismissing the secret",
 		chromedp.Click(chromedp.ID("secret-done")),

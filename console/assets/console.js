@@ -500,6 +500,7 @@
     genOpener = el.genOpen;
     el.genForm.reset();
     el.genError.textContent = '';
+    el.genName.removeAttribute('aria-invalid');
     el.genDialog.showModal();
     el.genName.focus();
   });
