@@ -302,6 +302,10 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 		t.Fatalf("page at %q calls %q, want /console/ and /v1/tokens", loc, api)
 	}
 
+	if shots != "" {
+		tab.screenshot(shots, "console-sign-in.png")
+	}
+
 	// A wrong key: the API's message, and still the sign-in form.
 	tab.do("signing in with a wrong key",
 		chromedp.SendKeys(chromedp.ID("credential"), strings.Repeat("x", 40)),

@@ -232,7 +232,7 @@
 
   function parseProject(v) {
     const s = String(v).trim();
-    if (!/^[1-9][0-9]{0,17}$/.test(s)) return 0;
+    if (!/^[1-9][0-9]{0,14}$/.test(s)) return 0; // exact as a JavaScript number
     return Number(s);
   }
 
@@ -251,15 +251,17 @@
   });
 
   // --- The list ----------------------------------------------------------
-  let loading = false;
+  // Only the latest load shows its result: a refresh and the reload after
+  // an action may overlap.
+  let loadSeq = 0;
 
   async function loadTokens(focusAfter) {
-    if (loading) return false;
-    loading = true;
+    const seq = ++loadSeq;
     el.refresh.disabled = true;
     el.rows.setAttribute('aria-busy', 'true');
     try {
       const data = await api('GET', listQuery(''));
+      if (seq !== loadSeq) return false;
       if (data.project_id) session.project = data.project_id;
       el.projectLabel.textContent = session.project ? '· Project ' + session.project : '';
       el.caption.textContent = 'API tokens of project ' + session.project;
@@ -268,12 +270,13 @@
       if (focusAfter) focusAfter();
       return true;
     } catch (e) {
-      if (e.status !== 401) showError(e);
+      if (e.status !== 401 && seq === loadSeq) showError(e);
       return false;
     } finally {
-      loading = false;
-      el.refresh.disabled = false;
-      el.rows.removeAttribute('aria-busy');
+      if (seq === loadSeq) {
+        el.refresh.disabled = false;
+        el.rows.removeAttribute('aria-busy');
+      }
     }
   }
 
@@ -409,7 +412,8 @@
     const text = actionText[action];
     let body = text.body(tok);
     const own = tok.id === credentialTokenID();
-    if (own && action !== 'activate') body += ' This is the token you signed in with: you will be signed out.';
+    if (own && action === 'rotate') body += ' This is the token you signed in with: sign in with the new one afterwards.';
+    else if (own && action !== 'activate') body += ' This is the token you signed in with: you will be signed out.';
     const answer = await confirmDialog({
       title: text.title, body, ok: text.ok + ' ' + tok.name, okShort: text.ok, danger: text.danger,
       grace: action === 'rotate', opener,
