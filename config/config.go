@@ -59,6 +59,8 @@ type Config struct {
 	// MetricsAddr is the host:port of the Prometheus metrics endpoint;
 	// empty disables it.
 	MetricsAddr string
+	// Console serves the web console at /console/ on the admin listener.
+	Console bool
 	// UpstreamURL is the TeraSwitch API base URL: http or https, with a
 	// host and no query or fragment. Use Upstream for the parsed form.
 	UpstreamURL string

@@ -90,6 +90,7 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_LISTEN_ADDR", "127.0.0.1:9000", nil, func(c *Config) { c.ListenAddr = "127.0.0.1:9000" }},
 		{"TSWGATE_ADMIN_ADDR", "", nil, func(c *Config) { c.AdminAddr = "" }},
 		{"TSWGATE_METRICS_ADDR", "[::1]:9191", nil, func(c *Config) { c.MetricsAddr = "[::1]:9191" }},
+		{"TSWGATE_CONSOLE", "false", nil, func(c *Config) { c.Console = false }},
 		{"TSWGATE_UPSTREAM_URL", "http://localhost:4000/v2", nil, func(c *Config) { c.UpstreamURL = "http://localhost:4000/v2" }},
 		{"TSWGATE_REDIS_URL", "redis://redis:6379/2", []string{"TSWGATE_ADMIN_KEY=" + adminKey, "TSWGATE_PEPPER=" + pepper}, func(c *Config) {
 			c.RedisURL, c.AdminKey, c.Pepper = "redis://redis:6379/2", adminKey, pepper

@@ -328,6 +328,10 @@ var settings = []setting{
 	field(stringKind, "TSWGATE_METRICS_ADDR", ":9090", func(c *Config) *string { return &c.MetricsAddr },
 		"Address (host:port) of the Prometheus metrics endpoint; empty disables it.",
 		checkAddr(true, ":9090", "TSWGATE_LISTEN_ADDR", "TSWGATE_ADMIN_ADDR")),
+	field(boolKind, "TSWGATE_CONSOLE", true, func(c *Config) *bool { return &c.Console },
+		"Serve the web console at /console/ on the admin listener (TSWGATE_ADMIN_ADDR): sign in with the admin key "+
+			"to list, generate, deactivate, rotate and revoke a project's tokens in a browser.",
+		nil),
 	withShow(field(stringKind, "TSWGATE_UPSTREAM_URL", "https://api.tsw.io", func(c *Config) *string { return &c.UpstreamURL },
 		"Base URL of the TeraSwitch API that requests are forwarded to (http or https, no query).",
 		func(c *Config, v string, bad problem) {

@@ -205,7 +205,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		if err != nil {
 			return nil, err
 		}
-		if err := g.listen("admin", cfg.AdminAddr, api); err != nil {
+		if err := g.listen("admin", cfg.AdminAddr, adminHandler(cfg, api)); err != nil {
 			return nil, err
 		}
 	}

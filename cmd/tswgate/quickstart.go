@@ -95,7 +95,7 @@ tswgate is running in front of a stand-in TeraSwitch API (%s).
 
   gateway     %s
   admin API   http://%s   (admin key: %s)
-  metrics     http://%s/metrics
+%s  metrics     http://%s/metrics
 
 Two tokens for project %d (their secrets are shown only now):
 
@@ -117,9 +117,18 @@ Manage tokens (in another shell, from this directory):
 
 Press Ctrl-C to stop.
 `,
-		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), hostPort(g.Addr("metrics")),
+		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), consoleLine(g), hostPort(g.Addr("metrics")),
 		quickstartProject, owner, acct,
 		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject)
+}
+
+// consoleLine names the web console's address, when it is served.
+func consoleLine(g *Gateway) string {
+	if !g.cfg.Console || g.Addr("admin") == "" {
+		return ""
+	}
+	return fmt.Sprintf("  web console http://%s/console/   (sign in with the admin key, project %d)\n",
+		hostPort(g.Addr("admin")), quickstartProject)
 }
 
 func adminKeySource(g *Gateway) string {

@@ -1,0 +1,575 @@
+package main
+
+// The web console in a real headless Chromium (Debian's /usr/bin/chromium),
+// driven with chromedp against a real gateway: sign in, generate a token,
+// read its secret off the page, call the gateway with it, deactivate,
+// activate and revoke it through the page's confirmation dialogs, and see
+// each change refused or allowed by the public listener.
+//
+// Without Chromium the test is skipped, except under CI=true where it
+// fails. TSWGATE_TEST_CHROMIUM names another browser binary;
+// TSWGATE_TEST_SCREENSHOTS=dir writes the README's screenshots there.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/internal/redistest"
+)
+
+// browserTimeZone is the time zone the browser is told it is in: the page
+// must show times in it, not in UTC nor in the gateway's.
+const browserTimeZone = "America/New_York"
+
+// MustStartBrowser starts a headless Chromium for the test and returns its
+// context; tabs are made from it with newTab.
+func MustStartBrowser(t *testing.T) context.Context {
+	t.Helper()
+	bin := os.Getenv("TSWGATE_TEST_CHROMIUM")
+	if bin == "" {
+		bin = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("Chromium is required under CI=true: %v (apt-get install chromium)", err)
+		}
+		t.Skipf("no Chromium (%v): apt-get install chromium, or set TSWGATE_TEST_CHROMIUM", err)
+	}
+	// Without the networking flags Chromium keeps dialling Google's hosts,
+	// which this closed network refuses.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 760),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	start := time.Now()
+	if err := chromedp.Do(bctx); err != nil { // starts the browser, with no deadline of its own
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	t.Logf("Chromium started in %s", time.Since(start).Round(time.Millisecond))
+	return bctx
+}
+
+// browserTab is one tab, with a deadline, and the console messages the
+// page wrote (errors there, such as a CSP violation, fail the test).
+type browserTab struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newTab(t *testing.T, browser context.Context, timeout time.Duration) *browserTab {
+	t.Helper()
+	tctx, cancelTab := chromedp.NewContext(browser)
+	if err := chromedp.Do(tctx); err != nil { // opens the tab
+		cancelTab()
+		t.Fatalf("opening a tab: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(tctx, timeout)
+	tab := &browserTab{t: t, ctx: ctx}
+	messages := chromedp.Console(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			tab.note(m)
+		}
+	}()
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: browserTimeZone}); err != nil {
+		t.Fatalf("setting the browser's time zone: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cancelTab()
+		<-done
+		tab.mu.Lock()
+		defer tab.mu.Unlock()
+		for _, p := range tab.problems {
+			t.Errorf("browser console: %s", p)
+		}
+	})
+	return tab
+}
+
+// note records a console message that shows a fault of the page. A failed
+// request with 401 is expected where the test signs in with a wrong key.
+func (b *browserTab) note(m chromedp.ConsoleMessage) {
+	if m.Source == "network" && strings.Contains(m.Text, "status of 401") {
+		return
+	}
+	if m.IsException() || m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning || m.Source == "security" ||
+		m.Source == "" { // the page itself never writes to the console
+		b.mu.Lock()
+		b.problems = append(b.problems, fmt.Sprintf("%s %s: %s (%s:%d)", m.Type, m.Source, m.Text, m.URL, m.Line+1))
+		b.mu.Unlock()
+	}
+}
+
+func (b *browserTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		b.t.Fatalf("%s: %v\npage text:\n%s%s", what, err, b.pageText(), b.failureShot())
+	}
+}
+
+// pageText is the visible text of the page, for failure messages.
+func (b *browserTab) pageText() string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 2*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`))
+	return s
+}
+
+// failureShot saves a screenshot of the page for a failure message.
+func (b *browserTab) failureShot() string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 2*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return ""
+	}
+	f, err := os.CreateTemp("", "tswgate-console-failure-*.png")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Write(png); err != nil {
+		return ""
+	}
+	return "\nscreenshot: " + f.Name()
+}
+
+func mustRun[T any](b *browserTab, what string, a chromedp.Action[T]) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, a)
+	if err != nil {
+		b.t.Fatalf("%s: %v\npage text:\n%s%s", what, err, b.pageText(), b.failureShot())
+	}
+	return v
+}
+
+// waitFor waits until a JavaScript expression is true in the page.
+func (b *browserTab) waitFor(what, expr string) {
+	b.t.Helper()
+	b.do(what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(0)))
+}
+
+// screenshot writes the page to dir/name when dir is set.
+func (b *browserTab) screenshot(dir, name string) {
+	b.t.Helper()
+	if dir == "" {
+		return
+	}
+	png := mustRun(b, "screenshot "+name, chromedp.CaptureScreenshot())
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("wrote %s (%d KB)", filepath.Join(dir, name), len(png)/1024)
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// actionButton selects a token's action button in the table.
+func actionButton(id, action string) chromedp.CSS {
+	return chromedp.CSS(fmt.Sprintf(`#token-rows button[data-id=%q][data-action=%q]`, id, action))
+}
+
+// confirmAction clicks a token's action button, checks the confirmation
+// dialog (focus on Cancel, a confirm button named after the token) and
+// confirms.
+func (b *browserTab) confirmAction(id, name, action, verb string) {
+	b.t.Helper()
+	b.do("opening the "+action+" confirmation",
+		chromedp.Click(actionButton(id, action)),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open] #confirm-ok`)),
+	)
+	b.waitFor("focus on Cancel", `document.activeElement && document.activeElement.id === 'confirm-cancel'`)
+	label := mustRun(b, "confirm label", chromedp.Evaluate[string](`document.getElementById('confirm-ok').getAttribute('aria-label')`))
+	if label != verb+" "+name {
+		b.t.Errorf("confirm button's accessible name = %q, want %q", label, verb+" "+name)
+	}
+	b.do("confirming "+action,
+		chromedp.Click(chromedp.ID("confirm-ok")),
+		chromedp.WaitNotPresent(chromedp.CSS(`#confirm-dialog[open]`)),
+	)
+}
+
+// consoleGateway is what a console test drives: the gateway whose admin
+// listener serves the console, and every gateway that must see its changes.
+type consoleGateway struct {
+	admin   *testGateway
+	callers []*testGateway
+}
+
+func TestConsoleBrowser(t *testing.T) {
+	browser := MustStartBrowser(t)
+	shots := os.Getenv("TSWGATE_TEST_SCREENSHOTS")
+	if shots != "" {
+		if err := os.MkdirAll(shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("embedded", func(t *testing.T) {
+		up := MustStartUpstream(t, nil)
+		g := MustStartGateway(t, up.URL)
+		// More tokens to list, in the states the table shows.
+		exp, err := g.Admin.Create(context.Background(), tokenapi.CreateRequest{
+			ProjectID: testProject, Role: "accounting", Name: "billing-export", ExpiresIn: "2160h",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rememberSecret(exp.Token)
+		old := g.MustCreateToken(t, testProject, "owner", "old-laptop")
+		inactive := "inactive"
+		if _, err := g.Admin.Update(context.Background(), old.ID, tokenapi.UpdateRequest{Status: &inactive}); err != nil {
+			t.Fatal(err)
+		}
+		g.MustCreateToken(t, testProject+1, "owner", "another-project")
+		testConsoleFlow(t, browser, consoleGateway{admin: g, callers: []*testGateway{g}}, shots)
+	})
+
+	t.Run("redis", func(t *testing.T) {
+		// Two replicas on one Redis: a change made in the console of one
+		// is enforced by the other.
+		srv := redistest.Start(t)
+		up := MustStartUpstream(t, nil)
+		a := MustStartGateway(t, up.URL, redisEnv(srv)...)
+		b := MustStartGateway(t, up.URL, redisEnv(srv)...)
+		testConsoleFlow(t, browser, consoleGateway{admin: a, callers: []*testGateway{a, b}}, "")
+	})
+
+	t.Run("owner token, mounted under /tswgate/", func(t *testing.T) {
+		testConsoleOwnerToken(t, browser)
+	})
+}
+
+func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, shots string) {
+	g := cg.admin
+	ci := g.MustCreateToken(t, testProject, "owner", "ci-deploy")
+	tab := newTab(t, browser, 40*time.Second)
+	callAll := func(cred string, check func(testing.TB, *response)) {
+		t.Helper()
+		for _, c := range cg.callers {
+			check(t, c.MustCall(t, http.MethodGet, fmt.Sprintf("/v2/Instance?ProjectId=%d", testProject), cred, nil))
+		}
+	}
+
+	// The mount point without its slash is redirected to the page.
+	tab.do("opening the console",
+		chromedp.EmulateViewport(1200, 760),
+		chromedp.Navigate(g.AdminURL+"/console"),
+		chromedp.WaitVisible(chromedp.ID("credential")),
+	)
+	loc := mustRun(tab, "location", chromedp.Evaluate[string](`location.pathname`))
+	api := mustRun(tab, "api base", chromedp.Evaluate[string](`document.documentElement.dataset.api`))
+	if loc != "/console/" || api != "/v1/tokens" {
+		t.Fatalf("page at %q calls %q, want /console/ and /v1/tokens", loc, api)
+	}
+
+	if shots != "" {
+		tab.screenshot(shots, "console-sign-in.png")
+	}
+
+	// A wrong key: the API's message, and still the sign-in form.
+	tab.do("signing in with a wrong key",
+		chromedp.SendKeys(chromedp.ID("credential"), strings.Repeat("x", 40)),
+		chromedp.SendKeys(chromedp.ID("sign-in-project"), fmt.Sprint(testProject)),
+		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
+	)
+	tab.waitFor("the 401 reason", `document.getElementById('alert').textContent.includes('The admin key is not valid')`)
+	tab.do("the sign-in form again", chromedp.WaitVisible(chromedp.ID("credential")))
+
+	// Sign in with the admin key and the project.
+	// The project entered before is still there; Enter submits.
+	tab.do("signing in",
+		chromedp.SendKeys(chromedp.ID("credential"), g.adminKey+"\n"),
+		chromedp.WaitVisible(chromedp.ID("token-rows")),
+	)
+	tab.waitFor("the list", `document.getElementById('project-label').textContent.includes('42')`)
+	if shots != "" {
+		tab.screenshot(shots, "console-tokens.png")
+	}
+	listed := mustRun(tab, "rows", chromedp.Evaluate[[][]string](`[...document.querySelectorAll('#token-rows tr')].map(tr => [...tr.cells].map(td => td.innerText.trim()))`))
+	for _, row := range listed {
+		if len(row) != 8 {
+			t.Fatalf("row %q has %d cells, want 8", row, len(row))
+		}
+		if row[1] == "another-project" {
+			t.Errorf("project %d's list shows a token of another project: %q", testProject, row)
+		}
+		if !regexp.MustCompile(`^tsw_[0-9A-Za-z]{4}…$`).MatchString(row[0]) {
+			t.Errorf("Token Id %q is not the partial id", row[0])
+		}
+		if !regexp.MustCompile(`\b(EST|EDT|GMT-[45])\b`).MatchString(row[4]) {
+			t.Errorf("Created %q is not in the browser's time zone (%s)", row[4], browserTimeZone)
+		}
+		if row[5] != "Never" {
+			t.Errorf("Last Used of an unused token = %q, want Never", row[5])
+		}
+	}
+	tz := mustRun(tab, "tz note", chromedp.Text(chromedp.ID("tz-note")))
+	if !strings.Contains(tz, browserTimeZone) {
+		t.Errorf("time zone note %q does not name %s", tz, browserTimeZone)
+	}
+
+	// Generate a token: Display Name, Role, then the secret, once.
+	tab.do("generating a token",
+		chromedp.Click(chromedp.ID("generate-open")),
+		chromedp.WaitVisible(chromedp.CSS(`#generate-dialog[open] #gen-name`)),
+	)
+	tab.waitFor("focus on Display Name", `document.activeElement && document.activeElement.id === 'gen-name'`)
+	tab.do("generating without a name", chromedp.Click(chromedp.ID("generate-submit")))
+	tab.waitFor("the name required", `document.getElementById('gen-error').textContent.includes('Enter a Display Name') && `+
+		`document.getElementById('gen-name').getAttribute('aria-invalid') === 'true' && document.getElementById('generate-dialog').open`)
+	tab.do("filling the form",
+		chromedp.SendKeys(chromedp.ID("gen-name"), "browser-test"),
+		chromedp.SetValue(chromedp.ID("gen-role"), "owner"),
+		chromedp.Click(chromedp.ID("generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+	)
+	tab.waitFor("the secret", `document.getElementById('secret').value !== ''`)
+	cred := mustRun(tab, "reading the secret", chromedp.Value(chromedp.ID("secret")))
+	if !auth.ValidCredential(cred) {
+		t.Fatalf("the page shows %q, not a credential", cred)
+	}
+	rememberSecret(cred)
+	id, _, _ := strings.Cut(cred, ":")
+	warning := mustRun(tab, "warning", chromedp.Text(chromedp.ID("secret-warning")))
+	if !strings.Contains(warning, "cannot be retrieved later") {
+		t.Errorf("secret panel warning = %q", warning)
+	}
+	if shots != "" {
+		tab.screenshot(shots, "console-secret.png")
+	}
+	// Copy puts the whole token on the clipboard (read back with the
+	// permission granted to this origin only).
+	if _, err := chromedp.CallBrowser(tab.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+		Permission: &cdpbrowser.PermissionDescriptor{Name: "clipboard-read"}, Setting: cdpbrowser.PermissionSettingGranted, Origin: g.AdminURL,
+	}); err != nil {
+		t.Fatalf("granting clipboard-read: %v", err)
+	}
+	tab.do("copying", chromedp.Click(chromedp.ID("secret-copy")))
+	tab.waitFor("the copy status", `document.getElementById('secret-copied').textContent !== ''`)
+	if got := mustRun(tab, "copy status", chromedp.Text(chromedp.ID("secret-copied"))); got != "Copied to the clipboard." {
+		t.Errorf("after Copy: %q", got)
+	}
+	clip := mustRun(tab, "reading the clipboard", chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	if clip != cred {
+		t.Errorf("the clipboard holds %d characters, not the token", len(clip))
+	}
+	tab.do("dismissing the secret",
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.WaitNotPresent(chromedp.CSS(`#secret-dialog[open]`)),
+	)
+	secret := jsString(secretOf(cred))
+	secretGone := `document.getElementById('secret').value === '' && !document.documentElement.outerHTML.includes(` + secret + `) && ` +
+		`!document.body.innerText.includes(` + secret + `) && !location.href.includes(` + secret + `) && ` +
+		`!location.href.includes(` + jsString(g.adminKey) + `) && !Object.values(sessionStorage).some(v => v.includes(` + secret + `))`
+	if ok := mustRun(tab, "secret gone", chromedp.Evaluate[bool](secretGone)); !ok {
+		t.Error("the secret is still in the page, the URL or session storage after its panel was dismissed")
+	}
+	tab.do("the new row", chromedp.WaitVisible(actionButton(id, "revoke")))
+	callAll(cred, MustBeProxied)
+
+	// Deactivate, then activate, through the page.
+	tab.confirmAction(id, "browser-test", "deactivate", "Deactivate")
+	tab.do("the token inactive", chromedp.WaitVisible(actionButton(id, "activate")))
+	tab.waitFor("focus on Activate", `document.activeElement && document.activeElement.dataset.action === 'activate'`)
+	callAll(cred, func(t testing.TB, r *response) { MustBeRefused(t, r, auth.CodeTokenInactive) })
+	tab.confirmAction(id, "browser-test", "activate", "Activate")
+	tab.do("the token active", chromedp.WaitVisible(actionButton(id, "deactivate")))
+	callAll(cred, MustBeProxied)
+
+	// Escape cancels a confirmation, and focus goes back to the button.
+	tab.do("opening the revoke confirmation",
+		chromedp.Click(actionButton(id, "revoke")),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open]`)),
+	)
+	if shots != "" {
+		tab.screenshot(shots, "console-confirm.png")
+	}
+	tab.do("pressing Escape", chromedp.KeyEvent(kb.Escape), chromedp.WaitNotPresent(chromedp.CSS(`#confirm-dialog[open]`)))
+	tab.waitFor("focus back on Revoke", `document.activeElement && document.activeElement.dataset.action === 'revoke'`)
+	callAll(cred, MustBeProxied)
+
+	// Revoke it through the dialog, with the keyboard alone: Enter on the
+	// focused Revoke, Tab from Cancel to the dialog's Revoke, Enter.
+	tab.do("Enter on Revoke", chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open] #confirm-ok`)))
+	tab.waitFor("focus on Cancel", `document.activeElement && document.activeElement.id === 'confirm-cancel'`)
+	tab.do("Tab", chromedp.KeyEvent(kb.Tab))
+	tab.waitFor("focus on the dialog's Revoke", `document.activeElement && document.activeElement.id === 'confirm-ok'`)
+	tab.do("Enter", chromedp.KeyEvent(kb.Enter), chromedp.WaitNotPresent(chromedp.CSS(`#confirm-dialog[open]`)))
+	tab.do("the token revoked", chromedp.WaitNotPresent(actionButton(id, "revoke")))
+	tab.waitFor("the API's message", `document.getElementById('status').textContent.includes('revoked')`)
+	callAll(cred, func(t testing.TB, r *response) { MustBeRefused(t, r, auth.CodeTokenRevoked) })
+
+	// Rotate another token with a grace period: the new secret is shown
+	// once; both work until the old one's grace period ends.
+	tab.do("opening the rotate confirmation",
+		chromedp.Click(actionButton(ci.ID, "rotate")),
+		chromedp.WaitVisible(chromedp.CSS(`#confirm-dialog[open] #confirm-grace`)),
+		chromedp.SetValue(chromedp.ID("confirm-grace"), "1h"),
+		chromedp.Click(chromedp.ID("confirm-ok")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+	)
+	tab.waitFor("the rotated secret", `document.getElementById('secret').value !== ''`)
+	rotated := mustRun(tab, "reading the rotated secret", chromedp.Value(chromedp.ID("secret")))
+	if !auth.ValidCredential(rotated) || rotated == ci.Token {
+		t.Fatalf("after rotating, the page shows %q", rotated)
+	}
+	rememberSecret(rotated)
+	if h := mustRun(tab, "heading", chromedp.Text(chromedp.ID("secret-heading"))); h != "Token rotated" {
+		t.Errorf("rotation panel heading = %q", h)
+	}
+	tab.do("dismissing the rotated secret with Escape",
+		chromedp.KeyEvent(kb.Escape),
+		chromedp.WaitNotPresent(chromedp.CSS(`#secret-dialog[open]`)),
+	)
+	if v := mustRun(tab, "secret field", chromedp.Value(chromedp.ID("secret"))); v != "" {
+		t.Error("the rotated secret is still in the page after Escape")
+	}
+	rotatedID, _, _ := strings.Cut(rotated, ":")
+	tab.do("the rotated token's row", chromedp.WaitVisible(actionButton(rotatedID, "revoke")))
+	callAll(rotated, MustBeProxied)
+	callAll(ci.Token, MustBeProxied) // within its grace period
+
+	// A narrow screen: the table becomes cards that carry their labels.
+	tab.do("a narrow screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1)))
+	tab.waitFor("stacked cells", `getComputedStyle(document.querySelector('#token-rows td')).display === 'grid'`)
+	label := mustRun(tab, "cell label", chromedp.Evaluate[string](`getComputedStyle(document.querySelector('#token-rows td'), '::before').content`))
+	if label != `"Token Id"` {
+		t.Errorf("a narrow card's first label = %s, want \"Token Id\"", label)
+	}
+	overflow := mustRun(tab, "overflow", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+	if overflow {
+		t.Error("the narrow layout scrolls sideways")
+	}
+	if shots != "" {
+		tab.screenshot(shots, "console-narrow.png")
+	}
+
+	// Sign out: the credential leaves session storage.
+	tab.do("signing out", chromedp.EmulateViewport(1200, 760), chromedp.Click(chromedp.ID("sign-out")), chromedp.WaitVisible(chromedp.ID("credential")))
+	if n := mustRun(tab, "storage", chromedp.Evaluate[int](`sessionStorage.length`)); n != 0 {
+		t.Errorf("%d items left in session storage after signing out", n)
+	}
+}
+
+// testConsoleOwnerToken serves the console under /tswgate/ beside a
+// stand-in of the self-service API (Owner-token auth, no project_id,
+// last_used, usage_24h, next_cursor) and signs in with an Owner token.
+func testConsoleOwnerToken(t *testing.T, browser context.Context) {
+	_, cred, err := auth.NewCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberSecret(cred)
+	now := time.Now().UTC()
+	tok := func(n int, name string, used bool) map[string]any {
+		m := map[string]any{
+			"id": fmt.Sprintf("tsw_%020d", n), "display_id": fmt.Sprintf("tsw_%04d…", n), "project_id": 7,
+			"name": name, "role": "owner", "status": "active", "created_at": now.Add(-48 * time.Hour).Format(time.RFC3339),
+		}
+		if used {
+			m["last_used"] = now.Add(-time.Hour).Format(time.RFC3339)
+			m["usage_24h"] = map[string]int{"allowed": 5, "refused": 2}
+		}
+		return m
+	}
+	var mu sync.Mutex
+	var queries []string
+	mux := http.NewServeMux()
+	mountConsole(mux, "/tswgate/console")
+	mux.HandleFunc("GET /tswgate/v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		queries = append(queries, r.URL.RawQuery)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") != "Bearer "+cred {
+			w.WriteHeader(http.StatusUnauthorized)
+			_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "message": "bad token", "code": "invalid_token"})
+			return
+		}
+		resp := map[string]any{"success": true, "message": "", "project_id": 7}
+		if r.URL.Query().Get("cursor") == "" {
+			resp["tokens"] = []any{tok(1, "laptop", true), tok(2, "ci", false)}
+			resp["next_cursor"] = "page2"
+		} else {
+			resp["tokens"] = []any{tok(3, "backup", false)}
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	tab := newTab(t, browser, 20*time.Second)
+	tab.do("opening the console under /tswgate/",
+		chromedp.Navigate(srv.URL+"/tswgate/console"),
+		chromedp.WaitVisible(chromedp.ID("credential")),
+		chromedp.SendKeys(chromedp.ID("credential"), cred),
+	)
+	if api := mustRun(tab, "api base", chromedp.Evaluate[string](`document.documentElement.dataset.api`)); api != "/tswgate/v1/tokens" {
+		t.Errorf("console under /tswgate/console/ calls %q, want /tswgate/v1/tokens", api)
+	}
+	tab.waitFor("no project field for an Owner token", `document.getElementById('sign-in-project-field').hidden`)
+	tab.do("signing in with an Owner token",
+		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("more")),
+	)
+	tab.waitFor("project from the list", `document.getElementById('project-label').textContent.includes('7')`)
+	if hidden := mustRun(tab, "project form", chromedp.Evaluate[bool](`document.getElementById('project-form').hidden`)); !hidden {
+		t.Error("the project switcher shows for an Owner token")
+	}
+	used := mustRun(tab, "last used", chromedp.Text(chromedp.CSS(`#token-rows tr:first-child td.col-used`)))
+	if strings.Contains(used, "Never") || !strings.Contains(used, "5 allowed, 2 refused") {
+		t.Errorf("Last Used cell = %q, want a time and the 24 h usage", used)
+	}
+	tab.do("the next page",
+		chromedp.Click(chromedp.ID("more")),
+		chromedp.WaitNotVisible(chromedp.ID("more")),
+	)
+	if n := mustRun(tab, "rows", chromedp.Evaluate[int](`document.querySelectorAll('#token-rows tr').length`)); n != 3 {
+		t.Errorf("%d rows after More, want 3", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(queries) != 2 || queries[0] != "" || queries[1] != "cursor=page2" {
+		t.Errorf("list queries = %q, want no project_id and then cursor=page2", queries)
+	}
+}

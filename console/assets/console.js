@@ -1,0 +1,602 @@
+// tswgate console: plain JavaScript, no dependencies, nothing from another
+// host. The credential lives in memory and in this tab's sessionStorage,
+// and is sent only as "Authorization: Bearer" to this gateway's token API.
+// Secrets are never logged, never put in a URL, and removed from the page
+// when their panel is closed.
+'use strict';
+
+(function () {
+  // --- Where the API is ------------------------------------------------
+  // Mounted at <base>console/, the token API is <base>v1/tokens:
+  // /console/ -> /v1/tokens, /tswgate/console/ -> /tswgate/v1/tokens.
+  function apiBaseFor(pathname) {
+    const i = pathname.lastIndexOf('console/');
+    const base = i >= 0 ? pathname.slice(0, i) : '/';
+    return base + 'v1/tokens';
+  }
+  const API = apiBaseFor(location.pathname);
+  document.documentElement.dataset.api = API;
+
+  const TOKEN_RE = /^tsw_[0-9A-Za-z]{20}:tswsk_[0-9A-Za-z]{36}$/;
+  const STORE_CRED = 'tswgate.console.credential';
+  const STORE_PROJECT = 'tswgate.console.project';
+  const MAX_NAME_BYTES = 100;
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    alert: $('alert'), status: $('status'), who: $('who'), whoText: $('who-text'), signOut: $('sign-out'),
+    signIn: $('sign-in'), signInForm: $('sign-in-form'), credential: $('credential'),
+    signInProjectField: $('sign-in-project-field'), signInProject: $('sign-in-project'),
+    tokens: $('tokens'), tokensHeading: $('tokens-heading'), projectLabel: $('project-label'),
+    projectForm: $('project-form'), project: $('project'), tzNote: $('tz-note'),
+    caption: $('token-caption'), rows: $('token-rows'), empty: $('empty'), more: $('more'), refresh: $('refresh'),
+    genOpen: $('generate-open'), genDialog: $('generate-dialog'), genForm: $('generate-form'),
+    genName: $('gen-name'), genRole: $('gen-role'), genExpiry: $('gen-expiry'), genError: $('gen-error'),
+    genCancel: $('generate-cancel'), genSubmit: $('generate-submit'),
+    secretDialog: $('secret-dialog'), secretHeading: $('secret-heading'), secretMessage: $('secret-message'),
+    secret: $('secret'), secretCopy: $('secret-copy'), secretCopied: $('secret-copied'), secretDone: $('secret-done'),
+    confirmDialog: $('confirm-dialog'), confirmHeading: $('confirm-heading'), confirmText: $('confirm-text'),
+    confirmGraceField: $('confirm-grace-field'), confirmGrace: $('confirm-grace'),
+    confirmCancel: $('confirm-cancel'), confirmOk: $('confirm-ok'),
+  };
+
+  // --- Session ---------------------------------------------------------
+  const session = { credential: '', project: 0, ownerToken: false, cursor: '' };
+
+  function storageGet(key) {
+    try { return sessionStorage.getItem(key) || ''; } catch (e) { return ''; }
+  }
+  function storageSet(key, value) {
+    try { sessionStorage.setItem(key, value); } catch (e) { /* memory only */ }
+  }
+  function storageClear() {
+    try { sessionStorage.removeItem(STORE_CRED); sessionStorage.removeItem(STORE_PROJECT); } catch (e) { /* none */ }
+  }
+  function isOwnerToken(cred) { return TOKEN_RE.test(cred); }
+  function credentialTokenID() { return session.ownerToken ? session.credential.split(':')[0] : ''; }
+
+  // --- Messages ----------------------------------------------------------
+  function clearMessages() {
+    el.alert.replaceChildren();
+    el.status.textContent = '';
+  }
+  function showError(err) {
+    el.status.textContent = '';
+    const parts = [document.createTextNode(err.message || String(err))];
+    if (err.errors && err.errors.length) {
+      const ul = document.createElement('ul');
+      for (const p of err.errors) {
+        const li = document.createElement('li');
+        li.textContent = p;
+        ul.append(li);
+      }
+      parts.push(ul);
+    }
+    el.alert.replaceChildren(...parts);
+  }
+  function showStatus(text) {
+    el.alert.replaceChildren();
+    el.status.textContent = text;
+  }
+
+  // --- API -------------------------------------------------------------
+  class APIError extends Error {
+    constructor(status, code, message, errors) {
+      super(message);
+      this.status = status;
+      this.code = code || '';
+      this.errors = Array.isArray(errors) ? errors : [];
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: 'Bearer ' + session.credential, Accept: 'application/json' };
+    const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(API + path, init);
+    } catch (e) {
+      throw new APIError(0, 'network_error', 'The gateway could not be reached. Check the connection and retry.', []);
+    }
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok || !data || data.success === false) {
+      const msg = (data && data.message) || ('The gateway answered HTTP ' + resp.status + '.');
+      const err = new APIError(resp.status, data && data.code, msg, data && data.errors);
+      if (resp.status === 401) {
+        signOut('Signed out: ' + msg);
+      }
+      throw err;
+    }
+    return data;
+  }
+
+  function listQuery(cursor) {
+    const q = new URLSearchParams();
+    if (!session.ownerToken) q.set('project_id', String(session.project));
+    if (cursor) q.set('cursor', cursor);
+    const s = q.toString();
+    return s ? '?' + s : '';
+  }
+
+  // --- Formatting --------------------------------------------------------
+  const timeZone = (Intl.DateTimeFormat().resolvedOptions().timeZone) || 'local time';
+  const dateFormat = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short',
+  });
+  function timeElement(iso, never) {
+    if (!iso) return document.createTextNode(never);
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return document.createTextNode(iso);
+    const t = document.createElement('time');
+    t.dateTime = d.toISOString();
+    t.title = d.toISOString();
+    t.textContent = dateFormat.format(d);
+    return t;
+  }
+  const roleNames = { owner: 'Owner', accounting: 'Accounting' };
+  function roleName(r) { return roleNames[r] || r; }
+  function statusOf(tok) {
+    if (tok.status === 'revoked') return { key: 'revoked', text: 'Revoked' };
+    if (tok.expires_at && new Date(tok.expires_at).getTime() <= Date.now()) return { key: 'expired', text: 'Expired' };
+    if (tok.status === 'inactive') return { key: 'inactive', text: 'Inactive' };
+    return { key: 'active', text: 'Active' };
+  }
+  function tokenLabel(tok) { return '“' + tok.name + '” (' + tok.display_id + ')'; }
+
+  // --- Sign in / out -----------------------------------------------------
+  function showSignIn(reason) {
+    el.tokens.hidden = true;
+    el.who.hidden = true;
+    el.signIn.hidden = false;
+    updateSignInProjectField();
+    if (reason) showError({ message: reason });
+    el.credential.focus();
+  }
+
+  function updateSignInProjectField() {
+    el.signInProjectField.hidden = isOwnerToken(el.credential.value.trim());
+  }
+
+  function signOut(reason) {
+    session.credential = '';
+    session.project = 0;
+    session.ownerToken = false;
+    session.cursor = '';
+    storageClear();
+    for (const d of [el.genDialog, el.secretDialog, el.confirmDialog]) {
+      if (d.open) d.close();
+    }
+    el.rows.replaceChildren();
+    el.credential.value = '';
+    clearMessages();
+    showSignIn(reason);
+  }
+
+  async function signIn(cred, project) {
+    session.credential = cred;
+    session.ownerToken = isOwnerToken(cred);
+    session.project = session.ownerToken ? 0 : project;
+    storageSet(STORE_CRED, cred);
+    storageSet(STORE_PROJECT, session.ownerToken ? '' : String(project));
+    el.signIn.hidden = true;
+    el.credential.value = '';
+    el.who.hidden = false;
+    el.whoText.textContent = session.ownerToken
+      ? 'Signed in with Owner token ' + cred.slice(0, 8) + '…'
+      : 'Signed in with the admin key';
+    el.projectForm.hidden = session.ownerToken;
+    el.project.value = session.project ? String(session.project) : '';
+    el.tokens.hidden = false;
+    el.tzNote.textContent = 'Times are shown in your browser’s time zone (' + timeZone + ').';
+    const ok = await loadTokens();
+    if (ok) el.tokensHeading.focus();
+  }
+
+  el.credential.addEventListener('input', updateSignInProjectField);
+
+  el.signInForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearMessages();
+    const cred = el.credential.value.trim();
+    if (!cred) {
+      showError({ message: 'Enter the admin key or an Owner token.' });
+      el.credential.focus();
+      return;
+    }
+    let project = 0;
+    if (!isOwnerToken(cred)) {
+      if (/^tsw_/.test(cred)) {
+        showError({ message: 'That looks like a token but is not a whole one: paste all of tsw_…:tswsk_….' });
+        el.credential.focus();
+        return;
+      }
+      project = parseProject(el.signInProject.value);
+      if (!project) {
+        showError({ message: 'Enter the Project ID (a positive whole number) whose tokens to manage.' });
+        el.signInProject.focus();
+        return;
+      }
+    }
+    signIn(cred, project);
+  });
+
+  el.signOut.addEventListener('click', () => {
+    signOut('');
+    showStatus('Signed out.');
+  });
+
+  function parseProject(v) {
+    const s = String(v).trim();
+    if (!/^[1-9][0-9]{0,14}$/.test(s)) return 0; // exact as a JavaScript number
+    return Number(s);
+  }
+
+  el.projectForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const p = parseProject(el.project.value);
+    if (!p) {
+      showError({ message: 'Enter the Project ID (a positive whole number).' });
+      el.project.focus();
+      return;
+    }
+    clearMessages();
+    session.project = p;
+    storageSet(STORE_PROJECT, String(p));
+    loadTokens();
+  });
+
+  // --- The list ----------------------------------------------------------
+  // Only the latest load shows its result: a refresh and the reload after
+  // an action may overlap.
+  let loadSeq = 0;
+
+  async function loadTokens(focusAfter) {
+    const seq = ++loadSeq;
+    el.refresh.disabled = true;
+    el.rows.setAttribute('aria-busy', 'true');
+    try {
+      const data = await api('GET', listQuery(''));
+      if (seq !== loadSeq) return false;
+      if (data.project_id) session.project = data.project_id;
+      el.projectLabel.textContent = session.project ? '· Project ' + session.project : '';
+      el.caption.textContent = 'API tokens of project ' + session.project;
+      el.rows.replaceChildren();
+      appendTokens(data);
+      if (focusAfter) focusAfter();
+      return true;
+    } catch (e) {
+      if (e.status !== 401 && seq === loadSeq) showError(e);
+      return false;
+    } finally {
+      if (seq === loadSeq) {
+        el.refresh.disabled = false;
+        el.rows.removeAttribute('aria-busy');
+      }
+    }
+  }
+
+  function appendTokens(data) {
+    const toks = Array.isArray(data.tokens) ? data.tokens : [];
+    for (const t of toks) el.rows.append(tokenRow(t));
+    session.cursor = data.next_cursor || '';
+    el.more.hidden = !session.cursor;
+    el.empty.hidden = el.rows.children.length > 0;
+  }
+
+  el.more.addEventListener('click', async () => {
+    if (!session.cursor) return;
+    el.more.disabled = true;
+    try {
+      const before = el.rows.children.length;
+      const data = await api('GET', listQuery(session.cursor));
+      appendTokens(data);
+      const first = el.rows.children[before];
+      if (first) {
+        const b = first.querySelector('button');
+        if (b) b.focus();
+      }
+    } catch (e) {
+      if (e.status !== 401) showError(e);
+    } finally {
+      el.more.disabled = false;
+    }
+  });
+
+  el.refresh.addEventListener('click', () => {
+    clearMessages();
+    loadTokens();
+  });
+
+  function cell(label, className, ...content) {
+    const td = document.createElement('td');
+    td.setAttribute('role', 'cell');
+    td.dataset.label = label;
+    if (className) td.className = className;
+    td.append(...content);
+    return td;
+  }
+
+  function button(text, accessibleSuffix, className, action, tok) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = className + ' small';
+    b.dataset.action = action;
+    b.dataset.id = tok.id;
+    b.append(text);
+    const hidden = document.createElement('span');
+    hidden.className = 'vh';
+    hidden.textContent = ' ' + accessibleSuffix;
+    b.append(hidden);
+    b.addEventListener('click', () => onAction(action, tok, b));
+    return b;
+  }
+
+  function tokenRow(tok) {
+    const tr = document.createElement('tr');
+    tr.setAttribute('role', 'row');
+    tr.dataset.id = tok.id;
+    const st = statusOf(tok);
+    const badge = document.createElement('span');
+    badge.className = 'badge ' + st.key;
+    badge.textContent = st.text;
+
+    const lastUsed = document.createElement('span');
+    lastUsed.append(timeElement(tok.last_used, 'Never'));
+    const usedCell = cell('Last Used', 'col-used', lastUsed);
+    const u = tok.usage_24h;
+    if (u && typeof u === 'object' && (typeof u.allowed === 'number' || typeof u.refused === 'number')) {
+      const us = document.createElement('span');
+      us.className = 'usage';
+      us.textContent = 'Last 24 h: ' + (u.allowed || 0) + ' allowed, ' + (u.refused || 0) + ' refused';
+      usedCell.append(us);
+    }
+
+    const actions = document.createElement('div');
+    actions.className = 'actions';
+    const label = 'token ' + tokenLabel(tok);
+    if (st.key !== 'revoked') {
+      if (tok.status === 'inactive') {
+        actions.append(button('Activate', label, 'secondary', 'activate', tok));
+      } else {
+        actions.append(button('Deactivate', label, 'secondary', 'deactivate', tok));
+      }
+      actions.append(button('Rotate', label, 'secondary', 'rotate', tok));
+      actions.append(button('Revoke', label, 'danger', 'revoke', tok));
+    } else {
+      actions.append('—');
+    }
+
+    const id = document.createElement('span');
+    id.textContent = tok.display_id || tok.id;
+    id.title = tok.id;
+    tr.append(
+      cell('Token Id', 'col-id', id),
+      cell('Display Name', 'col-name', tok.name),
+      cell('Role', 'col-role', roleName(tok.role)),
+      cell('Status', 'col-status', badge),
+      cell('Created (Local Time)', 'col-created', timeElement(tok.created_at, '—')),
+      usedCell,
+      cell('Expires', 'col-expires', timeElement(tok.expires_at, 'Never')),
+      cell('Actions', 'col-actions', actions),
+    );
+    return tr;
+  }
+
+  // --- Actions -----------------------------------------------------------
+  const actionText = {
+    deactivate: {
+      title: 'Deactivate token?', ok: 'Deactivate', danger: false,
+      body: (t) => 'Requests with ' + tokenLabel(t) + ' will be refused (token_inactive) until it is activated again.',
+    },
+    activate: {
+      title: 'Activate token?', ok: 'Activate', danger: false,
+      body: (t) => tokenLabel(t) + ' will be accepted again.',
+    },
+    rotate: {
+      title: 'Rotate token?', ok: 'Rotate', danger: false,
+      body: (t) => 'A new token with the name, role and lifetime of ' + tokenLabel(t) +
+        ' is generated and shown once. The old one is then revoked, or expires after the time you choose.',
+    },
+    revoke: {
+      title: 'Revoke token?', ok: 'Revoke', danger: true,
+      body: (t) => 'Requests with ' + tokenLabel(t) + ' will be refused (token_revoked) from now on. This cannot be undone.',
+    },
+  };
+
+  async function onAction(action, tok, opener) {
+    const text = actionText[action];
+    let body = text.body(tok);
+    const own = tok.id === credentialTokenID();
+    if (own && action === 'rotate') body += ' This is the token you signed in with: sign in with the new one afterwards.';
+    else if (own && action !== 'activate') body += ' This is the token you signed in with: you will be signed out.';
+    const answer = await confirmDialog({
+      title: text.title, body, ok: text.ok + ' ' + tok.name, okShort: text.ok, danger: text.danger,
+      grace: action === 'rotate', opener,
+    });
+    if (!answer.ok) return;
+    clearMessages();
+    const path = '/' + encodeURIComponent(tok.id);
+    try {
+      let data;
+      switch (action) {
+        case 'deactivate':
+          data = await api('PATCH', path, { status: 'inactive' });
+          break;
+        case 'activate':
+          data = await api('PATCH', path, { status: 'active' });
+          break;
+        case 'revoke':
+          data = await api('DELETE', path);
+          break;
+        case 'rotate':
+          data = await api('POST', path + '/rotate', { grace: answer.grace });
+          break;
+      }
+      const message = data.message || 'Done.';
+      if (action === 'rotate') {
+        await loadTokens();
+        showSecret('Token rotated', message, data.token, () => focusRow(data.token.id, 'rotate'));
+      } else {
+        await loadTokens(() => focusRow(tok.id, action === 'deactivate' ? 'activate' : action === 'activate' ? 'deactivate' : ''));
+        showStatus(message);
+      }
+    } catch (e) {
+      if (e.status !== 401) {
+        showError(e);
+        if (opener.isConnected) opener.focus();
+      }
+    }
+  }
+
+  // focusRow focuses a token's action button, or the list's heading when
+  // the token or the button is gone.
+  function focusRow(id, action) {
+    const b = action && el.rows.querySelector('button[data-id="' + CSS.escape(id) + '"][data-action="' + action + '"]');
+    if (b) b.focus(); else el.tokensHeading.focus();
+  }
+
+  // confirmDialog asks to confirm an action; Escape and Cancel decline.
+  function confirmDialog(o) {
+    return new Promise((resolve) => {
+      const d = el.confirmDialog;
+      el.confirmHeading.textContent = o.title;
+      el.confirmText.textContent = o.body;
+      el.confirmOk.textContent = o.okShort;
+      el.confirmOk.setAttribute('aria-label', o.ok);
+      el.confirmOk.className = o.danger ? 'danger' : 'primary';
+      el.confirmGraceField.hidden = !o.grace;
+      el.confirmGrace.value = '0s';
+      let answered = false;
+      const finish = (ok) => {
+        if (answered) return;
+        answered = true;
+        el.confirmOk.removeEventListener('click', onOk);
+        el.confirmCancel.removeEventListener('click', onCancel);
+        d.removeEventListener('cancel', onEscape);
+        d.removeEventListener('close', onClose);
+        if (d.open) d.close();
+        if (!ok && o.opener && o.opener.isConnected) o.opener.focus();
+        resolve({ ok, grace: el.confirmGrace.value });
+      };
+      const onOk = () => finish(true);
+      const onCancel = () => finish(false);
+      const onEscape = (ev) => { ev.preventDefault(); finish(false); };
+      // The close event comes later, in a task of its own: one left over
+      // from the dialog's previous use may arrive now, while it is open.
+      const onClose = () => { if (!d.open) finish(false); };
+      el.confirmOk.addEventListener('click', onOk);
+      el.confirmCancel.addEventListener('click', onCancel);
+      d.addEventListener('cancel', onEscape);
+      d.addEventListener('close', onClose);
+      d.showModal();
+      el.confirmCancel.focus();
+    });
+  }
+
+  // --- Generate ------------------------------------------------------------
+  let genOpener = null;
+  el.genOpen.addEventListener('click', () => {
+    genOpener = el.genOpen;
+    el.genForm.reset();
+    el.genError.textContent = '';
+    el.genName.removeAttribute('aria-invalid');
+    el.genDialog.showModal();
+    el.genName.focus();
+  });
+  el.genCancel.addEventListener('click', () => el.genDialog.close());
+  el.genDialog.addEventListener('close', () => {
+    if (!el.genDialog.open && !el.secretDialog.open && genOpener) genOpener.focus();
+  });
+
+  el.genForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = el.genName.value.trim();
+    let problem = '';
+    if (!name) problem = 'Enter a Display Name.';
+    else if (new TextEncoder().encode(name).length > MAX_NAME_BYTES) problem = 'The Display Name is longer than 100 bytes.';
+    if (problem) {
+      el.genError.textContent = problem;
+      el.genName.setAttribute('aria-invalid', 'true');
+      el.genName.focus();
+      return;
+    }
+    el.genName.removeAttribute('aria-invalid');
+    el.genError.textContent = '';
+    const req = { name, role: el.genRole.value };
+    if (session.project) req.project_id = session.project;
+    if (el.genExpiry.value) req.expires_in = el.genExpiry.value;
+    el.genSubmit.disabled = true;
+    try {
+      const data = await api('POST', '', req);
+      el.genDialog.close();
+      await loadTokens();
+      showSecret('Token generated', data.message || '', data.token, () => focusRow(data.token.id, 'deactivate'));
+    } catch (e) {
+      if (e.status !== 401) {
+        el.genError.textContent = e.message + (e.errors.length ? ' ' + e.errors.join('; ') : '');
+        el.genName.focus();
+      }
+    } finally {
+      el.genSubmit.disabled = false;
+    }
+  });
+
+  // --- The secret, shown once ------------------------------------------------
+  let afterSecret = null;
+  function showSecret(heading, message, tok, after) {
+    afterSecret = after;
+    el.secretHeading.textContent = heading;
+    el.secretMessage.textContent = message + ' Name: “' + tok.name + '”, role: ' + roleName(tok.role) + '.';
+    el.secret.value = tok.token;
+    el.secretCopied.textContent = '';
+    el.secretDialog.showModal();
+    el.secret.focus();
+    el.secret.select();
+  }
+
+  // dismissSecret takes the secret out of the page as the panel closes.
+  function dismissSecret() {
+    el.secret.value = '';
+    el.secretCopied.textContent = '';
+    if (el.secretDialog.open) el.secretDialog.close();
+    const after = afterSecret;
+    afterSecret = null;
+    if (after) after();
+  }
+  el.secretDone.addEventListener('click', dismissSecret);
+  el.secretDialog.addEventListener('cancel', (ev) => { ev.preventDefault(); dismissSecret(); }); // Escape
+  el.secretDialog.addEventListener('close', () => { if (!el.secretDialog.open) dismissSecret(); });
+
+  el.secretCopy.addEventListener('click', async () => {
+    const value = el.secret.value;
+    let copied = false;
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(value);
+        copied = true;
+      } catch (e) { copied = false; }
+    }
+    if (!copied) {
+      el.secret.focus();
+      el.secret.select();
+      try { copied = document.execCommand('copy'); } catch (e) { copied = false; }
+    }
+    el.secretCopied.textContent = copied
+      ? 'Copied to the clipboard.'
+      : 'Copying failed: the token is selected, press Ctrl+C (⌘C) to copy it.';
+  });
+
+  // --- Start ---------------------------------------------------------------
+  const saved = storageGet(STORE_CRED);
+  const savedProject = parseProject(storageGet(STORE_PROJECT));
+  if (saved && (isOwnerToken(saved) || savedProject)) {
+    signIn(saved, savedProject);
+  } else {
+    showSignIn('');
+  }
+}());
