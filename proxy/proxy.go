@@ -57,8 +57,19 @@ type Options struct {
 	// gateway_ms and upstream_ms. Give it a handler that writes through a
 	// buffer (BufferedWriter): it is called on every request.
 	AccessLog *slog.Logger
+	// Usage, when set, is told the outcome of every answered request whose
+	// credential named a stored token (Verdict.TokenID), wrong secret
+	// included. It is called on every request: it must be cheap and must
+	// not allocate.
+	Usage UsageRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// UsageRecorder counts requests per token and outcome; *usage.Recorder
+// implements it.
+type UsageRecorder interface {
+	Record(tokenID string, code auth.Code, at time.Time)
 }
 
 // Handler is the gateway's public http.Handler.
@@ -70,6 +81,7 @@ type Handler struct {
 	metrics   *Metrics
 	log       *slog.Logger
 	access    *slog.Logger
+	usage     UsageRecorder
 	now       func() time.Time
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -90,6 +102,7 @@ func New(opts Options) (*Handler, error) {
 		metrics:  opts.Metrics,
 		log:      opts.Logger,
 		access:   opts.AccessLog,
+		usage:    opts.Usage,
 		now:      opts.Now,
 	}
 	if h.maxScan <= 0 {
@@ -245,11 +258,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.finish(r, &v, st, st.rec.status, start)
 }
 
-// finish records an answered request in the metrics and the access log.
+// finish records an answered request in the metrics, the usage counts and
+// the access log.
 func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status int, start time.Time) {
 	s := &st.sample
 	s.method, s.status, s.total = r.Method, status, h.now().Sub(start)
 	h.metrics.observe(v, s)
+	if h.usage != nil && v.TokenID != "" {
+		h.usage.Record(v.TokenID, v.Code, start)
+	}
 	if h.access != nil {
 		h.logAccess(r, v, st)
 	}
