@@ -61,6 +61,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the store's operational messages; nil discards them.
 	Logger *slog.Logger
+	// AuditMaxEvents is when the audit trail file is rotated (see
+	// activity.go); DefaultAuditMaxEvents when zero.
+	AuditMaxEvents int
 }
 
 // Store is an auth.Store in a local file. It is safe for concurrent use.
@@ -86,6 +89,8 @@ type Store struct {
 	byID      map[string]*auth.Token           // records and tombstones
 	byProject map[int64]map[string]*auth.Token // live records
 	watchers  map[*watcher]struct{}
+	// act holds usage, expiry claims and the audit trail (activity.go).
+	act *activity
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -130,6 +135,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.load(); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
+	if err := s.openActivity(opts.AuditMaxEvents); err != nil {
 		s.lock.Close()
 		return nil, err
 	}
@@ -392,6 +401,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	if err := s.closeActivity(); err != nil {
+		s.log.Warn("filestore: closing the audit trail", "err", err)
+	}
 	if err := s.lock.Close(); err != nil { // closing the descriptor drops the flock
 		return fmt.Errorf("filestore: releasing the lock: %w", err)
 	}

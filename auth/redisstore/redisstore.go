@@ -82,6 +82,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// AuditMaxEvents caps each project's audit stream (about: see
+	// activity.go); DefaultAuditMaxEvents when zero.
+	AuditMaxEvents int
 }
 
 // Store is an auth.Store in Redis. It is safe for concurrent use.
@@ -93,6 +96,7 @@ type Store struct {
 	timeout   time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	auditMax  int
 
 	// pingInterval is how long Watch waits for a message before it checks
 	// the subscription with a PING, and then for the PING's reply.
@@ -124,6 +128,7 @@ func New(opts Options) (*Store, error) {
 		timeout:      orDefault(opts.Timeout, DefaultTimeout),
 		log:          opts.Logger,
 		now:          opts.Now,
+		auditMax:     opts.AuditMaxEvents,
 		pingInterval: 15 * time.Second,
 	}
 	if s.retention < 0 || s.timeout < 0 {
