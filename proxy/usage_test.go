@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/usage"
 )
 
 type recorded struct {
@@ -61,3 +62,35 @@ func TestUsageRecorded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProxyUsage is BenchmarkProxyOverhead's tswgate case with the
+// real usage recorder: what counting adds per request (nothing allocated).
+func BenchmarkProxyUsage(b *testing.B) {
+	up, _ := url.Parse("http://upstream.invalid")
+	rec, err := usage.New(usage.Options{Sink: discardSink{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		u    UsageRecorder
+	}{{"without", nil}, {"with", rec}} {
+		h, err := New(Options{Decider: deciderFunc(func(context.Context, *auth.Request, time.Time) auth.Verdict {
+			return auth.Verdict{Token: testToken, TokenID: testToken.ID}
+		}), Upstream: up, Transport: cannedTransport{}, Usage: c.u})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "/v2/Instance?ProjectId=42", nil)
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
+
+type discardSink struct{}
+
+func (discardSink) AddUsage(context.Context, []auth.UsageRecord) error { return nil }

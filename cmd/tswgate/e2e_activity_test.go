@@ -525,3 +525,47 @@ func TestE2EListFilters(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ESelfServiceStoreOutage checks that with Redis down a token the
+// gateway cannot verify is told store_unavailable (503), never that it is
+// bad; that lists and audit reads fail the same way; and that usage counted
+// during the outage is written once Redis is back.
+func TestE2ESelfServiceStoreOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, redisEnv(srv, "TSWGATE_USAGE_FLUSH_INTERVAL=5m", "TSWGATE_STALE_IF_ERROR=0s")...)
+	ctx := context.Background()
+	owner := g.MustCreateToken(t, testProject, "owner", "outage")
+	cached := g.MustCreateToken(t, testProject, "owner", "cached")
+	MustAwaitCached(t, g, cached.Token)
+
+	srv.Pause() // a hung server: every call times out
+	resumed := false
+	defer func() {
+		if !resumed {
+			srv.Resume()
+		}
+	}()
+	for _, c := range []*tokenapi.Client{g.selfService(owner.Token), g.Admin} {
+		_, err := c.ListPage(ctx, tokenapi.ListOptions{ProjectID: testProject})
+		mustAPIError(t, err, http.StatusServiceUnavailable, "store_unavailable", "listing with Redis down")
+		_, err = c.Audit(ctx, tokenapi.AuditOptions{ProjectID: testProject})
+		mustAPIError(t, err, http.StatusServiceUnavailable, "store_unavailable", "reading the audit trail with Redis down")
+	}
+	// Requests served from the cache meanwhile are counted...
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", cached.Token, nil))
+	if err := g.usage.Flush(ctx); err == nil {
+		t.Fatal("a usage flush with Redis down succeeded")
+	}
+	// ...and written once Redis is back.
+	srv.Resume()
+	resumed = true
+	MustPoll(t, 10*time.Second, "a usage flush after Redis is back", func() (bool, string) {
+		err := g.usage.Flush(ctx)
+		return err == nil, fmt.Sprint(err)
+	})
+	got, err := g.Admin.Get(ctx, cached.ID)
+	if err != nil || got.Usage24h == nil || got.Usage24h.Allowed < 2 {
+		t.Errorf("usage after the outage = %+v, %v; want the requests made before and during it", got.Usage24h, err)
+	}
+}
