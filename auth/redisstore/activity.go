@@ -325,17 +325,12 @@ func (s *Store) ClaimExpired(ctx context.Context, now time.Time) ([]*auth.Token,
 	var claimed []*auth.Token
 	nowMS := strconv.FormatInt(now.UnixMilli(), 10)
 	err := s.scanTokens(ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
+		cmds, err := s.readFields(ctx, c, keys, "expires", "revoked", "expire_logged")
+		if err != nil {
+			return fmt.Errorf("claim expired: %w", err)
+		}
 		pctx, cancel := s.bound(ctx)
 		defer cancel()
-		cmds := make([]*redis.SliceCmd, len(keys))
-		if _, err := c.Pipelined(pctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				cmds[i] = p.HMGet(pctx, k, "expires", "revoked", "expire_logged")
-			}
-			return nil
-		}); err != nil {
-			return s.unavailable("claim expired: read", err)
-		}
 		var due []string
 		var dueExp []string
 		for i, cmd := range cmds {
@@ -388,6 +383,22 @@ func (s *Store) UnclaimExpired(ctx context.Context, t *auth.Token) error {
 		return s.unavailable("unclaim expired "+t.ID, err)
 	}
 	return nil
+}
+
+// readFields reads fields of each of keys in one pipeline on c.
+func (s *Store) readFields(ctx context.Context, c redis.Cmdable, keys []string, fields ...string) ([]*redis.SliceCmd, error) {
+	pctx, cancel := s.bound(ctx)
+	defer cancel()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	if _, err := c.Pipelined(pctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.HMGet(pctx, k, fields...)
+		}
+		return nil
+	}); err != nil {
+		return nil, s.unavailable("read records", err)
+	}
+	return cmds, nil
 }
 
 // scanTokens calls fn with each SCAN batch of token record keys, on every

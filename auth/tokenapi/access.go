@@ -178,6 +178,9 @@ func (a *api) refused(r *http.Request, action string, p *principal, project int6
 }
 
 func (a *api) refusedTarget(r *http.Request, action string, p *principal, project int64, reason, target, detail string) {
+	if action == "" {
+		return // not an endpoint of the API: no management attempt
+	}
 	a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "token API request refused",
 		slog.String("action", action), slog.String("reason", reason),
 		slog.String("actor_kind", p.kind), slog.String("actor", p.actor),

@@ -305,16 +305,23 @@ func withSelfService(api, proxy http.Handler) http.Handler {
 
 // sweepExpiries records token.expire events every interval.
 func (g *Gateway) sweepExpiries(ctx context.Context, every time.Duration) {
+	repeat(ctx, every, func(time.Time) {
+		if err := g.recordExpiries(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("recording token expiries failed; retrying at the next sweep", slog.String("err", err.Error()))
+		}
+	})
+}
+
+// repeat calls fn every interval until ctx is done.
+func repeat(ctx context.Context, every time.Duration, fn func(now time.Time)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := g.recordExpiries(ctx); err != nil && ctx.Err() == nil {
-				g.log.Warn("recording token expiries failed; retrying at the next sweep", slog.String("err", err.Error()))
-			}
+		case now := <-t.C:
+			fn(now)
 		}
 	}
 }
@@ -353,16 +360,7 @@ func (g *Gateway) recordExpiries(ctx context.Context) error {
 }
 
 func sweep(ctx context.Context, l *limiter.Local) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			l.Sweep(now)
-		}
-	}
+	repeat(ctx, time.Minute, func(now time.Time) { l.Sweep(now) })
 }
 
 // newAccessLogger returns the access logger: the process log's format
@@ -392,16 +390,7 @@ func (g *Gateway) countTokens(ctx context.Context, tc tokenCounter, every time.D
 		g.metrics.SetTokens(counts)
 	}
 	count()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			count()
-		}
-	}
+	repeat(ctx, every, func(time.Time) { count() })
 }
 
 func (g *Gateway) storeKind() string {
