@@ -44,6 +44,8 @@ const DefaultAuditMaxEvents = 10000
 
 const usageVersion = 1
 
+// activity is the Store's activity state. Lock order: mu, then the
+// Store's mu (saveActivity reads the records).
 type activity struct {
 	mu        sync.Mutex
 	usagePath string
@@ -151,14 +153,22 @@ func (a *activity) loadAudit(name string) (int, error) {
 	return n, nil
 }
 
-// closeActivity closes the audit file.
-func (s *Store) closeActivity() error {
+// closeActivity closes the audit file, once. It must not be called with
+// s.mu held (lock order: activity, then records).
+func (s *Store) closeActivity() {
 	if s.act == nil {
-		return nil
+		return
 	}
-	s.act.mu.Lock()
-	defer s.act.mu.Unlock()
-	return s.act.audit.Close()
+	a := s.act
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.audit == nil {
+		return
+	}
+	if err := a.audit.Close(); err != nil {
+		s.log.Warn("filestore: closing the audit trail", "err", err)
+	}
+	a.audit = nil
 }
 
 // ListPage returns one page of the project's live tokens matching q, in
@@ -351,6 +361,9 @@ func (s *Store) AppendAudit(_ context.Context, ev *auth.AuditEvent) error {
 	a := s.act
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.audit == nil {
+		return ErrClosed
+	}
 	e := *ev
 	e.ID = strconv.FormatInt(a.seq+1, 10)
 	line, err := json.Marshal(e)

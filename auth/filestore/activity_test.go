@@ -81,3 +81,41 @@ func TestActivityPersists(t *testing.T) {
 		t.Errorf("AppendAudit after a restart: id %q, %v; want 8", ev.ID, err)
 	}
 }
+
+// TestActivityCloseRace closes the store while usage is flushed and events
+// appended: no deadlock, no race, and every call either works or says the
+// store is closed.
+func TestActivityCloseRace(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "tokens.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := storetest.NewToken(t, 7, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			now := time.Now()
+			err1 := s.AddUsage(ctx, []auth.UsageRecord{{TokenID: tok.ID, Minute: now, Counts: map[auth.Code]int64{auth.OK: 1}, LastUsed: now}})
+			err2 := s.AppendAudit(ctx, &auth.AuditEvent{Time: now, Action: "token.update", ActorKind: auth.ActorSystem, ProjectID: 7, Outcome: auth.OutcomeOK})
+			_, err3 := s.ClaimExpired(ctx, now)
+			for _, err := range []error{err1, err2, err3} {
+				if err != nil && err != ErrClosed {
+					t.Errorf("call %d: %v", i, err)
+					return
+				}
+			}
+			if err1 == ErrClosed {
+				return
+			}
+		}
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+}

@@ -394,6 +394,8 @@ func (s *Store) Update(_ context.Context, id string, fn func(*auth.Token) error)
 func (s *Store) Close() error {
 	s.wmu.Lock() // let a write in progress finish while the file is ours
 	defer s.wmu.Unlock()
+	// Once s.mu is released: activity calls take s.mu under their own lock.
+	defer s.closeActivity()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -401,9 +403,6 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.done)
-	if err := s.closeActivity(); err != nil {
-		s.log.Warn("filestore: closing the audit trail", "err", err)
-	}
 	if err := s.lock.Close(); err != nil { // closing the descriptor drops the flock
 		return fmt.Errorf("filestore: releasing the lock: %w", err)
 	}

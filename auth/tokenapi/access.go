@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
@@ -110,7 +111,12 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	case code != auth.OK:
 		if rec != nil {
-			a.refused(r, action, &principal{kind: auth.ActorToken, actor: rec.ID}, rec.ProjectID, code.String(), "")
+			p := &principal{kind: auth.ActorToken, actor: rec.ID}
+			if a.unverified.allow(rec.ID+" "+code.String(), a.Now()) {
+				a.refused(r, action, p, rec.ProjectID, code.String(), "")
+			} else {
+				a.logRefused(r, action, p, rec.ProjectID, code.String(), r.PathValue("id"))
+			}
 		}
 		msg := code.Message()
 		if len(a.keys) == 0 && (code == auth.CodeMissingToken || code == auth.CodeMalformedToken) {
@@ -181,15 +187,46 @@ func (a *api) refusedTarget(r *http.Request, action string, p *principal, projec
 	if action == "" {
 		return // not an endpoint of the API: no management attempt
 	}
+	a.logRefused(r, action, p, project, reason, target)
+	a.record(r, auth.AuditEvent{
+		Action: action, ActorKind: p.kind, Actor: p.actor, ProjectID: project, TokenID: target,
+		Outcome: auth.OutcomeRefused, Reason: reason, Detail: detail,
+	})
+}
+
+// logRefused writes the log line of a refused attempt.
+func (a *api) logRefused(r *http.Request, action string, p *principal, project int64, reason, target string) {
 	a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "token API request refused",
 		slog.String("action", action), slog.String("reason", reason),
 		slog.String("actor_kind", p.kind), slog.String("actor", p.actor),
 		slog.Int64("project_id", project), slog.String("token_id", target),
 		slog.String("remote_addr", r.RemoteAddr))
-	a.record(r, auth.AuditEvent{
-		Action: action, ActorKind: p.kind, Actor: p.actor, ProjectID: project, TokenID: target,
-		Outcome: auth.OutcomeRefused, Reason: reason, Detail: detail,
-	})
+}
+
+// sampler admits one event per key and minute, for at most maxKeys keys a
+// minute. Refusals of a credential that was not verified (a wrong secret
+// for a known token id) can be caused by anyone who knows a token id: they
+// are recorded in the trail through it, so that a flood of them cannot
+// push the trail's other events out (the log has every one).
+type sampler struct {
+	mu     sync.Mutex
+	minute int64
+	seen   map[string]struct{}
+}
+
+const maxSampledKeys = 10000
+
+func (s *sampler) allow(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := auth.UnixMinute(now); m != s.minute || s.seen == nil {
+		s.minute, s.seen = m, make(map[string]struct{})
+	}
+	if _, dup := s.seen[key]; dup || len(s.seen) >= maxSampledKeys {
+		return false
+	}
+	s.seen[key] = struct{}{}
+	return true
 }
 
 // done writes the audit log line of a change and records it in the trail.

@@ -82,6 +82,9 @@ type Options struct {
 type api struct {
 	Options
 	keys [][32]byte
+	// unverified samples the audit events of refused, unverified token
+	// credentials (see sampler).
+	unverified sampler
 }
 
 // New returns the API's http.Handler.
