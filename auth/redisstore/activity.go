@@ -49,23 +49,26 @@ func (s *Store) auditKey(project int64) string {
 // ListPage returns one page of the project's live tokens matching q, in
 // List order, starting after q.After. The index sorts as List does (by
 // creation time, then by id, since members of equal score sort by member),
-// so a page reads the index from the cursor's score on, in batches, and the
-// records of each batch in one pipeline, until the page is full.
+// so a page reads the index from the cursor's score on, in batches (growing
+// while filters leave the page unfilled), and the records of each batch in
+// one pipeline, until the page is full.
 func (s *Store) ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error) {
 	if q.Limit <= 0 {
 		return auth.ListPage{}, errors.New("redisstore: list page: the limit must be above zero")
 	}
 	key := s.projectKey(q.ProjectID)
-	min := "-inf"
+	from := "-inf"
 	if !q.After.IsZero() {
-		min = strconv.FormatInt(q.After.CreatedAt.UnixMilli(), 10)
+		from = strconv.FormatInt(q.After.CreatedAt.UnixMilli(), 10)
 	}
+	// Batches grow while filters leave pages unfilled, up to maxBatch.
+	const maxBatch = 1000
 	batch := int64(max(q.Limit+1, 16))
 	page := auth.ListPage{Tokens: make([]*auth.Token, 0, q.Limit)}
 	var stale []any
-	for offset := int64(0); ; offset += batch {
+	for offset := int64(0); ; offset, batch = offset+batch, min(2*batch, maxBatch) {
 		lctx, cancel := s.bound(ctx)
-		ids, err := s.client.ZRangeByScore(lctx, key, &redis.ZRangeBy{Min: min, Max: "+inf", Offset: offset, Count: batch}).Result()
+		ids, err := s.client.ZRangeByScore(lctx, key, &redis.ZRangeBy{Min: from, Max: "+inf", Offset: offset, Count: batch}).Result()
 		cancel()
 		if err != nil {
 			return auth.ListPage{}, s.unavailable(fmt.Sprintf("list project %d", q.ProjectID), err)

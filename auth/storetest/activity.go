@@ -48,6 +48,7 @@ func runActivity(t *testing.T, fresh func(t *testing.T) auth.Store) {
 	}
 	t.Run("ListPage", func(t *testing.T) { testListPage(t, open(t)) })
 	t.Run("ListPageStable", func(t *testing.T) { testListPageStable(t, open(t)) })
+	t.Run("ListPageSparse", func(t *testing.T) { testListPageSparse(t, open(t)) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("ClaimExpired", func(t *testing.T) { testClaimExpired(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
@@ -189,6 +190,32 @@ func testListPageStable(t *testing.T, s ActivityStore) {
 	got := pages(t, s, auth.ListQuery{ProjectID: 33, Limit: 2, After: cur})
 	if want := []string{toks[3].ID, toks[5].ID, late.ID}; !slices.Equal(got, want) {
 		t.Errorf("pages after the first, with changes in between = %v, want %v", got, want)
+	}
+}
+
+// testListPageSparse filters out all but the last of many tokens: a page
+// must look past everything its filters drop.
+func testListPageSparse(t *testing.T, s ActivityStore) {
+	ctx := context.Background()
+	base := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+	var last *auth.Token
+	for i := range 60 {
+		role := auth.RoleOwner
+		if i == 59 {
+			role = auth.RoleAccounting
+		}
+		tok, _ := NewToken(t, 36, role)
+		tok.CreatedAt = base.Add(time.Duration(i) * time.Second)
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		last = tok
+	}
+	if got := pages(t, s, auth.ListQuery{ProjectID: 36, Role: auth.RoleAccounting, Limit: 1}); !slices.Equal(got, []string{last.ID}) {
+		t.Errorf("the one accounting token after 59 owners: pages gave %v, want [%s]", got, last.ID)
+	}
+	if got := pages(t, s, auth.ListQuery{ProjectID: 36, Limit: 7}); len(got) != 60 {
+		t.Errorf("60 tokens in pages of 7: got %d", len(got))
 	}
 }
 
