@@ -569,3 +569,20 @@ func TestE2ESelfServiceStoreOutage(t *testing.T) {
 		t.Errorf("usage after the outage = %+v, %v; want the requests made before and during it", got.Usage24h, err)
 	}
 }
+
+// TestE2ESelfServiceOff checks TSWGATE_SELF_SERVICE=false: /tswgate/ is
+// then an unknown route of the proxy, and the admin listener still takes
+// the Owner token.
+func TestE2ESelfServiceOff(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_SELF_SERVICE=false")
+	owner := g.MustCreateToken(t, testProject, "owner", "owner")
+	MustBeRefused(t, g.MustCall(t, "GET", "/tswgate/v1/tokens", owner.Token, nil), auth.CodeUnknownRoute)
+	adminAsOwner := &tokenapi.Client{BaseURL: g.AdminURL, AdminKey: owner.Token, HTTP: g.HTTP}
+	if _, err := adminAsOwner.ListPage(context.Background(), tokenapi.ListOptions{}); err != nil {
+		t.Errorf("an Owner token on the admin listener: %v", err)
+	}
+	if up.Hits() != 0 {
+		t.Errorf("the upstream received %d requests", up.Hits())
+	}
+}
