@@ -41,7 +41,7 @@ fuzz:
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/
+	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/ ./usage/
 
 bench-load:
 	$(GO) run ./cmd/tswbench
