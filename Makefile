@@ -43,7 +43,7 @@ fuzz:
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/
+	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/ ./usage/
 
 # End to end against the bare proxy: the defaults (embedded store, no
 # limits), then on Redis with a cluster-scope limit on the token (high

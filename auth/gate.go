@@ -78,6 +78,9 @@ type Verdict struct {
 	// Token is the verified token (nil when the credential was not
 	// verified).
 	Token *Token
+	// TokenID is the id of the record the credential named, set as soon as
+	// the store has one (also when the secret is wrong): for usage counts.
+	TokenID string
 	// Permission and Pattern name the matched route (when one matched).
 	Permission Permission
 	Pattern    string
@@ -150,6 +153,7 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 	v.Cache = cache
 	switch {
 	case err == nil:
+		v.TokenID = tok.ID
 	case errors.Is(err, ErrNotFound):
 		v.Code = CodeInvalidToken
 		return v

@@ -161,6 +161,20 @@ type Config struct {
 
 	// RedisPrefix starts every Redis key tswgate uses.
 	RedisPrefix string
+
+	// UsageFlushInterval is how often the per-token usage counts are
+	// written to the store: the bound on how stale last_used and usage_24h
+	// are.
+	UsageFlushInterval time.Duration
+	// ExpirySweepInterval is how often tokens whose expiry passed are
+	// looked for, to record their token.expire audit event.
+	ExpirySweepInterval time.Duration
+	// AuditMaxEvents bounds the audit trail: per project with Redis, in all
+	// (rotated files) with the embedded store.
+	AuditMaxEvents int
+	// SelfService mounts the token API on the public listener under
+	// /tswgate/v1/ for Owner tokens.
+	SelfService bool
 }
 
 // Defaults returns the default configuration. With it, tswgate runs with

@@ -132,6 +132,10 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_METRICS_PROJECTS", "42, 7", nil, func(c *Config) { c.MetricsProjects = []string{"42", "7"} }},
 		{"TSWGATE_METRICS_TOKENS", "tsw_AbCdEfGhIjKlMnOpQrSt", nil, func(c *Config) { c.MetricsTokens = []string{"tsw_AbCdEfGhIjKlMnOpQrSt"} }},
 		{"TSWGATE_REDIS_PREFIX", "gw1:", nil, func(c *Config) { c.RedisPrefix = "gw1:" }},
+		{"TSWGATE_USAGE_FLUSH_INTERVAL", "30s", nil, func(c *Config) { c.UsageFlushInterval = 30 * time.Second }},
+		{"TSWGATE_EXPIRY_SWEEP_INTERVAL", "10s", nil, func(c *Config) { c.ExpirySweepInterval = 10 * time.Second }},
+		{"TSWGATE_AUDIT_MAX_EVENTS", "500", nil, func(c *Config) { c.AuditMaxEvents = 500 }},
+		{"TSWGATE_SELF_SERVICE", "false", nil, func(c *Config) { c.SelfService = false }},
 	}
 
 	tested := make(map[string]bool)

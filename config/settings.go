@@ -517,6 +517,22 @@ var settings = []setting{
 				bad("%q contains spaces or control characters; use e.g. tswgate:", v)
 			}
 		}),
+
+	field(durationKind, "TSWGATE_USAGE_FLUSH_INTERVAL", 10*time.Second, func(c *Config) *time.Duration { return &c.UsageFlushInterval },
+		"How often each replica writes its per-token request counts and last-used times to the store (one batched write), and on shutdown: "+
+			"the bound on how stale last_used and usage_24h are.",
+		checkDuration(time.Second, 5*time.Minute, "10s")),
+	field(durationKind, "TSWGATE_EXPIRY_SWEEP_INTERVAL", time.Minute, func(c *Config) *time.Duration { return &c.ExpirySweepInterval },
+		"How often each replica looks for tokens whose expiry passed (a walk of every token with Redis) to record their token.expire audit event, once cluster-wide. "+
+			"Refusing expired tokens needs no sweep.",
+		checkDuration(time.Second, time.Hour, "1m")),
+	field(intKind, "TSWGATE_AUDIT_MAX_EVENTS", 10000, func(c *Config) *int { return &c.AuditMaxEvents },
+		"Audit events kept: per project with Redis (about: a capped stream), in all with the embedded store "+
+			"(its audit file is rotated at this many events, keeping the previous file).",
+		checkInt[int](100, 10_000_000, " events")),
+	field(boolKind, "TSWGATE_SELF_SERVICE", true, func(c *Config) *bool { return &c.SelfService },
+		"Serve the token API on the public listener under /tswgate/v1/ to Owner tokens, each for its own project (admin keys are not accepted there).",
+		nil),
 }
 
 func withShow(s setting, show func(c *Config) string) setting {

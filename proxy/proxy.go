@@ -66,6 +66,11 @@ type Options struct {
 	// TrustedProxies are the ranges whose X-Forwarded-For names the client
 	// address (see ClientAddr); empty means the peer is the client.
 	TrustedProxies []netip.Prefix
+	// Usage, when set, is told the outcome of every answered request whose
+	// credential named a stored token (Verdict.TokenID), wrong secret
+	// included. It is called on every request: it must be cheap and must
+	// not allocate.
+	Usage UsageRecorder
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -79,6 +84,12 @@ type AuthGuard interface {
 	Failed(addr netip.Addr, now time.Time)
 }
 
+// UsageRecorder counts requests per token and outcome; *usage.Recorder
+// implements it.
+type UsageRecorder interface {
+	Record(tokenID string, code auth.Code, at time.Time)
+}
+
 // Handler is the gateway's public http.Handler.
 type Handler struct {
 	decider   Decider
@@ -90,6 +101,7 @@ type Handler struct {
 	access    AccessLogger
 	guard     AuthGuard
 	trusted   []netip.Prefix
+	usage     UsageRecorder
 	now       func() time.Time
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -112,6 +124,7 @@ func New(opts Options) (*Handler, error) {
 		access:   opts.AccessLog,
 		guard:    opts.AuthGuard,
 		trusted:  opts.TrustedProxies,
+		usage:    opts.Usage,
 		now:      opts.Now,
 	}
 	if h.maxScan <= 0 {
@@ -279,11 +292,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.finish(r, &v, st, st.rec.status, start)
 }
 
-// finish records an answered request in the metrics and the access log.
+// finish records an answered request in the metrics, the usage counts and
+// the access log.
 func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status int, start time.Time) {
 	s := &st.sample
 	s.method, s.status, s.total = r.Method, status, h.now().Sub(start)
 	h.metrics.observe(v, s)
+	if h.usage != nil && v.TokenID != "" {
+		h.usage.Record(v.TokenID, v.Code, start)
+	}
 	if h.access != nil {
 		h.logAccess(r, v, st)
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the store's operational messages; nil discards them.
 	Logger *slog.Logger
+	// AuditMaxEvents is when the audit trail file is rotated (see
+	// activity.go); DefaultAuditMaxEvents when zero.
+	AuditMaxEvents int
 }
 
 // Store is an auth.Store in a local file. It is safe for concurrent use.
@@ -86,6 +89,8 @@ type Store struct {
 	byID      map[string]*auth.Token           // records and tombstones
 	byProject map[int64]map[string]*auth.Token // live records
 	watchers  map[*watcher]struct{}
+	// act holds usage, expiry claims and the audit trail (activity.go).
+	act *activity
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -130,6 +135,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.load(); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
+	if err := s.openActivity(opts.AuditMaxEvents); err != nil {
 		s.lock.Close()
 		return nil, err
 	}
@@ -385,6 +394,8 @@ func (s *Store) Update(_ context.Context, id string, fn func(*auth.Token) error)
 func (s *Store) Close() error {
 	s.wmu.Lock() // let a write in progress finish while the file is ours
 	defer s.wmu.Unlock()
+	// Once s.mu is released: activity calls take s.mu under their own lock.
+	defer s.closeActivity()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -82,6 +82,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// AuditMaxEvents caps each project's audit stream (about: see
+	// activity.go); DefaultAuditMaxEvents when zero.
+	AuditMaxEvents int
 }
 
 // Store is an auth.Store in Redis. It is safe for concurrent use.
@@ -93,6 +96,7 @@ type Store struct {
 	timeout   time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	auditMax  int
 
 	// pingInterval is how long Watch waits for a message before it checks
 	// the subscription with a PING, and then for the PING's reply.
@@ -124,6 +128,7 @@ func New(opts Options) (*Store, error) {
 		timeout:      orDefault(opts.Timeout, DefaultTimeout),
 		log:          opts.Logger,
 		now:          opts.Now,
+		auditMax:     opts.AuditMaxEvents,
 		pingInterval: 15 * time.Second,
 	}
 	if s.retention < 0 || s.timeout < 0 {
@@ -662,71 +667,33 @@ func oneLine(err error) string {
 func (s *Store) CountTokens(ctx context.Context) (map[auth.Role]map[auth.Status]int, error) {
 	out := make(map[auth.Role]map[auth.Status]int)
 	var mu sync.Mutex
-	count := func(ctx context.Context, c redis.Cmdable) error {
-		local := make(map[auth.Role]map[auth.Status]int)
-		var cursor uint64
-		for {
-			sctx, cancel := s.bound(ctx)
-			keys, next, err := c.Scan(sctx, cursor, globEscape(s.prefix)+"tok:*", 1000).Result()
-			cancel()
-			if err != nil {
-				return s.unavailable("count tokens: scan", err)
-			}
-			if len(keys) > 0 {
-				pctx, cancel := s.bound(ctx)
-				cmds := make([]*redis.SliceCmd, len(keys))
-				_, err := c.Pipelined(pctx, func(p redis.Pipeliner) error {
-					for i, k := range keys {
-						cmds[i] = p.HMGet(pctx, k, "role", "status", "revoked")
-					}
-					return nil
-				})
-				cancel()
-				if err != nil {
-					return s.unavailable("count tokens: read", err)
-				}
-				for _, cmd := range cmds {
-					v := cmd.Val()
-					if len(v) != 3 || v[0] == nil || v[2] != nil {
-						continue // gone meanwhile, or a tombstone
-					}
-					roleName, _ := v[0].(string)
-					statusName, _ := v[1].(string)
-					role, err1 := auth.ParseRole(roleName)
-					status, err2 := auth.ParseStatus(statusName)
-					if err1 != nil || err2 != nil {
-						continue
-					}
-					if local[role] == nil {
-						local[role] = make(map[auth.Status]int)
-					}
-					local[role][status]++
-				}
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
+	err := s.scanTokens(ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
+		cmds, err := s.readFields(ctx, c, keys, "role", "status", "revoked")
+		if err != nil {
+			return fmt.Errorf("count tokens: %w", err)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		for r, m := range local {
-			if out[r] == nil {
-				out[r] = make(map[auth.Status]int)
+		for _, cmd := range cmds {
+			v := cmd.Val()
+			if len(v) != 3 || v[0] == nil || v[2] != nil {
+				continue // gone meanwhile, or a tombstone
 			}
-			for st, n := range m {
-				out[r][st] += n
+			roleName, _ := v[0].(string)
+			statusName, _ := v[1].(string)
+			role, err1 := auth.ParseRole(roleName)
+			status, err2 := auth.ParseStatus(statusName)
+			if err1 != nil || err2 != nil {
+				continue
 			}
+			if out[role] == nil {
+				out[role] = make(map[auth.Status]int)
+			}
+			out[role][status]++
 		}
 		return nil
-	}
-	if cc, ok := s.client.(*redis.ClusterClient); ok {
-		err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return count(ctx, node) })
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
-	}
-	if err := count(ctx, s.client); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

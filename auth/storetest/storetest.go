@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) auth.Store) {
 	t.Run("UpdateRefused", func(t *testing.T) { testUpdateRefused(t, fresh(t)) })
 	t.Run("UpdateWatch", func(t *testing.T) { testUpdateWatch(t, fresh(t)) })
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, fresh(t)) })
+	t.Run("Activity", func(t *testing.T) { runActivity(t, fresh) })
 }
 
 func testCreateGet(t *testing.T, s auth.Store) {

@@ -16,7 +16,10 @@ import (
 type Client struct {
 	// BaseURL is the admin listener's URL, e.g. http://127.0.0.1:8081.
 	BaseURL string
-	// AdminKey authenticates the calls.
+	// AdminKey authenticates the calls: an admin key, or an Owner API
+	// token (tsw_…:tswsk_…), which manages its own project only. With a
+	// token, BaseURL may be the public listener's URL followed by
+	// /tswgate.
 	AdminKey string
 	// HTTP is the client to use; nil means http.DefaultClient.
 	HTTP *http.Client
@@ -45,12 +48,89 @@ func (c *Client) Create(ctx context.Context, req CreateRequest) (Token, error) {
 	return resp.Token, err
 }
 
-// List lists a project's tokens.
+// List lists all of a project's tokens, following every page.
 func (c *Client) List(ctx context.Context, projectID int64) ([]Token, error) {
-	var resp ListResponse
-	err := c.do(ctx, http.MethodGet, "/v1/tokens?project_id="+strconv.FormatInt(projectID, 10), nil, &resp)
-	return resp.Tokens, err
+	return c.ListAll(ctx, ListOptions{ProjectID: projectID})
 }
+
+// ListOptions select tokens for ListPage and ListAll. Zero values are
+// left out of the query: ProjectID 0 is the calling token's project
+// (self-service), Limit 0 the server's page size.
+type ListOptions struct {
+	ProjectID int64
+	// Status is "active" or "inactive"; Role "owner" or "accounting".
+	Status, Role string
+	Limit        int
+	// Cursor is the NextCursor of the previous page.
+	Cursor string
+}
+
+func (o ListOptions) query() string {
+	q := url.Values{}
+	if o.ProjectID != 0 {
+		q.Set("project_id", strconv.FormatInt(o.ProjectID, 10))
+	}
+	if o.Status != "" {
+		q.Set("status", o.Status)
+	}
+	if o.Role != "" {
+		q.Set("role", o.Role)
+	}
+	if o.Limit != 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	return q.Encode()
+}
+
+// ListPage lists one page of a project's tokens.
+func (c *Client) ListPage(ctx context.Context, o ListOptions) (ListResponse, error) {
+	var resp ListResponse
+	err := c.do(ctx, http.MethodGet, "/v1/tokens?"+o.query(), nil, &resp)
+	return resp, err
+}
+
+// ListAll lists every token o selects, following the pages from o.Cursor.
+func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]Token, error) {
+	var all []Token
+	for {
+		resp, err := c.ListPage(ctx, o)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, resp.Tokens...)
+		if resp.NextCursor == "" {
+			return all, nil
+		}
+		o.Cursor = resp.NextCursor
+	}
+}
+
+// AuditOptions select audit events: the project's (0: the calling token's
+// project), newest first, Limit at a time (0: the server's default), from
+// Cursor (the NextCursor of the previous page).
+type AuditOptions struct {
+	ProjectID int64
+	Limit     int
+	Cursor    string
+}
+
+// Audit reads one page of a project's audit trail.
+func (c *Client) Audit(ctx context.Context, o AuditOptions) (AuditResponse, error) {
+	q := ListOptions{ProjectID: o.ProjectID, Limit: o.Limit, Cursor: o.Cursor}.query()
+	if o.ProjectID == 0 && c.isAdminKey() {
+		q = "project_id=0&" + q // an admin key's project 0: unscoped refusals
+	}
+	var resp AuditResponse
+	err := c.do(ctx, http.MethodGet, "/v1/audit?"+q, nil, &resp)
+	return resp, err
+}
+
+// isAdminKey reports whether the client authenticates with an admin key
+// rather than an API token.
+func (c *Client) isAdminKey() bool { return !strings.HasPrefix(c.AdminKey, "tsw_") }
 
 // Get shows one token.
 func (c *Client) Get(ctx context.Context, id string) (Token, error) {

@@ -9,7 +9,8 @@ import (
 )
 
 // WriteObserver hears of each store call the API makes to change or list
-// tokens, for metrics. op is create, update, revoke or list; failed is set
+// tokens, for metrics. op is create, update, revoke or list (List and
+// ListPage); failed is set
 // when the store failed (an answer such as "not found", "exists",
 // "revoked", or a change refused by the API's own edit, is a store that
 // worked).
@@ -63,4 +64,10 @@ func (s *observedStore) Update(ctx context.Context, id string, fn func(*auth.Tok
 	})
 	s.o.StoreWrite("update", failed(err) && (fnErr == nil || !errors.Is(err, fnErr)))
 	return tok, err
+}
+
+func (s *observedStore) ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error) {
+	page, err := s.Store.ListPage(ctx, q)
+	s.o.StoreWrite("list", failed(err))
+	return page, err
 }

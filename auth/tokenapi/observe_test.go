@@ -31,6 +31,16 @@ func (f fakeStore) Update(_ context.Context, _ string, fn func(*auth.Token) erro
 	}
 	return nil, f.err
 }
+func (f fakeStore) ListPage(context.Context, auth.ListQuery) (auth.ListPage, error) {
+	return auth.ListPage{}, f.err
+}
+func (f fakeStore) UsageOf(context.Context, []string, time.Time) (map[string]auth.TokenUsage, error) {
+	return nil, f.err
+}
+func (f fakeStore) AppendAudit(context.Context, *auth.AuditEvent) error { return f.err }
+func (f fakeStore) ReadAudit(context.Context, auth.AuditQuery) (auth.AuditPage, error) {
+	return auth.AuditPage{}, f.err
+}
 
 func TestObservedStore(t *testing.T) {
 	ctx := context.Background()
@@ -40,15 +50,16 @@ func TestObservedStore(t *testing.T) {
 		s := ObservedStore(fakeStore{err}, &log)
 		s.Create(ctx, &auth.Token{})
 		s.List(ctx, 1)
+		s.ListPage(ctx, auth.ListQuery{})
 		s.Revoke(ctx, "id", time.Now())
 		s.Update(ctx, "id", noop)
 		s.Get(ctx, "id")
 	}
 	ObservedStore(fakeStore{}, &log).Update(ctx, "id", func(*auth.Token) error { return errors.New("refused edit") })
 	want := []string{
-		"create:false", "list:false", "revoke:false", "update:false",
-		"create:false", "list:false", "revoke:false", "update:false",
-		"create:true", "list:true", "revoke:true", "update:true",
+		"create:false", "list:false", "list:false", "revoke:false", "update:false",
+		"create:false", "list:false", "list:false", "revoke:false", "update:false",
+		"create:true", "list:true", "list:true", "revoke:true", "update:true",
 		"update:false",
 	}
 	if fmt.Sprint(log) != fmt.Sprint(want) {

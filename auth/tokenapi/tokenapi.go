@@ -1,7 +1,15 @@
 // Package tokenapi is tswgate's token-management HTTP API: create a token
 // (its secret is returned once), list a project's tokens, show, update
-// (activate, deactivate, expiry, rate limit), rotate and revoke one. It is
-// served on the admin listener and authenticated by admin keys.
+// (activate, deactivate, expiry, rate limit), rotate and revoke one; read a
+// project's audit trail. It is served on the admin listener, authenticated
+// by admin keys or Owner tokens, and on the public listener under /tswgate/
+// for Owner tokens only (Options.Prefix); a token acts on its own project
+// only.
+//
+// Every change, and every refused attempt by a known admin key or token, is
+// recorded in the project's audit trail (Store.AppendAudit) besides the
+// log. Lists and shows carry each token's last use and its requests of the
+// last 24 hours (Store.UsageOf).
 //
 // Every change goes through one store operation (Create, Update, Revoke),
 // which announces it to every replica; the replica that made it drops its
@@ -11,7 +19,6 @@ package tokenapi
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +26,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +39,16 @@ type Store interface {
 	List(ctx context.Context, projectID int64) ([]*auth.Token, error)
 	Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error)
 	Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error)
+	// ListPage returns one page of a project's live tokens (see
+	// auth.ListQuery).
+	ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error)
+	// UsageOf returns the usage of each of ids over auth.UsageWindow
+	// before now, in one round trip; unused ids may be left out.
+	UsageOf(ctx context.Context, ids []string, now time.Time) (map[string]auth.TokenUsage, error)
+	// AppendAudit appends an event to its project's audit trail, setting
+	// its ID; ReadAudit pages a project's trail, newest first.
+	AppendAudit(ctx context.Context, ev *auth.AuditEvent) error
+	ReadAudit(ctx context.Context, q auth.AuditQuery) (auth.AuditPage, error)
 }
 
 // Options configure the API handler.
@@ -42,8 +58,16 @@ type Options struct {
 	// Hasher hashes new secrets. Required.
 	Hasher *auth.Hasher
 	// AdminKeys are the keys accepted in "Authorization: Bearer <key>".
-	// At least one is required.
+	// At least one is required unless Tokens is set; leave it empty on a
+	// public listener.
 	AdminKeys []string
+	// Tokens, when set, admits Owner API tokens
+	// ("Authorization: Bearer <tokenId>:<secret>"), each acting on its own
+	// project only; Accounting tokens are refused (role_forbidden).
+	Tokens TokenAuthenticator
+	// Prefix is where the API is mounted: "" for /v1/…, "/tswgate" for
+	// /tswgate/v1/….
+	Prefix string
 	// Invalidate drops a token from this replica's cache before a change
 	// is acknowledged, so that this replica never serves a token's former
 	// record (active, unexpired, unrevoked, its former rate limit) after
@@ -58,6 +82,9 @@ type Options struct {
 type api struct {
 	Options
 	keys [][32]byte
+	// unverified samples the audit events of refused, unverified token
+	// credentials (see sampler).
+	unverified sampler
 }
 
 // New returns the API's http.Handler.
@@ -65,8 +92,8 @@ func New(opts Options) (http.Handler, error) {
 	if opts.Store == nil || opts.Hasher == nil {
 		return nil, errors.New("tokenapi: Options.Store and Hasher are required")
 	}
-	if len(opts.AdminKeys) == 0 {
-		return nil, errors.New("tokenapi: at least one admin key is required")
+	if len(opts.AdminKeys) == 0 && opts.Tokens == nil {
+		return nil, errors.New("tokenapi: at least one admin key, or a token authenticator, is required")
 	}
 	a := &api{Options: opts}
 	for _, k := range opts.AdminKeys {
@@ -82,41 +109,20 @@ func New(opts Options) (http.Handler, error) {
 		a.Invalidate = func(string) {}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tokens", a.create)
-	mux.HandleFunc("GET /v1/tokens", a.list)
-	mux.HandleFunc("GET /v1/tokens/{id}", a.show)
-	mux.HandleFunc("PATCH /v1/tokens/{id}", a.update)
-	mux.HandleFunc("POST /v1/tokens/{id}/rotate", a.rotate)
-	mux.HandleFunc("DELETE /v1/tokens/{id}", a.revoke)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/tokens", a.guard("token.create", a.create))
+	mux.HandleFunc("GET /v1/tokens", a.guard("token.list", a.list))
+	mux.HandleFunc("GET /v1/tokens/{id}", a.guard("token.show", a.show))
+	mux.HandleFunc("PATCH /v1/tokens/{id}", a.guard("token.update", a.update))
+	mux.HandleFunc("POST /v1/tokens/{id}/rotate", a.guard("token.rotate", a.rotate))
+	mux.HandleFunc("DELETE /v1/tokens/{id}", a.guard("token.revoke", a.revoke))
+	mux.HandleFunc("GET /v1/audit", a.guard("audit.read", a.readAudit))
+	mux.HandleFunc("/", a.guard("", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see the README's token API table.")
-	})
-	return a.authenticate(mux), nil
-}
-
-// authenticate admits requests that carry one of the admin keys.
-func (a *api) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		const scheme = "bearer "
-		h := r.Header.Get("Authorization")
-		if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate-admin"`)
-			writeError(w, http.StatusUnauthorized, "missing_admin_key",
-				"Send the admin key as Authorization: Bearer <key> (TSWGATE_ADMIN_KEY).")
-			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(scheme):])))
-		ok := 0
-		for i := range a.keys {
-			ok |= subtle.ConstantTimeCompare(sum[:], a.keys[i][:])
-		}
-		if ok != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate-admin", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "invalid_admin_key", "The admin key is not valid.")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	}))
+	if opts.Prefix != "" {
+		return http.StripPrefix(opts.Prefix, mux), nil
+	}
+	return mux, nil
 }
 
 // CreateRequest is the body of POST /v1/tokens.
@@ -179,6 +185,22 @@ type Token struct {
 	Burst     int     `json:"burst,omitempty"`
 	// RateShadow says the token's rate limit is in shadow mode.
 	RateShadow bool `json:"rate_shadow,omitempty"`
+	// LastUsed is the token's latest request (absent: never used), and
+	// Usage24h its requests of the last 24 hours (absent: none); both as
+	// of the gateways' last usage flush. Set in lists and shows.
+	LastUsed *time.Time `json:"last_used,omitempty"`
+	Usage24h *Usage     `json:"usage_24h,omitempty"`
+}
+
+// Usage counts a token's requests by outcome.
+type Usage struct {
+	// Allowed requests were passed to the API.
+	Allowed int64 `json:"allowed"`
+	// RateLimited requests were refused with rate_limited.
+	RateLimited int64 `json:"rate_limited"`
+	// Refused counts the other refusals by code (invalid_token for a wrong
+	// secret, token_inactive, permission_denied, project_mismatch, …).
+	Refused map[string]int64 `json:"refused"`
 }
 
 // View converts a record for display.
@@ -224,12 +246,24 @@ type (
 		Token    Token  `json:"token"`
 		Previous Token  `json:"previous"`
 	}
-	// ListResponse answers list.
+	// ListResponse answers list. NextCursor, absent on the last page, is
+	// the cursor of the next one.
 	ListResponse struct {
-		Success   bool    `json:"success"`
-		Message   string  `json:"message"`
-		ProjectID int64   `json:"project_id"`
-		Tokens    []Token `json:"tokens"`
+		Success    bool    `json:"success"`
+		Message    string  `json:"message"`
+		ProjectID  int64   `json:"project_id"`
+		Tokens     []Token `json:"tokens"`
+		NextCursor string  `json:"next_cursor,omitempty"`
+	}
+	// AuditResponse answers GET /v1/audit: the project's events, newest
+	// first. NextCursor, absent on the last page, is the cursor of the
+	// next one.
+	AuditResponse struct {
+		Success    bool              `json:"success"`
+		Message    string            `json:"message"`
+		ProjectID  int64             `json:"project_id"`
+		Events     []auth.AuditEvent `json:"events"`
+		NextCursor string            `json:"next_cursor,omitempty"`
 	}
 	// ErrorResponse answers any failure.
 	ErrorResponse struct {
@@ -250,6 +284,13 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid token request: "+err.Error())
 		return
 	}
+	p := principalOf(r)
+	if req.ProjectID == 0 {
+		req.ProjectID = p.defaultProject()
+	}
+	if req.ProjectID > 0 && !a.allowProject(w, r, "token.create", p, req.ProjectID, "") {
+		return
+	}
 	now := a.Now()
 	tok, problems := newRecord(&req, now)
 	if len(problems) > 0 {
@@ -268,7 +309,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Invalidate(id) // drop a negative cache entry for the id, if any
-	a.audit(r, "token.create", tok)
+	a.done(r, "token.create", tok, fmt.Sprintf("%s token %q", tok.Role, tok.Name))
 	view := View(tok)
 	view.Token = cred
 	writeJSON(w, http.StatusCreated, TokenResponse{
@@ -317,37 +358,21 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 	return tok, problems
 }
 
-func (a *api) list(w http.ResponseWriter, r *http.Request) {
-	raw := r.URL.Query().Get("project_id")
-	project, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil || project <= 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request",
-			fmt.Sprintf("project_id: %q is not a positive integer; use GET /v1/tokens?project_id=42", raw))
-		return
-	}
-	toks, err := a.Store.List(r.Context(), project)
-	if err != nil {
-		a.storeError(w, r, "list tokens", err)
-		return
-	}
-	resp := ListResponse{Success: true, ProjectID: project, Tokens: make([]Token, 0, len(toks))}
-	for _, t := range toks {
-		resp.Tokens = append(resp.Tokens, View(t))
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
 func (a *api) show(w http.ResponseWriter, r *http.Request) {
 	id, ok := tokenID(w, r)
 	if !ok {
 		return
 	}
-	tok, err := a.Store.Get(r.Context(), id)
-	if err != nil {
-		a.storeError(w, r, "get token", err)
+	tok, ok := a.loadScoped(w, r, "token.show", id)
+	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, TokenResponse{Success: true, Token: View(tok)})
+	views, err := a.views(r.Context(), []*auth.Token{tok})
+	if err != nil {
+		a.storeError(w, r, "get token usage", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TokenResponse{Success: true, Token: views[0]})
 }
 
 func (a *api) revoke(w http.ResponseWriter, r *http.Request) {
@@ -355,13 +380,18 @@ func (a *api) revoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if principalOf(r).token != nil {
+		if _, ok := a.loadScoped(w, r, "token.revoke", id); !ok {
+			return
+		}
+	}
 	tok, err := a.Store.Revoke(r.Context(), id, a.Now())
 	if err != nil {
 		a.storeError(w, r, "revoke token", err)
 		return
 	}
 	a.Invalidate(id)
-	a.audit(r, "token.revoke", tok)
+	a.done(r, "token.revoke", tok, "")
 	writeJSON(w, http.StatusOK, TokenResponse{
 		Success: true,
 		Message: "Token revoked: it is refused from now on.",
@@ -390,6 +420,12 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", problems...)
 		return
 	}
+	action := req.action()
+	if principalOf(r).token != nil {
+		if _, ok := a.loadScoped(w, r, action, id); !ok {
+			return
+		}
+	}
 	tok, err := a.Store.Update(r.Context(), id, edit)
 	var bad *invalidChange
 	if errors.As(err, &bad) {
@@ -401,7 +437,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.Invalidate(id)
-	a.audit(r, "token.update", tok, req.auditAttrs()...)
+	a.done(r, action, tok, req.detail(), req.auditAttrs()...)
 	writeJSON(w, http.StatusOK, TokenResponse{
 		Success: true,
 		Message: "Token updated: the change applies from now on, on every replica.",
@@ -475,6 +511,30 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 	}, problems
 }
 
+// action names an update in the audit trail: token.activate or
+// token.deactivate when it changes the status alone, token.update
+// otherwise.
+func (req *UpdateRequest) action() string {
+	if req.Status != nil && req.RateLimit == nil && req.Burst == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
+		switch st, _ := auth.ParseStatus(*req.Status); st {
+		case auth.StatusActive:
+			return "token.activate"
+		case auth.StatusInactive:
+			return "token.deactivate"
+		}
+	}
+	return "token.update"
+}
+
+// detail says what an update changes, for the audit trail.
+func (req *UpdateRequest) detail() string {
+	var parts []string
+	for _, a := range req.auditAttrs() {
+		parts = append(parts, a.Key+"="+a.Value.String())
+	}
+	return strings.Join(parts, " ")
+}
+
 // auditAttrs names what an update changes, for the audit log.
 func (req *UpdateRequest) auditAttrs() []slog.Attr {
 	var attrs []slog.Attr
@@ -517,6 +577,9 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	old, err := a.Store.Get(ctx, id)
+	if err == nil && !a.allowProject(w, r, "token.rotate", principalOf(r), old.ProjectID, id) {
+		return
+	}
 	if err == nil && old.Revoked() {
 		err = fmt.Errorf("rotate %s: %w", id, auth.ErrRevoked)
 	}
@@ -589,7 +652,8 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.Invalidate(id)
-	a.audit(r, "token.rotate", prev, slog.String("new_token_id", newID), slog.Duration("grace", grace))
+	a.done(r, "token.rotate", prev, fmt.Sprintf("new token %s, grace %s", newID, grace),
+		slog.String("new_token_id", newID), slog.Duration("grace", grace))
 
 	view := View(next)
 	view.Token = cred

@@ -4,36 +4,30 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tswgate/tswgate/config"
 	"github.com/tswgate/tswgate/console"
 )
 
-// consolePrefix is where the admin listener serves the web console.
-const consolePrefix = "/console"
+// Where the web console is served: on the admin listener beside the token
+// API (/v1/…), and on the public listener beside the self-service API
+// (/tswgate/v1/…). The page calls the API at its prefix's parent.
+const (
+	consolePrefix       = "/console"
+	publicConsolePrefix = selfServicePrefix + consolePrefix
+)
 
-// adminHandler is the admin listener's handler: the token API, and the web
-// console at /console/ unless TSWGATE_CONSOLE is off. Every other path goes
-// to the API as it is (no ServeMux path cleaning in front of it).
-func adminHandler(cfg config.Config, api http.Handler) http.Handler {
-	if !cfg.Console {
-		return api
+// withConsole serves the web console at prefix/ (redirecting prefix to it)
+// and passes every other path to next as it is (no ServeMux path cleaning
+// in front of it). With enabled false it is next.
+func withConsole(enabled bool, prefix string, next http.Handler) http.Handler {
+	if !enabled {
+		return next
 	}
-	page := http.StripPrefix(consolePrefix, console.Handler())
+	page := http.StripPrefix(prefix, console.Handler())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p == consolePrefix || strings.HasPrefix(p, consolePrefix+"/") {
+		if p := r.URL.Path; p == prefix || strings.HasPrefix(p, prefix+"/") {
 			page.ServeHTTP(w, r)
 			return
 		}
-		api.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
-}
-
-// mountConsole serves the console at prefix+"/" on mux (prefix without a
-// trailing slash, e.g. "/tswgate/console") and redirects prefix to it. The
-// page calls the token API at the prefix's parent + "v1/tokens"
-// ("/tswgate/v1/tokens"), so mount it beside the API it manages.
-func mountConsole(mux *http.ServeMux, prefix string) {
-	h := http.StripPrefix(prefix, console.Handler())
-	mux.Handle(prefix, h)
-	mux.Handle(prefix+"/", h)
 }

@@ -515,7 +515,9 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context) {
 	var mu sync.Mutex
 	var queries []string
 	mux := http.NewServeMux()
-	mountConsole(mux, "/tswgate/console")
+	consolePage := withConsole(true, publicConsolePrefix, http.NotFoundHandler())
+	mux.Handle(publicConsolePrefix, consolePage)
+	mux.Handle(publicConsolePrefix+"/", consolePage)
 	mux.HandleFunc("GET /tswgate/v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		queries = append(queries, r.URL.RawQuery)

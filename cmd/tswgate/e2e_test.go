@@ -668,10 +668,15 @@ func TestE2EAdminAPI(t *testing.T) {
 		if r.Status != http.StatusUnauthorized {
 			t.Errorf("wrong admin key: want 401, got %s", r)
 		}
-		// A gateway token is not an admin key.
+		// An Owner token manages its own project here too; an Accounting
+		// token manages nothing.
 		r = MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens?project_id=42", tok.Token, nil))
-		if r.Status != http.StatusUnauthorized {
-			t.Errorf("gateway token as admin key: want 401, got %s", r)
+		if r.Status != http.StatusOK {
+			t.Errorf("Owner token on the admin listener, own project: want 200, got %s", r)
+		}
+		r = MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.AdminURL+"/v1/tokens?project_id=42", other.Token, nil))
+		if r.Status != http.StatusForbidden || r.Header.Get("X-Tsw-Error-Code") != "role_forbidden" {
+			t.Errorf("Accounting token on the admin listener: want 403 role_forbidden, got %s", r)
 		}
 		bad := &tokenapi.Client{BaseURL: g.AdminURL, AdminKey: "nope", HTTP: g.HTTP}
 		_, err := bad.List(ctx, testProject)

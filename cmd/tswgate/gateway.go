@@ -32,6 +32,7 @@ import (
 	"github.com/tswgate/tswgate/config"
 	"github.com/tswgate/tswgate/limiter"
 	"github.com/tswgate/tswgate/proxy"
+	usagecount "github.com/tswgate/tswgate/usage"
 )
 
 // Files the embedded default keeps in the data dir.
@@ -56,6 +57,9 @@ type Gateway struct {
 	budget  *limiter.RedisBudget
 	guard   *limiter.AuthGuard
 	metrics *proxy.Metrics
+	// activity is the store's usage, expiry and audit side.
+	activity activityStore
+	usage    *usagecount.Recorder
 	// access buffers the access log; nil when it is off.
 	access   *proxy.BufferedWriter
 	adminKey string
@@ -94,6 +98,22 @@ type tokenCounter interface {
 var (
 	_ tokenCounter = (*filestore.Store)(nil)
 	_ tokenCounter = (*redisstore.Store)(nil)
+)
+
+// activityStore is what the gateway needs of its store beyond auth.Store:
+// the token API's paging, usage and audit calls, the usage recorder's
+// sink, and expiry claims for token.expire events. Both stores implement
+// it.
+type activityStore interface {
+	tokenapi.Store
+	usagecount.Sink
+	ClaimExpired(ctx context.Context, now time.Time) ([]*auth.Token, error)
+	UnclaimExpired(ctx context.Context, t *auth.Token) error
+}
+
+var (
+	_ activityStore = (*filestore.Store)(nil)
+	_ activityStore = (*redisstore.Store)(nil)
 )
 
 // Start builds and starts a Gateway. It listens on every configured address
@@ -170,6 +190,10 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		}
 		trusted = append(trusted, p.Masked())
 	}
+	g.usage, err = usagecount.New(usagecount.Options{Sink: g.activity, Interval: cfg.UsageFlushInterval, Logger: g.log})
+	if err != nil {
+		return nil, err
+	}
 	handler, err := proxy.New(proxy.Options{
 		Decider:           gate,
 		Upstream:          upstream,
@@ -181,6 +205,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		AccessLog:         accessLog,
 		AuthGuard:         guard,
 		TrustedProxies:    trusted,
+		Usage:             g.usage,
 	})
 	if err != nil {
 		return nil, err
@@ -191,21 +216,36 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	}
 	g.health = proxy.NewHealth(pinger, cfg.StoreTimeout)
 
-	if err := g.listen("public", cfg.ListenAddr, handler); err != nil {
-		return nil, err
+	// The token API: on the admin listener for admin keys and Owner
+	// tokens; on the public one, under /tswgate/, for Owner tokens.
+	apiOpts := tokenapi.Options{
+		Store:      tokenapi.ObservedStore(g.activity, metrics),
+		Hasher:     g.hasher,
+		Tokens:     &auth.Authenticator{Validator: g.valid, Hasher: g.hasher},
+		Invalidate: g.valid.Invalidate,
+		Logger:     g.log.With(slog.String("component", "token-api")),
 	}
-	if cfg.AdminAddr != "" {
-		api, err := tokenapi.New(tokenapi.Options{
-			Store:      tokenapi.ObservedStore(g.store, metrics),
-			Hasher:     g.hasher,
-			AdminKeys:  []string{g.adminKey},
-			Invalidate: g.valid.Invalidate,
-			Logger:     g.log.With(slog.String("component", "token-api")),
-		})
+	public := http.Handler(handler)
+	if cfg.SelfService {
+		selfOpts := apiOpts
+		selfOpts.Prefix = selfServicePrefix
+		self, err := tokenapi.New(selfOpts)
 		if err != nil {
 			return nil, err
 		}
-		if err := g.listen("admin", cfg.AdminAddr, adminHandler(cfg, api)); err != nil {
+		public = withSelfService(withConsole(cfg.Console, publicConsolePrefix, g.guardSelfService(self, trusted)), handler)
+	}
+	if err := g.listen("public", cfg.ListenAddr, public); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		adminOpts := apiOpts
+		adminOpts.AdminKeys = []string{g.adminKey}
+		api, err := tokenapi.New(adminOpts)
+		if err != nil {
+			return nil, err
+		}
+		if err := g.listen("admin", cfg.AdminAddr, withConsole(cfg.Console, consolePrefix, api)); err != nil {
 			return nil, err
 		}
 	}
@@ -238,6 +278,8 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 			g.budget.RunHeartbeat(bgctx, replicaTTL, cfg.StoreTimeout, g.log.With(slog.String("component", "ratelimit")))
 		})
 	}
+	g.bg.Go(func() { g.usage.Run(bgctx) }) // flushes once more when stopped
+	g.bg.Go(func() { g.sweepExpiries(bgctx, cfg.ExpirySweepInterval) })
 	if tc, ok := g.store.(tokenCounter); ok {
 		every := opts.TokenCountEvery
 		if every <= 0 {
@@ -327,19 +369,132 @@ func (g *Gateway) newLimiter() (sweeper, error) {
 }
 
 func (g *Gateway) sweep(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	repeat(ctx, time.Minute, func(now time.Time) {
+		g.limiter.Sweep(now)
+		if g.guard != nil {
+			g.guard.Sweep(now)
+		}
+	})
+}
+
+// selfServicePrefix is where the token API is mounted on the public
+// listener. TeraSwitch's routes are all under /v1/ and /v2/.
+const selfServicePrefix = "/tswgate"
+
+// withSelfService sends requests under /tswgate/ to the token API and
+// everything else to the proxy, unchanged.
+func withSelfService(api, proxy http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, selfServicePrefix+"/") {
+			api.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// guardSelfService puts the limit on failed authentications per client
+// address (TSWGATE_AUTH_FAILURE_*) in front of the self-service API, as the
+// proxy has it: an address past its limit is refused auth_rate_limited
+// before its credential is read, and every 401 the API answers counts as a
+// failure.
+func (g *Gateway) guardSelfService(api http.Handler, trusted []netip.Prefix) http.Handler {
+	if g.guard == nil {
+		return api
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		client := proxy.ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], trusted)
+		if d, blocked := g.guard.Blocked(client, now); blocked {
+			proxy.Refuse(w, auth.CodeAuthRateLimited, d)
+			return
+		}
+		rec := &statusWriter{ResponseWriter: w}
+		api.ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized {
+			g.guard.Failed(client, now)
+		}
+	})
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// sweepExpiries records token.expire events every interval.
+func (g *Gateway) sweepExpiries(ctx context.Context, every time.Duration) {
+	repeat(ctx, every, func(time.Time) {
+		if err := g.recordExpiries(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("recording token expiries failed; retrying at the next sweep", slog.String("err", err.Error()))
+		}
+	})
+}
+
+// repeat calls fn every interval until ctx is done.
+func repeat(ctx context.Context, every time.Duration, fn func(now time.Time)) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			g.limiter.Sweep(now)
-			if g.guard != nil {
-				g.guard.Sweep(now)
-			}
+			fn(now)
 		}
 	}
+}
+
+// recordExpiries records a token.expire audit event for each token whose
+// expiry (its own, or the end of a rotation's grace period) has passed
+// since the last sweep of any replica: the store hands each expiry to one
+// claimant only. An event that cannot be recorded is unclaimed, for the
+// next sweep. Refusing an expired token needs none of this: the gate
+// checks the expiry on every request.
+func (g *Gateway) recordExpiries(ctx context.Context) error {
+	now := time.Now()
+	claimed, err := g.activity.ClaimExpired(ctx, now)
+	if err != nil {
+		return fmt.Errorf("claiming expired tokens: %w", err)
+	}
+	var errs []error
+	for _, t := range claimed {
+		ev := auth.AuditEvent{
+			Time: now.UTC().Truncate(time.Millisecond), Action: "token.expire", ActorKind: auth.ActorSystem,
+			ProjectID: t.ProjectID, TokenID: t.ID, Outcome: auth.OutcomeOK,
+			Detail: "expired at " + t.ExpiresAt.UTC().Format(time.RFC3339Nano),
+		}
+		if err := g.activity.AppendAudit(ctx, &ev); err != nil {
+			errs = append(errs, fmt.Errorf("recording the expiry of %s: %w", t.ID, err))
+			if err := g.activity.UnclaimExpired(context.WithoutCancel(ctx), t); err != nil {
+				errs = append(errs, fmt.Errorf("unclaiming %s: %w", t.ID, err))
+			}
+			continue
+		}
+		g.log.LogAttrs(ctx, slog.LevelInfo, "token.expire", slog.String("token_id", t.ID),
+			slog.Int64("project_id", t.ProjectID), slog.String("role", t.Role.String()),
+			slog.Time("expires_at", t.ExpiresAt))
+	}
+	return errors.Join(errs...)
+}
+
+func sweep(ctx context.Context, l *limiter.Local) {
+	repeat(ctx, time.Minute, func(now time.Time) { l.Sweep(now) })
 }
 
 // newAccessLogger returns the access logger: the process log's format
@@ -369,16 +524,7 @@ func (g *Gateway) countTokens(ctx context.Context, tc tokenCounter, every time.D
 		g.metrics.SetTokens(counts)
 	}
 	count()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			count()
-		}
-	}
+	repeat(ctx, every, func(time.Time) { count() })
 }
 
 func (g *Gateway) storeKind() string {
@@ -506,11 +652,12 @@ func (g *Gateway) openStore() error {
 			Path:             filepath.Join(c.DataDir, storeFile),
 			RevokedRetention: c.RevokedRetention,
 			Logger:           g.log,
+			AuditMaxEvents:   c.AuditMaxEvents,
 		})
 		if err != nil {
 			return fmt.Errorf("embedded token store: %w", err)
 		}
-		g.store = st
+		g.store, g.activity = st, st
 		return nil
 	}
 	t, err := config.ParseRedisURL(c.RedisURL)
@@ -546,11 +693,12 @@ func (g *Gateway) openStore() error {
 		RevokedRetention: c.RevokedRetention,
 		Timeout:          c.StoreTimeout,
 		Logger:           g.log,
+		AuditMaxEvents:   c.AuditMaxEvents,
 	})
 	if err != nil {
 		return fmt.Errorf("redis token store: %w", err)
 	}
-	g.store = st
+	g.store, g.activity = st, st
 	return nil
 }
 

@@ -4,6 +4,7 @@
 //	tswgate serve [--config FILE]     run the gateway
 //	tswgate quickstart                run it with a stand-in API and two tokens
 //	tswgate token create|list|show|deactivate|activate|rotate|limit|revoke ...
+//	tswgate audit --project ID
 //	tswgate version
 package main
 
@@ -30,7 +31,9 @@ Usage:
   tswgate serve [--config FILE] [--check]  run the gateway (settings: README, TSWGATE_* variables)
   tswgate quickstart                       run it in front of a stand-in API, with two tokens to try
   tswgate token create --project ID --role owner|accounting --name NAME [--expires-in 720h] [-o json]
-  tswgate token list --project ID [-o json]
+  tswgate token list --project ID [--status active|inactive] [--role owner|accounting]
+                    [--limit N [--cursor C]] [-o json]
+                                           every page, or one page of N with --limit
   tswgate token show ID [-o json]
   tswgate token deactivate ID [-o json]    refuse the token (token_inactive) until activated
   tswgate token activate ID [-o json]
@@ -41,9 +44,11 @@ Usage:
                                            the token's own rate limit (requests/s); --rate 0
                                            removes it (the role's applies)
   tswgate token revoke ID [-o json]
+  tswgate audit --project ID [--limit 50] [--cursor C] [-o json]
+                                           the project's audit trail, newest first
   tswgate version
 
-The token commands call the admin API at TSWGATE_ADMIN_URL (default
+The token and audit commands call the admin API at TSWGATE_ADMIN_URL (default
 http://127.0.0.1:8081) with TSWGATE_ADMIN_KEY (default: the key file in
 TSWGATE_DATA_DIR, which the embedded store creates on first start).
 `
@@ -69,6 +74,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		err = quickstart(ctx, args[1:], environ, stdout, stderr)
 	case "token":
 		err = tokenCommand(ctx, args[1:], environ, stdout)
+	case "audit":
+		err = auditCommand(ctx, args[1:], environ, stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tswgate", version())
 	case "help", "-h", "--help":

@@ -114,12 +114,17 @@ Manage tokens (in another shell, from this directory):
 
   go run ./cmd/tswgate token list --project %d
   go run ./cmd/tswgate token revoke <id>
+  go run ./cmd/tswgate audit --project %d
+
+or with the Owner token itself, on the gateway (its own project only):
+
+  curl -s -H "Authorization: Bearer $OWNER" %s/tswgate/v1/tokens
 
 Press Ctrl-C to stop.
 `,
 		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), consoleLine(g), hostPort(g.Addr("metrics")),
 		quickstartProject, owner, acct,
-		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject)
+		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject, quickstartProject, gw)
 }
 
 // consoleLine names the web console's address, when it is served.

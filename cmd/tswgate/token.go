@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -41,6 +42,9 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		rate      *float64
 		burst     *int
 		shadow    *bool
+		status    *string
+		limit     *int
+		cursor    *string
 	)
 	wantArgs := 1 // the token id
 	switch sub {
@@ -52,6 +56,10 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		wantArgs = 0
 	case "list":
 		project = fs.Int64("project", 0, "project id")
+		status = fs.String("status", "", "only tokens with this status: active or inactive")
+		role = fs.String("role", "", "only tokens with this role: owner or accounting")
+		limit = fs.Int("limit", 0, "show one page of at most this many tokens (default: every page)")
+		cursor = fs.String("cursor", "", "start after the page that printed this cursor")
 		wantArgs = 0
 	case "rotate":
 		grace = fs.Duration("grace", 0, "how long the old token keeps working, e.g. 1h (default: revoked at once)")
@@ -75,6 +83,9 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 	}
 	if project != nil && *project <= 0 {
 		return usageError{fmt.Sprintf("token %s: --project is required: the project id, a positive integer", sub)}
+	}
+	if limit != nil && (*limit < 0 || *limit > tokenapi.MaxPageSize) {
+		return usageError{fmt.Sprintf("token list: --limit %d: want 1 to %d", *limit, tokenapi.MaxPageSize)}
 	}
 	if sub == "create" && (*role == "" || *name == "") {
 		return usageError{"token create: --role (owner or accounting) and --name are required"}
@@ -131,29 +142,9 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		printCopyNow(stdout)
 		return nil
 	case "list":
-		toks, err := client.List(ctx, *project)
-		if err != nil {
-			return fmt.Errorf("listing tokens: %w", err)
-		}
-		if *output == "json" {
-			if toks == nil {
-				toks = []tokenapi.Token{}
-			}
-			return writeJSON(stdout, toks)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TOKEN ID\tDISPLAY NAME\tROLE\tSTATUS\tCREATED\tEXPIRES")
-		for _, t := range toks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.DisplayID, t.Name, title(t.Role), title(t.Status),
-				t.CreatedAt.Local().Format("2006-01-02 15:04"), expiry(t.ExpiresAt))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if len(toks) == 0 {
-			fmt.Fprintf(stdout, "(no tokens in project %d)\n", *project)
-		}
-		return nil
+		return listTokens(ctx, client, stdout, tokenapi.ListOptions{
+			ProjectID: *project, Status: *status, Role: *role, Limit: *limit, Cursor: *cursor,
+		}, *output)
 	case "show":
 		tok, err := client.Get(ctx, pos[0])
 		if err != nil {
@@ -263,6 +254,69 @@ func rateLimit(t tokenapi.Token) string {
 	return fmt.Sprintf("%s requests per second, bursts of %d%s", strconv.FormatFloat(t.RateLimit, 'g', -1, 64), burst, note)
 }
 
+// listTokens prints the tokens o selects: every page, or with o.Limit one
+// page and the cursor of the next.
+func listTokens(ctx context.Context, client *tokenapi.Client, w io.Writer, o tokenapi.ListOptions, output string) error {
+	var (
+		toks []tokenapi.Token
+		next string
+		err  error
+	)
+	if o.Limit > 0 {
+		var page tokenapi.ListResponse
+		page, err = client.ListPage(ctx, o)
+		toks, next = page.Tokens, page.NextCursor
+	} else {
+		toks, err = client.ListAll(ctx, o)
+	}
+	if err != nil {
+		return fmt.Errorf("listing tokens: %w", err)
+	}
+	if output == "json" {
+		if toks == nil {
+			toks = []tokenapi.Token{}
+		}
+		return writeJSON(w, toks)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOKEN ID\tDISPLAY NAME\tROLE\tSTATUS\tCREATED\tEXPIRES\tLAST USED\tREQUESTS 24H")
+	for _, t := range toks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.DisplayID, t.Name, title(t.Role), title(t.Status),
+			t.CreatedAt.Local().Format("2006-01-02 15:04"), expiry(t.ExpiresAt), lastUsed(t.LastUsed), usageSummary(t.Usage24h))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(toks) == 0 {
+		fmt.Fprintf(w, "(no tokens in project %d)\n", o.ProjectID)
+	}
+	if next != "" {
+		fmt.Fprintf(w, "(more: add --cursor %s)\n", next)
+	}
+	return nil
+}
+
+// lastUsed renders last_used for the list table ("-": not used yet, so
+// that "never" there always means the expiry).
+func lastUsed(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+// usageSummary renders usage_24h as "12 ok, 3 refused, 1 limited".
+func usageSummary(u *tokenapi.Usage) string {
+	if u == nil {
+		return "-"
+	}
+	var refused int64
+	for _, n := range u.Refused {
+		refused += n
+	}
+	return fmt.Sprintf("%d ok, %d refused, %d limited", u.Allowed, refused, u.RateLimited)
+}
+
 func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	if output == "json" {
 		return writeJSON(w, t)
@@ -286,6 +340,22 @@ func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	}
 	if t.RevokedAt != nil {
 		fmt.Fprintf(tw, "Revoked:\t%s\n", t.RevokedAt.Local().Format(time.RFC3339))
+	}
+	if t.LastUsed != nil {
+		fmt.Fprintf(tw, "Last used:\t%s\n", t.LastUsed.Local().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(tw, "Last used:\tnever\n")
+	}
+	fmt.Fprintf(tw, "Requests (24h):\t%s\n", usageSummary(t.Usage24h))
+	if u := t.Usage24h; u != nil && len(u.Refused) > 0 {
+		codes := make([]string, 0, len(u.Refused))
+		for c := range u.Refused {
+			codes = append(codes, c)
+		}
+		slices.Sort(codes)
+		for _, c := range codes {
+			fmt.Fprintf(tw, "  refused %s:\t%d\n", c, u.Refused[c])
+		}
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,262 @@
+package tokenapi
+
+// Who may call the API, on which project, and the audit trail of what they
+// did or were refused.
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// TokenAuthenticator verifies an API token credential the way the gateway
+// does (*auth.Authenticator): it returns the record the credential names
+// when there is one, and OK only for a verified, live, active, unexpired
+// token.
+type TokenAuthenticator interface {
+	Authenticate(ctx context.Context, header string, now time.Time) (*auth.Token, auth.Code, error)
+}
+
+// principal is who a request acts as: an admin key (any project) or an
+// Owner token (its own project only).
+type principal struct {
+	kind  string // auth.ActorAdminKey or auth.ActorToken
+	actor string // the admin key's fingerprint, or the token id
+	token *auth.Token
+}
+
+type principalKey struct{}
+
+func principalOf(r *http.Request) *principal {
+	p, _ := r.Context().Value(principalKey{}).(*principal)
+	return p
+}
+
+// fingerprint names an admin key in the audit trail without revealing it:
+// the first 8 hex digits of its SHA-256.
+func fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
+
+// guard authenticates a request to the endpoint doing action and, if it
+// is admitted, runs h with its principal in the context. Admin keys are
+// accepted when Options.AdminKeys has any; API tokens when Options.Tokens
+// is set, and then only Owner tokens. Refusals of a known admin key or
+// token are audited.
+func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		header := strings.Join(r.Header.Values("Authorization"), ", ")
+		var p *principal
+		if a.Tokens != nil && (len(a.keys) == 0 || looksLikeToken(header)) {
+			p = a.tokenPrincipal(w, r, action, header)
+		} else {
+			p = a.keyPrincipal(w, r, action, header)
+		}
+		if p == nil {
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+// looksLikeToken reports whether an Authorization header carries an API
+// token (tsw_…) rather than an admin key.
+func looksLikeToken(header string) bool {
+	const scheme = "bearer "
+	return len(header) > len(scheme) && strings.EqualFold(header[:len(scheme)], scheme) &&
+		strings.HasPrefix(strings.TrimLeft(header[len(scheme):], " \t"), auth.IDPrefix)
+}
+
+func (a *api) keyPrincipal(w http.ResponseWriter, r *http.Request, action, header string) *principal {
+	const scheme = "bearer "
+	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate-admin"`)
+		msg := "Send the admin key as Authorization: Bearer <key> (TSWGATE_ADMIN_KEY)"
+		if a.Tokens != nil {
+			msg += ", or an Owner token as Authorization: Bearer <tokenId>:<secret>"
+		}
+		writeError(w, http.StatusUnauthorized, "missing_admin_key", msg+".")
+		return nil
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(header[len(scheme):])))
+	matched := -1
+	for i := range a.keys {
+		if subtle.ConstantTimeCompare(sum[:], a.keys[i][:]) == 1 {
+			matched = i
+		}
+	}
+	if matched < 0 {
+		a.refused(r, action, &principal{kind: auth.ActorAdminKey}, requestedProject(r), "invalid_admin_key", "")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate-admin", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "invalid_admin_key", "The admin key is not valid.")
+		return nil
+	}
+	return &principal{kind: auth.ActorAdminKey, actor: fingerprint(a.keys[matched])}
+}
+
+func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, header string) *principal {
+	rec, code, err := a.Tokens.Authenticate(r.Context(), header, a.Now())
+	switch {
+	case code == auth.CodeStoreUnavailable:
+		a.storeError(w, r, "authenticate", fmt.Errorf("authenticating an API token: %w: %w", auth.ErrUnavailable, err))
+		return nil
+	case code != auth.OK:
+		if rec != nil {
+			p := &principal{kind: auth.ActorToken, actor: rec.ID}
+			if a.unverified.allow(rec.ID+" "+code.String(), a.Now()) {
+				a.refused(r, action, p, rec.ProjectID, code.String(), "")
+			} else {
+				a.logRefused(r, action, p, rec.ProjectID, code.String(), r.PathValue("id"))
+			}
+		}
+		msg := code.Message()
+		if len(a.keys) == 0 && (code == auth.CodeMissingToken || code == auth.CodeMalformedToken) {
+			msg += " This listener accepts Owner API tokens only; admin keys work on the admin listener."
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate", error="invalid_token", error_description="`+code.String()+`"`)
+		writeError(w, http.StatusUnauthorized, code.String(), msg)
+		return nil
+	case rec.Role != auth.RoleOwner:
+		p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+		a.refused(r, action, p, rec.ProjectID, "role_forbidden", "role "+rec.Role.String())
+		writeError(w, http.StatusForbidden, "role_forbidden", fmt.Sprintf(
+			"%s tokens may not manage tokens or read the audit trail: use an Owner token of project %d, or an admin key on the admin listener.",
+			rec.Role.Title(), rec.ProjectID))
+		return nil
+	}
+	return &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+}
+
+// requestedProject is the project_id a request names in its query, or 0.
+func requestedProject(r *http.Request) int64 {
+	n, _ := strconv.ParseInt(r.URL.Query().Get("project_id"), 10, 64)
+	return max(n, 0)
+}
+
+// allowProject checks that p may act on project; a token may act on its
+// own project only. On refusal it answers 403 project_forbidden and audits.
+func (a *api) allowProject(w http.ResponseWriter, r *http.Request, action string, p *principal, project int64, target string) bool {
+	if p.token == nil || p.token.ProjectID == project {
+		return true
+	}
+	a.refusedTarget(r, action, p, p.token.ProjectID, "project_forbidden", target, fmt.Sprintf("asked for project %d", project))
+	writeError(w, http.StatusForbidden, "project_forbidden", fmt.Sprintf(
+		"This Owner token belongs to project %d: it may manage only that project's tokens and audit trail, not project %d's. "+
+			"Use a token of project %d, or an admin key on the admin listener.", p.token.ProjectID, project, project))
+	return false
+}
+
+// defaultProject is the project a request acts on when it names none: the
+// token's own (for tokens), or 0 (for admin keys, which must name one).
+func (p *principal) defaultProject() int64 {
+	if p.token != nil {
+		return p.token.ProjectID
+	}
+	return 0
+}
+
+// loadScoped reads the token of the request's path and checks that p may
+// act on its project. It answers every failure itself.
+func (a *api) loadScoped(w http.ResponseWriter, r *http.Request, action, id string) (*auth.Token, bool) {
+	tok, err := a.Store.Get(r.Context(), id)
+	if err != nil {
+		a.storeError(w, r, action, err)
+		return nil, false
+	}
+	if !a.allowProject(w, r, action, principalOf(r), tok.ProjectID, id) {
+		return nil, false
+	}
+	return tok, true
+}
+
+// refused audits a refused attempt.
+func (a *api) refused(r *http.Request, action string, p *principal, project int64, reason, detail string) {
+	a.refusedTarget(r, action, p, project, reason, r.PathValue("id"), detail)
+}
+
+func (a *api) refusedTarget(r *http.Request, action string, p *principal, project int64, reason, target, detail string) {
+	if action == "" {
+		return // not an endpoint of the API: no management attempt
+	}
+	a.logRefused(r, action, p, project, reason, target)
+	a.record(r, auth.AuditEvent{
+		Action: action, ActorKind: p.kind, Actor: p.actor, ProjectID: project, TokenID: target,
+		Outcome: auth.OutcomeRefused, Reason: reason, Detail: detail,
+	})
+}
+
+// logRefused writes the log line of a refused attempt.
+func (a *api) logRefused(r *http.Request, action string, p *principal, project int64, reason, target string) {
+	a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "token API request refused",
+		slog.String("action", action), slog.String("reason", reason),
+		slog.String("actor_kind", p.kind), slog.String("actor", p.actor),
+		slog.Int64("project_id", project), slog.String("token_id", target),
+		slog.String("remote_addr", r.RemoteAddr))
+}
+
+// sampler admits one event per key and minute, for at most maxKeys keys a
+// minute. Refusals of a credential that was not verified (a wrong secret
+// for a known token id) can be caused by anyone who knows a token id: they
+// are recorded in the trail through it, so that a flood of them cannot
+// push the trail's other events out (the log has every one).
+type sampler struct {
+	mu     sync.Mutex
+	minute int64
+	seen   map[string]struct{}
+}
+
+const maxSampledKeys = 10000
+
+func (s *sampler) allow(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := auth.UnixMinute(now); m != s.minute || s.seen == nil {
+		s.minute, s.seen = m, make(map[string]struct{})
+	}
+	if _, dup := s.seen[key]; dup || len(s.seen) >= maxSampledKeys {
+		return false
+	}
+	s.seen[key] = struct{}{}
+	return true
+}
+
+// done writes the audit log line of a change and records it in the trail.
+// The log line keeps the names it always had: activations and
+// deactivations are token.update there.
+func (a *api) done(r *http.Request, action string, t *auth.Token, detail string, extra ...slog.Attr) {
+	p := principalOf(r)
+	extra = append(extra, slog.String("actor_kind", p.kind), slog.String("actor", p.actor))
+	logged := action
+	if action == "token.activate" || action == "token.deactivate" {
+		logged = "token.update"
+	}
+	a.audit(r, logged, t, extra...)
+	a.record(r, auth.AuditEvent{
+		Action: action, ActorKind: p.kind, Actor: p.actor, ProjectID: t.ProjectID, TokenID: t.ID,
+		Outcome: auth.OutcomeOK, Detail: detail,
+	})
+}
+
+// record appends ev to the audit trail. A failure is logged, not
+// answered: the change it records is made.
+func (a *api) record(r *http.Request, ev auth.AuditEvent) {
+	ev.Time = a.Now().UTC().Truncate(time.Millisecond)
+	ev.Source = r.RemoteAddr
+	if err := a.Store.AppendAudit(r.Context(), &ev); err != nil {
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) {
+			level = slog.LevelWarn
+		}
+		a.Logger.LogAttrs(r.Context(), level, "recording an audit event failed; the log line above stands for it",
+			slog.String("action", ev.Action), slog.String("token_id", ev.TokenID), slog.String("err", err.Error()))
+	}
+}
