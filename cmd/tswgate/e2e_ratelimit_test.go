@@ -257,3 +257,27 @@ func TestE2ERateLimitOnRedisCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAuthFailuresLimitedOnSelfService: the self-service API on the
+// public listener has the same per-address limit as the proxy, so it is no
+// side door for guessing secrets.
+func TestE2EAuthFailuresLimitedOnSelfService(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_AUTH_FAILURE_RATE=0.01", "TSWGATE_AUTH_FAILURE_BURST=2")
+	owner := g.MustCreateToken(t, testProject, "owner", "self-service")
+	list := func(cred string) *response { return g.MustCall(t, "GET", "/tswgate/v1/tokens", cred, nil) }
+	if r := list(owner.Token); r.Status != http.StatusOK {
+		t.Fatalf("self-service list with a valid Owner token: %s", r)
+	}
+	for range 2 {
+		if r := list(MustForgeCredential(t, owner.ID)); r.Status != http.StatusUnauthorized {
+			t.Fatalf("self-service list with a wrong secret: %s", r)
+		}
+	}
+	r := list(owner.Token)
+	if _, code := MustEnvelope(t, r); r.Status != http.StatusTooManyRequests || code != auth.CodeAuthRateLimited.String() || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("self-service list from an address past its failures: %s, want 429 auth_rate_limited with Retry-After", r)
+	}
+	// The proxy shares the address's budget.
+	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", owner.Token, nil), auth.CodeAuthRateLimited)
+}
