@@ -155,6 +155,20 @@ func (a *api) allowProject(w http.ResponseWriter, r *http.Request, action string
 	return false
 }
 
+// allowLimits checks that p may set rate limits: admin keys only. A
+// customer's Owner token manages its project's tokens, but raising their
+// limits is the operator's call ("contact support for higher limits"). On
+// refusal it answers 403 limit_forbidden and audits.
+func (a *api) allowLimits(w http.ResponseWriter, r *http.Request, action string, p *principal, project int64) bool {
+	if p.token == nil {
+		return true
+	}
+	a.refused(r, action, p, project, "limit_forbidden", "asked to set a rate limit")
+	writeError(w, http.StatusForbidden, "limit_forbidden",
+		"Rate limits (rate_limit, burst, rate_shadow) are set by the operator with an admin key: contact support for higher limits.")
+	return false
+}
+
 // defaultProject is the project a request acts on when it names none: the
 // token's own (for tokens), or 0 (for admin keys, which must name one).
 func (p *principal) defaultProject() int64 {

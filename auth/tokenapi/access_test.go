@@ -114,6 +114,10 @@ func TestTokenScope(t *testing.T) {
 				{"GET", "/v1/audit?project_id=0", "tsw_owner", "", 400, "invalid_request"},
 				{"POST", "/v1/tokens", "tsw_owner", `{"role":"owner","name":"x","project_id":7}`, 403, "project_forbidden"},
 				{"POST", "/v1/tokens", "tsw_owner", `{"role":"owner","name":"mine"}`, 201, ""},
+				// Limits are the operator's: an Owner token may not raise them.
+				{"POST", "/v1/tokens", "tsw_owner", `{"role":"owner","name":"fast","rate_limit":1000}`, 403, "limit_forbidden"},
+				{"PATCH", "/v1/tokens/" + owner.ID, "tsw_owner", `{"rate_limit":1000}`, 403, "limit_forbidden"},
+				{"PATCH", "/v1/tokens/" + owner.ID, "tsw_owner", `{"rate_shadow":true}`, 403, "limit_forbidden"},
 				{"GET", "/v1/tokens/" + owner.ID, "tsw_books", "", 403, "role_forbidden"},
 				{"GET", "/v1/tokens", "tsw_wrong", "", 401, "invalid_token"},
 				{"GET", "/v1/tokens", "tsw_wrong", "", 401, "invalid_token"},
@@ -141,6 +145,8 @@ func TestTokenScope(t *testing.T) {
 				"audit.read refused project_forbidden":   1,
 				"token.create refused project_forbidden": 1,
 				"token.create ok ":                       1,
+				"token.create refused limit_forbidden":   1,
+				"token.update refused limit_forbidden":   2,
 				"token.show refused role_forbidden":      1,
 				"token.list refused invalid_token":       1, // sampled: twice refused, once recorded
 			} {

@@ -134,6 +134,11 @@ type CreateRequest struct {
 	// sets an expiry; neither means the token never expires.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	ExpiresIn string     `json:"expires_in,omitempty"`
+	// RateLimit (requests per second) and Burst give the token a rate
+	// limit of its own, overriding its role's (admin keys only); 0 or
+	// absent means the role's.
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	Burst     int     `json:"burst,omitempty"`
 }
 
 // UpdateRequest is the body of PATCH /v1/tokens/{id}. Only the fields given
@@ -291,6 +296,9 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if req.ProjectID > 0 && !a.allowProject(w, r, "token.create", p, req.ProjectID, "") {
 		return
 	}
+	if (req.RateLimit != 0 || req.Burst != 0) && !a.allowLimits(w, r, "token.create", p, req.ProjectID) {
+		return
+	}
 	now := a.Now()
 	tok, problems := newRecord(&req, now)
 	if len(problems) > 0 {
@@ -330,6 +338,15 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 	if req.ProjectID <= 0 {
 		problems = append(problems, "project_id: required, a positive integer")
 	}
+	switch {
+	case req.RateLimit < 0 || math.IsInf(req.RateLimit, 0) || math.IsNaN(req.RateLimit):
+		problems = append(problems, "rate_limit: requests per second, 0 or more (0: the role's limit)")
+	case req.Burst < 0:
+		problems = append(problems, "burst: 0 or more (0 means ceil(rate_limit))")
+	case req.Burst > 0 && req.RateLimit == 0:
+		problems = append(problems, "burst: needs a rate_limit above 0")
+	}
+	tok.RateLimit, tok.RateBurst = req.RateLimit, req.Burst
 	role, err := auth.ParseRole(req.Role)
 	if err != nil {
 		problems = append(problems, "role: "+err.Error())
@@ -421,8 +438,12 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action := req.action()
-	if principalOf(r).token != nil {
-		if _, ok := a.loadScoped(w, r, action, id); !ok {
+	if p := principalOf(r); p.token != nil {
+		tok, ok := a.loadScoped(w, r, action, id)
+		if !ok {
+			return
+		}
+		if (req.RateLimit != nil || req.Burst != nil || req.RateShadow != nil) && !a.allowLimits(w, r, action, p, tok.ProjectID) {
 			return
 		}
 	}

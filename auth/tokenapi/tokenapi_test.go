@@ -435,3 +435,24 @@ func TestRotateStoreFailure(t *testing.T) {
 		})
 	}
 }
+
+func TestCreateWithRateLimit(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.create(t, CreateRequest{RateLimit: 2.5, Burst: 7})
+	if tok.RateLimit != 2.5 || tok.Burst != 7 {
+		t.Fatalf("created %+v, want rate_limit 2.5 and burst 7", tok)
+	}
+	got, err := f.client.Get(context.Background(), tok.ID)
+	if err != nil || got.RateLimit != 2.5 || got.Burst != 7 {
+		t.Fatalf("stored %+v (%v)", got, err)
+	}
+	for body, problem := range map[string]string{
+		`{"project_id":42,"role":"owner","name":"x","rate_limit":-1}`: "rate_limit: requests per second",
+		`{"project_id":42,"role":"owner","name":"x","burst":3}`:       "burst: needs a rate_limit above 0",
+	} {
+		status, e, _ := f.raw(t, "POST", "/v1/tokens", body)
+		if status != 400 || e.Code != "invalid_request" || !strings.Contains(strings.Join(e.Errors, "; "), problem) {
+			t.Errorf("POST %s: %d %+v, want 400 naming %q", body, status, e, problem)
+		}
+	}
+}

@@ -53,6 +53,8 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		role = fs.String("role", "", "owner or accounting")
 		name = fs.String("name", "", "display name")
 		expiresIn = fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
+		rate = fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit (default: the role's)")
+		burst = fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
 		wantArgs = 0
 	case "list":
 		project = fs.Int64("project", 0, "project id")
@@ -130,7 +132,7 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 	switch sub {
 	case "create":
 		tok, err := client.Create(ctx, tokenapi.CreateRequest{
-			ProjectID: *project, Role: *role, Name: *name, ExpiresIn: *expiresIn,
+			ProjectID: *project, Role: *role, Name: *name, ExpiresIn: *expiresIn, RateLimit: *rate, Burst: *burst,
 		})
 		if err != nil {
 			return fmt.Errorf("creating the token: %w", err)
