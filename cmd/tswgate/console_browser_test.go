@@ -4,7 +4,10 @@ package main
 // driven with chromedp against a real gateway: sign in, generate a token,
 // read its secret off the page, call the gateway with it, deactivate,
 // activate and revoke it through the page's confirmation dialogs, and see
-// each change refused or allowed by the public listener.
+// each change refused or allowed by the public listener; on the admin
+// listener (embedded store, and two replicas on Redis) with the admin key,
+// and on the public listener (/tswgate/console/) with an Owner token, with
+// real usage counts and paging.
 //
 // Without Chromium the test is skipped, except under CI=true where it
 // fails. TSWGATE_TEST_CHROMIUM names another browser binary;
@@ -15,10 +18,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,9 +126,10 @@ func newTab(t *testing.T, browser context.Context, timeout time.Duration) *brows
 }
 
 // note records a console message that shows a fault of the page. A failed
-// request with 401 is expected where the test signs in with a wrong key.
+// request with 401 or 403 is expected where the test signs in with a wrong
+// key or an Accounting token.
 func (b *browserTab) note(m chromedp.ConsoleMessage) {
-	if m.Source == "network" && strings.Contains(m.Text, "status of 401") {
+	if m.Source == "network" && (strings.Contains(m.Text, "status of 401") || strings.Contains(m.Text, "status of 403")) {
 		return
 	}
 	if m.IsException() || m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleWarning || m.Source == "security" ||
@@ -274,8 +278,11 @@ func TestConsoleBrowser(t *testing.T) {
 		testConsoleFlow(t, browser, consoleGateway{admin: a, callers: []*testGateway{a, b}}, "")
 	})
 
-	t.Run("owner token, mounted under /tswgate/", func(t *testing.T) {
-		testConsoleOwnerToken(t, browser)
+	t.Run("owner token, public listener", func(t *testing.T) {
+		// No periodic usage flush: the test flushes.
+		up := MustStartUpstream(t, nil)
+		g := MustStartGateway(t, up.URL, "TSWGATE_USAGE_FLUSH_INTERVAL=5m")
+		testConsoleOwnerToken(t, browser, g)
 	})
 }
 
@@ -491,87 +498,200 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 	}
 }
 
-// testConsoleOwnerToken serves the console under /tswgate/ beside a
-// stand-in of the self-service API (Owner-token auth, no project_id,
-// last_used, usage_24h, next_cursor) and signs in with an Owner token.
-func testConsoleOwnerToken(t *testing.T, browser context.Context) {
-	_, cred, err := auth.NewCredential()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rememberSecret(cred)
-	now := time.Now().UTC()
-	tok := func(n int, name string, used bool) map[string]any {
-		m := map[string]any{
-			"id": fmt.Sprintf("tsw_%020d", n), "display_id": fmt.Sprintf("tsw_%04d…", n), "project_id": 7,
-			"name": name, "role": "owner", "status": "active", "created_at": now.Add(-48 * time.Hour).Format(time.RFC3339),
-		}
-		if used {
-			m["last_used"] = now.Add(-time.Hour).Format(time.RFC3339)
-			m["usage_24h"] = map[string]int{"allowed": 5, "refused": 2}
-		}
-		return m
-	}
-	var mu sync.Mutex
-	var queries []string
-	mux := http.NewServeMux()
-	consolePage := withConsole(true, publicConsolePrefix, http.NotFoundHandler())
-	mux.Handle(publicConsolePrefix, consolePage)
-	mux.Handle(publicConsolePrefix+"/", consolePage)
-	mux.HandleFunc("GET /tswgate/v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		queries = append(queries, r.URL.RawQuery)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if r.Header.Get("Authorization") != "Bearer "+cred {
-			w.WriteHeader(http.StatusUnauthorized)
-			_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "message": "bad token", "code": "invalid_token"})
-			return
-		}
-		resp := map[string]any{"success": true, "message": "", "project_id": 7}
-		if r.URL.Query().Get("cursor") == "" {
-			resp["tokens"] = []any{tok(1, "laptop", true), tok(2, "ci", false)}
-			resp["next_cursor"] = "page2"
-		} else {
-			resp["tokens"] = []any{tok(3, "backup", false)}
-		}
-		_ = json.NewEncoder(w).Encode(resp)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+// testConsoleOwnerToken drives the console on the public listener
+// (/tswgate/console/, calling the self-service API at /tswgate/v1/tokens)
+// signed in with an Owner token of project 42: the admin key is refused
+// there; the list shows the token's project only, with its real usage and
+// paging; a token generated in the page works until it is revoked there.
+func testConsoleOwnerToken(t *testing.T, browser context.Context, g *testGateway) {
+	ctx := context.Background()
+	owner := g.MustCreateToken(t, testProject, "owner", "self-service")
+	acct := g.MustCreateToken(t, testProject, "accounting", "billing-export")
+	other := g.MustCreateToken(t, testProject+1, "owner", "another-project")
 
-	tab := newTab(t, browser, 20*time.Second)
+	tab := newTab(t, browser, 30*time.Second)
 	tab.do("opening the console under /tswgate/",
-		chromedp.Navigate(srv.URL+"/tswgate/console"),
+		chromedp.Navigate(g.URL+publicConsolePrefix),
 		chromedp.WaitVisible(chromedp.ID("credential")),
-		chromedp.SendKeys(chromedp.ID("credential"), cred),
 	)
-	if api := mustRun(tab, "api base", chromedp.Evaluate[string](`document.documentElement.dataset.api`)); api != "/tswgate/v1/tokens" {
-		t.Errorf("console under /tswgate/console/ calls %q, want /tswgate/v1/tokens", api)
+	loc := mustRun(tab, "location", chromedp.Evaluate[string](`location.pathname`))
+	api := mustRun(tab, "api base", chromedp.Evaluate[string](`document.documentElement.dataset.api`))
+	if loc != "/tswgate/console/" || api != "/tswgate/v1/tokens" {
+		t.Fatalf("page at %q calls %q, want /tswgate/console/ and /tswgate/v1/tokens", loc, api)
 	}
-	tab.waitFor("no project field for an Owner token", `document.getElementById('sign-in-project-field').hidden`)
-	tab.do("signing in with an Owner token",
+
+	// The admin key: the public listener's 401, and the sign-in form again.
+	tab.do("signing in with the admin key",
+		chromedp.SendKeys(chromedp.ID("credential"), g.adminKey),
+		chromedp.SendKeys(chromedp.ID("sign-in-project"), fmt.Sprint(testProject)),
 		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.ID("more")),
 	)
-	tab.waitFor("project from the list", `document.getElementById('project-label').textContent.includes('7')`)
+	tab.waitFor("the 401 reason", `document.getElementById('alert').textContent.includes('admin keys work on the admin listener')`)
+	tab.do("the sign-in form again", chromedp.WaitVisible(chromedp.ID("credential")))
+	if n := mustRun(tab, "storage", chromedp.Evaluate[int](`sessionStorage.length`)); n != 0 {
+		t.Errorf("%d items left in session storage after a refused sign-in", n)
+	}
+
+	// An Accounting token may not manage tokens: the API's 403, signed out.
+	tab.do("signing in with an Accounting token",
+		chromedp.SendKeys(chromedp.ID("credential"), acct.Token),
+		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
+	)
+	tab.waitFor("the 403 reason, and the sign-in form again", `document.getElementById('alert').textContent.includes('Accounting tokens may not manage tokens') && `+
+		`!document.getElementById('sign-in').hidden && document.getElementById('tokens').hidden && sessionStorage.length === 0`)
+	mustRun(tab, "forgetting the requests so far", chromedp.Evaluate[bool](`performance.clearResourceTimings(), true`))
+
+	// The Owner token: no Project ID field, the project from the API.
+	tab.do("typing the Owner token", chromedp.SendKeys(chromedp.ID("credential"), owner.Token))
+	tab.waitFor("no project field for an Owner token", `document.getElementById('sign-in-project-field').hidden`)
+	tab.do("signing in with the Owner token",
+		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.ID("token-rows")),
+	)
+	tab.waitFor("the list", `document.getElementById('project-label').textContent.includes('42') && `+
+		`document.querySelectorAll('#token-rows tr').length > 0`)
 	if hidden := mustRun(tab, "project form", chromedp.Evaluate[bool](`document.getElementById('project-form').hidden`)); !hidden {
 		t.Error("the project switcher shows for an Owner token")
 	}
-	used := mustRun(tab, "last used", chromedp.Text(chromedp.CSS(`#token-rows tr:first-child td.col-used`)))
-	if strings.Contains(used, "Never") || !strings.Contains(used, "5 allowed, 2 refused") {
-		t.Errorf("Last Used cell = %q, want a time and the 24 h usage", used)
+	rowIDs := func() []string {
+		t.Helper()
+		return mustRun(tab, "row ids", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#token-rows tr')].map(tr => tr.dataset.id)`))
 	}
+	if got, want := strings.Join(slices.Sorted(slices.Values(rowIDs())), " "), strings.Join(slices.Sorted(slices.Values([]string{owner.ID, acct.ID})), " "); got != want {
+		t.Errorf("rows %q, want project %d's tokens %q (not %s of project %d)", got, testProject, want, other.ID, testProject+1)
+	}
+	if hidden := mustRun(tab, "more", chromedp.Evaluate[bool](`document.getElementById('more').hidden`)); !hidden {
+		t.Error("More shows for a list of one page")
+	}
+
+	// Generate a token in the page and read its secret.
+	tab.do("generating a token",
+		chromedp.Click(chromedp.ID("generate-open")),
+		chromedp.WaitVisible(chromedp.CSS(`#generate-dialog[open] #gen-name`)),
+		chromedp.SendKeys(chromedp.ID("gen-name"), "browser-owner"),
+		chromedp.SetValue(chromedp.ID("gen-role"), "owner"),
+		chromedp.Click(chromedp.ID("generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+	)
+	tab.waitFor("the secret", `document.getElementById('secret').value !== ''`)
+	cred := mustRun(tab, "reading the secret", chromedp.Value(chromedp.ID("secret")))
+	if !auth.ValidCredential(cred) {
+		t.Fatalf("the page shows %q, not a credential", cred)
+	}
+	rememberSecret(cred)
+	id, _, _ := strings.Cut(cred, ":")
+	tab.do("dismissing the secret",
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.WaitNotPresent(chromedp.CSS(`#secret-dialog[open]`)),
+		chromedp.WaitVisible(actionButton(id, "revoke")),
+	)
+	if got, err := g.Admin.Get(ctx, id); err != nil || got.ProjectID != testProject || got.Role != "owner" || got.Name != "browser-owner" {
+		t.Fatalf("the token generated in the page: %+v, %v; want an Owner token of project %d", got, err, testProject)
+	}
+	usedCell := `document.querySelector('#token-rows tr[data-id=` + jsString(id) + `] td.col-used')`
+	if used := mustRun(tab, "last used", chromedp.Evaluate[string](usedCell+`.innerText`)); used != "Never" {
+		t.Errorf("Last Used of a new token = %q, want Never", used)
+	}
+
+	// Use it: two requests allowed, one refused (another project's).
+	before := time.Now().Add(-time.Second)
+	MustBeProxied(t, g.MustCall(t, http.MethodGet, fmt.Sprintf("/v2/Instance?ProjectId=%d", testProject), cred, nil))
+	MustBeProxied(t, g.MustCall(t, http.MethodGet, "/v2/Instance", cred, nil))
+	MustBeRefused(t, g.MustCall(t, http.MethodGet, fmt.Sprintf("/v2/Instance?ProjectId=%d", testProject+1), cred, nil), auth.CodeProjectMismatch)
+	after := time.Now().Add(time.Second)
+	flushUsage(t, g)
+	tab.do("refreshing", chromedp.Click(chromedp.ID("refresh")))
+	tab.waitFor("the usage", usedCell+` && `+usedCell+`.innerText.includes('Last 24 h: 2 allowed, 1 refused')`)
+	used := mustRun(tab, "last used", chromedp.Evaluate[[]string](`[`+usedCell+`.innerText, `+usedCell+`.querySelector('time').dateTime, `+
+		usedCell+`.querySelector('.usage').title]`))
+	if strings.Contains(used[0], "Never") {
+		t.Errorf("Last Used after a flush = %q", used[0])
+	}
+	if at, err := time.Parse(time.RFC3339Nano, used[1]); err != nil || at.Before(before) || at.After(after) {
+		t.Errorf("Last Used time %q (%v) is not between %v and %v", used[1], err, before, after)
+	}
+	if used[2] != "project_mismatch: 1" {
+		t.Errorf("usage detail = %q, want project_mismatch: 1", used[2])
+	}
+
+	// Revoke it through the confirmation dialog: refused from now on.
+	tab.confirmAction(id, "browser-owner", "revoke", "Revoke")
+	tab.do("the token revoked", chromedp.WaitNotPresent(actionButton(id, "revoke")))
+	tab.waitFor("the API's message", `document.getElementById('status').textContent.includes('revoked')`)
+	MustBeRefused(t, g.MustCall(t, http.MethodGet, "/v2/Instance", cred, nil), auth.CodeTokenRevoked)
+
+	// Paging: past the API's default page (the page asks for no limit),
+	// More loads the rest with the API's next_cursor.
+	start := time.Now()
+	want := map[string]bool{owner.ID: true, acct.ID: true}
+	for i := len(want); i <= tokenapi.DefaultPageSize; i++ {
+		tok, err := g.Admin.Create(ctx, tokenapi.CreateRequest{ProjectID: testProject, Role: "accounting", Name: fmt.Sprintf("filler-%03d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rememberSecret(tok.Token)
+		want[tok.ID] = true
+	}
+	t.Logf("created %d tokens in %s", len(want)-2, time.Since(start).Round(time.Millisecond))
+	tab.do("refreshing", chromedp.Click(chromedp.ID("refresh")))
+	tab.waitFor("a full first page", fmt.Sprintf(`document.querySelectorAll('#token-rows tr').length === %d && !document.getElementById('more').hidden`, tokenapi.DefaultPageSize))
 	tab.do("the next page",
 		chromedp.Click(chromedp.ID("more")),
 		chromedp.WaitNotVisible(chromedp.ID("more")),
 	)
-	if n := mustRun(tab, "rows", chromedp.Evaluate[int](`document.querySelectorAll('#token-rows tr').length`)); n != 3 {
-		t.Errorf("%d rows after More, want 3", n)
+	ids := rowIDs()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !want[id] || seen[id] {
+			t.Errorf("after More the list shows %s: not one of project %d's live tokens, or twice", id, testProject)
+		}
+		seen[id] = true
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(queries) != 2 || queries[0] != "" || queries[1] != "cursor=page2" {
-		t.Errorf("list queries = %q, want no project_id and then cursor=page2", queries)
+	if len(seen) != len(want) {
+		t.Errorf("after More the list shows %d tokens, want all %d", len(seen), len(want))
+	}
+
+	// A token generated now is the last, past the first page: the list
+	// reloads as far as it, keeping what More loaded, and focuses it; a
+	// change to it keeps it in view too.
+	tab.do("generating a token past the first page",
+		chromedp.Click(chromedp.ID("generate-open")),
+		chromedp.WaitVisible(chromedp.CSS(`#generate-dialog[open] #gen-name`)),
+		chromedp.SendKeys(chromedp.ID("gen-name"), "late-token"),
+		chromedp.Click(chromedp.ID("generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+	)
+	tab.waitFor("the secret", `document.getElementById('secret').value !== ''`)
+	late := mustRun(tab, "reading the secret", chromedp.Value(chromedp.ID("secret")))
+	if !auth.ValidCredential(late) {
+		t.Fatalf("the page shows %q, not a credential", late)
+	}
+	rememberSecret(late)
+	lateID, _, _ := strings.Cut(late, ":")
+	want[lateID] = true
+	tab.do("dismissing the secret",
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.WaitNotPresent(chromedp.CSS(`#secret-dialog[open]`)),
+	)
+	tab.waitFor("the new token focused, every token listed", fmt.Sprintf(`document.activeElement && document.activeElement.dataset.id === %s && `+
+		`document.activeElement.dataset.action === 'deactivate' && document.querySelectorAll('#token-rows tr').length === %d && document.getElementById('more').hidden`,
+		jsString(lateID), len(want)))
+	tab.confirmAction(lateID, "late-token", "deactivate", "Deactivate")
+	tab.waitFor("the token inactive, in view", fmt.Sprintf(`document.activeElement && document.activeElement.dataset.id === %s && `+
+		`document.activeElement.dataset.action === 'activate' && document.querySelectorAll('#token-rows tr').length === %d`, jsString(lateID), len(want)))
+	MustBeRefused(t, g.MustCall(t, http.MethodGet, "/v2/Instance", late, nil), auth.CodeTokenInactive)
+
+	// The page named no project (the token's is implied) and paged with
+	// the API's cursor.
+	urls := mustRun(tab, "requests", chromedp.Evaluate[[]string](`performance.getEntriesByType('resource').map(e => e.name).filter(u => u.includes('/v1/tokens'))`))
+	paged := false
+	for _, u := range urls {
+		if strings.Contains(u, "project_id") {
+			t.Errorf("the page asked for %s", u)
+		}
+		paged = paged || strings.Contains(u, "cursor=")
+	}
+	if !paged {
+		t.Errorf("no request with a cursor among %q", urls)
 	}
 }

@@ -86,6 +86,9 @@
       this.status = status;
       this.code = code || '';
       this.errors = Array.isArray(errors) ? errors : [];
+      // signedOut: the credential is of no use here, and the page signed
+      // out showing this error.
+      this.signedOut = false;
     }
   }
 
@@ -107,7 +110,10 @@
     if (!resp.ok || !data || data.success === false) {
       const msg = (data && data.message) || ('The gateway answered HTTP ' + resp.status + '.');
       const err = new APIError(resp.status, data && data.code, msg, data && data.errors);
-      if (resp.status === 401) {
+      // 401, or a token whose role may not use the API (an Accounting
+      // token: 403 role_forbidden): signing in again is the way on.
+      if (resp.status === 401 || (resp.status === 403 && err.code === 'role_forbidden')) {
+        err.signedOut = true;
         signOut('Signed out: ' + msg);
       }
       throw err;
@@ -145,6 +151,30 @@
     if (tok.expires_at && new Date(tok.expires_at).getTime() <= Date.now()) return { key: 'expired', text: 'Expired' };
     if (tok.status === 'inactive') return { key: 'inactive', text: 'Inactive' };
     return { key: 'active', text: 'Active' };
+  }
+  // usageOf sums a token's usage_24h ({allowed, rate_limited, refused:
+  // {code: count}}): refused counts rate_limited and every refusal code,
+  // which the detail names one by one.
+  function usageOf(u) {
+    if (!u || typeof u !== 'object') return null;
+    const count = (n) => (typeof n === 'number' && n > 0 ? n : 0);
+    const parts = [];
+    let refused = 0;
+    if (count(u.rate_limited)) {
+      refused += count(u.rate_limited);
+      parts.push('rate_limited: ' + count(u.rate_limited));
+    }
+    if (u.refused && typeof u.refused === 'object') {
+      for (const code of Object.keys(u.refused).sort()) {
+        const n = count(u.refused[code]);
+        if (!n) continue;
+        refused += n;
+        parts.push(code + ': ' + n);
+      }
+    } else {
+      refused += count(u.refused);
+    }
+    return { allowed: count(u.allowed), refused, detail: parts.join(', ') };
   }
   function tokenLabel(tok) { return '“' + tok.name + '” (' + tok.display_id + ')'; }
 
@@ -252,25 +282,47 @@
 
   // --- The list ----------------------------------------------------------
   // Only the latest load shows its result: a refresh and the reload after
-  // an action may overlap.
+  // an action may overlap, and a page loaded by More is dropped when a
+  // load started meanwhile.
   let loadSeq = 0;
 
-  async function loadTokens(focusAfter) {
+  // A reload (Refresh, or after an action) shows at least as many tokens
+  // as before, so that pages loaded with More stay; after a token is
+  // generated or rotated it goes on to the page that holds the new token
+  // (the list is oldest first). Either stops after MAX_RELOAD_PAGES pages.
+  const MAX_RELOAD_PAGES = 20;
+
+  // loadTokens loads the list from its first page. o.keep keeps as many
+  // rows as are shown; o.wantID loads pages until that token is listed;
+  // o.focusAfter runs once the list shows.
+  async function loadTokens(o) {
+    o = o || {};
     const seq = ++loadSeq;
+    const wantRows = o.keep ? el.rows.children.length : 0;
     el.refresh.disabled = true;
     el.rows.setAttribute('aria-busy', 'true');
     try {
       const data = await api('GET', listQuery(''));
       if (seq !== loadSeq) return false;
+      const toks = Array.isArray(data.tokens) ? data.tokens.slice() : [];
+      let cursor = data.next_cursor || '';
+      const listed = (id) => toks.some((t) => t.id === id);
+      for (let pages = 1; cursor && pages < MAX_RELOAD_PAGES &&
+        (toks.length < wantRows || (o.wantID && !listed(o.wantID))); pages++) {
+        const next = await api('GET', listQuery(cursor));
+        if (seq !== loadSeq) return false;
+        if (Array.isArray(next.tokens)) toks.push(...next.tokens);
+        cursor = next.next_cursor || '';
+      }
       if (data.project_id) session.project = data.project_id;
       el.projectLabel.textContent = session.project ? '· Project ' + session.project : '';
       el.caption.textContent = 'API tokens of project ' + session.project;
       el.rows.replaceChildren();
-      appendTokens(data);
-      if (focusAfter) focusAfter();
+      appendTokens({ tokens: toks, next_cursor: cursor });
+      if (o.focusAfter) o.focusAfter();
       return true;
     } catch (e) {
-      if (e.status !== 401 && seq === loadSeq) showError(e);
+      if (!e.signedOut && seq === loadSeq) showError(e);
       return false;
     } finally {
       if (seq === loadSeq) {
@@ -290,10 +342,12 @@
 
   el.more.addEventListener('click', async () => {
     if (!session.cursor) return;
+    const seq = loadSeq;
     el.more.disabled = true;
     try {
       const before = el.rows.children.length;
       const data = await api('GET', listQuery(session.cursor));
+      if (seq !== loadSeq) return; // the list was loaded again meanwhile
       appendTokens(data);
       const first = el.rows.children[before];
       if (first) {
@@ -301,7 +355,7 @@
         if (b) b.focus();
       }
     } catch (e) {
-      if (e.status !== 401) showError(e);
+      if (!e.signedOut) showError(e);
     } finally {
       el.more.disabled = false;
     }
@@ -309,7 +363,7 @@
 
   el.refresh.addEventListener('click', () => {
     clearMessages();
-    loadTokens();
+    loadTokens({ keep: true });
   });
 
   function cell(label, className, ...content) {
@@ -348,11 +402,12 @@
     const lastUsed = document.createElement('span');
     lastUsed.append(timeElement(tok.last_used, 'Never'));
     const usedCell = cell('Last Used', 'col-used', lastUsed);
-    const u = tok.usage_24h;
-    if (u && typeof u === 'object' && (typeof u.allowed === 'number' || typeof u.refused === 'number')) {
+    const u = usageOf(tok.usage_24h);
+    if (u) {
       const us = document.createElement('span');
       us.className = 'usage';
-      us.textContent = 'Last 24 h: ' + (u.allowed || 0) + ' allowed, ' + (u.refused || 0) + ' refused';
+      us.textContent = 'Last 24 h: ' + u.allowed + ' allowed, ' + u.refused + ' refused';
+      if (u.detail) us.title = u.detail;
       usedCell.append(us);
     }
 
@@ -439,14 +494,18 @@
       }
       const message = data.message || 'Done.';
       if (action === 'rotate') {
-        await loadTokens();
+        await loadTokens({ keep: true, wantID: data.token.id });
         showSecret('Token rotated', message, data.token, () => focusRow(data.token.id, 'rotate'));
       } else {
-        await loadTokens(() => focusRow(tok.id, action === 'deactivate' ? 'activate' : action === 'activate' ? 'deactivate' : ''));
+        await loadTokens({
+          keep: true,
+          wantID: action === 'revoke' ? '' : tok.id,
+          focusAfter: () => focusRow(tok.id, action === 'deactivate' ? 'activate' : action === 'activate' ? 'deactivate' : ''),
+        });
         showStatus(message);
       }
     } catch (e) {
-      if (e.status !== 401) {
+      if (!e.signedOut) {
         showError(e);
         if (opener.isConnected) opener.focus();
       }
@@ -534,10 +593,10 @@
     try {
       const data = await api('POST', '', req);
       el.genDialog.close();
-      await loadTokens();
+      await loadTokens({ keep: true, wantID: data.token.id });
       showSecret('Token generated', data.message || '', data.token, () => focusRow(data.token.id, 'deactivate'));
     } catch (e) {
-      if (e.status !== 401) {
+      if (!e.signedOut) {
         el.genError.textContent = e.message + (e.errors.length ? ' ' + e.errors.join('; ') : '');
         el.genName.focus();
       }
