@@ -16,20 +16,24 @@ import (
 // one bucket per token, shared by every replica.
 type Budget interface {
 	// Take leases up to want requests from the bucket of id, which refills
-	// at lim.Rate up to lim.Burst. It grants what the bucket holds, up to
-	// want; when that is nothing, Lease.Wait says when the bucket will hold
-	// a lease again.
-	Take(ctx context.Context, id string, lim Limit, want int) (Lease, error)
+	// at lim.Rate up to lim.Burst. The bucket may go into debt, down to
+	// -debt: requests granted beyond what it holds are reservations that
+	// mature as it refills (see Lease). It grants want unless that would
+	// pass the debt bound; when it grants nothing, Lease.Wait says when a
+	// lease fits again.
+	Take(ctx context.Context, id string, lim Limit, want, debt int) (Lease, error)
 }
 
-// Lease is a Budget's answer to Take.
+// Lease is a Budget's answer to Take. The k-th request granted (k from 1)
+// may be used once the bucket would have held it: at once when k <= Held,
+// else (k-Held)/Rate seconds after the grant.
 type Lease struct {
 	// Granted is the number of requests leased, 0 to want.
 	Granted int
-	// Left is what the shared bucket holds after the grant.
-	Left float64
-	// Wait is, when nothing was granted, the time until the bucket holds
-	// what was asked (at most the burst).
+	// Held is what the shared bucket held before the grant (negative when
+	// in debt); Left what it holds after.
+	Held, Left float64
+	// Wait is, when nothing was granted, the time until a lease fits.
 	Wait time.Duration
 }
 
@@ -77,16 +81,19 @@ type ClusterOptions struct {
 // kept in a Budget (Redis). A replica does not ask the Budget for every
 // request: it leases a batch of requests (about Rate × LeaseTime) and
 // admits from the batch until it is spent. When the shared bucket is
-// empty, the replica refuses locally until the bucket will hold a lease
-// again (Lease.Wait), so a token over its limit does not cost a round
-// trip per request either.
+// empty, a lease is a reservation: its requests mature one by one as the
+// bucket refills (the bucket goes into debt, by at most one lease per live
+// replica and one more), and the replica refuses locally until the next
+// one matures. So a token over its limit costs one round trip per lease,
+// not one per request, and replicas do not poll an empty bucket.
 //
-// Every admitted request was taken from the shared bucket, so over any
-// interval of length T the cluster admits at most Rate×T + Burst plus the
-// leases replicas held unspent at its start (at most replicas × lease
+// Every admitted request was taken from the shared bucket and used no
+// earlier than the bucket would have held it, so over any interval of
+// length T the cluster admits at most Rate×T + Burst plus the leases
+// replicas held mature and unspent at its start (at most replicas × lease
 // size). It may admit less than a single bucket would when leases sit
 // unspent on replicas whose traffic stopped; that error is bounded by the
-// same amount. Safe for concurrent use.
+// leases and the debt outstanding. Safe for concurrent use.
 type Cluster struct {
 	policy    policy
 	budget    Budget
@@ -120,12 +127,13 @@ type lease struct {
 	// lim is the limit the lease was taken under; a change of limit drops
 	// the lease.
 	lim Limit
-	// left is what is left of the leased requests.
-	left int
-	// shared and at are the shared bucket's content after the last Take,
-	// and when that was.
-	shared float64
-	at     time.Time
+	// left is what is left of the leased requests, used the number used.
+	left, used int
+	// held is what the shared bucket held before the last grant; request
+	// k of the lease (from 1) matures (k-held)/rate after at, the time of
+	// the grant. shared is what the bucket held after it.
+	held, shared float64
+	at           time.Time
 	// notBefore is when the shared bucket will hold a lease again, after a
 	// Take that granted nothing.
 	notBefore time.Time
@@ -194,12 +202,16 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	defer e.mu.Unlock()
 	if e.lim != lim {
 		// A new limit is a new bucket (RedisBudget keys it by the limit).
-		e.lim, e.left, e.shared, e.at, e.notBefore = lim, 0, 0, time.Time{}, time.Time{}
+		e.lim, e.left, e.used, e.held, e.shared = lim, 0, 0, 0, 0
+		e.at, e.notBefore = time.Time{}, time.Time{}
 	}
 	e.last = now
 	if e.left == 0 && !now.Before(e.notBefore) {
+		want := c.leaseSize(lim)
+		// Debt room for one reserved lease per live replica, and one more.
+		debt := want * (c.liveReplicas() + 1)
 		tctx, cancel := context.WithTimeout(ctx, c.timeout)
-		l, err := c.budget.Take(tctx, t.ID, lim, c.leaseSize(lim))
+		l, err := c.budget.Take(tctx, t.ID, lim, want, debt)
 		cancel()
 		c.observe(err)
 		if err != nil {
@@ -207,23 +219,36 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 			return c.degraded(t.ID, lim, shadow, now)
 		}
 		c.recover()
-		e.left, e.shared, e.at = l.Granted, l.Left, now
+		e.left, e.used, e.held, e.shared, e.at = l.Granted, 0, l.Held, l.Left, now
 		if l.Granted == 0 {
 			e.notBefore = now.Add(max(l.Wait, time.Millisecond))
 		}
 	}
 	st := auth.LimitStatus{Enabled: true, Rate: lim.Rate, Limit: lim.Burst, Shadow: shadow}
+	var wait time.Duration
 	if e.left > 0 {
+		wait = e.at.Add(secondsToDuration((float64(e.used+1) - e.held) / lim.Rate)).Sub(now)
+	} else {
+		wait = e.notBefore.Sub(now)
+	}
+	if wait <= 0 && e.left > 0 {
 		e.left--
+		e.used++
 		st.Allowed = true
 	} else {
 		st.Allowed, st.Over = shadow, true
-		st.RetryAfter = e.notBefore.Sub(now)
+		st.RetryAfter = max(wait, time.Millisecond)
 	}
-	// What a client may still send: this replica's lease and its estimate
-	// of the shared bucket (as last seen, refilled since).
+	// What a client may still send at once: the matured part of this
+	// replica's lease and its estimate of the shared bucket (as last seen,
+	// refilled since).
+	ready := 0
+	if e.left > 0 {
+		matured := math.Floor(e.held + lim.Rate*now.Sub(e.at).Seconds())
+		ready = min(e.left, max(int(matured)-e.used, 0))
+	}
 	shared := min(e.shared+lim.Rate*now.Sub(e.at).Seconds(), float64(lim.Burst))
-	st.Remaining = min(e.left+int(math.Floor(shared)), lim.Burst)
+	st.Remaining = max(min(ready+int(math.Floor(shared)), lim.Burst), 0)
 	st.Reset = secondsToDuration(float64(lim.Burst-st.Remaining) / lim.Rate)
 	return st
 }

@@ -26,9 +26,9 @@ type countingBudget struct {
 	takes atomic.Int64
 }
 
-func (b *countingBudget) Take(ctx context.Context, id string, lim limiter.Limit, want int) (limiter.Lease, error) {
+func (b *countingBudget) Take(ctx context.Context, id string, lim limiter.Limit, want, debt int) (limiter.Lease, error) {
 	b.takes.Add(1)
-	return b.Budget.Take(ctx, id, lim, want)
+	return b.Budget.Take(ctx, id, lim, want, debt)
 }
 
 var prefixes atomic.Int64

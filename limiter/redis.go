@@ -15,16 +15,20 @@ import (
 )
 
 // takeScript leases from one token bucket, kept in the hash KEYS[1] as n
-// (requests held) and t (when, in microseconds of the server's clock). The
-// server's clock is the one clock every replica shares. ARGV: rate per
-// second, burst, want. It returns {granted, held after, wait in µs}, the
-// second as a string (Lua numbers become integers on the way out). A
+// (requests held; negative in debt) and t (when, in microseconds of the
+// server's clock). The server's clock is the one clock every replica
+// shares. ARGV: rate per second, burst, want, debt (how far below zero the
+// bucket may go). It grants want unless that passes the debt bound (then
+// what fits, possibly nothing) and returns {granted, held before, held
+// after, wait in µs until a lease fits when nothing was granted}, the
+// held values as strings (Lua numbers become integers on the way out). A
 // bucket left alone long enough to be full again expires, which is the
 // same as full.
 var takeScript = redis.NewScript(`
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
+local debt = tonumber(ARGV[4])
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
 local held = burst
@@ -34,16 +38,17 @@ if v[1] and v[2] then
   if elapsed < 0 then elapsed = 0 end
   held = math.min(burst, tonumber(v[1]) + elapsed * rate / 1000000)
 end
-local granted = math.min(want, math.floor(held))
+local before = held
+local granted = math.min(want, math.floor(held + debt))
 if granted < 0 then granted = 0 end
 held = held - granted
 redis.call('HSET', KEYS[1], 'n', string.format('%.17g', held), 't', string.format('%.17g', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - held) / rate * 1000) + 1000)
 local wait = 0
 if granted == 0 then
-  wait = math.ceil((math.min(want, burst) - held) / rate * 1000000)
+  wait = math.ceil((want - debt - held) / rate * 1000000)
 end
-return {granted, string.format('%.17g', held), wait}
+return {granted, string.format('%.17g', before), string.format('%.17g', held), wait}
 `)
 
 // heartbeatScript records a replica as alive in the sorted set KEYS[1]
@@ -85,26 +90,28 @@ func NewRedisBudget(rdb redis.UniversalClient, prefix string) (*RedisBudget, err
 }
 
 // Take implements Budget.
-func (b *RedisBudget) Take(ctx context.Context, id string, lim Limit, want int) (Lease, error) {
+func (b *RedisBudget) Take(ctx context.Context, id string, lim Limit, want, debt int) (Lease, error) {
 	// The key names the limit too: a token whose limit changes starts a new
 	// (full) bucket, as with Local; the old one expires once it would be full.
 	key := b.prefix + "rl:" + id + ":" + strconv.FormatFloat(lim.Rate, 'g', -1, 64) + ":" + strconv.Itoa(lim.Burst)
 	res, err := takeScript.Run(ctx, b.rdb, []string{key},
-		strconv.FormatFloat(lim.Rate, 'g', -1, 64), lim.Burst, want).Slice()
+		strconv.FormatFloat(lim.Rate, 'g', -1, 64), lim.Burst, want, debt).Slice()
 	if err != nil {
 		return Lease{}, fmt.Errorf("lease rate-limit budget: %w", err)
 	}
-	if len(res) != 3 {
-		return Lease{}, fmt.Errorf("lease rate-limit budget: %d values in the reply, want 3", len(res))
+	if len(res) != 4 {
+		return Lease{}, fmt.Errorf("lease rate-limit budget: %d values in the reply, want 4", len(res))
 	}
 	granted, ok1 := res[0].(int64)
-	heldS, ok2 := res[1].(string)
-	wait, ok3 := res[2].(int64)
-	held, err := strconv.ParseFloat(heldS, 64)
-	if !ok1 || !ok2 || !ok3 || err != nil {
+	beforeS, ok2 := res[1].(string)
+	afterS, ok3 := res[2].(string)
+	wait, ok4 := res[3].(int64)
+	before, err1 := strconv.ParseFloat(beforeS, 64)
+	after, err2 := strconv.ParseFloat(afterS, 64)
+	if !ok1 || !ok2 || !ok3 || !ok4 || err1 != nil || err2 != nil {
 		return Lease{}, fmt.Errorf("lease rate-limit budget: unexpected reply %v", res)
 	}
-	return Lease{Granted: int(granted), Left: held, Wait: time.Duration(wait) * time.Microsecond}, nil
+	return Lease{Granted: int(granted), Held: before, Left: after, Wait: time.Duration(wait) * time.Microsecond}, nil
 }
 
 // ID is this replica's id in the live-replica set.

@@ -22,7 +22,7 @@
 // last: rate × elapsed + burst. Redis's INFO commandstats before and after
 // the load, and each replica's tswgate_ratelimit_budget_calls_total, say
 // how many calls the limiter made to Redis (leases) and how many the
-// replicas made besides (heartbeats, token reads).
+// replicas made besides (heartbeats, usage recording, token reads).
 //
 // Usage, from the repository root:
 //

@@ -195,8 +195,7 @@ func (r *report) markdown() string {
 	ops := r.opsPerRequest()
 	w("| **limiter calls to Redis per request** | **%.3f** (goal ≤ %g: %s) |\n", ops, goalOps, met(ops <= goalOps))
 	if sent > 0 {
-		trips := r.roundTrips()
-		w("| all commands the replicas sent Redis, per request | %.3f (%d commands) |\n", float64(trips)/float64(sent), trips)
+		w("| Redis script calls per request (leases, heartbeats, others) | %.3f (%d calls) |\n", float64(r.scriptCalls())/float64(sent), r.scriptCalls())
 	}
 	w("\n")
 
@@ -252,8 +251,9 @@ func (r *report) markdown() string {
 }
 
 // The commands the limiter's scripts run inside Redis (limiter/redis.go):
-// Redis counts them in INFO commandstats like any other, but they are no
-// round trips. Each script calls TIME once; ZCARD is the heartbeat's alone.
+// Redis counts them in INFO commandstats like any other. Each of the two
+// scripts calls TIME once and ZCARD is the heartbeat's; no other code of
+// tswgate calls either, so they count the runs of each script.
 var (
 	leaseInside     = []string{"time", "hmget", "hset", "pexpire"}
 	heartbeatInside = []string{"time", "zadd", "zremrangebyscore", "pexpire", "zcard"}
@@ -261,21 +261,23 @@ var (
 
 // redisSplit is what Redis saw, told apart.
 type redisSplit struct {
-	Leases, Heartbeats int64 // script runs: the limiter's, the replicas' heartbeats
-	Reloads            int64 // script calls that ran nothing: EVALSHA answered NOSCRIPT, then EVAL
-	// Sent are the commands the replicas sent; Inside those the scripts ran.
-	Sent, Inside map[string]int64
+	Leases, Heartbeats int64 // runs of the limiter's lease and heartbeat scripts
+	// OtherScripts is the script calls besides: other scripts (such as
+	// the usage recorder's) and EVALSHA answered NOSCRIPT.
+	OtherScripts int64
+	// Inside is the commands the limiter's scripts ran; Other the rest
+	// but the script calls: sent on their own, or run inside the other
+	// scripts (INFO commandstats does not tell those apart).
+	Inside, Other map[string]int64
 }
 
-// splitRedis tells apart the commands Redis saw (calls by command): each
-// script run is one TIME, each heartbeat one ZCARD, and the commands of
-// the runs are taken off the counts of the commands sent.
+// splitRedis tells apart the commands Redis saw (calls by command).
 func splitRedis(calls map[string]int64) redisSplit {
-	s := redisSplit{Sent: map[string]int64{}, Inside: map[string]int64{}}
+	s := redisSplit{Inside: map[string]int64{}, Other: map[string]int64{}}
 	runs := calls["time"]
 	s.Heartbeats = min(calls["zcard"], runs)
 	s.Leases = runs - s.Heartbeats
-	s.Reloads = max(0, calls["evalsha"]+calls["eval"]-runs)
+	s.OtherScripts = max(0, calls["evalsha"]+calls["eval"]-runs)
 	for _, name := range leaseInside {
 		s.Inside[name] += s.Leases
 	}
@@ -290,39 +292,28 @@ func splitRedis(calls map[string]int64) redisSplit {
 		}
 	}
 	for name, n := range calls {
-		if sent := n - s.Inside[name]; sent > 0 {
-			s.Sent[name] = sent
+		if rest := n - s.Inside[name]; rest > 0 && name != "evalsha" && name != "eval" {
+			s.Other[name] = rest
 		}
 	}
 	return s
 }
 
-// roundTrips is the commands the replicas sent Redis during the load.
-func (r *report) roundTrips() int64 {
-	var n int64
-	for _, calls := range splitRedis(r.Redis).Sent {
-		n += calls
-	}
-	return n
-}
-
 // redisLine describes the commands Redis saw: the script calls (leases,
-// heartbeats, reloads), the other commands the replicas sent, and those
-// run inside the scripts.
+// heartbeats, others), the other commands, and those the limiter's
+// scripts ran.
 func (r *report) redisLine() string {
 	sp := splitRedis(r.Redis)
-	s := fmt.Sprintf("%d script calls (EVALSHA %d, EVAL %d): leases %d (the replicas counted %.0f in `tswgate_ratelimit_budget_calls_total`), "+
-		"heartbeats %d (one a second per replica), EVAL after NOSCRIPT %d",
-		r.scriptCalls(), r.Redis["evalsha"], r.Redis["eval"], sp.Leases, r.budgetCalls(), sp.Heartbeats, sp.Reloads)
-	delete(sp.Sent, "evalsha")
-	delete(sp.Sent, "eval")
-	if len(sp.Sent) == 0 {
-		s += "; no other command from the replicas"
+	s := fmt.Sprintf("%d script calls (EVALSHA %d, EVAL %d): the limiter's leases %d (the replicas counted %.0f in `tswgate_ratelimit_budget_calls_total`), "+
+		"heartbeats %d (one a second per replica), others %d (other scripts, such as the usage recorder's, and EVALSHA answered NOSCRIPT)",
+		r.scriptCalls(), r.Redis["evalsha"], r.Redis["eval"], sp.Leases, r.budgetCalls(), sp.Heartbeats, sp.OtherScripts)
+	if len(sp.Other) == 0 {
+		s += "; no other command"
 	} else {
-		s += "; other commands from the replicas: " + byCalls(sp.Sent)
+		s += "; other commands, sent on their own or run inside those other scripts: " + byCalls(sp.Other)
 	}
 	if len(sp.Inside) > 0 {
-		s += "; run inside the scripts (counted by Redis, no round trips): " + byCalls(sp.Inside)
+		s += "; run inside the limiter's scripts: " + byCalls(sp.Inside)
 	}
 	return s
 }
