@@ -213,12 +213,13 @@ func (r *report) markdown() string {
 
 	w("%d `tswgate serve` replicas share one Redis (%s, loopback) in front of the stand-in API, ", o.Replicas, r.Facts.Redis)
 	w("with the cluster rate-limit scope: one token bucket per token in Redis, which each replica leases from %d requests at a time ", leaseSize(o.Rate, o.Burst, o.Lease))
-	w("(rate × `TSWGATE_RATELIMIT_LEASE` %v) with one script call, refusing on its own while the shared bucket is empty. ", lease)
+	w("(rate × `TSWGATE_RATELIMIT_LEASE` %v) with one script call; when the bucket is empty a lease is a reservation whose requests mature as it refills, ", lease)
+	w("and the replica refuses on its own until the next one matures. ")
 	w("One Owner token gets its own limit through replica 1's admin API and is read by every replica (one call naming another project, refused before the limiter), so its bucket is full when the load starts. ")
 	w("The load is open loop: each replica gets a request every %v on a fixed schedule, staggered between replicas, sent by up to %d workers (`GET %s`); ", time.Duration(float64(time.Second)*float64(o.Replicas)/offered).Round(time.Microsecond), workers, ratePath)
 	w("\"latest send\" is the most a request left after its time. ")
 	w("The ideal is what a single bucket admits from the first request sent to the last: rate × elapsed + burst. ")
-	w("A replica's unspent lease at the end (at most %d requests each) is the expected shortfall.\n\n", leaseSize(o.Rate, o.Burst, o.Lease))
+	w("A replica's matured but unspent lease at the end (at most %d requests each) is the expected shortfall.\n\n", leaseSize(o.Rate, o.Burst, o.Lease))
 
 	w("- Redis, `INFO commandstats` from before the load to after it (%.1f s; the tool's INFO left out): %s.\n", r.RedisWindow.Seconds(), r.redisLine())
 	allowed := r.sum(func(c counters) float64 { return c.Allowed })
