@@ -219,7 +219,14 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 			return c.degraded(t.ID, lim, shadow, now)
 		}
 		c.recover()
-		e.left, e.used, e.held, e.shared, e.at = l.Granted, 0, l.Held, l.Left, now
+		// Maturities count from the grant, which came after now by the
+		// round trip: counting from now would let a request through up to
+		// that much early.
+		at := now
+		if t := time.Now(); t.After(at) {
+			at = t
+		}
+		e.left, e.used, e.held, e.shared, e.at = l.Granted, 0, l.Held, l.Left, at
 		if l.Granted == 0 {
 			e.notBefore = now.Add(max(l.Wait, time.Millisecond))
 		}
@@ -227,7 +234,11 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	st := auth.LimitStatus{Enabled: true, Rate: lim.Rate, Limit: lim.Burst, Shadow: shadow}
 	var wait time.Duration
 	if e.left > 0 {
-		wait = e.at.Add(secondsToDuration((float64(e.used+1) - e.held) / lim.Rate)).Sub(now)
+		// Request used+1 of the lease: at once if the bucket held it,
+		// else when the refill reaches it.
+		if k := float64(e.used + 1); k > e.held {
+			wait = e.at.Add(secondsToDuration((k - e.held) / lim.Rate)).Sub(now)
+		}
 	} else {
 		wait = e.notBefore.Sub(now)
 	}
