@@ -313,6 +313,7 @@ func formatDuration(d time.Duration) string {
 const (
 	minSecretLen = 32
 	maxRate      = 1e6
+	minRate      = 1e-6
 	mib          = 1 << 20
 )
 
@@ -681,6 +682,8 @@ func checkRate(c *Config, v float64, bad problem) {
 		bad("%g is negative; use 0 for unlimited or a rate in requests per second such as 10", v)
 	case v > maxRate:
 		bad("%g is too large; use at most %g requests per second, or 0 for unlimited", v, float64(maxRate))
+	case v > 0 && v < minRate:
+		bad("%g is too small; use at least %g requests per second (one request in 11 days), or 0 for unlimited", v, minRate)
 	}
 }
 

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // AuthGuard limits failed authentications per client address, so that
@@ -14,13 +12,21 @@ import (
 // gateway: once an address has spent its failures, its requests are
 // refused before any credential is parsed or any store read is made.
 //
+// Every attempt is charged before it is decided (Charge) and refunded when
+// it did not fail (Refund), so that attempts made in parallel cannot
+// outrun the limit: at most burst of them are in flight or spent at once.
+//
 // IPv6 addresses are grouped by their /64 (one host usually holds a whole
-// /64). Each replica keeps its own buckets. Safe for concurrent use.
+// /64). Memory is bounded: past MaxAddresses buckets, new addresses are
+// grouped by a wider prefix (IPv4 /16, IPv6 /32), so an attacker spraying
+// addresses shares a few buckets rather than growing the map. Each replica
+// keeps its own buckets. Safe for concurrent use.
 type AuthGuard struct {
-	rate   rate.Limit
-	burst  int
-	seed   maphash.Seed
-	shards [shards]guardShard
+	rate     float64
+	burst    float64
+	perShard int
+	seed     maphash.Seed
+	shards   [shards]guardShard
 }
 
 type guardShard struct {
@@ -28,10 +34,14 @@ type guardShard struct {
 	buckets map[netip.Addr]*guardBucket
 }
 
+// guardBucket holds the failures an address may still make, as of last.
 type guardBucket struct {
-	lim  *rate.Limiter
-	last time.Time
+	tokens float64
+	last   time.Time
 }
+
+// MaxAddresses bounds the buckets of an AuthGuard (about 100 bytes each).
+const MaxAddresses = 1 << 17
 
 // NewAuthGuard allows each address burst failures at once and perSecond on
 // average. It returns nil (no limit) when perSecond is not positive.
@@ -39,7 +49,7 @@ func NewAuthGuard(perSecond float64, burst int) *AuthGuard {
 	if perSecond <= 0 {
 		return nil
 	}
-	g := &AuthGuard{rate: rate.Limit(perSecond), burst: max(burst, 1), seed: maphash.MakeSeed()}
+	g := &AuthGuard{rate: perSecond, burst: float64(max(burst, 1)), perShard: MaxAddresses / shards, seed: maphash.MakeSeed()}
 	for i := range g.shards {
 		g.shards[i].buckets = make(map[netip.Addr]*guardBucket)
 	}
@@ -56,56 +66,118 @@ func key(a netip.Addr) netip.Addr {
 	return a
 }
 
+// wideKey is the key of an address when the guard is full: IPv4 by /16,
+// IPv6 by /32.
+func wideKey(a netip.Addr) netip.Addr {
+	bits := 16
+	if a.Is6() {
+		bits = 32
+	}
+	p, _ := a.Prefix(bits)
+	return p.Addr()
+}
+
 func (g *AuthGuard) shard(a netip.Addr) *guardShard {
 	b := a.As16()
 	return &g.shards[maphash.Bytes(g.seed, b[:])%shards]
 }
 
-// Blocked reports whether addr has no failure left at now, and if so how
-// long until it has one. It spends nothing.
-func (g *AuthGuard) Blocked(addr netip.Addr, now time.Time) (retryAfter time.Duration, blocked bool) {
-	addr = key(addr)
-	sh := g.shard(addr)
+// refill brings b to now.
+func (g *AuthGuard) refill(b *guardBucket, now time.Time) {
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(g.burst, b.tokens+d.Seconds()*g.rate)
+		b.last = now
+	}
+}
+
+// Charge spends one failure of addr at now, before the attempt is decided.
+// When addr has none left it spends nothing and reports blocked, with the
+// time until it has one. The returned key identifies the bucket charged:
+// give it to Refund when the attempt did not fail.
+func (g *AuthGuard) Charge(addr netip.Addr, now time.Time) (k netip.Addr, retryAfter time.Duration, blocked bool) {
+	k = key(addr)
+	if retryAfter, blocked, ok := g.charge(k, now, false); ok {
+		return k, retryAfter, blocked
+	}
+	// The shard is full of addresses that failed recently: group the
+	// newcomer with its neighbours.
+	k = wideKey(k)
+	retryAfter, blocked, _ = g.charge(k, now, true)
+	return k, retryAfter, blocked
+}
+
+// charge spends one failure of the bucket of k. Unless always is set it
+// adds no bucket to a full shard: ok is then false.
+func (g *AuthGuard) charge(k netip.Addr, now time.Time, always bool) (retryAfter time.Duration, blocked, ok bool) {
+	sh := g.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b := sh.buckets[addr]
+	b := sh.buckets[k]
 	if b == nil {
-		return 0, false
+		if len(sh.buckets) >= g.perShard {
+			g.sweepShard(sh, now)
+		}
+		if len(sh.buckets) >= g.perShard && !always {
+			return 0, false, false
+		}
+		b = &guardBucket{tokens: g.burst, last: now}
+		sh.buckets[k] = b
 	}
-	if tokens := b.lim.TokensAt(now); tokens < 1 {
-		return secondsToDuration((1 - tokens) / float64(g.rate)), true
+	retryAfter, blocked = g.spend(b, now)
+	return retryAfter, blocked, true
+}
+
+func (g *AuthGuard) spend(b *guardBucket, now time.Time) (time.Duration, bool) {
+	g.refill(b, now)
+	if b.tokens < 1 {
+		return secondsToDuration((1 - b.tokens) / g.rate), true
 	}
+	b.tokens--
 	return 0, false
 }
 
-// Failed spends one failure of addr at now.
-func (g *AuthGuard) Failed(addr netip.Addr, now time.Time) {
-	addr = key(addr)
-	sh := g.shard(addr)
+// Refund gives back the failure Charge spent for k: the attempt succeeded,
+// or failed for a reason that is not a guess.
+func (g *AuthGuard) Refund(k netip.Addr, now time.Time) {
+	sh := g.shard(k)
 	sh.mu.Lock()
-	b := sh.buckets[addr]
-	if b == nil {
-		b = &guardBucket{lim: rate.NewLimiter(g.rate, g.burst)}
-		sh.buckets[addr] = b
+	if b := sh.buckets[k]; b != nil {
+		g.refill(b, now)
+		b.tokens = min(g.burst, b.tokens+1)
 	}
-	b.lim.AllowN(now, 1)
-	b.last = now
 	sh.mu.Unlock()
 }
 
-// Sweep drops the buckets that are full again at now. Call it periodically.
+// Sweep drops the buckets that are full again at now. Call it every few
+// seconds.
 func (g *AuthGuard) Sweep(now time.Time) (dropped int) {
-	full := secondsToDuration(float64(g.burst) / float64(g.rate))
 	for i := range g.shards {
 		sh := &g.shards[i]
 		sh.mu.Lock()
-		for a, b := range sh.buckets {
-			if !now.Before(b.last.Add(full)) {
-				delete(sh.buckets, a)
-				dropped++
-			}
-		}
+		dropped += g.sweepShard(sh, now)
 		sh.mu.Unlock()
 	}
 	return dropped
+}
+
+func (g *AuthGuard) sweepShard(sh *guardShard, now time.Time) (dropped int) {
+	for a, b := range sh.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*g.rate >= g.burst {
+			delete(sh.buckets, a)
+			dropped++
+		}
+	}
+	return dropped
+}
+
+// Len returns the number of buckets held.
+func (g *AuthGuard) Len() int {
+	n := 0
+	for i := range g.shards {
+		sh := &g.shards[i]
+		sh.mu.Lock()
+		n += len(sh.buckets)
+		sh.mu.Unlock()
+	}
+	return n
 }

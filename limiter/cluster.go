@@ -134,9 +134,12 @@ type lease struct {
 	// the grant. shared is what the bucket held after it.
 	held, shared float64
 	at           time.Time
-	// notBefore is when the shared bucket will hold a lease again, after a
-	// Take that granted nothing.
-	notBefore time.Time
+	// notBefore is when a lease fits in the shared bucket again, after a
+	// Take that granted nothing; retryAt is when the first request of that
+	// lease will have matured (the Retry-After given meanwhile).
+	notBefore, retryAt time.Time
+	// dropped is set by Sweep when it removes the entry from its shard.
+	dropped bool
 	// last is the last request's time (for Sweep).
 	last time.Time
 }
@@ -197,20 +200,26 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	if c.down(now) {
 		return c.degraded(t.ID, lim, shadow, now)
 	}
-	e := c.entry(t.ID)
-	e.mu.Lock()
+	e := c.lockedEntry(t.ID)
 	defer e.mu.Unlock()
+	// Requests that queued behind a Take that failed decide alone too,
+	// rather than each waiting out its own timeout.
+	if c.down(now) {
+		return c.degraded(t.ID, lim, shadow, now)
+	}
 	if e.lim != lim {
 		// A new limit is a new bucket (RedisBudget keys it by the limit).
 		e.lim, e.left, e.used, e.held, e.shared = lim, 0, 0, 0, 0
-		e.at, e.notBefore = time.Time{}, time.Time{}
+		e.at, e.notBefore, e.retryAt = time.Time{}, time.Time{}, time.Time{}
 	}
 	e.last = now
 	if e.left == 0 && !now.Before(e.notBefore) {
 		want := c.leaseSize(lim)
 		// Debt room for one reserved lease per live replica, and one more.
 		debt := want * (c.liveReplicas() + 1)
-		tctx, cancel := context.WithTimeout(ctx, c.timeout)
+		// The lease serves this replica, not this request: a client that
+		// goes away must not cancel it (nor pass for a Redis failure).
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		l, err := c.budget.Take(tctx, t.ID, lim, want, debt)
 		cancel()
 		c.observe(err)
@@ -219,16 +228,19 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 			return c.degraded(t.ID, lim, shadow, now)
 		}
 		c.recover()
-		// Maturities count from the grant, which came after now by the
-		// round trip: counting from now would let a request through up to
-		// that much early.
+		// Maturities count from the grant's arrival, after the round trip
+		// and any wait for the lock: counting from now would let a
+		// request through that much early.
 		at := now
 		if t := time.Now(); t.After(at) {
 			at = t
 		}
 		e.left, e.used, e.held, e.shared, e.at = l.Granted, 0, l.Held, l.Left, at
 		if l.Granted == 0 {
-			e.notBefore = now.Add(max(l.Wait, time.Millisecond))
+			// Ask again once a lease fits; a client may come back when the
+			// first request of that lease will have matured.
+			e.notBefore = at.Add(max(l.Wait, time.Millisecond))
+			e.retryAt = at.Add(secondsToDuration((1 - l.Left) / lim.Rate))
 		}
 	}
 	st := auth.LimitStatus{Enabled: true, Rate: lim.Rate, Limit: lim.Burst, Shadow: shadow}
@@ -240,7 +252,7 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 			wait = e.at.Add(secondsToDuration((k - e.held) / lim.Rate)).Sub(now)
 		}
 	} else {
-		wait = e.notBefore.Sub(now)
+		wait = later(e.notBefore, e.retryAt).Sub(now)
 	}
 	if wait <= 0 && e.left > 0 {
 		e.left--
@@ -262,6 +274,19 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	st.Remaining = max(min(ready+int(math.Floor(shared)), lim.Burst), 0)
 	st.Reset = secondsToDuration(float64(lim.Burst-st.Remaining) / lim.Rate)
 	return st
+}
+
+// lockedEntry returns the lease state of id, created if need be, locked.
+// An entry Sweep dropped meanwhile is not used: its lease would be lost.
+func (c *Cluster) lockedEntry(id string) *lease {
+	for {
+		e := c.entry(id)
+		e.mu.Lock()
+		if !e.dropped {
+			return e
+		}
+		e.mu.Unlock()
+	}
 }
 
 // entry returns the lease state of id, creating it.
@@ -315,11 +340,33 @@ func (c *Cluster) liveReplicas() int {
 // degraded decides without the Budget, by the outage policy.
 func (c *Cluster) degraded(id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {
 	if c.outage == OutageRefuse {
-		return auth.LimitStatus{Enabled: true, Unavailable: true, Rate: lim.Rate, Limit: lim.Burst}
+		// A limit in shadow mode never changes traffic, outage or not.
+		return auth.LimitStatus{Enabled: true, Unavailable: !shadow, Allowed: shadow, Shadow: shadow, Rate: lim.Rate, Limit: lim.Burst}
 	}
 	st := c.fallback.allow(id, lim.share(c.liveReplicas()), shadow, now)
 	st.Fallback = true
 	return st
+}
+
+// idleSince is when e's token stopped needing its state: its last request,
+// or, when later, when the last request of its lease matures or its next
+// lease may be asked for (a client waiting out a long Retry-After is not
+// idle: dropping its reservation would make it wait anew).
+func (e *lease) idleSince() time.Time {
+	t := later(later(e.last, e.notBefore), e.retryAt)
+	if e.left > 0 && e.lim.Rate > 0 {
+		if k := float64(e.used + e.left); k > e.held {
+			t = later(t, e.at.Add(secondsToDuration((k-e.held)/e.lim.Rate)))
+		}
+	}
+	return t
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Sweep drops the state of tokens idle since before now-idle (their unspent
@@ -332,7 +379,8 @@ func (c *Cluster) Sweep(now time.Time, idle time.Duration) (dropped int) {
 		for id, e := range sh.entries {
 			// TryLock: an entry in use is not idle.
 			if e.mu.TryLock() {
-				if e.last.Before(now.Add(-idle)) {
+				if e.idleSince().Before(now.Add(-idle)) {
+					e.dropped = true
 					delete(sh.entries, id)
 					dropped++
 				}

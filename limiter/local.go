@@ -124,9 +124,16 @@ func (l *Local) Len() int {
 	return n
 }
 
+// secondsToDuration rounds s seconds up to a Duration, 0 for s <= 0 and
+// at most the longest Duration (tiny rates give huge waits: they must not
+// wrap around to negative ones).
 func secondsToDuration(s float64) time.Duration {
-	if s <= 0 {
+	switch ns := math.Ceil(s * float64(time.Second)); {
+	case !(ns > 0):
 		return 0
+	case ns >= math.MaxInt64:
+		return math.MaxInt64
+	default:
+		return time.Duration(ns)
 	}
-	return time.Duration(math.Ceil(s * float64(time.Second)))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,7 @@ redis.call('HSET', KEYS[1], 'n', string.format('%.17g', held), 't', string.forma
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - held) / rate * 1000) + 1000)
 local wait = 0
 if granted == 0 then
-  wait = math.ceil((want - debt - held) / rate * 1000000)
+  wait = math.min(math.ceil((want - debt - held) / rate * 1000000), 9e15)
 end
 return {granted, string.format('%.17g', before), string.format('%.17g', held), wait}
 `)
@@ -111,7 +112,13 @@ func (b *RedisBudget) Take(ctx context.Context, id string, lim Limit, want, debt
 	if !ok1 || !ok2 || !ok3 || !ok4 || err1 != nil || err2 != nil {
 		return Lease{}, fmt.Errorf("lease rate-limit budget: unexpected reply %v", res)
 	}
-	return Lease{Granted: int(granted), Held: before, Left: after, Wait: time.Duration(wait) * time.Microsecond}, nil
+	// Wait is at most 9e15 µs (the script caps it), which fits a Duration
+	// only up to about 9.2e12 µs: cap it here too.
+	w := time.Duration(math.MaxInt64)
+	if wait < math.MaxInt64/int64(time.Microsecond) {
+		w = time.Duration(wait) * time.Microsecond
+	}
+	return Lease{Granted: int(granted), Held: before, Left: after, Wait: w}, nil
 }
 
 // ID is this replica's id in the live-replica set.

@@ -96,9 +96,14 @@ func appendAccessJSON(b []byte, e *AccessEntry) []byte {
 		b = appendJSONString(b, e.RateLimit)
 	}
 	if e.Client.IsValid() {
-		b = append(b, `,"client":"`...)
-		b = e.Client.AppendTo(b)
-		b = append(b, '"')
+		b = append(b, `,"client":`...)
+		if e.Client.Zone() == "" {
+			b = append(b, '"')
+			b = e.Client.AppendTo(b)
+			b = append(b, '"')
+		} else {
+			b = appendJSONString(b, e.Client.String()) // a zone is free text
+		}
 	}
 	return append(b, "}\n"...)
 }

@@ -53,6 +53,16 @@ func TestJSONAccessLogMatchesSlog(t *testing.T) {
 	}
 }
 
+func TestJSONAccessLogZone(t *testing.T) {
+	e := testEntry
+	e.Client = netip.MustParseAddr("fe80::1").WithZone(`x"}{"code":"ok`)
+	var b bytes.Buffer
+	NewJSONAccessLog(&b).LogAccess(&e)
+	if m := decodeLine(t, b.Bytes()); m["client"] != `fe80::1%x"}{"code":"ok` || m["code"] != "rate_limited" {
+		t.Fatalf("line %s", b.String())
+	}
+}
+
 func FuzzAppendJSONString(f *testing.F) {
 	for _, s := range []string{"", "plain", `q"uo\te`, "\x00\x1f\n\r\t", "ünïcödé", "\xff\xfe", "a\u2028b", "</script>"} {
 		f.Add(s)

@@ -44,9 +44,13 @@ func ClientAddr(remoteAddr string, xff []string, trusted []netip.Prefix) netip.A
 }
 
 // parseAddr parses "host:port", "[v6]:port" or a bare address; the zero
-// Addr when s is none of them.
+// Addr when s is none of them, or names an IPv6 zone (a zone is free text
+// from the client, and no client address).
 func parseAddr(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Addr().Zone() != "" {
+			return netip.Addr{}
+		}
 		return ap.Addr().Unmap()
 	}
 	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")

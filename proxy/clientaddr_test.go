@@ -31,6 +31,7 @@ func TestClientAddr(t *testing.T) {
 		{"IPv6 in XFF, bracketed with port", "[fd00::1]:443", []string{"[2001:db8::2]:1234"}, lb, "2001:db8::2"},
 		{"IPv4-mapped IPv6 is IPv4", "[::ffff:10.1.1.1]:80", []string{"198.51.100.1"}, lb, "198.51.100.1"},
 		{"zones are refused", "10.1.1.1:5000", []string{"fe80::1%eth0"}, lb, "10.1.1.1"},
+		{"zones are refused with a port too", "10.1.1.1:5000", []string{`[fe80::1%x"}{"code":"ok"]:1`}, lb, "10.1.1.1"},
 		{"not an address", "pipe", nil, lb, "invalid IP"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,12 +76,15 @@ type Options struct {
 }
 
 // AuthGuard limits failed authentications per client address;
-// *limiter.AuthGuard implements it.
+// *limiter.AuthGuard implements it. Every attempt is charged before it is
+// decided and refunded unless it failed, so parallel guesses cannot
+// outrun the limit.
 type AuthGuard interface {
-	// Blocked reports whether addr may not try now, and for how long.
-	Blocked(addr netip.Addr, now time.Time) (retryAfter time.Duration, blocked bool)
-	// Failed records a failed authentication from addr.
-	Failed(addr netip.Addr, now time.Time)
+	// Charge spends one failure of addr; blocked (and for how long) when
+	// none is left. key names the bucket charged, for Refund.
+	Charge(addr netip.Addr, now time.Time) (key netip.Addr, retryAfter time.Duration, blocked bool)
+	// Refund gives back a charge whose attempt did not fail.
+	Refund(key netip.Addr, now time.Time)
 }
 
 // UsageRecorder counts requests per token and outcome; *usage.Recorder
@@ -249,16 +252,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.req.Body = &st.body
 	}
 	var v auth.Verdict
+	var guardKey netip.Addr
 	if h.guard != nil {
 		st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
-		if d, blocked := h.guard.Blocked(st.client, start); blocked {
+		var d time.Duration
+		var blocked bool
+		if guardKey, d, blocked = h.guard.Charge(st.client, start); blocked {
 			v.Code, v.RetryAfter = auth.CodeAuthRateLimited, d
 		}
 	}
 	if v.Code == auth.OK {
 		v = h.decider.Decide(r.Context(), &st.req, start)
-		if h.guard != nil && (v.Code == auth.CodeInvalidToken || v.Code == auth.CodeMalformedToken) {
-			h.guard.Failed(st.client, start)
+		if h.guard != nil && v.Code != auth.CodeInvalidToken && v.Code != auth.CodeMalformedToken {
+			h.guard.Refund(guardKey, start)
 		}
 	}
 	if v.Code != auth.OK {

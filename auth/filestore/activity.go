@@ -204,12 +204,22 @@ func (s *Store) AddUsage(_ context.Context, recs []auth.UsageRecord) error {
 	a := s.act
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// What the batch changes, to undo it if the file cannot be written:
+	// the caller keeps a failed batch and sends it again.
+	type undo struct {
+		id   string
+		last int64
+		had  bool
+	}
+	var undos []undo
 	for _, r := range recs {
 		u := a.usage[r.TokenID]
+		undos = append(undos, undo{id: r.TokenID, had: u != nil})
 		if u == nil {
 			u = &usageRec{}
 			a.usage[r.TokenID] = u
 		}
+		undos[len(undos)-1].last = u.Last
 		u.Last = max(u.Last, r.LastUsed.UnixMilli())
 		if u.Minutes == nil {
 			u.Minutes = map[int64]map[string]int64{}
@@ -225,6 +235,28 @@ func (s *Store) AddUsage(_ context.Context, recs []auth.UsageRecord) error {
 		}
 	}
 	if err := s.saveActivity(); err != nil {
+		for i := len(recs) - 1; i >= 0; i-- {
+			r, un := recs[i], undos[i]
+			u := a.usage[r.TokenID]
+			if u == nil {
+				continue // dropped by saveActivity: its record is gone
+			}
+			m := auth.UnixMinute(r.Minute)
+			if counts := u.Minutes[m]; counts != nil {
+				for c, n := range r.Counts {
+					if counts[c.String()] -= n; counts[c.String()] <= 0 {
+						delete(counts, c.String())
+					}
+				}
+				if len(counts) == 0 {
+					delete(u.Minutes, m)
+				}
+			}
+			u.Last = un.last
+			if !un.had {
+				delete(a.usage, r.TokenID)
+			}
+		}
 		return fmt.Errorf("filestore: add usage: %w", err)
 	}
 	return nil

@@ -119,3 +119,43 @@ func TestActivityCloseRace(t *testing.T) {
 	}
 	<-done
 }
+
+// TestAddUsageFailedWriteChangesNothing: a batch whose file write fails is
+// undone, since the caller keeps it and sends it again; nothing is counted
+// twice.
+func TestAddUsageFailedWriteChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Path: filepath.Join(dir, "tokens.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	tok, _ := storetest.NewToken(t, 1, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	batch := []auth.UsageRecord{{TokenID: tok.ID, Minute: now, LastUsed: now, Counts: map[auth.Code]int64{auth.OK: 5}}}
+	// The usage file cannot be written: its path is a non-empty directory.
+	up := filepath.Join(dir, "tokens.usage.json")
+	if err := os.MkdirAll(filepath.Join(up, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUsage(ctx, batch); err == nil {
+		t.Fatal("AddUsage succeeded although its file cannot be written")
+	}
+	if err := os.RemoveAll(up); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUsage(ctx, batch); err != nil { // the caller's retry
+		t.Fatal(err)
+	}
+	u, err := s.UsageOf(ctx, []string{tok.ID}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u[tok.ID].Counts[auth.OK]; got != 5 {
+		t.Fatalf("5 requests sent twice after a failed write: stored %d, want 5", got)
+	}
+}

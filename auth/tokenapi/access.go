@@ -111,12 +111,7 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	case code != auth.OK:
 		if rec != nil {
-			p := &principal{kind: auth.ActorToken, actor: rec.ID}
-			if a.unverified.allow(rec.ID+" "+code.String(), a.Now()) {
-				a.refused(r, action, p, rec.ProjectID, code.String(), "")
-			} else {
-				a.logRefused(r, action, p, rec.ProjectID, code.String(), r.PathValue("id"))
-			}
+			a.refused(r, action, &principal{kind: auth.ActorToken, actor: rec.ID}, rec.ProjectID, code.String(), "")
 		}
 		msg := code.Message()
 		if len(a.keys) == 0 && (code == auth.CodeMissingToken || code == auth.CodeMalformedToken) {
@@ -186,7 +181,11 @@ func (a *api) loadScoped(w http.ResponseWriter, r *http.Request, action, id stri
 		a.storeError(w, r, action, err)
 		return nil, false
 	}
-	if !a.allowProject(w, r, action, principalOf(r), tok.ProjectID, id) {
+	if p := principalOf(r); p.token != nil && p.token.ProjectID != tok.ProjectID {
+		// Audited as what it is, answered as a missing id: an Owner token
+		// learns nothing of other projects' tokens, not even that one exists.
+		a.refusedTarget(r, action, p, p.token.ProjectID, "project_forbidden", id, "a token of another project")
+		writeError(w, http.StatusNotFound, "token_not_found", "No token has that id.")
 		return nil, false
 	}
 	return tok, true
@@ -202,6 +201,9 @@ func (a *api) refusedTarget(r *http.Request, action string, p *principal, projec
 		return // not an endpoint of the API: no management attempt
 	}
 	a.logRefused(r, action, p, project, reason, target)
+	if p.kind == auth.ActorToken && !a.unverified.allow(p.actor+" "+action+" "+reason, a.Now()) {
+		return // sampled: the log line above has it
+	}
 	a.record(r, auth.AuditEvent{
 		Action: action, ActorKind: p.kind, Actor: p.actor, ProjectID: project, TokenID: target,
 		Outcome: auth.OutcomeRefused, Reason: reason, Detail: detail,
@@ -218,10 +220,13 @@ func (a *api) logRefused(r *http.Request, action string, p *principal, project i
 }
 
 // sampler admits one event per key and minute, for at most maxKeys keys a
-// minute. Refusals of a credential that was not verified (a wrong secret
-// for a known token id) can be caused by anyone who knows a token id: they
-// are recorded in the trail through it, so that a flood of them cannot
-// push the trail's other events out (the log has every one).
+// minute. Refusals of API tokens — a wrong secret for a known token id,
+// which anyone who knows the id can cause, and the refusals of a token's
+// own attempts (role_forbidden, project_forbidden, limit_forbidden) — are
+// recorded in the trail through it, once per token, action, reason and
+// minute, so
+// that a flood of them cannot push the trail's other events out (the log
+// has every one). Admin keys' refusals are all recorded.
 type sampler struct {
 	mu     sync.Mutex
 	minute int64

@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -140,6 +139,17 @@ type CreateRequest struct {
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	Burst     int     `json:"burst,omitempty"`
 }
+
+// A token's own rate limit is 0 (none) or within these bounds, in
+// requests per second: below minRate a wait would not fit a time.Duration
+// (one request in 11 days is the slowest), above maxRate it is no limit
+// (TSWGATE_RATE_* have the same ceiling).
+const (
+	minRate = 1e-6
+	maxRate = 1e6
+)
+
+func validRate(r float64) bool { return r == 0 || r >= minRate && r <= maxRate }
 
 // UpdateRequest is the body of PATCH /v1/tokens/{id}. Only the fields given
 // change; at least one is required.
@@ -339,8 +349,8 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 		problems = append(problems, "project_id: required, a positive integer")
 	}
 	switch {
-	case req.RateLimit < 0 || math.IsInf(req.RateLimit, 0) || math.IsNaN(req.RateLimit):
-		problems = append(problems, "rate_limit: requests per second, 0 or more (0: the role's limit)")
+	case !validRate(req.RateLimit):
+		problems = append(problems, fmt.Sprintf("rate_limit: requests per second, 0 (the role's limit) or from %g to %g", minRate, maxRate))
 	case req.Burst < 0:
 		problems = append(problems, "burst: 0 or more (0 means ceil(rate_limit))")
 	case req.Burst > 0 && req.RateLimit == 0:
@@ -481,8 +491,8 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 			problems = append(problems, "status: "+err.Error())
 		}
 	}
-	if req.RateLimit != nil && (*req.RateLimit < 0 || math.IsInf(*req.RateLimit, 0) || math.IsNaN(*req.RateLimit)) {
-		problems = append(problems, "rate_limit: requests per second, 0 or more (0 removes the token's own limit)")
+	if req.RateLimit != nil && !validRate(*req.RateLimit) {
+		problems = append(problems, fmt.Sprintf("rate_limit: requests per second, 0 (removes the token's own limit) or from %g to %g", minRate, maxRate))
 	}
 	if req.Burst != nil && *req.Burst < 0 {
 		problems = append(problems, "burst: 0 or more (0 means ceil(rate_limit))")
@@ -536,7 +546,7 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 // token.deactivate when it changes the status alone, token.update
 // otherwise.
 func (req *UpdateRequest) action() string {
-	if req.Status != nil && req.RateLimit == nil && req.Burst == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
+	if req.Status != nil && req.RateLimit == nil && req.Burst == nil && req.RateShadow == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
 		switch st, _ := auth.ParseStatus(*req.Status); st {
 		case auth.StatusActive:
 			return "token.activate"

@@ -155,8 +155,10 @@ func TestE2ESelfService(t *testing.T) {
 		// Another project: refused, whatever the endpoint.
 		_, err = self.ListPage(ctx, tokenapi.ListOptions{ProjectID: 43})
 		mustAPIError(t, err, http.StatusForbidden, "project_forbidden", "listing another project")
+		// A token of another project is answered as a missing id (no
+		// existence oracle), and audited as project_forbidden.
 		_, err = self.Revoke(ctx, foreign.ID)
-		mustAPIError(t, err, http.StatusForbidden, "project_forbidden", "revoking another project's token")
+		mustAPIError(t, err, http.StatusNotFound, "token_not_found", "revoking another project's token")
 		_, err = self.Create(ctx, tokenapi.CreateRequest{ProjectID: 43, Role: "owner", Name: "intruder"})
 		mustAPIError(t, err, http.StatusForbidden, "project_forbidden", "creating in another project")
 		_, err = self.Audit(ctx, tokenapi.AuditOptions{ProjectID: 43})

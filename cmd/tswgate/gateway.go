@@ -273,6 +273,10 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		})
 	})
 	g.bg.Go(func() { g.sweep(bgctx) })
+	if g.guard != nil {
+		// Often: an address spraying failures fills the guard quickly.
+		g.bg.Go(func() { repeat(bgctx, 10*time.Second, func(now time.Time) { g.guard.Sweep(now) }) })
+	}
 	if g.budget != nil {
 		g.bg.Go(func() {
 			g.budget.RunHeartbeat(bgctx, replicaTTL, cfg.StoreTimeout, g.log.With(slog.String("component", "ratelimit")))
@@ -369,12 +373,7 @@ func (g *Gateway) newLimiter() (sweeper, error) {
 }
 
 func (g *Gateway) sweep(ctx context.Context) {
-	repeat(ctx, time.Minute, func(now time.Time) {
-		g.limiter.Sweep(now)
-		if g.guard != nil {
-			g.guard.Sweep(now)
-		}
-	})
+	repeat(ctx, time.Minute, func(now time.Time) { g.limiter.Sweep(now) })
 }
 
 // selfServicePrefix is where the token API is mounted on the public
@@ -405,14 +404,15 @@ func (g *Gateway) guardSelfService(api http.Handler, trusted []netip.Prefix) htt
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
 		client := proxy.ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], trusted)
-		if d, blocked := g.guard.Blocked(client, now); blocked {
+		k, d, blocked := g.guard.Charge(client, now)
+		if blocked {
 			proxy.Refuse(w, auth.CodeAuthRateLimited, d)
 			return
 		}
 		rec := &statusWriter{ResponseWriter: w}
 		api.ServeHTTP(rec, r)
-		if rec.status == http.StatusUnauthorized {
-			g.guard.Failed(client, now)
+		if rec.status != http.StatusUnauthorized {
+			g.guard.Refund(k, now)
 		}
 	})
 }
