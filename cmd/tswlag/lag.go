@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -55,49 +53,18 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	logf := func(format string, args ...any) { fmt.Fprintf(logw, "tswlag: "+format+"\n", args...) }
 	began := time.Now()
 	facts := devtool.MachineFacts() // before the build: its load average is the machine's own
-	tmp, err := os.MkdirTemp("", "tswlag-")
+	bed, err := devtool.NewBed(ctx, "tswlag", o.Gateway, logf)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	p := devtool.NewProcs(tmp)
-	defer p.StopAll(3 * time.Second)
-
-	bin, err := devtool.GatewayBinary(ctx, "tswlag", o.Gateway, tmp, logf)
-	if err != nil {
-		return nil, err
-	}
-
-	redisDir := filepath.Join(tmp, "redis")
-	if err := os.Mkdir(redisDir, 0o700); err != nil {
-		return nil, err
-	}
-	redis, err := devtool.StartRedis(ctx, p, redisDir)
-	if err != nil {
-		return nil, err
-	}
-	logf("redis-server on %s", redis.URL())
-
-	upURL, stopUp, err := devtool.StartStandin(0)
-	if err != nil {
-		return nil, err
-	}
-	defer stopUp()
-
-	adminKey, pepper := devtool.RandomHex(32), devtool.RandomHex(32)
-	shared := []string{
-		"TSWGATE_REDIS_URL=" + redis.URL(),
-		"TSWGATE_ADMIN_KEY=" + adminKey,
-		"TSWGATE_PEPPER=" + pepper,
-		"TSWGATE_UPSTREAM_URL=" + upURL,
-		"TSWGATE_LOG_LEVEL=warn",
-	}
+	defer bed.Close()
 	replicas := make([]*replica, o.Replicas)
 	for i := range replicas {
-		r, err := startReplica(ctx, p, bin, i+1, filepath.Join(tmp, fmt.Sprintf("data-%d", i+1)), shared, adminKey)
+		g, err := bed.StartReplica(ctx, i+1, bed.Env())
 		if err != nil {
 			return nil, err
 		}
+		r := &replica{N: i + 1, Gateway: g, admin: g.AdminClient(bed.AdminKey, devtool.LoopbackClient(4))}
 		logf("replica %d: public %s, admin %s, metrics %s", r.N, r.Public, r.Admin, r.Metrics)
 		replicas[i] = r
 	}
@@ -112,7 +79,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		return nil, err
 	}
 
-	facts.Redis = redis.Version
+	facts.Redis = bed.Redis.Version
 	rep := &report{
 		Command:  o.commandLine(),
 		N:        o.N,
@@ -150,18 +117,6 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	}
 	rep.Took = time.Since(began)
 	return rep, nil
-}
-
-// startReplica starts `tswgate serve` number n on free loopback ports and
-// waits until its /readyz answers 200.
-func startReplica(ctx context.Context, p *devtool.Procs, bin string, n int, dataDir string, shared []string, adminKey string) (*replica, error) {
-	g, err := devtool.StartGateway(ctx, p, devtool.GatewaySpec{
-		Name: fmt.Sprintf("tswgate-%d", n), Argv: []string{bin, "serve"}, DataDir: dataDir, Env: shared,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &replica{N: n, Gateway: g, admin: g.AdminClient(adminKey, devtool.LoopbackClient(4))}, nil
 }
 
 // createTokens creates n Owner tokens for lagProject through admin, with

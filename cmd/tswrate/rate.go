@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,51 +67,19 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	logf := func(format string, args ...any) { fmt.Fprintf(logw, "tswrate: "+format+"\n", args...) }
 	began := time.Now()
 	facts := devtool.MachineFacts() // before the build: its load average is the machine's own
-	tmp, err := os.MkdirTemp("", "tswrate-")
+	bed, err := devtool.NewBed(ctx, "tswrate", o.Gateway, logf)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	p := devtool.NewProcs(tmp)
-	defer p.StopAll(3 * time.Second)
-
-	bin, err := devtool.GatewayBinary(ctx, "tswrate", o.Gateway, tmp, logf)
-	if err != nil {
-		return nil, err
-	}
-	redisDir := filepath.Join(tmp, "redis")
-	if err := os.Mkdir(redisDir, 0o700); err != nil {
-		return nil, err
-	}
-	srv, err := devtool.StartRedis(ctx, p, redisDir)
-	if err != nil {
-		return nil, err
-	}
-	logf("redis-server on %s", srv.URL())
-	upURL, stopUp, err := devtool.StartStandin(0)
-	if err != nil {
-		return nil, err
-	}
-	defer stopUp()
-
-	adminKey := devtool.RandomHex(32)
-	env := []string{
-		"TSWGATE_REDIS_URL=" + srv.URL(),
-		"TSWGATE_ADMIN_KEY=" + adminKey,
-		"TSWGATE_PEPPER=" + devtool.RandomHex(32),
-		"TSWGATE_UPSTREAM_URL=" + upURL,
-		"TSWGATE_LOG_LEVEL=warn",
-		"TSWGATE_ACCESS_LOG=false",
-	}
+	defer bed.Close()
+	srv, adminKey := bed.Redis, bed.AdminKey
+	env := bed.Env("TSWGATE_ACCESS_LOG=false")
 	if o.Lease > 0 {
 		env = append(env, "TSWGATE_RATELIMIT_LEASE="+o.Lease.String())
 	}
 	replicas := make([]*devtool.Gateway, o.Replicas)
 	for i := range replicas {
-		replicas[i], err = devtool.StartGateway(ctx, p, devtool.GatewaySpec{
-			Name: fmt.Sprintf("tswgate-%d", i+1), Argv: []string{bin, "serve"},
-			DataDir: filepath.Join(tmp, fmt.Sprintf("data-%d", i+1)), Env: env,
-		})
+		replicas[i], err = bed.StartReplica(ctx, i+1, env)
 		if err != nil {
 			return nil, err
 		}
