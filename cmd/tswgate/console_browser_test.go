@@ -202,6 +202,27 @@ func (b *browserTab) screenshot(dir, name string) {
 	b.t.Logf("wrote %s (%d KB)", filepath.Join(dir, name), len(png)/1024)
 }
 
+// generate fills the open Generate New Token form with name (role Owner),
+// submits it and returns the credential the page shows once (remembered
+// for the suite's secret check) and its token id.
+func (b *browserTab) generate(t *testing.T, name string) (cred, id string) {
+	t.Helper()
+	b.do("filling the form",
+		chromedp.SendKeys(chromedp.ID("gen-name"), name),
+		chromedp.SetValue(chromedp.ID("gen-role"), "owner"),
+		chromedp.Click(chromedp.ID("generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+	)
+	b.waitFor("the secret", `document.getElementById('secret').value !== ''`)
+	cred = mustRun(b, "reading the secret", chromedp.Value(chromedp.ID("secret")))
+	if !auth.ValidCredential(cred) {
+		t.Fatalf("the page shows %q, not a credential", cred)
+	}
+	rememberSecret(cred)
+	id, _, _ = strings.Cut(cred, ":")
+	return cred, id
+}
+
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -364,19 +385,7 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 	tab.do("generating without a name", chromedp.Click(chromedp.ID("generate-submit")))
 	tab.waitFor("the name required", `document.getElementById('gen-error').textContent.includes('Enter a Display Name') && `+
 		`document.getElementById('gen-name').getAttribute('aria-invalid') === 'true' && document.getElementById('generate-dialog').open`)
-	tab.do("filling the form",
-		chromedp.SendKeys(chromedp.ID("gen-name"), "browser-test"),
-		chromedp.SetValue(chromedp.ID("gen-role"), "owner"),
-		chromedp.Click(chromedp.ID("generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
-	)
-	tab.waitFor("the secret", `document.getElementById('secret').value !== ''`)
-	cred := mustRun(tab, "reading the secret", chromedp.Value(chromedp.ID("secret")))
-	if !auth.ValidCredential(cred) {
-		t.Fatalf("the page shows %q, not a credential", cred)
-	}
-	rememberSecret(cred)
-	id, _, _ := strings.Cut(cred, ":")
+	cred, id := tab.generate(t, "browser-test")
 	warning := mustRun(tab, "warning", chromedp.Text(chromedp.ID("secret-warning")))
 	if !strings.Contains(warning, "cannot be retrieved later") {
 		t.Errorf("secret panel warning = %q", warning)
@@ -565,21 +574,11 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context, g *testGateway
 	}
 
 	// Generate a token in the page and read its secret.
-	tab.do("generating a token",
+	tab.do("opening Generate New Token",
 		chromedp.Click(chromedp.ID("generate-open")),
 		chromedp.WaitVisible(chromedp.CSS(`#generate-dialog[open] #gen-name`)),
-		chromedp.SendKeys(chromedp.ID("gen-name"), "browser-owner"),
-		chromedp.SetValue(chromedp.ID("gen-role"), "owner"),
-		chromedp.Click(chromedp.ID("generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
 	)
-	tab.waitFor("the secret", `document.getElementById('secret').value !== ''`)
-	cred := mustRun(tab, "reading the secret", chromedp.Value(chromedp.ID("secret")))
-	if !auth.ValidCredential(cred) {
-		t.Fatalf("the page shows %q, not a credential", cred)
-	}
-	rememberSecret(cred)
-	id, _, _ := strings.Cut(cred, ":")
+	cred, id := tab.generate(t, "browser-owner")
 	tab.do("dismissing the secret",
 		chromedp.Click(chromedp.ID("secret-done")),
 		chromedp.WaitNotPresent(chromedp.CSS(`#secret-dialog[open]`)),
