@@ -129,11 +129,19 @@ Press Ctrl-C to stop.
 
 // consoleLine names the web console's address, when it is served.
 func consoleLine(g *Gateway) string {
-	if !g.cfg.Console || g.Addr("admin") == "" {
+	if !g.cfg.Console {
 		return ""
 	}
-	return fmt.Sprintf("  web console http://%s/console/   (sign in with the admin key, project %d)\n",
-		hostPort(g.Addr("admin")), quickstartProject)
+	var s string
+	if g.Addr("admin") != "" {
+		s = fmt.Sprintf("  web console http://%s/console/   (sign in with the admin key, project %d)\n",
+			hostPort(g.Addr("admin")), quickstartProject)
+	}
+	if g.cfg.SelfService {
+		s += fmt.Sprintf("  web console http://%s%s/   (self-service: sign in with the Owner token below)\n",
+			hostPort(g.Addr("public")), publicConsolePrefix)
+	}
+	return s
 }
 
 func adminKeySource(g *Gateway) string {
