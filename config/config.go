@@ -175,6 +175,8 @@ type Config struct {
 	// SelfService mounts the token API on the public listener under
 	// /tswgate/v1/ for Owner tokens.
 	SelfService bool
+	// MaxTokensPerProject bounds a project's live tokens (0: no bound).
+	MaxTokensPerProject int
 }
 
 // Defaults returns the default configuration. With it, tswgate runs with

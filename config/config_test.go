@@ -136,6 +136,7 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_EXPIRY_SWEEP_INTERVAL", "10s", nil, func(c *Config) { c.ExpirySweepInterval = 10 * time.Second }},
 		{"TSWGATE_AUDIT_MAX_EVENTS", "500", nil, func(c *Config) { c.AuditMaxEvents = 500 }},
 		{"TSWGATE_SELF_SERVICE", "false", nil, func(c *Config) { c.SelfService = false }},
+		{"TSWGATE_MAX_TOKENS_PER_PROJECT", "50", nil, func(c *Config) { c.MaxTokensPerProject = 50 }},
 	}
 
 	tested := make(map[string]bool)

@@ -534,6 +534,10 @@ var settings = []setting{
 	field(boolKind, "TSWGATE_SELF_SERVICE", true, func(c *Config) *bool { return &c.SelfService },
 		"Serve the token API on the public listener under /tswgate/v1/ to Owner tokens, each for its own project (admin keys are not accepted there).",
 		nil),
+	field(intKind, "TSWGATE_MAX_TOKENS_PER_PROJECT", 1000, func(c *Config) *int { return &c.MaxTokensPerProject },
+		"Most live tokens a project may have: creating one more, or rotating with a grace period, is refused (409 project_token_limit). "+
+			"Bounds what an Owner token can mint through self-service. 0 means no bound.",
+		checkInt(0, 1_000_000, " tokens")),
 }
 
 func withShow(s setting, show func(c *Config) string) setting {

@@ -325,6 +325,16 @@ func (s *Store) List(_ context.Context, projectID int64) ([]*auth.Token, error) 
 	return tokens, nil
 }
 
+// CountProject returns the number of the project's live tokens.
+func (s *Store) CountProject(_ context.Context, projectID int64) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	return len(s.byProject[projectID]), nil
+}
+
 // Revoke turns the record of id into a tombstone revoked at at (now when at
 // is zero) and announces the change. Revoking a tombstone returns it
 // unchanged.

@@ -272,6 +272,18 @@ func (s *Store) Create(ctx context.Context, t *auth.Token) error {
 	return nil
 }
 
+// CountProject returns the number of entries of the project's index: its
+// live tokens (an entry whose record vanished counts until a List drops it).
+func (s *Store) CountProject(ctx context.Context, projectID int64) (int, error) {
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	n, err := s.client.ZCard(cctx, s.projectKey(projectID)).Result()
+	if err != nil {
+		return 0, s.unavailable(fmt.Sprintf("count project %d", projectID), err)
+	}
+	return int(n), nil
+}
+
 // List returns the project's live tokens, oldest first, ties broken by id,
 // as an empty non-nil slice when there are none. Index entries without a
 // live record are skipped and removed.

@@ -23,6 +23,7 @@ type ActivityStore interface {
 	UnclaimExpired(ctx context.Context, t *auth.Token) error
 	AppendAudit(ctx context.Context, ev *auth.AuditEvent) error
 	ReadAudit(ctx context.Context, q auth.AuditQuery) (auth.AuditPage, error)
+	CountProject(ctx context.Context, projectID int64) (int, error)
 }
 
 // runActivity runs the activity contract:
@@ -52,6 +53,48 @@ func runActivity(t *testing.T, fresh func(t *testing.T) auth.Store) {
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("ClaimExpired", func(t *testing.T) { testClaimExpired(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
+	t.Run("CountProject", func(t *testing.T) { testCountProject(t, open(t)) })
+}
+
+// testCountProject: CountProject counts a project's live tokens — created
+// ones, not revoked ones, not other projects'.
+func testCountProject(t *testing.T, s ActivityStore) {
+	ctx := context.Background()
+	count := func(project int64) int {
+		t.Helper()
+		n, err := s.CountProject(ctx, project)
+		if err != nil {
+			t.Fatalf("CountProject(%d): %v", project, err)
+		}
+		return n
+	}
+	if n := count(71); n != 0 {
+		t.Fatalf("an empty project counts %d", n)
+	}
+	var ids []string
+	for range 3 {
+		tok, _ := NewToken(t, 71, auth.RoleOwner)
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tok.ID)
+	}
+	other, _ := NewToken(t, 72, auth.RoleAccounting)
+	if err := s.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(71); n != 3 {
+		t.Fatalf("3 tokens created: CountProject = %d", n)
+	}
+	if _, err := s.Revoke(ctx, ids[0], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(71); n != 2 {
+		t.Fatalf("one of 3 revoked: CountProject = %d, want 2", n)
+	}
+	if n := count(72); n != 1 {
+		t.Fatalf("the other project: CountProject = %d, want 1", n)
+	}
 }
 
 // pages follows every page of q and returns the tokens' ids.

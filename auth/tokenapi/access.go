@@ -181,14 +181,46 @@ func (a *api) loadScoped(w http.ResponseWriter, r *http.Request, action, id stri
 		a.storeError(w, r, action, err)
 		return nil, false
 	}
-	if p := principalOf(r); p.token != nil && p.token.ProjectID != tok.ProjectID {
-		// Audited as what it is, answered as a missing id: an Owner token
-		// learns nothing of other projects' tokens, not even that one exists.
-		a.refusedTarget(r, action, p, p.token.ProjectID, "project_forbidden", id, "a token of another project")
-		writeError(w, http.StatusNotFound, "token_not_found", "No token has that id.")
+	if a.foreign(w, r, action, tok) {
 		return nil, false
 	}
 	return tok, true
+}
+
+// foreign reports whether tok is of another project than the token acting
+// (admin keys act on every project), answering it if so: audited as what
+// it is, answered as a missing id, so that an Owner token learns nothing
+// of other projects' tokens, not even that one exists.
+func (a *api) foreign(w http.ResponseWriter, r *http.Request, action string, tok *auth.Token) bool {
+	p := principalOf(r)
+	if p.token == nil || p.token.ProjectID == tok.ProjectID {
+		return false
+	}
+	a.refusedTarget(r, action, p, p.token.ProjectID, "project_forbidden", tok.ID, "a token of another project")
+	writeError(w, http.StatusNotFound, "token_not_found", "No token has that id.")
+	return true
+}
+
+// withinQuota checks that project may have one more live token
+// (Options.MaxTokensPerProject). On refusal it answers 409
+// project_token_limit and audits.
+func (a *api) withinQuota(w http.ResponseWriter, r *http.Request, action string, p *principal, project int64) bool {
+	if a.MaxTokensPerProject <= 0 {
+		return true
+	}
+	n, err := a.Store.CountProject(r.Context(), project)
+	if err != nil {
+		a.storeError(w, r, action, err)
+		return false
+	}
+	if n < a.MaxTokensPerProject {
+		return true
+	}
+	a.refused(r, action, p, project, "project_token_limit", fmt.Sprintf("%d live tokens", n))
+	writeError(w, http.StatusConflict, "project_token_limit", fmt.Sprintf(
+		"Project %d has %d live tokens, the most allowed (TSWGATE_MAX_TOKENS_PER_PROJECT): revoke the ones no longer used first.",
+		project, n))
+	return false
 }
 
 // refused audits a refused attempt.

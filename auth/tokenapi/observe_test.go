@@ -41,6 +41,7 @@ func (f fakeStore) AppendAudit(context.Context, *auth.AuditEvent) error { return
 func (f fakeStore) ReadAudit(context.Context, auth.AuditQuery) (auth.AuditPage, error) {
 	return auth.AuditPage{}, f.err
 }
+func (f fakeStore) CountProject(context.Context, int64) (int, error) { return 0, f.err }
 
 func TestObservedStore(t *testing.T) {
 	ctx := context.Background()

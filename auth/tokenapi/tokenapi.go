@@ -48,6 +48,8 @@ type Store interface {
 	// its ID; ReadAudit pages a project's trail, newest first.
 	AppendAudit(ctx context.Context, ev *auth.AuditEvent) error
 	ReadAudit(ctx context.Context, q auth.AuditQuery) (auth.AuditPage, error)
+	// CountProject returns the number of a project's live tokens.
+	CountProject(ctx context.Context, projectID int64) (int, error)
 }
 
 // Options configure the API handler.
@@ -72,6 +74,11 @@ type Options struct {
 	// record (active, unexpired, unrevoked, its former rate limit) after
 	// the change returns. Other replicas hear of it from the store.
 	Invalidate func(id string)
+	// MaxTokensPerProject bounds a project's live tokens: a create, or a
+	// rotation that keeps the old token for a grace period, is refused
+	// (409 project_token_limit) when the project has that many. 0 means
+	// no bound.
+	MaxTokensPerProject int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives an audit line per change; nil discards them.
@@ -307,6 +314,9 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if (req.RateLimit != 0 || req.Burst != 0) && !a.allowLimits(w, r, "token.create", p, req.ProjectID) {
+		return
+	}
+	if req.ProjectID > 0 && !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
 		return
 	}
 	now := a.Now()
@@ -608,7 +618,7 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	old, err := a.Store.Get(ctx, id)
-	if err == nil && !a.allowProject(w, r, "token.rotate", principalOf(r), old.ProjectID, id) {
+	if err == nil && a.foreign(w, r, "token.rotate", old) {
 		return
 	}
 	if err == nil && old.Revoked() {
@@ -616,6 +626,11 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.storeError(w, r, "rotate token", err)
+		return
+	}
+	// With a grace period the old token lives on beside the new one: that
+	// is one more token. Without one, the rotation replaces it.
+	if grace > 0 && !a.withinQuota(w, r, "token.rotate", principalOf(r), old.ProjectID) {
 		return
 	}
 

@@ -456,3 +456,43 @@ func TestCreateWithRateLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestProjectTokenLimit(t *testing.T) {
+	f := newFixture(t, nil)
+	limited, err := New(Options{Store: f.store, Hasher: storetest.NewHasher(t), AdminKeys: []string{testAdminKey}, MaxTokensPerProject: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(limited)
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL, AdminKey: testAdminKey, HTTP: srv.Client()}
+	ctx := context.Background()
+	var toks []Token
+	for range 2 {
+		tok, err := c.Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "quota"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	_, err = c.Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "one too many"})
+	apiError(t, err, http.StatusConflict, "project_token_limit")
+	// Another project is not affected.
+	if _, err := c.Create(ctx, CreateRequest{ProjectID: 78, Role: "owner", Name: "elsewhere"}); err != nil {
+		t.Fatalf("another project: %v", err)
+	}
+	// A rotation that keeps the old token for a while is one more token;
+	// one that revokes it at once replaces it.
+	_, err = c.Rotate(ctx, toks[0].ID, RotateRequest{Grace: "1h"})
+	apiError(t, err, http.StatusConflict, "project_token_limit")
+	if _, err := c.Rotate(ctx, toks[0].ID, RotateRequest{}); err != nil {
+		t.Fatalf("rotation without grace at the limit: %v", err)
+	}
+	// Revoking makes room.
+	if _, err := c.Revoke(ctx, toks[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "after a revoke"}); err != nil {
+		t.Fatalf("after a revoke: %v", err)
+	}
+}

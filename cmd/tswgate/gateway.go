@@ -219,11 +219,12 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	// The token API: on the admin listener for admin keys and Owner
 	// tokens; on the public one, under /tswgate/, for Owner tokens.
 	apiOpts := tokenapi.Options{
-		Store:      tokenapi.ObservedStore(g.activity, metrics),
-		Hasher:     g.hasher,
-		Tokens:     &auth.Authenticator{Validator: g.valid, Hasher: g.hasher},
-		Invalidate: g.valid.Invalidate,
-		Logger:     g.log.With(slog.String("component", "token-api")),
+		Store:               tokenapi.ObservedStore(g.activity, metrics),
+		Hasher:              g.hasher,
+		Tokens:              &auth.Authenticator{Validator: g.valid, Hasher: g.hasher},
+		Invalidate:          g.valid.Invalidate,
+		MaxTokensPerProject: cfg.MaxTokensPerProject,
+		Logger:              g.log.With(slog.String("component", "token-api")),
 	}
 	public := http.Handler(handler)
 	if cfg.SelfService {
