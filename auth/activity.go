@@ -109,6 +109,14 @@ type UsageRecord struct {
 	Counts map[Code]int64
 	// LastUsed is the time of the latest of these requests.
 	LastUsed time.Time
+	// Recorder and Batch say which recorder counted the record and in
+	// which of its flushes it was first sent (Batch grows with every
+	// flush). A failed flush is sent again with the same Batch: a store
+	// that may apply part of a batch before failing (Redis) uses them to
+	// apply each token's share of a batch once. Recorder is empty when
+	// unknown.
+	Recorder string
+	Batch    uint64
 }
 
 // TokenUsage is a token's use as a store reports it.

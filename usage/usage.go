@@ -11,6 +11,7 @@ package usage
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -68,8 +69,12 @@ type Recorder struct {
 	seed       maphash.Seed
 	shards     [numShards]shard
 
-	flushMu sync.Mutex // serializes flushes; guards pending
+	flushMu sync.Mutex // serializes flushes; guards pending and batch
 	pending []auth.UsageRecord
+	// id names this recorder in its records (auth.UsageRecord.Recorder);
+	// batch numbers its flushes.
+	id    string
+	batch uint64
 }
 
 type shard struct {
@@ -101,6 +106,7 @@ func New(opts Options) (*Recorder, error) {
 		log:        opts.Logger,
 		maxPending: opts.MaxPending,
 		seed:       maphash.MakeSeed(),
+		id:         rand.Text(),
 	}
 	if r.interval <= 0 {
 		r.interval = DefaultInterval
@@ -183,7 +189,12 @@ func (r *Recorder) take() []auth.UsageRecord {
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
-	recs := append(r.pending, r.take()...)
+	fresh := r.take()
+	r.batch++
+	for i := range fresh {
+		fresh[i].Recorder, fresh[i].Batch = r.id, r.batch
+	}
+	recs := append(r.pending, fresh...)
 	r.pending = nil
 	if len(recs) == 0 {
 		return nil

@@ -217,3 +217,36 @@ func BenchmarkRecordAfterFlush(b *testing.B) {
 		}
 	}
 }
+
+// TestFlushBatches: every flush numbers its new records with one batch of
+// this recorder; a failed flush's records keep theirs when sent again, and
+// come first (so a store can apply each batch once, in order).
+func TestFlushBatches(t *testing.T) {
+	sink := &memSink{fail: errors.New("store down")}
+	r, err := New(Options{Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	r.Record("tsw_batch000000000000001", auth.OK, now)
+	if err := r.Flush(ctx); err == nil {
+		t.Fatal("Flush into a failing sink succeeded")
+	}
+	sink.mu.Lock()
+	sink.fail = nil
+	sink.mu.Unlock()
+	r.Record("tsw_batch000000000000001", auth.OK, now)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.recs) != 2 {
+		t.Fatalf("%d records, want the kept one and the new one", len(sink.recs))
+	}
+	kept, fresh := sink.recs[0], sink.recs[1]
+	if kept.Recorder == "" || kept.Recorder != fresh.Recorder || kept.Batch != 1 || fresh.Batch != 2 {
+		t.Fatalf("batches: kept %q/%d, new %q/%d; want one recorder, batches 1 then 2", kept.Recorder, kept.Batch, fresh.Recorder, fresh.Batch)
+	}
+}

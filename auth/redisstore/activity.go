@@ -147,17 +147,40 @@ func (s *Store) dropStale(ctx context.Context, key string, project int64, stale 
 
 // addUsageScript adds counts to a usage hash. KEYS[1] is the hash; ARGV[1]
 // its TTL in milliseconds, ARGV[2] the newest minute outside the window,
-// then field/increment pairs. At most once an hour it drops the fields of
-// minutes outside the window.
+// ARGV[3] the recorder (” when unknown), ARGV[4] its batch, ARGV[5] the
+// batch's newest minute, then field/increment pairs. A recorder's batches
+// are applied in order and each once: the field r:<recorder> keeps the last
+// batch applied ("batch:minute"), and a batch not newer is skipped (a
+// retry of a flush Redis partly applied). At most once an hour it drops the
+// fields of minutes outside the window, and the r: fields of recorders
+// silent since.
 var addUsageScript = redis.NewScript(`
-for i = 3, #ARGV, 2 do
-	redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1])
-end
 local oldest = tonumber(ARGV[2])
+local applied = 1
+if ARGV[3] ~= '' then
+	local f = 'r:' .. ARGV[3]
+	local cur = redis.call('HGET', KEYS[1], f)
+	local last = cur and tonumber(string.match(cur, '^(%d+):'))
+	if last and last >= tonumber(ARGV[4]) then
+		applied = 0
+	else
+		redis.call('HSET', KEYS[1], f, ARGV[4] .. ':' .. ARGV[5])
+	end
+end
+if applied == 1 then
+	for i = 6, #ARGV, 2 do
+		redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i+1])
+	end
+end
 local pruned = tonumber(redis.call('HGET', KEYS[1], 'pruned') or '0')
 if pruned < oldest - 60 then
-	for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+	local all = redis.call('HGETALL', KEYS[1])
+	for i = 1, #all, 2 do
+		local f = all[i]
 		local m = tonumber(string.match(f, '^(%d+):'))
+		if not m and string.sub(f, 1, 2) == 'r:' then
+			m = tonumber(string.match(all[i+1], ':(%d+)$'))
+		end
 		if m and m <= oldest then
 			redis.call('HDEL', KEYS[1], f)
 		end
@@ -165,7 +188,7 @@ if pruned < oldest - 60 then
 	redis.call('HSET', KEYS[1], 'pruned', oldest)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
+return applied
 `)
 
 // lastUsedScript raises KEYS[1]'s last_used to ARGV[1] (Unix ms), if the
@@ -184,24 +207,40 @@ return 1
 // AddUsage adds flushed usage counts in one pipeline: per token, one
 // script on its usage hash and one raising last_used on its record.
 func (s *Store) AddUsage(ctx context.Context, recs []auth.UsageRecord) error {
-	type agg struct {
-		fields map[string]int64
-		last   int64
+	// One script call per token and batch, in the order the batches come
+	// (a recorder sends older ones first), so that each is applied once.
+	type group struct {
+		token, recorder string
+		batch           uint64
+		minute          int64
+		fields          map[string]int64
 	}
-	byToken := map[string]*agg{}
-	var order []string
+	type groupKey struct {
+		token, recorder string
+		batch           uint64
+	}
+	groups := map[groupKey]*group{}
+	var order []*group
+	last := map[string]int64{}
+	var tokens []string
 	for _, r := range recs {
-		a := byToken[r.TokenID]
-		if a == nil {
-			a = &agg{fields: map[string]int64{}}
-			byToken[r.TokenID] = a
-			order = append(order, r.TokenID)
+		gk := groupKey{r.TokenID, r.Recorder, r.Batch}
+		g := groups[gk]
+		if g == nil {
+			g = &group{token: r.TokenID, recorder: r.Recorder, batch: r.Batch, fields: map[string]int64{}}
+			groups[gk] = g
+			order = append(order, g)
 		}
-		m := strconv.FormatInt(auth.UnixMinute(r.Minute), 10) + ":"
+		m := auth.UnixMinute(r.Minute)
+		g.minute = max(g.minute, m)
+		prefix := strconv.FormatInt(m, 10) + ":"
 		for c, n := range r.Counts {
-			a.fields[m+c.String()] += n
+			g.fields[prefix+c.String()] += n
 		}
-		a.last = max(a.last, r.LastUsed.UnixMilli())
+		if _, ok := last[r.TokenID]; !ok {
+			tokens = append(tokens, r.TokenID)
+		}
+		last[r.TokenID] = max(last[r.TokenID], r.LastUsed.UnixMilli())
 	}
 	if len(order) == 0 {
 		return nil
@@ -211,20 +250,21 @@ func (s *Store) AddUsage(ctx context.Context, recs []auth.UsageRecord) error {
 	pctx, cancel := s.bound(ctx)
 	defer cancel()
 	_, err := s.client.Pipelined(pctx, func(p redis.Pipeliner) error {
-		for _, id := range order {
-			a := byToken[id]
-			args := make([]any, 0, 2+2*len(a.fields))
-			args = append(args, ttl, oldest)
-			for f, n := range a.fields {
+		for _, g := range order {
+			args := make([]any, 0, 5+2*len(g.fields))
+			args = append(args, ttl, oldest, g.recorder, g.batch, g.minute)
+			for f, n := range g.fields {
 				args = append(args, f, n)
 			}
-			addUsageScript.Eval(pctx, p, []string{s.usageKey(id)}, args...)
-			lastUsedScript.Eval(pctx, p, []string{s.tokenKey(id)}, a.last)
+			addUsageScript.Eval(pctx, p, []string{s.usageKey(g.token)}, args...)
+		}
+		for _, id := range tokens {
+			lastUsedScript.Eval(pctx, p, []string{s.tokenKey(id)}, last[id])
 		}
 		return nil
 	})
 	if err != nil {
-		return s.unavailable(fmt.Sprintf("add usage of %d tokens", len(order)), err)
+		return s.unavailable(fmt.Sprintf("add usage of %d tokens", len(tokens)), err)
 	}
 	return nil
 }

@@ -517,3 +517,42 @@ func TestCountTokens(t *testing.T) {
 		t.Errorf("CountTokens of the other prefix = %v, want 1 active owner", got)
 	}
 }
+
+// TestAddUsageRetryAppliesOnce: a flush that Redis applied (or partly
+// applied) before the client saw an error is sent again with the same
+// recorder and batch; it is counted once. The next batch counts.
+func TestAddUsageRetryAppliesOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(t), newPrefix())
+	ctx := context.Background()
+	tok, _ := storetest.NewToken(t, 5, auth.RoleOwner)
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	rec := func(batch uint64, n int64) []auth.UsageRecord {
+		return []auth.UsageRecord{{TokenID: tok.ID, Minute: now, LastUsed: now, Counts: map[auth.Code]int64{auth.OK: n},
+			Recorder: "replica-a", Batch: batch}}
+	}
+	for _, step := range []struct {
+		recs []auth.UsageRecord
+		want int64
+	}{
+		{rec(1, 5), 5},
+		{rec(1, 5), 5}, // the retry of batch 1
+		{append(rec(1, 5), rec(2, 3)...), 8},
+		{rec(2, 3), 8},
+		{[]auth.UsageRecord{{TokenID: tok.ID, Minute: now, LastUsed: now, Counts: map[auth.Code]int64{auth.OK: 1}}}, 9}, // no recorder: always
+	} {
+		if err := s.AddUsage(ctx, step.recs); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.UsageOf(ctx, []string{tok.ID}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := u[tok.ID].Counts[auth.OK]; got != step.want {
+			t.Fatalf("after %d record(s) of batch %d: %d allowed, want %d", len(step.recs), step.recs[0].Batch, got, step.want)
+		}
+	}
+}
