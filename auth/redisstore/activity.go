@@ -147,7 +147,7 @@ func (s *Store) dropStale(ctx context.Context, key string, project int64, stale 
 
 // addUsageScript adds counts to a usage hash. KEYS[1] is the hash; ARGV[1]
 // its TTL in milliseconds, ARGV[2] the newest minute outside the window,
-// ARGV[3] the recorder (” when unknown), ARGV[4] its batch, ARGV[5] the
+// ARGV[3] the recorder (empty when unknown), ARGV[4] its batch, ARGV[5] the
 // batch's newest minute, then field/increment pairs. A recorder's batches
 // are applied in order and each once: the field r:<recorder> keeps the last
 // batch applied ("batch:minute"), and a batch not newer is skipped (a
