@@ -21,30 +21,40 @@ type Authenticator struct {
 // the credential is verified and the token is live, active and unexpired.
 // err is set with CodeStoreUnavailable only, for logs.
 func (a *Authenticator) Authenticate(ctx context.Context, header string, now time.Time) (*Token, Code, error) {
+	rec, _, _, code, err := checkCredential(ctx, a.Validator, a.Hasher, header, now)
+	return rec, code, err
+}
+
+// checkCredential is the credential step that Gate.Decide and
+// Authenticator share: parse the header, look the id up (cache first),
+// refuse a tombstone, verify the secret in constant time, then status and
+// expiry. rec is the record the id names (nil when there is none);
+// verified says the secret matched it; code is OK or the first refusal;
+// err is the cause of CodeStoreUnavailable.
+func checkCredential(ctx context.Context, v *Validator, h *Hasher, header string, now time.Time) (rec *Token, verified bool, cache CacheResult, code Code, err error) {
 	id, cred, perr := ParseAuthorization(header)
 	if perr != nil {
 		if perr == ErrNoCredential {
-			return nil, CodeMissingToken, nil
+			return nil, false, cache, CodeMissingToken, nil
 		}
-		return nil, CodeMalformedToken, nil
+		return nil, false, cache, CodeMalformedToken, nil
 	}
-	rec, _, err := a.Validator.Lookup(ctx, id, now)
-	if errors.Is(err, ErrNotFound) {
-		return nil, CodeInvalidToken, nil
-	}
-	if err != nil {
-		return nil, CodeStoreUnavailable, err
-	}
-	code := OK
+	rec, cache, err = v.Lookup(ctx, id, now)
 	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, false, cache, CodeInvalidToken, nil
+	case err != nil:
+		return nil, false, cache, CodeStoreUnavailable, err
 	case rec.Revoked():
-		code = CodeTokenRevoked
-	case !a.Hasher.Verify(cred, &rec.SecretHash, rec.PepperID):
-		code = CodeInvalidToken
+		// A tombstone has no hash: say "revoked" to whoever presents its
+		// id with a well-formed credential, as the id is what was revoked.
+		return rec, false, cache, CodeTokenRevoked, nil
+	case !h.Verify(cred, &rec.SecretHash, rec.PepperID):
+		return rec, false, cache, CodeInvalidToken, nil
 	case rec.Status != StatusActive:
-		code = CodeTokenInactive
+		return rec, true, cache, CodeTokenInactive, nil
 	case rec.Expired(now):
-		code = CodeTokenExpired
+		return rec, true, cache, CodeTokenExpired, nil
 	}
-	return rec, code, nil
+	return rec, true, cache, OK, nil
 }

@@ -141,43 +141,19 @@ func NewGate(opts GateOptions) (*Gate, error) {
 // Decide decides req at now. ctx bounds the store read on a cache miss.
 func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict {
 	var v Verdict
-	id, cred, err := ParseAuthorization(req.Authorization)
-	if err != nil {
-		v.Code = CodeMalformedToken
-		if err == ErrNoCredential {
-			v.Code = CodeMissingToken
-		}
-		return v
-	}
-	tok, cache, err := g.validator.Lookup(ctx, id, now)
+	tok, verified, cache, code, err := checkCredential(ctx, g.validator, g.hasher, req.Authorization, now)
 	v.Cache = cache
-	switch {
-	case err == nil:
+	if tok != nil {
 		v.TokenID = tok.ID
-	case errors.Is(err, ErrNotFound):
-		v.Code = CodeInvalidToken
-		return v
-	default:
-		v.Code, v.Err, v.RetryAfter = CodeStoreUnavailable, err, g.retryAfter
-		return v
 	}
-	// A tombstone has no hash: say "revoked" to whoever presents its id
-	// with a well-formed credential, as the id is what was revoked.
-	if tok.Revoked() {
-		v.Code = CodeTokenRevoked
-		return v
+	if verified {
+		v.Token = tok
 	}
-	if !g.hasher.Verify(cred, &tok.SecretHash, tok.PepperID) {
-		v.Code = CodeInvalidToken
-		return v
-	}
-	v.Token = tok
-	switch {
-	case tok.Status != StatusActive:
-		v.Code = CodeTokenInactive
-		return v
-	case tok.Expired(now):
-		v.Code = CodeTokenExpired
+	if code != OK {
+		v.Code = code
+		if code == CodeStoreUnavailable {
+			v.Err, v.RetryAfter = err, g.retryAfter
+		}
 		return v
 	}
 	perm, pattern, code := g.routes.Match(req.Method, req.Path)
