@@ -75,6 +75,9 @@ type ClusterOptions struct {
 	Logger *slog.Logger
 	// ObserveTake, when set, is called after every Take with its error.
 	ObserveTake func(err error)
+	// Idle is how long a token's state outlives its last use (Sweep drops
+	// it then). Default 1 minute.
+	Idle time.Duration
 }
 
 // Cluster limits each token against one bucket shared by every replica,
@@ -105,6 +108,7 @@ type Cluster struct {
 	replicas  func() int
 	log       *slog.Logger
 	observe   func(error)
+	idle      time.Duration
 
 	// downUntil (Unix nanoseconds) is when to try the Budget again after a
 	// failure; 0 while it answers.
@@ -159,6 +163,7 @@ func NewCluster(opts ClusterOptions) *Cluster {
 		replicas:  opts.Replicas,
 		log:       opts.Logger,
 		observe:   opts.ObserveTake,
+		idle:      orDuration(opts.Idle, time.Minute),
 		fallback:  NewLocal(opts.Options),
 		seed:      maphash.MakeSeed(),
 	}
@@ -369,17 +374,17 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// Sweep drops the state of tokens idle since before now-idle (their unspent
+// Sweep drops the state of tokens idle for ClusterOptions.Idle (their unspent
 // leases are forgotten, which only ever admits less), and the fallback
 // buckets that are full again. Call it periodically.
-func (c *Cluster) Sweep(now time.Time, idle time.Duration) (dropped int) {
+func (c *Cluster) Sweep(now time.Time) (dropped int) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		for id, e := range sh.entries {
 			// TryLock: an entry in use is not idle.
 			if e.mu.TryLock() {
-				if e.idleSince().Before(now.Add(-idle)) {
+				if e.idleSince().Before(now.Add(-c.idle)) {
 					e.dropped = true
 					delete(sh.entries, id)
 					dropped++

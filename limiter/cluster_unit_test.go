@@ -77,7 +77,7 @@ func TestClusterReservationRetryAfterAndSweep(t *testing.T) {
 	// The bucket is 4 requests in debt: the one leased matures 5 s after
 	// the grant (rate 1/s).
 	b := &scriptedBudget{answer: limiter.Lease{Granted: 1, Held: -4, Left: -5}}
-	c := limiter.NewCluster(limiter.ClusterOptions{Budget: b})
+	c := limiter.NewCluster(limiter.ClusterOptions{Budget: b, Idle: time.Second})
 	tok := newToken("tsw_unit0000000000000004", 1, 1)
 	start := time.Now()
 	st := c.Allow(context.Background(), tok, start)
@@ -85,7 +85,7 @@ func TestClusterReservationRetryAfterAndSweep(t *testing.T) {
 		t.Fatalf("reserved request: %+v, want refused with a Retry-After of about 5 s", st)
 	}
 	// A sweep while the client waits does not drop its reservation.
-	if n := c.Sweep(start.Add(3*time.Second), time.Second); n != 0 || c.Len() != 1 {
+	if n := c.Sweep(start.Add(3 * time.Second)); n != 0 || c.Len() != 1 {
 		t.Fatalf("Sweep during the wait dropped %d (Len %d): the reservation would be lost", n, c.Len())
 	}
 	if st := c.Allow(context.Background(), tok, start.Add(st.RetryAfter+time.Second)); !st.Allowed {

@@ -323,11 +323,6 @@ type sweeper interface {
 	Sweep(now time.Time) int
 }
 
-// clusterSweeper sweeps a Cluster's leases of tokens idle for a minute.
-type clusterSweeper struct{ *limiter.Cluster }
-
-func (c clusterSweeper) Sweep(now time.Time) int { return c.Cluster.Sweep(now, time.Minute) }
-
 // newLimiter builds the rate limiter the configuration asks for: leases of
 // a budget shared through Redis (cluster scope with the Redis store), else
 // buckets of this replica. The limiter always runs: a token may carry its
@@ -359,7 +354,7 @@ func (g *Gateway) newLimiter() (sweeper, error) {
 		outage = limiter.OutageRefuse
 	}
 	g.budget = b
-	g.limiter = clusterSweeper{limiter.NewCluster(limiter.ClusterOptions{
+	g.limiter = limiter.NewCluster(limiter.ClusterOptions{
 		Options:     opts,
 		Budget:      b,
 		LeaseTime:   cfg.RateLimitLease,
@@ -368,7 +363,7 @@ func (g *Gateway) newLimiter() (sweeper, error) {
 		Replicas:    b.Live,
 		Logger:      g.log.With(slog.String("component", "ratelimit")),
 		ObserveTake: g.metrics.ObserveBudget,
-	})}
+	})
 	g.metrics.SetReplicas(b.Live)
 	return g.limiter, nil
 }
@@ -492,10 +487,6 @@ func (g *Gateway) recordExpiries(ctx context.Context) error {
 			slog.Time("expires_at", t.ExpiresAt))
 	}
 	return errors.Join(errs...)
-}
-
-func sweep(ctx context.Context, l *limiter.Local) {
-	repeat(ctx, time.Minute, func(now time.Time) { l.Sweep(now) })
 }
 
 // newAccessLogger returns the access logger: the process log's format
