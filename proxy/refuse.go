@@ -151,14 +151,6 @@ func buildRefusals() map[auth.Code]*refusal {
 	return m
 }
 
-// Refuse answers a refusal with code, in the envelope every refusal of the
-// gateway has (status, X-Tsw-Error-Code, WWW-Authenticate where it
-// applies, Retry-After when retryAfter is positive), for handlers beside
-// the proxy.
-func Refuse(w http.ResponseWriter, code auth.Code, retryAfter time.Duration) {
-	refuse(w, code, retryAfter)
-}
-
 // refuse writes the response for a refusal.
 func refuse(w http.ResponseWriter, c auth.Code, retryAfter time.Duration) {
 	write(w, refusals[c], retryAfter)

@@ -234,7 +234,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		if err != nil {
 			return nil, err
 		}
-		public = withSelfService(withConsole(cfg.Console, publicConsolePrefix, g.guardSelfService(self, trusted)), handler)
+		public = withSelfService(withConsole(cfg.Console, publicConsolePrefix, proxy.GuardAPI(self, guard, trusted)), handler)
 	}
 	if err := g.listen("public", cfg.ListenAddr, public); err != nil {
 		return nil, err
@@ -386,51 +386,6 @@ func withSelfService(api, proxy http.Handler) http.Handler {
 		}
 		proxy.ServeHTTP(w, r)
 	})
-}
-
-// guardSelfService puts the limit on failed authentications per client
-// address (TSWGATE_AUTH_FAILURE_*) in front of the self-service API, as the
-// proxy has it: an address past its limit is refused auth_rate_limited
-// before its credential is read, and every 401 the API answers counts as a
-// failure.
-func (g *Gateway) guardSelfService(api http.Handler, trusted []netip.Prefix) http.Handler {
-	if g.guard == nil {
-		return api
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := time.Now()
-		client := proxy.ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], trusted)
-		k, d, blocked := g.guard.Charge(client, now)
-		if blocked {
-			proxy.Refuse(w, auth.CodeAuthRateLimited, d)
-			return
-		}
-		rec := &statusWriter{ResponseWriter: w}
-		api.ServeHTTP(rec, r)
-		if rec.status != http.StatusUnauthorized {
-			g.guard.Refund(k, now)
-		}
-	})
-}
-
-// statusWriter remembers the status a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(p []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(p)
 }
 
 // sweepExpiries records token.expire events every interval.
