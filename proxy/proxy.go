@@ -274,16 +274,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("err", v.Err.Error()))
 		}
 		w.Header()[HeaderRequestID] = []string{reqID}
-		if v.Limit.Enabled && !v.Limit.Shadow {
-			setRateLimitHeaders(w.Header(), &v.Limit)
-		}
+		setRateLimitHeaders(w.Header(), &v.Limit)
 		refuseVerdict(w, &v)
 		h.finish(r, &v, st, Status(v.Code), start)
 		return
 	}
-	if v.Limit.Enabled && !v.Limit.Shadow {
-		setRateLimitHeaders(w.Header(), &v.Limit)
-	}
+	setRateLimitHeaders(w.Header(), &v.Limit)
 	st.token = v.Token
 	if st.req.Body != nil && !st.body.complete {
 		// The upstream may answer before it has read the whole body; let

@@ -20,7 +20,13 @@ import (
 // The policy states the token bucket as a quota q per window w seconds:
 // the burst, and the time the bucket takes to refill from empty
 // (burst/rate, rounded up).
+//
+// Nothing is set for a token without a limit, or whose limit is in shadow
+// mode (a limit that is not enforced is not advertised).
 func setRateLimitHeaders(h http.Header, s *auth.LimitStatus) {
+	if !s.Enabled || s.Shadow {
+		return
+	}
 	reset := "0"
 	if s.Reset > 0 {
 		reset = retryAfterSeconds(s.Reset)
