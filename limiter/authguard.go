@@ -12,9 +12,12 @@ import (
 // gateway: once an address has spent its failures, its requests are
 // refused before any credential is parsed or any store read is made.
 //
-// Every attempt is charged before it is decided (Charge) and refunded when
-// it did not fail (Refund), so that attempts made in parallel cannot
-// outrun the limit: at most burst of them are in flight or spent at once.
+// An address is checked before its request is decided (Blocked) and
+// charged only when it failed (Failed), so requests with valid tokens are
+// never held back by their own number. Failures made in parallel after
+// one check all count: the bucket goes into debt and the address stays
+// blocked until every failure is paid back, so over any time T an address
+// fails at most burst + rate×T plus the failures it had in flight at once.
 //
 // IPv6 addresses are grouped by their /64 (one host usually holds a whole
 // /64). Memory is bounded: past MaxAddresses buckets, new addresses are
@@ -90,25 +93,44 @@ func (g *AuthGuard) refill(b *guardBucket, now time.Time) {
 	}
 }
 
-// Charge spends one failure of addr at now, before the attempt is decided.
-// When addr has none left it spends nothing and reports blocked, with the
-// time until it has one. The returned key identifies the bucket charged:
-// give it to Refund when the attempt did not fail.
-func (g *AuthGuard) Charge(addr netip.Addr, now time.Time) (k netip.Addr, retryAfter time.Duration, blocked bool) {
-	k = key(addr)
-	if retryAfter, blocked, ok := g.charge(k, now, false); ok {
-		return k, retryAfter, blocked
+// Blocked reports whether addr has no failure left at now, and if so how
+// long until it has one. It spends nothing: a request that passes is
+// decided, and only a failure is charged (Failed).
+func (g *AuthGuard) Blocked(addr netip.Addr, now time.Time) (retryAfter time.Duration, blocked bool) {
+	k := key(addr)
+	for _, k := range [2]netip.Addr{k, wideKey(k)} {
+		sh := g.shard(k)
+		sh.mu.Lock()
+		b := sh.buckets[k]
+		if b != nil {
+			g.refill(b, now)
+			if b.tokens < 1 {
+				retryAfter, blocked = secondsToDuration((1-b.tokens)/g.rate), true
+			}
+		}
+		sh.mu.Unlock()
+		if b != nil {
+			return retryAfter, blocked
+		}
 	}
-	// The shard is full of addresses that failed recently: group the
-	// newcomer with its neighbours.
-	k = wideKey(k)
-	retryAfter, blocked, _ = g.charge(k, now, true)
-	return k, retryAfter, blocked
+	return 0, false
 }
 
-// charge spends one failure of the bucket of k. Unless always is set it
-// adds no bucket to a full shard: ok is then false.
-func (g *AuthGuard) charge(k netip.Addr, now time.Time, always bool) (retryAfter time.Duration, blocked, ok bool) {
+// Failed spends one failure of addr at now. The bucket may go below zero:
+// failures made in parallel after one check all count, and the address is
+// then blocked until every one of them is paid back at the rate.
+func (g *AuthGuard) Failed(addr netip.Addr, now time.Time) {
+	k := key(addr)
+	if !g.spend(k, now, false) {
+		// The shard is full of addresses that failed recently: group the
+		// newcomer with its neighbours.
+		g.spend(wideKey(k), now, true)
+	}
+}
+
+// spend takes one failure from the bucket of k, creating it. Unless always
+// is set it adds no bucket to a full shard, and reports false.
+func (g *AuthGuard) spend(k netip.Addr, now time.Time, always bool) bool {
 	sh := g.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -118,34 +140,14 @@ func (g *AuthGuard) charge(k netip.Addr, now time.Time, always bool) (retryAfter
 			g.sweepShard(sh, now)
 		}
 		if len(sh.buckets) >= g.perShard && !always {
-			return 0, false, false
+			return false
 		}
 		b = &guardBucket{tokens: g.burst, last: now}
 		sh.buckets[k] = b
 	}
-	retryAfter, blocked = g.spend(b, now)
-	return retryAfter, blocked, true
-}
-
-func (g *AuthGuard) spend(b *guardBucket, now time.Time) (time.Duration, bool) {
 	g.refill(b, now)
-	if b.tokens < 1 {
-		return secondsToDuration((1 - b.tokens) / g.rate), true
-	}
 	b.tokens--
-	return 0, false
-}
-
-// Refund gives back the failure Charge spent for k: the attempt succeeded,
-// or failed for a reason that is not a guess.
-func (g *AuthGuard) Refund(k netip.Addr, now time.Time) {
-	sh := g.shard(k)
-	sh.mu.Lock()
-	if b := sh.buckets[k]; b != nil {
-		g.refill(b, now)
-		b.tokens = min(g.burst, b.tokens+1)
-	}
-	sh.mu.Unlock()
+	return true
 }
 
 // Sweep drops the buckets that are full again at now. Call it every few

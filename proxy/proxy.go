@@ -76,15 +76,14 @@ type Options struct {
 }
 
 // AuthGuard limits failed authentications per client address;
-// *limiter.AuthGuard implements it. Every attempt is charged before it is
-// decided and refunded unless it failed, so parallel guesses cannot
-// outrun the limit.
+// *limiter.AuthGuard implements it.
 type AuthGuard interface {
-	// Charge spends one failure of addr; blocked (and for how long) when
-	// none is left. key names the bucket charged, for Refund.
-	Charge(addr netip.Addr, now time.Time) (key netip.Addr, retryAfter time.Duration, blocked bool)
-	// Refund gives back a charge whose attempt did not fail.
-	Refund(key netip.Addr, now time.Time)
+	// Blocked reports whether addr may not try now, and for how long.
+	Blocked(addr netip.Addr, now time.Time) (retryAfter time.Duration, blocked bool)
+	// Failed records a failed authentication from addr (failures made in
+	// parallel all count, possibly past the limit: the address then stays
+	// blocked until they are paid back).
+	Failed(addr netip.Addr, now time.Time)
 }
 
 // UsageRecorder counts requests per token and outcome; *usage.Recorder
@@ -252,19 +251,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.req.Body = &st.body
 	}
 	var v auth.Verdict
-	var guardKey netip.Addr
 	if h.guard != nil {
 		st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
-		var d time.Duration
-		var blocked bool
-		if guardKey, d, blocked = h.guard.Charge(st.client, start); blocked {
+		if d, blocked := h.guard.Blocked(st.client, start); blocked {
 			v.Code, v.RetryAfter = auth.CodeAuthRateLimited, d
 		}
 	}
 	if v.Code == auth.OK {
 		v = h.decider.Decide(r.Context(), &st.req, start)
-		if h.guard != nil && v.Code != auth.CodeInvalidToken && v.Code != auth.CodeMalformedToken {
-			h.guard.Refund(guardKey, start)
+		if h.guard != nil && (v.Code == auth.CodeInvalidToken || v.Code == auth.CodeMalformedToken) {
+			h.guard.Failed(st.client, start)
 		}
 	}
 	if v.Code != auth.OK {
