@@ -41,6 +41,23 @@ const (
 	// CodeAuthRateLimited: too many failed authentications came from the
 	// client's address; it is refused before its credential is looked at.
 	CodeAuthRateLimited
+	// CodeUnsupportedMediaType: a body the gateway cannot check as the API
+	// would read it: not one of the API's JSON media types, a charset other
+	// than UTF-8, a Content-Encoding, or a malformed or repeated
+	// Content-Type.
+	CodeUnsupportedMediaType
+	// CodeBodyNotAllowed: a body on a route whose operation takes none.
+	CodeBodyNotAllowed
+	// CodeInvalidQuery: a query string that cannot be read one way only
+	// (a malformed percent-escape, a control character).
+	CodeInvalidQuery
+	// CodeInvalidFraming: a request whose framing two HTTP parsers could
+	// read differently (HTTP/1.0 with Transfer-Encoding).
+	CodeInvalidFraming
+	// CodeClientClosed: the client went away before the request was
+	// decided or answered. Nobody reads the answer; it is recorded (as
+	// 499) so that it is not mistaken for an outage.
+	CodeClientClosed
 
 	numCodes
 )
@@ -62,6 +79,12 @@ var codeNames = [numCodes]string{
 	CodeInvalidBody:      "invalid_body",
 	CodeBodyTooLarge:     "body_too_large",
 	CodeAuthRateLimited:  "auth_rate_limited",
+
+	CodeUnsupportedMediaType: "unsupported_media_type",
+	CodeBodyNotAllowed:       "body_not_allowed",
+	CodeInvalidQuery:         "invalid_query",
+	CodeInvalidFraming:       "invalid_framing",
+	CodeClientClosed:         "client_closed",
 }
 
 var codeMessages = [numCodes]string{
@@ -81,6 +104,12 @@ var codeMessages = [numCodes]string{
 	CodeInvalidBody:      "The request body could not be read as JSON to check its project.",
 	CodeBodyTooLarge:     "The request body is too large to check its project.",
 	CodeAuthRateLimited:  "Too many failed authentications from this address: retry after the time in Retry-After with a valid token.",
+
+	CodeUnsupportedMediaType: "The request body must be JSON in UTF-8, without Content-Encoding: Content-Type application/json, text/json, application/*+json or application/json-patch+json.",
+	CodeBodyNotAllowed:       "This API route takes no request body.",
+	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with & and write every % as a %XX escape.",
+	CodeInvalidFraming:       "The request's framing is ambiguous (Transfer-Encoding on HTTP/1.0): send it with HTTP/1.1.",
+	CodeClientClosed:         "The client closed the request before it was answered.",
 }
 
 // String returns the code's stable wire name, e.g. "token_revoked".

@@ -24,6 +24,11 @@ const (
 	HeaderTokenRole = "X-Tsw-Token-Role"
 )
 
+// StatusClientClosed is the status recorded (in logs and metrics, never
+// sent) for a request whose client went away before it was answered: nginx's
+// 499, so that it is counted neither as a refusal nor as an outage.
+const StatusClientClosed = 499
+
 // Gateway-side failures that are not decisions of auth, in the same
 // envelope.
 const (
@@ -105,7 +110,11 @@ func Status(c auth.Code) int {
 		return http.StatusNotFound
 	case auth.CodeBodyTooLarge:
 		return http.StatusRequestEntityTooLarge
-	default: // invalid path, invalid body
+	case auth.CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case auth.CodeClientClosed:
+		return StatusClientClosed
+	default: // invalid path, query, body or framing; a body not allowed
 		return http.StatusBadRequest
 	}
 }
