@@ -25,6 +25,25 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string, now tim
 	return rec, code, err
 }
 
+// Recognized reports whether header carries a credential that matched its
+// token's record when that record was last read, judged from the cache
+// alone (Validator.Peek), with no store read: a hint that the caller holds
+// a real secret, never an authorisation. It lets a client whose address
+// is over its failed-authentication limit go on with a token it has been
+// using, while guesses from that address cost the store nothing.
+func (a *Authenticator) Recognized(header string) bool {
+	return recognized(a.Validator, a.Hasher, header)
+}
+
+func recognized(v *Validator, h *Hasher, header string) bool {
+	id, cred, err := ParseAuthorization(header)
+	if err != nil {
+		return false
+	}
+	rec := v.Peek(id)
+	return rec != nil && !rec.Revoked() && h.Verify(cred, &rec.SecretHash, rec.PepperID)
+}
+
 // checkCredential is the credential step that Gate.Decide and
 // Authenticator share: parse the header, look the id up (cache first),
 // refuse a tombstone, verify the secret in constant time, then status and
@@ -43,6 +62,9 @@ func checkCredential(ctx context.Context, v *Validator, h *Hasher, header string
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, false, cache, CodeInvalidToken, nil
+	case err != nil && ctx.Err() != nil:
+		// The caller went away while the store was read: no outage.
+		return nil, false, cache, CodeClientClosed, nil
 	case err != nil:
 		return nil, false, cache, CodeStoreUnavailable, err
 	case rec.Revoked():

@@ -24,6 +24,11 @@ type Request struct {
 	// Body gives the body's prefix, read only when the decision reaches the
 	// project check. Nil means the request has no body.
 	Body BodyPrefixer
+	// FailuresBlockedFor, when above zero, says that the client's address
+	// has spent its failed authentications for that long: the request is
+	// refused CodeAuthRateLimited, with no store read, unless its
+	// credential is Recognized (a token the client has been using).
+	FailuresBlockedFor time.Duration
 }
 
 // BodyPrefixer reads a bounded prefix of a request body.
@@ -141,6 +146,10 @@ func NewGate(opts GateOptions) (*Gate, error) {
 // Decide decides req at now. ctx bounds the store read on a cache miss.
 func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict {
 	var v Verdict
+	if req.FailuresBlockedFor > 0 && !recognized(g.validator, g.hasher, req.Authorization) {
+		v.Code, v.RetryAfter = CodeAuthRateLimited, req.FailuresBlockedFor
+		return v
+	}
 	tok, verified, cache, code, err := checkCredential(ctx, g.validator, g.hasher, req.Authorization, now)
 	v.Cache = cache
 	if tok != nil {
@@ -174,6 +183,9 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 		prefix, complete, err := req.Body.BodyPrefix()
 		if err != nil {
 			v.Code, v.Err = CodeInvalidBody, err
+			if ctx.Err() != nil {
+				v.Code = CodeClientClosed
+			}
 			return v
 		}
 		if code := CheckBodyProject(req.ContentType, prefix, complete, tok.ProjectID); code != OK {

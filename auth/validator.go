@@ -32,6 +32,11 @@ type ValidatorOptions struct {
 	// StaleIfError is how long past TTL a record may still be served while
 	// the store cannot be reached. Zero disables it.
 	StaleIfError time.Duration
+	// RememberFor is how long a record stays in the cache after it was
+	// read, past TTL, for Peek alone (never served by Lookup), unless the
+	// cache needs the room or a change drops it. Default 1h; it is at
+	// least TTL + StaleIfError.
+	RememberFor time.Duration
 	// MaxEntries bounds the cache. Default 100 000.
 	MaxEntries int64
 	// StoreTimeout bounds each store read. Default 100ms.
@@ -96,6 +101,7 @@ type Validator struct {
 	ttl      time.Duration
 	negTTL   time.Duration
 	stale    time.Duration
+	remember time.Duration
 	timeout  time.Duration
 	log      *slog.Logger
 	observer Observer
@@ -127,6 +133,7 @@ func NewValidator(opts ValidatorOptions) (*Validator, error) {
 		ttl:      orDefault(opts.TTL, 10*time.Second),
 		negTTL:   orDefault(opts.NegativeTTL, 2*time.Second),
 		stale:    max(opts.StaleIfError, 0),
+		remember: orDefault(opts.RememberFor, time.Hour),
 		timeout:  orDefault(opts.StoreTimeout, 100*time.Millisecond),
 		log:      opts.Logger,
 		observer: opts.Observer,
@@ -137,6 +144,7 @@ func NewValidator(opts ValidatorOptions) (*Validator, error) {
 	if v.observer == nil {
 		v.observer = nopObserver{}
 	}
+	v.remember = max(v.remember, v.ttl+v.stale)
 	maxEntries := opts.MaxEntries
 	if maxEntries <= 0 {
 		maxEntries = 100_000
@@ -200,6 +208,18 @@ func (v *Validator) Lookup(ctx context.Context, id string, now time.Time) (*Toke
 	return tok, CacheMiss, err
 }
 
+// Peek returns the cached record of id, however old, without reading the
+// store: nil when none is cached (or only the id's absence is). The record
+// may be stale, even of a cache generation a resync dropped; a change
+// announced for id removes it. It is a hint — that a credential matched a
+// token not long ago — never an answer: decide with Lookup.
+func (v *Validator) Peek(id string) *Token {
+	if e, ok := v.cache.Get(id); ok {
+		return e.tok
+	}
+	return nil
+}
+
 // stillCached reports whether e is still the cached entry of id, i.e. no
 // announcement dropped it while the store was being tried: a record that
 // was invalidated must not be served stale.
@@ -245,7 +265,7 @@ func (v *Validator) sharedLoad(ctx context.Context, id string) (_ *Token, seq ui
 		v.observer.StoreRead(time.Since(start), err)
 		switch {
 		case err == nil:
-			v.put(id, &entry{tok: tok, fetched: start, gen: gen}, seq, v.ttl+v.stale)
+			v.put(id, &entry{tok: tok, fetched: start, gen: gen}, seq, v.remember)
 		case errors.Is(err, ErrNotFound):
 			v.put(id, &entry{fetched: start, gen: gen}, seq, v.negTTL)
 		case errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrUnavailable):

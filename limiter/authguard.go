@@ -9,15 +9,21 @@ import (
 
 // AuthGuard limits failed authentications per client address, so that
 // guessing token ids or secrets is slow for the guesser and cheap for the
-// gateway: once an address has spent its failures, its requests are
-// refused before any credential is parsed or any store read is made.
+// gateway: once an address has spent its failures, its requests are refused
+// without any store read — unless they carry a credential the gateway
+// recognises from its cache (a token the client has been using: see
+// auth.Request.FailuresBlockedFor), so that a guesser behind a shared
+// address (a carrier-grade NAT, a company proxy, a CI provider's egress)
+// does not lock its neighbours out.
 //
 // An address is checked before its request is decided (Blocked) and
 // charged only when it failed (Failed), so requests with valid tokens are
 // never held back by their own number. Failures made in parallel after
-// one check all count: the bucket goes into debt and the address stays
-// blocked until every failure is paid back, so over any time T an address
-// fails at most burst + rate×T plus the failures it had in flight at once.
+// one check all count: the bucket goes into debt, down to -burst, and the
+// address stays blocked until it is paid back, so over any time T an
+// address fails at most burst + rate×T plus the failures it had in flight
+// at once, and a client that stops failing is let in again within
+// 2×burst/rate.
 //
 // IPv6 addresses are grouped by their /64 (one host usually holds a whole
 // /64). Memory is bounded: past MaxAddresses buckets, new addresses are
@@ -116,9 +122,9 @@ func (g *AuthGuard) Blocked(addr netip.Addr, now time.Time) (retryAfter time.Dur
 	return 0, false
 }
 
-// Failed spends one failure of addr at now. The bucket may go below zero:
-// failures made in parallel after one check all count, and the address is
-// then blocked until every one of them is paid back at the rate.
+// Failed spends one failure of addr at now. The bucket may go below zero,
+// down to -burst: failures made in parallel after one check all count, and
+// the address is then blocked until they are paid back at the rate.
 func (g *AuthGuard) Failed(addr netip.Addr, now time.Time) {
 	k := key(addr)
 	if !g.spend(k, now, false) {
@@ -146,7 +152,7 @@ func (g *AuthGuard) spend(k netip.Addr, now time.Time, always bool) bool {
 		sh.buckets[k] = b
 	}
 	g.refill(b, now)
-	b.tokens--
+	b.tokens = max(b.tokens-1, -g.burst)
 	return true
 }
 

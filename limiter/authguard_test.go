@@ -58,9 +58,9 @@ func TestAuthGuard(t *testing.T) {
 }
 
 // TestAuthGuardParallelGuesses: guesses made at once after one check all
-// count: the address then owes them, and stays blocked until they are paid
-// back at the rate, so a wave of parallel guesses buys no more guesses over
-// time than the same guesses one by one.
+// count, up to the debt's bound (burst): the address then owes them, and
+// stays blocked until they are paid back at the rate, so a wave of parallel
+// guesses buys no more guesses over time than the same guesses one by one.
 func TestAuthGuardParallelGuesses(t *testing.T) {
 	g := NewAuthGuard(1, 20)
 	a := netip.MustParseAddr("198.51.100.1")
@@ -82,13 +82,33 @@ func TestAuthGuardParallelGuesses(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("%d of 500 parallel guesses were tried, want at least the burst, 20", n)
 	}
-	// Owed: n failures against a burst of 20 at 1/s.
-	want := time.Duration(n-20+1) * time.Second
+	// Owed: n failures against a burst of 20 at 1/s, at most 20 in debt.
+	want := time.Duration(min(n, 40)-20+1) * time.Second
 	if d, blocked := g.Blocked(a, t0); !blocked || d < want {
 		t.Fatalf("after %d parallel failures: blocked %v for %v, want at least %v", n, blocked, d, want)
 	}
 	if _, blocked := g.Blocked(a, t0.Add(want)); blocked {
 		t.Fatalf("still blocked once %d failures are paid back", n)
+	}
+}
+
+// TestAuthGuardDebtBound: however long an address keeps failing, it is let
+// in again within 2×burst/rate of its last failure: a misconfigured job in
+// a retry loop does not shut its address out for hours once it stops.
+func TestAuthGuardDebtBound(t *testing.T) {
+	g := NewAuthGuard(2, 5)
+	a := netip.MustParseAddr("2001:db8::1")
+	for i := range 10000 {
+		g.Failed(a, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	last := t0.Add(9999 * time.Millisecond)
+	// In debt by the burst (5): one failure is allowed again after
+	// (5+1)/2 = 3s.
+	if _, blocked := g.Blocked(a, last.Add(2900*time.Millisecond)); !blocked {
+		t.Fatal("not blocked 2.9s after 10000 failures")
+	}
+	if d, blocked := g.Blocked(a, last.Add(3001*time.Millisecond)); blocked {
+		t.Fatalf("still blocked (%v) 3s after the last of 10000 failures", d)
 	}
 }
 

@@ -56,12 +56,14 @@ type Options struct {
 	// request id, method, path (never the query), status, token id,
 	// project, role, permission, code ("ok" or the refusal code), gateway
 	// and upstream time, the rate-limit decision (for limited tokens) and
-	// the client address (when AuthGuard is set). It is called on every
+	// the client address. It is called on every
 	// request: use NewJSONAccessLog on a BufferedWriter.
 	AccessLog AccessLogger
-	// AuthGuard, when set, limits failed authentications (malformed_token,
+	// AuthGuard limits failed authentications (malformed_token,
 	// invalid_token) per client address: an address past its limit is
-	// refused with auth_rate_limited before its credential is looked at.
+	// refused with auth_rate_limited, with no store read, unless its
+	// credential is one the gateway recognises (auth.Request's
+	// FailuresBlockedFor). Nil means no limit.
 	AuthGuard AuthGuard
 	// TrustedProxies are the ranges whose X-Forwarded-For names the client
 	// address (see ClientAddr); empty means the peer is the client.
@@ -85,6 +87,16 @@ type AuthGuard interface {
 	// blocked until they are paid back).
 	Failed(addr netip.Addr, now time.Time)
 }
+
+// NoGuard is the AuthGuard of a gateway without a limit on failed
+// authentications: it never blocks and forgets every failure.
+type NoGuard struct{}
+
+// Blocked never blocks.
+func (NoGuard) Blocked(netip.Addr, time.Time) (time.Duration, bool) { return 0, false }
+
+// Failed does nothing.
+func (NoGuard) Failed(netip.Addr, time.Time) {}
 
 // UsageRecorder counts requests per token and outcome; *usage.Recorder
 // implements it.
@@ -132,6 +144,9 @@ func New(opts Options) (*Handler, error) {
 	if h.maxScan <= 0 {
 		h.maxScan = 1 << 20
 	}
+	if h.guard == nil {
+		h.guard = NoGuard{}
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -152,37 +167,8 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(upstream)
-			pr.SetXForwarded()
-			// Hop-by-hop headers, including any a client named in
-			// Connection, are already gone from Out: what is set here
-			// reaches the upstream.
 			st := pr.In.Context().Value(stateKey{}).(*reqState)
-			out := pr.Out.Header
-			for k := range out {
-				if isIdentityHeader(k) {
-					delete(out, k)
-				}
-			}
-			t := st.token
-			vals := make([]string, 4)
-			vals[0], vals[1], vals[2], vals[3] = strconv.FormatInt(t.ProjectID, 10), t.ID, t.Role.String(), st.reqID
-			out[HeaderProjectID] = vals[0:1:1]
-			out[HeaderTokenID] = vals[1:2:2]
-			out[HeaderTokenRole] = vals[2:3:3]
-			out[HeaderRequestID] = vals[3:4:4]
-			// The API has no protocol upgrades, and a tunnel would carry
-			// requests past every check: send none.
-			delete(out, "Upgrade")
-			delete(out, "Connection")
-			// Request trailers would be a second way to send headers
-			// past the checks above; the API takes none.
-			pr.Out.Trailer = nil
-			if h.passAuth {
-				out["Authorization"] = pr.In.Header["Authorization"]
-			} else {
-				delete(out, "Authorization")
-			}
+			h.rewrite(pr, upstream, st)
 		},
 		Transport:      transport,
 		BufferPool:     bufferPool{},
@@ -191,6 +177,55 @@ func New(opts Options) (*Handler, error) {
 		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
 	return h, nil
+}
+
+// rewrite makes the outbound request: the inbound one as the decision read
+// it, with the gateway's identity headers.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest, upstream *url.URL, st *reqState) {
+	pr.SetURL(upstream)
+	// The query exactly as the client sent it and the decision read it:
+	// ReverseProxy would drop the parameters net/url cannot parse (and
+	// every one past its count limit).
+	pr.Out.URL.RawQuery, pr.Out.URL.ForceQuery = joinQuery(upstream.RawQuery, pr.In.URL.RawQuery), pr.In.URL.ForceQuery
+	// Hop-by-hop headers, including any a client named in Connection, are
+	// already gone from Out: what is set here reaches the upstream.
+	out := pr.Out.Header
+	for k := range out {
+		if droppedHeader(k) {
+			delete(out, k)
+		}
+	}
+	pr.SetXForwarded()
+	t := st.token
+	vals := make([]string, 4)
+	vals[0], vals[1], vals[2], vals[3] = strconv.FormatInt(t.ProjectID, 10), t.ID, t.Role.String(), st.reqID
+	out[HeaderProjectID] = vals[0:1:1]
+	out[HeaderTokenID] = vals[1:2:2]
+	out[HeaderTokenRole] = vals[2:3:3]
+	out[HeaderRequestID] = vals[3:4:4]
+	// The API has no protocol upgrades, and a tunnel would carry requests
+	// past every check: send none.
+	delete(out, "Upgrade")
+	delete(out, "Connection")
+	// The gateway answers Expect: 100-continue itself, when it first reads
+	// the body; the upstream's own 100 would reach the client as a second.
+	delete(out, "Expect")
+	// Request trailers would be a second way to send headers past the
+	// checks above; the API takes none.
+	pr.Out.Trailer = nil
+	if h.passAuth {
+		out["Authorization"] = pr.In.Header["Authorization"]
+	} else {
+		delete(out, "Authorization")
+	}
+}
+
+// joinQuery appends the client's raw query to the upstream URL's own.
+func joinQuery(base, client string) string {
+	if base == "" || client == "" {
+		return base + client
+	}
+	return base + "&" + client
 }
 
 // authorization returns the Authorization header. Several are joined as one
@@ -207,22 +242,53 @@ func authorization(h http.Header) string {
 	return strings.Join(vs, ", ")
 }
 
-// isIdentityHeader reports whether a header name folds onto the gateway's
-// X-Tsw-* namespace under any spelling an upstream might normalise (letter
-// case, '_' for '-'). Client copies of such headers never reach the
-// upstream.
-func isIdentityHeader(k string) bool {
+// droppedHeader reports whether a client's header must not reach the
+// upstream, under any spelling an upstream might normalise (letter case,
+// "_" for "-"):
+//
+//   - the gateway's own X-Tsw-* namespace (identity headers);
+//   - X-Forwarded-* (the gateway sets For, Host and Proto itself; Prefix and
+//     the others would be the client's say);
+//   - headers that make a framework take another method or URL than the
+//     one the decision read: X-HTTP-Method-Override, X-HTTP-Method,
+//     X-Method-Override, X-Original-Method, X-Original-URL, X-Rewrite-URL.
+func droppedHeader(k string) bool {
 	if len(k) < 6 {
 		return false
 	}
-	for i, c := range []byte("x-tsw-") {
-		b := k[i] | 0x20 // ASCII lower case; '-' and '_' are checked below
-		switch {
-		case c == '-':
-			if k[i] != '-' && k[i] != '_' {
-				return false
-			}
-		case b != c:
+	if foldsTo(k[:6], "x-tsw-") {
+		return true
+	}
+	if len(k) > len("x-forwarded-") && foldsTo(k[:len("x-forwarded-")], "x-forwarded-") {
+		return true
+	}
+	for _, name := range overrideHeaders {
+		if foldsTo(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// overrideHeaders are headers that frameworks read as the request's "real"
+// method or URL, lower case.
+var overrideHeaders = [...]string{
+	"x-http-method-override", "x-http-method", "x-method-override",
+	"x-original-method", "x-original-url", "x-rewrite-url",
+}
+
+// foldsTo reports whether the header name k equals name (lower case, with
+// "-") under ASCII case folding, taking "_" for "-".
+func foldsTo(k, name string) bool {
+	if len(k) != len(name) {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c == '_' {
+			c = '-'
+		}
+		if lowerASCII(c) != name[i] {
 			return false
 		}
 	}
@@ -237,42 +303,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := states.Get().(*reqState)
 	defer st.release()
 	st.reqID = h.requestID(r)
-	reqID := st.reqID
-
-	st.req = auth.Request{
-		Method:        r.Method,
-		Path:          r.URL.EscapedPath(),
-		RawQuery:      r.URL.RawQuery,
-		Authorization: authorization(r.Header),
-		ContentType:   r.Header.Get("Content-Type"),
-	}
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		st.body = bodyPrefix{r: r, limit: h.maxScan}
-		st.req.Body = &st.body
-	}
-	var v auth.Verdict
-	if h.guard != nil {
-		st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
-		if d, blocked := h.guard.Blocked(st.client, start); blocked {
-			v.Code, v.RetryAfter = auth.CodeAuthRateLimited, d
-		}
-	}
-	if v.Code == auth.OK {
-		v = h.decider.Decide(r.Context(), &st.req, start)
-		if h.guard != nil && (v.Code == auth.CodeInvalidToken || v.Code == auth.CodeMalformedToken) {
-			h.guard.Failed(st.client, start)
-		}
-	}
+	v := h.decide(r, st, start)
 	if v.Code != auth.OK {
-		if v.Err != nil {
-			h.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused",
-				slog.String("request_id", reqID), slog.String("code", v.Code.String()),
-				slog.String("err", v.Err.Error()))
-		}
-		w.Header()[HeaderRequestID] = []string{reqID}
-		setRateLimitHeaders(w.Header(), &v.Limit)
-		refuseVerdict(w, &v)
-		h.finish(r, &v, st, Status(v.Code), start)
+		h.refuse(w, r, &v, st, start)
 		return
 	}
 	setRateLimitHeaders(w.Header(), &v.Limit)
@@ -290,13 +323,60 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.finish(r, &v, st, st.rec.status, start)
 }
 
+// decide fills st's auth.Request from r and decides it, charging the
+// client's address for a failed authentication.
+func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Verdict {
+	st.req = auth.Request{
+		Method:        r.Method,
+		Path:          r.URL.EscapedPath(),
+		RawQuery:      r.URL.RawQuery,
+		Authorization: authorization(r.Header),
+		ContentType:   r.Header.Get("Content-Type"),
+	}
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		st.body = bodyPrefix{r: r, limit: h.maxScan}
+		st.req.Body = &st.body
+	}
+	if faultyFraming(r) {
+		return auth.Verdict{Code: auth.CodeInvalidFraming}
+	}
+	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
+	st.req.FailuresBlockedFor, _ = h.guard.Blocked(st.client, start)
+	v := h.decider.Decide(r.Context(), &st.req, start)
+	switch v.Code {
+	case auth.CodeInvalidToken, auth.CodeMalformedToken, auth.CodeAuthRateLimited:
+		h.guard.Failed(st.client, start)
+	}
+	if v.Code != auth.OK && r.Context().Err() != nil {
+		v.Code = auth.CodeClientClosed // whatever failed, the client is gone
+	}
+	return v
+}
+
+// refuse answers a refused request.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *auth.Verdict, st *reqState, start time.Time) {
+	if v.Err != nil && v.Code != auth.CodeClientClosed {
+		h.log.LogAttrs(r.Context(), slog.LevelWarn, "request refused",
+			slog.String("request_id", st.reqID), slog.String("code", v.Code.String()),
+			slog.String("err", v.Err.Error()))
+	}
+	if v.Code == auth.CodeInvalidFraming {
+		// RFC 9112 §6.1: close the connection after a faulty framing.
+		w.Header()["Connection"] = []string{"close"}
+	}
+	w.Header()[HeaderRequestID] = []string{st.reqID}
+	setRateLimitHeaders(w.Header(), &v.Limit)
+	refuseVerdict(w, v)
+	h.finish(r, v, st, Status(v.Code), start)
+}
+
 // finish records an answered request in the metrics, the usage counts and
 // the access log.
 func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status int, start time.Time) {
 	s := &st.sample
 	s.method, s.status, s.total = r.Method, status, h.now().Sub(start)
 	h.metrics.observe(v, s)
-	if h.usage != nil && v.TokenID != "" {
+	if h.usage != nil && v.TokenID != "" && v.Code != auth.CodeClientClosed {
 		h.usage.Record(v.TokenID, v.Code, start)
 	}
 	if h.access != nil {
@@ -312,7 +392,7 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 		Time:       h.now(),
 		RequestID:  st.reqID,
 		Method:     r.Method,
-		Path:       st.req.Path,
+		Path:       auth.RedactSecrets(st.req.Path),
 		Status:     s.status,
 		Role:       "none",
 		Permission: v.Permission.String(),
@@ -326,6 +406,9 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 	}
 	if s.called {
 		e.Gateway = max(s.total-s.upstream, 0)
+	}
+	if s.status == StatusClientClosed {
+		e.Code = auth.CodeClientClosed.String() // also when it left during the upstream call
 	}
 	if v.Limit.Enabled {
 		e.RateLimit = decisionNames[decision(&v.Limit)]
@@ -405,7 +488,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 // 502 otherwise, nothing when the client went away.
 func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		w.WriteHeader(499) // client closed the request; nobody reads this
+		w.WriteHeader(StatusClientClosed) // nobody reads this
 		return
 	}
 	var ne net.Error
@@ -421,7 +504,7 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
 		slog.String("request_id", r.Header.Get(HeaderRequestID)),
-		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("method", r.Method), slog.String("path", auth.RedactSecrets(r.URL.EscapedPath())),
 		slog.String("err", err.Error()))
 	w.Header()[HeaderRequestID] = r.Header[HeaderRequestID] // r is the outbound request here
 	writeError(w, status, code, msg)

@@ -30,6 +30,7 @@ import (
 	"github.com/tswgate/tswgate/auth/redisstore"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/logs"
 	"github.com/tswgate/tswgate/limiter"
 	"github.com/tswgate/tswgate/proxy"
 	usagecount "github.com/tswgate/tswgate/usage"
@@ -119,7 +120,10 @@ var (
 // Start builds and starts a Gateway. It listens on every configured address
 // before returning, so a caller may use the addresses at once.
 func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gateway, err error) {
-	g := &Gateway{cfg: cfg, log: opts.Logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4)}
+	// Every line the gateway logs goes through the redacting handler, also
+	// when the caller's logger does not.
+	logger := slog.New(logs.Redacting(opts.Logger.Handler()))
+	g := &Gateway{cfg: cfg, log: logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			g.closeAll() // whatever was opened before the failure
@@ -218,10 +222,11 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 
 	// The token API: on the admin listener for admin keys and Owner
 	// tokens; on the public one, under /tswgate/, for Owner tokens.
+	authn := &auth.Authenticator{Validator: g.valid, Hasher: g.hasher}
 	apiOpts := tokenapi.Options{
 		Store:               tokenapi.ObservedStore(g.activity, metrics),
 		Hasher:              g.hasher,
-		Tokens:              &auth.Authenticator{Validator: g.valid, Hasher: g.hasher},
+		Tokens:              authn,
 		Invalidate:          g.valid.Invalidate,
 		MaxTokensPerProject: cfg.MaxTokensPerProject,
 		Logger:              g.log.With(slog.String("component", "token-api")),
@@ -234,7 +239,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		if err != nil {
 			return nil, err
 		}
-		public = withSelfService(withConsole(cfg.Console, publicConsolePrefix, proxy.GuardAPI(self, guard, trusted)), handler)
+		public = withSelfService(withConsole(cfg.Console, publicConsolePrefix, proxy.GuardAPI(self, guard, trusted, authn.Recognized)), handler)
 	}
 	if err := g.listen("public", cfg.ListenAddr, public); err != nil {
 		return nil, err
@@ -449,7 +454,7 @@ func (g *Gateway) recordExpiries(ctx context.Context) error {
 // it off).
 func newAccessLogger(cfg config.Config, w io.Writer) proxy.AccessLogger {
 	if cfg.LogFormat == "text" {
-		return proxy.SlogAccessLog{L: slog.New(slog.NewTextHandler(w, nil))}
+		return proxy.SlogAccessLog{L: slog.New(logs.Redacting(slog.NewTextHandler(w, nil)))}
 	}
 	return proxy.NewJSONAccessLog(w)
 }
@@ -507,9 +512,15 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		env := map[string]string{"public": "TSWGATE_LISTEN_ADDR", "admin": "TSWGATE_ADMIN_ADDR", "metrics": "TSWGATE_METRICS_ADDR"}[role]
 		return fmt.Errorf("%s: cannot listen on %q: %w (is another process using it? set %s to another address)", env, addr, err, env)
 	}
+	var connContext func(context.Context, net.Conn) context.Context
+	if role == "public" {
+		// Clients' HTTP/1.0 requests with Transfer-Encoding are refused.
+		ln, connContext = proxy.WatchFraming(ln), proxy.ConnContext
+	}
 	g.listeners[role] = ln
 	c := g.cfg
 	g.servers = append(g.servers, server{role: role, srv: &http.Server{
+		ConnContext:       connContext,
 		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,

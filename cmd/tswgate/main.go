@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/logs"
 )
 
 const usage = `tswgate: the authenticating gateway for the TeraSwitch API.
@@ -173,10 +174,11 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("TSWGATE_LOG_LEVEL: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts)), nil
+	return slog.New(logs.Redacting(h)), nil
 }
 
 // lockedWriter serializes writes to w, which the process log and the

@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// recordingUpstream records each request's raw request line and headers as
+// net/http parsed them.
+type recordingUpstream struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []*http.Request
+	bods []string
+}
+
+func newRecordingUpstream(t *testing.T) *recordingUpstream {
+	t.Helper()
+	u := &recordingUpstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.reqs = append(u.reqs, r)
+		u.bods = append(u.bods, string(b))
+		u.mu.Unlock()
+		w.Write([]byte(`{"success":true,"message":""}`))
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *recordingUpstream) last(t *testing.T) (*http.Request, string) {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.reqs) == 0 {
+		t.Fatal("the upstream received nothing")
+	}
+	return u.reqs[len(u.reqs)-1], u.bods[len(u.bods)-1]
+}
+
+// rawRequest sends raw bytes on a new connection to addr and returns what
+// came back until the server closed the connection or 2s passed.
+func rawRequest(t *testing.T, addr, raw string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// TestQueryForwardedByteForByte: the upstream gets the query exactly as
+// the client sent it — also parameters net/url cannot parse, which
+// ReverseProxy would otherwise drop.
+func TestQueryForwardedByteForByte(t *testing.T) {
+	up := newRecordingUpstream(t)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	many := strings.Repeat("a=1&", 10001) + "ProjectId=42"
+	for _, q := range []string{
+		"Tag=a;b&ProjectId=42",
+		"x=%zz&ProjectId=42",
+		"ProjectId=42&Tag=%E2%9C%93&empty=&flag",
+		many,
+	} {
+		addr := strings.TrimPrefix(gw.URL, "http://")
+		out := rawRequest(t, addr, "GET /v2/Invoice?"+q+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.1 200") {
+			t.Fatalf("?%.40s: %.80q", q, out)
+		}
+		r, _ := up.last(t)
+		if r.RequestURI != "/v2/Invoice?"+q {
+			t.Errorf("sent ?%.60s, upstream got %.80s", q, r.RequestURI)
+		}
+	}
+}
+
+// TestOverrideHeadersDropped: headers that frameworks take for another
+// method or URL, and client copies of X-Forwarded-*, never reach the
+// upstream, in any spelling.
+func TestOverrideHeadersDropped(t *testing.T) {
+	up := newRecordingUpstream(t)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	req, _ := http.NewRequest("GET", gw.URL+"/v2/Invoice", nil)
+	for _, k := range []string{
+		"X-HTTP-Method-Override", "X-Http-Method", "x-method-override", "X_HTTP_METHOD_OVERRIDE",
+		"X-Original-URL", "X-Rewrite-Url", "X-Original-Method",
+		"X-Forwarded-Prefix", "X-Forwarded-Host", "X_Forwarded_For", "X-Forwarded-Port",
+	} {
+		req.Header[k] = []string{"DELETE /v2/Instance/1"}
+	}
+	req.Header.Set("X-Custom", "kept")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	r, _ := up.last(t)
+	for k, v := range r.Header {
+		if strings.Contains(strings.Join(v, ","), "DELETE") {
+			t.Errorf("the upstream got %s: %q", k, v)
+		}
+	}
+	if r.Header.Get("X-Custom") != "kept" {
+		t.Error("an ordinary header was dropped")
+	}
+	if r.Header.Get("X-Forwarded-For") == "" || r.Header.Get("X-Forwarded-Host") == "" {
+		t.Errorf("the gateway's own X-Forwarded-* are missing: %v", r.Header)
+	}
+}
+
+func TestDroppedHeader(t *testing.T) {
+	for k, want := range map[string]bool{
+		"X-Tsw-Project-Id": true, "x_tsw_token_id": true, "X-Tsw": false,
+		"X-Http-Method-Override": true, "X-HTTP-Method": true, "X-Method-Override": true,
+		"X-Original-Url": true, "X-Rewrite-Url": true, "X_original_method": true,
+		"X-Forwarded-Prefix": true, "X-Forwarded-": false, "X-Forwarded": false,
+		"X-Http-Method-Overrides": false, "Content-Type": false, "Authorization": false,
+	} {
+		if got := droppedHeader(k); got != want {
+			t.Errorf("droppedHeader(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
+
+// TestExpectContinueAnsweredOnce: the client sees one 100 Continue (the
+// gateway's), and the upstream is not asked for another.
+func TestExpectContinueAnsweredOnce(t *testing.T) {
+	up := newRecordingUpstream(t)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"projectId":42}`
+	fmt.Fprintf(c, "POST /v2/Invoice HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n", len(body))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("first line %q, %v; want 100 Continue", line, err)
+	}
+	io.WriteString(c, body)
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	rest, _ := io.ReadAll(br)
+	if n := strings.Count(string(rest), "HTTP/1.1 100"); n != 0 {
+		t.Fatalf("%d more 100 Continue after the first:\n%s", n, rest)
+	}
+	if !strings.Contains(string(rest), "HTTP/1.1 200") {
+		t.Fatalf("no 200 answer:\n%s", rest)
+	}
+	r, got := up.last(t)
+	if r.Header.Get("Expect") != "" || got != body {
+		t.Fatalf("upstream got Expect %q and body %q", r.Header.Get("Expect"), got)
+	}
+}
+
+// TestHTTP10TransferEncodingRefused: an HTTP/1.0 request with
+// Transfer-Encoding is refused and its connection closed, so the chunked
+// body net/http ignores is never read as a second request.
+func TestHTTP10TransferEncodingRefused(t *testing.T) {
+	up := newRecordingUpstream(t)
+	u, _ := url.Parse(up.URL)
+	h, err := New(Options{Decider: deciderFunc(allow), Upstream: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ConnContext: ConnContext}
+	go srv.Serve(WatchFraming(ln))
+	t.Cleanup(func() { srv.Close() })
+	smuggled := "GET /v2/Invoice?smuggled=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, te := range []string{"Transfer-Encoding: chunked", "transfer-encoding:chunked", "TRANSFER-ENCODING : chunked"} {
+		raw := "POST /v2/Invoice HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" + te + "\r\n\r\n" +
+			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
+		out := rawRequest(t, ln.Addr().String(), raw)
+		// net/http itself refuses a space before the colon.
+		if !strings.HasPrefix(out, "HTTP/1.0 400 ") && !strings.HasPrefix(out, "HTTP/1.1 400 ") {
+			t.Errorf("%s: got %.200q, want 400 invalid_framing", te, out)
+		}
+		if n := strings.Count("\n"+out, "\nHTTP/1."); n != 1 {
+			t.Errorf("%s: %d answers on the connection, want 1:\n%s", te, n, out)
+		}
+	}
+	up.mu.Lock()
+	n := len(up.reqs)
+	up.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the upstream got %d requests", n)
+	}
+	// HTTP/1.0 without Transfer-Encoding, and HTTP/1.1 chunked, still work.
+	if out := rawRequest(t, ln.Addr().String(), "GET /v2/Invoice HTTP/1.0\r\nHost: x\r\n\r\n"); !strings.Contains(out, " 200 ") {
+		t.Errorf("plain HTTP/1.0: %.100q", out)
+	}
+	if out := rawRequest(t, ln.Addr().String(), "POST /v2/Invoice HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n"); !strings.Contains(out, " 200 ") {
+		t.Errorf("HTTP/1.1 chunked: %.100q", out)
+	}
+}
+
+// TestFramingWatch feeds the watch its input in every split.
+func TestFramingWatch(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		faulty bool
+	}{
+		{"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.0\nHost: x\ntransfer-encoding:\tchunked\n\n", true},
+		{"POST / HTTP/1.0\r\nTransfer-Encoding" + strings.Repeat(" ", 40) + ": chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nHost: x\r\n\r\nTransfer-Encoding: chunked\r\n", false},
+		{"POST / HTTP/1.0\r\nX-Transfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nTransfer-Encodings: x\r\n\r\n", false},
+		{"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+	} {
+		for split := 0; split <= len(tc.in); split++ {
+			c := &framingConn{}
+			c.watch([]byte(tc.in[:split]))
+			c.watch([]byte(tc.in[split:]))
+			if got := c.faulty.Load(); got != tc.faulty {
+				t.Errorf("%q split at %d: faulty %v, want %v", tc.in, split, got, tc.faulty)
+				break
+			}
+		}
+		c := &framingConn{}
+		for i := 0; i < len(tc.in); i++ {
+			c.watch([]byte{tc.in[i]})
+		}
+		if got := c.faulty.Load(); got != tc.faulty {
+			t.Errorf("%q byte by byte: faulty %v, want %v", tc.in, got, tc.faulty)
+		}
+	}
+}
+
+// TestClientClosedIsNoOutage: a request whose client went away while it
+// was decided is recorded as 499 client_closed, not as the decision's
+// store_unavailable.
+func TestClientClosedIsNoOutage(t *testing.T) {
+	up := newRecordingUpstream(t)
+	var access syncBuffer
+	entered := make(chan struct{})
+	d := deciderFunc(func(ctx context.Context, _ *auth.Request, _ time.Time) auth.Verdict {
+		close(entered)
+		<-ctx.Done()
+		return auth.Verdict{Code: auth.CodeStoreUnavailable, Err: ctx.Err()}
+	})
+	var done sync.WaitGroup
+	done.Add(1)
+	u, _ := url.Parse(up.URL)
+	h, err := New(Options{Decider: d, Upstream: u, AccessLog: NewJSONAccessLog(&access)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer done.Done()
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-entered; cancel() }()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v2/Invoice", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the request was answered")
+	}
+	done.Wait()
+	line := access.String()
+	if !strings.Contains(line, `"status":499`) || !strings.Contains(line, `"code":"client_closed"`) {
+		t.Fatalf("access log %q, want status 499, code client_closed", line)
+	}
+}
