@@ -194,15 +194,21 @@ func TestE2EAuthFailuresLimitedPerAddress(t *testing.T) {
 		}
 		reads := func() float64 { n, _ := mustScrape(t, g).sum("tswgate_store_reads_total", nil); return n }
 		before := reads()
-		// The address is spent: even a valid token is refused, and a
-		// guess costs no store read.
-		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", good.Token, nil), auth.CodeAuthRateLimited)
+		// The address is spent: a guess costs no store read, and so does
+		// a valid token the gateway has not seen (nothing tells it from a
+		// guess without one)...
 		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", MustForgeCredential(t, "tsw_"+MustRandomBase62(t, 20)), nil), auth.CodeAuthRateLimited)
+		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", MustForgeCredential(t, good.ID), nil), auth.CodeAuthRateLimited)
+		unseen := g.MustCreateToken(t, testProject, "owner", "unseen")
+		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", unseen.Token, nil), auth.CodeAuthRateLimited)
 		if after := reads(); after != before {
 			t.Errorf("store reads %v -> %v while the address was refused", before, after)
 		}
+		// ...but a token in use goes on: a guesser does not lock out the
+		// clients that share its address.
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", good.Token, nil))
 		// X-Forwarded-For from an untrusted peer is ignored.
-		req := MustNewRequest(t, "GET", g.URL+"/v2/Instance", good.Token, nil)
+		req := MustNewRequest(t, "GET", g.URL+"/v2/Instance", unseen.Token, nil)
 		req.Header.Set("X-Forwarded-For", "198.51.100.9")
 		MustBeRefused(t, MustDo(t, g.HTTP, req), auth.CodeAuthRateLimited)
 	})
@@ -274,10 +280,18 @@ func TestE2EAuthFailuresLimitedOnSelfService(t *testing.T) {
 			t.Fatalf("self-service list with a wrong secret: %s", r)
 		}
 	}
-	r := list(owner.Token)
+	r := list(MustForgeCredential(t, owner.ID))
 	if _, code := MustEnvelope(t, r); r.Status != http.StatusTooManyRequests || code != auth.CodeAuthRateLimited.String() || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("self-service list from an address past its failures: %s, want 429 auth_rate_limited with Retry-After", r)
 	}
+	// The token in use goes on; one the gateway has not seen waits.
+	if r := list(owner.Token); r.Status != http.StatusOK {
+		t.Fatalf("self-service list with the valid Owner token in use: %s", r)
+	}
+	unseen := g.MustCreateToken(t, testProject, "owner", "unseen")
+	if r := list(unseen.Token); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("self-service list with an unseen token from a blocked address: %s", r)
+	}
 	// The proxy shares the address's budget.
-	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", owner.Token, nil), auth.CodeAuthRateLimited)
+	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", MustForgeCredential(t, owner.ID), nil), auth.CodeAuthRateLimited)
 }

@@ -60,6 +60,7 @@ func keepMetrics(metricsURL string) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeBinary()
 	hygiene.mu.Lock()
 	out := hygiene.output.String()
 	n := len(hygiene.secrets)
