@@ -25,12 +25,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, header string, now tim
 	return rec, code, err
 }
 
-// Recognized reports whether header carries a credential that matched its
-// token's record when that record was last read, judged from the cache
-// alone (Validator.Peek), with no store read: a hint that the caller holds
-// a real secret, never an authorisation. It lets a client whose address
-// is over its failed-authentication limit go on with a token it has been
-// using, while guesses from that address cost the store nothing.
+// Recognized reports whether header carries a credential worth a store
+// read for a client whose address is over its failed-authentication limit,
+// judged with no store read: its token's record is cached (however old;
+// Validator.Peek) and the secret matches it, or no record is cached and
+// the id is one the gateway minted (Hasher.Minted). It is a hint, never an
+// authorisation: the request is then decided as any other. It lets the
+// clients that share an address with a guesser go on with their tokens,
+// old and new, while guesses from that address cost the store nothing.
 func (a *Authenticator) Recognized(header string) bool {
 	return recognized(a.Validator, a.Hasher, header)
 }
@@ -40,8 +42,10 @@ func recognized(v *Validator, h *Hasher, header string) bool {
 	if err != nil {
 		return false
 	}
-	rec := v.Peek(id)
-	return rec != nil && !rec.Revoked() && h.Verify(cred, &rec.SecretHash, rec.PepperID)
+	if rec := v.Peek(id); rec != nil {
+		return !rec.Revoked() && h.Verify(cred, &rec.SecretHash, rec.PepperID)
+	}
+	return h.Minted(id)
 }
 
 // checkCredential is the credential step that Gate.Decide and

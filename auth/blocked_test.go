@@ -24,6 +24,7 @@ func TestGateBlockedAddress(t *testing.T) {
 	}
 	tok, used := testToken(t, h, 42, RoleOwner)
 	store.set(tok)
+	// A token never seen, with an id from NewCredential (no tag).
 	fresh := func() string { tk, c := testToken(t, h, 42, RoleOwner); store.set(tk); return c }()
 	unknown := func() string { _, c := mustCredential(t); return c }()
 	forged := used[:IDLen] + unknown[IDLen:]
@@ -54,6 +55,33 @@ func TestGateBlockedAddress(t *testing.T) {
 	}
 	if v := blocked(used, now); v.Code != OK {
 		t.Errorf("the token in use, blocked address: %v", v.Code)
+	}
+	// A token the gateway minted is worth its store read, seen or not; a
+	// wrong secret for it is not, once its record is cached.
+	id, minted, err := h.NewCredential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mintedTok := &Token{ID: id, ProjectID: 42, Name: "minted", Role: RoleOwner, Status: StatusActive, CreatedAt: now}
+	mintedTok.SecretHash, mintedTok.PepperID = h.Hash(minted)
+	store.set(mintedTok)
+	if v := blocked(minted, now); v.Code != OK {
+		t.Errorf("a minted token never seen, blocked address: %v", v.Code)
+	}
+	v.Wait()
+	var sum [checksumLen]byte
+	last := "x"
+	if minted[CredentialLen-checksumLen-1] == 'x' {
+		last = "y"
+	}
+	wrong := minted[:CredentialLen-checksumLen-1] + last
+	encodeChecksum(&sum, checksum(wrong))
+	reads = store.reads.Load()
+	if v := blocked(wrong+string(sum[:]), now); v.Code != CodeAuthRateLimited {
+		t.Errorf("a wrong secret for a cached minted id: %v", v.Code)
+	}
+	if store.reads.Load() != reads {
+		t.Error("a wrong secret for a cached minted id read the store")
 	}
 	// Past the TTL (a store read refreshes it), and after a resync.
 	if v := blocked(used, now.Add(time.Hour-time.Minute)); v.Code != OK {

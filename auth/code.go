@@ -52,7 +52,8 @@ const (
 	// (a malformed percent-escape, a control character).
 	CodeInvalidQuery
 	// CodeInvalidFraming: a request whose framing two HTTP parsers could
-	// read differently (HTTP/1.0 with Transfer-Encoding).
+	// read differently (Transfer-Encoding on HTTP/1.0, or with
+	// Content-Length).
 	CodeInvalidFraming
 	// CodeClientClosed: the client went away before the request was
 	// decided or answered. Nobody reads the answer; it is recorded (as
@@ -108,7 +109,7 @@ var codeMessages = [numCodes]string{
 	CodeUnsupportedMediaType: "The request body must be JSON in UTF-8, without Content-Encoding: Content-Type application/json, text/json, application/*+json or application/json-patch+json.",
 	CodeBodyNotAllowed:       "This API route takes no request body.",
 	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with & and write every % as a %XX escape.",
-	CodeInvalidFraming:       "The request's framing is ambiguous (Transfer-Encoding on HTTP/1.0): send it with HTTP/1.1.",
+	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length): send HTTP/1.1 with one of them.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
 }
 

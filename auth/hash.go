@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ type pepper struct {
 	// HMAC's inner and outer padded keys, so that a hash costs two SHA-256
 	// calls on stack buffers and no allocation.
 	ipad, opad [sha256.BlockSize]byte
+	// tag keys the tags of minted token ids (see Hasher.Minted): a key
+	// derived from the pepper, so that a tag reveals nothing of it.
+	tag *pepper
 }
 
 // NewHasher returns a Hasher that makes new hashes with current and also
@@ -104,6 +108,16 @@ func (p *pepper) init(key []byte) error {
 		s := sha256.Sum256(k)
 		k = s[:]
 	}
+	p.setKey(k)
+	p.id = PepperID(key)
+	sub := p.mac("tswgate token id tag v1")
+	p.tag = new(pepper)
+	p.tag.setKey(sub[:])
+	return nil
+}
+
+// setKey sets HMAC's padded keys for a key of at most a block.
+func (p *pepper) setKey(k []byte) {
 	for i := range p.ipad {
 		var b byte
 		if i < len(k) {
@@ -112,8 +126,6 @@ func (p *pepper) init(key []byte) error {
 		p.ipad[i] = b ^ 0x36
 		p.opad[i] = b ^ 0x5c
 	}
-	p.id = PepperID(key)
-	return nil
 }
 
 // maxMAC bounds the message mac hashes without allocating. Credentials are
@@ -148,4 +160,58 @@ func ParseHash(s string) ([32]byte, error) {
 		return sum, fmt.Errorf("secret hash: %w", err)
 	}
 	return sum, nil
+}
+
+// Minted token ids.
+//
+// A token id made by Hasher.NewCredential ends in a tag: the last idTagLen
+// of its random characters are a MAC of the rest under a key derived from
+// the pepper. The id keeps its format (tsw_ and 20 letters and digits) and
+// about 89 random bits. Only a gateway that holds the pepper can tell a
+// minted id from a guessed one, and a guessed id passes with a chance of
+// 1 in 62^5 (about 2^-30). It lets the gateway spend a store read on an id
+// it has never seen — for a client whose address is over its failed
+// authentications — only when the id is one it made.
+
+// idTagLen is the length of an id's tag, in base62 characters.
+const idTagLen = 5
+
+// NewCredential returns a fresh token id, minted with the current pepper's
+// tag, and its whole credential.
+func (h *Hasher) NewCredential() (id, credential string, err error) {
+	return newCredential(func(body []byte) [idTagLen]byte { return h.current.tag.idTag(body) })
+}
+
+// Minted reports whether id carries the tag of one of the Hasher's peppers:
+// it was made by NewCredential of a gateway that shares the pepper.
+func (h *Hasher) Minted(id string) bool {
+	if !ValidID(id) {
+		return false
+	}
+	body, tag := id[:IDLen-idTagLen], id[IDLen-idTagLen:]
+	if h.current.tag.hasTag(body, tag) {
+		return true
+	}
+	for _, p := range h.byID {
+		if p != &h.current && p.tag.hasTag(body, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// idTag returns the tag of an id's body ("tsw_" and its first characters).
+func (p *pepper) idTag(body []byte) (tag [idTagLen]byte) {
+	sum := p.mac(string(body))
+	v := binary.BigEndian.Uint64(sum[:8])
+	for i := idTagLen - 1; i >= 0; i-- {
+		tag[i] = base62[v%62]
+		v /= 62
+	}
+	return tag
+}
+
+func (p *pepper) hasTag(body, tag string) bool {
+	want := p.idTag([]byte(body))
+	return subtle.ConstantTimeCompare(want[:], []byte(tag)) == 1
 }

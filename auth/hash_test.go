@@ -90,3 +90,52 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestMintedIDs: ids made by Hasher.NewCredential are told from guessed
+// ones by whoever holds the pepper, current or old, and by nobody else.
+func TestMintedIDs(t *testing.T) {
+	oldPepper := []byte("an-old-pepper-0123456789abcdefghijklmnopqrstuvwxyz")
+	old, err := NewHasher(oldPepper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHasher(testPepper, oldPepper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewHasher([]byte("another-pepper-0123456789abcdefghijklmnopqrstuvwxyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		id, cred, err := h.NewCredential()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ValidCredential(cred) || cred[:IDLen] != id || !ValidID(id) {
+			t.Fatalf("minted credential %q is not a valid credential", cred)
+		}
+		if !h.Minted(id) || other.Minted(id) {
+			t.Fatalf("%s: minted by its hasher %v, by another %v", id, h.Minted(id), other.Minted(id))
+		}
+		oldID, _, _ := old.NewCredential()
+		if !h.Minted(oldID) {
+			t.Fatalf("%s, minted with an old pepper, is not recognised", oldID)
+		}
+	}
+	guessed := 0
+	for range 20000 {
+		id, _, _ := NewCredential()
+		if h.Minted(id) {
+			guessed++
+		}
+	}
+	if guessed > 1 {
+		t.Fatalf("%d of 20000 random ids pass as minted (expected about 2e-5)", guessed)
+	}
+	for _, bad := range []string{"", "tsw_", "tsw_short", "nope_00000000000000000000"} {
+		if h.Minted(bad) {
+			t.Errorf("Minted(%q)", bad)
+		}
+	}
+}

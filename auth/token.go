@@ -229,14 +229,25 @@ func ValidID(s string) bool {
 	return len(s) == IDLen && s[:len(IDPrefix)] == IDPrefix && isBase62(s[len(IDPrefix):])
 }
 
-// NewCredential returns a fresh token id and its whole credential.
+// NewCredential returns a fresh token id and its whole credential. Its id
+// carries no tag: gateways make theirs with Hasher.NewCredential.
 func NewCredential() (id, credential string, err error) {
+	return newCredential(nil)
+}
+
+// newCredential makes a credential; tag, when set, makes the last
+// idTagLen characters of the id from the ones before them.
+func newCredential(tag func(body []byte) [idTagLen]byte) (id, credential string, err error) {
 	var buf [CredentialLen]byte
 	n := copy(buf[:], IDPrefix)
 	if err := randBase62(buf[n : n+idRandLen]); err != nil {
 		return "", "", err
 	}
 	n += idRandLen
+	if tag != nil {
+		t := tag(buf[:n-idTagLen])
+		copy(buf[n-idTagLen:n], t[:])
+	}
 	buf[n] = ':'
 	n++
 	n += copy(buf[n:], SecretPrefix)

@@ -173,10 +173,11 @@ func TestExpectContinueAnsweredOnce(t *testing.T) {
 	}
 }
 
-// TestHTTP10TransferEncodingRefused: an HTTP/1.0 request with
-// Transfer-Encoding is refused and its connection closed, so the chunked
-// body net/http ignores is never read as a second request.
-func TestHTTP10TransferEncodingRefused(t *testing.T) {
+// TestFaultyFramingRefused: an HTTP/1.0 request with
+// Transfer-Encoding, or any with Transfer-Encoding and Content-Length, is
+// refused and its connection closed, so a body read two ways is never read
+// as a second request.
+func TestFaultyFramingRefused(t *testing.T) {
 	up := newRecordingUpstream(t)
 	u, _ := url.Parse(up.URL)
 	h, err := New(Options{Decider: deciderFunc(allow), Upstream: u})
@@ -191,9 +192,12 @@ func TestHTTP10TransferEncodingRefused(t *testing.T) {
 	go srv.Serve(WatchFraming(ln))
 	t.Cleanup(func() { srv.Close() })
 	smuggled := "GET /v2/Invoice?smuggled=1 HTTP/1.1\r\nHost: x\r\n\r\n"
-	for _, te := range []string{"Transfer-Encoding: chunked", "transfer-encoding:chunked", "TRANSFER-ENCODING : chunked"} {
-		raw := "POST /v2/Invoice HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n" + te + "\r\n\r\n" +
-			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
+	for _, te := range []string{
+		"HTTP/1.0\r\nTransfer-Encoding: chunked", "HTTP/1.0\r\ntransfer-encoding:chunked", "HTTP/1.0\r\nTRANSFER-ENCODING : chunked",
+		"HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", "HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+	} {
+		raw := "POST /v2/Invoice " + te + "\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + chunked
 		out := rawRequest(t, ln.Addr().String(), raw)
 		// net/http itself refuses a space before the colon.
 		if !strings.HasPrefix(out, "HTTP/1.0 400 ") && !strings.HasPrefix(out, "HTTP/1.1 400 ") {
@@ -232,6 +236,12 @@ func TestFramingWatch(t *testing.T) {
 		{"POST / HTTP/1.0\r\nX-Transfer-Encoding: chunked\r\n\r\n", false},
 		{"POST / HTTP/1.0\r\nTransfer-Encodings: x\r\n\r\n", false},
 		{"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length : 4\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n", false},
+		{"POST / HTTP/1.0\r\nContent-Length: 4\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n", false},
 	} {
 		for split := 0; split <= len(tc.in); split++ {
 			c := &framingConn{}

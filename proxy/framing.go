@@ -8,22 +8,29 @@ import (
 	"sync/atomic"
 )
 
-// HTTP/1.0 requests with Transfer-Encoding.
+// Framing read two ways.
 //
-// RFC 9112 §6.1: a server that receives an HTTP/1.0 message with a
-// Transfer-Encoding must treat its framing as faulty and close the
-// connection. net/http instead ignores the field on HTTP/1.0 and removes it
-// from the request, so a chunked body on a keep-alive connection is read as
-// the next request: a front end that honours the field and the gateway
-// would read the connection two ways. Since the handler cannot see the
-// removed field, the listener watches the bytes of each connection for it
-// (WatchFraming) and the handler refuses the HTTP/1.0 requests of a
-// connection where it was seen, closing the connection.
+// net/http reads two kinds of request framing differently from RFC 9112's
+// advice to treat them as faulty, and hides the difference from handlers:
+//
+//   - Transfer-Encoding on HTTP/1.0 (§6.1: faulty framing, close the
+//     connection): net/http ignores and removes the field, so a chunked body
+//     on a keep-alive connection is read as the next request;
+//   - Transfer-Encoding with Content-Length (§6.3: ought to be an error; a
+//     server that answers must close the connection): net/http takes the
+//     chunked body, removes Content-Length and keeps the connection open.
+//
+// A front end that reads either the other way (by Content-Length, say) and
+// the gateway would see different requests on one connection: the classic
+// request-smuggling gap. Since a handler cannot see the removed fields, the
+// listener watches the header lines each connection receives
+// (WatchFraming), and Handler refuses the requests of a connection where
+// such a header block was seen, closing it.
 
-// WatchFraming wraps ln so that Handler can refuse HTTP/1.0 requests that
-// carry Transfer-Encoding. Serve the result with ConnContext set as the
-// http.Server's ConnContext. The watch reads each line's first and last
-// bytes only; it costs a few nanoseconds per line received.
+// WatchFraming wraps ln so that Handler can refuse requests whose framing
+// net/http reads differently from RFC 9112 (see above). Serve the result
+// with ConnContext as the http.Server's ConnContext. The watch looks at
+// each line's first and last bytes only: a few nanoseconds per line.
 func WatchFraming(ln net.Listener) net.Listener { return framingListener{ln} }
 
 // ConnContext is the http.Server.ConnContext that goes with WatchFraming:
@@ -37,12 +44,9 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 type framingKey struct{}
 
-// faultyFraming reports whether r is an HTTP/1.0 request on a connection
-// where an HTTP/1.0 request header carried Transfer-Encoding.
+// faultyFraming reports whether r came on a connection where a header
+// block with faulty framing was seen.
 func faultyFraming(r *http.Request) bool {
-	if r.ProtoMajor != 1 || r.ProtoMinor != 0 {
-		return false
-	}
 	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
 	return fc != nil && fc.faulty.Load()
 }
@@ -57,28 +61,25 @@ func (l framingListener) Accept() (net.Conn, error) {
 	return &framingConn{Conn: c}, nil
 }
 
-// framingConn watches the lines a connection receives: after a request
-// line that ends in "HTTP/1.0", up to the blank line that ends its header
-// block, a line that starts with "Transfer-Encoding" (in any case) followed
-// by a colon marks the connection faulty. Lines of bodies pass through the
-// same watch; one that looks like such a request marks the connection too,
-// which affects only its HTTP/1.0 requests.
+// framingConn watches the lines a connection receives. A line that ends
+// in "HTTP/1.0" or "HTTP/1.1" starts a header block, which a blank line
+// ends; a block that has a Transfer-Encoding field and is HTTP/1.0 or also
+// has a Content-Length field marks the connection faulty. Lines of bodies
+// pass through the same watch; a body holding such a block (which no JSON
+// body can: its strings have no raw line breaks) marks the connection too.
 type framingConn struct {
 	net.Conn
 	faulty atomic.Bool
 
 	// Read is not called concurrently; these are its state.
-	head    [len(teField) + 8]byte // the current line's first bytes
+	head    [len("transfer-encoding") + 8]byte // the current line's first bytes
 	headLen int
-	tail    [len(http10Line)]byte // the current line's last bytes, in order
+	tail    [len(" HTTP/1.x\r")]byte // the current line's last bytes, in order
 	tailLen int
-	in10    bool // inside the header block of an HTTP/1.0 request
+	block   bool // inside a header block
+	http10  bool // of an HTTP/1.0 request
+	te, cl  bool // with Transfer-Encoding, Content-Length
 }
-
-const (
-	teField    = "transfer-encoding"
-	http10Line = "HTTP/1.0\r"
-)
 
 func (c *framingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -118,33 +119,40 @@ func (c *framingConn) add(b []byte) {
 
 // endLine judges the line just ended and starts the next.
 func (c *framingConn) endLine() {
-	head := c.head[:c.headLen]
+	head, tail := c.head[:c.headLen], bytes.TrimSuffix(c.tail[:c.tailLen], []byte("\r"))
+	cut := c.headLen == len(c.head)
+	c.headLen, c.tailLen = 0, 0
 	switch {
 	case len(head) == 0 || len(head) == 1 && head[0] == '\r':
-		c.in10 = false // the end of a header block
-	case bytes.HasSuffix(c.tail[:c.tailLen], []byte(http10Line)) ||
-		bytes.HasSuffix(c.tail[:c.tailLen], []byte(http10Line[:len(http10Line)-1])):
-		c.in10 = true // a request line ending in HTTP/1.0 (CRLF or bare LF)
-	case c.in10 && isTEField(head, c.headLen == len(c.head)):
-		c.faulty.Store(true)
+		// The end of a header block.
+		if c.block && c.te && (c.http10 || c.cl) {
+			c.faulty.Store(true)
+		}
+		c.block, c.te, c.cl = false, false, false
+	case bytes.HasSuffix(tail, []byte(" HTTP/1.0")), bytes.HasSuffix(tail, []byte(" HTTP/1.1")):
+		c.block, c.te, c.cl = true, false, false
+		c.http10 = tail[len(tail)-1] == '0'
+	case c.block && isField(head, "transfer-encoding", cut):
+		c.te = true
+	case c.block && isField(head, "content-length", cut):
+		c.cl = true
 	}
-	c.headLen, c.tailLen = 0, 0
 }
 
-// isTEField reports whether a header line starts with the
-// Transfer-Encoding field name (any case), white space, then a colon; cut
-// says the line was longer than what was kept of it, and then a run of
-// white space to the end of the kept bytes counts as leading to a colon.
-func isTEField(line []byte, cut bool) bool {
-	if len(line) < len(teField) {
+// isField reports whether a header line starts with the field name (lower
+// case; the line in any case), white space, then a colon; cut says the line
+// was longer than what was kept of it, and then a run of white space to the
+// end of the kept bytes counts as leading to a colon.
+func isField(line []byte, name string, cut bool) bool {
+	if len(line) < len(name) {
 		return false
 	}
-	for i := 0; i < len(teField); i++ {
-		if lowerASCII(line[i]) != teField[i] {
+	for i := 0; i < len(name); i++ {
+		if lowerASCII(line[i]) != name[i] {
 			return false
 		}
 	}
-	rest := line[len(teField):]
+	rest := line[len(name):]
 	for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
 		rest = rest[1:]
 	}

@@ -277,8 +277,8 @@ func TestSecurityQuery(t *testing.T) {
 }
 
 // TestSecurityHeaders: no header makes the API take another method or URL
-// than the one checked; Expect is answered once; an HTTP/1.0 request with
-// Transfer-Encoding is refused and its connection closed.
+// than the one checked; Expect is answered once; a request whose framing
+// can be read two ways is refused and its connection closed.
 func TestSecurityHeaders(t *testing.T) {
 	b := startBinGateway(t)
 	overrides := []string{
@@ -316,30 +316,35 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	})
 
-	t.Run("HTTP/1.0 with Transfer-Encoding", func(t *testing.T) {
-		hits := b.up.Hits()
-		smuggled := "DELETE /v2/Instance/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b.owner.Token + "\r\n\r\n"
-		raw := "POST /v2/SshKey HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer " + b.owner.Token +
-			"\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
-			fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
-		c, err := net.Dial("tcp", b.Public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(c, raw)
-		out, _ := io.ReadAll(c) // the gateway closes the connection
-		if !strings.Contains(string(out), " 400 ") || !strings.Contains(string(out), "invalid_framing") {
-			t.Fatalf("got %.300q, want 400 invalid_framing", out)
-		}
-		if n := strings.Count("\n"+string(out), "\nHTTP/1."); n != 1 {
-			t.Fatalf("%d answers on the connection, want 1:\n%s", n, out)
-		}
-		if got := b.up.Hits() - hits; got != 0 {
-			t.Fatalf("the upstream got %d requests", got)
-		}
-	})
+	for _, framing := range []string{
+		"HTTP/1.0\r\nTransfer-Encoding: chunked",
+		"HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked",
+	} {
+		t.Run(strings.ReplaceAll(framing, "\r\n", " "), func(t *testing.T) {
+			hits := b.up.Hits()
+			smuggled := "DELETE /v2/Instance/1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b.owner.Token + "\r\n\r\n"
+			raw := "POST /v2/SshKey " + framing + "\r\nHost: x\r\nAuthorization: Bearer " + b.owner.Token +
+				"\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n\r\n" +
+				fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(smuggled), smuggled)
+			c, err := net.Dial("tcp", b.Public)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, raw)
+			out, _ := io.ReadAll(c) // the gateway closes the connection
+			if !strings.Contains(string(out), " 400 ") || !strings.Contains(string(out), "invalid_framing") {
+				t.Fatalf("got %.300q, want 400 invalid_framing", out)
+			}
+			if n := strings.Count("\n"+string(out), "\nHTTP/1."); n != 1 {
+				t.Fatalf("%d answers on the connection, want 1:\n%s", n, out)
+			}
+			if got := b.up.Hits() - hits; got != 0 {
+				t.Fatalf("the upstream got %d requests", got)
+			}
+		})
+	}
 }
 
 // TestSecurityNothingWrittenDown: a credential sent in a path never
