@@ -325,7 +325,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The token request is invalid.", problems...)
 		return
 	}
-	id, cred, err := auth.NewCredential()
+	id, cred, err := a.Hasher.NewCredential()
 	if err != nil {
 		a.internalError(w, r, "create token", err)
 		return
@@ -651,7 +651,7 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		// The same lifetime as the old token, from now.
 		next.ExpiresAt = next.CreatedAt.Add(max(old.ExpiresAt.Sub(old.CreatedAt), time.Millisecond))
 	}
-	newID, cred, err := auth.NewCredential()
+	newID, cred, err := a.Hasher.NewCredential()
 	if err != nil {
 		a.internalError(w, r, "rotate token", err)
 		return
