@@ -8,7 +8,8 @@
 // naming the setting by its environment variable.
 //
 // All settings are described by one table (see Settings), which also drives
-// parsing, validation, logging (Redacted) and the README (MarkdownTable).
+// parsing, validation, logging (Redacted) and docs/configuration.md
+// (ConfigurationPage).
 //
 // config is a leaf package: it imports nothing else from tswgate.
 package config

@@ -664,20 +664,38 @@ func TestSettingsTable(t *testing.T) {
 	}
 }
 
-// TestSettingsDocumented fails when the README does not mention a setting.
-// Paste MarkdownTable's output into it to fix that.
+// TestSettingsDocumented fails when docs/configuration.md is not what
+// ConfigurationPage generates from the settings table: regenerate it with
+// "make docs" (go generate ./config/).
 func TestSettingsDocumented(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skip("README.md does not exist yet")
-	}
+	const file = "docs/configuration.md"
+	got, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v; generate it with make docs (go generate ./config/)", err)
+	}
+	want := ConfigurationPage()
+	if string(got) != want {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(want, "\n")
+		i := 0
+		for i < len(gl) && i < len(wl) && gl[i] == wl[i] {
+			i++
+		}
+		line := func(l []string) string {
+			if i < len(l) {
+				return fmt.Sprintf("%q", l[i])
+			}
+			return "(end of file)"
+		}
+		t.Errorf("%s is out of date: regenerate it with make docs (go generate ./config/)\nline %d is %s\n   want %s",
+			file, i+1, line(gl), line(wl))
 	}
 	for _, s := range Settings() {
-		if !strings.Contains(string(readme), s.Env) {
-			t.Errorf("README.md does not document %s; regenerate its settings table with config.MarkdownTable", s.Env)
+		if !strings.Contains(want, "| `"+s.Env+"` |") {
+			t.Errorf("%s does not document %s", file, s.Env)
 		}
+	}
+	if strings.Contains(want, strings.TrimSpace(settingsMarker)) {
+		t.Errorf("%s still holds the marker %s", file, strings.TrimSpace(settingsMarker))
 	}
 }
 

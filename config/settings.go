@@ -41,7 +41,7 @@ func Settings() []Setting {
 }
 
 // MarkdownTable renders Settings as a Markdown table (Variable | Default |
-// Description) for the README.
+// Description), the table of docs/configuration.md (see ConfigurationPage).
 func MarkdownTable() string {
 	var b strings.Builder
 	b.WriteString("| Variable | Default | Description |\n")
@@ -330,8 +330,9 @@ var settings = []setting{
 		"Address (host:port) of the Prometheus metrics endpoint; empty disables it.",
 		checkAddr(true, ":9090", "TSWGATE_LISTEN_ADDR", "TSWGATE_ADMIN_ADDR")),
 	field(boolKind, "TSWGATE_CONSOLE", true, func(c *Config) *bool { return &c.Console },
-		"Serve the web console at /console/ on the admin listener (TSWGATE_ADMIN_ADDR): sign in with the admin key "+
-			"to list, generate, deactivate, rotate and revoke a project's tokens in a browser.",
+		"Serve the web console, to list, generate, deactivate, rotate and revoke a project's tokens in a browser: "+
+			"at /console/ on the admin listener (TSWGATE_ADMIN_ADDR), for the admin key or an Owner token, and at "+
+			"/tswgate/console/ on the public listener, for Owner tokens, when TSWGATE_SELF_SERVICE is on.",
 		nil),
 	withShow(field(stringKind, "TSWGATE_UPSTREAM_URL", "https://api.tsw.io", func(c *Config) *string { return &c.UpstreamURL },
 		"Base URL of the TeraSwitch API that requests are forwarded to (http or https, no query).",
@@ -463,7 +464,7 @@ var settings = []setting{
 		checkOneOf("cluster", "replica")),
 	field(durationKind, "TSWGATE_RATELIMIT_LEASE", 100*time.Millisecond, func(c *Config) *time.Duration { return &c.RateLimitLease },
 		"Cluster scope: a replica leases about rate × this many requests from Redis at a time (at least 1, at most the burst). "+
-			"Longer means fewer Redis calls and a looser bound (see the README's rate-limit section).",
+			"Longer means fewer Redis calls and a looser bound (see docs/rate-limits.md).",
 		checkDuration(time.Millisecond, 10*time.Second, "100ms")),
 	field(wordKind, "TSWGATE_RATELIMIT_ON_OUTAGE", "share", func(c *Config) *string { return &c.RateLimitOnOutage },
 		"Cluster scope, while Redis is unreachable: share holds each token to its share of the limit on each replica "+

@@ -20,7 +20,10 @@ const RouteHeader = "X-Standin-Route"
 // quickstart and load benchmarks. It answers every operation of the embedded
 // spec with status 200 and a JSON body shaped like the operation's success
 // response: the API's envelope {"success":true,"message":"",...} with the
-// schema's other fields filled with example values. Paths match case-
+// schema's other fields filled with example values in the forms the real
+// API sends (RFC 3339 dates, IP addresses, numbers, enum members; see
+// exampleGen), so that typed clients such as TeraSwitch's Go SDK decode
+// them. Paths match case-
 // insensitively, under /v1 as well as /v2, a {param} matching any one
 // segment and literal segments winning over parameters; HEAD is answered as
 // GET. Every answer names the matched operation in RouteHeader. Anything else
@@ -65,7 +68,7 @@ func newStandin(data []byte) (*standin, error) {
 	if err != nil {
 		return nil, err
 	}
-	gen := exampleGen{schemas: doc.Components.Schemas, active: map[string]bool{}}
+	gen := newExampleGen(doc.Components.Schemas)
 	notFound := []byte(`{"success":false,"message":"not found"}`)
 	s := &standin{notFound: notFound, notFoundLength: []string{strconv.Itoa(len(notFound))}}
 	for _, op := range ops {
@@ -165,176 +168,6 @@ func matchSegments(segs []string, path string) bool {
 		path = rest
 	}
 	return true
-}
-
-// exampleGen writes example JSON values for OpenAPI schemas.
-type exampleGen struct {
-	schemas map[string]*schema
-	active  map[string]bool // $refs being expanded, to cut cycles
-}
-
-const maxExampleDepth = 12
-
-// envelope returns the body of a success response with schema s: the API's
-// envelope with success true and an empty message, then s's other fields.
-func (g *exampleGen) envelope(s *schema) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`{"success":true,"message":""`)
-	if s != nil {
-		props, err := g.properties(s, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, name := range sortedKeys(props) {
-			if name == "success" || name == "message" {
-				continue
-			}
-			b.WriteByte(',')
-			writeString(&b, name)
-			b.WriteByte(':')
-			if err := g.value(&b, props[name], name, 1); err != nil {
-				return nil, err
-			}
-		}
-	}
-	b.WriteByte('}')
-	if !json.Valid(b.Bytes()) {
-		return nil, fmt.Errorf("generated invalid JSON: %s", b.Bytes())
-	}
-	return b.Bytes(), nil
-}
-
-// resolve follows s's $ref, if any.
-func (g *exampleGen) resolve(s *schema) (*schema, string, error) {
-	if s == nil || s.Ref == "" {
-		return s, "", nil
-	}
-	name, ok := strings.CutPrefix(s.Ref, "#/components/schemas/")
-	if !ok {
-		return nil, "", fmt.Errorf("unsupported $ref %q", s.Ref)
-	}
-	t, ok := g.schemas[name]
-	if !ok {
-		return nil, "", fmt.Errorf("unknown schema %q", name)
-	}
-	return t, name, nil
-}
-
-// properties returns the properties of object schema s, merging allOf parts.
-func (g *exampleGen) properties(s *schema, depth int) (map[string]*schema, error) {
-	s, _, err := g.resolve(s)
-	if err != nil || s == nil || depth > maxExampleDepth {
-		return nil, err
-	}
-	props := make(map[string]*schema, len(s.Properties))
-	for _, part := range s.AllOf {
-		more, err := g.properties(part, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range more {
-			props[k] = v
-		}
-	}
-	for k, v := range s.Properties {
-		props[k] = v
-	}
-	return props, nil
-}
-
-// value writes an example value for s, the schema of a field called name.
-func (g *exampleGen) value(b *bytes.Buffer, s *schema, name string, depth int) error {
-	s, ref, err := g.resolve(s)
-	if err != nil {
-		return err
-	}
-	if s == nil || depth > maxExampleDepth || g.active[ref] {
-		b.WriteString("null")
-		return nil
-	}
-	if ref != "" {
-		g.active[ref] = true
-		defer delete(g.active, ref)
-	}
-	switch {
-	case len(s.Example) > 0:
-		return json.Compact(b, s.Example)
-	case len(s.Enum) > 0:
-		return json.Compact(b, s.Enum[0])
-	case len(s.OneOf) > 0:
-		return g.value(b, s.OneOf[0], name, depth+1)
-	case len(s.AnyOf) > 0:
-		return g.value(b, s.AnyOf[0], name, depth+1)
-	case s.Type == "object" || len(s.Properties) > 0 || len(s.AllOf) > 0:
-		return g.object(b, s, depth)
-	case s.Type == "array":
-		b.WriteByte('[')
-		if err := g.value(b, s.Items, name, depth+1); err != nil {
-			return err
-		}
-		b.WriteByte(']')
-	case s.Type == "integer":
-		b.WriteString("1")
-	case s.Type == "number":
-		b.WriteString("1.5")
-	case s.Type == "boolean":
-		b.WriteString("true")
-	case s.Type == "string":
-		writeString(b, exampleString(s.Format, name))
-	default:
-		b.WriteString("null")
-	}
-	return nil
-}
-
-func (g *exampleGen) object(b *bytes.Buffer, s *schema, depth int) error {
-	props, err := g.properties(s, depth)
-	if err != nil {
-		return err
-	}
-	b.WriteByte('{')
-	for i, name := range sortedKeys(props) {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		writeString(b, name)
-		b.WriteByte(':')
-		if err := g.value(b, props[name], name, depth+1); err != nil {
-			return err
-		}
-	}
-	if len(props) == 0 && len(s.AdditionalProperties) > 0 && s.AdditionalProperties[0] == '{' {
-		var extra schema
-		if err := json.Unmarshal(s.AdditionalProperties, &extra); err != nil {
-			return err
-		}
-		b.WriteString(`"key":`)
-		if err := g.value(b, &extra, "key", depth+1); err != nil {
-			return err
-		}
-	}
-	b.WriteByte('}')
-	return nil
-}
-
-// exampleString returns a plausible string for a field with the given
-// format and name.
-func exampleString(format, name string) string {
-	lower := strings.ToLower(name)
-	switch {
-	case format == "uuid":
-		return "3fa85f64-5717-4562-b3fc-2c963f66afa6"
-	case format == "date":
-		return "2024-01-02"
-	case format == "date-time", strings.HasPrefix(lower, "date"), strings.HasSuffix(lower, "date"),
-		strings.HasSuffix(name, "At"), lower == "created", lower == "deleted", lower == "updated":
-		return "2024-01-02T03:04:05Z"
-	case lower == "id" || strings.HasSuffix(name, "Id"):
-		return "example-id"
-	case name == "" || name == "key":
-		return "example"
-	}
-	return "example " + name
 }
 
 func writeString(b *bytes.Buffer, s string) {

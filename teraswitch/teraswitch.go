@@ -81,6 +81,7 @@ type (
 		Ref                  string             `json:"$ref"`
 		Type                 string             `json:"type"`
 		Format               string             `json:"format"`
+		Description          string             `json:"description"`
 		Enum                 []json.RawMessage  `json:"enum"`
 		Example              json.RawMessage    `json:"example"`
 		Nullable             bool               `json:"nullable"`

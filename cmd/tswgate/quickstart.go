@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -69,22 +70,35 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 	return waitAndShutdown(ctx, g, cfg, logger)
 }
 
-// createToken makes a token directly in the store and returns its
-// credential.
+// createToken makes a token directly in the store, records its creation in
+// the project's audit trail as the token API does (actor kind "system":
+// no admin key or token asked for it) and returns its credential.
 func (g *Gateway) createToken(ctx context.Context, project int64, role auth.Role, name string) (string, error) {
 	id, cred, err := auth.NewCredential()
 	if err != nil {
 		return "", err
 	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
 	tok := &auth.Token{
 		ID: id, ProjectID: project, Name: name, Role: role,
-		Status: auth.StatusActive, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		Status: auth.StatusActive, CreatedAt: now,
 	}
 	tok.SecretHash, tok.PepperID = g.hasher.Hash(cred)
 	if err := g.store.Create(ctx, tok); err != nil {
 		return "", err
 	}
 	g.valid.Invalidate(id)
+	g.log.LogAttrs(ctx, slog.LevelInfo, "token.create", slog.String("token_id", id),
+		slog.Int64("project_id", project), slog.String("role", role.String()),
+		slog.String("actor_kind", auth.ActorSystem), slog.String("detail", "by quickstart"))
+	ev := auth.AuditEvent{
+		Time: now, Action: "token.create", ActorKind: auth.ActorSystem,
+		ProjectID: project, TokenID: id, Outcome: auth.OutcomeOK,
+		Detail: fmt.Sprintf("%s token %q, by quickstart", role, name),
+	}
+	if err := g.activity.AppendAudit(ctx, &ev); err != nil {
+		return "", fmt.Errorf("recording the creation of %s in the audit trail: %w", id, err)
+	}
 	return cred, nil
 }
 

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// TestQuickstartAuditsItsTokens runs the quickstart and reads project 42's
+// audit trail with "tswgate audit", as the quickstart's own instructions
+// say: the two tokens it created are there, created by the system.
+func TestQuickstartAuditsItsTokens(t *testing.T) {
+	dataDir := t.TempDir()
+	environ := []string{
+		"TSWGATE_LISTEN_ADDR=127.0.0.1:0",
+		"TSWGATE_ADMIN_ADDR=127.0.0.1:0",
+		"TSWGATE_METRICS_ADDR=127.0.0.1:0",
+		"TSWGATE_DATA_DIR=" + dataDir,
+		"TSWGATE_LOG_LEVEL=error",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"quickstart"}, environ, stdout, stderr) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("quickstart did not return after its context was cancelled")
+		}
+	}()
+
+	ownerRe := regexp.MustCompile(`(?m)^\s*export OWNER=(\S+)$`)
+	acctRe := regexp.MustCompile(`(?m)^\s*export ACCOUNTING=(\S+)$`)
+	adminRe := regexp.MustCompile(`(?m)^\s*admin API\s+(http://\S+)`)
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	var out string
+	for out = stdout.String(); !(ownerRe.MatchString(out) && acctRe.MatchString(out) && adminRe.MatchString(out)); out = stdout.String() {
+		select {
+		case <-stdout.Changed():
+		case code := <-done:
+			t.Fatalf("quickstart exited with %d before printing its tokens\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		case <-timeout.C:
+			t.Fatalf("quickstart did not print its tokens in time\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+		}
+	}
+	tokenID := func(cred string) string { id, _, _ := strings.Cut(cred, ":"); return id }
+	want := map[string]string{ // token id -> the role in the event's detail
+		tokenID(ownerRe.FindStringSubmatch(out)[1]): "owner",
+		tokenID(acctRe.FindStringSubmatch(out)[1]):  "accounting",
+	}
+
+	// The CLI as the quickstart prints it: the admin key comes from the
+	// data directory.
+	cli := []string{"TSWGATE_ADMIN_URL=" + adminRe.FindStringSubmatch(out)[1], "TSWGATE_DATA_DIR=" + dataDir}
+	res := MustRun(t, cli, "audit", "--project", "42", "-o", "json")
+	if res.code != 0 {
+		t.Fatalf("tswgate audit: %v", res)
+	}
+	var page auditPage
+	if err := json.Unmarshal([]byte(res.stdout), &page); err != nil {
+		t.Fatalf("tswgate audit -o json: %v\n%s", err, res.stdout)
+	}
+	for _, ev := range page.Events {
+		role, ok := want[ev.TokenID]
+		if !ok {
+			t.Errorf("unexpected event %+v", ev)
+			continue
+		}
+		if ev.Action != "token.create" || ev.ActorKind != auth.ActorSystem || ev.Outcome != auth.OutcomeOK ||
+			ev.ProjectID != quickstartProject || !strings.HasPrefix(ev.Detail, role+" token ") || ev.Time.IsZero() {
+			t.Errorf("event of %s = %+v, want a token.create by the system with detail %q…", ev.TokenID, ev, role+" token")
+		}
+		delete(want, ev.TokenID)
+	}
+	if len(want) != 0 {
+		t.Errorf("no token.create event for %v in %+v", want, page.Events)
+	}
+
+	res = MustRun(t, cli, "audit", "--project", "42")
+	if res.code != 0 || strings.Contains(res.stdout, "no audit events") || strings.Count(res.stdout, "token.create") != 2 {
+		t.Errorf("tswgate audit --project 42: %v", res)
+	}
+}
