@@ -74,7 +74,7 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 // the project's audit trail as the token API does (actor kind "system":
 // no admin key or token asked for it) and returns its credential.
 func (g *Gateway) createToken(ctx context.Context, project int64, role auth.Role, name string) (string, error) {
-	id, cred, err := auth.NewCredential()
+	id, cred, err := g.hasher.NewCredential()
 	if err != nil {
 		return "", err
 	}
