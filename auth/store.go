@@ -122,6 +122,9 @@ func (t *Token) Validate() error {
 	if t.RateLimit < 0 || math.IsNaN(t.RateLimit) || math.IsInf(t.RateLimit, 0) {
 		errs = append(errs, errors.New("rate limit: must be a finite number of requests per second, 0 or more"))
 	}
+	if t.RotatedTo != "" && (!ValidID(t.RotatedTo) || t.RotatedTo == t.ID) {
+		errs = append(errs, errors.New("rotated to: not the id of another token"))
+	}
 	switch {
 	case t.RateBurst < 0:
 		errs = append(errs, errors.New("rate burst: must not be negative"))
@@ -135,7 +138,7 @@ func (t *Token) Validate() error {
 // old: a token's identity, secret and creation time are fixed (ID,
 // ProjectID, CreatedAt, SecretHash, PepperID), and an update cannot revoke
 // (Store.Revoke does that). The rest — name, role, status, expiry, rate
-// limit — may change, within Validate.
+// limit, the successor it was rotated to — may change, within Validate.
 func ValidateUpdate(old, updated *Token) error {
 	var errs []error
 	if updated.ID != old.ID {

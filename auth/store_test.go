@@ -66,3 +66,30 @@ func TestValidateUpdate(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateRotatedTo(t *testing.T) {
+	h, err := NewHasher(testPepper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := testToken(t, h, 1, RoleOwner)
+	next, _ := testToken(t, h, 1, RoleOwner)
+	for _, tc := range []struct {
+		rotatedTo string
+		valid     bool
+	}{
+		{"", true},
+		{next.ID, true},
+		{tok.ID, false}, // its own successor
+		{"tsw_short", false},
+		{next.ID + ":tswsk_x", false},
+	} {
+		tok.RotatedTo = tc.rotatedTo
+		if err := tok.Validate(); (err == nil) != tc.valid {
+			t.Errorf("RotatedTo %q: Validate() = %v, want valid %v", tc.rotatedTo, err, tc.valid)
+		}
+	}
+	if !(&Token{RotatedTo: next.ID}).Rotated() || (&Token{}).Rotated() {
+		t.Error("Rotated() does not follow RotatedTo")
+	}
+}

@@ -124,7 +124,15 @@ type Token struct {
 	// it are counted and logged but not refused (for rolling out a new
 	// limit safely).
 	RateShadow bool
+	// RotatedTo is the id of the token's successor, set when the token was
+	// rotated with a grace period: it lives on until its expiry, but only
+	// to read and revoke (the token API refuses it the rest, token_rotated).
+	// Empty otherwise, and on records written before the field existed.
+	RotatedTo string
 }
+
+// Rotated reports whether t was rotated and lives on in a grace period.
+func (t *Token) Rotated() bool { return t.RotatedTo != "" }
 
 // Revoked reports whether t is a revocation tombstone.
 func (t *Token) Revoked() bool { return !t.RevokedAt.IsZero() }

@@ -88,3 +88,19 @@ func (lim Limit) share(n int) Limit {
 func defaultBurst(rate float64) int {
 	return int(min(math.Ceil(rate), math.MaxInt32))
 }
+
+// LimitOf returns the limit l applies to t — t's own, else its role's,
+// with the burst filled in — and whether it is in shadow mode; ok is false
+// when t is not limited. l must be a *Local or a *Cluster; for any other
+// limiter ok is false. It lets other parts of the gateway (the token API,
+// which gives a token made by a token no wider limit than its maker's)
+// read the limits exactly as they are enforced.
+func LimitOf(l auth.Limiter, t *auth.Token) (lim Limit, shadow, ok bool) {
+	switch l := l.(type) {
+	case *Local:
+		return l.policy.limitOf(t)
+	case *Cluster:
+		return l.policy.limitOf(t)
+	}
+	return Limit{}, false, false
+}

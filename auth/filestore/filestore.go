@@ -10,8 +10,11 @@
 //
 // with times in Unix milliseconds and the fields named as in the Redis
 // store; "expires" is absent when the token never expires, "rate" and
-// "burst" (a per-token rate-limit override) when zero, and tombstones have
-// "revoked" and no "hash" or "pepper". The file is written with mode 0600.
+// "burst" (a per-token rate-limit override) when zero, "rotated_to" (the
+// successor of a token rotated with a grace period) when it was not, and
+// tombstones have "revoked" and no "hash" or "pepper". Records written
+// before a field existed load without it. The file is written with mode
+// 0600.
 //
 // Only one process may use a file: Open takes an exclusive lock on
 // Path+".lock" and holds it until Close.
@@ -538,8 +541,10 @@ type record struct {
 	Rate    float64 `json:"rate,omitempty"`
 	Burst   int     `json:"burst,omitempty"`
 	Shadow  bool    `json:"shadow,omitempty"`
-	Hash    string  `json:"hash,omitempty"`
-	Pepper  string  `json:"pepper,omitempty"`
+	// RotatedTo is Token.RotatedTo.
+	RotatedTo string `json:"rotated_to,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	Pepper    string `json:"pepper,omitempty"`
 }
 
 func newRecord(t *auth.Token) record {
@@ -553,6 +558,8 @@ func newRecord(t *auth.Token) record {
 		Rate:    t.RateLimit,
 		Burst:   t.RateBurst,
 		Shadow:  t.RateShadow,
+
+		RotatedTo: t.RotatedTo,
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.Expires = t.ExpiresAt.UnixMilli()
@@ -578,6 +585,7 @@ func (r record) token() (*auth.Token, error) {
 		RateLimit:  r.Rate,
 		RateBurst:  r.Burst,
 		RateShadow: r.Shadow,
+		RotatedTo:  r.RotatedTo,
 	}
 	var err error
 	if t.Role, err = auth.ParseRole(r.Role); err != nil {

@@ -465,3 +465,43 @@ func TestCountTokens(t *testing.T) {
 		t.Errorf("CountTokens after Close: %v, want ErrClosed", err)
 	}
 }
+
+// A file written before rotated_to existed loads as it is (no token
+// rotated); the field is written when set, and survives a reopen.
+func TestRotatedToFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	old, _ := storetest.NewToken(t, 3, auth.RoleOwner)
+	next, _ := storetest.NewToken(t, 3, auth.RoleOwner)
+	doc := `{"version": 1, "tokens": [{"id": "` + old.ID + `", "project": 3, "name": "before", "role": "owner",
+		"status": "active", "created": 1700000000000, "expires": 4100000000000,
+		"hash": "` + strings.Repeat("ab", 32) + `", "pepper": "p1"}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := Open(Options{Path: path})
+	if err != nil {
+		t.Fatalf("Open of a file without rotated_to: %v", err)
+	}
+	got, err := s.Get(ctx, old.ID)
+	if err != nil || got.Rotated() || got.Name != "before" {
+		t.Fatalf("the old record: %+v, %v", got, err)
+	}
+	if _, err := s.Update(ctx, old.ID, func(u *auth.Token) error { u.RotatedTo = next.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"rotated_to": "`+next.ID+`"`)) {
+		t.Errorf("the file does not hold rotated_to:\n%s", data)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, Options{Path: path})
+	if got, err := s.Get(ctx, old.ID); err != nil || got.RotatedTo != next.ID {
+		t.Errorf("after reopen: %+v, %v; want RotatedTo %s", got, err, next.ID)
+	}
+}

@@ -15,6 +15,9 @@
 //	revoked  revocation time, Unix milliseconds (absent: live)
 //	rate     per-token rate limit, requests per second (absent: the role's)
 //	burst    burst of that rate limit (absent: ceil(rate))
+//	shadow   "1" when that limit is in shadow mode (absent: enforced)
+//	rotated_to  id of the successor of a token rotated with a grace period
+//	         (absent: not rotated so; records written before it load without)
 //	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
 //	pepper   id of the pepper hash was made with (absent on tombstones)
 //
@@ -424,7 +427,7 @@ const (
 
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
-var optionalFields = []string{"expires", "rate", "burst", "shadow"}
+var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
 // optimistic transaction on its key: WATCH the key, read the record, call
@@ -587,6 +590,9 @@ func encode(t *auth.Token) []any {
 	if t.RateShadow {
 		f = append(f, "shadow", "1")
 	}
+	if t.RotatedTo != "" {
+		f = append(f, "rotated_to", t.RotatedTo)
+	}
 	if t.Revoked() {
 		f = append(f, "revoked", strconv.FormatInt(t.RevokedAt.UnixMilli(), 10))
 	} else {
@@ -598,7 +604,7 @@ func encode(t *auth.Token) []any {
 // decode parses the hash fields of the record of id.
 func decode(id string, f map[string]string) (*auth.Token, error) {
 	var errs []error
-	t := &auth.Token{ID: id, Name: f["name"], PepperID: f["pepper"]}
+	t := &auth.Token{ID: id, Name: f["name"], PepperID: f["pepper"], RotatedTo: f["rotated_to"]}
 	var err error
 	if t.ProjectID, err = strconv.ParseInt(f["project"], 10, 64); err != nil {
 		errs = append(errs, fmt.Errorf("project: %w", err))

@@ -556,3 +556,34 @@ func TestAddUsageRetryAppliesOnce(t *testing.T) {
 		}
 	}
 }
+
+// A record written before rotated_to existed decodes without it; the field
+// is written when set and deleted when cleared.
+func TestRotatedToField(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	s := newStore(t, c, newPrefix())
+	ctx := context.Background()
+	old, _ := storetest.NewToken(t, 9, auth.RoleOwner)
+	next, _ := storetest.NewToken(t, 9, auth.RoleOwner)
+	if err := c.HSet(ctx, s.tokenKey(old.ID), "project", "9", "name", "before", "role", "owner", "status", "active",
+		"created", "1700000000000", "hash", strings.Repeat("ab", 32), "pepper", "p1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, old.ID)
+	if err != nil || got.Rotated() || got.Name != "before" {
+		t.Fatalf("a record without rotated_to: %+v, %v", got, err)
+	}
+	if _, err := s.Update(ctx, old.ID, func(u *auth.Token) error { u.RotatedTo = next.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.HGet(ctx, s.tokenKey(old.ID), "rotated_to").Val(); v != next.ID {
+		t.Errorf("rotated_to = %q, want %s", v, next.ID)
+	}
+	if _, err := s.Update(ctx, old.ID, func(u *auth.Token) error { u.RotatedTo = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.HExists(ctx, s.tokenKey(old.ID), "rotated_to").Val(); n {
+		t.Error("rotated_to left after clearing it")
+	}
+}

@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) auth.Store) {
 	t.Run("UpdateRefused", func(t *testing.T) { testUpdateRefused(t, fresh(t)) })
 	t.Run("UpdateWatch", func(t *testing.T) { testUpdateWatch(t, fresh(t)) })
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, fresh(t)) })
+	t.Run("RotatedTo", func(t *testing.T) { testRotatedTo(t, fresh(t)) })
 	t.Run("Activity", func(t *testing.T) { runActivity(t, fresh) })
 }
 
@@ -108,6 +109,8 @@ func testCreateGet(t *testing.T, s auth.Store) {
 	full.Status = auth.StatusInactive
 	full.CreatedAt = created
 	full.ExpiresAt = created.Add(90 * 24 * time.Hour).Add(987654 * time.Nanosecond)
+	successor, _ := NewToken(t, 42, auth.RoleAccounting)
+	full.RotatedTo = successor.ID
 
 	// No expiry, empty name.
 	bare, _ := NewToken(t, 42, auth.RoleOwner)
@@ -534,6 +537,8 @@ func testUpdateRefused(t *testing.T, s auth.Store) {
 		"name over 100 B":  func(u *auth.Token) { u.Name = strings.Repeat("n", auth.MaxNameLen+1) },
 		"invalid status":   func(u *auth.Token) { u.Status = auth.StatusInvalid },
 		"burst below zero": func(u *auth.Token) { u.RateLimit, u.RateBurst = 1, -1 },
+		"rotated to self":  func(u *auth.Token) { u.RotatedTo = u.ID },
+		"rotated to junk":  func(u *auth.Token) { u.RotatedTo = "tsw_nope" },
 	} {
 		got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { edit(u); return nil })
 		if err == nil {
@@ -633,6 +638,61 @@ func testConcurrentUpdate(t *testing.T, s auth.Store) {
 	}
 }
 
+// testRotatedTo checks the successor mark of a rotation with a grace
+// period: set in the same Update that shortens the token's life, kept by
+// Get, List and Revoke, cleared by an Update; a record without it is not
+// rotated.
+func testRotatedTo(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	old, _ := NewToken(t, 28, auth.RoleOwner)
+	next, _ := NewToken(t, 28, auth.RoleOwner)
+	for _, tok := range []*auth.Token{old, next} {
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	if got, err := s.Get(ctx, old.ID); err != nil || got.Rotated() || got.RotatedTo != "" {
+		t.Fatalf("a new record: %v, %v; want no RotatedTo", got, err)
+	}
+	until := time.Now().Add(time.Hour)
+	want := *old
+	want.ExpiresAt, want.RotatedTo = until, next.ID
+	got, err := s.Update(ctx, old.ID, func(u *auth.Token) error {
+		u.ExpiresAt, u.RotatedTo = until, next.ID
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	AssertEqual(t, got, &want)
+	if stored, err := s.Get(ctx, old.ID); err != nil || !stored.Rotated() {
+		t.Fatalf("Get after the rotation mark: %v, %v", stored, err)
+	} else {
+		AssertEqual(t, stored, &want)
+	}
+	for _, l := range list(t, s, 28) {
+		if l.ID == old.ID {
+			AssertEqual(t, l, &want)
+		}
+	}
+	// Cleared by an Update (an admin's), kept by a Revoke.
+	want.RotatedTo = ""
+	if got, err = s.Update(ctx, old.ID, func(u *auth.Token) error { u.RotatedTo = ""; return nil }); err != nil {
+		t.Fatalf("clearing Update: %v", err)
+	}
+	AssertEqual(t, got, &want)
+	if _, err := s.Update(ctx, old.ID, func(u *auth.Token) error { u.RotatedTo = next.ID; return nil }); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	tomb, err := s.Revoke(ctx, old.ID, time.Now())
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if tomb.RotatedTo != next.ID {
+		t.Errorf("tombstone = %s, want RotatedTo %s kept", format(tomb), next.ID)
+	}
+}
+
 // watch runs s.Watch in a goroutine sending to events; stop ends it.
 func watch(t *testing.T, s auth.Store, events chan<- auth.Event) (stop func()) {
 	t.Helper()
@@ -714,7 +774,8 @@ func AssertEqual(tb testing.TB, got, want *auth.Token) {
 		got.PepperID != want.PepperID,
 		got.RateLimit != want.RateLimit,
 		got.RateBurst != want.RateBurst,
-		got.RateShadow != want.RateShadow:
+		got.RateShadow != want.RateShadow,
+		got.RotatedTo != want.RotatedTo:
 		tb.Errorf("record differs:\n got %s\nwant %s", format(got), format(want))
 	}
 }
@@ -726,9 +787,9 @@ func format(t *auth.Token) string {
 		}
 		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t hash %x pepper %q}",
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q hash %x pepper %q}",
 		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt),
-		t.RateLimit, t.RateBurst, t.RateShadow, t.SecretHash[:4], t.PepperID)
+		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.SecretHash[:4], t.PepperID)
 }
 
 func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {

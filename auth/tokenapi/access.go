@@ -110,25 +110,75 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		a.storeError(w, r, "authenticate", fmt.Errorf("authenticating an API token: %w: %w", auth.ErrUnavailable, err))
 		return nil
 	case code != auth.OK:
-		if rec != nil {
-			a.refused(r, action, &principal{kind: auth.ActorToken, actor: rec.ID}, rec.ProjectID, code.String(), "")
-		}
-		msg := code.Message()
-		if len(a.keys) == 0 && (code == auth.CodeMissingToken || code == auth.CodeMalformedToken) {
-			msg += " This listener accepts Owner API tokens only; admin keys work on the admin listener."
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate", error="invalid_token", error_description="`+code.String()+`"`)
-		writeError(w, http.StatusUnauthorized, code.String(), msg)
+		a.unauthorized(w, r, action, rec, code)
 		return nil
-	case rec.Role != auth.RoleOwner:
-		p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	}
+	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	if !a.charge(w, r, action, p) {
+		return nil
+	}
+	if rec.Role != auth.RoleOwner {
 		a.refused(r, action, p, rec.ProjectID, "role_forbidden", "role "+rec.Role.String())
 		writeError(w, http.StatusForbidden, "role_forbidden", fmt.Sprintf(
 			"%s tokens may not manage tokens or read the audit trail: use an Owner token of project %d, or an admin key on the admin listener.",
 			rec.Role.Title(), rec.ProjectID))
 		return nil
 	}
-	return &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	if !mutating(action) {
+		return p
+	}
+	// What changes or makes tokens is checked against the token's record
+	// as stored now, not as cached: a rotation or a shorter life made a
+	// moment ago on another replica applies already.
+	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
+		return nil
+	}
+	if p.token.Rotated() {
+		a.refuse(w, r, action, p, p.token.ProjectID, pathID(r), rotatedRefusal(p.token))
+		return nil
+	}
+	return p
+}
+
+// unauthorized answers a token credential that is not usable with 401 and
+// its code, audited when the credential names a known token (rec).
+func (a *api) unauthorized(w http.ResponseWriter, r *http.Request, action string, rec *auth.Token, code auth.Code) {
+	if rec != nil {
+		a.refused(r, action, &principal{kind: auth.ActorToken, actor: rec.ID}, rec.ProjectID, code.String(), "")
+	}
+	msg := code.Message()
+	if len(a.keys) == 0 && (code == auth.CodeMissingToken || code == auth.CodeMalformedToken) {
+		msg += " This listener accepts Owner API tokens only; admin keys work on the admin listener."
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate", error="invalid_token", error_description="`+code.String()+`"`)
+	writeError(w, http.StatusUnauthorized, code.String(), msg)
+}
+
+// freshRecord reads the calling token's record from the store and checks
+// that it is still usable, answering failures; nil when it is not.
+func (a *api) freshRecord(w http.ResponseWriter, r *http.Request, action string, cached *auth.Token) *auth.Token {
+	rec, err := a.Store.Get(r.Context(), cached.ID)
+	code := auth.OK
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		code = auth.CodeInvalidToken
+	case err != nil:
+		a.storeError(w, r, "authenticate", err)
+		return nil
+	case rec.Revoked():
+		code = auth.CodeTokenRevoked
+	case rec.Status != auth.StatusActive:
+		code = auth.CodeTokenInactive
+	case rec.Expired(a.Now()):
+		code = auth.CodeTokenExpired
+	case rec.SecretHash != cached.SecretHash || rec.ProjectID != cached.ProjectID || rec.Role != cached.Role:
+		code = auth.CodeInvalidToken // not the record the credential was verified against
+	}
+	if code != auth.OK {
+		a.unauthorized(w, r, action, cached, code)
+		return nil
+	}
+	return rec
 }
 
 // requestedProject is the project_id a request names in its query, or 0.
@@ -177,28 +227,54 @@ func (p *principal) defaultProject() int64 {
 // act on its project. It answers every failure itself.
 func (a *api) loadScoped(w http.ResponseWriter, r *http.Request, action, id string) (*auth.Token, bool) {
 	tok, err := a.Store.Get(r.Context(), id)
-	if err != nil {
+	p := principalOf(r)
+	switch {
+	case p.token != nil && errors.Is(err, auth.ErrNotFound):
+		a.hidden(w, r, action, p, id, nil)
+		return nil, false
+	case err != nil:
 		a.storeError(w, r, action, err)
 		return nil, false
-	}
-	if a.foreign(w, r, action, tok) {
+	case p.token != nil && tok.ProjectID != p.token.ProjectID:
+		a.hidden(w, r, action, p, id, tok)
 		return nil, false
 	}
 	return tok, true
 }
 
-// foreign reports whether tok is of another project than the token acting
-// (admin keys act on every project), answering it if so: audited as what
-// it is, answered as a missing id, so that an Owner token learns nothing
-// of other projects' tokens, not even that one exists.
-func (a *api) foreign(w http.ResponseWriter, r *http.Request, action string, tok *auth.Token) bool {
-	p := principalOf(r)
-	if p.token == nil || p.token.ProjectID == tok.ProjectID {
-		return false
+// hidden answers a token's request for a token it may not see — no such
+// id, or one of another project (foreign) — as one and the same: 404
+// token_not_found, and the same event in the caller's trail
+// (token_not_found, sampled alike), so that neither the answer nor the
+// trail tells whether the id exists. Only the log says which. An attempt
+// on another project's token is also recorded in that project's trail
+// (project_forbidden), in the background, so that the answer takes no
+// longer either.
+func (a *api) hidden(w http.ResponseWriter, r *http.Request, action string, p *principal, id string, foreign *auth.Token) {
+	a.refusedTarget(r, action, p, p.token.ProjectID, "token_not_found", id, "")
+	if foreign != nil {
+		a.reportForeign(r, action, p, foreign)
 	}
-	a.refusedTarget(r, action, p, p.token.ProjectID, "project_forbidden", tok.ID, "a token of another project")
 	writeError(w, http.StatusNotFound, "token_not_found", "No token has that id.")
-	return true
+}
+
+// reportForeign records p's attempt on tok, a token of another project, in
+// that project's trail (sampled like every token refusal), without
+// waiting for the store.
+func (a *api) reportForeign(r *http.Request, action string, p *principal, tok *auth.Token) {
+	sampled := a.unverified.allow("foreign "+p.actor+" "+action, a.Now())
+	ev := a.event(r, auth.AuditEvent{
+		Action: action, ActorKind: p.kind, Actor: p.actor, ProjectID: tok.ProjectID, TokenID: tok.ID,
+		Outcome: auth.OutcomeRefused, Reason: "project_forbidden",
+		Detail: fmt.Sprintf("by a token of project %d", p.token.ProjectID),
+	})
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		a.logRefused(ctx, action, p, ev.ProjectID, ev.Reason, ev.TokenID, ev.Source)
+		if sampled {
+			a.appendAudit(ctx, ev)
+		}
+	}()
 }
 
 // withinQuota checks that project may have one more live token
@@ -223,16 +299,24 @@ func (a *api) withinQuota(w http.ResponseWriter, r *http.Request, action string,
 	return false
 }
 
-// refused audits a refused attempt.
+// refused audits a refused attempt on the token of the request's path
+// (when the path holds a valid id).
 func (a *api) refused(r *http.Request, action string, p *principal, project int64, reason, detail string) {
-	a.refusedTarget(r, action, p, project, reason, r.PathValue("id"), detail)
+	a.refusedTarget(r, action, p, project, reason, pathID(r), detail)
+}
+
+// refuse answers a request refused by a rule (ref) and audits it in
+// project's trail.
+func (a *api) refuse(w http.ResponseWriter, r *http.Request, action string, p *principal, project int64, target string, ref *refusal) {
+	a.refusedTarget(r, action, p, project, ref.code, target, ref.detail)
+	writeError(w, ref.status, ref.code, ref.message)
 }
 
 func (a *api) refusedTarget(r *http.Request, action string, p *principal, project int64, reason, target, detail string) {
 	if action == "" {
 		return // not an endpoint of the API: no management attempt
 	}
-	a.logRefused(r, action, p, project, reason, target)
+	a.logRefused(r.Context(), action, p, project, reason, target, r.RemoteAddr)
 	if p.kind == auth.ActorToken && !a.unverified.allow(p.actor+" "+action+" "+reason, a.Now()) {
 		return // sampled: the log line above has it
 	}
@@ -243,12 +327,12 @@ func (a *api) refusedTarget(r *http.Request, action string, p *principal, projec
 }
 
 // logRefused writes the log line of a refused attempt.
-func (a *api) logRefused(r *http.Request, action string, p *principal, project int64, reason, target string) {
-	a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "token API request refused",
+func (a *api) logRefused(ctx context.Context, action string, p *principal, project int64, reason, target, source string) {
+	a.Logger.LogAttrs(ctx, slog.LevelWarn, "token API request refused",
 		slog.String("action", action), slog.String("reason", reason),
-		slog.String("actor_kind", p.kind), slog.String("actor", p.actor),
-		slog.Int64("project_id", project), slog.String("token_id", target),
-		slog.String("remote_addr", r.RemoteAddr))
+		slog.String("actor_kind", p.kind), slog.String("actor", auth.RedactSecrets(p.actor)),
+		slog.Int64("project_id", project), slog.String("token_id", auth.RedactSecrets(target)),
+		slog.String("remote_addr", source))
 }
 
 // sampler admits one event per key and minute, for at most maxKeys keys a
@@ -297,17 +381,35 @@ func (a *api) done(r *http.Request, action string, t *auth.Token, detail string,
 	})
 }
 
+// auditTimeout bounds the recording of an audit event, which goes on when
+// the client has gone away: the change it records is made.
+const auditTimeout = 5 * time.Second
+
 // record appends ev to the audit trail. A failure is logged, not
 // answered: the change it records is made.
 func (a *api) record(r *http.Request, ev auth.AuditEvent) {
+	a.appendAudit(context.WithoutCancel(r.Context()), a.event(r, ev))
+}
+
+// event completes ev with the time and the client's address, and runs
+// every string field through auth.RedactSecrets: nothing that reaches the
+// trail or the log holds a secret, whatever a request carried.
+func (a *api) event(r *http.Request, ev auth.AuditEvent) auth.AuditEvent {
 	ev.Time = a.Now().UTC().Truncate(time.Millisecond)
 	ev.Source = r.RemoteAddr
-	if err := a.Store.AppendAudit(r.Context(), &ev); err != nil {
-		level := slog.LevelError
-		if errors.Is(err, context.Canceled) {
-			level = slog.LevelWarn
-		}
-		a.Logger.LogAttrs(r.Context(), level, "recording an audit event failed; the log line above stands for it",
-			slog.String("action", ev.Action), slog.String("token_id", ev.TokenID), slog.String("err", err.Error()))
+	for _, f := range []*string{&ev.ID, &ev.Action, &ev.ActorKind, &ev.Actor, &ev.TokenID, &ev.Source, &ev.Outcome, &ev.Reason, &ev.Detail} {
+		*f = auth.RedactSecrets(*f)
+	}
+	return ev
+}
+
+// appendAudit stores ev (made by event), logging a failure.
+func (a *api) appendAudit(ctx context.Context, ev auth.AuditEvent) {
+	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
+	defer cancel()
+	if err := a.Store.AppendAudit(ctx, &ev); err != nil {
+		a.Logger.LogAttrs(ctx, slog.LevelError, "recording an audit event failed; the log line above stands for it",
+			slog.String("action", ev.Action), slog.String("token_id", ev.TokenID),
+			slog.String("err", auth.RedactSecrets(err.Error())))
 	}
 }

@@ -14,6 +14,12 @@
 // Every change goes through one store operation (Create, Update, Revoke),
 // which announces it to every replica; the replica that made it drops its
 // own cached copy (Options.Invalidate) before answering.
+//
+// No token widens itself (lifecycle.go): a request authenticated by an API
+// token counts against its rate limit, may not make or keep alive a token
+// that outlives it or is less limited than it, may not lengthen a life,
+// and once the token is rotated with a grace period it may only read and
+// revoke. Admin keys are not bound by these rules.
 package tokenapi
 
 import (
@@ -74,6 +80,17 @@ type Options struct {
 	// record (active, unexpired, unrevoked, its former rate limit) after
 	// the change returns. Other replicas hear of it from the store.
 	Invalidate func(id string)
+	// Limiter, when set, charges every request authenticated by an API
+	// token to the token's rate limit, as the gateway does for the API's
+	// requests (the same limiter): over it the request is refused with 429
+	// rate_limited, and with 503 store_unavailable when the limiter cannot
+	// decide. Admin keys are not limited.
+	Limiter auth.Limiter
+	// EffectiveLimit returns the rate limit the gateway applies to a token
+	// (its own, else its role's; Rate 0 when none): a token created or
+	// rotated by a token gets no wider limit than its maker's. Nil means a
+	// token's own limit only (role limits unknown).
+	EffectiveLimit func(t *auth.Token) Limit
 	// MaxTokensPerProject bounds a project's live tokens: a create, or a
 	// rotation that keeps the old token for a grace period, is refused
 	// (409 project_token_limit) when the project has that many. 0 means
@@ -207,6 +224,9 @@ type Token struct {
 	Burst     int     `json:"burst,omitempty"`
 	// RateShadow says the token's rate limit is in shadow mode.
 	RateShadow bool `json:"rate_shadow,omitempty"`
+	// RotatedTo is the successor of a token rotated with a grace period:
+	// until its expiry the token may only read and revoke.
+	RotatedTo string `json:"rotated_to,omitempty"`
 	// LastUsed is the token's latest request (absent: never used), and
 	// Usage24h its requests of the last 24 hours (absent: none); both as
 	// of the gateways' last usage flush. Set in lists and shows.
@@ -238,6 +258,7 @@ func View(t *auth.Token) Token {
 		RateLimit:  t.RateLimit,
 		Burst:      t.RateBurst,
 		RateShadow: t.RateShadow,
+		RotatedTo:  t.RotatedTo,
 	}
 	if !t.ExpiresAt.IsZero() {
 		e := t.ExpiresAt.UTC()
@@ -300,10 +321,7 @@ const maxRequestBody = 64 << 10
 
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	var req CreateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid token request: "+err.Error())
+	if !decodeBody(w, r, &req, false) {
 		return
 	}
 	p := principalOf(r)
@@ -319,32 +337,51 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if req.ProjectID > 0 && !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
 		return
 	}
-	now := a.Now()
-	tok, problems := newRecord(&req, now)
+	tok, problems := newRecord(&req, a.Now())
 	if len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The token request is invalid.", problems...)
 		return
 	}
+	detail := fmt.Sprintf("%s token %q", tok.Role, tok.Name)
+	if p.token != nil {
+		if ref := createLifetime(p.token, tok); ref != nil {
+			a.refuse(w, r, "token.create", p, tok.ProjectID, "", ref)
+			return
+		}
+		if inheritLimit(tok, a.effective(p.token), a.effective) {
+			detail += fmt.Sprintf(", rate limit %g/s (burst %d) from its creator", tok.RateLimit, burstOf(tok.RateLimit, tok.RateBurst))
+		}
+	}
+	cred, ok := a.store(w, r, tok)
+	if !ok {
+		return
+	}
+	a.done(r, "token.create", tok, detail)
+	view := View(tok)
+	view.Token = cred
+	msg := "Token created. Copy the token now: its secret cannot be retrieved again."
+	if p.token != nil && tok.RateLimit != req.RateLimit {
+		msg += fmt.Sprintf(" It is limited to %g requests per second, like the token that created it.", tok.RateLimit)
+	}
+	writeJSON(w, http.StatusCreated, TokenResponse{Success: true, Message: msg, Token: view})
+}
+
+// store gives tok a fresh credential and stores it, answering failures;
+// it returns the credential.
+func (a *api) store(w http.ResponseWriter, r *http.Request, tok *auth.Token) (string, bool) {
 	id, cred, err := a.Hasher.NewCredential()
 	if err != nil {
 		a.internalError(w, r, "create token", err)
-		return
+		return "", false
 	}
 	tok.ID = id
 	tok.SecretHash, tok.PepperID = a.Hasher.Hash(cred)
 	if err := a.Store.Create(r.Context(), tok); err != nil {
 		a.storeError(w, r, "create token", err)
-		return
+		return "", false
 	}
 	a.Invalidate(id) // drop a negative cache entry for the id, if any
-	a.done(r, "token.create", tok, fmt.Sprintf("%s token %q", tok.Role, tok.Name))
-	view := View(tok)
-	view.Token = cred
-	writeJSON(w, http.StatusCreated, TokenResponse{
-		Success: true,
-		Message: "Token created. Copy the token now: its secret cannot be retrieved again.",
-		Token:   view,
-	})
+	return cred, true
 }
 
 func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
@@ -451,13 +488,13 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req, false) {
 		return
 	}
-	now := a.Now()
-	edit, problems := req.edit(now)
+	edit, problems := req.edit(a.Now())
 	if len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", problems...)
 		return
 	}
 	action := req.action()
+	project := int64(0)
 	if p := principalOf(r); p.token != nil {
 		tok, ok := a.loadScoped(w, r, action, id)
 		if !ok {
@@ -466,15 +503,12 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		if (req.RateLimit != nil || req.Burst != nil || req.RateShadow != nil) && !a.allowLimits(w, r, action, p, tok.ProjectID) {
 			return
 		}
+		project = tok.ProjectID
+		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
 	}
 	tok, err := a.Store.Update(r.Context(), id, edit)
-	var bad *invalidChange
-	if errors.As(err, &bad) {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", bad.problems...)
-		return
-	}
 	if err != nil {
-		a.storeError(w, r, "update token", err)
+		a.updateFailed(w, r, action, id, project, err)
 		return
 	}
 	a.Invalidate(id)
@@ -484,6 +518,21 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		Message: "Token updated: the change applies from now on, on every replica.",
 		Token:   View(tok),
 	})
+}
+
+// updateFailed answers an update the store did not make: refused by the
+// edit (a rule, or a problem with the stored record) or failed.
+func (a *api) updateFailed(w http.ResponseWriter, r *http.Request, action, id string, project int64, err error) {
+	var bad *invalidChange
+	var ref *refusal
+	switch {
+	case errors.As(err, &bad):
+		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", bad.problems...)
+	case errors.As(err, &ref):
+		a.refuse(w, r, action, principalOf(r), project, id, ref)
+	default:
+		a.storeError(w, r, "update token", err)
+	}
 }
 
 // edit checks req and returns the change it makes to a record, with every
@@ -510,22 +559,7 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 	if req.RateLimit != nil && *req.RateLimit == 0 && req.Burst != nil && *req.Burst > 0 {
 		problems = append(problems, "burst: needs a rate_limit above 0")
 	}
-	var expires time.Time
-	switch {
-	case req.ExpiresAt != nil && req.ExpiresIn != nil:
-		problems = append(problems, "expires_at, expires_in: give one, not both")
-	case req.ExpiresAt != nil:
-		expires = req.ExpiresAt.UTC().Truncate(time.Millisecond)
-		if !expires.After(now) {
-			problems = append(problems, "expires_at: must be in the future")
-		}
-	case req.ExpiresIn != nil:
-		d, err := time.ParseDuration(*req.ExpiresIn)
-		if err != nil || d <= 0 {
-			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", *req.ExpiresIn))
-		}
-		expires = now.UTC().Truncate(time.Millisecond).Add(d)
-	}
+	expires := req.expiry(now, &problems)
 	return func(t *auth.Token) error {
 		if req.Status != nil {
 			t.Status = status
@@ -550,6 +584,27 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 		}
 		return nil
 	}, problems
+}
+
+// expiry is the new expiry req sets (zero: none), adding its problems.
+func (req *UpdateRequest) expiry(now time.Time, problems *[]string) time.Time {
+	var expires time.Time
+	switch {
+	case req.ExpiresAt != nil && req.ExpiresIn != nil:
+		*problems = append(*problems, "expires_at, expires_in: give one, not both")
+	case req.ExpiresAt != nil:
+		expires = req.ExpiresAt.UTC().Truncate(time.Millisecond)
+		if !expires.After(now) {
+			*problems = append(*problems, "expires_at: must be in the future")
+		}
+	case req.ExpiresIn != nil:
+		d, err := time.ParseDuration(*req.ExpiresIn)
+		if err != nil || d <= 0 {
+			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", *req.ExpiresIn))
+		}
+		expires = now.UTC().Truncate(time.Millisecond).Add(d)
+	}
+	return expires
 }
 
 // action names an update in the audit trail: token.activate or
@@ -597,139 +652,6 @@ func (req *UpdateRequest) auditAttrs() []slog.Attr {
 	return attrs
 }
 
-func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
-	id, ok := tokenID(w, r)
-	if !ok {
-		return
-	}
-	var req RotateRequest
-	if !decodeBody(w, r, &req, true) {
-		return
-	}
-	var grace time.Duration
-	if req.Grace != "" {
-		var err error
-		grace, err = time.ParseDuration(req.Grace)
-		if err != nil || grace < 0 {
-			writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
-				fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", req.Grace))
-			return
-		}
-	}
-	ctx := r.Context()
-	old, err := a.Store.Get(ctx, id)
-	if err == nil && a.foreign(w, r, "token.rotate", old) {
-		return
-	}
-	if err == nil && old.Revoked() {
-		err = fmt.Errorf("rotate %s: %w", id, auth.ErrRevoked)
-	}
-	if err != nil {
-		a.storeError(w, r, "rotate token", err)
-		return
-	}
-	// With a grace period the old token lives on beside the new one: that
-	// is one more token. Without one, the rotation replaces it.
-	if grace > 0 && !a.withinQuota(w, r, "token.rotate", principalOf(r), old.ProjectID) {
-		return
-	}
-
-	// The new token first: the old one is retired only once its successor
-	// exists.
-	now := a.Now()
-	next := &auth.Token{
-		ProjectID:  old.ProjectID,
-		Name:       old.Name,
-		Role:       old.Role,
-		Status:     auth.StatusActive,
-		CreatedAt:  now.UTC().Truncate(time.Millisecond),
-		RateLimit:  old.RateLimit,
-		RateBurst:  old.RateBurst,
-		RateShadow: old.RateShadow,
-	}
-	if !old.ExpiresAt.IsZero() {
-		// The same lifetime as the old token, from now.
-		next.ExpiresAt = next.CreatedAt.Add(max(old.ExpiresAt.Sub(old.CreatedAt), time.Millisecond))
-	}
-	newID, cred, err := a.Hasher.NewCredential()
-	if err != nil {
-		a.internalError(w, r, "rotate token", err)
-		return
-	}
-	next.ID = newID
-	next.SecretHash, next.PepperID = a.Hasher.Hash(cred)
-	if err := a.Store.Create(ctx, next); err != nil {
-		// It may be stored even so (e.g. stored but not indexed).
-		a.withdraw(r, newID)
-		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: creating the new token: %w", id, err))
-		return
-	}
-	a.Invalidate(newID) // drop a negative cache entry for the id, if any
-
-	until := now.Add(grace).UTC().Truncate(time.Millisecond)
-	var prev *auth.Token
-	if grace == 0 {
-		prev, err = a.Store.Revoke(ctx, id, now)
-	} else {
-		prev, err = a.Store.Update(ctx, id, func(t *auth.Token) error {
-			if t.ExpiresAt.IsZero() || t.ExpiresAt.After(until) { // never extend its life
-				t.ExpiresAt = until
-			}
-			return nil
-		})
-	}
-	warning := ""
-	if err != nil {
-		// The old token's change may be stored even so (a failed
-		// announcement); if it is, the rotation stands.
-		cur, gerr := a.Store.Get(ctx, id)
-		if gerr != nil || !(cur.Revoked() || grace > 0 && !cur.ExpiresAt.IsZero() && !cur.ExpiresAt.After(until)) {
-			// It is not: withdraw the new token, whose secret nobody has
-			// seen, so that a retry starts afresh.
-			a.withdraw(r, newID)
-			a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: retiring the old token: %w", id, err))
-			return
-		}
-		prev = cur
-		if !errors.Is(err, auth.ErrRevoked) { // not revoked meanwhile by another call
-			a.Logger.LogAttrs(ctx, slog.LevelWarn, "rotate token: the old token's change is stored but may not have been announced",
-				slog.String("token_id", id), slog.String("err", err.Error()))
-			warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
-		}
-	}
-	a.Invalidate(id)
-	a.done(r, "token.rotate", prev, fmt.Sprintf("new token %s, grace %s", newID, grace),
-		slog.String("new_token_id", newID), slog.Duration("grace", grace))
-
-	view := View(next)
-	view.Token = cred
-	msg := "Token rotated. Copy the new token now: its secret cannot be retrieved again."
-	switch {
-	case prev.Revoked():
-		msg += " The old token is revoked."
-	case prev.Expired(a.Now()):
-		msg += fmt.Sprintf(" The old token expired at %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))
-	default:
-		msg += fmt.Sprintf(" The old token works until %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	writeJSON(w, http.StatusOK, RotateResponse{
-		Success:  true,
-		Message:  msg + warning,
-		Token:    view,
-		Previous: View(prev),
-	})
-}
-
-// withdraw revokes a token made by a rotation that failed, whose secret was
-// never shown, so that it cannot linger unused; best effort.
-func (a *api) withdraw(r *http.Request, id string) {
-	if _, err := a.Store.Revoke(r.Context(), id, a.Now()); err != nil && !errors.Is(err, auth.ErrNotFound) {
-		a.Logger.LogAttrs(r.Context(), slog.LevelError, "rotate token: withdrawing the unused new token failed",
-			slog.String("token_id", id), slog.String("err", err.Error()))
-	}
-	a.Invalidate(id)
-}
-
 // decodeBody decodes a JSON request body into v, answering 400 when it
 // cannot; an empty body is accepted when optional.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
@@ -749,14 +671,27 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 	return true
 }
 
+// tokenID returns the token id of the request's path, answering 400 when
+// it is not one. The path value is not echoed: it may be a whole
+// credential pasted by mistake.
 func tokenID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
-	if !auth.ValidID(id) {
+	id := pathID(r)
+	if id == "" {
 		writeError(w, http.StatusBadRequest, "invalid_request",
-			fmt.Sprintf("%q is not a token id (tsw_ followed by 20 letters and digits)", id))
+			"The path does not end in a token id (tsw_ followed by 20 letters and digits): give the id alone, never the secret.")
 		return "", false
 	}
 	return id, true
+}
+
+// pathID is the token id of the request's path, or "" when the path value
+// is not one. Only a validated id is ever logged or recorded: the value
+// may be anything, a whole credential included.
+func pathID(r *http.Request) string {
+	if id := r.PathValue("id"); auth.ValidID(id) {
+		return id
+	}
+	return ""
 }
 
 func (a *api) audit(r *http.Request, action string, t *auth.Token, extra ...slog.Attr) {
@@ -767,6 +702,9 @@ func (a *api) audit(r *http.Request, action string, t *auth.Token, extra ...slog
 	a.Logger.LogAttrs(r.Context(), slog.LevelInfo, action, attrs...)
 }
 
+// storeError answers a failed store call (or one answered about the
+// token: not found, revoked, exists). A failure because the client went
+// away is not an outage: see clientClosed.
 func (a *api) storeError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
@@ -775,8 +713,10 @@ func (a *api) storeError(w http.ResponseWriter, r *http.Request, op string, err 
 		writeError(w, http.StatusConflict, "token_revoked", "The token was revoked: it cannot be changed. Create a new one.")
 	case errors.Is(err, auth.ErrExists):
 		writeError(w, http.StatusConflict, "token_exists", "A token with that id exists already; retry.")
+	case r.Context().Err() != nil:
+		a.clientClosed(w, r, op, err)
 	case errors.Is(err, auth.ErrUnavailable):
-		a.Logger.LogAttrs(r.Context(), slog.LevelError, op+" failed", slog.String("err", err.Error()))
+		a.Logger.LogAttrs(r.Context(), slog.LevelError, op+" failed", slog.String("err", auth.RedactSecrets(err.Error())))
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "The token store is unavailable: retry later.")
 	default:
@@ -785,8 +725,27 @@ func (a *api) storeError(w http.ResponseWriter, r *http.Request, op string, err 
 }
 
 func (a *api) internalError(w http.ResponseWriter, r *http.Request, op string, err error) {
-	a.Logger.LogAttrs(r.Context(), slog.LevelError, op+" failed", slog.String("err", err.Error()))
+	if r.Context().Err() != nil {
+		a.clientClosed(w, r, op, err)
+		return
+	}
+	a.Logger.LogAttrs(r.Context(), slog.LevelError, op+" failed", slog.String("err", auth.RedactSecrets(err.Error())))
 	writeError(w, http.StatusInternalServerError, "internal_error", "Internal error: see the gateway's log.")
+}
+
+// StatusClientClosed is the status a request is recorded with when its
+// client went away before it was answered (nginx's 499): not an outage,
+// not a server error. Nobody reads the answer.
+const StatusClientClosed = 499
+
+// clientClosed records a request whose client went away: a log line with
+// status 499 and code client_closed, and the same answer (unread).
+func (a *api) clientClosed(w http.ResponseWriter, r *http.Request, op string, err error) {
+	a.Logger.LogAttrs(context.WithoutCancel(r.Context()), slog.LevelInfo, "token API request: client closed",
+		slog.String("op", op), slog.String("method", r.Method), slog.String("path", auth.RedactSecrets(r.URL.Path)),
+		slog.Int("status", StatusClientClosed), slog.String("code", auth.CodeClientClosed.String()),
+		slog.String("remote_addr", r.RemoteAddr), slog.String("err", auth.RedactSecrets(err.Error())))
+	writeError(w, StatusClientClosed, auth.CodeClientClosed.String(), auth.CodeClientClosed.Message())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

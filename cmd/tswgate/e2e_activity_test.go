@@ -156,7 +156,9 @@ func TestE2ESelfService(t *testing.T) {
 		_, err = self.ListPage(ctx, tokenapi.ListOptions{ProjectID: 43})
 		mustAPIError(t, err, http.StatusForbidden, "project_forbidden", "listing another project")
 		// A token of another project is answered as a missing id (no
-		// existence oracle), and audited as project_forbidden.
+		// existence oracle), and recorded in the caller's trail as one
+		// (token_not_found); project 43's trail has the attempt
+		// (e2e_lifecycle_test.go).
 		_, err = self.Revoke(ctx, foreign.ID)
 		mustAPIError(t, err, http.StatusNotFound, "token_not_found", "revoking another project's token")
 		_, err = self.Create(ctx, tokenapi.CreateRequest{ProjectID: 43, Role: "owner", Name: "intruder"})
@@ -197,7 +199,7 @@ func TestE2ESelfService(t *testing.T) {
 			{Action: "token.create", TokenID: created.ID, Outcome: auth.OutcomeOK},
 			{Action: "token.revoke", TokenID: created.ID, Outcome: auth.OutcomeOK},
 			{Action: "token.list", Outcome: auth.OutcomeRefused, Reason: "project_forbidden"},
-			{Action: "token.revoke", TokenID: foreign.ID, Outcome: auth.OutcomeRefused, Reason: "project_forbidden"},
+			{Action: "token.revoke", TokenID: foreign.ID, Outcome: auth.OutcomeRefused, Reason: "token_not_found"},
 			{Action: "token.create", Outcome: auth.OutcomeRefused, Reason: "project_forbidden"},
 			{Action: "audit.read", Outcome: auth.OutcomeRefused, Reason: "project_forbidden"},
 			{Action: "token.list", Outcome: auth.OutcomeRefused, Reason: "invalid_token"},

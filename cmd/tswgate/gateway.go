@@ -224,10 +224,17 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	// tokens; on the public one, under /tswgate/, for Owner tokens.
 	authn := &auth.Authenticator{Validator: g.valid, Hasher: g.hasher}
 	apiOpts := tokenapi.Options{
-		Store:               tokenapi.ObservedStore(g.activity, metrics),
-		Hasher:              g.hasher,
-		Tokens:              authn,
-		Invalidate:          g.valid.Invalidate,
+		Store:      tokenapi.ObservedStore(g.activity, metrics),
+		Hasher:     g.hasher,
+		Tokens:     authn,
+		Invalidate: g.valid.Invalidate,
+		// Token API calls count against the calling token's rate limit,
+		// and a token made by a token is limited like its maker at most.
+		Limiter: lim,
+		EffectiveLimit: func(t *auth.Token) tokenapi.Limit {
+			l, shadow, _ := limiter.LimitOf(lim, t)
+			return tokenapi.Limit{Rate: l.Rate, Burst: l.Burst, Shadow: shadow}
+		},
 		MaxTokensPerProject: cfg.MaxTokensPerProject,
 		Logger:              g.log.With(slog.String("component", "token-api")),
 	}

@@ -1,0 +1,259 @@
+package tokenapi
+
+// Rotation: a plain function of the store (Rotate), and the HTTP handler
+// that calls it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// RotationStore is what Rotate needs of a store; auth.Store and Store
+// have it.
+type RotationStore interface {
+	Get(ctx context.Context, id string) (*auth.Token, error)
+	Create(ctx context.Context, t *auth.Token) error
+	Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error)
+	Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error)
+}
+
+// Rotation says what Rotate does.
+type Rotation struct {
+	// Old is the token to rotate, as read from the store; it must be live.
+	Old *auth.Token
+	// Grace is how long Old keeps working (never longer than it would
+	// have); 0 revokes it at once.
+	Grace time.Duration
+	// Now is the time of the rotation.
+	Now time.Time
+	// NotAfter, when set, is the latest expiry the successor may have: the
+	// expiry of the token asking for the rotation, which never makes a
+	// token that outlives it.
+	NotAfter time.Time
+	// Ceiling, when its Rate is above 0, is the widest rate limit the
+	// successor may have: the effective limit of the token asking.
+	// Effective is the limit the gateway applies to a token, to compare
+	// with (nil: a token's own limit only).
+	Ceiling   Limit
+	Effective func(*auth.Token) Limit
+	// Invalidate drops an id from this replica's cache; nil: none.
+	Invalidate func(id string)
+}
+
+// Rotated is the outcome of a rotation.
+type Rotated struct {
+	// Next is the successor as stored; Credential its whole credential,
+	// secret included: show it once, never log it.
+	Next       *auth.Token
+	Credential string
+	// Previous is the old token as it is now: expiring at the end of the
+	// grace period with RotatedTo set to Next.ID, or revoked.
+	Previous *auth.Token
+	// Unannounced is set when the old token's change is stored but was not
+	// announced to other replicas: the rotation stands, but they may accept
+	// the old token until their cache expires.
+	Unannounced error
+}
+
+// Rotate replaces rot.Old with a new token, in two store operations: it
+// creates the successor (the old token's project, name, role, rate limit
+// and lifetime from now, an expiry at the latest rot.NotAfter, a limit at
+// most rot.Ceiling), then retires the old token — revoked at once without
+// grace, else expiring after the grace period (never later than it would
+// have) and marked RotatedTo the successor, in one Update.
+//
+// If a step fails, the rotation is undone: the successor, whose secret
+// nobody has seen, is withdrawn (revoked), so that a retry starts afresh.
+// A retirement that failed but is stored even so (its announcement
+// failed) stands, with Rotated.Unannounced set. The undo runs even when
+// ctx is canceled (the client went away).
+func Rotate(ctx context.Context, st RotationStore, h *auth.Hasher, rot Rotation) (*Rotated, error) {
+	if rot.Invalidate == nil {
+		rot.Invalidate = func(string) {}
+	}
+	old := rot.Old
+	next, cred, err := rot.successor(h)
+	if err != nil {
+		return nil, fmt.Errorf("rotate %s: %w", old.ID, err)
+	}
+	if err := st.Create(ctx, next); err != nil {
+		// It may be stored even so (e.g. stored but not indexed).
+		return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: creating the new token: %w", old.ID, err))
+	}
+	rot.Invalidate(next.ID) // drop a negative cache entry for the id, if any
+	if err := context.Cause(ctx); err != nil {
+		// Gone before the old token changed: nobody would see the new one.
+		return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: %w", old.ID, err))
+	}
+	prev, err := rot.retire(ctx, st, next.ID)
+	if err == nil {
+		return &Rotated{Next: next, Credential: cred, Previous: prev}, nil
+	}
+	// The old token's change may be stored even so (a failed
+	// announcement); if it is, the rotation stands.
+	cur, gerr := st.Get(context.WithoutCancel(ctx), old.ID)
+	if gerr == nil && (cur.Revoked() || rot.Grace > 0 && cur.RotatedTo == next.ID) {
+		res := &Rotated{Next: next, Credential: cred, Previous: cur}
+		if !errors.Is(err, auth.ErrRevoked) { // not revoked meanwhile by another call
+			res.Unannounced = err
+		}
+		return res, nil
+	}
+	return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: retiring the old token: %w", old.ID, err))
+}
+
+// successor builds the new token's record and credential.
+func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
+	old := rot.Old
+	next := &auth.Token{
+		ProjectID:  old.ProjectID,
+		Name:       old.Name,
+		Role:       old.Role,
+		Status:     auth.StatusActive,
+		CreatedAt:  rot.Now.UTC().Truncate(time.Millisecond),
+		RateLimit:  old.RateLimit,
+		RateBurst:  old.RateBurst,
+		RateShadow: old.RateShadow,
+	}
+	if !old.ExpiresAt.IsZero() {
+		// The same lifetime as the old token, from now.
+		next.ExpiresAt = next.CreatedAt.Add(max(old.ExpiresAt.Sub(old.CreatedAt), time.Millisecond))
+	}
+	if notAfter := rot.NotAfter.UTC().Truncate(time.Millisecond); !rot.NotAfter.IsZero() &&
+		(next.ExpiresAt.IsZero() || next.ExpiresAt.After(notAfter)) {
+		next.ExpiresAt = notAfter
+	}
+	effective := rot.Effective
+	if effective == nil {
+		effective = ownLimit
+	}
+	inheritLimit(next, rot.Ceiling, effective)
+	id, cred, err := h.NewCredential()
+	if err != nil {
+		return nil, "", err
+	}
+	next.ID = id
+	next.SecretHash, next.PepperID = h.Hash(cred)
+	return next, cred, nil
+}
+
+// retire ends the old token: revoked without grace, else expiring at the
+// end of the grace period at the latest and marked as rotated to nextID.
+func (rot *Rotation) retire(ctx context.Context, st RotationStore, nextID string) (*auth.Token, error) {
+	if rot.Grace <= 0 {
+		return st.Revoke(ctx, rot.Old.ID, rot.Now)
+	}
+	until := rot.Now.Add(rot.Grace).UTC().Truncate(time.Millisecond)
+	return st.Update(ctx, rot.Old.ID, func(t *auth.Token) error {
+		if t.ExpiresAt.IsZero() || t.ExpiresAt.After(until) { // never extend its life
+			t.ExpiresAt = until
+		}
+		t.RotatedTo = nextID
+		return nil
+	})
+}
+
+// undo withdraws the successor of a rotation that failed with cause, and
+// returns cause, with the withdrawal's own failure if any.
+func (rot *Rotation) undo(ctx context.Context, st RotationStore, id string, cause error) error {
+	_, err := st.Revoke(context.WithoutCancel(ctx), id, rot.Now)
+	rot.Invalidate(id)
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return fmt.Errorf("%w (withdrawing the unused new token %s failed too: %v)", cause, id, err)
+	}
+	return cause
+}
+
+func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
+	id, ok := tokenID(w, r)
+	if !ok {
+		return
+	}
+	grace, ok := parseGrace(w, r)
+	if !ok {
+		return
+	}
+	old, ok := a.loadScoped(w, r, "token.rotate", id)
+	if !ok {
+		return
+	}
+	if old.Revoked() {
+		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: %w", id, auth.ErrRevoked))
+		return
+	}
+	p := principalOf(r)
+	// With a grace period the old token lives on beside the new one: that
+	// is one more token. Without one, the rotation replaces it.
+	if grace > 0 && !a.withinQuota(w, r, "token.rotate", p, old.ProjectID) {
+		return
+	}
+	rot := Rotation{Old: old, Grace: grace, Now: a.Now(), Effective: a.effective, Invalidate: a.Invalidate}
+	if p.token != nil {
+		rot.NotAfter, rot.Ceiling = p.token.ExpiresAt, a.effective(p.token)
+	}
+	res, err := Rotate(r.Context(), a.Store, a.Hasher, rot)
+	if err != nil {
+		a.storeError(w, r, "rotate token", err)
+		return
+	}
+	warning := ""
+	if res.Unannounced != nil {
+		a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "rotate token: the old token's change is stored but may not have been announced",
+			slog.String("token_id", id), slog.String("err", auth.RedactSecrets(res.Unannounced.Error())))
+		warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
+	}
+	a.Invalidate(id)
+	a.done(r, "token.rotate", res.Previous, fmt.Sprintf("new token %s, grace %s", res.Next.ID, grace),
+		slog.String("new_token_id", res.Next.ID), slog.Duration("grace", grace))
+	view := View(res.Next)
+	view.Token = res.Credential
+	writeJSON(w, http.StatusOK, RotateResponse{
+		Success:  true,
+		Message:  a.rotateMessage(res) + warning,
+		Token:    view,
+		Previous: View(res.Previous),
+	})
+}
+
+// parseGrace reads a rotation request's grace period, answering 400 when
+// it cannot.
+func parseGrace(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	var req RotateRequest
+	if !decodeBody(w, r, &req, true) {
+		return 0, false
+	}
+	if req.Grace == "" {
+		return 0, true
+	}
+	grace, err := time.ParseDuration(req.Grace)
+	if err != nil || grace < 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
+			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", req.Grace))
+		return 0, false
+	}
+	return grace, true
+}
+
+// rotateMessage says what became of the old token.
+func (a *api) rotateMessage(res *Rotated) string {
+	msg := "Token rotated. Copy the new token now: its secret cannot be retrieved again."
+	prev := res.Previous
+	switch {
+	case prev.Revoked():
+		msg += " The old token is revoked."
+	case prev.Expired(a.Now()):
+		msg += fmt.Sprintf(" The old token expired at %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		msg += fmt.Sprintf(" The old token works until %s, only to read and revoke tokens.", prev.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if !res.Next.ExpiresAt.IsZero() {
+		msg += fmt.Sprintf(" The new token expires at %s.", res.Next.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return msg
+}
