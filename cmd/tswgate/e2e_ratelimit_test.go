@@ -195,20 +195,23 @@ func TestE2EAuthFailuresLimitedPerAddress(t *testing.T) {
 		reads := func() float64 { n, _ := mustScrape(t, g).sum("tswgate_store_reads_total", nil); return n }
 		before := reads()
 		// The address is spent: a guess costs no store read, and so does
-		// a valid token the gateway has not seen (nothing tells it from a
-		// guess without one)...
+		// a token the gateway neither minted nor has seen (one made before
+		// ids were tagged): nothing tells it from a guess without one...
 		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", MustForgeCredential(t, "tsw_"+MustRandomBase62(t, 20)), nil), auth.CodeAuthRateLimited)
 		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", MustForgeCredential(t, good.ID), nil), auth.CodeAuthRateLimited)
-		unseen := g.MustCreateToken(t, testProject, "owner", "unseen")
-		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", unseen.Token, nil), auth.CodeAuthRateLimited)
+		_, legacy := g.MustCreateRecord(t, func(*auth.Token) {})
+		MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", legacy, nil), auth.CodeAuthRateLimited)
 		if after := reads(); after != before {
 			t.Errorf("store reads %v -> %v while the address was refused", before, after)
 		}
-		// ...but a token in use goes on: a guesser does not lock out the
-		// clients that share its address.
+		// ...but the token in use goes on, and so does a new one the
+		// gateway minted: a guesser does not lock out the clients that
+		// share its address.
 		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", good.Token, nil))
+		fresh := g.MustCreateToken(t, testProject, "owner", "fresh")
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", fresh.Token, nil))
 		// X-Forwarded-For from an untrusted peer is ignored.
-		req := MustNewRequest(t, "GET", g.URL+"/v2/Instance", unseen.Token, nil)
+		req := MustNewRequest(t, "GET", g.URL+"/v2/Instance", legacy, nil)
 		req.Header.Set("X-Forwarded-For", "198.51.100.9")
 		MustBeRefused(t, MustDo(t, g.HTTP, req), auth.CodeAuthRateLimited)
 	})
@@ -225,12 +228,13 @@ func TestE2EAuthFailuresLimitedPerAddress(t *testing.T) {
 		for range 3 {
 			MustBeRefused(t, call("203.0.113.7", bad), auth.CodeMalformedToken)
 		}
-		MustBeRefused(t, call("203.0.113.7", good.Token), auth.CodeAuthRateLimited)
+		_, legacy := g.MustCreateRecord(t, func(*auth.Token) {}) // neither minted nor seen
+		MustBeRefused(t, call("203.0.113.7", legacy), auth.CodeAuthRateLimited)
 		// A left-most entry is the client's own say: the right-most
 		// untrusted address is still 203.0.113.7.
-		MustBeRefused(t, call("192.0.2.1, 203.0.113.7", good.Token), auth.CodeAuthRateLimited)
+		MustBeRefused(t, call("192.0.2.1, 203.0.113.7", legacy), auth.CodeAuthRateLimited)
 		// Another client behind the same proxy is not affected.
-		MustBeProxied(t, call("203.0.113.8", good.Token))
+		MustBeProxied(t, call("203.0.113.8", legacy))
 		MustPoll(t, 5*time.Second, "the access log naming the client address", func() (bool, string) {
 			return strings.Contains(g.Logs.String(), `"client":"203.0.113.7"`), ""
 		})
@@ -284,13 +288,18 @@ func TestE2EAuthFailuresLimitedOnSelfService(t *testing.T) {
 	if _, code := MustEnvelope(t, r); r.Status != http.StatusTooManyRequests || code != auth.CodeAuthRateLimited.String() || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("self-service list from an address past its failures: %s, want 429 auth_rate_limited with Retry-After", r)
 	}
-	// The token in use goes on; one the gateway has not seen waits.
+	// The token in use goes on, and so does a new one; a token the
+	// gateway neither minted nor has seen waits.
 	if r := list(owner.Token); r.Status != http.StatusOK {
 		t.Fatalf("self-service list with the valid Owner token in use: %s", r)
 	}
-	unseen := g.MustCreateToken(t, testProject, "owner", "unseen")
-	if r := list(unseen.Token); r.Status != http.StatusTooManyRequests {
-		t.Fatalf("self-service list with an unseen token from a blocked address: %s", r)
+	fresh := g.MustCreateToken(t, testProject, "owner", "fresh")
+	if r := list(fresh.Token); r.Status != http.StatusOK {
+		t.Fatalf("self-service list with a new, minted token from a blocked address: %s", r)
+	}
+	_, legacy := g.MustCreateRecord(t, func(*auth.Token) {}) // neither minted nor seen
+	if r := list(legacy); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("self-service list with an unminted, unseen token from a blocked address: %s", r)
 	}
 	// The proxy shares the address's budget.
 	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", MustForgeCredential(t, owner.ID), nil), auth.CodeAuthRateLimited)
