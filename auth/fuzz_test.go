@@ -18,15 +18,15 @@ func FuzzMatch(f *testing.F) {
 	table := DefaultRoutes()
 	routes := table.Routes()
 	f.Fuzz(func(t *testing.T, method, path string) {
-		perm, pattern, code := table.Match(method, path)
-		perm2, pattern2, code2 := table.Match(method, path)
-		if perm != perm2 || pattern != pattern2 || code != code2 {
+		perm, pattern, takesBody, code := table.Match(method, path)
+		perm2, pattern2, takesBody2, code2 := table.Match(method, path)
+		if perm != perm2 || pattern != pattern2 || takesBody != takesBody2 || code != code2 {
 			t.Fatalf("Match(%q, %q) is not stable", method, path)
 		}
 		switch code {
 		case OK:
 		case CodeInvalidPath, CodeUnknownRoute:
-			if perm != PermNone || pattern != "" {
+			if perm != PermNone || pattern != "" || takesBody {
 				t.Fatalf("Match(%q, %q) = %v, %q with code %v", method, path, perm, pattern, code)
 			}
 			return
@@ -42,6 +42,9 @@ func FuzzMatch(f *testing.F) {
 		for _, r := range routes {
 			if r.Pattern == pattern && (r.Method == method || method == "HEAD" && r.Method == "GET") {
 				found = true
+				if takesBody != (r.TakesBody && r.Method == method) {
+					t.Fatalf("Match(%q, %q): takesBody %v, the route's %v", method, path, takesBody, r.TakesBody)
+				}
 			}
 		}
 		if !found {

@@ -156,7 +156,7 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 		}
 		return v
 	}
-	perm, pattern, code := g.routes.Match(req.Method, req.Path)
+	perm, pattern, _, code := g.routes.Match(req.Method, req.Path)
 	v.Permission, v.Pattern = perm, pattern
 	if code != OK {
 		v.Code = code
