@@ -15,10 +15,10 @@ import (
 // project; CodeInvalidBody when the body is not one JSON document: empty or
 // only white space, malformed, with comments, invalid UTF-8 or an escaped
 // lone surrogate, nested deeper than 512 levels, or with anything but white
-// space after its value (also when the value ends inside a cut prefix: the
-// rest is more data); and CodeBodyTooLarge when the prefix is cut before
-// the checks are done, so that a project could hide in the rest. The first
-// problem met, reading from the start, decides. It does not allocate.
+// space after its value; and CodeBodyTooLarge when the body is cut, so
+// that the rest is unread. The first problem met, reading from the start,
+// decides: a cut body never passes, and is body_too_large unless its prefix
+// already names another project or is malformed. It does not allocate.
 func CheckJSONProject(body []byte, complete bool, project int64) Code {
 	var buf [20]byte
 	s := jsonScanner{data: body, complete: complete, want: strconv.AppendInt(buf[:0], project, 10)}
@@ -80,9 +80,11 @@ func (s *jsonScanner) document() Code {
 		return code
 	}
 	s.pos = skipJSONSpace(d, s.pos)
-	if s.pos < len(d) || !s.complete {
-		// Data after the value, here or beyond the prefix.
-		return CodeInvalidBody
+	switch {
+	case s.pos < len(d):
+		return CodeInvalidBody // data after the value
+	case !s.complete:
+		return CodeBodyTooLarge // the rest, unread, may be more than white space
 	}
 	return OK
 }

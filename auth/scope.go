@@ -9,11 +9,11 @@ import (
 //
 // A token may only act on its own project, and the API behind the gateway
 // (an ASP.NET Core service) takes the project from the request's query and
-// JSON body. The gateway forwards exactly the bytes it checked, so what it
-// checks must be read exactly as the API reads it; whatever it cannot read
-// with certainty is refused with a code, never guessed at or altered. The
-// checks below are deliberately broader than the API's model binding, so
-// that every spelling the API might bind is covered.
+// JSON body. What reaches the API must be exactly what the gateway checked,
+// and the gateway must read it exactly as the API does; whatever it cannot
+// read with certainty is refused with a code, never guessed at or altered.
+// The checks below are deliberately broader than the API's model binding,
+// so that every spelling the API might bind is covered.
 //
 // Names. A name "is projectid" if it is "projectid" in ASCII letters of any
 // case, where the Turkish dotless "ı" and dotted "İ" (UTF-8) also count as
@@ -60,9 +60,11 @@ import (
 //     pointer: split at "/", each segment unescaped ("~1" is "/", "~0" is
 //     "~"); a segment that is projectid is refused with CodeProjectMismatch,
 //     whatever the operation.
-//   - When the gateway read only a prefix of the body (its scan limit) and
-//     the checks are not done at the end of it, so that the rest could
-//     name a project, the body is refused with CodeBodyTooLarge.
+//   - The whole body must be checked: a body longer than the gateway's scan
+//     limit (of which it reads only a prefix) never passes. It is refused
+//     with CodeBodyTooLarge unless the prefix already gives another reason
+//     (CodeProjectMismatch, CodeInvalidBody): the first problem met,
+//     reading from the start, decides.
 
 // CheckQueryProject checks a raw (still-escaped) query string against the
 // token's project by the rules above. It returns CodeInvalidQuery for a
