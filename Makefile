@@ -36,7 +36,10 @@ fuzz:
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzParseAuthorization$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckQueryProject$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckBodyProject$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzQueryDifferential$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckMediaType$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckBody$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzJSONDifferential$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
 

@@ -35,7 +35,7 @@ func TestAuthenticatorAgreesWithGate(t *testing.T) {
 		{"revoked", revoked, CodeTokenRevoked, true},
 		{"wrong secret", forged, CodeInvalidToken, true},
 		{"unknown id", unknown, CodeInvalidToken, false},
-		{"malformed", owner[:len(owner)-1] + "x", CodeMalformedToken, false},
+		{"malformed", owner[:len(owner)-1] + otherChar(owner[len(owner)-1]), CodeMalformedToken, false},
 		{"missing", "", CodeMissingToken, false},
 	} {
 		header := ""
@@ -94,4 +94,13 @@ func TestParseCodeUnixMinute(t *testing.T) {
 	if m := UnixMinute(time.Unix(-1, 0)); m != -1 {
 		t.Errorf("UnixMinute(-1s) = %d", m)
 	}
+}
+
+// otherChar returns a base62 character other than c, so that a changed
+// credential is never the same one.
+func otherChar(c byte) string {
+	if c == 'x' {
+		return "y"
+	}
+	return "x"
 }

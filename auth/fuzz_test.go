@@ -1,9 +1,9 @@
 package auth
 
 import (
-	"bytes"
-	"encoding/json"
+	"math/rand/v2"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -18,15 +18,15 @@ func FuzzMatch(f *testing.F) {
 	table := DefaultRoutes()
 	routes := table.Routes()
 	f.Fuzz(func(t *testing.T, method, path string) {
-		perm, pattern, code := table.Match(method, path)
-		perm2, pattern2, code2 := table.Match(method, path)
-		if perm != perm2 || pattern != pattern2 || code != code2 {
+		perm, pattern, takesBody, code := table.Match(method, path)
+		perm2, pattern2, takesBody2, code2 := table.Match(method, path)
+		if perm != perm2 || pattern != pattern2 || takesBody != takesBody2 || code != code2 {
 			t.Fatalf("Match(%q, %q) is not stable", method, path)
 		}
 		switch code {
 		case OK:
 		case CodeInvalidPath, CodeUnknownRoute:
-			if perm != PermNone || pattern != "" {
+			if perm != PermNone || pattern != "" || takesBody {
 				t.Fatalf("Match(%q, %q) = %v, %q with code %v", method, path, perm, pattern, code)
 			}
 			return
@@ -42,6 +42,9 @@ func FuzzMatch(f *testing.F) {
 		for _, r := range routes {
 			if r.Pattern == pattern && (r.Method == method || method == "HEAD" && r.Method == "GET") {
 				found = true
+				if takesBody != (r.TakesBody && r.Method == method) {
+					t.Fatalf("Match(%q, %q): takesBody %v, the route's %v", method, path, takesBody, r.TakesBody)
+				}
 			}
 		}
 		if !found {
@@ -113,115 +116,227 @@ var testGroups = map[string]string{
 	"region": "catalog", "price": "catalog", "tags": "tags", "search": "search",
 }
 
+// seenOnMain are requests that passed the checks of main though the API
+// would read them naming another project (or not as the gateway did).
+var seenOnMain = struct {
+	contentTypes []string
+	bodies       []string
+	queries      []string
+}{
+	contentTypes: []string{
+		"application /x-www-form-urlencoded",
+		"application /x-www-form-urlencoded; charset=utf-16",
+		"multipart /form-data; boundary=x",
+		"application/json, text/plain",
+	},
+	bodies: []string{
+		`/**/{"projectId":43}`,
+		`{"projectId":42,"service":{"projectId":43}}`,
+		`[{"op":"replace","path":"/projectId","value":43}]`,
+	},
+	queries: []string{"Tag=a;b&ProjectId=42", "Tag=a;ProjectId=43", "Project%u0049d=43"},
+}
+
 func FuzzCheckQueryProject(f *testing.F) {
 	for _, tc := range queryCases {
 		f.Add(tc.query)
+	}
+	for _, q := range seenOnMain.queries {
+		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, query string) {
 		code := CheckQueryProject(query, 42)
 		if code != CheckQueryProject(query, 42) {
 			t.Fatalf("CheckQueryProject(%q) is not stable", query)
 		}
-		if code != OK && code != CodeProjectMismatch {
-			t.Fatalf("CheckQueryProject(%q) = %v", query, code)
+		if want := refQueryCheck(query, "42"); code != want {
+			t.Fatalf("CheckQueryProject(%q) = %v, the reference reading %v", query, code, want)
 		}
-		// A form body is checked like a query, unless it looks like JSON.
-		if trimmed := strings.TrimLeft(query, " \t\r\n"); !strings.HasPrefix(trimmed, "{") && !strings.HasPrefix(query, "\xef\xbb\xbf") {
-			if got := CheckBodyProject("application/x-www-form-urlencoded", []byte(query), true, 42); got != code {
-				t.Fatalf("form body %q: %v, query: %v", query, got, code)
+		if code == OK {
+			// And by net/url, which also splits at "&" only (and skips,
+			// with an error, pairs that hold a ";").
+			values, err := url.ParseQuery(query)
+			if err != nil && !strings.Contains(query, ";") {
+				t.Fatalf("CheckQueryProject(%q) = ok, but url.ParseQuery: %v", query, err)
 			}
-		}
-		if code != OK {
-			return
-		}
-		values, err := url.ParseQuery(query)
-		if err != nil {
-			return
-		}
-		for key, vs := range values {
-			if !keyPartIsProjectID(key) {
-				continue
-			}
-			for _, v := range vs {
-				if v != "42" {
-					t.Fatalf("CheckQueryProject(%q) = ok, but %q = %q", query, key, v)
+			for key, vs := range values {
+				for _, v := range vs {
+					if refKeyNamesProject(key) && v != "42" {
+						t.Fatalf("CheckQueryProject(%q) = ok, but %q = %q", query, key, v)
+					}
 				}
 			}
 		}
 	})
 }
 
-// keyPartIsProjectID reports whether key, or a part of it between ".", "["
-// and "]" and trimmed of ASCII white space, is "projectid" by
-// strings.EqualFold.
-func keyPartIsProjectID(key string) bool {
-	if strings.EqualFold(key, "projectid") {
-		return true
+// FuzzQueryDifferential generates queries (keys naming the project in
+// many spellings, escapes, "+", ";", bad escapes, control bytes) and
+// compares CheckQueryProject with the reference reading.
+func FuzzQueryDifferential(f *testing.F) {
+	for i := range 64 {
+		f.Add([]byte{byte(i), byte(i * 7), byte(i * 13), 3, 1, 4, 1, 5, 9, 2, 6})
 	}
-	for _, part := range strings.FieldsFunc(key, func(r rune) bool { return r == '.' || r == '[' || r == ']' }) {
-		if strings.EqualFold(strings.Trim(part, " \t\n\r\v\f"), "projectid") {
-			return true
-		}
-	}
-	return false
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkQueryDifferential(t, genQuery(&choices{data: data}))
+	})
 }
 
-func FuzzCheckBodyProject(f *testing.F) {
-	for _, tc := range bodyCases {
-		if len(tc.body) < 1000 {
-			f.Add(tc.contentType, []byte(tc.body), tc.complete)
+// TestQueryDifferential is FuzzQueryDifferential on random choices, for
+// every go test run.
+func TestQueryDifferential(t *testing.T) {
+	// In parallel, which runs it after the package's other tests: its
+	// garbage collections would disturb those that time goroutines.
+	t.Parallel()
+	c := &choices{rng: rand.New(rand.NewPCG(1, 2))}
+	seen := map[Code]int{}
+	for range 30000 {
+		seen[checkQueryDifferential(t, genQuery(c))]++
+	}
+	for _, code := range []Code{OK, CodeProjectMismatch, CodeInvalidQuery} {
+		if seen[code] < 100 {
+			t.Errorf("only %d generated queries were %v: %v", seen[code], code, seen)
 		}
 	}
+}
+
+func checkQueryDifferential(t *testing.T, q string) Code {
+	t.Helper()
+	got, want := CheckQueryProject(q, 42), refQueryCheck(q, "42")
+	if got != want {
+		t.Fatalf("CheckQueryProject(%q) = %v, the reference reading %v", q, got, want)
+	}
+	return got
+}
+
+func FuzzCheckMediaType(f *testing.F) {
+	for _, tc := range mediaTypeCases {
+		f.Add(tc.contentType)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		got := CheckMediaType(ct)
+		if got != OK && got != CodeUnsupportedMediaType {
+			t.Fatalf("CheckMediaType(%q) = %v", ct, got)
+		}
+		if want := refMediaTypeOK(ct); (got == OK) != want {
+			t.Fatalf("CheckMediaType(%q) = %v, the reference accepts: %v", ct, got, want)
+		}
+	})
+}
+
+// FuzzCheckBody checks raw bodies under any Content-Type: the media type
+// decides as the reference reading does, and a JSON body passes only if
+// encoding/json finds no other project in it.
+func FuzzCheckBody(f *testing.F) {
+	for _, tc := range bodyCases {
+		if len(tc.body) < 1000 {
+			f.Add(ctJSON, []byte(tc.body), tc.complete)
+		}
+	}
+	for _, ct := range seenOnMain.contentTypes {
+		f.Add(ct, []byte("projectId=43"), true)
+	}
+	for _, b := range seenOnMain.bodies {
+		f.Add("application/json", []byte(b), true)
+	}
 	f.Fuzz(func(t *testing.T, contentType string, body []byte, complete bool) {
-		code := CheckBodyProject(contentType, body, complete, 42)
-		if code != CheckBodyProject(contentType, body, complete, 42) {
-			t.Fatalf("CheckBodyProject(%q, %q, %v) is not stable", contentType, body, complete)
+		code := CheckBody(true, contentType, "", body, complete, 42)
+		if code != CheckBody(true, contentType, "", body, complete, 42) {
+			t.Fatalf("CheckBody(%q, %q, %v) is not stable", contentType, body, complete)
 		}
-		mt := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
-		if strings.HasPrefix(mt, "multipart/") {
-			if code != CodeInvalidBody {
-				t.Fatalf("multipart body: %v", code)
+		if len(body) == 0 && complete {
+			if code != OK {
+				t.Fatalf("empty body: %v", code)
 			}
 			return
 		}
-		trimmed := bytes.TrimLeft(body, " \t\r\n")
-		jsonType := mt == "application/json" || mt == "text/json" || len(mt) > 5 && strings.HasSuffix(mt, "+json")
-		scanned := jsonType || bytes.HasPrefix(trimmed, []byte("{"))
-		if !complete {
-			if code == OK && scanned && len(trimmed) > 0 {
-				t.Fatalf("cut JSON body %q passed", body)
+		if code == OK && !complete {
+			t.Fatalf("CheckBody(%q, %q) passed a cut body", contentType, body)
+		}
+		if !refMediaTypeOK(contentType) {
+			if code != CodeUnsupportedMediaType {
+				t.Fatalf("CheckBody(%q, %q) = %v, but the reference refuses the media type", contentType, body, code)
 			}
 			return
 		}
-		// JSON validity agrees with encoding/json, which does not take a
-		// byte order mark and allows deeper nesting.
-		shallow := bytes.Count(body, []byte("["))+bytes.Count(body, []byte("{")) <= maxJSONDepth
-		if jsonType && shallow && len(trimmed) > 0 && !bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
-			valid := json.Valid(body)
-			if valid && code == CodeInvalidBody || !valid && code == OK {
-				t.Fatalf("CheckBodyProject(%q, %q) = %v, but json.Valid = %v", contentType, body, code, valid)
-			}
+		if want := CheckJSONProject(body, complete, 42); code != want {
+			t.Fatalf("CheckBody(%q, %q) = %v, CheckJSONProject %v", contentType, body, code, want)
 		}
-		if code != OK {
-			return
+		if complete {
+			checkJSONAgainstReference(t, body, code, false)
 		}
-		// Whatever passes names only the token's project.
-		var fields map[string]any
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&fields); err == nil {
-			for k, v := range fields {
-				if strings.EqualFold(k, "projectid") && v != json.Number("42") && v != "42" {
-					t.Fatalf("CheckBodyProject(%q, %q) = ok, but %q = %#v", contentType, body, k, v)
-				}
-			}
+	})
+}
+
+// FuzzJSONDifferential generates JSON bodies (nesting, duplicate keys,
+// \u escapes and Turkish i in keys, mixed case, numbers and numeric
+// strings, JSON Patch pointers, byte order marks, white space, comments,
+// trailing data) and compares CheckJSONProject with the reference reading
+// of encoding/json.
+func FuzzJSONDifferential(f *testing.F) {
+	for i := range 64 {
+		f.Add([]byte{byte(i), byte(i * 7), byte(i * 13), 0, 1, byte(i), 2, 3, 5, 8, 13, 21})
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		body := genJSONBody(&choices{data: data})
+		checkJSONAgainstReference(t, body, CheckJSONProject(body, true, 42), true)
+	})
+}
+
+// TestJSONDifferential is FuzzJSONDifferential on random choices, for
+// every go test run.
+func TestJSONDifferential(t *testing.T) {
+	// In parallel, which runs it after the package's other tests: its
+	// garbage collections would disturb those that time goroutines.
+	t.Parallel()
+	c := &choices{rng: rand.New(rand.NewPCG(3, 4))}
+	seen := map[Code]int{}
+	for range 20000 {
+		body := genJSONBody(c)
+		code := CheckJSONProject(body, true, 42)
+		checkJSONAgainstReference(t, body, code, true)
+		seen[code]++
+	}
+	for _, code := range []Code{OK, CodeProjectMismatch, CodeInvalidBody} {
+		if seen[code] < 100 {
+			t.Errorf("only %d generated bodies were %v: %v", seen[code], code, seen)
 		}
-		// A valid body cut anywhere does not pass.
-		if scanned && len(body) > 1 {
-			cut := body[:len(body)/2]
-			if got := CheckBodyProject(contentType, cut, false, 42); got == OK {
+	}
+}
+
+// loneSurrogate finds an escaped surrogate, which encoding/json takes (as
+// U+FFFD) and the gateway refuses unless it is part of a pair.
+var loneSurrogate = regexp.MustCompile(`\\u[dD][89a-fA-F]`)
+
+// checkJSONAgainstReference checks the outcome code of a complete body:
+// whenever it is OK, encoding/json reads the body and finds no other
+// project in it, member by member or decoded (the last duplicate winning).
+// If exact, the body comes from the generator, and code must be the
+// reference outcome, except that malformed bodies may be refused as naming
+// another project when that comes first.
+func checkJSONAgainstReference(t *testing.T, body []byte, code Code, exact bool) {
+	t.Helper()
+	ref := refJSONCheck(body, "42")
+	if code == OK {
+		if ref != OK {
+			t.Fatalf("CheckJSONProject(%q) = ok, but the reference reading is %v (%s)", body, ref, refJSONMismatch(body, "42"))
+		}
+		// A passing body cut anywhere does not pass.
+		if len(body) > 1 {
+			if cut := body[:len(body)/2]; CheckJSONProject(cut, false, 42) == OK {
 				t.Fatalf("prefix %q of passing body %q passed", cut, body)
 			}
 		}
-	})
+		return
+	}
+	if !exact {
+		return
+	}
+	switch {
+	case code == ref:
+	case ref == CodeInvalidBody && code == CodeProjectMismatch:
+	case code == CodeInvalidBody && loneSurrogate.Match(body):
+	default:
+		t.Fatalf("CheckJSONProject(%q) = %v, the reference reading %v (%s)", body, code, ref, refJSONMismatch(body, "42"))
+	}
 }

@@ -20,9 +20,14 @@ type Request struct {
 	// RawQuery is the raw query string, without '?'.
 	RawQuery      string
 	Authorization string
-	ContentType   string
+	// ContentType and ContentEncoding are the values of those header
+	// fields, "" when absent. A front end must join several fields of one
+	// name with ", " (so that they are refused as a list), never pick one.
+	ContentType     string
+	ContentEncoding string
 	// Body gives the body's prefix, read only when the decision reaches the
-	// project check. Nil means the request has no body.
+	// body check. Nil means the request has no body; so does a body that
+	// reads as zero bytes.
 	Body BodyPrefixer
 	// FailuresBlockedFor, when above zero, says that the client's address
 	// has spent its failed authentications for that long: the request is
@@ -115,7 +120,9 @@ type GateOptions struct {
 }
 
 // Gate makes the per-request decision: credential, token, role and route,
-// project scope, rate limit — in that order, stopping at the first refusal.
+// query, body, rate limit — in that order, stopping at the first refusal.
+// The query and body checks are CheckQueryProject and CheckBody (see
+// scope.go for their rules).
 // It is safe for concurrent use.
 type Gate struct {
 	validator  *Validator
@@ -144,6 +151,13 @@ func NewGate(opts GateOptions) (*Gate, error) {
 }
 
 // Decide decides req at now. ctx bounds the store read on a cache miss.
+//
+// The steps, stopping at the first refusal: the credential and the token;
+// the route (Match) and the token's role; the query (CheckQueryProject);
+// the body (CheckBody: the route's TakesBody, the media type and coding,
+// the JSON project check); the rate limit. The body is read (req.Body's
+// BodyPrefix) only when every step before it passed, and a request spends
+// its rate limit only when every other step passed.
 func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict {
 	var v Verdict
 	if req.FailuresBlockedFor > 0 && !recognized(g.validator, g.hasher, req.Authorization) {
@@ -165,7 +179,7 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 		}
 		return v
 	}
-	perm, pattern, code := g.routes.Match(req.Method, req.Path)
+	perm, pattern, takesBody, code := g.routes.Match(req.Method, req.Path)
 	v.Permission, v.Pattern = perm, pattern
 	if code != OK {
 		v.Code = code
@@ -188,7 +202,7 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 			}
 			return v
 		}
-		if code := CheckBodyProject(req.ContentType, prefix, complete, tok.ProjectID); code != OK {
+		if code := CheckBody(takesBody, req.ContentType, req.ContentEncoding, prefix, complete, tok.ProjectID); code != OK {
 			v.Code = code
 			return v
 		}

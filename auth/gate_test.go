@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,18 @@ type bodyBytes []byte
 
 func (b bodyBytes) BodyPrefix() ([]byte, bool, error) { return b, true, nil }
 
+// countedBody counts its reads.
+type countedBody struct {
+	body  []byte
+	reads int
+	err   error
+}
+
+func (b *countedBody) BodyPrefix() ([]byte, bool, error) {
+	b.reads++
+	return b.body, b.err == nil, b.err
+}
+
 func TestGateDecides(t *testing.T) {
 	f := newGateFixture(t, nil)
 	owner := f.token(t, RoleOwner, nil)
@@ -81,6 +94,46 @@ func TestGateDecides(t *testing.T) {
 		{"own project in body", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/json",
 			Body: bodyBytes(`{"projectId":42}`), Authorization: "Bearer " + owner}, OK},
 		{"unknown route", Request{Method: "GET", Path: "/v2/Nope", Authorization: "Bearer " + owner}, CodeUnknownRoute},
+
+		// The query: "&" only, escapes checked.
+		{"semicolon is data", Request{Method: "GET", Path: "/v2/Instance", RawQuery: "Tag=a;b&ProjectId=42", Authorization: "Bearer " + owner}, OK},
+		{"bad escape", Request{Method: "GET", Path: "/v2/Instance", RawQuery: "ProjectId=42&Tag=%zz", Authorization: "Bearer " + owner}, CodeInvalidQuery},
+		{"IIS escape", Request{Method: "GET", Path: "/v2/Instance", RawQuery: "Project%u0049d=43", Authorization: "Bearer " + owner}, CodeInvalidQuery},
+
+		// Bodies: presence, media type, coding, nesting.
+		{"nested other project", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/json",
+			Body: bodyBytes(`{"projectId":42,"service":{"projectId":43}}`), Authorization: "Bearer " + owner}, CodeProjectMismatch},
+		{"GET with a body", Request{Method: "GET", Path: "/v2/Instance", ContentType: "application/json",
+			Body: bodyBytes(`{"projectId":42}`), Authorization: "Bearer " + owner}, CodeBodyNotAllowed},
+		{"GET with an empty body", Request{Method: "GET", Path: "/v2/Instance", ContentType: "application/json",
+			Body: bodyBytes(""), Authorization: "Bearer " + owner}, OK},
+		{"PowerCommand with a body", Request{Method: "POST", Path: "/v2/Metal/7/PowerCommand", RawQuery: "command=PowerOn", ContentType: "application/json",
+			Body: bodyBytes(`{}`), Authorization: "Bearer " + owner}, CodeBodyNotAllowed},
+		{"PowerCommand without a body", Request{Method: "POST", Path: "/v2/Metal/7/PowerCommand", RawQuery: "command=PowerOn", Authorization: "Bearer " + owner}, OK},
+		{"PowerCommand with an empty body", Request{Method: "POST", Path: "/v2/Metal/7/PowerCommand", RawQuery: "command=PowerOn", ContentType: "application/json",
+			Body: bodyBytes(""), Authorization: "Bearer " + owner}, OK},
+		{"accounting GET with a form body", Request{Method: "GET", Path: "/v2/Usage", RawQuery: "projectId=42", ContentType: "application /x-www-form-urlencoded",
+			Body: bodyBytes("projectId=43"), Authorization: "Bearer " + acct}, CodeBodyNotAllowed},
+		{"form body", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/x-www-form-urlencoded",
+			Body: bodyBytes("projectId=42"), Authorization: "Bearer " + owner}, CodeUnsupportedMediaType},
+		{"no content type", Request{Method: "POST", Path: "/v2/Instance",
+			Body: bodyBytes(`{"projectId":42}`), Authorization: "Bearer " + owner}, CodeUnsupportedMediaType},
+		{"content type list", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/json, text/plain",
+			Body: bodyBytes(`/**/{"projectId":43}`), Authorization: "Bearer " + owner}, CodeUnsupportedMediaType},
+		{"gzip", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/json", ContentEncoding: "gzip",
+			Body: bodyBytes(`{"projectId":42}`), Authorization: "Bearer " + owner}, CodeUnsupportedMediaType},
+		{"utf-16", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/json; charset=utf-16",
+			Body: bodyBytes("{\x00}\x00"), Authorization: "Bearer " + owner}, CodeUnsupportedMediaType},
+		{"comment", Request{Method: "POST", Path: "/v2/Instance", ContentType: "application/json",
+			Body: bodyBytes(`/**/{"projectId":42}`), Authorization: "Bearer " + owner}, CodeInvalidBody},
+		{"JSON patch", Request{Method: "PUT", Path: "/v2/Volume/extend", RawQuery: "projectId=42", ContentType: "application/json-patch+json",
+			Body: bodyBytes(`[{"op":"replace","path":"/projectId","value":43}]`), Authorization: "Bearer " + owner}, CodeProjectMismatch},
+		{"SDK rename", Request{Method: "POST", Path: "/v2/Metal/7/rename", ContentType: "application/json",
+			Body: bodyBytes("{\"projectId\":42,\"displayName\":\"x\"}\n"), Authorization: "Bearer " + owner}, OK},
+		{"SDK ssh key", Request{Method: "POST", Path: "/v2/SshKey", ContentType: "application/json",
+			Body: bodyBytes("{\"projectId\":42,\"displayName\":\"k\",\"key\":\"ssh-ed25519 AAAA\"}\n"), Authorization: "Bearer " + owner}, OK},
+		{"SDK create metal", Request{Method: "POST", Path: "/v2/Metal", RawQuery: "projectId=42", ContentType: "application/json",
+			Body: bodyBytes("{\"displayName\":\"m\",\"regionId\":\"PIT1\",\"sshKeyIds\":[1]}\n"), Authorization: "Bearer " + owner}, OK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +145,46 @@ func TestGateDecides(t *testing.T) {
 				t.Fatalf("verdict OK without a token")
 			}
 		})
+	}
+}
+
+// TestGateReadsBodyLast checks that the body is read only when every step
+// before it passed, and that the steps come in order: route, role, query,
+// body.
+func TestGateReadsBodyLast(t *testing.T) {
+	f := newGateFixture(t, nil)
+	owner := f.token(t, RoleOwner, nil)
+	acct := f.token(t, RoleAccounting, nil)
+	for _, tc := range []struct {
+		name      string
+		method    string
+		path      string
+		query     string
+		cred      string
+		ct        string
+		want      Code
+		wantReads int
+	}{
+		{"unknown route", "POST", "/v2/Nope", "", owner, "text/plain", CodeUnknownRoute, 0},
+		{"invalid path", "POST", "/v2/Instance/..", "", owner, "text/plain", CodeInvalidPath, 0},
+		{"role", "POST", "/v2/Instance", "", acct, "text/plain", CodePermissionDenied, 0},
+		{"query mismatch", "POST", "/v2/Instance", "ProjectId=43", owner, "text/plain", CodeProjectMismatch, 0},
+		{"invalid query", "POST", "/v2/Instance", "a=%", owner, "text/plain", CodeInvalidQuery, 0},
+		{"bad credential", "POST", "/v2/Instance", "", "tsw_x", "text/plain", CodeMalformedToken, 0},
+		{"media type", "POST", "/v2/Instance", "", owner, "text/plain", CodeUnsupportedMediaType, 1},
+		{"body not allowed", "GET", "/v2/Instance", "", owner, "text/plain", CodeBodyNotAllowed, 1},
+		{"ok", "POST", "/v2/Instance", "ProjectId=42", owner, "application/json", OK, 1},
+	} {
+		b := &countedBody{body: []byte(`{"projectId":42}`)}
+		req := Request{Method: tc.method, Path: tc.path, RawQuery: tc.query, Authorization: "Bearer " + tc.cred, ContentType: tc.ct, Body: b}
+		if v := f.gate.Decide(context.Background(), &req, time.Now()); v.Code != tc.want || b.reads != tc.wantReads {
+			t.Errorf("%s: %v after %d body reads, want %v after %d", tc.name, v.Code, b.reads, tc.want, tc.wantReads)
+		}
+	}
+	b := &countedBody{err: errors.New("connection reset")}
+	req := Request{Method: "POST", Path: "/v2/Instance", Authorization: "Bearer " + owner, ContentType: "application/json", Body: b}
+	if v := f.gate.Decide(context.Background(), &req, time.Now()); v.Code != CodeInvalidBody || v.Err == nil {
+		t.Errorf("a body that fails to read: %v, %v", v.Code, v.Err)
 	}
 }
 
@@ -127,6 +220,37 @@ func TestGateRateLimitIsLastStep(t *testing.T) {
 	v = f.gate.Decide(context.Background(), &Request{Method: "GET", Path: "/v2/Instance", RawQuery: "ProjectId=1", Authorization: "Bearer " + owner}, time.Now())
 	if v.Code != CodeProjectMismatch {
 		t.Fatalf("verdict %v, want project_mismatch first", v.Code)
+	}
+	for _, req := range []Request{
+		{Method: "GET", Path: "/v2/Instance", Body: bodyBytes("x"), Authorization: "Bearer " + owner},
+		{Method: "POST", Path: "/v2/Instance", ContentType: "text/plain", Body: bodyBytes("x"), Authorization: "Bearer " + owner},
+		{Method: "POST", Path: "/v2/Instance", ContentType: "application/json", Body: bodyBytes(`{"a":{"projectId":1}}`), Authorization: "Bearer " + owner},
+	} {
+		if v = f.gate.Decide(context.Background(), &req, time.Now()); v.Code == CodeRateLimited || v.Code == OK {
+			t.Fatalf("%s %s with body %q: verdict %v, want the body refused first", req.Method, req.Path, req.Body, v.Code)
+		}
+	}
+}
+
+// BenchmarkDecideBody is a cached Owner token creating a resource with a
+// JSON body.
+func BenchmarkDecideBody(b *testing.B) {
+	f := newGateFixture(b, nil)
+	owner := f.token(b, RoleOwner, nil)
+	req := &Request{Method: "POST", Path: "/v2/Metal", RawQuery: "projectId=42", Authorization: "Bearer " + owner,
+		ContentType: "application/json", Body: bodyBytes(`{"displayName":"web-1","projectId":42,"regionId":"PIT1","tierId":"c1.small","imageId":"ubuntu-24.04","sshKeyIds":[1,2],"tags":["prod","web"]}`)}
+	now := time.Now()
+	if v := f.gate.Decide(context.Background(), req, now); v.Code != OK {
+		b.Fatalf("warm-up: %v", v.Code)
+	}
+	f.gate.validator.Wait()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if v := f.gate.Decide(ctx, req, now); v.Code != OK {
+			b.Fatalf("verdict %v", v.Code)
+		}
 	}
 }
 

@@ -124,6 +124,10 @@ func (r Role) Allows(p Permission) bool {
 type Route struct {
 	Method  string
 	Pattern string
+	// TakesBody reports whether the operation declares a request body.
+	// A request with a non-empty body on a route without one is refused
+	// (see Gate.Decide).
+	TakesBody bool
 }
 
 // RouteTable maps requests to routes and their permissions. It is
@@ -147,9 +151,10 @@ type literalChild struct {
 }
 
 type endpoint struct {
-	method  string
-	perm    Permission
-	pattern string
+	method    string
+	perm      Permission
+	pattern   string
+	takesBody bool
 }
 
 // NewRouteTable compiles routes into a table. It fails on a malformed
@@ -212,7 +217,7 @@ func (t *RouteTable) add(r Route) error {
 		}
 	}
 	write := r.Method != "GET" && r.Method != "HEAD"
-	n.endpoints = append(n.endpoints, endpoint{method: r.Method, perm: permission(g, write), pattern: r.Pattern})
+	n.endpoints = append(n.endpoints, endpoint{method: r.Method, perm: permission(g, write), pattern: r.Pattern, takesBody: r.TakesBody})
 	return nil
 }
 
@@ -265,11 +270,13 @@ func (t *RouteTable) Routes() []Route { return append([]Route(nil), t.routes...)
 // CodeUnknownRoute when no route matches, including a known path with a
 // method it does not have.
 //
-// On success Match returns OK, the permission the route needs and the
-// route's pattern as written in the table. Match does not allocate.
-func (t *RouteTable) Match(method, path string) (perm Permission, pattern string, code Code) {
+// On success Match returns OK, the permission the route needs, the
+// route's pattern as written in the table and whether the route takes a
+// request body (a HEAD request matched to a GET route takes none). Match
+// does not allocate.
+func (t *RouteTable) Match(method, path string) (perm Permission, pattern string, takesBody bool, code Code) {
 	if code := checkPath(path); code != OK {
-		return PermNone, "", code
+		return PermNone, "", false, code
 	}
 	rest := path[1:]
 	if strings.HasSuffix(rest, "/") {
@@ -277,13 +284,13 @@ func (t *RouteTable) Match(method, path string) (perm Permission, pattern string
 	}
 	version, rest, _ := strings.Cut(rest, "/")
 	if !isVersion(version) || rest == "" {
-		return PermNone, "", CodeUnknownRoute
+		return PermNone, "", false, CodeUnknownRoute
 	}
 	e := t.root.match(method, rest)
 	if e == nil {
-		return PermNone, "", CodeUnknownRoute
+		return PermNone, "", false, CodeUnknownRoute
 	}
-	return e.perm, e.pattern, OK
+	return e.perm, e.pattern, e.takesBody, OK
 }
 
 // match finds the endpoint for method below n, path being the segments left

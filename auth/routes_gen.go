@@ -3,54 +3,54 @@
 package auth
 
 // specRoutes are the operations of the TeraSwitch API, sorted by pattern,
-// then method. Comments list each operation's query parameters and whether
-// it takes a body.
+// then method. TakesBody is set where the operation declares a request
+// body; comments list each operation's query parameters.
 var specRoutes = []Route{
 	{Method: "GET", Pattern: "/v2/Image"},
-	{Method: "GET", Pattern: "/v2/Instance"},  // query: Status, Region, Tier, Tag, Limit, Skip, ProjectId
-	{Method: "POST", Pattern: "/v2/Instance"}, // body
+	{Method: "GET", Pattern: "/v2/Instance"}, // query: Status, Region, Tier, Tag, Limit, Skip, ProjectId
+	{Method: "POST", Pattern: "/v2/Instance", TakesBody: true},
 	{Method: "GET", Pattern: "/v2/Instance/tiers"},
 	{Method: "DELETE", Pattern: "/v2/Instance/{id}"},
 	{Method: "GET", Pattern: "/v2/Instance/{id}"},
-	{Method: "POST", Pattern: "/v2/Instance/{id}/PowerCommand"},            // query: command
-	{Method: "GET", Pattern: "/v2/Instance/{instanceId}/networks"},         // query: ProjectId, InstanceId, Limit, Skip
-	{Method: "POST", Pattern: "/v2/Instance/{instanceId}/networks/attach"}, // query: projectId; body
-	{Method: "POST", Pattern: "/v2/Instance/{instanceId}/networks/detach"}, // query: projectId; body
-	{Method: "GET", Pattern: "/v2/Invoice"},                                // query: skip, limit
+	{Method: "POST", Pattern: "/v2/Instance/{id}/PowerCommand"},                             // query: command
+	{Method: "GET", Pattern: "/v2/Instance/{instanceId}/networks"},                          // query: ProjectId, InstanceId, Limit, Skip
+	{Method: "POST", Pattern: "/v2/Instance/{instanceId}/networks/attach", TakesBody: true}, // query: projectId
+	{Method: "POST", Pattern: "/v2/Instance/{instanceId}/networks/detach", TakesBody: true}, // query: projectId
+	{Method: "GET", Pattern: "/v2/Invoice"},                                                 // query: skip, limit
 	{Method: "GET", Pattern: "/v2/Invoice/{invoiceId}"},
-	{Method: "GET", Pattern: "/v2/Metal"},              // query: Status, Region, Tier, Tag, Limit, Skip, ProjectId
-	{Method: "POST", Pattern: "/v2/Metal"},             // body
+	{Method: "GET", Pattern: "/v2/Metal"}, // query: Status, Region, Tier, Tag, Limit, Skip, ProjectId
+	{Method: "POST", Pattern: "/v2/Metal", TakesBody: true},
 	{Method: "GET", Pattern: "/v2/Metal/Availability"}, // query: Region, ProjectId
 	{Method: "GET", Pattern: "/v2/Metal/templates"},
 	{Method: "GET", Pattern: "/v2/Metal/tiers"},
 	{Method: "GET", Pattern: "/v2/Metal/{id}"},
 	{Method: "GET", Pattern: "/v2/Metal/{id}/Logs"},
 	{Method: "POST", Pattern: "/v2/Metal/{id}/PowerCommand"}, // query: command
-	{Method: "POST", Pattern: "/v2/Metal/{id}/Reinstall"},    // body
-	{Method: "POST", Pattern: "/v2/Metal/{id}/rename"},       // body
-	{Method: "DELETE", Pattern: "/v2/Network"},               // query: networkId
-	{Method: "GET", Pattern: "/v2/Network"},                  // query: ProjectId, RegionId, Limit, Skip
-	{Method: "POST", Pattern: "/v2/Network"},                 // query: projectId; body
-	{Method: "PUT", Pattern: "/v2/Network"},                  // query: networkId; body
+	{Method: "POST", Pattern: "/v2/Metal/{id}/Reinstall", TakesBody: true},
+	{Method: "POST", Pattern: "/v2/Metal/{id}/rename", TakesBody: true},
+	{Method: "DELETE", Pattern: "/v2/Network"},                // query: networkId
+	{Method: "GET", Pattern: "/v2/Network"},                   // query: ProjectId, RegionId, Limit, Skip
+	{Method: "POST", Pattern: "/v2/Network", TakesBody: true}, // query: projectId
+	{Method: "PUT", Pattern: "/v2/Network", TakesBody: true},  // query: networkId
 	{Method: "GET", Pattern: "/v2/Network/{networkId}"},
-	{Method: "POST", Pattern: "/v2/Price/Calculate"}, // body
-	{Method: "GET", Pattern: "/v2/Region"},           // query: serviceType
-	{Method: "GET", Pattern: "/v2/Search"},           // query: query, skip, take
+	{Method: "POST", Pattern: "/v2/Price/Calculate", TakesBody: true},
+	{Method: "GET", Pattern: "/v2/Region"}, // query: serviceType
+	{Method: "GET", Pattern: "/v2/Search"}, // query: query, skip, take
 	{Method: "GET", Pattern: "/v2/SshKey"},
-	{Method: "POST", Pattern: "/v2/SshKey"}, // body
+	{Method: "POST", Pattern: "/v2/SshKey", TakesBody: true},
 	{Method: "DELETE", Pattern: "/v2/SshKey/{id}"},
 	{Method: "GET", Pattern: "/v2/SshKey/{id}"},
 	{Method: "GET", Pattern: "/v2/Tags"},
-	{Method: "DELETE", Pattern: "/v2/Tags/service"},        // body
-	{Method: "POST", Pattern: "/v2/Tags/service"},          // body
-	{Method: "GET", Pattern: "/v2/Usage"},                  // query: year, month, projectId, skip, limit
-	{Method: "GET", Pattern: "/v2/Usage/{serviceId}"},      // query: year, month, projectId
-	{Method: "DELETE", Pattern: "/v2/Volume"},              // query: projectId; body
-	{Method: "GET", Pattern: "/v2/Volume"},                 // query: projectId, regionId, limit, skip
-	{Method: "POST", Pattern: "/v2/Volume"},                // query: projectId; body
-	{Method: "PUT", Pattern: "/v2/Volume/attach"},          // query: projectId; body
-	{Method: "PUT", Pattern: "/v2/Volume/detach"},          // query: projectId; body
-	{Method: "PUT", Pattern: "/v2/Volume/extend"},          // query: projectId; body
-	{Method: "GET", Pattern: "/v2/Volume/list-attachable"}, // query: projectId, instanceId, limit, skip
-	{Method: "GET", Pattern: "/v2/Volume/list-attached"},   // query: projectId, instanceId
+	{Method: "DELETE", Pattern: "/v2/Tags/service", TakesBody: true},
+	{Method: "POST", Pattern: "/v2/Tags/service", TakesBody: true},
+	{Method: "GET", Pattern: "/v2/Usage"},                          // query: year, month, projectId, skip, limit
+	{Method: "GET", Pattern: "/v2/Usage/{serviceId}"},              // query: year, month, projectId
+	{Method: "DELETE", Pattern: "/v2/Volume", TakesBody: true},     // query: projectId
+	{Method: "GET", Pattern: "/v2/Volume"},                         // query: projectId, regionId, limit, skip
+	{Method: "POST", Pattern: "/v2/Volume", TakesBody: true},       // query: projectId
+	{Method: "PUT", Pattern: "/v2/Volume/attach", TakesBody: true}, // query: projectId
+	{Method: "PUT", Pattern: "/v2/Volume/detach", TakesBody: true}, // query: projectId
+	{Method: "PUT", Pattern: "/v2/Volume/extend", TakesBody: true}, // query: projectId
+	{Method: "GET", Pattern: "/v2/Volume/list-attachable"},         // query: projectId, instanceId, limit, skip
+	{Method: "GET", Pattern: "/v2/Volume/list-attached"},           // query: projectId, instanceId
 }

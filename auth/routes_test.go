@@ -129,7 +129,7 @@ var matchCases = []matchCase{
 func TestMatch(t *testing.T) {
 	table := DefaultRoutes()
 	for _, tc := range matchCases {
-		perm, pattern, code := table.Match(tc.method, tc.path)
+		perm, pattern, _, code := table.Match(tc.method, tc.path)
 		if perm != tc.perm || pattern != tc.pattern || code != tc.code {
 			t.Errorf("Match(%q, %q) = %v, %q, %v; want %v, %q, %v",
 				tc.method, tc.path, perm, pattern, code, tc.perm, tc.pattern, tc.code)
@@ -169,9 +169,9 @@ func TestMatchEverySpecRoute(t *testing.T) {
 		}
 		path := strings.Join(segs, "/")
 		for _, p := range []string{path, strings.Replace(path, "/v2/", "/v1/", 1), strings.ToUpper(path), path + "/"} {
-			perm, pattern, code := table.Match(r.Method, p)
-			if code != OK || pattern != r.Pattern || perm.String() != group+"."+access {
-				t.Errorf("Match(%q, %q) = %v, %q, %v; want %s.%s, %q, ok", r.Method, p, perm, pattern, code, group, access, r.Pattern)
+			perm, pattern, takesBody, code := table.Match(r.Method, p)
+			if code != OK || pattern != r.Pattern || perm.String() != group+"."+access || takesBody != r.TakesBody {
+				t.Errorf("Match(%q, %q) = %v, %q, %v, %v; want %s.%s, %q, %v, ok", r.Method, p, perm, pattern, takesBody, code, group, access, r.Pattern, r.TakesBody)
 			}
 		}
 	}
@@ -218,20 +218,20 @@ func TestRoleAllows(t *testing.T) {
 
 func TestNewRouteTableErrors(t *testing.T) {
 	for _, r := range []Route{
-		{"", "/v2/Instance"},
-		{"get", "/v2/Instance"},
-		{"GET", "v2/Instance"},
-		{"GET", "/v2/Instance/"},
-		{"GET", "/v2"},
-		{"GET", "/v3/Instance"},
-		{"GET", "/v2/Unknown"},
-		{"GET", "/v2/{x}"},
-		{"GET", "/v2/Instance/{}"},
-		{"GET", "/v2/Instance/{a}b"},
-		{"GET", "/v2/Instance/{a{b}}"},
-		{"GET", "/v2/Instance/a%20b"},
-		{"GET", "/v2/Instance/../x"},
-		{"GET", "/v2//Instance"},
+		{Method: "", Pattern: "/v2/Instance"},
+		{Method: "get", Pattern: "/v2/Instance"},
+		{Method: "GET", Pattern: "v2/Instance"},
+		{Method: "GET", Pattern: "/v2/Instance/"},
+		{Method: "GET", Pattern: "/v2"},
+		{Method: "GET", Pattern: "/v3/Instance"},
+		{Method: "GET", Pattern: "/v2/Unknown"},
+		{Method: "GET", Pattern: "/v2/{x}"},
+		{Method: "GET", Pattern: "/v2/Instance/{}"},
+		{Method: "GET", Pattern: "/v2/Instance/{a}b"},
+		{Method: "GET", Pattern: "/v2/Instance/{a{b}}"},
+		{Method: "GET", Pattern: "/v2/Instance/a%20b"},
+		{Method: "GET", Pattern: "/v2/Instance/../x"},
+		{Method: "GET", Pattern: "/v2//Instance"},
 	} {
 		if _, err := NewRouteTable([]Route{r}); err == nil {
 			t.Errorf("NewRouteTable(%v) succeeded, want an error", r)
@@ -239,23 +239,76 @@ func TestNewRouteTableErrors(t *testing.T) {
 	}
 	// Duplicates, also up to letter case and parameter names.
 	for _, pair := range [][2]Route{
-		{{"GET", "/v2/Instance"}, {"GET", "/v2/Instance"}},
-		{{"GET", "/v2/Instance"}, {"GET", "/v1/instance"}},
-		{{"GET", "/v2/Instance/{id}"}, {"GET", "/v2/Instance/{other}"}},
+		{{Method: "GET", Pattern: "/v2/Instance"}, {Method: "GET", Pattern: "/v2/Instance"}},
+		{{Method: "GET", Pattern: "/v2/Instance"}, {Method: "GET", Pattern: "/v1/instance"}},
+		{{Method: "GET", Pattern: "/v2/Instance/{id}"}, {Method: "GET", Pattern: "/v2/Instance/{other}"}},
 	} {
 		if _, err := NewRouteTable(pair[:]); err == nil {
 			t.Errorf("NewRouteTable(%v) succeeded, want a conflict", pair)
 		}
 	}
-	table, err := NewRouteTable([]Route{{"HEAD", "/v1/Search"}, {"PATCH", "/v1/Search"}})
+	table, err := NewRouteTable([]Route{{Method: "HEAD", Pattern: "/v1/Search"}, {Method: "PATCH", Pattern: "/v1/Search"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm, pattern, code := table.Match("HEAD", "/v2/search"); perm != PermSearchRead || pattern != "/v1/Search" || code != OK {
+	if perm, pattern, _, code := table.Match("HEAD", "/v2/search"); perm != PermSearchRead || pattern != "/v1/Search" || code != OK {
 		t.Errorf("HEAD route: %v %q %v", perm, pattern, code)
 	}
-	if perm, _, code := table.Match("PATCH", "/v1/Search"); perm != PermSearchWrite || code != OK {
+	if perm, _, _, code := table.Match("PATCH", "/v1/Search"); perm != PermSearchWrite || code != OK {
 		t.Errorf("PATCH route: %v %v", perm, code)
+	}
+}
+
+// TestMatchTakesBody checks which routes take a request body: those whose
+// operation declares one in the spec, and never a HEAD request.
+func TestMatchTakesBody(t *testing.T) {
+	table := DefaultRoutes()
+	for _, tc := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"POST", "/v2/Instance", true},
+		{"GET", "/v2/Instance", false},
+		{"HEAD", "/v2/Instance", false},
+		{"POST", "/v2/Metal", true},
+		{"POST", "/v2/SshKey", true},
+		{"POST", "/v1/metal/7/RENAME", true},
+		{"POST", "/v2/Metal/7/Reinstall", true},
+		{"POST", "/v2/Metal/7/PowerCommand", false},
+		{"POST", "/v2/Instance/7/PowerCommand", false},
+		{"DELETE", "/v2/Volume", true},
+		{"DELETE", "/v2/Network", false},
+		{"DELETE", "/v2/Tags/service", true},
+		{"PUT", "/v2/Network", true},
+		{"GET", "/v2/Usage", false},
+		{"GET", "/v2/Invoice/1", false},
+	} {
+		_, _, got, code := table.Match(tc.method, tc.path)
+		if code != OK || got != tc.want {
+			t.Errorf("Match(%q, %q): takesBody %v, %v; want %v", tc.method, tc.path, got, code, tc.want)
+		}
+	}
+	n := 0
+	for _, r := range specRoutes {
+		if r.TakesBody {
+			n++
+			if r.Method == "GET" || r.Method == "HEAD" {
+				t.Errorf("%s %s takes a body", r.Method, r.Pattern)
+			}
+		}
+	}
+	if n == 0 || n == len(specRoutes) {
+		t.Errorf("%d of %d routes take a body", n, len(specRoutes))
+	}
+	table2, err := NewRouteTable([]Route{{Method: "GET", Pattern: "/v1/Search"}, {Method: "POST", Pattern: "/v1/Search", TakesBody: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, body, _ := table2.Match("HEAD", "/v1/Search"); body {
+		t.Error("HEAD takes a body")
+	}
+	if _, _, body, _ := table2.Match("POST", "/v1/Search"); !body {
+		t.Error("POST does not take its body")
 	}
 }
 

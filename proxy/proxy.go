@@ -331,7 +331,10 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 		Path:          r.URL.EscapedPath(),
 		RawQuery:      r.URL.RawQuery,
 		Authorization: authorization(r.Header),
-		ContentType:   r.Header.Get("Content-Type"),
+		// Several fields are joined, like Authorization's, so that they
+		// are refused as a list rather than one being picked.
+		ContentType:     strings.Join(r.Header["Content-Type"], ", "),
+		ContentEncoding: strings.Join(r.Header["Content-Encoding"], ", "),
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		st.body = bodyPrefix{r: r, limit: h.maxScan}

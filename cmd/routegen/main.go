@@ -41,21 +41,18 @@ func generate() ([]byte, error) {
 package auth
 
 // specRoutes are the operations of the TeraSwitch API, sorted by pattern,
-// then method. Comments list each operation's query parameters and whether
-// it takes a body.
+// then method. TakesBody is set where the operation declares a request
+// body; comments list each operation's query parameters.
 var specRoutes = []Route{
 `)
 	for _, op := range ops {
-		fmt.Fprintf(&b, "\t{Method: %q, Pattern: %q},", op.Method, op.Path)
-		var notes []string
-		if len(op.Query) > 0 {
-			notes = append(notes, "query: "+strings.Join(op.Query, ", "))
-		}
 		if op.HasBody {
-			notes = append(notes, "body")
+			fmt.Fprintf(&b, "\t{Method: %q, Pattern: %q, TakesBody: true},", op.Method, op.Path)
+		} else {
+			fmt.Fprintf(&b, "\t{Method: %q, Pattern: %q},", op.Method, op.Path)
 		}
-		if len(notes) > 0 {
-			b.WriteString(" // " + strings.Join(notes, "; "))
+		if len(op.Query) > 0 {
+			b.WriteString(" // query: " + strings.Join(op.Query, ", "))
 		}
 		b.WriteByte('\n')
 	}
