@@ -417,7 +417,7 @@ var settings = []setting{
 		"Forward the client's Authorization header to the upstream API.",
 		nil),
 	field(int64Kind, "TSWGATE_MAX_BODY_SCAN", 1*mib, func(c *Config) *int64 { return &c.MaxBodyScan },
-		"Most bytes of a request body inspected, in bytes (1024 to 67108864).",
+		"Largest request body accepted, in bytes (1024 to 67108864): a body is read whole and checked before it is forwarded; a longer one is refused (413 body_too_large).",
 		checkInt[int64](1024, 64*mib, " bytes")),
 	field(intKind, "TSWGATE_MAX_HEADER_BYTES", 65536, func(c *Config) *int { return &c.MaxHeaderBytes },
 		"Largest request header accepted, in bytes.",
