@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -282,10 +283,14 @@ func (q *RedisQueue) load(ctx context.Context, msgs []redis.XMessage) ([]*Delive
 	ctx, cancel := q.bound(ctx)
 	defer cancel()
 	cmds := make([]*redis.MapStringStringCmd, len(msgs))
+	pend := make([]*redis.XPendingExtCmd, len(msgs))
 	_, err := q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range msgs {
 			id, _ := m.Values["d"].(string)
 			cmds[i] = p.HGetAll(ctx, q.key(id))
+			pend[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
+				Stream: q.stream, Group: consumerGroup, Start: m.ID, End: m.ID, Count: 1,
+			})
 		}
 		return nil
 	})
@@ -300,7 +305,13 @@ func (q *RedisQueue) load(ctx context.Context, msgs []redis.XMessage) ([]*Delive
 			q.drop(ctx, m.ID)
 			continue
 		}
-		d.lease = m.ID
+		p := pend[i].Val()
+		if len(p) != 1 {
+			continue // acknowledged meanwhile
+		}
+		// The lease is this hand-over of the entry: its consumer and
+		// how many times the entry was handed out.
+		d.lease = m.ID + " " + p[0].Consumer + " " + strconv.FormatInt(p[0].RetryCount, 10)
 		out = append(out, d)
 	}
 	return out, nil
@@ -328,9 +339,12 @@ func decodeDelivery(h map[string]string) (*Delivery, error) {
 }
 
 // completeScript records an attempt's outcome if the caller still holds
-// the lease (XACK acknowledges it): 1, else 0.
+// the lease — the entry is pending with the same consumer and hand-over
+// count (XPENDING) — and acknowledges it: 1, else 0.
 var completeScript = redis.NewScript(`
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[8] or p[1][4] ~= tonumber(ARGV[9]) then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[3], 'state', ARGV[3], 'rec', ARGV[4])
 if ARGV[3] == 'retrying' then
@@ -348,11 +362,13 @@ func (q *RedisQueue) Complete(ctx context.Context, d *Delivery) error {
 	if err != nil {
 		return fmt.Errorf("webhook: encoding delivery %s: %w", d.ID, err)
 	}
+	entry, holder, _ := strings.Cut(d.lease, " ")
+	consumer, count, _ := strings.Cut(holder, " ")
 	ctx, cancel := q.bound(ctx)
 	defer cancel()
 	ok, err := completeScript.Run(ctx, q.c, []string{q.stream, q.retry, q.key(d.ID)},
-		consumerGroup, d.lease, string(d.State), rec, d.NextAttempt.UnixMilli(), d.ID,
-		q.retention.Milliseconds()).Int()
+		consumerGroup, entry, string(d.State), rec, d.NextAttempt.UnixMilli(), d.ID,
+		q.retention.Milliseconds(), consumer, count).Int()
 	if err != nil {
 		return fmt.Errorf("webhook: recording delivery %s: %w", d.ID, err)
 	}
