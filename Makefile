@@ -39,6 +39,7 @@ fuzz:
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzCheckBodyProject$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./secretscan/ -run '^$$' -fuzz '^FuzzParseReport$$' -fuzztime $(FUZZTIME)
 
 bench: bench-go bench-load
 

@@ -187,16 +187,17 @@ func NewKeySet(opts KeySetOptions) (*KeySet, error) {
 // Key returns the key of id, loading the list when it is old or lacks id
 // (within MinRefresh). It returns ErrUnknownKey or ErrKeysUnavailable.
 func (k *KeySet) Key(ctx context.Context, id string) (*ecdsa.PublicKey, error) {
-	key, fresh, mayLoad := k.lookup(id)
-	if key != nil && fresh {
+	if key, fresh := k.lookup(id); key != nil && fresh {
 		return key, nil
 	}
-	if mayLoad {
-		_, _, _ = k.sf.Do("load", func() (any, error) {
+	// Callers that come while a load runs wait for it; the load itself
+	// happens at most once per MinRefresh.
+	_, _, _ = k.sf.Do("load", func() (any, error) {
+		if k.mayLoad() {
 			k.load(context.WithoutCancel(ctx))
-			return nil, nil
-		})
-	}
+		}
+		return nil, nil
+	})
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if key := k.keys[id]; key != nil {
@@ -211,14 +212,19 @@ func (k *KeySet) Key(ctx context.Context, id string) (*ecdsa.PublicKey, error) {
 	return nil, ErrUnknownKey
 }
 
-// lookup returns the cached key of id, whether the list is fresh, and
-// whether a load may be tried now.
-func (k *KeySet) lookup(id string) (key *ecdsa.PublicKey, fresh, mayLoad bool) {
+// lookup returns the cached key of id, and whether the list is fresh.
+func (k *KeySet) lookup(id string) (key *ecdsa.PublicKey, fresh bool) {
 	now := k.opts.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.keys[id], now.Sub(k.loaded) < k.opts.MaxAge && !k.loaded.IsZero(),
-		k.tried.IsZero() || now.Sub(k.tried) >= k.opts.MinRefresh
+	return k.keys[id], !k.loaded.IsZero() && now.Sub(k.loaded) < k.opts.MaxAge
+}
+
+// mayLoad reports whether a load may be tried now.
+func (k *KeySet) mayLoad() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.tried.IsZero() || k.opts.Now().Sub(k.tried) >= k.opts.MinRefresh
 }
 
 // load loads the list and, when it parses, replaces the cached keys.

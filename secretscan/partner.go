@@ -60,8 +60,8 @@ type partner struct {
 // It answers 200 with the feedback array when the report is verified and
 // decided; 401/400 (signature_*) for an unsigned or badly signed report,
 // 413 and 400 for a body too large or not a report, 503 when the keys or
-// the store cannot be read (GitHub sends the report again; revoking is
-// idempotent).
+// the store cannot be read or the work outlasts Timeout (GitHub sends the
+// report again; revoking is idempotent).
 func NewPartnerHandler(opts PartnerOptions) (http.Handler, error) {
 	if err := opts.check(); err != nil {
 		return nil, err
@@ -141,22 +141,50 @@ func (p *partner) verify(ctx context.Context, keyID, sig string, body []byte) st
 	return ""
 }
 
+// workGrace is how long the work on a report may go on after its answer
+// was given up (Timeout): a slow store finishes the revocations, and the
+// report GitHub sends again then finds them done.
+const workGrace = 5 * time.Minute
+
+// decided is the outcome of checkAll.
+type decided struct {
+	labels map[string]Label
+	err    error
+}
+
 // decide checks every match and answers the feedback, one entry per
-// match in the report's order.
+// match in the report's order. If the work takes longer than Timeout, it
+// answers 503 report_timeout and the work goes on: GitHub sends the
+// report again, and revoked tokens are then decided without a write.
 func (p *partner) decide(w http.ResponseWriter, r *http.Request, reports []Report) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.Timeout)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.Timeout+workGrace)
 	from := origin{actorKind: ActorSecretScanning, reporter: p.Provider, clientAddr: r.RemoteAddr}
-	labels, err := p.checkAll(ctx, reports, from)
-	if err != nil {
+	done := make(chan decided, 1)
+	go func() {
+		defer cancel()
+		labels, err := p.checkAll(ctx, reports, from)
+		done <- decided{labels, err}
+	}()
+	timer := time.NewTimer(p.Timeout)
+	defer timer.Stop()
+	var res decided
+	select {
+	case res = <-done:
+	case <-timer.C:
+		p.Logger.Warn("secretscan: a report takes longer than its answer may; it goes on, and GitHub will send it again",
+			"matches", len(reports), "timeout", p.Timeout)
+		refuse(w, p.Observer, CodeReportTimeout, time.Second)
+		return
+	}
+	if res.err != nil {
 		p.Logger.LogAttrs(ctx, slog.LevelError, "secretscan: a report could not be fully decided; it will be sent again",
-			slog.Int("matches", len(reports)), slog.String("err", redact(err.Error(), 1000)))
+			slog.Int("matches", len(reports)), slog.String("err", redact(res.err.Error(), 1000)))
 		refuse(w, p.Observer, CodeStoreUnavailable, time.Second)
 		return
 	}
 	feedback := make([]Feedback, len(reports))
 	for i, rep := range reports {
-		feedback[i] = Feedback{TokenHash: TokenHash(rep.Token), TokenType: rep.Type, Label: labels[rep.Token]}
+		feedback[i] = Feedback{TokenHash: TokenHash(rep.Token), TokenType: rep.Type, Label: res.labels[rep.Token]}
 	}
 	writeJSON(w, http.StatusOK, feedback)
 }

@@ -21,6 +21,7 @@ const (
 	CodeRateLimited          = "rate_limited"
 	CodeBusy                 = "busy"
 	CodeStoreUnavailable     = "store_unavailable"
+	CodeReportTimeout        = "report_timeout"
 	CodeMethodNotAllowed     = "method_not_allowed"
 )
 
@@ -44,6 +45,7 @@ var refusals = map[string]refusal{
 	CodeBusy:                 {http.StatusServiceUnavailable, "Too many revocations are queued: retry after the time in Retry-After."},
 	CodeStoreUnavailable:     {http.StatusServiceUnavailable, "The token store cannot answer: retry later (revoking is idempotent)."},
 	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, "Use POST."},
+	CodeReportTimeout:        {http.StatusServiceUnavailable, "The report is still being decided: send it again (revoking is idempotent)."},
 }
 
 // envelope is the API's answer shape.
