@@ -20,9 +20,11 @@ type ExponentialBackoff struct {
 	Max     time.Duration
 }
 
-// DefaultBackoff retries after about 5 s, 10 s, 20 s … up to an hour: ten
-// attempts span about four hours (and a receiver down for a minute gets
-// its messages within a minute of coming back).
+// DefaultBackoff retries after about 5 s, 10 s, 20 s … up to an hour
+// (each delay drawn from the upper half of its step): with
+// DefaultMaxAttempts, a delivery is tried for 3 to 5½ hours, and a
+// receiver down for a minute gets its messages at the next retry, about
+// 80 s after it went down.
 var DefaultBackoff = ExponentialBackoff{Initial: 5 * time.Second, Max: time.Hour}
 
 // Delay returns a jittered delay in [d/2, d], d = min(Max, Initial×2^(attempt-1)).

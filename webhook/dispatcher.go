@@ -30,7 +30,7 @@ type EndpointSource interface {
 
 // Defaults of DispatcherOptions.
 const (
-	DefaultMaxAttempts = 10
+	DefaultMaxAttempts = 15
 	DefaultConcurrency = 8
 	DefaultPoll        = time.Second
 	// userAgent identifies the gateway to receivers.
