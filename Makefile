@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test ./auth/ -run '^$$' -fuzz '^FuzzJSONDifferential$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./secretscan/ -run '^$$' -fuzz '^FuzzParseReport$$' -fuzztime $(FUZZTIME)
 
 bench: bench-go bench-load
 

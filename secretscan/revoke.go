@@ -1,0 +1,217 @@
+package secretscan
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// AddrLimiter limits requests per client address; *limiter.AuthGuard is
+// one.
+type AddrLimiter interface {
+	// Blocked reports whether addr may not try now, and for how long.
+	Blocked(addr netip.Addr, now time.Time) (retryAfter time.Duration, blocked bool)
+	// Failed charges one try to addr.
+	Failed(addr netip.Addr, now time.Time)
+}
+
+// Defaults of RevokeOptions.
+const (
+	DefaultMaxCredentials = 100
+	DefaultQueueSize      = 10000
+	maxRevokeBody         = 64 << 10
+	checkTimeout          = 10 * time.Second
+)
+
+// RevokeOptions configure NewRevokeHandler. Options' required fields are
+// required.
+type RevokeOptions struct {
+	Options
+	// Limiter charges every credential sent to its sender's address and
+	// refuses an address past its limit (429 rate_limited); nil: no
+	// limit. Use an AuthGuard of its own, not the gateway's.
+	Limiter AddrLimiter
+	// ClientAddr returns a request's client address (honouring trusted
+	// proxies: proxy.ClientAddr); the peer address when nil.
+	ClientAddr func(r *http.Request) netip.Addr
+	// MaxCredentials bounds the credentials of one request;
+	// DefaultMaxCredentials when zero.
+	MaxCredentials int
+	// QueueSize bounds the credentials waiting to be checked; past it
+	// requests are refused (503 busy). DefaultQueueSize when zero.
+	QueueSize int
+}
+
+// RevokeRequest is the body of a revoke-by-value request: Credentials
+// (GitHub's /credentials/revoke shape), or one Credential.
+type RevokeRequest struct {
+	Credentials []string `json:"credentials"`
+	Credential  string   `json:"credential"`
+}
+
+// revokeAccepted is the one answer to every well-formed request within
+// the limits: it tells nothing of the credentials.
+var revokeAccepted = envelope{Success: true,
+	Message: "Accepted. Every credential that is a live tswgate API token is revoked within seconds, and its owner told."}
+
+// RevokeHandler is the public revoke-by-value endpoint. ServeHTTP only
+// queues the credentials, so that its answer — and its time — are the
+// same whether a credential is live, revoked, unknown or malformed; Run
+// checks and revokes them.
+type RevokeHandler struct {
+	RevokeOptions
+	queue chan job
+}
+
+type job struct {
+	cred string
+	from origin
+}
+
+// NewRevokeHandler returns the handler; start Run beside it.
+func NewRevokeHandler(opts RevokeOptions) (*RevokeHandler, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	if opts.ClientAddr == nil {
+		opts.ClientAddr = peerAddr
+	}
+	opts.MaxCredentials = orDefault(opts.MaxCredentials, DefaultMaxCredentials)
+	opts.QueueSize = orDefault(opts.QueueSize, DefaultQueueSize)
+	return &RevokeHandler{RevokeOptions: opts, queue: make(chan job, opts.QueueSize)}, nil
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		refuse(w, h.Observer, CodeMethodNotAllowed, 0)
+		return
+	}
+	now := h.Now()
+	addr := h.ClientAddr(r)
+	if h.Limiter != nil {
+		if wait, blocked := h.Limiter.Blocked(addr, now); blocked {
+			h.Limiter.Failed(addr, now)
+			refuse(w, h.Observer, CodeRateLimited, wait)
+			return
+		}
+	}
+	creds, code := h.read(w, r)
+	if code != "" {
+		h.charge(addr, now, 1)
+		refuse(w, h.Observer, code, 0)
+		return
+	}
+	h.charge(addr, now, len(creds))
+	if !h.enqueue(creds, addr) {
+		refuse(w, h.Observer, CodeBusy, time.Second)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, revokeAccepted)
+}
+
+func (h *RevokeHandler) charge(addr netip.Addr, now time.Time, n int) {
+	if h.Limiter == nil {
+		return
+	}
+	for range n {
+		h.Limiter.Failed(addr, now)
+	}
+}
+
+// read decodes the request's credentials, or returns a refusal code.
+func (h *RevokeHandler) read(w http.ResponseWriter, r *http.Request) ([]string, string) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, CodeUnsupportedMediaType
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRevokeBody))
+	if err != nil {
+		return nil, CodeBodyTooLarge
+	}
+	var req RevokeRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		return nil, CodeInvalidRequest
+	}
+	creds := req.Credentials
+	if req.Credential != "" {
+		creds = append(creds, req.Credential)
+	}
+	if len(creds) == 0 || len(creds) > h.MaxCredentials {
+		return nil, CodeInvalidRequest
+	}
+	return creds, ""
+}
+
+// enqueue queues the credentials worth a check (a failed checksum is not:
+// it is public knowledge, so dropping it reveals nothing). It reports
+// false when the queue is full.
+func (h *RevokeHandler) enqueue(creds []string, addr netip.Addr) bool {
+	from := origin{actorKind: ActorPublicRevoke, clientAddr: addr.String()}
+	for _, c := range creds {
+		if !auth.ValidCredential(c) {
+			h.Observer.Checked(ActorPublicRevoke, FalsePositive)
+			continue
+		}
+		select {
+		case h.queue <- job{cred: c, from: from}:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Run checks the queued credentials with Parallelism workers until ctx is
+// done. Credentials still queued then are dropped (their senders were
+// answered; they may send them again).
+func (h *RevokeHandler) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range h.Parallelism {
+		wg.Go(func() { h.work(ctx) })
+	}
+	wg.Wait()
+}
+
+func (h *RevokeHandler) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-h.queue:
+			h.process(ctx, j)
+		}
+	}
+}
+
+func (h *RevokeHandler) process(ctx context.Context, j job) {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	label, err := h.checkOne(cctx, j.cred, j.from)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			h.Logger.Error("secretscan: a credential sent for revocation could not be checked",
+				"err", redact(err.Error(), 1000))
+		}
+		return
+	}
+	h.Observer.Checked(ActorPublicRevoke, label)
+}

@@ -1,0 +1,122 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// State is where a delivery stands.
+type State string
+
+// Delivery states.
+const (
+	// StatePending: queued, due now (or being attempted).
+	StatePending State = "pending"
+	// StateRetrying: an attempt failed; the next is at NextAttempt.
+	StateRetrying State = "retrying"
+	// StateDelivered: the endpoint answered 2xx.
+	StateDelivered State = "delivered"
+	// StateDead: MaxAttempts attempts failed; Replay queues it again.
+	StateDead State = "dead"
+	// StateCanceled: the endpoint was deleted or disabled before the
+	// delivery's turn.
+	StateCanceled State = "canceled"
+)
+
+// Terminal reports whether no attempt follows in state s.
+func (s State) Terminal() bool {
+	return s == StateDelivered || s == StateDead || s == StateCanceled
+}
+
+// MaxRecent is how many of its latest attempts a delivery keeps.
+const MaxRecent = 5
+
+// Errors of queues.
+var (
+	// ErrLeaseLost means another consumer took a delivery over after its
+	// visibility timeout: the outcome of this attempt was not recorded.
+	ErrLeaseLost = errors.New("webhook: delivery lease lost to another consumer")
+	// ErrInFlight means a delivery is queued already: it cannot be
+	// replayed.
+	ErrInFlight = errors.New("webhook: delivery is queued already")
+)
+
+// Delivery is one event's message to one endpoint, and its history.
+type Delivery struct {
+	ID         string          `json:"id"`
+	EventID    string          `json:"event_id"`
+	EventType  string          `json:"event_type"`
+	EndpointID string          `json:"endpoint_id"`
+	ProjectID  int64           `json:"project_id"`
+	Payload    json.RawMessage `json:"payload"`
+	CreatedAt  time.Time       `json:"created_at"`
+	State      State           `json:"state"`
+	// Attempts counts the attempts since the delivery was queued or last
+	// replayed.
+	Attempts int `json:"attempts"`
+	// NextAttempt is when the next attempt is due (StateRetrying).
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Recent are the latest attempts, oldest first, at most MaxRecent.
+	Recent []Attempt `json:"recent,omitempty"`
+
+	// lease identifies the consumer's hold on the delivery in its queue.
+	lease string
+}
+
+// Attempt is one try of a delivery.
+type Attempt struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration_ns"`
+	// Status is the endpoint's HTTP status (0 when none came).
+	Status int `json:"status,omitempty"`
+	// Error says why the attempt failed, when it did.
+	Error    string `json:"error,omitempty"`
+	Consumer string `json:"consumer,omitempty"`
+}
+
+// record appends a to d's recent attempts, dropping the oldest beyond
+// MaxRecent.
+func (d *Delivery) record(a Attempt) {
+	d.Attempts++
+	d.Recent = append(d.Recent, a)
+	if n := len(d.Recent) - MaxRecent; n > 0 {
+		d.Recent = append([]Attempt(nil), d.Recent[n:]...)
+	}
+}
+
+// Queue holds deliveries until they are delivered, dead or canceled.
+// Implementations are safe for concurrent use.
+type Queue interface {
+	// Enqueue stores new deliveries (state pending), due now.
+	Enqueue(ctx context.Context, ds ...*Delivery) error
+	// Lease waits up to wait for due deliveries and hands up to n of them
+	// to consumer, each until the queue's visibility timeout: a delivery
+	// not completed by then is handed to another consumer. It may return
+	// none.
+	Lease(ctx context.Context, consumer string, n int, wait time.Duration) ([]*Delivery, error)
+	// Complete records the outcome of a leased delivery, as d now says:
+	// StateDelivered, StateDead or StateCanceled end it, StateRetrying
+	// queues it again at d.NextAttempt. It returns ErrLeaseLost when the
+	// lease had expired and another consumer took the delivery over.
+	Complete(ctx context.Context, d *Delivery) error
+	// Get returns the delivery of id (wrapping ErrNotFound when there is
+	// none, or it ended longer ago than the queue keeps deliveries).
+	Get(ctx context.Context, id string) (*Delivery, error)
+	// List returns an endpoint's latest deliveries, newest first.
+	List(ctx context.Context, endpointID string, limit int) ([]*Delivery, error)
+	// Replay queues a delivery that is not queued (delivered, dead,
+	// canceled, or waiting for a retry) to be attempted now, with its
+	// attempt count reset and its webhook-id kept. It returns ErrInFlight
+	// for a pending one.
+	Replay(ctx context.Context, id string) (*Delivery, error)
+}
+
+// newDelivery is the pending delivery of ev's body to e.
+func newDelivery(ev *Event, body []byte, e *Endpoint, now time.Time) *Delivery {
+	return &Delivery{
+		ID: "dlv_" + randomID(24), EventID: ev.ID, EventType: ev.Type, EndpointID: e.ID,
+		ProjectID: ev.ProjectID, Payload: body, CreatedAt: now.UTC(), State: StatePending,
+	}
+}
