@@ -343,12 +343,19 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 	if faultyFraming(r) {
 		return auth.Verdict{Code: auth.CodeInvalidFraming}
 	}
+	if changesOnTheWay(r) {
+		return auth.Verdict{Code: auth.CodeInvalidHeader}
+	}
 	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
 	st.req.FailuresBlockedFor, _ = h.guard.Blocked(st.client, start)
 	v := h.decider.Decide(r.Context(), &st.req, start)
 	switch v.Code {
 	case auth.CodeInvalidToken, auth.CodeMalformedToken, auth.CodeAuthRateLimited:
 		h.guard.Failed(st.client, start)
+	}
+	if v.Code == auth.OK && st.body.complete && len(r.Trailer) > 0 {
+		// Undeclared trailers, read with the body: not forwarded, so refused.
+		v.Code = auth.CodeInvalidHeader
 	}
 	if v.Code != auth.OK && r.Context().Err() != nil {
 		v.Code = auth.CodeClientClosed // whatever failed, the client is gone
