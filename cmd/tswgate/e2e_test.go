@@ -735,7 +735,6 @@ func TestE2EUpstreamHeaders(t *testing.T) {
 		req.Header["X_Tsw_Project_Id"] = []string{"7"}
 		req.Header["x-tsw-token-id"] = []string{owner.ID}
 		req.Header["X-TSW-EXTRA"] = []string{"spoof"}
-		req.Header.Set("Connection", "X-Tsw-Project-Id, X-Tsw-Token-Id, X-Tsw-Token-Role")
 		MustBeProxied(t, MustDo(t, g.HTTP, req))
 		got := up.MustLast(t)
 		MustHeader(t, got.Header, proxy.HeaderProjectID, "42")
