@@ -173,13 +173,7 @@ func printEndpoints(w io.Writer, es []webhookapi.Endpoint, output string) error 
 		fmt.Fprintf(tw, "%s\t%d\t%t\t%s\t%s\t%s\n", e.ID, e.ProjectID, e.Enabled, types, e.URL,
 			e.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(es) == 0 {
-		fmt.Fprintln(w, "(no webhook endpoints)")
-	}
-	return nil
+	return flushTable(tw, w, len(es), "(no webhook endpoints)")
 }
 
 func printSecret(w io.Writer, e webhookapi.Endpoint, output string) error {
@@ -210,13 +204,7 @@ func printDeliveries(w io.Writer, ds []webhookapi.Delivery, output string) error
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.EventType, d.State, d.Attempts, status, next, orDash(d.LastError))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(ds) == 0 {
-		fmt.Fprintln(w, "(no deliveries)")
-	}
-	return nil
+	return flushTable(tw, w, len(ds), "(no deliveries)")
 }
 
 func printDelivery(w io.Writer, d webhookapi.Delivery, output string) error {
@@ -231,6 +219,17 @@ func printDelivery(w io.Writer, d webhookapi.Delivery, output string) error {
 	for _, a := range d.Recent {
 		fmt.Fprintf(w, "  %s  status %d  %s  %s\n", a.At.Local().Format(time.RFC3339), a.Status,
 			a.Duration.Round(time.Millisecond), orDash(a.Error))
+	}
+	return nil
+}
+
+// flushTable writes a table out, and empty when it has no rows.
+func flushTable(tw *tabwriter.Writer, w io.Writer, rows int, empty string) error {
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rows == 0 {
+		fmt.Fprintln(w, empty)
 	}
 	return nil
 }
