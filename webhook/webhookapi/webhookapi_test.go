@@ -1,18 +1,22 @@
 package webhookapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/internal/redistest"
 	"github.com/tswgate/tswgate/webhook"
 )
 
@@ -308,4 +312,91 @@ func TestURLPolicy(t *testing.T) {
 	if got, _ := c.Get(context.Background(), ep.ID); got.URL != "https://hooks.example.net/" {
 		t.Errorf("URL after a refused update: %s", got.URL)
 	}
+}
+
+func TestTokenEventReachesEndpoint(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, b, local)
+			rcv := newReceiver(t)
+			ep, err := publicClient(f, f.token(t, 42, "owner")).Create(ctx, CreateRequest{URL: rcv.srv.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := webhook.NewPublisher(webhook.PublisherOptions{Endpoints: f.reg.(webhook.Matcher), Queue: f.queue})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := &auth.Token{ID: "tsw_AAAAAAAAAAAAAAAAAAAA", ProjectID: 42, Name: "ci", Role: auth.RoleOwner,
+				CreatedAt: time.Now(), RevokedAt: time.Now()}
+			ev := webhook.TokenRevoked(tok, webhook.Actor{Kind: "secret_scanning", ID: "github"}, time.Now())
+			if n, err := pub.Publish(ctx, ev); err != nil || n != 1 {
+				t.Fatalf("Publish = %d, %v", n, err)
+			}
+			m := rcv.next(t)
+			if err := webhook.Verify(ep.Secret, m.header, m.body, time.Now(), 0); err != nil {
+				t.Fatal(err)
+			}
+			if m.header.Get(webhook.HeaderID) != ev.ID || !strings.Contains(string(m.body), `"token.revoked"`) {
+				t.Errorf("got %s: %s", m.header.Get(webhook.HeaderID), m.body)
+			}
+		})
+	}
+}
+
+func TestStoreOutageIs503(t *testing.T) {
+	srv := redistest.Start(t)
+	b := backend{name: "redis", open: func(t *testing.T) (managedRegistry, webhook.Queue) {
+		c := srv.Client(t)
+		q, err := webhook.NewRedisQueue(webhook.RedisQueueOptions{Client: c, Prefix: "outage:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return webhook.NewRedisRegistry(c, "outage:"), q
+	}}
+	var logs lockedBuffer
+	fo := fixtureOptions{opts: local.opts, noDisp: true}
+	fo.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	f := newFixture(t, b, fo)
+	c := client(f.admin, adminKey, 42)
+	ep, err := c.Create(context.Background(), CreateRequest{URL: "https://hooks.example.com/?key=receiver-credential"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	for _, path := range []string{"/v1/projects/42/webhooks", "/v1/projects/42/webhooks/" + ep.ID, "/v1/projects/42/webhooks/" + ep.ID + "/deliveries"} {
+		if status, code := send(t, f.admin, adminKey, "GET", path, nil); status != 503 || code != "store_unavailable" {
+			t.Errorf("GET %s with Redis down: %d %s, want 503 store_unavailable", path, status, code)
+		}
+	}
+	if status, _ := send(t, f.admin, adminKey, "POST", "/v1/projects/42/webhooks", CreateRequest{URL: "https://hooks.example.com/"}); status != 503 {
+		t.Errorf("create with Redis down: %d", status)
+	}
+	for _, secret := range []string{ep.Secret, "whsec_", "receiver-credential"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the log holds %q:\n%s", secret, logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "webhook.create") {
+		t.Errorf("no log line of the change:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
