@@ -242,3 +242,7 @@ func (r *RedisRegistry) Update(ctx context.Context, id string, fn func(*Endpoint
 	}
 	return nil, fmt.Errorf("webhook: updating endpoint %s: %w", id, ErrConflict)
 }
+
+// ValidateURL checks an endpoint URL as Endpoint.Validate does: absolute
+// http or https, at most 2048 bytes, no credentials, no fragment.
+func ValidateURL(raw string) error { return validURL(raw) }

@@ -149,15 +149,25 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "Nothing to change: give url, types, enabled or description.")
 		return
 	}
-	if _, ok := h.endpoint(w, r, c); !ok {
+	cur, ok := h.endpoint(w, r, c)
+	if !ok {
 		return
+	}
+	// The URL policy is applied before the compare-and-set, which holds
+	// the file registry's lock: the look-up of a name may take a while.
+	if req.URL != nil {
+		if problems := h.checkURL(r.Context(), strings.TrimSpace(*req.URL), cur.Operator()); len(problems) > 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", problems...)
+			return
+		}
 	}
 	now := h.opts.Now()
 	var problems []string
-	e, err := h.opts.Endpoints.Update(r.Context(), r.PathValue("id"), func(e *webhook.Endpoint) error {
+	e, err := h.opts.Endpoints.Update(r.Context(), cur.ID, func(e *webhook.Endpoint) error {
 		req.apply(e)
 		e.UpdatedAt = now.UTC()
-		if problems = h.check(r.Context(), e); len(problems) > 0 {
+		if err := e.Validate(); err != nil {
+			problems = strings.Split(err.Error(), "\n")
 			return errInvalid
 		}
 		return nil
@@ -265,18 +275,27 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, c *call) {
 	writeJSON(w, http.StatusOK, EndpointResponse{Success: true, Endpoint: v, Message: msg})
 }
 
-// check applies the URL policy to e: https for projects' endpoints
-// (unless AllowHTTP), and no host that is or resolves to a non-public
-// address unless allowed. It returns the problems found.
+// check validates e and applies the URL policy to it, returning the
+// problems found.
 func (h *Handler) check(ctx context.Context, e *webhook.Endpoint) []string {
 	if err := e.Validate(); err != nil {
 		return strings.Split(err.Error(), "\n")
 	}
-	u, _ := url.Parse(e.URL) // valid: Validate parsed it
-	if !e.Operator() && u.Scheme != "https" && !h.opts.AllowHTTP {
+	return h.checkURL(ctx, e.URL, e.Operator())
+}
+
+// checkURL applies the URL policy: https for projects' endpoints (unless
+// AllowHTTP), and no host that is or resolves to a non-public address
+// unless allowed. It returns the problems found.
+func (h *Handler) checkURL(ctx context.Context, raw string, operator bool) []string {
+	if err := webhook.ValidateURL(raw); err != nil {
+		return []string{err.Error()}
+	}
+	u, _ := url.Parse(raw) // ValidateURL parsed it
+	if !operator && u.Scheme != "https" && !h.opts.AllowHTTP {
 		return []string{"url: must be https"}
 	}
-	if e.Operator() && h.opts.AllowPrivateOperator || !e.Operator() && h.opts.AllowPrivateProject {
+	if operator && h.opts.AllowPrivateOperator || !operator && h.opts.AllowPrivateProject {
 		return nil
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
