@@ -169,11 +169,19 @@ func (r *RedisRegistry) Add(ctx context.Context, e *Endpoint, max int) error {
 	return nil
 }
 
-// reserve adds e's id to the project's set if the set has fewer than max
-// members, retrying when another replica changed the set meanwhile.
+// reserve adds e's id to the project's set if it is not a member and the
+// set has fewer than max members, retrying when another replica changed
+// the set meanwhile.
 func (r *RedisRegistry) reserve(ctx context.Context, set string, e *Endpoint, max int) error {
 	for range maxUpdateTries {
 		err := r.c.Watch(ctx, func(tx *redis.Tx) error {
+			member, err := tx.SIsMember(ctx, set, e.ID).Result()
+			if err != nil {
+				return err
+			}
+			if member {
+				return fmt.Errorf("webhook: endpoint %s: %w", e.ID, ErrExists)
+			}
 			n, err := tx.SCard(ctx, set).Result()
 			if err != nil {
 				return err
@@ -188,7 +196,7 @@ func (r *RedisRegistry) reserve(ctx context.Context, set string, e *Endpoint, ma
 			return err
 		}, set)
 		if !errors.Is(err, redis.TxFailedErr) {
-			if err != nil && !errors.Is(err, ErrEndpointLimit) {
+			if err != nil && !errors.Is(err, ErrEndpointLimit) && !errors.Is(err, ErrExists) {
 				return fmt.Errorf("webhook: indexing endpoint %s: %w", e.ID, err)
 			}
 			return err
