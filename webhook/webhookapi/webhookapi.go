@@ -120,6 +120,8 @@ type Options struct {
 // Handler serves the API. Or serves it in front of another handler.
 type Handler struct {
 	opts Options
+	// alone serves the API with 404 not_found off its paths.
+	alone http.Handler
 }
 
 // New returns the API's handler.
@@ -145,15 +147,15 @@ func New(opts Options) (*Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{opts: opts}, nil
+	h := &Handler{opts: opts}
+	h.alone = h.Or(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see docs/webhooks.md.")
+	}))
+	return h, nil
 }
 
 // ServeHTTP serves the API, answering 404 not_found off its paths.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.Or(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see docs/webhooks.md.")
-	})).ServeHTTP(w, r)
-}
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.alone.ServeHTTP(w, r) }
 
 // Or returns a handler that serves the API's paths and passes every other
 // request to next.

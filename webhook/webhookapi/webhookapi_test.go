@@ -224,6 +224,8 @@ func TestAccess(t *testing.T) {
 		{"admin key on the public listener", adminKey, "GET", "/tswgate/v1/webhooks", true, 401, ""},
 		{"no credential", "", "GET", "/v1/webhooks", false, 401, "missing_admin_key"},
 		{"bad project", adminKey, "GET", "/v1/projects/x/webhooks", false, 400, "invalid_request"},
+		{"off the API's paths", owner42, "GET", "/tswgate/v1/other", true, 404, "not_found"},
+		{"bad delivery id", owner42, "GET", "/v1/projects/42/webhooks/" + mine.ID + "/deliveries/x", false, 404, "delivery_not_found"},
 	} {
 		srv := f.admin
 		if c.srv {
