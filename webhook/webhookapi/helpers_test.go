@@ -81,6 +81,8 @@ type fixture struct {
 	admin  *httptest.Server
 	public *httptest.Server
 	tokens *tokenapi.Client
+	// tokOpts configure the admin listener's authorizer.
+	tokOpts tokenapi.Options
 	// attempts receives every delivery attempt the dispatcher made,
 	// after it was recorded.
 	attempts chan *webhook.Delivery
@@ -115,6 +117,7 @@ func newFixture(t *testing.T, b backend, fo fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.tokOpts = tokOpts
 	f.admin = httptest.NewServer(f.api(t, fo.opts, tokOpts, "").Or(tokAPI))
 	t.Cleanup(f.admin.Close)
 	pubOpts := tokOpts

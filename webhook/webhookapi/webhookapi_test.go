@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,6 +263,56 @@ func TestEndpointLimit(t *testing.T) {
 				t.Errorf("endpoint %d: %v, want 409 endpoint_limit", DefaultMaxEndpoints+1, err)
 			}
 		})
+	}
+}
+
+// TestReplicasShareTheLimit creates endpoints through two replicas of
+// the API on one Redis at once: the bound holds, and concurrent updates
+// of one endpoint through both replicas all apply.
+func TestReplicasShareTheLimit(t *testing.T) {
+	b := backends(t)[1]
+	f := newFixture(t, b, fixtureOptions{opts: local.opts, noDisp: true})
+	other := httptest.NewServer(f.api(t, local.opts, f.tokOpts, ""))
+	t.Cleanup(other.Close)
+	replicas := []*Client{client(f.admin, adminKey, 42), client(other, adminKey, 42)}
+	var created, limited atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 2 * DefaultMaxEndpoints {
+		wg.Go(func() {
+			_, err := replicas[i%2].Create(context.Background(), CreateRequest{URL: "https://hooks.example.com/"})
+			switch apiCode(err) {
+			case "":
+				created.Add(1)
+			case "endpoint_limit":
+				limited.Add(1)
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if created.Load() != DefaultMaxEndpoints || limited.Load() != DefaultMaxEndpoints {
+		t.Errorf("created %d, limited %d; want %d each", created.Load(), limited.Load(), DefaultMaxEndpoints)
+	}
+	list, err := replicas[0].List(context.Background())
+	if err != nil || len(list) != DefaultMaxEndpoints {
+		t.Fatalf("List = %d, %v", len(list), err)
+	}
+	id := list[0].ID
+	off, types := false, []string{webhook.TypeTokenLeaked}
+	wg.Go(func() {
+		if _, err := replicas[0].Update(context.Background(), id, UpdateRequest{Enabled: &off}); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Go(func() {
+		if _, err := replicas[1].Update(context.Background(), id, UpdateRequest{Types: &types}); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	if got, _ := replicas[1].Get(context.Background(), id); got.Enabled || len(got.Types) != 1 {
+		t.Errorf("after concurrent updates: enabled %v, types %v", got.Enabled, got.Types)
 	}
 }
 
