@@ -93,6 +93,9 @@ type fixtureOptions struct {
 	noDisp bool
 	// maxAttempts of the dispatcher (default 1: a failure is dead at once).
 	maxAttempts int
+	// publicOnly gives the dispatcher the production client for projects'
+	// endpoints, which dials public addresses only.
+	publicOnly bool
 }
 
 func newFixture(t *testing.T, b backend, fo fixtureOptions) *fixture {
@@ -126,7 +129,7 @@ func newFixture(t *testing.T, b backend, fo fixtureOptions) *fixture {
 	t.Cleanup(f.public.Close)
 	f.tokens = &tokenapi.Client{BaseURL: f.admin.URL, AdminKey: adminKey, HTTP: f.admin.Client()}
 	if !fo.noDisp {
-		f.dispatch(t, fo.maxAttempts)
+		f.dispatch(t, fo)
 	}
 	return f
 }
@@ -153,14 +156,15 @@ func (o observer) Attempted(d *webhook.Delivery, _ webhook.Attempt) {
 	o <- &c
 }
 
-func (f *fixture) dispatch(t *testing.T, maxAttempts int) {
+func (f *fixture) dispatch(t *testing.T, fo fixtureOptions) {
 	t.Helper()
 	d, err := webhook.NewDispatcher(webhook.DispatcherOptions{
 		Queue: f.queue.(webhook.Leaser), Endpoints: f.reg,
-		Client:      webhook.NewClient(webhook.ClientOptions{AllowPrivate: true, Timeout: 5 * time.Second}),
-		Poll:        50 * time.Millisecond,
-		MaxAttempts: max(maxAttempts, 1),
-		Observer:    observer(f.attempts),
+		Client:         webhook.NewClient(webhook.ClientOptions{AllowPrivate: !fo.publicOnly, Timeout: 5 * time.Second}),
+		OperatorClient: webhook.NewClient(webhook.ClientOptions{AllowPrivate: true, Timeout: 5 * time.Second}),
+		Poll:           50 * time.Millisecond,
+		MaxAttempts:    max(fo.maxAttempts, 1),
+		Observer:       observer(f.attempts),
 	})
 	if err != nil {
 		t.Fatal(err)

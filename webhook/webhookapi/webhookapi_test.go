@@ -316,6 +316,42 @@ func TestReplicasShareTheLimit(t *testing.T) {
 	}
 }
 
+// TestPrivateAddressRefusedAtDelivery: an endpoint whose host is private
+// when the message is sent (a name that now resolves to the gateway's
+// network, here a loopback receiver let through at creation) gets
+// nothing; the operator's client may reach it.
+func TestPrivateAddressRefusedAtDelivery(t *testing.T) {
+	b := backends(t)[0]
+	fo := local
+	fo.publicOnly = true
+	f := newFixture(t, b, fo)
+	rcv := newReceiver(t)
+	ctx := context.Background()
+	ep, err := client(f.admin, adminKey, 42).Create(ctx, CreateRequest{URL: rcv.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := client(f.admin, adminKey, 42).Test(ctx, ep.ID)
+	got := f.waitAttempt(t, d.ID)
+	if got.State != webhook.StateDead || !strings.Contains(got.Recent[0].Error, "not public") {
+		t.Errorf("delivery to a loopback address: %s %+v", got.State, got.Recent)
+	}
+	op, err := client(f.admin, adminKey, 0).Create(ctx, CreateRequest{URL: rcv.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ = client(f.admin, adminKey, 0).Test(ctx, op.ID)
+	rcv.next(t)
+	if got := f.waitAttempt(t, d.ID); got.State != webhook.StateDelivered {
+		t.Errorf("operator's delivery to a loopback address: %s", got.State)
+	}
+	select {
+	case m := <-rcv.got:
+		t.Errorf("the receiver got a second message: %s", m.body)
+	default:
+	}
+}
+
 // fakeResolver resolves names from a table.
 type fakeResolver map[string]string
 
