@@ -47,6 +47,7 @@ Usage:
   tswgate token revoke ID [-o json]
   tswgate audit --project ID [--limit 50] [--cursor C] [-o json]
                                            the project's audit trail, newest first
+  tswgate webhook list|create|delete|rotate|deliveries|replay|test ...  (tswgate webhook -h)
   tswgate version
 
 The token and audit commands call the admin API at TSWGATE_ADMIN_URL (default
@@ -77,6 +78,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		err = tokenCommand(ctx, args[1:], environ, stdout)
 	case "audit":
 		err = auditCommand(ctx, args[1:], environ, stdout)
+	case "webhook":
+		err = webhookCommand(ctx, args[1:], environ, stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "tswgate", version())
 	case "help", "-h", "--help":
