@@ -48,7 +48,7 @@ const (
 type Gateway struct {
 	cfg     config.Config
 	log     *slog.Logger
-	store   auth.Store
+	store   auth.ActivityStore
 	rdb     redis.UniversalClient
 	hasher  *auth.Hasher
 	valid   *auth.Validator
@@ -58,9 +58,7 @@ type Gateway struct {
 	budget  *limiter.RedisBudget
 	guard   *limiter.AuthGuard
 	metrics *proxy.Metrics
-	// activity is the store's usage, expiry and audit side.
-	activity activityStore
-	usage    *usagecount.Recorder
+	usage   *usagecount.Recorder
 	// access buffers the access log; nil when it is off.
 	access   *proxy.BufferedWriter
 	adminKey string
@@ -89,33 +87,6 @@ type StartOptions struct {
 	// every minute.
 	TokenCountEvery time.Duration
 }
-
-// tokenCounter is implemented by the stores that can count their live
-// tokens (for tswgate_tokens): filestore and redisstore.
-type tokenCounter interface {
-	CountTokens(ctx context.Context) (map[auth.Role]map[auth.Status]int, error)
-}
-
-var (
-	_ tokenCounter = (*filestore.Store)(nil)
-	_ tokenCounter = (*redisstore.Store)(nil)
-)
-
-// activityStore is what the gateway needs of its store beyond auth.Store:
-// the token API's paging, usage and audit calls, the usage recorder's
-// sink, and expiry claims for token.expire events. Both stores implement
-// it.
-type activityStore interface {
-	tokenapi.Store
-	usagecount.Sink
-	ClaimExpired(ctx context.Context, now time.Time) ([]*auth.Token, error)
-	UnclaimExpired(ctx context.Context, t *auth.Token) error
-}
-
-var (
-	_ activityStore = (*filestore.Store)(nil)
-	_ activityStore = (*redisstore.Store)(nil)
-)
 
 // Start builds and starts a Gateway. It listens on every configured address
 // before returning, so a caller may use the addresses at once.
@@ -194,7 +165,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		}
 		trusted = append(trusted, p.Masked())
 	}
-	g.usage, err = usagecount.New(usagecount.Options{Sink: g.activity, Interval: cfg.UsageFlushInterval, Logger: g.log})
+	g.usage, err = usagecount.New(usagecount.Options{Sink: g.store, Interval: cfg.UsageFlushInterval, Logger: g.log})
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +195,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	// tokens; on the public one, under /tswgate/, for Owner tokens.
 	authn := &auth.Authenticator{Validator: g.valid, Hasher: g.hasher}
 	apiOpts := tokenapi.Options{
-		Store:      tokenapi.ObservedStore(g.activity, metrics),
+		Store:      tokenapi.ObservedStore(g.store, metrics),
 		Hasher:     g.hasher,
 		Tokens:     authn,
 		Invalidate: g.valid.Invalidate,
@@ -297,13 +268,11 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	}
 	g.bg.Go(func() { g.usage.Run(bgctx) }) // flushes once more when stopped
 	g.bg.Go(func() { g.sweepExpiries(bgctx, cfg.ExpirySweepInterval) })
-	if tc, ok := g.store.(tokenCounter); ok {
-		every := opts.TokenCountEvery
-		if every <= 0 {
-			every = time.Minute
-		}
-		g.bg.Go(func() { g.countTokens(bgctx, tc, every) })
+	every := opts.TokenCountEvery
+	if every <= 0 {
+		every = time.Minute
 	}
+	g.bg.Go(func() { g.countTokens(bgctx, every) })
 	// Health endpoints answer at once (not ready until subscribed); the
 	// others serve only once changes are heard, so a revocation made
 	// before this replica listened to them cannot be missed.
@@ -431,7 +400,7 @@ func repeat(ctx context.Context, every time.Duration, fn func(now time.Time)) {
 // checks the expiry on every request.
 func (g *Gateway) recordExpiries(ctx context.Context) error {
 	now := time.Now()
-	claimed, err := g.activity.ClaimExpired(ctx, now)
+	claimed, err := g.store.ClaimExpired(ctx, now)
 	if err != nil {
 		return fmt.Errorf("claiming expired tokens: %w", err)
 	}
@@ -442,9 +411,9 @@ func (g *Gateway) recordExpiries(ctx context.Context) error {
 			ProjectID: t.ProjectID, TokenID: t.ID, Outcome: auth.OutcomeOK,
 			Detail: "expired at " + t.ExpiresAt.UTC().Format(time.RFC3339Nano),
 		}
-		if err := g.activity.AppendAudit(ctx, &ev); err != nil {
+		if err := g.store.AppendAudit(ctx, &ev); err != nil {
 			errs = append(errs, fmt.Errorf("recording the expiry of %s: %w", t.ID, err))
-			if err := g.activity.UnclaimExpired(context.WithoutCancel(ctx), t); err != nil {
+			if err := g.store.UnclaimExpired(context.WithoutCancel(ctx), t); err != nil {
 				errs = append(errs, fmt.Errorf("unclaiming %s: %w", t.ID, err))
 			}
 			continue
@@ -469,11 +438,11 @@ func newAccessLogger(cfg config.Config, w io.Writer) proxy.AccessLogger {
 // countTokens sets tswgate_tokens at once and then every interval. A count
 // is O(tokens) (a SCAN of every record with Redis); on error the gauge
 // keeps its last value.
-func (g *Gateway) countTokens(ctx context.Context, tc tokenCounter, every time.Duration) {
+func (g *Gateway) countTokens(ctx context.Context, every time.Duration) {
 	count := func() {
 		cctx, cancel := context.WithTimeout(ctx, max(every/2, time.Second))
 		defer cancel()
-		counts, err := tc.CountTokens(cctx)
+		counts, err := g.store.CountTokens(cctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				g.log.Warn("counting tokens for tswgate_tokens failed; keeping the last count", slog.String("err", err.Error()))
@@ -622,7 +591,7 @@ func (g *Gateway) openStore() error {
 		if err != nil {
 			return fmt.Errorf("embedded token store: %w", err)
 		}
-		g.store, g.activity = st, st
+		g.store = st
 		return nil
 	}
 	t, err := config.ParseRedisURL(c.RedisURL)
@@ -663,7 +632,7 @@ func (g *Gateway) openStore() error {
 	if err != nil {
 		return fmt.Errorf("redis token store: %w", err)
 	}
-	g.store, g.activity = st, st
+	g.store = st
 	return nil
 }
 

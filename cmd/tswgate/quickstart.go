@@ -96,7 +96,7 @@ func (g *Gateway) createToken(ctx context.Context, project int64, role auth.Role
 		ProjectID: project, TokenID: id, Outcome: auth.OutcomeOK,
 		Detail: fmt.Sprintf("%s token %q, by quickstart", role, name),
 	}
-	if err := g.activity.AppendAudit(ctx, &ev); err != nil {
+	if err := g.store.AppendAudit(ctx, &ev); err != nil {
 		return "", fmt.Errorf("recording the creation of %s in the audit trail: %w", id, err)
 	}
 	return cred, nil
