@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/internal/logs"
 )
 
@@ -142,7 +143,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	g, err := Start(ctx, cfg, StartOptions{Logger: logger, AccessLog: stderr})
+	g, err := gateway.Start(ctx, cfg, gateway.StartOptions{Logger: logger, AccessLog: stderr})
 	if err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 
 // waitAndShutdown serves until ctx is done (SIGINT, SIGTERM) or a listener
 // fails, then shuts down gracefully.
-func waitAndShutdown(ctx context.Context, g *Gateway, cfg config.Config, logger *slog.Logger) error {
+func waitAndShutdown(ctx context.Context, g *gateway.Gateway, cfg config.Config, logger *slog.Logger) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/internal/gateway"
 )
 
 // tokenSubcommands lists the token subcommands, for messages.
@@ -413,7 +414,7 @@ func adminClient(env map[string]string) (*tokenapi.Client, error) {
 		if dir == "" {
 			dir = "tswgate-data"
 		}
-		path := filepath.Join(dir, adminKeyFile)
+		path := filepath.Join(dir, gateway.AdminKeyFile)
 		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no admin key: set TSWGATE_ADMIN_KEY (or TSWGATE_DATA_DIR to the gateway's data dir; %s does not exist)", path)
