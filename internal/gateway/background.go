@@ -119,7 +119,7 @@ func (g *Gateway) countTokens(ctx context.Context, every time.Duration) {
 			}
 			return
 		}
-		g.metrics.SetTokens(counts)
+		g.metrics.tokens.Set(counts)
 	}
 	count()
 	repeat(ctx, every, func(time.Time) { count() })

@@ -54,7 +54,7 @@ func (g *Gateway) newDecision() (*auth.Gate, error) {
 		MaxEntries:   cfg.CacheMaxEntries,
 		StoreTimeout: cfg.StoreTimeout,
 		Logger:       g.log,
-		Observer:     g.metrics,
+		Observer:     g.metrics.cache,
 	})
 	if err != nil {
 		return nil, err
@@ -109,9 +109,9 @@ func (g *Gateway) newLimiter() error {
 		Outage:      outage,
 		Replicas:    b.Live,
 		Logger:      log,
-		ObserveTake: g.metrics.ObserveBudget,
+		ObserveTake: g.metrics.budget.ObserveBudget,
 	})
 	g.heartbeat = func(ctx context.Context) { b.RunHeartbeat(ctx, replicaTTL, cfg.StoreTimeout, log) }
-	g.metrics.SetReplicas(b.Live)
+	g.metrics.budget.SetReplicas(b.Live)
 	return nil
 }

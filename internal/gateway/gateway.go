@@ -47,7 +47,7 @@ type Gateway struct {
 	guard     authGuard
 
 	// The handlers (handlers.go).
-	metrics *proxy.Metrics
+	metrics gatewayMetrics
 	health  *proxy.Health
 	usage   *usagecount.Recorder
 	access  *proxy.BufferedWriter // nil when the access log is off

@@ -24,6 +24,7 @@ import (
 	"github.com/tswgate/tswgate/config"
 	"github.com/tswgate/tswgate/console"
 	"github.com/tswgate/tswgate/internal/logs"
+	"github.com/tswgate/tswgate/internal/metrics"
 	"github.com/tswgate/tswgate/limiter"
 	"github.com/tswgate/tswgate/proxy"
 	usagecount "github.com/tswgate/tswgate/usage"
@@ -39,17 +40,43 @@ const (
 	PublicConsolePrefix = SelfServicePrefix + ConsolePrefix
 )
 
+// gatewayMetrics are the gateway's metrics, each area's registering what
+// it observes.
+type gatewayMetrics struct {
+	proxy  *proxy.Metrics       // requests, refusals, durations, rate-limit decisions
+	cache  *metrics.Cache       // the token cache, store reads, change announcements
+	writes *metrics.StoreWrites // the token API's store calls
+	budget *metrics.Budget      // the shared rate-limit budget
+	tokens *metrics.Tokens      // live tokens, counted periodically
+}
+
 // newMetrics makes the registry that /metrics serves, with the Go and
 // process collectors and the gateway's own metrics.
 func (g *Gateway) newMetrics() (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m, err := proxy.NewMetrics(reg, proxy.MetricsOptions{
+	var m gatewayMetrics
+	var err error
+	if m.proxy, err = proxy.NewMetrics(reg, proxy.MetricsOptions{
 		Projects: g.cfg.MetricsProjectIDs(),
 		Tokens:   g.cfg.MetricsTokens,
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.cache, err = metrics.NewCache(reg); err != nil {
+		return nil, err
+	}
+	if m.writes, err = metrics.NewStoreWrites(reg); err != nil {
+		return nil, err
+	}
+	if m.budget, err = metrics.NewBudget(reg); err != nil {
+		return nil, err
+	}
+	if m.tokens, err = metrics.NewTokens(reg); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterBuild(reg, "", ""); err != nil {
+		return nil, err
 	}
 	g.metrics = m
 	return reg, nil
@@ -127,7 +154,7 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 		Transport:         proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout}),
 		PassAuthorization: cfg.PassAuthorization,
 		MaxBodyScan:       cfg.MaxBodyScan,
-		Metrics:           g.metrics,
+		Metrics:           g.metrics.proxy,
 		Logger:            g.log,
 		AccessLog:         al,
 		AuthGuard:         g.guard,
@@ -141,7 +168,7 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 func (g *Gateway) tokenAPIOptions(authn *auth.Authenticator) tokenapi.Options {
 	lim := g.limiter
 	return tokenapi.Options{
-		Store:      tokenapi.ObservedStore(g.store, g.metrics),
+		Store:      tokenapi.ObservedStore(g.store, g.metrics.writes),
 		Hasher:     g.hasher,
 		Tokens:     authn,
 		Invalidate: g.valid.Invalidate,
