@@ -26,7 +26,7 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./cmd/tswrate [-replicas 3] [-rate 50] [-burst 50] [-load 2] [-duration 60s] [-lease 0] [-out FILE] [-tswgate BIN]
+//	go run ./tools/tswrate [-replicas 3] [-rate 50] [-burst 50] [-load 2] [-duration 60s] [-lease 0] [-out FILE] [-tswgate BIN]
 //
 // The Markdown report (admitted against the ideal, refusals, Redis calls
 // per request, per replica, with the command and machine facts) goes to
@@ -121,7 +121,7 @@ func (o options) validate() error {
 // commandLine renders the options that shape the run as a go run command
 // line (-out is left out: it does not change the result).
 func (o options) commandLine() string {
-	s := fmt.Sprintf("go run ./cmd/tswrate -replicas %d -rate %s -burst %d -load %s -duration %v",
+	s := fmt.Sprintf("go run ./tools/tswrate -replicas %d -rate %s -burst %d -load %s -duration %v",
 		o.Replicas, strconv.FormatFloat(o.Rate, 'g', -1, 64), o.Burst, strconv.FormatFloat(o.Load, 'g', -1, 64), o.Duration)
 	if o.Lease > 0 {
 		s += fmt.Sprintf(" -lease %v", o.Lease)

@@ -87,14 +87,14 @@ func TestRateFlags(t *testing.T) {
 	if o != want {
 		t.Errorf("defaults = %+v, want %+v", o, want)
 	}
-	if got := o.commandLine(); got != "go run ./cmd/tswrate -replicas 3 -rate 50 -burst 50 -load 2 -duration 1m0s" {
+	if got := o.commandLine(); got != "go run ./tools/tswrate -replicas 3 -rate 50 -burst 50 -load 2 -duration 1m0s" {
 		t.Errorf("commandLine = %q", got)
 	}
 	o, err = parseFlags([]string{"-rate", "12.5", "-lease", "200ms", "-tswgate", "bin/tswgate", "-out", "x.md"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := o.commandLine(); got != "go run ./cmd/tswrate -replicas 3 -rate 12.5 -burst 50 -load 2 -duration 1m0s -lease 200ms -tswgate bin/tswgate" {
+	if got := o.commandLine(); got != "go run ./tools/tswrate -replicas 3 -rate 12.5 -burst 50 -load 2 -duration 1m0s -lease 200ms -tswgate bin/tswgate" {
 		t.Errorf("commandLine = %q", got)
 	}
 	for _, tc := range []struct {
@@ -288,7 +288,7 @@ func TestRateReport(t *testing.T) {
 			First:           t0, Last: t0.Add(60 * time.Second)}
 	}
 	rep := &report{
-		Command:  "go run ./cmd/tswrate -replicas 2",
+		Command:  "go run ./tools/tswrate -replicas 2",
 		Opts:     options{Replicas: 2, Rate: 50, Burst: 50, Load: 2, Duration: time.Minute},
 		Loads:    []*replicaLoad{load(1, 3000, 1520, 0), load(2, 3000, 1510, 0)},
 		Counters: []counters{{BudgetOK: 310, Allowed: 1520, Limited: 1480}, {BudgetOK: 300, BudgetError: 1, Allowed: 1510, Limited: 1490}},

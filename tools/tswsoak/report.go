@@ -111,7 +111,19 @@ func (r *report) markdown() string {
 		w("**Passed:** every answer was the expected one for its request and phase; no replica died.\n\n")
 	}
 
-	// Totals by phase.
+	r.writeTotals(w)
+	r.writeRefusals(w)
+	r.writeRestarts(w)
+	r.writeResources(w)
+	r.writeSetup(w)
+	return b.String()
+}
+
+// mdWriter appends formatted Markdown to a report.
+type mdWriter func(format string, args ...any)
+
+// writeTotals writes the answers by phase.
+func (r *report) writeTotals(w mdWriter) {
 	var total [numPhases]int64
 	var ok [numPhases]int64
 	for _, row := range r.Rows {
@@ -139,7 +151,11 @@ func (r *report) markdown() string {
 	w("\n%d answers in %v (%.0f/s; %d due requests skipped because all %d workers were busy). Warm-up before it: %d requests in %v, %d unexpected.\n\n",
 		all, r.Took.Round(100*time.Millisecond), rate, r.Run.Skipped, loadWorkers, r.Warmup.Sent, r.Warmup.Took.Round(100*time.Millisecond), r.WarmupUnexpected)
 
-	// Non-2xx and errors.
+}
+
+// writeRefusals writes every non-2xx answer and error, and the 2xx answers
+// that should have been refused.
+func (r *report) writeRefusals(w mdWriter) {
 	w("#### Every non-2xx answer and error\n\n")
 	w("| phase | request | answer | count | expected |\n")
 	w("| --- | --- | --- | ---: | --- |\n")
@@ -166,7 +182,11 @@ func (r *report) markdown() string {
 	}
 	w("\n")
 
-	// Restarts.
+}
+
+// writeRestarts writes what happened at each Redis restart.
+func (r *report) writeRestarts(w mdWriter) {
+	o := r.Opts
 	if len(r.Restarts) > 0 {
 		w("#### Redis restarts\n\n")
 		w("Times from the start of the measured run. redis-server is killed (SIGKILL) and started again on the same port, empty; the Owner and Accounting tokens are then created again through the admin API and the load switches to them. ")
@@ -204,7 +224,11 @@ func (r *report) markdown() string {
 		}
 	}
 
-	// Resources.
+}
+
+// writeResources writes each replica's resources at the start, the end and
+// the peak.
+func (r *report) writeResources(w mdWriter) {
 	w("#### Resources per replica\n\n")
 	w("Start (after the warm-up) and end are measured with the load paused, the load's idle connections closed and the gateways' idle upstream connections timed out; the peak is the largest of samples taken every %v under load. The heap counts garbage not yet collected, so a change of a few MiB between two measurements is noise; a leak is growth that goes on over a long run, with goroutines or open files that do not return to their start.\n\n", sampleEvery)
 	w("| replica | measure | start | end | change | peak |\n")
@@ -227,6 +251,11 @@ func (r *report) markdown() string {
 		}
 	}
 	w("\n")
+}
+
+// writeSetup writes the problems, the load's mix, the settings, the
+// command and the machine.
+func (r *report) writeSetup(w mdWriter) {
 	for _, p := range r.Problems {
 		w("**Problem:** `%s`\n\n", devtool.MDCode(p))
 	}
@@ -238,7 +267,6 @@ func (r *report) markdown() string {
 		w("; load average %s when the run began", r.Facts.LoadAvg)
 	}
 	w("\n")
-	return b.String()
 }
 
 // formatCount renders a count, or "?" when unknown.

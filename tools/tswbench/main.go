@@ -15,7 +15,7 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./cmd/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-out FILE] [-quick] [-tswgate BIN]
+//	go run ./tools/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-out FILE] [-quick] [-tswgate BIN]
 //
 // The Markdown goes to stdout (and to -out); progress goes to stderr. The
 // exit status is 1 when the benchmark failed or saw errors, 2 for a usage
@@ -153,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // commandLine renders the flags as a go run command line.
 func (o options) commandLine() string {
-	s := fmt.Sprintf("go run ./cmd/tswbench -d %v -rounds %d -c %d -gen %s", o.Duration, o.Rounds, o.Conns, o.Gen)
+	s := fmt.Sprintf("go run ./tools/tswbench -d %v -rounds %d -c %d -gen %s", o.Duration, o.Rounds, o.Conns, o.Gen)
 	if o.Out != "" {
 		s += " -out " + shellJoin([]string{o.Out})
 	}
@@ -258,8 +258,53 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if err := b.chooseGenerator(ctx); err != nil {
 		return nil, err
 	}
+	st, err := b.startServers(ctx, gateBin)
+	if err != nil {
+		return nil, err
+	}
+	facts, err := b.prepare(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	results, err := b.measure(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if note := cacheNote(ctx, "http://"+st.metricsAddr+"/metrics"); note != "" {
+		b.notes = append(b.notes, note)
+	}
 
-	// Servers, all on CPU 0.
+	redacted := "Authorization: Bearer <token>"
+	rep := &report{
+		Command:   o.commandLine(),
+		Generator: b.generator,
+		LoadCmd:   shellJoin(b.displayArgs(b.pin.command(loadCPU, b.loadArgs(st.targets[2], o.Duration, redacted)))),
+		Conns:     o.Conns,
+		Duration:  o.Duration,
+		Rounds:    o.Rounds,
+		Pinned:    pin,
+		Facts:     facts,
+		BodyBytes: len(upstreamBody),
+		Direct:    summarize(st.targets[0].name, results[0]),
+		Bare:      summarize(st.targets[1].name, results[1]),
+		Gate:      summarize(st.targets[2].name, results[2]),
+		Notes:     b.notes,
+	}
+	return rep, nil
+}
+
+// stand is the servers under test: the upstream, the bare proxy and
+// tswgate, and their targets in that order.
+type stand struct {
+	servers     []*devtool.Child
+	targets     []target
+	token       string
+	header      string
+	metricsAddr string
+}
+
+// startServers starts the servers, all on CPU 0.
+func (b *bench) startServers(ctx context.Context, gateBin string) (*stand, error) {
 	up, err := b.startServer("upstream", b.self, "upstream", "-addr", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -281,78 +326,70 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	header := "Authorization: Bearer " + token
-	servers := []*devtool.Child{up, bare, gate}
-	targets := []target{
-		{"direct upstream", upURL + benchPath},
-		{"bare httputil.ReverseProxy", "http://" + bareAddr + benchPath},
-		{"tswgate (cached Owner token)", "http://" + gateAddr + benchPath},
-	}
+	return &stand{
+		servers: []*devtool.Child{up, bare, gate},
+		targets: []target{
+			{"direct upstream", upURL + benchPath},
+			{"bare httputil.ReverseProxy", "http://" + bareAddr + benchPath},
+			{"tswgate (cached Owner token)", "http://" + gateAddr + benchPath},
+		},
+		token:       token,
+		header:      "Authorization: Bearer " + token,
+		metricsAddr: metricsAddr,
+	}, nil
+}
 
-	// Check every target answers 200 (this also fills tswgate's cache),
-	// then one unmeasured second of load each.
-	for _, t := range targets {
-		if err := checkTarget(ctx, t, token); err != nil {
-			return nil, err
+// prepare checks that every target answers 200 (which also fills
+// tswgate's cache) and that tswgate refuses a bad token, measures how busy
+// the idle machine is, then loads each target for an unmeasured second.
+func (b *bench) prepare(ctx context.Context, st *stand) (facts, error) {
+	for _, t := range st.targets {
+		if err := checkTarget(ctx, t, st.token); err != nil {
+			return facts{}, err
 		}
 	}
-	if err := checkRefuses(ctx, targets[2]); err != nil {
-		return nil, err
+	if err := checkRefuses(ctx, st.targets[2]); err != nil {
+		return facts{}, err
 	}
 	// With the servers idle, anything using the CPUs now is someone else.
 	b.logf("measuring how busy the CPUs are with other work (1s)")
-	facts := machineFacts()
-	facts.Busy = devtool.MeasureBusy(time.Second)
-	if facts.Busy > busyWarn {
-		b.logf("warning: the CPUs are %.0f%% busy with other work; the results will be disturbed", 100*facts.Busy)
+	mf := machineFacts()
+	mf.Busy = devtool.MeasureBusy(time.Second)
+	if mf.Busy > busyWarn {
+		b.logf("warning: the CPUs are %.0f%% busy with other work; the results will be disturbed", 100*mf.Busy)
 	}
 	b.logf("warming up (1s per target)")
-	for _, t := range targets {
-		if _, err := b.load(ctx, t, time.Second, header); err != nil {
-			return nil, fmt.Errorf("warm-up of %s: %w", t.name, err)
+	for _, t := range st.targets {
+		if _, err := b.load(ctx, t, time.Second, st.header); err != nil {
+			return facts{}, fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
+	return mf, nil
+}
 
-	results := make([][]loadResult, len(targets))
+// measure loads each target for the run's duration, interleaved, for
+// every round, and returns the results by target.
+func (b *bench) measure(ctx context.Context, st *stand) ([][]loadResult, error) {
+	o := b.opts
+	results := make([][]loadResult, len(st.targets))
 	for r := 0; r < o.Rounds; r++ {
-		for i, t := range targets {
+		for i, t := range st.targets {
 			b.logf("round %d/%d: %s for %v", r+1, o.Rounds, t.name, o.Duration)
-			res, err := b.load(ctx, t, o.Duration, header)
+			res, err := b.load(ctx, t, o.Duration, st.header)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
 			b.logf("  %s req/s, p50 %s, p99 %s, non-2xx %d, errors %d",
 				formatRPS(res.RPS), formatLatency(res.P50), formatLatency(res.P99), res.Non2xx, res.Errors)
 			results[i] = append(results[i], res)
-			for _, s := range servers {
+			for _, s := range st.servers {
 				if gone, why := s.Exited(); gone {
 					return nil, errors.New(why)
 				}
 			}
 		}
 	}
-
-	if note := cacheNote(ctx, "http://"+metricsAddr+"/metrics"); note != "" {
-		b.notes = append(b.notes, note)
-	}
-
-	redacted := "Authorization: Bearer <token>"
-	rep := &report{
-		Command:   o.commandLine(),
-		Generator: b.generator,
-		LoadCmd:   shellJoin(b.displayArgs(b.pin.command(loadCPU, b.loadArgs(targets[2], o.Duration, redacted)))),
-		Conns:     o.Conns,
-		Duration:  o.Duration,
-		Rounds:    o.Rounds,
-		Pinned:    pin,
-		Facts:     facts,
-		BodyBytes: len(upstreamBody),
-		Direct:    summarize(targets[0].name, results[0]),
-		Bare:      summarize(targets[1].name, results[1]),
-		Gate:      summarize(targets[2].name, results[2]),
-		Notes:     b.notes,
-	}
-	return rep, nil
+	return results, nil
 }
 
 // displayArgs shortens the paths of tswbench, taskset and wrk in argv to

@@ -73,17 +73,9 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	}
 	defer bed.Close()
 	srv, adminKey := bed.Redis, bed.AdminKey
-	env := bed.Env("TSWGATE_ACCESS_LOG=false")
-	if o.Lease > 0 {
-		env = append(env, "TSWGATE_RATELIMIT_LEASE="+o.Lease.String())
-	}
-	replicas := make([]*devtool.Gateway, o.Replicas)
-	for i := range replicas {
-		replicas[i], err = bed.StartReplica(ctx, i+1, env)
-		if err != nil {
-			return nil, err
-		}
-		logf("replica %d: public %s, admin %s, metrics %s", i+1, replicas[i].Public, replicas[i].Admin, replicas[i].Metrics)
+	replicas, err := startReplicas(ctx, bed, o, logf)
+	if err != nil {
+		return nil, err
 	}
 
 	logf("creating an Owner token limited to %g/s, burst %d, through replica 1's admin API", o.Rate, o.Burst)
@@ -103,13 +95,8 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	}
 	redisFrom := time.Now()
 	before := scrapeAll(ctx, replicas)
-	for i, c := range before {
-		if c.Err != "" {
-			return nil, fmt.Errorf("replica %d metrics: %s", i+1, c.Err)
-		}
-		if c.Allowed+c.Limited+c.Fallback > 0 {
-			return nil, fmt.Errorf("replica %d made rate-limit decisions before the load: the bucket is not full", i+1)
-		}
+	if err := checkUntouched(before); err != nil {
+		return nil, err
 	}
 
 	every := time.Duration(float64(time.Second) * float64(o.Replicas) / (o.Load * o.Rate))
@@ -149,6 +136,39 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	}
 	rep.Took = time.Since(began)
 	return rep, nil
+}
+
+// startReplicas starts o.Replicas gateways on the bed's Redis, with the
+// cluster scope and o's lease time.
+func startReplicas(ctx context.Context, bed *devtool.Bed, o options, logf func(string, ...any)) ([]*devtool.Gateway, error) {
+	env := bed.Env("TSWGATE_ACCESS_LOG=false")
+	if o.Lease > 0 {
+		env = append(env, "TSWGATE_RATELIMIT_LEASE="+o.Lease.String())
+	}
+	replicas := make([]*devtool.Gateway, o.Replicas)
+	for i := range replicas {
+		var err error
+		replicas[i], err = bed.StartReplica(ctx, i+1, env)
+		if err != nil {
+			return nil, err
+		}
+		logf("replica %d: public %s, admin %s, metrics %s", i+1, replicas[i].Public, replicas[i].Admin, replicas[i].Metrics)
+	}
+	return replicas, nil
+}
+
+// checkUntouched checks that no replica has decided anything yet: the
+// token's bucket is full when the load starts.
+func checkUntouched(before []counters) error {
+	for i, c := range before {
+		if c.Err != "" {
+			return fmt.Errorf("replica %d metrics: %s", i+1, c.Err)
+		}
+		if c.Allowed+c.Limited+c.Fallback > 0 {
+			return fmt.Errorf("replica %d made rate-limit decisions before the load: the bucket is not full", i+1)
+		}
+	}
+	return nil
 }
 
 // limitedToken creates an Owner token of rateProject through admin, gives

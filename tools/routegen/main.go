@@ -1,7 +1,7 @@
 // Command routegen writes auth/routes_gen.go, the route list of package auth,
 // from the TeraSwitch OpenAPI document embedded in package teraswitch.
 //
-// Run it from the repository root (go run ./cmd/routegen) or through
+// Run it from the repository root (go run ./tools/routegen) or through
 // go generate in package auth.
 package main
 

@@ -199,6 +199,16 @@ func (r *report) markdown() string {
 	}
 	w("\n")
 
+	r.writeReplicas(w)
+	r.writeMethod(w, lease, offered)
+	return b.String()
+}
+
+// mdWriter appends formatted Markdown to a report.
+type mdWriter func(format string, args ...any)
+
+// writeReplicas writes the table of each replica's load and answers.
+func (r *report) writeReplicas(w mdWriter) {
 	w("| replica | sent | admitted | 429 | other | leases | 200 p50 / p99 | 429 p50 / p99 | latest send |\n")
 	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for i, l := range r.Loads {
@@ -210,7 +220,12 @@ func (r *report) markdown() string {
 			p50p99(l.AdmittedLatency), p50p99(l.LimitedLatency), devtool.FormatLatency(l.MaxLate))
 	}
 	w("\n")
+}
 
+// writeMethod writes how the run was made: the setup, what Redis and the
+// replicas counted, the command, the machine, and any unexpected answers.
+func (r *report) writeMethod(w mdWriter, lease time.Duration, offered float64) {
+	o := r.Opts
 	w("%d `tswgate serve` replicas share one Redis (%s, loopback) in front of the stand-in API, ", o.Replicas, r.Facts.Redis)
 	w("with the cluster rate-limit scope: one token bucket per token in Redis, which each replica leases from %d requests at a time ", leaseSize(o.Rate, o.Burst, o.Lease))
 	w("(rate × `TSWGATE_RATELIMIT_LEASE` %v) with one script call; when the bucket is empty a lease is a reservation whose requests mature as it refills, ", lease)
@@ -248,7 +263,6 @@ func (r *report) markdown() string {
 			w("- `%s`\n", devtool.MDCode(s))
 		}
 	}
-	return b.String()
 }
 
 // The commands the limiter's scripts run inside Redis (limiter/redis.go):

@@ -269,7 +269,7 @@ func testReport() *report {
 	start := resources{Goroutines: 16, FDs: 17, OpenFDs: 18, Heap: 5 << 20, RSS: 20 << 20}
 	end := resources{Goroutines: 18, FDs: 17, OpenFDs: 18, Heap: 6 << 20, RSS: 21 << 20}
 	return &report{
-		Command: "go run ./cmd/tswsoak -quick",
+		Command: "go run ./tools/tswsoak -quick",
 		Opts:    options{Duration: time.Minute, Rate: 500, RedisRestart: 20 * time.Second, Window: 10 * time.Second, Replicas: 1},
 		Facts:   devtool.Facts{NProc: 2, CPUModel: "Test CPU", GoVersion: "go1.26.8 linux/amd64", Kernel: "6.1", Redis: "redis-server 7.0.15"},
 		Started: t0,
@@ -303,7 +303,7 @@ func TestMarkdown(t *testing.T) {
 		"| 1 | +20s | +20s (25.0 ms) | +20s (27.0 ms) | 70.0 ms | +20s – +30s |",
 		"| 1 (pid 4242) | goroutines (`go_goroutines`) | 16 | 18 | +2 | 18 |",
 		"| 1 (pid 4242) | heap (`go_memstats_heap_alloc_bytes`) | 5.00 MiB | 6.00 MiB | +1.00 MiB | 6.00 MiB |",
-		"- Command: `go run ./cmd/tswsoak -quick`",
+		"- Command: `go run ./tools/tswsoak -quick`",
 		"- Machine: nproc 2, Test CPU, go1.26.8 linux/amd64, Linux 6.1, redis-server 7.0.15",
 	} {
 		if !strings.Contains(md, want) {

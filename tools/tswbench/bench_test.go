@@ -162,7 +162,7 @@ func TestHistogram(t *testing.T) {
 
 func TestMarkdown(t *testing.T) {
 	rep := &report{
-		Command:   "go run ./cmd/tswbench -d 10s -rounds 3 -c 64 -gen auto",
+		Command:   "go run ./tools/tswbench -d 10s -rounds 3 -c 64 -gen auto",
 		Generator: "wrk debian/4.1.0-3+b2 [epoll]",
 		LoadCmd:   "taskset -c 1 wrk -t1 -c64 -d10s --latency -H 'Authorization: Bearer <token>' 'http://127.0.0.1:1/v2/Instance?ProjectId=42'",
 		Conns:     64,
@@ -189,7 +189,7 @@ func TestMarkdown(t *testing.T) {
 		"| tswgate / bare | 0.80× | 1.30× | 1.20× |\n",
 		"| bare / direct | 0.25× | 4.00× | 4.00× |\n",
 		"Medians of 3 interleaved rounds of 10s per target",
-		"- Command: `go run ./cmd/tswbench -d 10s -rounds 3 -c 64 -gen auto`\n",
+		"- Command: `go run ./tools/tswbench -d 10s -rounds 3 -c 64 -gen auto`\n",
 		"- Load generator: wrk debian/4.1.0-3+b2 [epoll] — `taskset -c 1 wrk ",
 		"- Machine: nproc 2, AMD EPYC, go1.26.8 linux/amd64, Linux 6.1.0, CPUs 2% busy",
 		"| 3 | tswgate (cached Owner token) | 16,000 | 3.90 ms | 7.20 ms | 0 | 0 |\n",

@@ -87,7 +87,34 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	defer os.RemoveAll(tmp)
 	s.procs = devtool.NewProcs(tmp)
 	defer s.procs.StopAll(3 * time.Second)
+	stopUp, err := s.startAll(ctx, tmp)
+	if stopUp != nil {
+		defer stopUp()
+	}
+	if err != nil {
+		return nil, err
+	}
+	facts.Redis = s.redis.Version
+	rep := &report{Command: o.commandLine(), Opts: o, Facts: facts}
+	if err := s.warmUp(ctx, rep); err != nil {
+		return nil, err
+	}
+	if err := s.measure(ctx, rep); err != nil {
+		return nil, err
+	}
+	for _, r := range s.replicas {
+		if gone, why := r.Proc.Exited(); gone {
+			rep.Problems = append(rep.Problems, why)
+		}
+	}
+	return rep, nil
+}
 
+// startAll builds the gateway and starts Redis, the stand-in API (stopped
+// by the function it returns) and the replicas, and creates the first
+// tokens.
+func (s *soak) startAll(ctx context.Context, tmp string) (stopUp func(), err error) {
+	o := s.opts
 	bin, err := devtool.GatewayBinary(ctx, "tswsoak", o.Gateway, tmp, s.logf)
 	if err != nil {
 		return nil, err
@@ -107,8 +134,6 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	if err != nil {
 		return nil, err
 	}
-	defer stopUp()
-
 	adminKey, pepper := devtool.RandomHex(32), devtool.RandomHex(32)
 	shared := []string{
 		"TSWGATE_REDIS_URL=" + s.redis.URL(),
@@ -120,21 +145,24 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	for i := range o.Replicas {
 		r, err := startReplica(ctx, s.procs, bin, i+1, filepath.Join(tmp, fmt.Sprintf("data-%d", i+1)), shared, adminKey)
 		if err != nil {
-			return nil, err
+			return stopUp, err
 		}
 		s.logf("replica %d: pid %d, public %s, admin %s, metrics %s", r.N, r.Proc.Pid(), r.Public, r.Admin, r.Metrics)
 		s.replicas = append(s.replicas, r)
 	}
 	c, err := s.createCreds(ctx, 1, 10*time.Second)
 	if err != nil {
-		return nil, err
+		return stopUp, err
 	}
 	s.creds.Store(c)
 	s.client = devtool.LoopbackClient(loadWorkers)
+	return stopUp, nil
+}
 
-	facts.Redis = s.redis.Version
-	rep := &report{Command: o.commandLine(), Opts: o, Facts: facts}
-
+// warmUp runs the load for a tenth of the soak (2s to 10s), then measures
+// each replica's resources at the start.
+func (s *soak) warmUp(ctx context.Context, rep *report) error {
+	o := s.opts
 	warmup := min(10*time.Second, max(2*time.Second, o.Duration/10))
 	s.logf("warming up: %v at %d req/s", warmup, o.Rate)
 	wt := newTally()
@@ -142,7 +170,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	rep.Warmup = ws
 	rep.WarmupUnexpected = countUnexpected(wt.rows())
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 
 	s.logf("measuring resources at the start (load paused, idle connections closed)")
@@ -151,7 +179,13 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	for i, r := range s.replicas {
 		rep.Resources[i] = replicaResources{Replica: r.N, PID: r.Proc.Pid(), Start: start[i], Peak: start[i]}
 	}
+	return nil
+}
 
+// measure runs the soak with its Redis restarts and peak sampling, then
+// measures each replica's resources at the end.
+func (s *soak) measure(ctx context.Context, rep *report) error {
+	o := s.opts
 	s.logf("soaking: %v at %d req/s, Redis restarted every %v", o.Duration, o.Rate, o.RedisRestart)
 	runCtx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
@@ -167,7 +201,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	cancelRun(nil)
 	bg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	rep.Restarts = restarts
 	rep.Rows = tl.rows()
@@ -178,12 +212,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 		rep.Resources[i].End = end[i]
 		rep.Resources[i].Peak = rep.Resources[i].Peak.max(end[i])
 	}
-	for _, r := range s.replicas {
-		if gone, why := r.Proc.Exited(); gone {
-			rep.Problems = append(rep.Problems, why)
-		}
-	}
-	return rep, nil
+	return nil
 }
 
 // loadStats counts what the pacer did.

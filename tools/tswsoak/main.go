@@ -28,7 +28,7 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./cmd/tswsoak [-d 10m] [-rate 500] [-redis-restart 2m] [-window 10s] [-replicas 2] [-quick] [-out FILE] [-tswgate BIN]
+//	go run ./tools/tswsoak [-d 10m] [-rate 500] [-redis-restart 2m] [-window 10s] [-replicas 2] [-quick] [-out FILE] [-tswgate BIN]
 //
 // -quick is -d 60s -redis-restart 20s unless those are given. The
 // Markdown report goes to stdout and to -out; progress goes to stderr. The
@@ -108,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // commandLine renders the options that shape the run as a go run command
 // line (-out is left out: it does not change the result).
 func (o options) commandLine() string {
-	s := fmt.Sprintf("go run ./cmd/tswsoak -d %v -rate %d -redis-restart %v -window %v -replicas %d",
+	s := fmt.Sprintf("go run ./tools/tswsoak -d %v -rate %d -redis-restart %v -window %v -replicas %d",
 		o.Duration, o.Rate, o.RedisRestart, o.Window, o.Replicas)
 	if o.Quick {
 		s += " -quick"

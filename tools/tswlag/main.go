@@ -18,7 +18,7 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./cmd/tswlag [-n 200] [-replicas 3] [-interval 200µs] [-timeout 5s] [-out FILE] [-tswgate BIN]
+//	go run ./tools/tswlag [-n 200] [-replicas 3] [-interval 200µs] [-timeout 5s] [-out FILE] [-tswgate BIN]
 //
 // The Markdown report (p50, p99 and max over all pairs and per replica,
 // with the command and machine facts) goes to stdout and to -out; progress
@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // commandLine renders the options that shape the run as a go run command
 // line (-out is left out: it does not change the result).
 func (o options) commandLine() string {
-	s := fmt.Sprintf("go run ./cmd/tswlag -n %d -replicas %d -interval %v -timeout %v", o.N, o.Replicas, o.Interval, o.Timeout)
+	s := fmt.Sprintf("go run ./tools/tswlag -n %d -replicas %d -interval %v -timeout %v", o.N, o.Replicas, o.Interval, o.Timeout)
 	if o.Gateway != "" {
 		s += " -tswgate " + o.Gateway
 	}

@@ -179,13 +179,7 @@ func runLoad(ctx context.Context, o loadOptions) (loadResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Duration+o.Timeout+time.Second)
 	defer cancel()
 
-	type worker struct {
-		h        histogram
-		non2xx   int64
-		errs     int64
-		firstErr string
-	}
-	workers := make([]worker, o.Conns)
+	workers := make([]loadWorker, o.Conns)
 	start := time.Now()
 	end := start.Add(o.Duration)
 	var wg sync.WaitGroup
@@ -198,38 +192,52 @@ func runLoad(ctx context.Context, o loadOptions) (loadResult, error) {
 		if hname != "" {
 			req.Header.Set(hname, hvalue)
 		}
-		wg.Go(func() {
-			for {
-				t0 := time.Now()
-				if !t0.Before(end) || ctx.Err() != nil {
-					return
-				}
-				resp, err := tr.RoundTrip(req)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-				if err != nil {
-					w.errs++
-					if w.firstErr == "" {
-						w.firstErr = err.Error()
-					}
-					time.Sleep(time.Millisecond) // no hot loop against a dead server
-					continue
-				}
-				w.h.record(time.Since(t0))
-				if resp.StatusCode < 200 || resp.StatusCode > 299 {
-					w.non2xx++
-					if w.firstErr == "" {
-						w.firstErr = "status " + resp.Status
-					}
-				}
-			}
-		})
+		wg.Go(func() { w.run(ctx, tr, req, end) })
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	return mergeWorkers(workers, time.Since(start)), nil
+}
 
+// loadWorker is what one worker of runLoad counted.
+type loadWorker struct {
+	h        histogram
+	non2xx   int64
+	errs     int64
+	firstErr string
+}
+
+// run sends req, one at a time, until end.
+func (w *loadWorker) run(ctx context.Context, tr http.RoundTripper, req *http.Request, end time.Time) {
+	for {
+		t0 := time.Now()
+		if !t0.Before(end) || ctx.Err() != nil {
+			return
+		}
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil {
+			w.errs++
+			if w.firstErr == "" {
+				w.firstErr = err.Error()
+			}
+			time.Sleep(time.Millisecond) // no hot loop against a dead server
+			continue
+		}
+		w.h.record(time.Since(t0))
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			w.non2xx++
+			if w.firstErr == "" {
+				w.firstErr = "status " + resp.Status
+			}
+		}
+	}
+}
+
+// mergeWorkers adds up the workers' counts over a run of elapsed.
+func mergeWorkers(workers []loadWorker, elapsed time.Duration) loadResult {
 	var h histogram
 	var res loadResult
 	for i := range workers {
@@ -246,5 +254,5 @@ func runLoad(ctx context.Context, o loadOptions) (loadResult, error) {
 	res.RPS = float64(h.n) / elapsed.Seconds()
 	res.P50 = h.quantile(0.50)
 	res.P99 = h.quantile(0.99)
-	return res, nil
+	return res
 }
