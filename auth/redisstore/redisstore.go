@@ -45,6 +45,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -88,6 +89,10 @@ type Options struct {
 	// AuditMaxEvents caps each project's audit stream (about: see
 	// activity.go); DefaultAuditMaxEvents when zero.
 	AuditMaxEvents int
+	// WarnBefore is how long before its expiry a token is returned by
+	// ClaimExpiring (see index.go); DefaultWarnBefore when zero. Replicas
+	// sharing a store must use the same value.
+	WarnBefore time.Duration
 }
 
 // Store is an auth.Store in Redis. It is safe for concurrent use.
@@ -100,6 +105,15 @@ type Store struct {
 	log       *slog.Logger
 	now       func() time.Time
 	auditMax  int
+
+	// warnBefore is Options.WarnBefore; sharded tells that the indexes
+	// have one shard per Cluster hash slot (see index.go).
+	warnBefore time.Duration
+	sharded    bool
+	// indexed is set once the indexes are known to be reconciled;
+	// reconciling while this replica reconciles them, in bg.
+	indexed, reconciling atomic.Bool
+	bg                   sync.WaitGroup
 
 	// pingInterval is how long Watch waits for a message before it checks
 	// the subscription with a PING, and then for the PING's reply.
@@ -132,10 +146,14 @@ func New(opts Options) (*Store, error) {
 		log:          opts.Logger,
 		now:          opts.Now,
 		auditMax:     opts.AuditMaxEvents,
+		warnBefore:   orDefault(opts.WarnBefore, DefaultWarnBefore),
 		pingInterval: 15 * time.Second,
 	}
-	if s.retention < 0 || s.timeout < 0 {
-		return nil, errors.New("redisstore: RevokedRetention and Timeout must not be negative")
+	if s.retention < 0 || s.timeout < 0 || s.warnBefore < 0 {
+		return nil, errors.New("redisstore: RevokedRetention, Timeout and WarnBefore must not be negative")
+	}
+	if _, ok := opts.Client.(*redis.ClusterClient); ok && !hasHashTag(s.prefix) {
+		s.sharded = true
 	}
 	s.channel = orDefault(opts.Channel, s.prefix+"events")
 	if _, ok := opts.Client.(*redis.Client); ok {
@@ -217,16 +235,18 @@ func (s *Store) Get(ctx context.Context, id string) (*auth.Token, error) {
 	return decode(id, fields)
 }
 
-// createScript stores a record unless its key exists. KEYS[1] is the record;
-// ARGV[1] is a TTL in milliseconds ("0": none), then field/value pairs.
-var createScript = redis.NewScript(`
+// createScript stores a record unless its key exists, and indexes it.
+// KEYS and ARGV start as syncLua's; then ARGV[3] is a TTL in milliseconds
+// ("0": none), then field/value pairs.
+var createScript = redis.NewScript(syncLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
 	return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-if ARGV[1] ~= '0' then
-	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[3] ~= '0' then
+	redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
+sync(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
 return 1
 `)
 
@@ -247,10 +267,10 @@ func (s *Store) Create(ctx context.Context, t *auth.Token) error {
 		left := max(t.RevokedAt.Add(s.retention).Sub(s.now()), time.Millisecond)
 		ttl = strconv.FormatInt(left.Milliseconds(), 10)
 	}
-	args := append([]any{ttl}, encode(t)...)
+	args := s.indexArgs(t.ID, append([]any{ttl}, encode(t)...)...)
 
 	cctx, cancel := s.bound(ctx)
-	created, err := createScript.Run(cctx, s.client, []string{s.tokenKey(t.ID)}, args...).Int()
+	created, err := createScript.Run(cctx, s.client, s.indexKeys(t.ID), args...).Int()
 	cancel()
 	if err != nil {
 		return s.unavailable("create "+t.ID, err)
@@ -354,18 +374,21 @@ func (s *Store) List(ctx context.Context, projectID int64) ([]*auth.Token, error
 	return tokens, nil
 }
 
-// revokeScript turns KEYS[1] into a tombstone revoked at ARGV[1] (Unix
-// milliseconds) that expires after ARGV[2] milliseconds, unless it is one
-// already. It returns the record's fields, or nil when there is no record.
-var revokeScript = redis.NewScript(`
+// revokeScript turns KEYS[1] into a tombstone revoked at ARGV[3] (Unix
+// milliseconds) that expires after ARGV[4] milliseconds, unless it is one
+// already, and takes it out of the indexes (KEYS and the first ARGV as
+// syncLua's). It returns the record's fields, or nil when there is no
+// record.
+var revokeScript = redis.NewScript(syncLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	return false
 end
 if redis.call('HEXISTS', KEYS[1], 'revoked') == 0 then
-	redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+	redis.call('HSET', KEYS[1], 'revoked', ARGV[3])
 	redis.call('HDEL', KEYS[1], 'hash', 'pepper')
-	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+	redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
+sync(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 `)
 
@@ -383,8 +406,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) (*auth.Toke
 		at = s.now()
 	}
 	rctx, cancel := s.bound(ctx)
-	reply, err := revokeScript.Run(rctx, s.client, []string{s.tokenKey(id)},
-		at.UnixMilli(), s.retention.Milliseconds()).StringSlice()
+	reply, err := revokeScript.Run(rctx, s.client, s.indexKeys(id),
+		s.indexArgs(id, at.UnixMilli(), s.retention.Milliseconds())...).StringSlice()
 	cancel()
 	if errors.Is(err, redis.Nil) {
 		return nil, notFound(id)
@@ -440,7 +463,8 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*auth.Token) erro
 	if !auth.ValidID(id) {
 		return nil, notFound(id)
 	}
-	key := s.tokenKey(id)
+	keys := s.indexKeys(id)
+	key := keys[0]
 	var updated *auth.Token
 	for attempt := 1; ; attempt++ {
 		var final error // an outcome about the record, not a Redis failure
@@ -485,6 +509,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*auth.Token) erro
 				if len(unset) > 0 {
 					p.HDel(uctx, key, unset...)
 				}
+				syncScript.Eval(uctx, p, keys, s.indexArgs(id)...)
 				return nil
 			})
 			if err != nil {
@@ -566,6 +591,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // open.
 func (s *Store) Close() error {
 	s.cancel()
+	s.bg.Wait()
 	return nil
 }
 
@@ -675,46 +701,6 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 // oneLine renders a joined error on one line.
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
-}
-
-// CountTokens counts the live tokens (tombstones excluded) by role and
-// status, for the tswgate_tokens gauge. It walks every record with SCAN
-// (COUNT 1000; on Redis Cluster, on every master) and reads role, status
-// and revoked of each batch in one pipeline, each round trip bounded by the
-// store's timeout: O(tokens), meant to run about once a minute.
-func (s *Store) CountTokens(ctx context.Context) (map[auth.Role]map[auth.Status]int, error) {
-	out := make(map[auth.Role]map[auth.Status]int)
-	var mu sync.Mutex
-	err := s.scanTokens(ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
-		cmds, err := s.readFields(ctx, c, keys, "role", "status", "revoked")
-		if err != nil {
-			return fmt.Errorf("count tokens: %w", err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, cmd := range cmds {
-			v := cmd.Val()
-			if len(v) != 3 || v[0] == nil || v[2] != nil {
-				continue // gone meanwhile, or a tombstone
-			}
-			roleName, _ := v[0].(string)
-			statusName, _ := v[1].(string)
-			role, err1 := auth.ParseRole(roleName)
-			status, err2 := auth.ParseStatus(statusName)
-			if err1 != nil || err2 != nil {
-				continue
-			}
-			if out[role] == nil {
-				out[role] = make(map[auth.Status]int)
-			}
-			out[role][status]++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // globEscape quotes the glob characters of a key prefix for SCAN MATCH.
