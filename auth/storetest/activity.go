@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +12,8 @@ import (
 )
 
 // ActivityStore is what the activity contract tests: paged, filtered lists;
-// usage counts; expiry claims; the audit trail. Both stores implement it.
+// usage counts; expiry claims and warnings; token counts; the audit trail.
+// Both stores implement it.
 type ActivityStore interface {
 	auth.Store
 	ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error)
@@ -21,6 +21,10 @@ type ActivityStore interface {
 	UsageOf(ctx context.Context, ids []string, now time.Time) (map[string]auth.TokenUsage, error)
 	ClaimExpired(ctx context.Context, now time.Time) ([]*auth.Token, error)
 	UnclaimExpired(ctx context.Context, t *auth.Token) error
+	ClaimExpiring(ctx context.Context, now time.Time) ([]*auth.Token, error)
+	UnclaimExpiring(ctx context.Context, t *auth.Token) error
+	WarnBefore() time.Duration
+	CountTokens(ctx context.Context) (map[auth.Role]map[auth.Status]int, error)
 	AppendAudit(ctx context.Context, ev *auth.AuditEvent) error
 	ReadAudit(ctx context.Context, q auth.AuditQuery) (auth.AuditPage, error)
 	CountProject(ctx context.Context, projectID int64) (int, error)
@@ -52,6 +56,8 @@ func runActivity(t *testing.T, fresh func(t *testing.T) auth.Store) {
 	t.Run("ListPageSparse", func(t *testing.T) { testListPageSparse(t, open(t)) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("ClaimExpired", func(t *testing.T) { testClaimExpired(t, open(t)) })
+	t.Run("ClaimExpiring", func(t *testing.T) { testClaimExpiring(t, open(t)) })
+	t.Run("CountsDrift", func(t *testing.T) { testCountsDrift(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("CountProject", func(t *testing.T) { testCountProject(t, open(t)) })
 }
@@ -345,14 +351,7 @@ func testClaimExpired(t *testing.T, s ActivityStore) {
 	if _, err := s.Revoke(ctx, revoked.ID, now); err != nil {
 		t.Fatal(err)
 	}
-	claim := func(at time.Time) []string {
-		t.Helper()
-		got, err := s.ClaimExpired(ctx, at)
-		if err != nil {
-			t.Fatalf("ClaimExpired: %v", err)
-		}
-		return ids(got)
-	}
+	claim := claimer(t, "ClaimExpired", s.ClaimExpired)
 	if got := claim(now); !slices.Equal(got, []string{past.ID}) {
 		t.Fatalf("ClaimExpired = %v, want [%s]", got, past.ID)
 	}
@@ -383,32 +382,7 @@ func testClaimExpired(t *testing.T, s ActivityStore) {
 	for range 5 {
 		due = append(due, mk(now.Add(-time.Second)).ID)
 	}
-	var mu sync.Mutex
-	counts := map[string]int{}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			got, err := s.ClaimExpired(ctx, now)
-			if err != nil {
-				t.Errorf("concurrent ClaimExpired: %v", err)
-				return
-			}
-			mu.Lock()
-			for _, tok := range got {
-				counts[tok.ID]++
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	for _, id := range due {
-		if counts[id] != 1 {
-			t.Errorf("%s was claimed %d times by concurrent callers, want once", id, counts[id])
-		}
-	}
-	if len(counts) != len(due) {
-		t.Errorf("concurrent claims = %v, want exactly %v", counts, due)
-	}
+	assertClaimedOnce(t, func() ([]*auth.Token, error) { return s.ClaimExpired(ctx, now) }, due)
 }
 
 func testAudit(t *testing.T, s ActivityStore) {

@@ -1,0 +1,122 @@
+package redisstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/storetest"
+	"github.com/tswgate/tswgate/internal/redistest"
+)
+
+// TestReconcile: records written without the indexes (by a version that
+// did not keep them, or changed behind their back) are brought in by the
+// one-time reconciliation, which one replica runs under a lock.
+func TestReconcile(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	prefix := newPrefix()
+	s := newStore(t, c, prefix)
+	defer s.Close()
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var toks []*auth.Token
+	for i := range 6 {
+		tok, _ := storetest.NewToken(t, 3, []auth.Role{auth.RoleOwner, auth.RoleAccounting}[i%2])
+		if i < 2 {
+			tok.ExpiresAt = now.Add(-time.Minute)
+		}
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	// As an older version would have left them: no indexes, no "ix", and
+	// one record changed without its count following.
+	sh := s.shardOf("")
+	if err := c.Del(ctx, sh.counts, sh.exp, sh.warn).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range toks {
+		if err := c.HDel(ctx, s.tokenKey(tok.ID), "ix").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.HSet(ctx, s.tokenKey(toks[1].ID), "status", "inactive").Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[auth.Role]map[auth.Status]int{
+		auth.RoleOwner:      {auth.StatusActive: 3},
+		auth.RoleAccounting: {auth.StatusActive: 2, auth.StatusInactive: 1},
+	}
+
+	// Another replica holds the lock: this one does not reconcile.
+	if err := c.Set(ctx, s.lockKey(), "other", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.CountTokens(ctx)
+	if err != nil {
+		t.Fatalf("CountTokens: %v", err)
+	}
+	s.bg.Wait()
+	if len(got) != 0 || c.Exists(ctx, s.doneKey()).Val() != 0 {
+		t.Fatalf("with the lock held elsewhere: counts %v, marker %d; want none, none", got, c.Exists(ctx, s.doneKey()).Val())
+	}
+
+	// The lock released: the next count starts the reconciliation.
+	if err := c.Del(ctx, s.lockKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CountTokens(ctx); err != nil {
+		t.Fatalf("CountTokens: %v", err)
+	}
+	s.bg.Wait()
+	if c.Exists(ctx, s.doneKey()).Val() != 1 || c.Exists(ctx, s.lockKey()).Val() != 0 {
+		t.Fatal("after the reconciliation: want the marker set and the lock released")
+	}
+	if got, err := s.CountTokens(ctx); err != nil || !equal(got, want) {
+		t.Fatalf("CountTokens after the reconciliation = %v, %v; want %v", got, err, want)
+	}
+	claimed, err := s.ClaimExpired(ctx, now)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("ClaimExpired after the reconciliation = %d tokens, %v; want 2", len(claimed), err)
+	}
+
+	// Idempotent: a second run changes nothing.
+	if n, err := s.Reconcile(ctx); err != nil || n != len(toks) {
+		t.Fatalf("Reconcile = %d, %v; want %d, nil", n, err, len(toks))
+	}
+	if got, err := s.CountTokens(ctx); err != nil || !equal(got, want) {
+		t.Fatalf("CountTokens after a second reconciliation = %v, %v; want %v", got, err, want)
+	}
+}
+
+func equal(a, b map[auth.Role]map[auth.Status]int) bool {
+	for _, m := range []map[auth.Role]map[auth.Status]int{a, b} {
+		for r, byStatus := range m {
+			for st := range byStatus {
+				if a[r][st] != b[r][st] {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// TestSlotTags: each slot's tag hashes to it, and keySlot knows hash tags
+// (values from CLUSTER KEYSLOT).
+func TestSlotTags(t *testing.T) {
+	for slot, tag := range slotTags() {
+		if got := keySlot(tag); got != slot {
+			t.Fatalf("tag %q of slot %d hashes to %d", tag, slot, got)
+		}
+	}
+	for key, want := range map[string]int{"foo": 12182, "{user1000}.following": 3443, "user1000": 3443, "a{}b": 13694} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
