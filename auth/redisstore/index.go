@@ -362,9 +362,11 @@ func (s *Store) claimBatch(ctx context.Context, kind, key string, nowMS int64) (
 // Reconcile brings the indexes in line with every record, walking them all
 // with SCAN (on a Cluster, every master): O(tokens). It is idempotent and
 // safe while other replicas write, each record being reconciled by one
-// script. Replicas run it once by themselves (see ensureIndexed); run it
-// again after records were written by a version of tswgate that did not
-// keep the indexes. It returns how many records it walked.
+// script. When the walk completes it sets the marker key that tells every
+// replica the records are indexed. Replicas run it once by themselves
+// (see ensureIndexed); run it again after records were written by a
+// version of tswgate that did not keep the indexes. It returns how many
+// records it walked.
 func (s *Store) Reconcile(ctx context.Context) (int, error) {
 	var mu sync.Mutex
 	n := 0
@@ -385,7 +387,16 @@ func (s *Store) Reconcile(ctx context.Context) (int, error) {
 		mu.Unlock()
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	mctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.client.Set(mctx, s.doneKey(), s.now().UTC().Format(time.RFC3339), 0).Err(); err != nil {
+		return n, s.unavailable("mark the indexes reconciled", err)
+	}
+	s.indexed.Store(true)
+	return n, nil
 }
 
 // doneKey marks that the records were reconciled with the index layout.
@@ -435,14 +446,6 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 	}
 	start := s.now()
 	n, err := s.Reconcile(ctx)
-	if err == nil {
-		mctx, cancel := s.bound(ctx)
-		err = s.client.Set(mctx, s.doneKey(), s.now().UTC().Format(time.RFC3339), 0).Err()
-		cancel()
-		if err != nil {
-			err = s.unavailable("mark the reconciliation done", err)
-		}
-	}
 	uctx, cancel := s.bound(context.WithoutCancel(ctx))
 	if uerr := unlockScript.Run(uctx, s.client, []string{s.lockKey()}, owner).Err(); uerr != nil && !errors.Is(uerr, redis.Nil) {
 		s.log.Warn("redisstore: releasing the reconciliation lock", "err", uerr)
@@ -451,7 +454,6 @@ func (s *Store) reconcileOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.indexed.Store(true)
 	s.log.Info("redisstore: indexes reconciled", "records", n, "took", s.now().Sub(start).Round(time.Millisecond).String())
 	return nil
 }
@@ -463,3 +465,45 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `)
+
+// Import stores records in bulk, as Create does (indexed, tombstones kept
+// for the retention time), in pipelines of importBatch records, but
+// announces nothing: use it to load a new store (a migration, a
+// benchmark), not to add tokens that replicas may have looked up already.
+// A record whose id exists is left as it is. It returns how many records
+// it stored.
+func (s *Store) Import(ctx context.Context, toks []*auth.Token) (int, error) {
+	stored := 0
+	for start := 0; start < len(toks); start += importBatch {
+		batch := toks[start:min(start+importBatch, len(toks))]
+		for _, t := range batch {
+			if err := t.Validate(); err != nil {
+				return stored, fmt.Errorf("redisstore: import %s: invalid record: %s", t.ID, oneLine(err))
+			}
+		}
+		created := make([]*redis.Cmd, len(batch))
+		pctx, cancel := s.bound(ctx)
+		_, err := s.client.Pipelined(pctx, func(p redis.Pipeliner) error {
+			for i, t := range batch {
+				created[i] = createScript.Eval(pctx, p, s.indexKeys(t.ID), s.createArgs(t)...)
+				if !t.Revoked() {
+					p.ZAdd(pctx, s.projectKey(t.ProjectID), redis.Z{Score: float64(t.CreatedAt.UnixMilli()), Member: t.ID})
+				}
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			return stored, s.unavailable(fmt.Sprintf("import %d records", len(batch)), err)
+		}
+		for _, c := range created {
+			if n, _ := c.Int(); n == 1 {
+				stored++
+			}
+		}
+	}
+	return stored, nil
+}
+
+// importBatch is how many records Import sends in one pipeline.
+const importBatch = 1000

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,40 @@ func TestSlotTags(t *testing.T) {
 		if got := keySlot(key); got != want {
 			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
 		}
+	}
+}
+
+// TestImport: records imported in bulk are stored, listed and counted as
+// created ones; an existing id is left as it is; an invalid record is
+// refused, naming why.
+func TestImport(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(t), newPrefix())
+	defer s.Close()
+	ctx := context.Background()
+	existing, _ := storetest.NewToken(t, 7, auth.RoleOwner)
+	if err := s.Create(ctx, existing); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := storetest.NewToken(t, 7, auth.RoleAccounting)
+	b, _ := storetest.NewToken(t, 7, auth.RoleOwner)
+	gone, _ := storetest.NewToken(t, 7, auth.RoleOwner)
+	gone.RevokedAt = time.Now().UTC().Truncate(time.Millisecond)
+	n, err := s.Import(ctx, []*auth.Token{a, b, gone, existing})
+	if err != nil || n != 3 {
+		t.Fatalf("Import = %d, %v; want 3, nil", n, err)
+	}
+	list, err := s.List(ctx, 7)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("List = %d tokens, %v; want 3", len(list), err)
+	}
+	want := map[auth.Role]map[auth.Status]int{auth.RoleOwner: {auth.StatusActive: 2}, auth.RoleAccounting: {auth.StatusActive: 1}}
+	if got, err := s.CountTokens(ctx); err != nil || !equal(got, want) {
+		t.Fatalf("CountTokens = %v, %v; want %v", got, err, want)
+	}
+	bad := *a
+	bad.ProjectID = 0
+	if _, err := s.Import(ctx, []*auth.Token{&bad}); err == nil || !strings.Contains(err.Error(), "project id") {
+		t.Fatalf("Import of a record without a project = %v, want an error naming the project id", err)
 	}
 }

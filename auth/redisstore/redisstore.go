@@ -262,15 +262,8 @@ func (s *Store) Create(ctx context.Context, t *auth.Token) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("redisstore: create %s: invalid record: %s", t.ID, oneLine(err))
 	}
-	ttl := "0"
-	if t.Revoked() {
-		left := max(t.RevokedAt.Add(s.retention).Sub(s.now()), time.Millisecond)
-		ttl = strconv.FormatInt(left.Milliseconds(), 10)
-	}
-	args := s.indexArgs(t.ID, append([]any{ttl}, encode(t)...)...)
-
 	cctx, cancel := s.bound(ctx)
-	created, err := createScript.Run(cctx, s.client, s.indexKeys(t.ID), args...).Int()
+	created, err := createScript.Run(cctx, s.client, s.indexKeys(t.ID), s.createArgs(t)...).Int()
 	cancel()
 	if err != nil {
 		return s.unavailable("create "+t.ID, err)
@@ -293,6 +286,16 @@ func (s *Store) Create(ctx context.Context, t *auth.Token) error {
 		s.log.Warn("redisstore: token created but not announced", "id", t.ID, "err", err)
 	}
 	return nil
+}
+
+// createArgs returns createScript's arguments for t.
+func (s *Store) createArgs(t *auth.Token) []any {
+	ttl := "0"
+	if t.Revoked() {
+		left := max(t.RevokedAt.Add(s.retention).Sub(s.now()), time.Millisecond)
+		ttl = strconv.FormatInt(left.Milliseconds(), 10)
+	}
+	return s.indexArgs(t.ID, append([]any{ttl}, encode(t)...)...)
 }
 
 // CountProject returns the number of entries of the project's index: its
