@@ -39,11 +39,25 @@ func run(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 		Facts: devtool.MachineFacts(), Date: time.Now().UTC()}
 	rep.Facts.Redis = bed.Redis.Version
 
-	if rep.Load, rep.Reconcile, err = load(ctx, rdb, o.N, logf); err != nil {
+	var hasher *auth.Hasher
+	if o.Scale {
+		if hasher, err = auth.NewHasher([]byte(bed.Pepper)); err != nil {
+			return nil, err
+		}
+	}
+	var creds []credential
+	if rep.Load, rep.Reconcile, creds, err = load(ctx, rdb, o.N, hasher, logf); err != nil {
 		return nil, err
 	}
 	if rep.RedisMemory, err = infoField(ctx, rdb, "memory", "used_memory_human"); err != nil {
 		return nil, err
+	}
+	if o.Scale {
+		if rep.Scale, err = runScale(ctx, bed, rdb, o, creds, logf); err != nil {
+			return nil, err
+		}
+		rep.Took = time.Since(start)
+		return rep, nil
 	}
 	bins := []string{}
 	if o.Before != "" {
@@ -69,23 +83,30 @@ func run(ctx context.Context, o options, stderr io.Writer) (*report, error) {
 	return rep, nil
 }
 
+// credential is a token the scale mode calls with.
+type credential struct {
+	cred    string
+	project int64
+}
+
 // load imports n token records and reconciles the indexes, returning how
-// long each took.
-func load(ctx context.Context, rdb *redis.Client, n int, logf func(string, ...any)) (loadTook, reconcileTook time.Duration, _ error) {
+// long each took, and, with a hasher, the tokens' credentials.
+func load(ctx context.Context, rdb *redis.Client, n int, h *auth.Hasher, logf func(string, ...any)) (loadTook, reconcileTook time.Duration, creds []credential, _ error) {
 	st, err := redisstore.New(redisstore.Options{Client: rdb, Timeout: time.Minute})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	defer st.Close()
 	start := time.Now()
 	now := start.UTC().Truncate(time.Millisecond)
 	for done := 0; done < n; {
-		toks, err := makeTokens(min(loadChunk, n-done), now)
+		toks, cs, err := makeTokens(done, min(loadChunk, n-done), now, h)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
+		creds = append(creds, cs...)
 		if _, err := st.Import(ctx, toks); err != nil {
-			return 0, 0, fmt.Errorf("loading tokens: %w", err)
+			return 0, 0, nil, fmt.Errorf("loading tokens: %w", err)
 		}
 		done += len(toks)
 		if done%200000 == 0 || done == n {
@@ -96,27 +117,42 @@ func load(ctx context.Context, rdb *redis.Client, n int, logf func(string, ...an
 	start = time.Now()
 	walked, err := st.Reconcile(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("reconciling the indexes: %w", err)
+		return 0, 0, nil, fmt.Errorf("reconciling the indexes: %w", err)
 	}
 	reconcileTook = time.Since(start)
 	logf("reconciled the indexes of %d records in %v", walked, reconcileTook.Round(time.Millisecond))
-	return loadTook, reconcileTook, nil
+	return loadTook, reconcileTook, creds, nil
 }
 
-// makeTokens makes n records: 1 in 10 Accounting, 1 in 20 inactive, half
-// with an expiry spread over the coming year, over 1000 projects. Their
-// secret hashes are random: nobody calls with them.
-func makeTokens(n int, now time.Time) ([]*auth.Token, error) {
+// makeTokens makes n records, numbered from first, over 1000 projects. Without a hasher: 1 in
+// 10 Accounting, 1 in 20 inactive, half with an expiry spread over the
+// coming year, random secret hashes (nobody calls with them). With one:
+// active Owner tokens that never expire, and their credentials.
+func makeTokens(first, n int, now time.Time, h *auth.Hasher) ([]*auth.Token, []credential, error) {
 	toks := make([]*auth.Token, n)
-	for i := range toks {
+	var creds []credential
+	for k := range toks {
+		i := first + k
+		t := &auth.Token{ProjectID: int64(1 + i%1000), Name: "idle " + strconv.Itoa(i),
+			Role: auth.RoleOwner, Status: auth.StatusActive, CreatedAt: now, PepperID: "bench"}
+		toks[k] = t
+		if h != nil {
+			id, cred, err := h.NewCredential()
+			if err != nil {
+				return nil, nil, err
+			}
+			t.ID = id
+			t.SecretHash, t.PepperID = h.Hash(cred)
+			creds = append(creds, credential{cred: cred, project: t.ProjectID})
+			continue
+		}
 		id, _, err := auth.NewCredential()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		t := &auth.Token{ID: id, ProjectID: int64(1 + i%1000), Name: "idle " + strconv.Itoa(i),
-			Role: auth.RoleOwner, Status: auth.StatusActive, CreatedAt: now, PepperID: "bench"}
+		t.ID = id
 		if _, err := rand.Read(t.SecretHash[:]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if i%10 == 0 {
 			t.Role = auth.RoleAccounting
@@ -127,9 +163,8 @@ func makeTokens(n int, now time.Time) ([]*auth.Token, error) {
 		if i%2 == 0 {
 			t.ExpiresAt = now.Add(time.Duration(1+i%525600) * time.Minute)
 		}
-		toks[i] = t
 	}
-	return toks, nil
+	return toks, creds, nil
 }
 
 // phase is the measurement of one binary.
@@ -192,10 +227,23 @@ func measure(ctx context.Context, bed *devtool.Bed, rdb *redis.Client, o options
 			ph.ByCommand[name] = d
 		}
 	}
+	if err := checkAlive(gws); err != nil {
+		return ph, err
+	}
 	for _, g := range gws {
 		ph.ReplicaRSS = append(ph.ReplicaRSS, rssKB(g.Proc.Pid()))
 	}
 	return ph, nil
+}
+
+// checkAlive fails, with its log's end, for a replica that exited.
+func checkAlive(gws []*devtool.Gateway) error {
+	for _, g := range gws {
+		if exited, how := g.Proc.Exited(); exited {
+			return fmt.Errorf("a replica stopped during the run: %s", how)
+		}
+	}
+	return nil
 }
 
 // wait waits d, or until ctx is done.

@@ -28,6 +28,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -50,6 +51,11 @@ type options struct {
 	Before   string        // a binary to measure first, for comparison
 	Out      string        // also write the Markdown here
 	Gateway  string        // prebuilt tswgate binary; empty means build ./cmd/tswgate
+
+	Scale bool    // the scale mode instead of the idle one
+	Cache int     // TSWGATE_CACHE_MAX_ENTRIES in the scale mode
+	Conns int     // closed-loop workers of the scale mode
+	ZipfS float64 // the Zipf exponent of the scale mode's token mix
 }
 
 // parseFlags parses tswidle's command line.
@@ -67,6 +73,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Before, "before", "", "also measure this tswgate `binary` (another version), first")
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to `file`")
 	devtool.GatewayFlag(fs, &o.Gateway)
+	fs.BoolVar(&o.Scale, "scale", false, "scale mode: drive a Zipf mix of the tokens through the replicas for -window (after -settle of warm-up)")
+	fs.IntVar(&o.Cache, "cache", 100000, "scale mode: each replica's cache `entries` (TSWGATE_CACHE_MAX_ENTRIES)")
+	fs.IntVar(&o.Conns, "c", 32, "scale mode: concurrent `connections`")
+	fs.Float64Var(&o.ZipfS, "zipf", 1.1, "scale mode: Zipf `exponent` of the token mix (above 1)")
 	if _, err := devtool.ParseFlags(fs, args); err != nil {
 		return o, err
 	}
@@ -81,6 +91,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-window %v: want 1s to 10m", o.Window)
 	case o.Timeout < time.Minute || o.Timeout > 2*time.Hour:
 		return o, fmt.Errorf("-timeout %v: want 1m to 2h", o.Timeout)
+	case o.Scale && (o.N < 2 || o.Before != ""):
+		return o, errors.New("-scale: needs -n of 2 or more, and measures one version (no -before)")
+	case o.Cache < 1 || o.Conns < 1 || o.Conns > 1024 || o.ZipfS <= 1:
+		return o, fmt.Errorf("-cache %d, -c %d, -zipf %v: want -cache of 1 or more, -c 1 to 1024, -zipf above 1", o.Cache, o.Conns, o.ZipfS)
 	}
 	return o, nil
 }
@@ -91,6 +105,9 @@ func (o options) commandLine() string {
 	s := fmt.Sprintf("go run ./cmd/tswidle -n %d -replicas %d -settle %v -window %v", o.N, o.Replicas, o.Settle, o.Window)
 	if o.Before != "" {
 		s += " -before " + o.Before
+	}
+	if o.Scale {
+		s += fmt.Sprintf(" -scale -cache %d -c %d -zipf %v", o.Cache, o.Conns, o.ZipfS)
 	}
 	if o.Gateway != "" {
 		s += " -tswgate " + o.Gateway

@@ -19,6 +19,7 @@ type report struct {
 	Load, Reconcile time.Duration
 	RedisMemory     string
 	Phases          []phase
+	Scale           *scaleResult // the scale mode's, instead of Phases
 	Facts           devtool.Facts
 	Took            time.Duration
 }
@@ -29,6 +30,10 @@ const topCommands = 5
 // markdown renders r for docs/performance.md.
 func (r *report) markdown() string {
 	var b strings.Builder
+	if r.Scale != nil {
+		r.scaleMarkdown(&b)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "Idle background work, %s: %d tokens in Redis, %d idle replicas, commands over %v after %v of settling.\n\n",
 		r.Date.Format("2006-01-02"), r.N, r.Replicas, r.Window, r.Settle)
 	b.WriteString("| tswgate | Redis commands/s (all replicas) | per replica | busiest commands over the window | replica RSS |\n")
@@ -41,10 +46,15 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "\nLoading %d records (pipelined `redisstore.Import`) took %v; the one-time index reconciliation "+
 		"(`redisstore.Reconcile`) of them took %v. Redis memory after loading: %s.\n\n",
 		r.N, r.Load.Round(time.Millisecond), r.Reconcile.Round(time.Millisecond), r.RedisMemory)
-	fmt.Fprintf(&b, "Command: `%s` (%v in all). Machine: %d CPUs, %s, %s, kernel %s, %s, load %s.\n",
+	r.footer(&b)
+	return b.String()
+}
+
+// footer renders the command and the machine.
+func (r *report) footer(b *strings.Builder) {
+	fmt.Fprintf(b, "Command: `%s` (%v in all). Machine: %d CPUs, %s, %s, kernel %s, %s, load %s.\n",
 		devtool.MDCode(r.Command), r.Took.Round(time.Second), r.Facts.NProc, r.Facts.CPUModel,
 		r.Facts.GoVersion, r.Facts.Kernel, r.Facts.Redis, r.Facts.LoadAvg)
-	return b.String()
 }
 
 // busiest lists the commands with the most calls, most first.
@@ -81,4 +91,21 @@ func rss(kb []int64) string {
 		return fmt.Sprintf("%d MB", lo)
 	}
 	return fmt.Sprintf("%d–%d MB", lo, hi)
+}
+
+// scaleMarkdown renders the scale mode's report.
+func (r *report) scaleMarkdown(b *strings.Builder) {
+	sc := r.Scale
+	fmt.Fprintf(b, "Scale, %s: %d tokens in Redis, %d replicas, a Zipf mix of the tokens over %v after %v of warm-up.\n\n",
+		r.Date.Format("2006-01-02"), r.N, r.Replicas, r.Window, r.Settle)
+	b.WriteString("| requests/s | p50 | p99 | cache hit rate | store reads/s (HGETALL) | Redis commands/s | replica RSS | statuses |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(b, "| %s | %s | %s | %.1f %% | %s | %s | %s | %s |\n", devtool.Sig3(sc.RPS),
+		devtool.FormatLatency(sc.P50), devtool.FormatLatency(sc.P99), 100*sc.HitRate,
+		devtool.Sig3(sc.StoreReads), devtool.Sig3(sc.RedisCmds), rss(sc.ReplicaRSS), statusSummary(sc.ByStatus))
+	if sc.Errors > 0 {
+		fmt.Fprintf(b, "\n%d requests failed (no answer).\n", sc.Errors)
+	}
+	fmt.Fprintf(b, "\nLoading took %v. Redis memory after loading: %s.\n\n", r.Load.Round(time.Millisecond), r.RedisMemory)
+	r.footer(b)
 }
