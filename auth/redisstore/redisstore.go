@@ -25,11 +25,12 @@
 // whose members are the ids of its live tokens scored by creation time in
 // Unix milliseconds, so that it sorts as List must (oldest first, then id).
 //
-// No script or transaction ever touches two keys, so the store works on
-// Redis Cluster. Create and Revoke are Lua scripts on the record's key;
-// Update is an optimistic transaction (WATCH, read, MULTI/EXEC) on it. The record is the truth; the index is maintained after it
-// and may briefly lag: List skips (and removes) entries without a live
-// record.
+// No script or transaction touches keys of two hash slots, so the store
+// works on Redis Cluster. Create and Revoke are Lua scripts on the
+// record's key and the background indexes of its slot (index.go); Update
+// is an optimistic transaction (WATCH, read, MULTI/EXEC) on it. The record
+// is the truth; the project index is maintained after it and may briefly
+// lag: List skips (and removes) entries without a live record.
 //
 // Every change is published on Options.Channel as "<id> <unix nanoseconds>",
 // the id of the changed record and the publication time.
