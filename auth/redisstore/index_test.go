@@ -156,3 +156,36 @@ func TestImport(t *testing.T) {
 		t.Fatalf("Import of a record without a project = %v, want an error naming the project id", err)
 	}
 }
+
+// TestClaimExpiredBatches: more due tokens than one batch are all claimed
+// by one call, each once.
+func TestClaimExpiredBatches(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv.Client(t), newPrefix())
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var toks []*auth.Token
+	for i := range 2*claimBatch + 7 {
+		tok, _ := storetest.NewToken(t, 9, auth.RoleOwner)
+		tok.ExpiresAt = now.Add(-time.Duration(i+1) * time.Second)
+		toks = append(toks, tok)
+	}
+	if _, err := s.Import(ctx, toks); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ClaimExpired(ctx, now)
+	if err != nil || len(got) != len(toks) {
+		t.Fatalf("ClaimExpired = %d tokens, %v; want %d", len(got), err, len(toks))
+	}
+	seen := map[string]bool{}
+	for _, tok := range got {
+		if seen[tok.ID] {
+			t.Fatalf("%s claimed twice", tok.ID)
+		}
+		seen[tok.ID] = true
+	}
+	if again, err := s.ClaimExpired(ctx, now); err != nil || len(again) != 0 {
+		t.Fatalf("second ClaimExpired = %d tokens, %v; want none", len(again), err)
+	}
+}
