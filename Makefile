@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit deploy-check fuzz bench bench-go bench-load lag ratelimit-accuracy soak run build generate docs
+.PHONY: test vet fmt-check unit deploy-check fuzz bench bench-go bench-load lag ratelimit-accuracy soak idle scale run build generate docs
 
 test: fmt-check vet deploy-check unit
 
@@ -74,6 +74,15 @@ ratelimit-accuracy:
 SOAKFLAGS ?=
 soak:
 	$(GO) run ./tools/tswsoak $(SOAKFLAGS)
+
+# Redis commands per second of 3 idle replicas with a million tokens
+# (IDLEFLAGS='-before BIN' adds another build for comparison); scale: a
+# Zipf mix of the million through a 100k-entry cache.
+IDLEFLAGS ?=
+idle:
+	$(GO) run ./tools/tswidle -n 1000000 -replicas 3 -settle 45s -window 60s $(IDLEFLAGS)
+scale:
+	$(GO) run ./tools/tswidle -scale -n 1000000 -cache 100000 -replicas 3 -settle 30s -window 60s
 
 # The route table (from TeraSwitch's OpenAPI spec) and docs/configuration.md.
 generate:

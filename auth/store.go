@@ -82,7 +82,7 @@ type ActivityStore interface {
 	// CountProject returns the number of a project's live tokens.
 	CountProject(ctx context.Context, projectID int64) (int, error)
 	// CountTokens counts every live token (tombstones excluded) by role and
-	// status. It is O(tokens): for a gauge refreshed now and then.
+	// status, from counts the store keeps on every change.
 	CountTokens(ctx context.Context) (map[Role]map[Status]int, error)
 	// AddUsage adds the records' counts to what is stored (one write for
 	// the whole batch) and raises each token's last-used time to the
@@ -101,6 +101,14 @@ type ActivityStore interface {
 	// claimant only. UnclaimExpired gives a claim back, for the next call.
 	ClaimExpired(ctx context.Context, now time.Time) ([]*Token, error)
 	UnclaimExpired(ctx context.Context, t *Token) error
+	// ClaimExpiring returns the live tokens that expire within WarnBefore
+	// of now and whose warning no caller has claimed yet, each (token,
+	// expiry) once; UnclaimExpiring gives a claim back.
+	ClaimExpiring(ctx context.Context, now time.Time) ([]*Token, error)
+	UnclaimExpiring(ctx context.Context, t *Token) error
+	// WarnBefore is how long before its expiry a token is claimed as
+	// expiring.
+	WarnBefore() time.Duration
 }
 
 // EventKind tells what an Event announces.

@@ -2,6 +2,8 @@ package webhook
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/filestore"
 	"github.com/tswgate/tswgate/auth/storetest"
 )
 
@@ -30,15 +33,6 @@ func (m tokenMap) Get(_ context.Context, id string) (*auth.Token, error) {
 		return t, nil
 	}
 	return nil, auth.ErrNotFound
-}
-
-func (m tokenMap) EachToken(_ context.Context, fn func(*auth.Token) error) error {
-	for _, t := range m {
-		if err := fn(t); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func TestRateLimitWatchThresholdAndDebounce(t *testing.T) {
@@ -139,21 +133,50 @@ func TestPublisherDedup(t *testing.T) {
 	}
 }
 
+// TestPublishExpiring runs the sweep on the embedded store: one event per
+// token coming due, none on the next sweep, and an event that cannot be
+// published is claimed again at the next sweep.
 func TestPublishExpiring(t *testing.T) {
+	st, err := filestore.Open(filestore.Options{Path: filepath.Join(t.TempDir(), "tokens.json"), WarnBefore: ExpiringWithin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
 	now := time.Now()
 	soon, _ := storetest.NewToken(t, 42, auth.RoleOwner)
 	soon.ExpiresAt = now.Add(3 * 24 * time.Hour)
 	later, _ := storetest.NewToken(t, 42, auth.RoleOwner)
 	later.ExpiresAt = now.Add(30 * 24 * time.Hour)
 	never, _ := storetest.NewToken(t, 42, auth.RoleOwner)
+	for _, tok := range []*auth.Token{soon, later, never} {
+		if err := st.Create(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	failing := &failingPublisher{}
+	if n, err := PublishExpiring(ctx, st, failing, now); err == nil || n != 0 {
+		t.Fatalf("PublishExpiring with a failing publisher = %d, %v; want 0 and an error", n, err)
+	}
 	pub := &fakePublisher{ch: make(chan Event, 10)}
-	n, err := PublishExpiring(context.Background(), tokenMap{soon.ID: soon, later.ID: later, never.ID: never}, pub, now)
+	n, err := PublishExpiring(ctx, st, pub, now)
 	if err != nil || n != 1 {
 		t.Fatalf("PublishExpiring = %d, %v", n, err)
 	}
 	if ev := <-pub.ch; ev.Type != TypeTokenExpiring || ev.Data.Token.ID != soon.ID {
 		t.Errorf("event %s of %s", ev.Type, ev.Data.Token.ID)
 	}
+	if n, err := PublishExpiring(ctx, st, pub, now); err != nil || n != 0 {
+		t.Fatalf("second PublishExpiring = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// failingPublisher fails every Publish.
+type failingPublisher struct{}
+
+func (failingPublisher) Publish(context.Context, Event) (int, error) {
+	return 0, errors.New("queue down")
 }
 
 func TestMetrics(t *testing.T) {

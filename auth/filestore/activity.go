@@ -9,7 +9,8 @@ package filestore
 //
 //	{"version": 1,
 //	 "tokens": {"tsw_…": {"last": <Unix ms>, "minutes": {"<Unix minute>": {"ok": 12, "invalid_token": 1}}}},
-//	 "expired": {"tsw_…": <the expiry, Unix ms, whose token.expire was recorded>}}
+//	 "expired": {"tsw_…": <the expiry, Unix ms, whose token.expire was recorded>},
+//	 "expiring": {"tsw_…": <the expiry, Unix ms, whose coming was warned of>}}
 //
 // Minutes older than auth.UsageWindow are dropped at each write; a token's
 // "last" is kept as long as its record.
@@ -51,6 +52,7 @@ type activity struct {
 	usagePath string
 	usage     map[string]*usageRec
 	expired   map[string]int64
+	expiring  map[string]int64
 
 	auditPath  string
 	audit      *os.File
@@ -69,6 +71,8 @@ type usageDoc struct {
 	Version int                  `json:"version"`
 	Tokens  map[string]*usageRec `json:"tokens"`
 	Expired map[string]int64     `json:"expired"`
+	// Expiring was added later: files without it load as no warnings.
+	Expiring map[string]int64 `json:"expiring,omitempty"`
 }
 
 // sidePath names a file next to the store file: tokens.json → tokens<suffix>.
@@ -86,6 +90,7 @@ func (s *Store) openActivity(maxEvents int) error {
 		usagePath: sidePath(s.path, ".usage.json"),
 		usage:     map[string]*usageRec{},
 		expired:   map[string]int64{},
+		expiring:  map[string]int64{},
 		auditPath: sidePath(s.path, ".audit.jsonl"),
 		maxEvents: maxEvents,
 	}
@@ -105,6 +110,9 @@ func (s *Store) openActivity(maxEvents int) error {
 			}
 			if doc.Expired != nil {
 				a.expired = doc.Expired
+			}
+			if doc.Expiring != nil {
+				a.expiring = doc.Expiring
 			}
 		}
 	}
@@ -279,13 +287,15 @@ func (s *Store) saveActivity() error {
 			}
 		}
 	}
-	for id := range a.expired {
-		if _, ok := s.byID[id]; !ok {
-			delete(a.expired, id)
+	for _, claims := range []map[string]int64{a.expired, a.expiring} {
+		for id := range claims {
+			if _, ok := s.byID[id]; !ok {
+				delete(claims, id)
+			}
 		}
 	}
 	s.mu.RUnlock()
-	data, err := json.Marshal(usageDoc{Version: usageVersion, Tokens: a.usage, Expired: a.expired})
+	data, err := json.Marshal(usageDoc{Version: usageVersion, Tokens: a.usage, Expired: a.expired, Expiring: a.expiring})
 	if err != nil {
 		return fmt.Errorf("encoding usage: %w", err)
 	}
@@ -334,25 +344,58 @@ func (s *Store) UsageOf(_ context.Context, ids []string, now time.Time) (map[str
 // that no earlier call returned with that same expiry: each expiry is
 // claimed once (and the claims survive restarts, in the usage file).
 func (s *Store) ClaimExpired(_ context.Context, now time.Time) ([]*auth.Token, error) {
+	return s.claim(now, func(a *activity) map[string]int64 { return a.expired }, func(t *auth.Token) bool {
+		return t.Expired(now)
+	})
+}
+
+// UnclaimExpired withdraws a claim of ClaimExpired (its event could not be
+// recorded), so that a later call returns the token again.
+func (s *Store) UnclaimExpired(_ context.Context, t *auth.Token) error {
+	return s.unclaim(t, func(a *activity) map[string]int64 { return a.expired })
+}
+
+// ClaimExpiring returns the live tokens that expire within WarnBefore
+// after now and have not expired, and that no earlier call returned with
+// that same expiry, like ClaimExpired.
+func (s *Store) ClaimExpiring(_ context.Context, now time.Time) ([]*auth.Token, error) {
+	return s.claim(now, func(a *activity) map[string]int64 { return a.expiring }, func(t *auth.Token) bool {
+		return !t.ExpiresAt.IsZero() && t.ExpiresAt.After(now) && t.ExpiresAt.Sub(now) <= s.warnBefore
+	})
+}
+
+// UnclaimExpiring withdraws a claim of ClaimExpiring (its event could not
+// be published), so that a later call returns the token again.
+func (s *Store) UnclaimExpiring(_ context.Context, t *auth.Token) error {
+	return s.unclaim(t, func(a *activity) map[string]int64 { return a.expiring })
+}
+
+// WarnBefore is how long before its expiry ClaimExpiring returns a token.
+func (s *Store) WarnBefore() time.Duration { return s.warnBefore }
+
+// claim claims, in the claims map of, the live tokens that are due: a walk
+// of the records in memory.
+func (s *Store) claim(now time.Time, of func(*activity) map[string]int64, due func(*auth.Token) bool) ([]*auth.Token, error) {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	var due []*auth.Token
+	var cands []*auth.Token
 	for _, t := range s.byID {
-		if !t.Revoked() && t.Expired(now) {
-			due = append(due, t)
+		if !t.Revoked() && due(t) {
+			cands = append(cands, t)
 		}
 	}
 	s.mu.RUnlock()
 	a := s.act
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	claims := of(a)
 	var claimed []*auth.Token
-	for _, t := range due {
-		if ms := t.ExpiresAt.UnixMilli(); a.expired[t.ID] != ms {
-			a.expired[t.ID] = ms
+	for _, t := range cands {
+		if ms := t.ExpiresAt.UnixMilli(); claims[t.ID] != ms {
+			claims[t.ID] = ms
 			claimed = append(claimed, t)
 		}
 	}
@@ -361,26 +404,26 @@ func (s *Store) ClaimExpired(_ context.Context, now time.Time) ([]*auth.Token, e
 	}
 	if err := s.saveActivity(); err != nil {
 		for _, t := range claimed {
-			delete(a.expired, t.ID)
+			delete(claims, t.ID)
 		}
-		return nil, fmt.Errorf("filestore: claim expired tokens: %w", err)
+		return nil, fmt.Errorf("filestore: claim tokens due at %s: %w", now.UTC().Format(time.RFC3339), err)
 	}
 	sort.Slice(claimed, func(i, j int) bool { return claimed[i].ID < claimed[j].ID })
 	return claimed, nil
 }
 
-// UnclaimExpired withdraws a claim of ClaimExpired (its event could not be
-// recorded), so that a later call returns the token again.
-func (s *Store) UnclaimExpired(_ context.Context, t *auth.Token) error {
+// unclaim withdraws the claim of t's expiry from the claims map of.
+func (s *Store) unclaim(t *auth.Token, of func(*activity) map[string]int64) error {
 	a := s.act
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.expired[t.ID] != t.ExpiresAt.UnixMilli() {
+	claims := of(a)
+	if claims[t.ID] != t.ExpiresAt.UnixMilli() {
 		return nil
 	}
-	delete(a.expired, t.ID)
+	delete(claims, t.ID)
 	if err := s.saveActivity(); err != nil {
-		return fmt.Errorf("filestore: unclaim expired %s: %w", t.ID, err)
+		return fmt.Errorf("filestore: unclaim %s: %w", t.ID, err)
 	}
 	return nil
 }

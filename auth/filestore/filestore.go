@@ -67,7 +67,14 @@ type Options struct {
 	// AuditMaxEvents is when the audit trail file is rotated (see
 	// activity.go); DefaultAuditMaxEvents when zero.
 	AuditMaxEvents int
+	// WarnBefore is how long before its expiry a token is returned by
+	// ClaimExpiring; DefaultWarnBefore when zero.
+	WarnBefore time.Duration
 }
+
+// DefaultWarnBefore is the default Options.WarnBefore: seven days, as
+// webhook.ExpiringWithin.
+const DefaultWarnBefore = 7 * 24 * time.Hour
 
 // Store is an auth.Store in a local file. It is safe for concurrent use.
 // Its memory always mirrors the file: a change that cannot be written is
@@ -75,9 +82,11 @@ type Options struct {
 type Store struct {
 	path      string
 	retention time.Duration
-	now       func() time.Time
-	log       *slog.Logger
-	lock      *os.File // holds the flock on path+".lock"
+	// warnBefore is Options.WarnBefore.
+	warnBefore time.Duration
+	now        func() time.Time
+	log        *slog.Logger
+	lock       *os.File // holds the flock on path+".lock"
 	// watchBuffer is the capacity of each watcher's event buffer.
 	watchBuffer int
 
@@ -106,22 +115,26 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.New("filestore: Options.Path is empty")
 	}
 	s := &Store{
-		path:      filepath.Clean(opts.Path),
-		retention: opts.RevokedRetention,
-		now:       opts.Now,
-		log:       opts.Logger,
-		done:      make(chan struct{}),
-		byID:      make(map[string]*auth.Token),
-		byProject: make(map[int64]map[string]*auth.Token),
-		watchers:  make(map[*watcher]struct{}),
+		path:       filepath.Clean(opts.Path),
+		retention:  opts.RevokedRetention,
+		warnBefore: opts.WarnBefore,
+		now:        opts.Now,
+		log:        opts.Logger,
+		done:       make(chan struct{}),
+		byID:       make(map[string]*auth.Token),
+		byProject:  make(map[int64]map[string]*auth.Token),
+		watchers:   make(map[*watcher]struct{}),
 
 		watchBuffer: defaultWatchBuffer,
 	}
 	if s.retention == 0 {
 		s.retention = DefaultRevokedRetention
 	}
-	if s.retention < 0 {
-		return nil, errors.New("filestore: RevokedRetention must not be negative")
+	if s.warnBefore == 0 {
+		s.warnBefore = DefaultWarnBefore
+	}
+	if s.retention < 0 || s.warnBefore < 0 {
+		return nil, errors.New("filestore: RevokedRetention and WarnBefore must not be negative")
 	}
 	if s.now == nil {
 		s.now = time.Now

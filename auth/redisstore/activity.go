@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -335,113 +334,6 @@ func (s *Store) UsageOf(ctx context.Context, ids []string, now time.Time) (map[s
 		}
 	}
 	return out, nil
-}
-
-// claimExpiredScript marks KEYS[1]'s expiry ARGV[1] as claimed, if it is
-// still the record's, has passed at ARGV[2], the record is live and the
-// expiry was not claimed before. It returns 1 to the one claimant.
-var claimExpiredScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'expires', 'revoked', 'expire_logged')
-if not f[1] or f[2] or f[1] ~= ARGV[1] or tonumber(f[1]) > tonumber(ARGV[2]) or f[3] == f[1] then
-	return 0
-end
-redis.call('HSET', KEYS[1], 'expire_logged', f[1])
-return 1
-`)
-
-// unclaimExpiredScript withdraws the claim of expiry ARGV[1] on KEYS[1].
-var unclaimExpiredScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'expire_logged') == ARGV[1] then
-	redis.call('HDEL', KEYS[1], 'expire_logged')
-end
-return 1
-`)
-
-// ClaimExpired returns the live tokens whose expiry has passed at now and
-// whose expiry no replica claimed before: each (token, expiry) is returned
-// by exactly one call cluster-wide (an atomic script on the record). It
-// walks every record with SCAN (COUNT 1000; on a Cluster, every master),
-// reading expires/revoked/expire_logged of each batch in one pipeline, so
-// it is O(tokens): run it about once a minute or less often.
-func (s *Store) ClaimExpired(ctx context.Context, now time.Time) ([]*auth.Token, error) {
-	var mu sync.Mutex
-	var claimed []*auth.Token
-	nowMS := strconv.FormatInt(now.UnixMilli(), 10)
-	err := s.scanTokens(ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
-		cmds, err := s.readFields(ctx, c, keys, "expires", "revoked", "expire_logged")
-		if err != nil {
-			return fmt.Errorf("claim expired: %w", err)
-		}
-		pctx, cancel := s.bound(ctx)
-		defer cancel()
-		var due []string
-		var dueExp []string
-		for i, cmd := range cmds {
-			v := cmd.Val()
-			exp, _ := v[0].(string)
-			ms, err := strconv.ParseInt(exp, 10, 64)
-			if err != nil || v[1] != nil || ms > now.UnixMilli() || v[2] == exp {
-				continue
-			}
-			due, dueExp = append(due, keys[i]), append(dueExp, exp)
-		}
-		if len(due) == 0 {
-			return nil
-		}
-		wins := make([]*redis.Cmd, len(due))
-		gets := make([]*redis.MapStringStringCmd, len(due))
-		if _, err := c.Pipelined(pctx, func(p redis.Pipeliner) error {
-			for i, k := range due {
-				wins[i] = claimExpiredScript.Eval(pctx, p, []string{k}, dueExp[i], nowMS)
-				gets[i] = p.HGetAll(pctx, k)
-			}
-			return nil
-		}); err != nil {
-			return s.unavailable("claim expired", err)
-		}
-		for i, k := range due {
-			if n, _ := wins[i].Int(); n != 1 {
-				continue
-			}
-			t, err := decode(k[len(s.prefix)+len("tok:"):], gets[i].Val())
-			if err != nil {
-				s.log.Warn("redisstore: claim expired: unreadable record", "key", k, "err", err)
-				continue
-			}
-			mu.Lock()
-			claimed = append(claimed, t)
-			mu.Unlock()
-		}
-		return nil
-	})
-	return claimed, err
-}
-
-// UnclaimExpired withdraws a claim of ClaimExpired (its event could not be
-// recorded), so that a later call returns the token again.
-func (s *Store) UnclaimExpired(ctx context.Context, t *auth.Token) error {
-	uctx, cancel := s.bound(ctx)
-	defer cancel()
-	if err := unclaimExpiredScript.Run(uctx, s.client, []string{s.tokenKey(t.ID)}, t.ExpiresAt.UnixMilli()).Err(); err != nil {
-		return s.unavailable("unclaim expired "+t.ID, err)
-	}
-	return nil
-}
-
-// readFields reads fields of each of keys in one pipeline on c.
-func (s *Store) readFields(ctx context.Context, c redis.Cmdable, keys []string, fields ...string) ([]*redis.SliceCmd, error) {
-	pctx, cancel := s.bound(ctx)
-	defer cancel()
-	cmds := make([]*redis.SliceCmd, len(keys))
-	if _, err := c.Pipelined(pctx, func(p redis.Pipeliner) error {
-		for i, k := range keys {
-			cmds[i] = p.HMGet(pctx, k, fields...)
-		}
-		return nil
-	}); err != nil {
-		return nil, s.unavailable("read records", err)
-	}
-	return cmds, nil
 }
 
 // scanTokens calls fn with each SCAN batch of token record keys, on every

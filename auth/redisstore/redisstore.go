@@ -25,11 +25,12 @@
 // whose members are the ids of its live tokens scored by creation time in
 // Unix milliseconds, so that it sorts as List must (oldest first, then id).
 //
-// No script or transaction ever touches two keys, so the store works on
-// Redis Cluster. Create and Revoke are Lua scripts on the record's key;
-// Update is an optimistic transaction (WATCH, read, MULTI/EXEC) on it. The record is the truth; the index is maintained after it
-// and may briefly lag: List skips (and removes) entries without a live
-// record.
+// No script or transaction touches keys of two hash slots, so the store
+// works on Redis Cluster. Create and Revoke are Lua scripts on the
+// record's key and the background indexes of its slot (index.go); Update
+// is an optimistic transaction (WATCH, read, MULTI/EXEC) on it. The record
+// is the truth; the project index is maintained after it and may briefly
+// lag: List skips (and removes) entries without a live record.
 //
 // Every change is published on Options.Channel as "<id> <unix nanoseconds>",
 // the id of the changed record and the publication time.
@@ -45,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -88,6 +90,10 @@ type Options struct {
 	// AuditMaxEvents caps each project's audit stream (about: see
 	// activity.go); DefaultAuditMaxEvents when zero.
 	AuditMaxEvents int
+	// WarnBefore is how long before its expiry a token is returned by
+	// ClaimExpiring (see index.go); DefaultWarnBefore when zero. Replicas
+	// sharing a store must use the same value.
+	WarnBefore time.Duration
 }
 
 // Store is an auth.Store in Redis. It is safe for concurrent use.
@@ -100,6 +106,15 @@ type Store struct {
 	log       *slog.Logger
 	now       func() time.Time
 	auditMax  int
+
+	// warnBefore is Options.WarnBefore; sharded tells that the indexes
+	// have one shard per Cluster hash slot (see index.go).
+	warnBefore time.Duration
+	sharded    bool
+	// indexed is set once the indexes are known to be reconciled;
+	// reconciling while this replica reconciles them, in bg.
+	indexed, reconciling atomic.Bool
+	bg                   sync.WaitGroup
 
 	// pingInterval is how long Watch waits for a message before it checks
 	// the subscription with a PING, and then for the PING's reply.
@@ -132,10 +147,14 @@ func New(opts Options) (*Store, error) {
 		log:          opts.Logger,
 		now:          opts.Now,
 		auditMax:     opts.AuditMaxEvents,
+		warnBefore:   orDefault(opts.WarnBefore, DefaultWarnBefore),
 		pingInterval: 15 * time.Second,
 	}
-	if s.retention < 0 || s.timeout < 0 {
-		return nil, errors.New("redisstore: RevokedRetention and Timeout must not be negative")
+	if s.retention < 0 || s.timeout < 0 || s.warnBefore < 0 {
+		return nil, errors.New("redisstore: RevokedRetention, Timeout and WarnBefore must not be negative")
+	}
+	if _, ok := opts.Client.(*redis.ClusterClient); ok && !hasHashTag(s.prefix) {
+		s.sharded = true
 	}
 	s.channel = orDefault(opts.Channel, s.prefix+"events")
 	if _, ok := opts.Client.(*redis.Client); ok {
@@ -217,16 +236,18 @@ func (s *Store) Get(ctx context.Context, id string) (*auth.Token, error) {
 	return decode(id, fields)
 }
 
-// createScript stores a record unless its key exists. KEYS[1] is the record;
-// ARGV[1] is a TTL in milliseconds ("0": none), then field/value pairs.
-var createScript = redis.NewScript(`
+// createScript stores a record unless its key exists, and indexes it.
+// KEYS and ARGV start as syncLua's; then ARGV[3] is a TTL in milliseconds
+// ("0": none), then field/value pairs.
+var createScript = redis.NewScript(syncLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
 	return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-if ARGV[1] ~= '0' then
-	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[3] ~= '0' then
+	redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
+sync(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
 return 1
 `)
 
@@ -242,15 +263,8 @@ func (s *Store) Create(ctx context.Context, t *auth.Token) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("redisstore: create %s: invalid record: %s", t.ID, oneLine(err))
 	}
-	ttl := "0"
-	if t.Revoked() {
-		left := max(t.RevokedAt.Add(s.retention).Sub(s.now()), time.Millisecond)
-		ttl = strconv.FormatInt(left.Milliseconds(), 10)
-	}
-	args := append([]any{ttl}, encode(t)...)
-
 	cctx, cancel := s.bound(ctx)
-	created, err := createScript.Run(cctx, s.client, []string{s.tokenKey(t.ID)}, args...).Int()
+	created, err := createScript.Run(cctx, s.client, s.indexKeys(t.ID), s.createArgs(t)...).Int()
 	cancel()
 	if err != nil {
 		return s.unavailable("create "+t.ID, err)
@@ -273,6 +287,16 @@ func (s *Store) Create(ctx context.Context, t *auth.Token) error {
 		s.log.Warn("redisstore: token created but not announced", "id", t.ID, "err", err)
 	}
 	return nil
+}
+
+// createArgs returns createScript's arguments for t.
+func (s *Store) createArgs(t *auth.Token) []any {
+	ttl := "0"
+	if t.Revoked() {
+		left := max(t.RevokedAt.Add(s.retention).Sub(s.now()), time.Millisecond)
+		ttl = strconv.FormatInt(left.Milliseconds(), 10)
+	}
+	return s.indexArgs(t.ID, append([]any{ttl}, encode(t)...)...)
 }
 
 // CountProject returns the number of entries of the project's index: its
@@ -354,18 +378,21 @@ func (s *Store) List(ctx context.Context, projectID int64) ([]*auth.Token, error
 	return tokens, nil
 }
 
-// revokeScript turns KEYS[1] into a tombstone revoked at ARGV[1] (Unix
-// milliseconds) that expires after ARGV[2] milliseconds, unless it is one
-// already. It returns the record's fields, or nil when there is no record.
-var revokeScript = redis.NewScript(`
+// revokeScript turns KEYS[1] into a tombstone revoked at ARGV[3] (Unix
+// milliseconds) that expires after ARGV[4] milliseconds, unless it is one
+// already, and takes it out of the indexes (KEYS and the first ARGV as
+// syncLua's). It returns the record's fields, or nil when there is no
+// record.
+var revokeScript = redis.NewScript(syncLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	return false
 end
 if redis.call('HEXISTS', KEYS[1], 'revoked') == 0 then
-	redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+	redis.call('HSET', KEYS[1], 'revoked', ARGV[3])
 	redis.call('HDEL', KEYS[1], 'hash', 'pepper')
-	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+	redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
+sync(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2])
 return redis.call('HGETALL', KEYS[1])
 `)
 
@@ -383,8 +410,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) (*auth.Toke
 		at = s.now()
 	}
 	rctx, cancel := s.bound(ctx)
-	reply, err := revokeScript.Run(rctx, s.client, []string{s.tokenKey(id)},
-		at.UnixMilli(), s.retention.Milliseconds()).StringSlice()
+	reply, err := revokeScript.Run(rctx, s.client, s.indexKeys(id),
+		s.indexArgs(id, at.UnixMilli(), s.retention.Milliseconds())...).StringSlice()
 	cancel()
 	if errors.Is(err, redis.Nil) {
 		return nil, notFound(id)
@@ -440,60 +467,19 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*auth.Token) erro
 	if !auth.ValidID(id) {
 		return nil, notFound(id)
 	}
-	key := s.tokenKey(id)
+	keys := s.indexKeys(id)
 	var updated *auth.Token
 	for attempt := 1; ; attempt++ {
 		var final error // an outcome about the record, not a Redis failure
 		uctx, cancel := s.bound(ctx)
 		err := s.client.Watch(uctx, func(tx *redis.Tx) error {
-			fields, err := tx.HGetAll(uctx, key).Result()
-			if err != nil {
-				return err
-			}
-			if len(fields) == 0 {
-				final = notFound(id)
+			var err error
+			updated, final, err = s.updateTx(uctx, tx, keys, id, fn)
+			if final != nil {
 				return final
 			}
-			old, err := decode(id, fields)
-			if err != nil {
-				final = fmt.Errorf("redisstore: update %s: %w", id, err)
-				return final
-			}
-			if old.Revoked() {
-				final = fmt.Errorf("redisstore: update %s: %w", id, auth.ErrRevoked)
-				return final
-			}
-			t := *old
-			if err := fn(&t); err != nil {
-				final = fmt.Errorf("redisstore: update %s: %w", id, err)
-				return final
-			}
-			if err := auth.ValidateUpdate(old, &t); err != nil {
-				final = fmt.Errorf("redisstore: update %s: invalid change: %s", id, oneLine(err))
-				return final
-			}
-			set := encode(&t)
-			fields = fieldMap(set)
-			var unset []string
-			for _, f := range optionalFields {
-				if _, ok := fields[f]; !ok {
-					unset = append(unset, f)
-				}
-			}
-			_, err = tx.TxPipelined(uctx, func(p redis.Pipeliner) error {
-				p.HSet(uctx, key, set...)
-				if len(unset) > 0 {
-					p.HDel(uctx, key, unset...)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			// What is stored, at the store's millisecond precision.
-			updated, err = decode(id, fields)
 			return err
-		}, key)
+		}, keys[0])
 		cancel()
 		switch {
 		case final != nil:
@@ -517,6 +503,58 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*auth.Token) erro
 		return nil, fmt.Errorf("redisstore: update %s: updated but not announced: %w", id, err)
 	}
 	return updated, nil
+}
+
+// updateTx is one attempt of Update inside WATCH: it reads the record,
+// applies fn, and writes the record and its indexes in one MULTI/EXEC.
+// final is an outcome about the record (not found, revoked, refused by
+// fn, an invalid change); err a Redis failure (redis.TxFailedErr when the
+// record changed meanwhile).
+func (s *Store) updateTx(ctx context.Context, tx *redis.Tx, keys []string, id string, fn func(*auth.Token) error) (updated *auth.Token, final, err error) {
+	key := keys[0]
+	fields, err := tx.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(fields) == 0 {
+		return nil, notFound(id), nil
+	}
+	old, err := decode(id, fields)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: update %s: %w", id, err), nil
+	}
+	if old.Revoked() {
+		return nil, fmt.Errorf("redisstore: update %s: %w", id, auth.ErrRevoked), nil
+	}
+	t := *old
+	if err := fn(&t); err != nil {
+		return nil, fmt.Errorf("redisstore: update %s: %w", id, err), nil
+	}
+	if err := auth.ValidateUpdate(old, &t); err != nil {
+		return nil, fmt.Errorf("redisstore: update %s: invalid change: %s", id, oneLine(err)), nil
+	}
+	set := encode(&t)
+	fields = fieldMap(set)
+	var unset []string
+	for _, f := range optionalFields {
+		if _, ok := fields[f]; !ok {
+			unset = append(unset, f)
+		}
+	}
+	_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, set...)
+		if len(unset) > 0 {
+			p.HDel(ctx, key, unset...)
+		}
+		syncScript.Eval(ctx, p, keys, s.indexArgs(id)...)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// What is stored, at the store's millisecond precision.
+	updated, err = decode(id, fields)
+	return updated, nil, err
 }
 
 // sleep pauses for d, or until ctx is done (returning its error).
@@ -566,6 +604,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // open.
 func (s *Store) Close() error {
 	s.cancel()
+	s.bg.Wait()
 	return nil
 }
 
@@ -675,46 +714,6 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 // oneLine renders a joined error on one line.
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", "; ")
-}
-
-// CountTokens counts the live tokens (tombstones excluded) by role and
-// status, for the tswgate_tokens gauge. It walks every record with SCAN
-// (COUNT 1000; on Redis Cluster, on every master) and reads role, status
-// and revoked of each batch in one pipeline, each round trip bounded by the
-// store's timeout: O(tokens), meant to run about once a minute.
-func (s *Store) CountTokens(ctx context.Context) (map[auth.Role]map[auth.Status]int, error) {
-	out := make(map[auth.Role]map[auth.Status]int)
-	var mu sync.Mutex
-	err := s.scanTokens(ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
-		cmds, err := s.readFields(ctx, c, keys, "role", "status", "revoked")
-		if err != nil {
-			return fmt.Errorf("count tokens: %w", err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, cmd := range cmds {
-			v := cmd.Val()
-			if len(v) != 3 || v[0] == nil || v[2] != nil {
-				continue // gone meanwhile, or a tombstone
-			}
-			roleName, _ := v[0].(string)
-			statusName, _ := v[1].(string)
-			role, err1 := auth.ParseRole(roleName)
-			status, err2 := auth.ParseStatus(statusName)
-			if err1 != nil || err2 != nil {
-				continue
-			}
-			if out[role] == nil {
-				out[role] = make(map[auth.Status]int)
-			}
-			out[role][status]++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // globEscape quotes the glob characters of a key prefix for SCAN MATCH.

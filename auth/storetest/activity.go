@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,8 @@ func runActivity(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
 	t.Run("ListPageSparse", func(t *testing.T) { testListPageSparse(t, open(t)) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("ClaimExpired", func(t *testing.T) { testClaimExpired(t, open(t)) })
+	t.Run("ClaimExpiring", func(t *testing.T) { testClaimExpiring(t, open(t)) })
+	t.Run("CountsDrift", func(t *testing.T) { testCountsDrift(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("CountProject", func(t *testing.T) { testCountProject(t, open(t)) })
 }
@@ -322,14 +323,7 @@ func testClaimExpired(t *testing.T, s auth.ActivityStore) {
 	if _, err := s.Revoke(ctx, revoked.ID, now); err != nil {
 		t.Fatal(err)
 	}
-	claim := func(at time.Time) []string {
-		t.Helper()
-		got, err := s.ClaimExpired(ctx, at)
-		if err != nil {
-			t.Fatalf("ClaimExpired: %v", err)
-		}
-		return ids(got)
-	}
+	claim := claimer(t, "ClaimExpired", s.ClaimExpired)
 	if got := claim(now); !slices.Equal(got, []string{past.ID}) {
 		t.Fatalf("ClaimExpired = %v, want [%s]", got, past.ID)
 	}
@@ -360,32 +354,7 @@ func testClaimExpired(t *testing.T, s auth.ActivityStore) {
 	for range 5 {
 		due = append(due, mk(now.Add(-time.Second)).ID)
 	}
-	var mu sync.Mutex
-	counts := map[string]int{}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			got, err := s.ClaimExpired(ctx, now)
-			if err != nil {
-				t.Errorf("concurrent ClaimExpired: %v", err)
-				return
-			}
-			mu.Lock()
-			for _, tok := range got {
-				counts[tok.ID]++
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	for _, id := range due {
-		if counts[id] != 1 {
-			t.Errorf("%s was claimed %d times by concurrent callers, want once", id, counts[id])
-		}
-	}
-	if len(counts) != len(due) {
-		t.Errorf("concurrent claims = %v, want exactly %v", counts, due)
-	}
+	assertClaimedOnce(t, func() ([]*auth.Token, error) { return s.ClaimExpired(ctx, now) }, due)
 }
 
 func testAudit(t *testing.T, s auth.ActivityStore) {

@@ -106,9 +106,9 @@ func (g *Gateway) RecordExpiries(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// countTokens sets tswgate_tokens at once and then every interval. A count
-// is O(tokens) (a SCAN of every record with Redis); on error the gauge
-// keeps its last value.
+// countTokens sets tswgate_tokens at once and then every interval, from
+// the counts the store keeps on every change (one HGETALL with Redis); on
+// error the gauge keeps its last value.
 func (g *Gateway) countTokens(ctx context.Context, every time.Duration) {
 	count := func() {
 		cctx, cancel := context.WithTimeout(ctx, max(every/2, time.Second))

@@ -99,8 +99,20 @@ func (g *Gateway) newEvents() error {
 	if err != nil {
 		return err
 	}
-	ev.run = append(ev.run, watch.Run, func(ctx context.Context) { _ = disp.Run(ctx) })
+	ev.run = append(ev.run, watch.Run, func(ctx context.Context) { _ = disp.Run(ctx) },
+		func(ctx context.Context) { g.publishExpiring(ctx, pub) })
 	return nil
+}
+
+// publishExpiring publishes token.expiring for the tokens coming within
+// the store's warning window, every TSWGATE_EXPIRY_SWEEP_INTERVAL: the
+// store hands each warning to one replica.
+func (g *Gateway) publishExpiring(ctx context.Context, pub webhook.EventPublisher) {
+	repeat(ctx, g.cfg.ExpirySweepInterval, func(now time.Time) {
+		if _, err := webhook.PublishExpiring(ctx, g.store, pub, now); err != nil && ctx.Err() == nil {
+			g.log.Warn("publishing token.expiring events failed; retrying at the next sweep", slog.String("err", err.Error()))
+		}
+	})
 }
 
 func orReporter(l secretscan.Leak) string {
