@@ -19,7 +19,8 @@ const (
 	CodeTokenExpired
 	// CodeTokenRevoked: the token was revoked.
 	CodeTokenRevoked
-	// CodePermissionDenied: the token's role may not call this route.
+	// CodePermissionDenied: the token's role, or its scopes list, does not
+	// grant the permission the route needs.
 	CodePermissionDenied
 	// CodeProjectMismatch: the request names another project.
 	CodeProjectMismatch
@@ -59,6 +60,9 @@ const (
 	// decided or answered. Nobody reads the answer; it is recorded (as
 	// 499) so that it is not mistaken for an outage.
 	CodeClientClosed
+	// CodeIPNotAllowed: the token may only be used from its address ranges
+	// (Token.AllowedIPs), and the client's address is in none of them.
+	CodeIPNotAllowed
 
 	numCodes
 )
@@ -86,6 +90,7 @@ var codeNames = [numCodes]string{
 	CodeInvalidQuery:         "invalid_query",
 	CodeInvalidFraming:       "invalid_framing",
 	CodeClientClosed:         "client_closed",
+	CodeIPNotAllowed:         "ip_not_allowed",
 }
 
 var codeMessages = [numCodes]string{
@@ -96,7 +101,7 @@ var codeMessages = [numCodes]string{
 	CodeTokenInactive:    "The API token is inactive: activate it under Settings → Project → API Tokens.",
 	CodeTokenExpired:     "The API token has expired: generate a new one.",
 	CodeTokenRevoked:     "The API token was revoked: generate a new one.",
-	CodePermissionDenied: "The API token's role does not allow this request.",
+	CodePermissionDenied: "The API token's role or scopes do not allow this request.",
 	CodeProjectMismatch:  "The request names a project other than the API token's project.",
 	CodeStoreUnavailable: "The API token cannot be checked right now: retry later.",
 	CodeRateLimited:      "Too many requests for this API token: retry after the time in Retry-After.",
@@ -111,6 +116,7 @@ var codeMessages = [numCodes]string{
 	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with & and write every % as a %XX escape.",
 	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length): send HTTP/1.1 with one of them.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
+	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",
 }
 
 // String returns the code's stable wire name, e.g. "token_revoked".
