@@ -42,6 +42,11 @@ type Rotation struct {
 	// with (nil: a token's own limit only).
 	Ceiling   Limit
 	Effective func(*auth.Token) Limit
+	// Maker, when set, is the token asking for the rotation: the successor
+	// keeps the old token's scopes and address ranges narrowed to Maker's,
+	// and Rotate refuses (an error wrapping a refusal, nothing changed)
+	// when nothing of them would be left.
+	Maker *auth.Token
 	// Invalidate drops an id from this replica's cache; nil: none.
 	Invalidate func(id string)
 }
@@ -82,6 +87,7 @@ func Rotate(ctx context.Context, st RotationStore, h *auth.Hasher, rot Rotation)
 	if err != nil {
 		return nil, fmt.Errorf("rotate %s: %w", old.ID, err)
 	}
+
 	if err := st.Create(ctx, next); err != nil {
 		// It may be stored even so (e.g. stored but not indexed).
 		return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: creating the new token: %w", old.ID, err))
@@ -120,6 +126,13 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 		RateLimit:  old.RateLimit,
 		RateBurst:  old.RateBurst,
 		RateShadow: old.RateShadow,
+		Scopes:     old.Scopes,
+		AllowedIPs: old.AllowedIPs,
+	}
+	if rot.Maker != nil {
+		if _, ref := narrowTo(rot.Maker, next); ref != nil {
+			return nil, "", ref
+		}
 	}
 	if !old.ExpiresAt.IsZero() {
 		// The same lifetime as the old token, from now.
@@ -195,10 +208,15 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	rot := Rotation{Old: old, Grace: grace, Now: a.Now(), Effective: a.effective, Invalidate: a.Invalidate}
 	if p.token != nil {
-		rot.NotAfter, rot.Ceiling = p.token.ExpiresAt, a.effective(p.token)
+		rot.NotAfter, rot.Ceiling, rot.Maker = p.token.ExpiresAt, a.effective(p.token), p.token
 	}
 	res, err := Rotate(r.Context(), a.Store, a.Hasher, rot)
-	if err != nil {
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref):
+		a.refuse(w, r, "token.rotate", p, old.ProjectID, id, ref)
+		return
+	case err != nil:
 		a.storeError(w, r, "rotate token", err)
 		return
 	}
