@@ -1,11 +1,10 @@
 // Package tokenapi is tswgate's token-management HTTP API: create a token
 // (its secret is returned once), list a project's tokens, show, update
 // (activate, deactivate, expiry, rate limit, scopes, address ranges),
-// rotate and revoke one; read a
-// project's audit trail. It is served on the admin listener, authenticated
-// by admin keys or Owner tokens, and on the public listener under /tswgate/
-// for Owner tokens only (Options.Prefix); a token acts on its own project
-// only.
+// rotate and revoke one; read a project's audit trail. It is served on the
+// admin listener, authenticated by admin keys or Owner tokens, and on the
+// public listener under /tswgate/ for Owner tokens only (Options.Prefix); a
+// token acts on its own project only.
 //
 // Every change, and every refused attempt by a known admin key or token, is
 // recorded in the project's audit trail (Store.AppendAudit) besides the

@@ -21,7 +21,7 @@ import (
 )
 
 // tokenSubcommands lists the token subcommands, for messages.
-const tokenSubcommands = "create, list, show, deactivate, activate, rotate, limit or revoke"
+const tokenSubcommands = "create, list, show, update, deactivate, activate, rotate, limit or revoke"
 
 // tokenCommand runs "tswgate token ...".
 func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
@@ -45,6 +45,8 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		status    *string
 		limit     *int
 		cursor    *string
+		scopes    *string
+		allowIPs  stringList
 	)
 	wantArgs := 1 // the token id
 	switch sub {
@@ -55,7 +57,12 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		expiresIn = fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
 		rate = fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit (default: the role's)")
 		burst = fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
+		scopes = fs.String("scopes", "", "permissions the token is limited to, e.g. compute.read,billing.read (default: its role's)")
+		fs.Var(&allowIPs, "allow-ip", "client address range the token may be used from, e.g. 10.0.0.0/8; repeatable (default: any address)")
 		wantArgs = 0
+	case "update":
+		scopes = fs.String("scopes", "", `new scopes list, e.g. compute.read,billing.read; "" removes it (the role decides)`)
+		fs.Var(&allowIPs, "allow-ip", `client address range the token may be used from, e.g. 10.0.0.0/8; repeatable, replaces the token's ranges; "" removes them (any address)`)
 	case "list":
 		project = fs.Int64("project", 0, "project id")
 		status = fs.String("status", "", "only tokens with this status: active or inactive")
@@ -96,6 +103,21 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		return usageError{fmt.Sprintf("token rotate: --grace %v: want 0 or more", *grace)}
 	}
 	var update tokenapi.UpdateRequest
+	if sub == "update" {
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "scopes":
+				list := splitList(*scopes)
+				update.Scopes = &list
+			case "allow-ip":
+				list := splitList(allowIPs...)
+				update.AllowedIPs = &list
+			}
+		})
+		if update.Scopes == nil && update.AllowedIPs == nil {
+			return usageError{"token update: --scopes or --allow-ip is required"}
+		}
+	}
 	if sub == "limit" {
 		fs.Visit(func(f *flag.Flag) {
 			switch f.Name {
@@ -133,6 +155,7 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 	case "create":
 		tok, err := client.Create(ctx, tokenapi.CreateRequest{
 			ProjectID: *project, Role: *role, Name: *name, ExpiresIn: *expiresIn, RateLimit: *rate, Burst: *burst,
+			Scopes: splitList(*scopes), AllowedIPs: splitList(allowIPs...),
 		})
 		if err != nil {
 			return fmt.Errorf("creating the token: %w", err)
@@ -152,6 +175,16 @@ func tokenCommand(ctx context.Context, args, environ []string, stdout io.Writer)
 		if err != nil {
 			return fmt.Errorf("showing the token: %w", err)
 		}
+		return showToken(stdout, tok, *output)
+	case "update":
+		tok, err := client.Update(ctx, pos[0], update)
+		if err != nil {
+			return fmt.Errorf("updating the token: %w", err)
+		}
+		if *output == "json" {
+			return writeJSON(stdout, tok)
+		}
+		fmt.Fprintf(stdout, "Updated token %s (%q, project %d): the change applies from now on.\n", tok.ID, tok.Name, tok.ProjectID)
 		return showToken(stdout, tok, *output)
 	case "deactivate", "activate":
 		status, doing := "inactive", "deactivating"
@@ -340,6 +373,16 @@ func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	} else {
 		fmt.Fprintf(tw, "Rate limit:\tthe role's (TSWGATE_RATE_%s)%s\n", strings.ToUpper(t.Role), shadow)
 	}
+	if len(t.Scopes) > 0 {
+		fmt.Fprintf(tw, "Scopes:\t%s\n", strings.Join(t.Scopes, ", "))
+	} else {
+		fmt.Fprintf(tw, "Scopes:\tthe role's (no scopes list)\n")
+	}
+	if len(t.AllowedIPs) > 0 {
+		fmt.Fprintf(tw, "Allowed IPs:\t%s\n", strings.Join(t.AllowedIPs, ", "))
+	} else {
+		fmt.Fprintf(tw, "Allowed IPs:\tany address\n")
+	}
 	if t.RevokedAt != nil {
 		fmt.Fprintf(tw, "Revoked:\t%s\n", t.RevokedAt.Local().Format(time.RFC3339))
 	}
@@ -434,4 +477,28 @@ func envMap(environ []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// splitList splits comma-separated values into their non-empty items;
+// an empty list for none (so that an update can remove a list).
+func splitList(values ...string) []string {
+	out := []string{}
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
 }
