@@ -195,17 +195,5 @@ func BenchmarkDecideRestricted(b *testing.B) {
 	})
 	req := &Request{Method: "GET", Path: "/v2/Instance", RawQuery: "ProjectId=42&Limit=10", Authorization: "Bearer " + tok,
 		ClientAddr: netip.MustParseAddr("10.1.2.3")}
-	now := time.Now()
-	if v := f.gate.Decide(context.Background(), req, now); v.Code != OK {
-		b.Fatalf("warm-up: %v", v.Code)
-	}
-	f.gate.validator.Wait()
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if v := f.gate.Decide(ctx, req, now); v.Code != OK || v.Cache != CacheHit {
-			b.Fatalf("verdict %v, cache %v", v.Code, v.Cache)
-		}
-	}
+	benchCacheHit(b, f, req)
 }
