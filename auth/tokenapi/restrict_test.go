@@ -141,3 +141,33 @@ func TestTokenAPIRefusesOutsideRanges(t *testing.T) {
 		t.Errorf("from inside the ranges: HTTP %d %s", a.status, a.body)
 	}
 }
+
+func TestRotateSetsScopesAndRanges(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	ctx := context.Background()
+	old := f.mint(t, CreateRequest{Name: "ci", Scopes: []string{"compute.read"}, AllowedIPs: []string{"10.0.0.0/8"}})
+	rot, err := f.admin.Rotate(ctx, old.ID, RotateRequest{})
+	if err != nil || !slices.Equal(rot.Token.Scopes, old.Scopes) || !slices.Equal(rot.Token.AllowedIPs, old.AllowedIPs) {
+		t.Fatalf("plain rotation: %+v, %v; want the old token's scopes and ranges", rot.Token, err)
+	}
+	rot, err = f.admin.Rotate(ctx, rot.Token.ID, RotateRequest{Scopes: &[]string{"compute.read", "billing.read"}, AllowedIPs: &[]string{}})
+	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"billing.read", "compute.read"}) || rot.Token.AllowedIPs != nil {
+		t.Fatalf("rotation with new lists: %+v, %v", rot.Token, err)
+	}
+	next := rot.Token
+	a := f.call(t, "POST", "/v1/tokens/"+next.ID+"/rotate", next.Token, `{"scopes":["compute.admin"]}`)
+	mustRefuse(t, a, http.StatusBadRequest, "invalid_request")
+	if !strings.Contains(a.body, "compute.admin") {
+		t.Errorf("the 400 does not name the bad permission: %s", a.body)
+	}
+	if got := f.stored(t, next.ID); got.Revoked() {
+		t.Fatal("a refused rotation revoked the token")
+	}
+	// Through self-service a rotation narrows, never widens.
+	maker := f.mint(t, CreateRequest{Name: "maker", Scopes: []string{"compute.read"}})
+	mustRefuse(t, f.call(t, "POST", "/v1/tokens/"+next.ID+"/rotate", maker.Token, `{"scopes":["billing.read"]}`), http.StatusForbidden, codeScope)
+	rot, err = f.self(maker.Token).Rotate(ctx, next.ID, RotateRequest{})
+	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"compute.read"}) {
+		t.Fatalf("self-service rotation: %+v, %v; want narrowed to compute.read", rot.Token, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
@@ -47,6 +48,11 @@ type Rotation struct {
 	// and Rotate refuses (an error wrapping a refusal, nothing changed)
 	// when nothing of them would be left.
 	Maker *auth.Token
+	// Scopes and AllowedIPs, when set, replace the old token's on the
+	// successor (nil: the old token's are kept); with a Maker they must be
+	// within its own.
+	Scopes     *auth.PermSet
+	AllowedIPs *[]netip.Prefix
 	// Invalidate drops an id from this replica's cache; nil: none.
 	Invalidate func(id string)
 }
@@ -129,8 +135,14 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 		Scopes:     old.Scopes,
 		AllowedIPs: old.AllowedIPs,
 	}
+	if rot.Scopes != nil {
+		next.Scopes = *rot.Scopes
+	}
+	if rot.AllowedIPs != nil {
+		next.AllowedIPs = *rot.AllowedIPs
+	}
 	if rot.Maker != nil {
-		if _, ref := narrowTo(rot.Maker, next); ref != nil {
+		if _, ref := restrictCreate(rot.Maker, next, rot.Scopes != nil, rot.AllowedIPs != nil); ref != nil {
 			return nil, "", ref
 		}
 	}
@@ -188,7 +200,11 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	grace, ok := parseGrace(w, r)
+	var req RotateRequest
+	if !decodeBody(w, r, &req, true) {
+		return
+	}
+	grace, ok := parseGrace(w, req.Grace)
 	if !ok {
 		return
 	}
@@ -207,6 +223,9 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rot := Rotation{Old: old, Grace: grace, Now: a.Now(), Effective: a.effective, Invalidate: a.Invalidate}
+	if !req.restrictions(w, old.Role, &rot) {
+		return
+	}
 	if p.token != nil {
 		rot.NotAfter, rot.Ceiling, rot.Maker = p.token.ExpiresAt, a.effective(p.token), p.token
 	}
@@ -241,21 +260,37 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 
 // parseGrace reads a rotation request's grace period, answering 400 when
 // it cannot.
-func parseGrace(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
-	var req RotateRequest
-	if !decodeBody(w, r, &req, true) {
-		return 0, false
-	}
-	if req.Grace == "" {
+func parseGrace(w http.ResponseWriter, value string) (time.Duration, bool) {
+	if value == "" {
 		return 0, true
 	}
-	grace, err := time.ParseDuration(req.Grace)
+	grace, err := time.ParseDuration(value)
 	if err != nil || grace < 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
-			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", req.Grace))
+			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", value))
 		return 0, false
 	}
 	return grace, true
+}
+
+// restrictions reads the scopes and address ranges a rotation gives the
+// successor (for a token of role) into rot, answering 400 when they are
+// invalid.
+func (req *RotateRequest) restrictions(w http.ResponseWriter, role auth.Role, rot *Rotation) bool {
+	var problems []string
+	if req.Scopes != nil {
+		s := parseScopes(*req.Scopes, role, &problems)
+		rot.Scopes = &s
+	}
+	if req.AllowedIPs != nil {
+		ps := parseRanges(*req.AllowedIPs, &problems)
+		rot.AllowedIPs = &ps
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.", problems...)
+		return false
+	}
+	return true
 }
 
 // rotateMessage says what became of the old token.

@@ -228,6 +228,11 @@ type RotateRequest struct {
 	// Grace is how long the old token keeps working, as a Go duration
 	// ("1h"); empty or "0s" revokes it at once.
 	Grace string `json:"grace,omitempty"`
+	// Scopes and AllowedIPs, when given, replace the old token's on the
+	// new one ([] removes a list); absent, the new token keeps the old
+	// one's.
+	Scopes     *[]string `json:"scopes,omitempty"`
+	AllowedIPs *[]string `json:"allowed_ips,omitempty"`
 }
 
 // Token is a token as the API shows it. Secret-bearing Token is set only in
