@@ -31,11 +31,15 @@ const usage = `tswgate: the authenticating gateway for the TeraSwitch API.
 Usage:
   tswgate serve [--config FILE] [--check]  run the gateway (settings: README, TSWGATE_* variables)
   tswgate quickstart                       run it in front of a stand-in API, with two tokens to try
-  tswgate token create --project ID --role owner|accounting --name NAME [--expires-in 720h] [-o json]
+  tswgate token create --project ID --role owner|accounting --name NAME [--expires-in 720h]
+                    [--scopes compute.read,...] [--allow-ip CIDR]... [-o json]
   tswgate token list --project ID [--status active|inactive] [--role owner|accounting]
                     [--limit N [--cursor C]] [-o json]
                                            every page, or one page of N with --limit
   tswgate token show ID [-o json]
+  tswgate token update ID [--scopes P,...] [--allow-ip CIDR]... [-o json]
+                                           replace the token's scopes or address ranges
+                                           ("" removes a list)
   tswgate token deactivate ID [-o json]    refuse the token (token_inactive) until activated
   tswgate token activate ID [-o json]
   tswgate token rotate ID [--grace 1h] [-o json]
