@@ -234,6 +234,28 @@ func PrefixesWithin(inner, outer []netip.Prefix) (outside []netip.Prefix) {
 	return outside
 }
 
+// IntersectPrefixes returns the addresses in both a and b as ranges
+// (masked, sorted, no duplicates); an empty a stands for every address.
+// Two CIDR ranges either nest or are disjoint, so each overlap is the
+// narrower of a pair.
+func IntersectPrefixes(a, b []netip.Prefix) []netip.Prefix {
+	if len(a) == 0 {
+		return normalizePrefixes(b)
+	}
+	var out []netip.Prefix
+	for _, x := range a {
+		for _, y := range b {
+			switch {
+			case prefixInside(x, []netip.Prefix{y}):
+				out = append(out, x)
+			case prefixInside(y, []netip.Prefix{x}):
+				out = append(out, y)
+			}
+		}
+	}
+	return normalizePrefixes(out)
+}
+
 func prefixInside(in netip.Prefix, outer []netip.Prefix) bool {
 	for _, o := range outer {
 		if o.Addr().Is4() == in.Addr().Is4() && o.Bits() <= in.Bits() && o.Contains(in.Addr()) {

@@ -113,6 +113,21 @@ func TestPrefixesWithin(t *testing.T) {
 	}
 }
 
+func TestIntersectPrefixes(t *testing.T) {
+	a, _ := ParsePrefixes([]string{"10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"})
+	b, _ := ParsePrefixes([]string{"10.1.0.0/16", "192.0.0.0/16", "198.51.100.0/24", "2001:db8:5::/48"})
+	got := FormatPrefixes(IntersectPrefixes(a, b))
+	if want := []string{"10.1.0.0/16", "192.0.2.0/24", "2001:db8:5::/48"}; !slices.Equal(got, want) {
+		t.Errorf("intersection %v, want %v", got, want)
+	}
+	if got := FormatPrefixes(IntersectPrefixes(nil, b)); len(got) != len(b) {
+		t.Errorf("any address ∩ b = %v, want b", got)
+	}
+	if got := IntersectPrefixes(a[:1], b[2:3]); got != nil {
+		t.Errorf("disjoint ranges intersect in %v", got)
+	}
+}
+
 func TestValidateRestrictions(t *testing.T) {
 	h, err := NewHasher(testPepper)
 	if err != nil {

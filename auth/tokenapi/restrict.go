@@ -121,7 +121,7 @@ func narrowTo(maker, t *auth.Token) (changed []string, ref *refusal) {
 		changed = append(changed, "scopes "+both.String())
 	}
 	if len(maker.AllowedIPs) > 0 && (len(t.AllowedIPs) == 0 || len(auth.PrefixesWithin(t.AllowedIPs, maker.AllowedIPs)) > 0) {
-		both := intersectRanges(t.AllowedIPs, maker.AllowedIPs)
+		both := auth.IntersectPrefixes(t.AllowedIPs, maker.AllowedIPs)
 		if len(both) == 0 {
 			return nil, rangesRefusal(maker, t.AllowedIPs)
 		}
@@ -129,28 +129,6 @@ func narrowTo(maker, t *auth.Token) (changed []string, ref *refusal) {
 		changed = append(changed, "allowed_ips "+strings.Join(auth.FormatPrefixes(both), ","))
 	}
 	return changed, nil
-}
-
-// intersectRanges returns the addresses in both a and b as ranges; an
-// empty a means every address. Two CIDR ranges either nest or are
-// disjoint, so each overlap is the narrower of a pair.
-func intersectRanges(a, b []netip.Prefix) []netip.Prefix {
-	if len(a) == 0 {
-		return append([]netip.Prefix(nil), b...)
-	}
-	var out []netip.Prefix
-	for _, x := range a {
-		for _, y := range b {
-			switch {
-			case len(auth.PrefixesWithin([]netip.Prefix{x}, []netip.Prefix{y})) == 0:
-				out = append(out, x)
-			case len(auth.PrefixesWithin([]netip.Prefix{y}, []netip.Prefix{x})) == 0:
-				out = append(out, y)
-			}
-		}
-	}
-	out, _ = auth.ParsePrefixes(auth.FormatPrefixes(out)) // sorted, without duplicates
-	return out
 }
 
 // describeScopes writes a token's scopes for the audit trail:

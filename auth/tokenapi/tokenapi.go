@@ -632,10 +632,10 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 	}
 	return func(t *auth.Token) error {
 		if req.Scopes != nil {
-			var bad []string
-			if t.Scopes = parseScopes(scopes.Names(), t.Role, &bad); len(bad) > 0 {
-				return &invalidChange{bad}
+			if extra := scopes.Missing(auth.RolePermissions(t.Role)); extra != 0 {
+				return &invalidChange{[]string{fmt.Sprintf("scopes: the %s role does not grant %s", t.Role, extra)}}
 			}
+			t.Scopes = scopes
 		}
 		if req.AllowedIPs != nil {
 			t.AllowedIPs = ranges // never edited in place: records are shared
