@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./secretscan/ -run '^$$' -fuzz '^FuzzParseReport$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./identity/ -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 
 bench: bench-go bench-load
 

@@ -60,6 +60,10 @@ const (
 	// decided or answered. Nobody reads the answer; it is recorded (as
 	// 499) so that it is not mistaken for an outage.
 	CodeClientClosed
+	// CodeInvalidHeader: a header that would make the upstream read
+	// another request than the one checked: a Connection field naming an
+	// end-to-end field (which proxies drop), or declared trailers.
+	CodeInvalidHeader
 	// CodeIPNotAllowed: the token may only be used from its address ranges
 	// (Token.AllowedIPs), and the client's address is in none of them.
 	CodeIPNotAllowed
@@ -90,6 +94,7 @@ var codeNames = [numCodes]string{
 	CodeInvalidQuery:         "invalid_query",
 	CodeInvalidFraming:       "invalid_framing",
 	CodeClientClosed:         "client_closed",
+	CodeInvalidHeader:        "invalid_header",
 	CodeIPNotAllowed:         "ip_not_allowed",
 }
 
@@ -113,9 +118,10 @@ var codeMessages = [numCodes]string{
 
 	CodeUnsupportedMediaType: "The request body must be JSON in UTF-8, without Content-Encoding: Content-Type application/json, text/json, application/*+json or application/json-patch+json.",
 	CodeBodyNotAllowed:       "This API route takes no request body.",
-	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with & and write every % as a %XX escape.",
+	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with &, write every % as a %XX escape, and send no control characters in names (nor %00 anywhere).",
 	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length): send HTTP/1.1 with one of them.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
+	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, and requests may not carry trailers.",
 	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",
 }
 

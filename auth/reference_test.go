@@ -58,6 +58,9 @@ func refQueryCheck(q, want string) Code {
 		if err != nil {
 			return CodeInvalidQuery
 		}
+		if strings.ContainsRune(dk+dv, 0) || strings.ContainsFunc(dk, refKeyControl) {
+			return CodeInvalidQuery
+		}
 		pairs = append(pairs, pair{dk, dv})
 	}
 	for _, p := range pairs {
@@ -66,6 +69,12 @@ func refQueryCheck(q, want string) Code {
 		}
 	}
 	return OK
+}
+
+// refKeyControl reports a control character that a query key may not
+// hold, even escaped: all but ASCII white space.
+func refKeyControl(r rune) bool {
+	return r < 0x20 && !strings.ContainsRune("\t\n\v\f\r", r) || r == 0x7f
 }
 
 // refMediaType is RFC 9110's media-type with parameters, without obs-text,

@@ -25,8 +25,9 @@ import (
 //     them; ";" is data. A pair's key ends at its first "=" (no "=": the
 //     value is empty).
 //   - Every "%" must start a %HH escape (two hex digits: so no "%zz", no
-//     trailing "%", no IIS-style "%u0050"), and no control byte (0x00-0x1f,
-//     0x7f) may appear unescaped; else CodeInvalidQuery, whatever the keys.
+//     trailing "%", no IIS-style "%u0050"), no control byte (0x00-0x1f,
+//     0x7f) may appear unescaped, none but white space escaped in a key, and
+//     no NUL (%00) anywhere; else CodeInvalidQuery, whatever the keys.
 //   - A key names the project if, decoded ("+" is a space, %HH a byte), one
 //     of its parts between ".", "[" and "]", trimmed of ASCII white space,
 //     is projectid: "ProjectId", "filter.projectId", "ProjectId[]",
@@ -95,30 +96,43 @@ func CheckQueryProject(rawQuery string, project int64) Code {
 	return OK
 }
 
-// queryChecked marks the bytes validQuery looks at: control bytes and "%".
+// queryChecked marks the bytes validQuery looks at: control bytes, "%",
+// and the "&" and "=" that delimit keys.
 var queryChecked = func() (t [256]bool) {
 	for c := range 0x20 {
 		t[c] = true
 	}
-	t[0x7f], t['%'] = true, true
+	t[0x7f], t['%'], t['&'], t['='] = true, true, true, true
 	return t
 }()
 
-// validQuery reports whether every "%" of q starts a %HH escape and q has
-// no raw control byte.
+// validQuery reports whether every "%" of q starts a %HH escape, q has no
+// raw control byte, no escaped NUL, and no key with an escaped control
+// byte other than white space (a key that one reader may cut short and
+// another read whole; white space is trimmed from key parts).
 func validQuery(q string) bool {
+	inKey := true
 	for i := 0; i < len(q); i++ {
 		c := q[i]
 		if !queryChecked[c] {
 			continue
 		}
-		if c != '%' || i+2 >= len(q) {
+		switch {
+		case c == '&':
+			inKey = true
+			continue
+		case c == '=':
+			inKey = false
+			continue
+		case c != '%' || i+2 >= len(q):
 			return false
 		}
-		if _, ok := unhex(q[i+1]); !ok {
+		hi, ok1 := unhex(q[i+1])
+		lo, ok2 := unhex(q[i+2])
+		if !ok1 || !ok2 {
 			return false
 		}
-		if _, ok := unhex(q[i+2]); !ok {
+		if b := hi<<4 | lo; b == 0 || inKey && (b < '\t' || '\r' < b && b < 0x20 || b == 0x7f) {
 			return false
 		}
 		i += 2

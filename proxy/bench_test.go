@@ -67,10 +67,15 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	gwAssert, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{}, Asserter: benchSigner(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"tswgate", gw}, {"tswgate+metrics", gwMetrics}, {"tswgate+accesslog", gwLog}, {"tswgate+metrics+accesslog", gwBoth}} {
+	}{{"bare", bare}, {"tswgate", gw}, {"tswgate+metrics", gwMetrics}, {"tswgate+accesslog", gwLog},
+		{"tswgate+metrics+accesslog", gwBoth}, {"tswgate+assertion", gwAssert}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

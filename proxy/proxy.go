@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/identity"
 )
 
 // Decider makes the per-request decision; *auth.Gate implements it.
@@ -73,8 +74,18 @@ type Options struct {
 	// included. It is called on every request: it must be cheap and must
 	// not allocate.
 	Usage UsageRecorder
+	// Asserter, when set, signs the identity assertion sent upstream in
+	// HeaderAssertion with every forwarded request.
+	Asserter Asserter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+}
+
+// Asserter makes the signed identity assertion of a verified token (see
+// package identity). It is called on every forwarded request: it must be
+// cheap (reuse assertions) and safe for concurrent use.
+type Asserter interface {
+	Assertion(sub identity.Subject, now time.Time) (string, error)
 }
 
 // AuthGuard limits failed authentications per client address;
@@ -116,6 +127,7 @@ type Handler struct {
 	guard     AuthGuard
 	trusted   []netip.Prefix
 	usage     UsageRecorder
+	asserter  Asserter
 	now       func() time.Time
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -139,6 +151,7 @@ func New(opts Options) (*Handler, error) {
 		guard:    opts.AuthGuard,
 		trusted:  opts.TrustedProxies,
 		usage:    opts.Usage,
+		asserter: opts.Asserter,
 		now:      opts.Now,
 	}
 	if h.maxScan <= 0 {
@@ -218,6 +231,21 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest, upstream *url.URL, st *reqS
 	} else {
 		delete(out, "Authorization")
 	}
+	if h.asserter != nil {
+		h.assert(out, t, st)
+	}
+}
+
+// assert sets the identity assertion of t. Should signing fail, the request
+// goes without one, which an API that requires it refuses.
+func (h *Handler) assert(out http.Header, t *auth.Token, st *reqState) {
+	sub := identity.Subject{TokenID: t.ID, ProjectID: t.ProjectID, Role: t.Role.String()}
+	jwt, err := h.asserter.Assertion(sub, h.now())
+	if err != nil {
+		h.log.Error("signing the identity assertion", "request_id", st.reqID, "err", err)
+		return
+	}
+	out[HeaderAssertion] = []string{jwt}
 }
 
 // joinQuery appends the client's raw query to the upstream URL's own.
@@ -343,6 +371,9 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 	if faultyFraming(r) {
 		return auth.Verdict{Code: auth.CodeInvalidFraming}
 	}
+	if changesOnTheWay(r) {
+		return auth.Verdict{Code: auth.CodeInvalidHeader}
+	}
 	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
 	st.req.ClientAddr = st.client
 	st.req.FailuresBlockedFor, _ = h.guard.Blocked(st.client, start)
@@ -350,6 +381,10 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 	switch v.Code {
 	case auth.CodeInvalidToken, auth.CodeMalformedToken, auth.CodeAuthRateLimited:
 		h.guard.Failed(st.client, start)
+	}
+	if v.Code == auth.OK && st.body.complete && len(r.Trailer) > 0 {
+		// Undeclared trailers, read with the body: not forwarded, so refused.
+		v.Code = auth.CodeInvalidHeader
 	}
 	if v.Code != auth.OK && r.Context().Err() != nil {
 		v.Code = auth.CodeClientClosed // whatever failed, the client is gone

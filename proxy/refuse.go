@@ -22,6 +22,9 @@ const (
 	HeaderProjectID = "X-Tsw-Project-Id"
 	HeaderTokenID   = "X-Tsw-Token-Id"
 	HeaderTokenRole = "X-Tsw-Token-Role"
+	// HeaderAssertion carries the signed identity assertion (a JWT, see
+	// package identity) when the gateway has a signing key.
+	HeaderAssertion = "X-Tsw-Assertion"
 )
 
 // StatusClientClosed is the status recorded (in logs and metrics, never

@@ -271,6 +271,9 @@ func TestSecurityQuery(t *testing.T) {
 		{"10,001 parameters, then another project", "GET", "/v2/Instance?" + many + "ProjectId=43", false, nil, nil, 403, "project_mismatch"},
 		{"10,001 parameters", "GET", "/v2/Instance?" + many + "ProjectId=42", false, nil, nil, 200, ""},
 		{"Accounting, lower-case key", "GET", "/v2/Usage?projectId=42", true, nil, nil, 200, ""},
+		{"NUL in a key", "GET", "/v2/Instance?ProjectId%00=43", false, nil, nil, 400, "invalid_query"},
+		{"control byte in a key", "GET", "/v2/Instance?Project%1BId=43", false, nil, nil, 400, "invalid_query"},
+		{"NUL in a value", "GET", "/v2/Instance?ProjectId=42%00", false, nil, nil, 400, "invalid_query"},
 	} {
 		b.check(t, c)
 	}
@@ -339,6 +342,39 @@ func TestSecurityHeaders(t *testing.T) {
 			}
 			if n := strings.Count("\n"+string(out), "\nHTTP/1."); n != 1 {
 				t.Fatalf("%d answers on the connection, want 1:\n%s", n, out)
+			}
+			if got := b.up.Hits() - hits; got != 0 {
+				t.Fatalf("the upstream got %d requests", got)
+			}
+		})
+	}
+}
+
+// TestSecurityHopByHop: no Connection option or trailer makes a proxy on
+// the way drop what the gateway checked.
+func TestSecurityHopByHop(t *testing.T) {
+	b := startBinGateway(t)
+	body := []byte(`{"name":"k","key":"ssh-ed25519 AAAA","projectId":42}`)
+	jsonType := "Content-Type: application/json"
+	for _, c := range []securityCase{
+		{"Connection names Content-Type", "POST", "/v2/SshKey", false, []string{jsonType, "Connection: Content-Type"}, body, 400, "invalid_header"},
+		{"Connection names an identity header", "GET", "/v2/Invoice", true, []string{"Connection: X-Tsw-Project-Id"}, nil, 400, "invalid_header"},
+		{"Connection names Content-Length", "POST", "/v2/SshKey", false, []string{jsonType, "connection: keep-alive,content-length"}, body, 400, "invalid_header"},
+		{"hop-by-hop options only", "POST", "/v2/SshKey", false, []string{jsonType, "Connection: Keep-Alive, TE", "TE: trailers"}, body, 200, ""},
+	} {
+		b.check(t, c)
+	}
+	for name, trailer := range map[string]string{
+		"declared trailers":   "Trailer: X-Tsw-Project-Id\r\n",
+		"undeclared trailers": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			hits := b.up.Hits()
+			raw := fmt.Sprintf("POST /v2/SshKey HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n"+
+				"Transfer-Encoding: chunked\r\n%sConnection: close\r\n\r\n%x\r\n%s\r\n0\r\nX-Tsw-Project-Id: 43\r\n\r\n",
+				b.owner.Token, jsonType, trailer, len(body), body)
+			if status, code := b.raw(t, raw); status != 400 || code != "invalid_header" {
+				t.Fatalf("got %d %q, want 400 invalid_header", status, code)
 			}
 			if got := b.up.Hits() - hits; got != 0 {
 				t.Fatalf("the upstream got %d requests", got)

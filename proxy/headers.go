@@ -1,0 +1,49 @@
+package proxy
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// Headers that would change the request on its way upstream.
+//
+// A proxy removes the fields that a Connection field names (RFC 9110
+// §7.6.1), and net/http's ReverseProxy does so after the decision: a client
+// sending "Connection: Content-Type" would have its body checked as JSON
+// and reach the API without a media type. Trailers (fields after a chunked
+// body) are not forwarded by ReverseProxy either. Rather than forward a
+// request other than the one checked, the gateway refuses both
+// (auth.CodeInvalidHeader).
+
+// hopByHop lists, in lower case, what a Connection field may name: its own
+// options and the fields that are hop-by-hop anyway.
+var hopByHop = [...]string{
+	"close", "keep-alive", "upgrade", "te", "trailer", "transfer-encoding",
+	"proxy-connection", "proxy-authenticate", "proxy-authorization", "http2-settings",
+}
+
+// changesOnTheWay reports whether r has a Connection option that names an
+// end-to-end field, or declares trailers. It does not allocate.
+func changesOnTheWay(r *http.Request) bool {
+	if len(r.Trailer) > 0 {
+		return true
+	}
+	for _, v := range r.Header["Connection"] {
+		for opt := range strings.SplitSeq(v, ",") {
+			if opt = textproto.TrimString(opt); opt != "" && !isHopByHop(opt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isHopByHop(opt string) bool {
+	for _, name := range hopByHop {
+		if strings.EqualFold(opt, name) {
+			return true
+		}
+	}
+	return false
+}
