@@ -54,26 +54,26 @@ bench-go:
 # limits), then on Redis with a cluster-scope limit on the token (high
 # enough never to refuse: what the limiter costs, not what it refuses).
 bench-load:
-	$(GO) run ./cmd/tswbench
-	$(GO) run ./cmd/tswbench -redis -set TSWGATE_RATE_OWNER=1000000
+	$(GO) run ./tools/tswbench
+	$(GO) run ./tools/tswbench -redis -set TSWGATE_RATE_OWNER=1000000
 
 # Revocation lag across 3 replicas on one throwaway Redis (loopback).
 LAGFLAGS ?=
 lag:
-	$(GO) run ./cmd/tswlag $(LAGFLAGS)
+	$(GO) run ./tools/tswlag $(LAGFLAGS)
 
 # Cluster rate-limit accuracy: 3 replicas on one throwaway Redis offered 2x a
 # token's limit for 60s; fails outside 95-110% of the ideal or above one
 # limiter call to Redis per five requests (e.g. RATEFLAGS='-lease 200ms').
 RATEFLAGS ?=
 ratelimit-accuracy:
-	$(GO) run ./cmd/tswrate $(RATEFLAGS)
+	$(GO) run ./tools/tswrate $(RATEFLAGS)
 
 # A 10-minute soak (2 replicas, 500 req/s, Redis restarted every 2m);
 # SOAKFLAGS=-quick runs it for 60s with a restart every 20s.
 SOAKFLAGS ?=
 soak:
-	$(GO) run ./cmd/tswsoak $(SOAKFLAGS)
+	$(GO) run ./tools/tswsoak $(SOAKFLAGS)
 
 # The route table (from TeraSwitch's OpenAPI spec) and docs/configuration.md.
 generate:

@@ -413,39 +413,50 @@ func (s *jsonScanner) str(mode strMode) Code {
 		case 't':
 			s.emit(mode, '\t')
 		case 'u':
-			r, code := s.hex4()
-			if code != OK {
+			if code := s.unicodeEscape(mode); code != OK {
 				return code
-			}
-			if utf16.IsSurrogate(r) {
-				// Only a high surrogate followed by an escaped low one.
-				if r >= 0xdc00 {
-					return CodeInvalidBody
-				}
-				if len(d)-s.pos < 2 {
-					return s.lenient(d[s.pos:], `\u`)
-				}
-				if d[s.pos] != '\\' || d[s.pos+1] != 'u' {
-					return CodeInvalidBody
-				}
-				s.pos += 2
-				r2, code := s.hex4()
-				if code != OK {
-					return code
-				}
-				if r2 < 0xdc00 || r2 > 0xdfff {
-					return CodeInvalidBody
-				}
-				r = utf16.DecodeRune(r, r2)
-			}
-			var enc [utf8.UTFMax]byte
-			for _, b := range enc[:utf8.EncodeRune(enc[:], r)] {
-				s.emit(mode, b)
 			}
 		default:
 			return CodeInvalidBody
 		}
 	}
+}
+
+// unicodeEscape decodes the \u escape whose "\u" s.pos has just passed,
+// with the escaped low surrogate that must follow a high one, and emits
+// the rune as mode says.
+func (s *jsonScanner) unicodeEscape(mode strMode) Code {
+	d := s.data
+	r, code := s.hex4()
+	if code != OK {
+		return code
+	}
+	if utf16.IsSurrogate(r) {
+		// Only a high surrogate followed by an escaped low one.
+		if r >= 0xdc00 {
+			return CodeInvalidBody
+		}
+		if len(d)-s.pos < 2 {
+			return s.lenient(d[s.pos:], `\u`)
+		}
+		if d[s.pos] != '\\' || d[s.pos+1] != 'u' {
+			return CodeInvalidBody
+		}
+		s.pos += 2
+		r2, code := s.hex4()
+		if code != OK {
+			return code
+		}
+		if r2 < 0xdc00 || r2 > 0xdfff {
+			return CodeInvalidBody
+		}
+		r = utf16.DecodeRune(r, r2)
+	}
+	var enc [utf8.UTFMax]byte
+	for _, b := range enc[:utf8.EncodeRune(enc[:], r)] {
+		s.emit(mode, b)
+	}
+	return OK
 }
 
 // hex4 reads the four hex digits of a \u escape at s.pos.

@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-//go:generate go run ../cmd/routegen -o routes_gen.go
+//go:generate go run ../tools/routegen -o routes_gen.go
 
 // Permission is what a route needs: read or write access to one group of
 // the API's resources. The zero Permission, PermNone, is what no route needs

@@ -70,6 +70,39 @@ type Store interface {
 	Close() error
 }
 
+// ActivityStore is a Store that also keeps what happens to its tokens:
+// paged lists and counts, usage, the audit trail and expiry claims. Both
+// stores (auth/filestore, auth/redisstore) implement it, and the shared
+// suite auth/storetest holds them to it. The gateway, the token API and
+// the usage recorder use a store through it.
+type ActivityStore interface {
+	Store
+	// ListPage returns one page of a project's live tokens (see ListQuery).
+	ListPage(ctx context.Context, q ListQuery) (ListPage, error)
+	// CountProject returns the number of a project's live tokens.
+	CountProject(ctx context.Context, projectID int64) (int, error)
+	// CountTokens counts every live token (tombstones excluded) by role and
+	// status. It is O(tokens): for a gauge refreshed now and then.
+	CountTokens(ctx context.Context) (map[Role]map[Status]int, error)
+	// AddUsage adds the records' counts to what is stored (one write for
+	// the whole batch) and raises each token's last-used time to the
+	// record's when that is later.
+	AddUsage(ctx context.Context, recs []UsageRecord) error
+	// UsageOf returns the usage of each of ids over UsageWindow before now,
+	// in one round trip; unused ids may be left out.
+	UsageOf(ctx context.Context, ids []string, now time.Time) (map[string]TokenUsage, error)
+	// AppendAudit appends an event to its project's audit trail, setting
+	// its ID; ReadAudit pages a project's trail, newest first.
+	AppendAudit(ctx context.Context, ev *AuditEvent) error
+	ReadAudit(ctx context.Context, q AuditQuery) (AuditPage, error)
+	// ClaimExpired returns the tokens whose expiry (their own, or the end
+	// of a rotation's grace period) has passed by now and that no caller,
+	// of any replica, has claimed yet: each (token, expiry) goes to one
+	// claimant only. UnclaimExpired gives a claim back, for the next call.
+	ClaimExpired(ctx context.Context, now time.Time) ([]*Token, error)
+	UnclaimExpired(ctx context.Context, t *Token) error
+}
+
 // EventKind tells what an Event announces.
 type EventKind uint8
 

@@ -178,6 +178,39 @@ type Config struct {
 	SelfService bool
 	// MaxTokensPerProject bounds a project's live tokens (0: no bound).
 	MaxTokensPerProject int
+
+	// TLSCertFile and TLSKeyFile make the public listener serve HTTPS.
+	TLSCertFile, TLSKeyFile string
+	// HSTSMaxAge is the Strict-Transport-Security max-age (0: none).
+	HSTSMaxAge time.Duration
+	// H2C accepts HTTP/2 over cleartext on the public listener.
+	H2C bool
+	// UpstreamCAFile verifies the upstream's certificate.
+	UpstreamCAFile string
+	// UpstreamClientCertFile and UpstreamClientKeyFile are the gateway's
+	// client certificate toward the upstream.
+	UpstreamClientCertFile, UpstreamClientKeyFile string
+
+	// Assertion sends a signed identity assertion upstream.
+	Assertion bool
+	// AssertionKeyFiles are the assertion keys: the first signs.
+	AssertionKeyFiles []string
+	// AssertionTTL is how long an assertion is valid.
+	AssertionTTL time.Duration
+	// AssertionIssuer is the assertions' iss claim.
+	AssertionIssuer string
+
+	// Webhooks delivers token events to registered endpoints.
+	Webhooks bool
+	// WebhookPrivateOperator lets operator endpoints use private addresses.
+	WebhookPrivateOperator bool
+	// WebhookRateLimitedThreshold raises token.rate_limited events.
+	WebhookRateLimitedThreshold int
+	// SecretScanningKeys locates GitHub's secret scanning keys (file or
+	// URL); empty disables the partner endpoint.
+	SecretScanningKeys string
+	// PublicRevoke serves the public revoke-by-value endpoint.
+	PublicRevoke bool
 }
 
 // Defaults returns the default configuration. With it, tswgate runs with

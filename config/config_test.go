@@ -137,6 +137,26 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_AUDIT_MAX_EVENTS", "500", nil, func(c *Config) { c.AuditMaxEvents = 500 }},
 		{"TSWGATE_SELF_SERVICE", "false", nil, func(c *Config) { c.SelfService = false }},
 		{"TSWGATE_MAX_TOKENS_PER_PROJECT", "50", nil, func(c *Config) { c.MaxTokensPerProject = 50 }},
+		{"TSWGATE_TLS_CERT_FILE", "c.pem", []string{"TSWGATE_TLS_KEY_FILE=k.pem"}, func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }},
+		{"TSWGATE_TLS_KEY_FILE", "k.pem", []string{"TSWGATE_TLS_CERT_FILE=c.pem"}, func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }},
+		{"TSWGATE_HSTS_MAX_AGE", "8760h", nil, func(c *Config) { c.HSTSMaxAge = 8760 * time.Hour }},
+		{"TSWGATE_H2C", "true", nil, func(c *Config) { c.H2C = true }},
+		{"TSWGATE_UPSTREAM_CA_FILE", "ca.pem", nil, func(c *Config) { c.UpstreamCAFile = "ca.pem" }},
+		{"TSWGATE_UPSTREAM_CLIENT_CERT_FILE", "c.pem", []string{"TSWGATE_UPSTREAM_CLIENT_KEY_FILE=k.pem"}, func(c *Config) {
+			c.UpstreamClientCertFile, c.UpstreamClientKeyFile = "c.pem", "k.pem"
+		}},
+		{"TSWGATE_UPSTREAM_CLIENT_KEY_FILE", "k.pem", []string{"TSWGATE_UPSTREAM_CLIENT_CERT_FILE=c.pem"}, func(c *Config) {
+			c.UpstreamClientCertFile, c.UpstreamClientKeyFile = "c.pem", "k.pem"
+		}},
+		{"TSWGATE_ASSERTION", "false", nil, func(c *Config) { c.Assertion = false }},
+		{"TSWGATE_ASSERTION_KEY_FILES", "a.pem,b.pem", nil, func(c *Config) { c.AssertionKeyFiles = []string{"a.pem", "b.pem"} }},
+		{"TSWGATE_ASSERTION_TTL", "2m", nil, func(c *Config) { c.AssertionTTL = 2 * time.Minute }},
+		{"TSWGATE_ASSERTION_ISSUER", "https://gw.example", nil, func(c *Config) { c.AssertionIssuer = "https://gw.example" }},
+		{"TSWGATE_WEBHOOKS", "false", nil, func(c *Config) { c.Webhooks = false }},
+		{"TSWGATE_WEBHOOK_PRIVATE_OPERATOR", "false", nil, func(c *Config) { c.WebhookPrivateOperator = false }},
+		{"TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", "5", nil, func(c *Config) { c.WebhookRateLimitedThreshold = 5 }},
+		{"TSWGATE_SECRET_SCANNING_KEYS", "keys.json", nil, func(c *Config) { c.SecretScanningKeys = "keys.json" }},
+		{"TSWGATE_PUBLIC_REVOKE", "false", nil, func(c *Config) { c.PublicRevoke = false }},
 	}
 
 	tested := make(map[string]bool)
@@ -286,6 +306,8 @@ func TestValidateBounds(t *testing.T) {
 		wantErr string // "" means valid
 	}{
 		{"cache ttl max", func(c *Config) { c.CacheTTL = 10 * time.Minute }, ""},
+		{"TLS cert without key", func(c *Config) { c.TLSCertFile = "c.pem" }, "TSWGATE_TLS_CERT_FILE: needs TSWGATE_TLS_KEY_FILE too; set both or neither"},
+		{"TLS key without cert", func(c *Config) { c.TLSKeyFile = "k.pem" }, "TSWGATE_TLS_KEY_FILE: needs TSWGATE_TLS_CERT_FILE too"},
 		{"cache ttl over max", func(c *Config) { c.CacheTTL = 10*time.Minute + time.Second }, "TSWGATE_CACHE_TTL: 10m1s is too long; use at most 10m"},
 		{"cache ttl zero", func(c *Config) { c.CacheTTL = 0 }, "TSWGATE_CACHE_TTL: must be greater than 0"},
 		{"negative ttl equal", func(c *Config) { c.NegativeCacheTTL = c.CacheTTL }, ""},

@@ -101,9 +101,17 @@ func ParseRedisURL(s string) (RedisTarget, error) {
 		t.DB = db
 	}
 
-	q, err := url.ParseQuery(u.RawQuery)
+	if err := t.parseQuery(u.RawQuery); err != nil {
+		return t, err
+	}
+	return t, t.check()
+}
+
+// parseQuery reads the URL's query parameters into t.
+func (t *RedisTarget) parseQuery(raw string) error {
+	q, err := url.ParseQuery(raw)
 	if err != nil {
-		return t, errors.New("the query (?...) is not valid; use ?addr=host:port&master_name=NAME&cluster=true")
+		return errors.New("the query (?...) is not valid; use ?addr=host:port&master_name=NAME&cluster=true")
 	}
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -113,49 +121,53 @@ func ParseRedisURL(s string) (RedisTarget, error) {
 	for _, k := range keys {
 		vs := q[k]
 		if k != "addr" && len(vs) > 1 {
-			return t, fmt.Errorf("parameter %q is given %d times; give it once", k, len(vs))
+			return fmt.Errorf("parameter %q is given %d times; give it once", k, len(vs))
 		}
 		switch k {
 		case "addr":
 			for _, v := range vs {
 				a, err := redisAddr(v)
 				if err != nil {
-					return t, err
+					return err
 				}
 				t.Addrs = append(t.Addrs, a)
 			}
 		case "master_name":
 			if vs[0] == "" {
-				return t, errors.New("master_name is empty; set it to the Sentinel master's name, such as master_name=mymaster")
+				return errors.New("master_name is empty; set it to the Sentinel master's name, such as master_name=mymaster")
 			}
 			t.MasterName = vs[0]
 		case "cluster":
 			b, err := strconv.ParseBool(vs[0])
 			if err != nil {
-				return t, fmt.Errorf("cluster=%s is not a boolean; use cluster=true or cluster=false", vs[0])
+				return fmt.Errorf("cluster=%s is not a boolean; use cluster=true or cluster=false", vs[0])
 			}
 			t.Cluster = b
 		default:
-			return t, fmt.Errorf("unknown parameter %q; use %s", k, orList(redisParams))
+			return fmt.Errorf("unknown parameter %q; use %s", k, orList(redisParams))
 		}
 	}
+	return nil
+}
 
+// check checks that t's addresses, database and mode fit together.
+func (t *RedisTarget) check() error {
 	seen := make(map[string]bool, len(t.Addrs))
 	for _, a := range t.Addrs {
 		if seen[a] {
-			return t, fmt.Errorf("address %s is given twice; give each address once", a)
+			return fmt.Errorf("address %s is given twice; give each address once", a)
 		}
 		seen[a] = true
 	}
 	switch {
 	case t.Cluster && t.MasterName != "":
-		return t, errors.New("cluster=true and master_name exclude each other; use master_name for Sentinel or cluster=true for Redis Cluster")
+		return errors.New("cluster=true and master_name exclude each other; use master_name for Sentinel or cluster=true for Redis Cluster")
 	case t.Cluster && t.DB != 0:
-		return t, fmt.Errorf("database %d is not possible with cluster=true (Redis Cluster has only database 0); remove /%d from the URL", t.DB, t.DB)
+		return fmt.Errorf("database %d is not possible with cluster=true (Redis Cluster has only database 0); remove /%d from the URL", t.DB, t.DB)
 	case len(t.Addrs) > 1 && !t.Cluster && t.MasterName == "":
-		return t, errors.New("several addresses need cluster=true (Redis Cluster) or master_name=NAME (Sentinel); or give a single address")
+		return errors.New("several addresses need cluster=true (Redis Cluster) or master_name=NAME (Sentinel); or give a single address")
 	}
-	return t, nil
+	return nil
 }
 
 // redisAddr checks a host[:port] address and adds the default port.

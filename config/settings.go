@@ -539,6 +539,63 @@ var settings = []setting{
 		"Most live tokens a project may have: creating one more, or rotating with a grace period, is refused (409 project_token_limit). "+
 			"Bounds what an Owner token can mint through self-service. 0 means no bound.",
 		checkInt(0, 1_000_000, " tokens")),
+
+	field(stringKind, "TSWGATE_TLS_CERT_FILE", "", func(c *Config) *string { return &c.TLSCertFile },
+		"PEM certificate (chain) of the public listener: with TSWGATE_TLS_KEY_FILE it serves HTTPS, HTTP/2 by ALPN and TLS 1.2 or later. "+
+			"Both files are read again when they change (checked every 10s), so a renewal needs no restart. Empty: plain HTTP.",
+		checkPair("TSWGATE_TLS_KEY_FILE", func(c *Config) string { return c.TLSKeyFile })),
+	field(stringKind, "TSWGATE_TLS_KEY_FILE", "", func(c *Config) *string { return &c.TLSKeyFile },
+		"PEM private key of TSWGATE_TLS_CERT_FILE.",
+		checkPair("TSWGATE_TLS_CERT_FILE", func(c *Config) string { return c.TLSCertFile })),
+	field(durationKind, "TSWGATE_HSTS_MAX_AGE", 0, func(c *Config) *time.Duration { return &c.HSTSMaxAge },
+		"With TLS, the max-age of the Strict-Transport-Security header on every answer (e.g. 8760h); 0 sends none.",
+		checkDuration(0, 2*8760*time.Hour, "8760h")),
+	field(boolKind, "TSWGATE_H2C", false, func(c *Config) *bool { return &c.H2C },
+		"Without TLS, also accept HTTP/2 over cleartext (h2c, prior knowledge) on the public listener, for a trusted load balancer in front.",
+		nil),
+	field(stringKind, "TSWGATE_UPSTREAM_CA_FILE", "", func(c *Config) *string { return &c.UpstreamCAFile },
+		"PEM bundle of the CAs that the upstream API's certificate must chain to (https upstreams); empty: the system's.",
+		nil),
+	field(stringKind, "TSWGATE_UPSTREAM_CLIENT_CERT_FILE", "", func(c *Config) *string { return &c.UpstreamClientCertFile },
+		"PEM client certificate presented to the upstream API (mTLS), so that it can accept the gateway alone; with TSWGATE_UPSTREAM_CLIENT_KEY_FILE.",
+		checkPair("TSWGATE_UPSTREAM_CLIENT_KEY_FILE", func(c *Config) string { return c.UpstreamClientKeyFile })),
+	field(stringKind, "TSWGATE_UPSTREAM_CLIENT_KEY_FILE", "", func(c *Config) *string { return &c.UpstreamClientKeyFile },
+		"PEM private key of TSWGATE_UPSTREAM_CLIENT_CERT_FILE.",
+		checkPair("TSWGATE_UPSTREAM_CLIENT_CERT_FILE", func(c *Config) string { return c.UpstreamClientCertFile })),
+
+	field(boolKind, "TSWGATE_ASSERTION", true, func(c *Config) *bool { return &c.Assertion },
+		"Send a signed identity assertion (an ES256 JWT, header X-Tsw-Assertion) with every forwarded request, its keys published at "+
+			"/.well-known/jwks.json on the public listener. Keys come from TSWGATE_ASSERTION_KEY_FILES; with the embedded store and none "+
+			"given, one is generated into TSWGATE_DATA_DIR; with Redis and none given, no assertion is sent.",
+		nil),
+	field(listKind, "TSWGATE_ASSERTION_KEY_FILES", nil, func(c *Config) *[]string { return &c.AssertionKeyFiles },
+		"PEM files of P-256 keys (comma-separated): the first signs, all are published. To rotate: add the new key second, then make it first, "+
+			"then remove the old one once TSWGATE_ASSERTION_TTL has passed. Replicas must share them.",
+		nil),
+	field(durationKind, "TSWGATE_ASSERTION_TTL", time.Minute, func(c *Config) *time.Duration { return &c.AssertionTTL },
+		"How long an identity assertion is valid; each token's is reused for half of that.",
+		checkDuration(10*time.Second, time.Hour, "1m")),
+	field(stringKind, "TSWGATE_ASSERTION_ISSUER", "tswgate", func(c *Config) *string { return &c.AssertionIssuer },
+		"The iss claim of identity assertions (e.g. the gateway's public URL); their aud claim is TSWGATE_UPSTREAM_URL.",
+		nil),
+
+	field(boolKind, "TSWGATE_WEBHOOKS", true, func(c *Config) *bool { return &c.Webhooks },
+		"Deliver signed webhooks (Standard Webhooks) of token events to the endpoints registered through the token API, from a durable queue "+
+			"(a Redis stream, or a file in TSWGATE_DATA_DIR).",
+		nil),
+	field(boolKind, "TSWGATE_WEBHOOK_PRIVATE_OPERATOR", true, func(c *Config) *bool { return &c.WebhookPrivateOperator },
+		"Let the operator's webhook endpoints (admin key) be on private addresses and plain http; a project's endpoints never may.",
+		nil),
+	field(intKind, "TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", 100, func(c *Config) *int { return &c.WebhookRateLimitedThreshold },
+		"rate_limited refusals of one token within a minute, on one replica, that raise a token.rate_limited event (at most one per token per 15m).",
+		checkInt(1, 1_000_000, " refusals")),
+	field(stringKind, "TSWGATE_SECRET_SCANNING_KEYS", "", func(c *Config) *string { return &c.SecretScanningKeys },
+		"GitHub's secret scanning public keys, a file path or an https URL (https://api.github.com/meta/public_keys/secret_scanning): "+
+			"enables the partner endpoint POST /tswgate/v1/secret-scanning/github on the public listener. Empty disables it.",
+		nil),
+	field(boolKind, "TSWGATE_PUBLIC_REVOKE", true, func(c *Config) *bool { return &c.PublicRevoke },
+		"Serve POST /tswgate/v1/credentials/revoke on the public listener: anyone holding a leaked token may revoke it (rate-limited per address).",
+		nil),
 }
 
 func withShow(s setting, show func(c *Config) string) setting {
@@ -677,6 +734,16 @@ func checkInt[T int | int64](lo, hi T, unit string) func(c *Config, v T, bad pro
 			bad("%d is too small; use at least %d%s", v, lo, unit)
 		case hi > 0 && v > hi:
 			bad("%d is too large; use at most %d%s", v, hi, unit)
+		}
+	}
+}
+
+// checkPair checks that a file setting and its partner are both set or
+// both empty.
+func checkPair(otherEnv string, other func(*Config) string) func(c *Config, v string, bad problem) {
+	return func(c *Config, v string, bad problem) {
+		if v != "" && other(c) == "" {
+			bad("needs %s too; set both or neither", otherEnv)
 		}
 	}
 }

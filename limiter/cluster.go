@@ -219,33 +219,8 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	}
 	e.last = now
 	if e.left == 0 && !now.Before(e.notBefore) {
-		want := c.leaseSize(lim)
-		// Debt room for one reserved lease per live replica, and one more.
-		debt := want * (c.liveReplicas() + 1)
-		// The lease serves this replica, not this request: a client that
-		// goes away must not cancel it (nor pass for a Redis failure).
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
-		l, err := c.budget.Take(tctx, t.ID, lim, want, debt)
-		cancel()
-		c.observe(err)
-		if err != nil {
-			c.fail(now, err)
+		if err := c.takeLease(ctx, e, t.ID, lim, now); err != nil {
 			return c.degraded(t.ID, lim, shadow, now)
-		}
-		c.recover()
-		// Maturities count from the grant's arrival, after the round trip
-		// and any wait for the lock: counting from now would let a
-		// request through that much early.
-		at := now
-		if t := time.Now(); t.After(at) {
-			at = t
-		}
-		e.left, e.used, e.held, e.shared, e.at = l.Granted, 0, l.Held, l.Left, at
-		if l.Granted == 0 {
-			// Ask again once a lease fits; a client may come back when the
-			// first request of that lease will have matured.
-			e.notBefore = at.Add(max(l.Wait, time.Millisecond))
-			e.retryAt = at.Add(secondsToDuration((1 - l.Left) / lim.Rate))
 		}
 	}
 	st := auth.LimitStatus{Enabled: true, Rate: lim.Rate, Limit: lim.Burst, Shadow: shadow}
@@ -279,6 +254,40 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	st.Remaining = max(min(ready+int(math.Floor(shared)), lim.Burst), 0)
 	st.Reset = secondsToDuration(float64(lim.Burst-st.Remaining) / lim.Rate)
 	return st
+}
+
+// takeLease takes a new lease of id's shared bucket into e. On failure
+// the budget counts as down (fail) and the caller decides alone.
+func (c *Cluster) takeLease(ctx context.Context, e *lease, id string, lim Limit, now time.Time) error {
+	want := c.leaseSize(lim)
+	// Debt room for one reserved lease per live replica, and one more.
+	debt := want * (c.liveReplicas() + 1)
+	// The lease serves this replica, not this request: a client that
+	// goes away must not cancel it (nor pass for a Redis failure).
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	l, err := c.budget.Take(tctx, id, lim, want, debt)
+	cancel()
+	c.observe(err)
+	if err != nil {
+		c.fail(now, err)
+		return err
+	}
+	c.recover()
+	// Maturities count from the grant's arrival, after the round trip
+	// and any wait for the lock: counting from now would let a
+	// request through that much early.
+	at := now
+	if arrived := time.Now(); arrived.After(at) {
+		at = arrived
+	}
+	e.left, e.used, e.held, e.shared, e.at = l.Granted, 0, l.Held, l.Left, at
+	if l.Granted == 0 {
+		// Ask again once a lease fits; a client may come back when the
+		// first request of that lease will have matured.
+		e.notBefore = at.Add(max(l.Wait, time.Millisecond))
+		e.retryAt = at.Add(secondsToDuration((1 - l.Left) / lim.Rate))
+	}
+	return nil
 }
 
 // lockedEntry returns the lease state of id, created if need be, locked.

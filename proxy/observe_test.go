@@ -24,7 +24,7 @@ import (
 // reason; opt-in series exist only for the allow-listed ids.
 func TestMetricsObserve(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg, MetricsOptions{Projects: []int64{42, 7}, Tokens: []string{testToken.ID}, Version: "v9", Revision: "abc"})
+	m, err := NewMetrics(reg, MetricsOptions{Projects: []int64{42, 7}, Tokens: []string{testToken.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,39 +79,11 @@ func TestMetricsObserve(t *testing.T) {
 	if n := testutil.CollectAndCount(reg, "tswgate_project_requests_total"); n != 6 {
 		t.Errorf("%d project series, want 3 outcomes × 2 projects", n)
 	}
-	if n := testutil.CollectAndCount(reg, "tswgate_build_info"); n != 1 {
-		t.Errorf("%d build_info series", n)
-	}
 	out, _ := testutil.CollectAndFormat(reg, expfmt.TypeTextPlain, "tswgate_upstream_duration_seconds", "tswgate_gateway_duration_seconds")
 	if !bytes.Contains(out, []byte(`tswgate_upstream_duration_seconds_count{permission="billing.read"} 2`)) ||
 		!bytes.Contains(out, []byte(`tswgate_gateway_duration_seconds_count{outcome="proxied"} 2`)) ||
 		!bytes.Contains(out, []byte(`tswgate_gateway_duration_seconds_count{outcome="refused"} 1`)) {
 		t.Errorf("durations:\n%s", out)
-	}
-}
-
-func TestMetricsReconnects(t *testing.T) {
-	m, err := NewMetrics(prometheus.NewRegistry(), MetricsOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []auth.EventKind{auth.EventResync, auth.EventResync, auth.EventDisconnected, auth.EventDisconnected,
-		auth.EventResync, auth.EventChanged, auth.EventResync} {
-		m.Invalidated(k, 0)
-	}
-	if n := testutil.ToFloat64(m.reconnects); n != 1 {
-		t.Errorf("reconnects = %v, want 1 (one resubscription after a break)", n)
-	}
-	m.StoreWrite("create", false)
-	m.StoreWrite("revoke", true)
-	m.StoreWrite("nonsense", true)
-	if testutil.ToFloat64(m.storeWrites["create"][0]) != 1 || testutil.ToFloat64(m.storeWrites["revoke"][1]) != 1 {
-		t.Error("store writes not counted")
-	}
-	m.SetTokens(map[auth.Role]map[auth.Status]int{auth.RoleOwner: {auth.StatusActive: 3}})
-	if testutil.ToFloat64(m.tokens.WithLabelValues("owner", "active")) != 3 ||
-		testutil.ToFloat64(m.tokens.WithLabelValues("accounting", "inactive")) != 0 {
-		t.Error("tokens gauge not set")
 	}
 }
 

@@ -223,7 +223,7 @@ func (d *Dispatcher) settle(del *Delivery, a Attempt) {
 // post signs and sends del to ep; a 2xx answer is a success.
 func (d *Dispatcher) post(ctx context.Context, ep *Endpoint, del *Delivery) Attempt {
 	a := Attempt{At: d.opts.Now(), Consumer: d.opts.Consumer}
-	key, err := ParseSecret(ep.Secret)
+	keys, err := ep.signingKeys(a.At)
 	if err != nil {
 		a.Error = "endpoint secret: " + err.Error()
 		return a
@@ -235,7 +235,7 @@ func (d *Dispatcher) post(ctx context.Context, ep *Endpoint, del *Delivery) Atte
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
-	SetHeaders(req.Header, key, del.EventID, a.At, del.Payload)
+	SetHeadersKeys(req.Header, keys, del.EventID, a.At, del.Payload)
 	client := d.opts.Client
 	if ep.Operator() {
 		client = d.opts.OperatorClient

@@ -33,6 +33,14 @@ type Endpoint struct {
 	Disabled    bool      `json:"disabled,omitempty"`
 	Description string    `json:"description,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
+	// UpdatedAt is the time of the latest change (zero: none since
+	// creation).
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// PreviousSecret is the secret before the latest rotation: messages
+	// are signed with it too, beside Secret, until PreviousUntil, so that
+	// receivers can switch without losing a message. Never logged.
+	PreviousSecret string    `json:"previous_secret,omitempty"`
+	PreviousUntil  time.Time `json:"previous_until,omitzero"`
 }
 
 // NewEndpoint returns an endpoint with a fresh id and secret, created at
@@ -72,6 +80,12 @@ func (e *Endpoint) Validate() error {
 	}
 	if _, err := ParseSecret(e.Secret); err != nil {
 		errs = append(errs, errors.New("secret: not a whsec_ secret of 24 to 64 bytes"))
+	}
+	if _, err := ParseSecret(e.PreviousSecret); e.PreviousSecret != "" && err != nil {
+		errs = append(errs, errors.New("previous secret: not a whsec_ secret of 24 to 64 bytes"))
+	}
+	if len(e.Description) > MaxDescriptionLen {
+		errs = append(errs, fmt.Errorf("description: at most %d bytes", MaxDescriptionLen))
 	}
 	for _, t := range e.Types {
 		if !slices.Contains(Types(), t) {

@@ -49,12 +49,9 @@ func (r *RedisRegistry) Put(ctx context.Context, e *Endpoint) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err := checkPut(old, e); err != nil {
-		return err
-	}
-	data, err := json.Marshal(e)
+	data, err := encodeChecked(old, e)
 	if err != nil {
-		return fmt.Errorf("webhook: encoding endpoint %s: %w", e.ID, err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -79,6 +76,19 @@ func (r *RedisRegistry) Get(ctx context.Context, id string) (*Endpoint, error) {
 		return nil, fmt.Errorf("webhook: reading endpoint %s: %w", id, err)
 	}
 	return decodeEndpoint(id, data)
+}
+
+// encodeChecked checks that e may replace old (nil: new) and returns its
+// JSON.
+func encodeChecked(old, e *Endpoint) ([]byte, error) {
+	if err := checkPut(old, e); err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: encoding endpoint %s: %w", e.ID, err)
+	}
+	return data, nil
 }
 
 func decodeEndpoint(id string, data []byte) (*Endpoint, error) {

@@ -91,6 +91,19 @@ func SetHeaders(h http.Header, key []byte, id string, ts time.Time, body []byte)
 	h.Set(HeaderSignature, Sign(key, id, ts, body))
 }
 
+// SetHeadersKeys sets the headers of a message signed with each of keys:
+// webhook-signature lists one "v1,<base64>" per key, space-separated, as
+// while an endpoint's secret is being rotated.
+func SetHeadersKeys(h http.Header, keys [][]byte, id string, ts time.Time, body []byte) {
+	sigs := make([]string, len(keys))
+	for i, k := range keys {
+		sigs[i] = Sign(k, id, ts, body)
+	}
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	h.Set(HeaderSignature, strings.Join(sigs, " "))
+}
+
 // Verify checks a received message as a receiver should: the headers are
 // present, the timestamp is within tolerance of now (DefaultTolerance when
 // zero), and one of the space-separated "v1,<base64>" signatures is the

@@ -16,7 +16,7 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) auth.Store {
+	storetest.Run(t, func(t *testing.T) auth.ActivityStore {
 		s, err := Open(Options{Path: filepath.Join(t.TempDir(), "tokens.json")})
 		if err != nil {
 			t.Fatalf("Open: %v", err)

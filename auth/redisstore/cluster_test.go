@@ -29,7 +29,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("Contract", func(t *testing.T) {
 		c := rc.Client(t)
-		storetest.Run(t, func(t *testing.T) auth.Store { return newStore(t, c, newPrefix()) })
+		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, newPrefix()) })
 	})
 
 	// The client tswgate builds for cluster=true (cmd/tswgate's openStore).
@@ -196,7 +196,7 @@ func TestSentinel(t *testing.T) {
 
 	t.Run("Contract", func(t *testing.T) {
 		c := rs.Client(t)
-		storetest.Run(t, func(t *testing.T) auth.Store { return newStore(t, c, newPrefix()) })
+		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, newPrefix()) })
 	})
 
 	// Last: it moves the master.

@@ -42,7 +42,7 @@ func newStore(t *testing.T, c redis.UniversalClient, prefix string) *Store {
 func TestContract(t *testing.T) {
 	srv := redistest.Start(t)
 	c := srv.Client(t)
-	storetest.Run(t, func(t *testing.T) auth.Store {
+	storetest.Run(t, func(t *testing.T) auth.ActivityStore {
 		return newStore(t, c, newPrefix())
 	})
 }

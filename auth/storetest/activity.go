@@ -12,20 +12,6 @@ import (
 	"github.com/tswgate/tswgate/auth"
 )
 
-// ActivityStore is what the activity contract tests: paged, filtered lists;
-// usage counts; expiry claims; the audit trail. Both stores implement it.
-type ActivityStore interface {
-	auth.Store
-	ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error)
-	AddUsage(ctx context.Context, recs []auth.UsageRecord) error
-	UsageOf(ctx context.Context, ids []string, now time.Time) (map[string]auth.TokenUsage, error)
-	ClaimExpired(ctx context.Context, now time.Time) ([]*auth.Token, error)
-	UnclaimExpired(ctx context.Context, t *auth.Token) error
-	AppendAudit(ctx context.Context, ev *auth.AuditEvent) error
-	ReadAudit(ctx context.Context, q auth.AuditQuery) (auth.AuditPage, error)
-	CountProject(ctx context.Context, projectID int64) (int, error)
-}
-
 // runActivity runs the activity contract:
 //   - ListPage returns List's order, filtered, in pages whose concatenation
 //     is the filtered list; Next is zero exactly on the last page; a cursor
@@ -37,16 +23,7 @@ type ActivityStore interface {
 //     callers, again after the expiry changes or UnclaimExpired;
 //   - ReadAudit pages a project's events newest first and refuses a
 //     foreign cursor with auth.ErrBadCursor.
-func runActivity(t *testing.T, fresh func(t *testing.T) auth.Store) {
-	open := func(t *testing.T) ActivityStore {
-		t.Helper()
-		s := fresh(t)
-		as, ok := s.(ActivityStore)
-		if !ok {
-			t.Fatalf("%T does not implement storetest.ActivityStore", s)
-		}
-		return as
-	}
+func runActivity(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
 	t.Run("ListPage", func(t *testing.T) { testListPage(t, open(t)) })
 	t.Run("ListPageStable", func(t *testing.T) { testListPageStable(t, open(t)) })
 	t.Run("ListPageSparse", func(t *testing.T) { testListPageSparse(t, open(t)) })
@@ -58,7 +35,7 @@ func runActivity(t *testing.T, fresh func(t *testing.T) auth.Store) {
 
 // testCountProject: CountProject counts a project's live tokens — created
 // ones, not revoked ones, not other projects'.
-func testCountProject(t *testing.T, s ActivityStore) {
+func testCountProject(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	count := func(project int64) int {
 		t.Helper()
@@ -98,7 +75,7 @@ func testCountProject(t *testing.T, s ActivityStore) {
 }
 
 // pages follows every page of q and returns the tokens' ids.
-func pages(t *testing.T, s ActivityStore, q auth.ListQuery) []string {
+func pages(t *testing.T, s auth.ActivityStore, q auth.ListQuery) []string {
 	t.Helper()
 	var got []string
 	for range 100 {
@@ -122,7 +99,7 @@ func pages(t *testing.T, s ActivityStore, q auth.ListQuery) []string {
 	return nil
 }
 
-func testListPage(t *testing.T, s ActivityStore) {
+func testListPage(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	base := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 	var all []*auth.Token
@@ -192,7 +169,7 @@ func testListPage(t *testing.T, s ActivityStore) {
 // testListPageStable changes the project between pages: revokes a token
 // already listed and one not yet listed, creates one before the cursor and
 // one after it.
-func testListPageStable(t *testing.T, s ActivityStore) {
+func testListPageStable(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	base := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
 	var toks []*auth.Token
@@ -238,7 +215,7 @@ func testListPageStable(t *testing.T, s ActivityStore) {
 
 // testListPageSparse filters out all but the last of many tokens: a page
 // must look past everything its filters drop.
-func testListPageSparse(t *testing.T, s ActivityStore) {
+func testListPageSparse(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	base := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	var last *auth.Token
@@ -262,7 +239,7 @@ func testListPageSparse(t *testing.T, s ActivityStore) {
 	}
 }
 
-func testUsage(t *testing.T, s ActivityStore) {
+func testUsage(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	a, _ := NewToken(t, 34, auth.RoleOwner)
 	b, _ := NewToken(t, 34, auth.RoleOwner)
@@ -327,7 +304,7 @@ func testUsage(t *testing.T, s ActivityStore) {
 	}
 }
 
-func testClaimExpired(t *testing.T, s ActivityStore) {
+func testClaimExpired(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	mk := func(expires time.Time) *auth.Token {
@@ -411,7 +388,7 @@ func testClaimExpired(t *testing.T, s ActivityStore) {
 	}
 }
 
-func testAudit(t *testing.T, s ActivityStore) {
+func testAudit(t *testing.T, s auth.ActivityStore) {
 	ctx := context.Background()
 	at := time.Date(2025, 8, 1, 12, 0, 0, 0, time.UTC)
 	var appended []auth.AuditEvent

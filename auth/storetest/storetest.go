@@ -56,7 +56,7 @@ func NewToken(tb testing.TB, project int64, role auth.Role) (*auth.Token, string
 // generous: it only decides how long a broken implementation hangs.
 const waitTimeout = 10 * time.Second
 
-// Run runs the auth.Store contract against the stores open returns. Every
+// Run runs the auth.Store and auth.ActivityStore contracts against the stores open returns. Every
 // subtest opens a fresh, empty store and closes it when the subtest ends, so
 // open must not close it itself.
 //
@@ -70,8 +70,8 @@ const waitTimeout = 10 * time.Second
 //     calls no fn;
 //   - an Update whose fn fails, or whose result is invalid, writes and
 //     announces nothing.
-func Run(t *testing.T, open func(t *testing.T) auth.Store) {
-	fresh := func(t *testing.T) auth.Store {
+func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
+	fresh := func(t *testing.T) auth.ActivityStore {
 		t.Helper()
 		s := open(t)
 		t.Cleanup(func() {

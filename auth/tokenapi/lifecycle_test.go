@@ -772,20 +772,20 @@ func shape(ev auth.AuditEvent) string {
 
 // canceledStore fails every read made with a canceled context as Redis
 // does: ErrUnavailable wrapping the context's error.
-type canceledStore struct{ Store }
+type canceledStore struct{ auth.ActivityStore }
 
 func (s canceledStore) Get(ctx context.Context, id string) (*auth.Token, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("test store: get %s: %w: %w", id, auth.ErrUnavailable, err)
 	}
-	return s.Store.Get(ctx, id)
+	return s.ActivityStore.Get(ctx, id)
 }
 
 func (s canceledStore) ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error) {
 	if err := ctx.Err(); err != nil {
 		return auth.ListPage{}, fmt.Errorf("test store: list: %w: %w", auth.ErrUnavailable, err)
 	}
-	return s.Store.ListPage(ctx, q)
+	return s.ActivityStore.ListPage(ctx, q)
 }
 
 // ctxAuthenticator is the gateway's authenticator, but like a store read

@@ -21,15 +21,15 @@ type WriteObserver interface {
 // ObservedStore returns s with each Create, Update, Revoke and List
 // reported to o. Get is not reported: the gateway's cache observer counts
 // reads.
-func ObservedStore(s Store, o WriteObserver) Store {
+func ObservedStore(s auth.ActivityStore, o WriteObserver) auth.ActivityStore {
 	if o == nil {
 		return s
 	}
-	return &observedStore{Store: s, o: o}
+	return &observedStore{ActivityStore: s, o: o}
 }
 
 type observedStore struct {
-	Store
+	auth.ActivityStore
 	o WriteObserver
 }
 
@@ -39,26 +39,26 @@ func failed(err error) bool {
 }
 
 func (s *observedStore) Create(ctx context.Context, t *auth.Token) error {
-	err := s.Store.Create(ctx, t)
+	err := s.ActivityStore.Create(ctx, t)
 	s.o.StoreWrite("create", failed(err))
 	return err
 }
 
 func (s *observedStore) List(ctx context.Context, projectID int64) ([]*auth.Token, error) {
-	toks, err := s.Store.List(ctx, projectID)
+	toks, err := s.ActivityStore.List(ctx, projectID)
 	s.o.StoreWrite("list", failed(err))
 	return toks, err
 }
 
 func (s *observedStore) Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error) {
-	tok, err := s.Store.Revoke(ctx, id, at)
+	tok, err := s.ActivityStore.Revoke(ctx, id, at)
 	s.o.StoreWrite("revoke", failed(err))
 	return tok, err
 }
 
 func (s *observedStore) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
 	var fnErr error
-	tok, err := s.Store.Update(ctx, id, func(t *auth.Token) error {
+	tok, err := s.ActivityStore.Update(ctx, id, func(t *auth.Token) error {
 		fnErr = fn(t)
 		return fnErr
 	})
@@ -67,7 +67,7 @@ func (s *observedStore) Update(ctx context.Context, id string, fn func(*auth.Tok
 }
 
 func (s *observedStore) ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error) {
-	page, err := s.Store.ListPage(ctx, q)
+	page, err := s.ActivityStore.ListPage(ctx, q)
 	s.o.StoreWrite("list", failed(err))
 	return page, err
 }

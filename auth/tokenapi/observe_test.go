@@ -16,8 +16,12 @@ func (w *writeLog) StoreWrite(op string, failed bool) {
 	*w = append(*w, fmt.Sprintf("%s:%v", op, failed))
 }
 
-// fakeStore answers each call with err.
-type fakeStore struct{ err error }
+// fakeStore answers the calls ObservedStore observes with err; the others
+// are not called.
+type fakeStore struct {
+	auth.ActivityStore
+	err error
+}
 
 func (f fakeStore) Get(context.Context, string) (*auth.Token, error) { return nil, f.err }
 func (f fakeStore) Create(context.Context, *auth.Token) error        { return f.err }
@@ -34,21 +38,13 @@ func (f fakeStore) Update(_ context.Context, _ string, fn func(*auth.Token) erro
 func (f fakeStore) ListPage(context.Context, auth.ListQuery) (auth.ListPage, error) {
 	return auth.ListPage{}, f.err
 }
-func (f fakeStore) UsageOf(context.Context, []string, time.Time) (map[string]auth.TokenUsage, error) {
-	return nil, f.err
-}
-func (f fakeStore) AppendAudit(context.Context, *auth.AuditEvent) error { return f.err }
-func (f fakeStore) ReadAudit(context.Context, auth.AuditQuery) (auth.AuditPage, error) {
-	return auth.AuditPage{}, f.err
-}
-func (f fakeStore) CountProject(context.Context, int64) (int, error) { return 0, f.err }
 
 func TestObservedStore(t *testing.T) {
 	ctx := context.Background()
 	var log writeLog
 	noop := func(*auth.Token) error { return nil }
 	for _, err := range []error{nil, fmt.Errorf("x: %w", auth.ErrNotFound), fmt.Errorf("x: %w", auth.ErrUnavailable)} {
-		s := ObservedStore(fakeStore{err}, &log)
+		s := ObservedStore(fakeStore{err: err}, &log)
 		s.Create(ctx, &auth.Token{})
 		s.List(ctx, 1)
 		s.ListPage(ctx, auth.ListQuery{})

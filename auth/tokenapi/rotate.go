@@ -15,15 +15,6 @@ import (
 	"github.com/tswgate/tswgate/auth"
 )
 
-// RotationStore is what Rotate needs of a store; auth.Store and Store
-// have it.
-type RotationStore interface {
-	Get(ctx context.Context, id string) (*auth.Token, error)
-	Create(ctx context.Context, t *auth.Token) error
-	Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error)
-	Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error)
-}
-
 // Rotation says what Rotate does.
 type Rotation struct {
 	// Old is the token to rotate, as read from the store; it must be live.
@@ -84,7 +75,7 @@ type Rotated struct {
 // A retirement that failed but is stored even so (its announcement
 // failed) stands, with Rotated.Unannounced set. The undo runs even when
 // ctx is canceled (the client went away).
-func Rotate(ctx context.Context, st RotationStore, h *auth.Hasher, rot Rotation) (*Rotated, error) {
+func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*Rotated, error) {
 	if rot.Invalidate == nil {
 		rot.Invalidate = func(string) {}
 	}
@@ -170,7 +161,7 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 
 // retire ends the old token: revoked without grace, else expiring at the
 // end of the grace period at the latest and marked as rotated to nextID.
-func (rot *Rotation) retire(ctx context.Context, st RotationStore, nextID string) (*auth.Token, error) {
+func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (*auth.Token, error) {
 	if rot.Grace <= 0 {
 		return st.Revoke(ctx, rot.Old.ID, rot.Now)
 	}
@@ -186,7 +177,7 @@ func (rot *Rotation) retire(ctx context.Context, st RotationStore, nextID string
 
 // undo withdraws the successor of a rotation that failed with cause, and
 // returns cause, with the withdrawal's own failure if any.
-func (rot *Rotation) undo(ctx context.Context, st RotationStore, id string, cause error) error {
+func (rot *Rotation) undo(ctx context.Context, st auth.Store, id string, cause error) error {
 	_, err := st.Revoke(context.WithoutCancel(ctx), id, rot.Now)
 	rot.Invalidate(id)
 	if err != nil && !errors.Is(err, auth.ErrNotFound) {

@@ -54,7 +54,7 @@ var errInjected = fmt.Errorf("injected: %w", auth.ErrUnavailable)
 // the withdrawal of the successor (withdrawFails). cancel, if set, is
 // called once the successor is stored (the client goes away).
 type faultyStore struct {
-	RotationStore
+	auth.Store
 	old                      string
 	createFails, retireFails bool
 	retireStored             bool
@@ -66,7 +66,7 @@ type faultyStore struct {
 }
 
 func (s *faultyStore) Create(ctx context.Context, t *auth.Token) error {
-	err := s.RotationStore.Create(ctx, t)
+	err := s.Store.Create(ctx, t)
 	s.mu.Lock()
 	s.created = append(s.created, t.ID)
 	s.mu.Unlock()
@@ -81,7 +81,7 @@ func (s *faultyStore) Create(ctx context.Context, t *auth.Token) error {
 
 func (s *faultyStore) retire(ctx context.Context, do func() (*auth.Token, error)) (*auth.Token, error) {
 	if s.revokeFirst {
-		if _, err := s.RotationStore.Revoke(ctx, s.old, time.Now()); err != nil {
+		if _, err := s.Store.Revoke(ctx, s.old, time.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -98,14 +98,14 @@ func (s *faultyStore) retire(ctx context.Context, do func() (*auth.Token, error)
 
 func (s *faultyStore) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
 	if id != s.old {
-		return s.RotationStore.Update(ctx, id, fn)
+		return s.Store.Update(ctx, id, fn)
 	}
-	return s.retire(ctx, func() (*auth.Token, error) { return s.RotationStore.Update(ctx, id, fn) })
+	return s.retire(ctx, func() (*auth.Token, error) { return s.Store.Update(ctx, id, fn) })
 }
 
 func (s *faultyStore) Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error) {
 	if id == s.old {
-		return s.retire(ctx, func() (*auth.Token, error) { return s.RotationStore.Revoke(ctx, id, at) })
+		return s.retire(ctx, func() (*auth.Token, error) { return s.Store.Revoke(ctx, id, at) })
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("revoke %s: %w", id, ctx.Err()) // what a Redis call does
@@ -113,7 +113,7 @@ func (s *faultyStore) Revoke(ctx context.Context, id string, at time.Time) (*aut
 	if s.withdrawFails {
 		return nil, fmt.Errorf("revoke %s: %w", id, errInjected)
 	}
-	return s.RotationStore.Revoke(ctx, id, at)
+	return s.Store.Revoke(ctx, id, at)
 }
 
 // successorID is the id of the successor the rotation created.
@@ -140,7 +140,7 @@ func testRotate(t *testing.T, open func(t *testing.T) auth.Store) {
 		if err := st.Create(ctx, old); err != nil {
 			t.Fatal(err)
 		}
-		f.RotationStore, f.old = st, old.ID
+		f.Store, f.old = st, old.ID
 		return st, old
 	}
 	// unchanged checks that a failed rotation left old as it was and no

@@ -39,31 +39,10 @@ import (
 	"github.com/tswgate/tswgate/auth"
 )
 
-// Store is the part of auth.Store the API uses.
-type Store interface {
-	Get(ctx context.Context, id string) (*auth.Token, error)
-	Create(ctx context.Context, t *auth.Token) error
-	List(ctx context.Context, projectID int64) ([]*auth.Token, error)
-	Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error)
-	Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error)
-	// ListPage returns one page of a project's live tokens (see
-	// auth.ListQuery).
-	ListPage(ctx context.Context, q auth.ListQuery) (auth.ListPage, error)
-	// UsageOf returns the usage of each of ids over auth.UsageWindow
-	// before now, in one round trip; unused ids may be left out.
-	UsageOf(ctx context.Context, ids []string, now time.Time) (map[string]auth.TokenUsage, error)
-	// AppendAudit appends an event to its project's audit trail, setting
-	// its ID; ReadAudit pages a project's trail, newest first.
-	AppendAudit(ctx context.Context, ev *auth.AuditEvent) error
-	ReadAudit(ctx context.Context, q auth.AuditQuery) (auth.AuditPage, error)
-	// CountProject returns the number of a project's live tokens.
-	CountProject(ctx context.Context, projectID int64) (int, error)
-}
-
 // Options configure the API handler.
 type Options struct {
 	// Store holds the tokens. Required.
-	Store Store
+	Store auth.ActivityStore
 	// Hasher hashes new secrets. Required.
 	Hasher *auth.Hasher
 	// AdminKeys are the keys accepted in "Authorization: Bearer <key>".

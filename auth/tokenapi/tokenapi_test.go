@@ -27,7 +27,7 @@ const testAdminKey = "tokenapi-test-admin-key-0123456789abcdef"
 // fixture is the API over a fresh embedded store, with its audit log and
 // the ids it invalidated.
 type fixture struct {
-	store  Store
+	store  auth.ActivityStore
 	srv    *httptest.Server
 	client *Client
 	log    *bytes.Buffer
@@ -36,7 +36,7 @@ type fixture struct {
 	invalidated []string
 }
 
-func newFixture(t *testing.T, wrap func(Store) Store) *fixture {
+func newFixture(t *testing.T, wrap func(auth.ActivityStore) auth.ActivityStore) *fixture {
 	t.Helper()
 	fs, err := filestore.Open(filestore.Options{Path: filepath.Join(t.TempDir(), "tokens.json")})
 	if err != nil {
@@ -353,7 +353,7 @@ func TestRotate(t *testing.T) {
 // ErrUnavailable, before (written false) or after (written true: a lost
 // announcement) the change is stored.
 type failingUpdates struct {
-	Store
+	auth.ActivityStore
 	written bool
 	mu      sync.Mutex
 	id      string // the token whose changes fail
@@ -373,10 +373,10 @@ func (s *failingUpdates) failFor(id string) {
 
 func (s *failingUpdates) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
 	if !s.fails(id) {
-		return s.Store.Update(ctx, id, fn)
+		return s.ActivityStore.Update(ctx, id, fn)
 	}
 	if s.written {
-		if _, err := s.Store.Update(ctx, id, fn); err != nil {
+		if _, err := s.ActivityStore.Update(ctx, id, fn); err != nil {
 			return nil, err
 		}
 	}
@@ -385,10 +385,10 @@ func (s *failingUpdates) Update(ctx context.Context, id string, fn func(*auth.To
 
 func (s *failingUpdates) Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error) {
 	if !s.fails(id) {
-		return s.Store.Revoke(ctx, id, at)
+		return s.ActivityStore.Revoke(ctx, id, at)
 	}
 	if s.written {
-		if _, err := s.Store.Revoke(ctx, id, at); err != nil {
+		if _, err := s.ActivityStore.Revoke(ctx, id, at); err != nil {
 			return nil, err
 		}
 	}
@@ -402,9 +402,9 @@ func TestRotateStoreFailure(t *testing.T) {
 	ctx := context.Background()
 	for _, grace := range []string{"0s", "1h"} {
 		t.Run("not stored, grace "+grace, func(t *testing.T) {
-			var inner Store
+			var inner auth.ActivityStore
 			failing := &failingUpdates{}
-			f := newFixture(t, func(s Store) Store { inner, failing.Store = s, s; return failing })
+			f := newFixture(t, func(s auth.ActivityStore) auth.ActivityStore { inner, failing.ActivityStore = s, s; return failing })
 			old := f.create(t, CreateRequest{})
 			failing.failFor(old.ID)
 			_, err := f.client.Rotate(ctx, old.ID, RotateRequest{Grace: grace})
@@ -419,7 +419,7 @@ func TestRotateStoreFailure(t *testing.T) {
 		})
 		t.Run("stored, not announced, grace "+grace, func(t *testing.T) {
 			failing := &failingUpdates{written: true}
-			f := newFixture(t, func(s Store) Store { failing.Store = s; return failing })
+			f := newFixture(t, func(s auth.ActivityStore) auth.ActivityStore { failing.ActivityStore = s; return failing })
 			old := f.create(t, CreateRequest{})
 			failing.failFor(old.ID)
 			resp, err := f.client.Rotate(ctx, old.ID, RotateRequest{Grace: grace})

@@ -15,7 +15,7 @@ import (
 
 // auditCommand runs "tswgate audit --project N": a page of the project's
 // audit trail, newest first.
-func auditCommand(ctx context.Context, args, environ []string, stdout io.Writer) error {
+func auditCommand(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	output := fs.String("o", "table", "output format: table or json")

@@ -49,7 +49,7 @@ func (r cliResult) String() string {
 func TestCLITokenCommands(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	g := MustStartGateway(t, up.URL)
-	env := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.adminKey}
+	env := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.AdminKey()}
 
 	// create
 	res := MustRun(t, env, "token", "create", "--project", "42", "--role", "owner", "--name", "ci-deploy", "-o", "json")
@@ -139,7 +139,7 @@ func TestCLITokenCommands(t *testing.T) {
 	}
 
 	// The admin key may come from the gateway's data dir instead.
-	res = MustRun(t, []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_DATA_DIR=" + g.cfg.DataDir}, "token", "show", created.ID)
+	res = MustRun(t, []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_DATA_DIR=" + g.Config().DataDir}, "token", "show", created.ID)
 	if res.code != 0 || !strings.Contains(res.stdout, "ci-deploy") {
 		t.Errorf("token show with the key file: %v", res)
 	}

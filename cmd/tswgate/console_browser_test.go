@@ -34,6 +34,7 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/internal/redistest"
 )
 
@@ -358,7 +359,7 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 	// Sign in with the admin key and the project.
 	// The project entered before is still there; Enter submits.
 	tab.do("signing in",
-		chromedp.SendKeys(chromedp.ID("credential"), g.adminKey+"\n"),
+		chromedp.SendKeys(chromedp.ID("credential"), g.AdminKey()+"\n"),
 		chromedp.WaitVisible(chromedp.ID("token-rows")),
 	)
 	tab.waitFor("the list", `document.getElementById('project-label').textContent.includes('42')`)
@@ -428,7 +429,7 @@ func testConsoleFlow(t *testing.T, browser context.Context, cg consoleGateway, s
 	secret := jsString(secretOf(cred))
 	secretGone := `document.getElementById('secret').value === '' && !document.documentElement.outerHTML.includes(` + secret + `) && ` +
 		`!document.body.innerText.includes(` + secret + `) && !location.href.includes(` + secret + `) && ` +
-		`!location.href.includes(` + jsString(g.adminKey) + `) && !Object.values(sessionStorage).some(v => v.includes(` + secret + `))`
+		`!location.href.includes(` + jsString(g.AdminKey()) + `) && !Object.values(sessionStorage).some(v => v.includes(` + secret + `))`
 	if ok := mustRun(tab, "secret gone", chromedp.Evaluate[bool](secretGone)); !ok {
 		t.Error("the secret is still in the page, the URL or session storage after its panel was dismissed")
 	}
@@ -532,7 +533,7 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context, g *testGateway
 
 	tab := newTab(t, browser, 30*time.Second)
 	tab.do("opening the console under /tswgate/",
-		chromedp.Navigate(g.URL+publicConsolePrefix),
+		chromedp.Navigate(g.URL+gateway.PublicConsolePrefix),
 		chromedp.WaitVisible(chromedp.ID("credential")),
 	)
 	loc := mustRun(tab, "location", chromedp.Evaluate[string](`location.pathname`))
@@ -543,7 +544,7 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context, g *testGateway
 
 	// The admin key: the public listener's 401, and the sign-in form again.
 	tab.do("signing in with the admin key",
-		chromedp.SendKeys(chromedp.ID("credential"), g.adminKey),
+		chromedp.SendKeys(chromedp.ID("credential"), g.AdminKey()),
 		chromedp.SendKeys(chromedp.ID("sign-in-project"), fmt.Sprint(testProject)),
 		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
 	)
@@ -716,7 +717,7 @@ func testConsoleAccess(t *testing.T, browser context.Context, g *testGateway) {
 		chromedp.Navigate(g.AdminURL+"/console/"),
 		chromedp.WaitVisible(chromedp.ID("credential")),
 		chromedp.SendKeys(chromedp.ID("sign-in-project"), fmt.Sprint(testProject)),
-		chromedp.SendKeys(chromedp.ID("credential"), g.adminKey+"\n"),
+		chromedp.SendKeys(chromedp.ID("credential"), g.AdminKey()+"\n"),
 		chromedp.WaitVisible(chromedp.ID("token-rows")),
 	)
 	tab.mu.Lock()

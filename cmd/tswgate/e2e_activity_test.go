@@ -174,7 +174,7 @@ func TestE2ESelfService(t *testing.T) {
 		mustAPIError(t, err, http.StatusForbidden, "role_forbidden", "an Accounting token revoking")
 
 		// No admin key, no bad token on the public listener.
-		_, err = a.selfService(a.adminKey).ListPage(ctx, tokenapi.ListOptions{ProjectID: testProject})
+		_, err = a.selfService(a.AdminKey()).ListPage(ctx, tokenapi.ListOptions{ProjectID: testProject})
 		mustAPIError(t, err, http.StatusUnauthorized, "malformed_token", "an admin key on the public listener")
 		_, err = a.selfService(MustForgeCredential(t, owner.ID)).ListPage(ctx, tokenapi.ListOptions{})
 		mustAPIError(t, err, http.StatusUnauthorized, "invalid_token", "a wrong secret")
@@ -236,7 +236,7 @@ func idsOf(toks []tokenapi.Token) []string {
 func flushUsage(t testing.TB, gs ...*testGateway) {
 	t.Helper()
 	for _, g := range gs {
-		if err := g.usage.Flush(context.Background()); err != nil {
+		if err := g.FlushUsage(context.Background()); err != nil {
 			t.Fatalf("flushing usage: %v", err)
 		}
 	}
@@ -273,7 +273,7 @@ func TestE2EUsage(t *testing.T) {
 		flushUsage(t, a, b)
 
 		// The JSON contract, exactly.
-		r := MustDo(t, a.HTTP, MustNewRequest(t, "GET", a.AdminURL+"/v1/tokens?project_id=42", a.adminKey, nil))
+		r := MustDo(t, a.HTTP, MustNewRequest(t, "GET", a.AdminURL+"/v1/tokens?project_id=42", a.AdminKey(), nil))
 		var list struct {
 			Tokens []map[string]json.RawMessage `json:"tokens"`
 		}
@@ -320,7 +320,7 @@ func TestE2EUsage(t *testing.T) {
 		}
 
 		// The CLI shows the same.
-		env := []string{"TSWGATE_ADMIN_URL=" + b.AdminURL, "TSWGATE_ADMIN_KEY=" + b.adminKey}
+		env := []string{"TSWGATE_ADMIN_URL=" + b.AdminURL, "TSWGATE_ADMIN_KEY=" + b.AdminKey()}
 		res := MustRun(t, env, "token", "list", "--project", "42")
 		if res.code != 0 || !strings.Contains(res.stdout, "LAST USED") || !strings.Contains(res.stdout, "3 ok, 2 refused, 0 limited") {
 			t.Errorf("token list:\n%v", res)
@@ -356,7 +356,7 @@ func TestE2EAuditLifecycle(t *testing.T) {
 		_, err = wrong.Get(ctx, tok.ID)
 		mustAPIError(t, err, http.StatusUnauthorized, "invalid_admin_key", "a wrong admin key")
 
-		fp := fingerprintOf(a.adminKey)
+		fp := fingerprintOf(a.AdminKey())
 		events := b.mustAudit(t, testProject)
 		for _, want := range []auth.AuditEvent{
 			{Action: "token.create", TokenID: tok.ID},
@@ -383,7 +383,7 @@ func TestE2EAuditLifecycle(t *testing.T) {
 		mustFindEvent(t, events, auth.AuditEvent{Action: "token.list", ActorKind: auth.ActorAdminKey, Outcome: auth.OutcomeRefused, Reason: "invalid_admin_key"})
 		mustFindEvent(t, b.mustAudit(t, 0), auth.AuditEvent{Action: "token.show", TokenID: tok.ID, Outcome: auth.OutcomeRefused, Reason: "invalid_admin_key"})
 		for _, ev := range events {
-			if strings.Contains(fmt.Sprint(ev), a.adminKey) {
+			if strings.Contains(fmt.Sprint(ev), a.AdminKey()) {
 				t.Fatalf("an audit event holds the admin key: %+v", ev)
 			}
 		}
@@ -396,15 +396,15 @@ func TestE2EAuditLifecycle(t *testing.T) {
 		rot2 := a.mustRotate(t, graced.ID, "50ms")
 		MustPoll(t, 10*time.Second, "the grace period ending and being swept", func() (bool, string) {
 			for _, g := range []*testGateway{a, b} {
-				if err := g.recordExpiries(ctx); err != nil {
-					t.Fatalf("recordExpiries: %v", err)
+				if err := g.RecordExpiries(ctx); err != nil {
+					t.Fatalf("RecordExpiries: %v", err)
 				}
 			}
 			_, ok := findEvent(a.mustAudit(t, testProject), auth.AuditEvent{Action: "token.expire", TokenID: graced.ID})
 			return ok, "no token.expire event for the rotated token yet"
 		})
 		for _, g := range []*testGateway{b, a, b} {
-			if err := g.recordExpiries(ctx); err != nil {
+			if err := g.RecordExpiries(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -428,7 +428,7 @@ func TestE2EAuditLifecycle(t *testing.T) {
 		}
 
 		// The CLI reads the same trail.
-		env := []string{"TSWGATE_ADMIN_URL=" + b.AdminURL, "TSWGATE_ADMIN_KEY=" + b.adminKey}
+		env := []string{"TSWGATE_ADMIN_URL=" + b.AdminURL, "TSWGATE_ADMIN_KEY=" + b.AdminKey()}
 		res := MustRun(t, env, "audit", "--project", "42", "--limit", "100")
 		if res.code != 0 || !strings.Contains(res.stdout, "token.expire") || !strings.Contains(res.stdout, "token.deactivate") ||
 			!strings.Contains(res.stdout, "refused (invalid_admin_key)") || !strings.Contains(res.stdout, fp) {
@@ -507,13 +507,13 @@ func TestE2EListFilters(t *testing.T) {
 			}
 		}
 		for _, q := range []string{"status=revoked", "role=admin", "limit=0", "limit=1001", "cursor=nonsense"} {
-			r := MustDo(t, a.HTTP, MustNewRequest(t, "GET", a.AdminURL+"/v1/tokens?project_id=42&"+q, a.adminKey, nil))
+			r := MustDo(t, a.HTTP, MustNewRequest(t, "GET", a.AdminURL+"/v1/tokens?project_id=42&"+q, a.AdminKey(), nil))
 			if r.Status != http.StatusBadRequest || r.Header.Get("X-Tsw-Error-Code") != "invalid_request" {
 				t.Errorf("?%s: want 400 invalid_request, got %s", q, r)
 			}
 		}
 
-		env := []string{"TSWGATE_ADMIN_URL=" + b.AdminURL, "TSWGATE_ADMIN_KEY=" + b.adminKey}
+		env := []string{"TSWGATE_ADMIN_URL=" + b.AdminURL, "TSWGATE_ADMIN_KEY=" + b.AdminKey()}
 		res := MustRun(t, env, "token", "list", "--project", "42", "--role", "accounting", "-o", "json")
 		var listed []tokenapi.Token
 		if res.code != 0 || json.Unmarshal([]byte(res.stdout), &listed) != nil || !slices.Equal(idsOf(listed), []string{made[1].ID, made[4].ID}) {
@@ -558,14 +558,14 @@ func TestE2ESelfServiceStoreOutage(t *testing.T) {
 	}
 	// Requests served from the cache meanwhile are counted...
 	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", cached.Token, nil))
-	if err := g.usage.Flush(ctx); err == nil {
+	if err := g.FlushUsage(ctx); err == nil {
 		t.Fatal("a usage flush with Redis down succeeded")
 	}
 	// ...and written once Redis is back.
 	srv.Resume()
 	resumed = true
 	MustPoll(t, 10*time.Second, "a usage flush after Redis is back", func() (bool, string) {
-		err := g.usage.Flush(ctx)
+		err := g.FlushUsage(ctx)
 		return err == nil, fmt.Sprint(err)
 	})
 	got, err := g.Admin.Get(ctx, cached.ID)

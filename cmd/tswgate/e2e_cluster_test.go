@@ -72,8 +72,8 @@ func TestE2EClusterReplicas(t *testing.T) {
 		}
 	}
 
-	if b.cfg.CacheTTL <= 5*time.Second {
-		t.Fatalf("cache TTL %v: the test needs it above the poll bound", b.cfg.CacheTTL)
+	if b.Config().CacheTTL <= 5*time.Second {
+		t.Fatalf("cache TTL %v: the test needs it above the poll bound", b.Config().CacheTTL)
 	}
 	revokedAt := time.Now()
 	if _, err := a.Admin.Revoke(ctx, tok.ID); err != nil {
@@ -169,7 +169,7 @@ func TestE2ESentinelFailover(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		n, err := direct.Exists(ctx, a.cfg.RedisPrefix+"tok:"+probe.ID).Result()
+		n, err := direct.Exists(ctx, a.Config().RedisPrefix+"tok:"+probe.ID).Result()
 		return err == nil && n == 1, fmt.Sprintf("EXISTS on the new master: %d, %v", n, err)
 	})
 

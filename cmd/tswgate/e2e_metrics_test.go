@@ -161,8 +161,8 @@ func (g *testGateway) mustCreateWithCredential(t testing.TB, id, cred string, pr
 		CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 	}
 	rememberSecret(cred)
-	tok.SecretHash, tok.PepperID = g.hasher.Hash(cred)
-	if err := g.store.Create(context.Background(), tok); err != nil {
+	tok.SecretHash, tok.PepperID = g.Hasher().Hash(cred)
+	if err := g.Store().Create(context.Background(), tok); err != nil {
 		t.Fatalf("store.Create: %v", err)
 	}
 }

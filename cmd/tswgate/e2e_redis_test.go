@@ -40,7 +40,7 @@ func TestE2ERedisRevocationAcrossReplicas(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	a := MustStartGateway(t, up.URL, redisEnv(srv)...)
 	b := MustStartGateway(t, up.URL, redisEnv(srv)...)
-	if a.cfg.DataDir == b.cfg.DataDir {
+	if a.Config().DataDir == b.Config().DataDir {
 		t.Fatal("the gateways share a data dir")
 	}
 
@@ -63,8 +63,8 @@ func TestE2ERedisRevocationAcrossReplicas(t *testing.T) {
 	// B hears of it through Redis; poll for the outcome. The bound (5s) is
 	// below B's cache TTL (10s), so success means the announcement worked,
 	// not the entry's expiry.
-	if b.cfg.CacheTTL <= 5*time.Second {
-		t.Fatalf("cache TTL %v: the test needs it above the poll bound", b.cfg.CacheTTL)
+	if b.Config().CacheTTL <= 5*time.Second {
+		t.Fatalf("cache TTL %v: the test needs it above the poll bound", b.Config().CacheTTL)
 	}
 	var last *response
 	took := MustPoll(t, 5*time.Second, "B refusing the token revoked through A", func() (bool, string) {

@@ -156,7 +156,7 @@ func TestE2ERedisScopesAcrossReplicas(t *testing.T) {
 func TestCLITokenScopes(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	g := MustStartGateway(t, up.URL)
-	env := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.adminKey}
+	env := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.AdminKey()}
 	res := MustRun(t, env, "token", "create", "--project", "42", "--role", "owner", "--name", "ci",
 		"--scopes", "compute.read", "--allow-ip", "127.0.0.0/8", "--allow-ip", "::1", "--expires-in", "2160h", "-o", "json")
 	if res.code != 0 {

@@ -90,8 +90,8 @@ func TestE2EUpdateEmbedded(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	// No TSWGATE_RATE_*: both roles are unlimited.
 	g := MustStartGateway(t, up.URL)
-	if g.cfg.RateOwner != 0 || g.cfg.RateAccounting != 0 {
-		t.Fatalf("role rate limits %v/%v, want none", g.cfg.RateOwner, g.cfg.RateAccounting)
+	if g.Config().RateOwner != 0 || g.Config().RateAccounting != 0 {
+		t.Fatalf("role rate limits %v/%v, want none", g.Config().RateOwner, g.Config().RateAccounting)
 	}
 	call := func(cred string) *response { return g.MustCall(t, "GET", "/v2/Instance", cred, nil) }
 
@@ -205,8 +205,8 @@ func TestE2ERedisUpdateAcrossReplicas(t *testing.T) {
 	a := MustStartGateway(t, up.URL, redisEnv(srv)...)
 	b := MustStartGateway(t, up.URL, redisEnv(srv)...)
 	const bound = 5 * time.Second
-	if b.cfg.CacheTTL <= bound {
-		t.Fatalf("cache TTL %v: the test needs it above the poll bound %v", b.cfg.CacheTTL, bound)
+	if b.Config().CacheTTL <= bound {
+		t.Fatalf("cache TTL %v: the test needs it above the poll bound %v", b.Config().CacheTTL, bound)
 	}
 	callA := func(cred string) *response { return a.MustCall(t, "GET", "/v2/Instance", cred, nil) }
 	callB := func(cred string) *response { return b.MustCall(t, "GET", "/v2/Instance", cred, nil) }
@@ -281,7 +281,7 @@ func TestE2ERedisUpdateAcrossReplicas(t *testing.T) {
 func TestCLITokenUpdateCommands(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	g := MustStartGateway(t, up.URL)
-	env := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.adminKey}
+	env := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.AdminKey()}
 	tok := g.MustCreateToken(t, testProject, "owner", "cli-changed")
 	call := func(cred string) *response { return g.MustCall(t, "GET", "/v2/Instance", cred, nil) }
 	mustRun := func(args ...string) cliResult {

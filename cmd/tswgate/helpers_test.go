@@ -27,6 +27,7 @@ import (
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/proxy"
 )
 
@@ -133,7 +134,7 @@ func (u *recordingUpstream) MustLast(t testing.TB) recordedRequest {
 
 // testGateway is a running Gateway with clients for its listeners.
 type testGateway struct {
-	*Gateway
+	*gateway.Gateway
 	URL        string // public listener, http://host:port
 	AdminURL   string
 	MetricsURL string
@@ -224,13 +225,13 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	type started struct {
-		g   *Gateway
+		g   *gateway.Gateway
 		err error
 	}
 	startc := make(chan started, 1)
 	begin := time.Now()
 	go func() {
-		g, err := Start(ctx, cfg, StartOptions{Logger: logger, AccessLog: accessLog, TokenCountEvery: o.TokenCountEvery})
+		g, err := gateway.Start(ctx, cfg, gateway.StartOptions{Logger: logger, AccessLog: accessLog, TokenCountEvery: o.TokenCountEvery})
 		startc <- started{g, err}
 	}()
 	if o.WhileStarting != nil {
@@ -248,7 +249,7 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	tg.URL = "http://" + g.Addr("public")
 	tg.AdminURL = "http://" + g.Addr("admin")
 	tg.MetricsURL = "http://" + g.Addr("metrics")
-	tg.Admin = &tokenapi.Client{BaseURL: tg.AdminURL, AdminKey: g.adminKey, HTTP: tg.HTTP}
+	tg.Admin = &tokenapi.Client{BaseURL: tg.AdminURL, AdminKey: g.AdminKey(), HTTP: tg.HTTP}
 	t.Cleanup(func() {
 		keepMetrics(tg.MetricsURL)
 		tr.CloseIdleConnections()
@@ -291,9 +292,9 @@ func (g *testGateway) MustCreateRecord(t testing.TB, edit func(*auth.Token)) (id
 		Status: auth.StatusActive, CreatedAt: time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond),
 	}
 	rememberSecret(cred)
-	tok.SecretHash, tok.PepperID = g.hasher.Hash(cred)
+	tok.SecretHash, tok.PepperID = g.Hasher().Hash(cred)
 	edit(tok)
-	if err := g.store.Create(context.Background(), tok); err != nil {
+	if err := g.Store().Create(context.Background(), tok); err != nil {
 		t.Fatalf("store.Create: %v", err)
 	}
 	return id, cred

@@ -1,11 +1,7 @@
 // Command tswgate is the authenticating gateway in front of the TeraSwitch
-// API, and its token CLI.
-//
-//	tswgate serve [--config FILE]     run the gateway
-//	tswgate quickstart                run it with a stand-in API and two tokens
-//	tswgate token create|list|show|deactivate|activate|rotate|limit|revoke ...
-//	tswgate audit --project ID
-//	tswgate version
+// API, and its token CLI: "tswgate serve" runs the gateway, "tswgate
+// quickstart" tries it, and "tswgate help" lists every command (the
+// commands table in commands.go).
 package main
 
 import (
@@ -23,40 +19,9 @@ import (
 	"syscall"
 
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/internal/logs"
 )
-
-const usage = `tswgate: the authenticating gateway for the TeraSwitch API.
-
-Usage:
-  tswgate serve [--config FILE] [--check]  run the gateway (settings: README, TSWGATE_* variables)
-  tswgate quickstart                       run it in front of a stand-in API, with two tokens to try
-  tswgate token create --project ID --role owner|accounting --name NAME [--expires-in 720h]
-                    [--scopes compute.read,...] [--allow-ip CIDR]... [-o json]
-  tswgate token list --project ID [--status active|inactive] [--role owner|accounting]
-                    [--limit N [--cursor C]] [-o json]
-                                           every page, or one page of N with --limit
-  tswgate token show ID [-o json]
-  tswgate token update ID [--scopes P,...] [--allow-ip CIDR]... [-o json]
-                                           replace the token's scopes or address ranges
-                                           ("" removes a list)
-  tswgate token deactivate ID [-o json]    refuse the token (token_inactive) until activated
-  tswgate token activate ID [-o json]
-  tswgate token rotate ID [--grace 1h] [-o json]
-                                           a new token like the old; the old one works for
-                                           --grace (default 0: revoked at once)
-  tswgate token limit ID --rate R [--burst B] [-o json]
-                                           the token's own rate limit (requests/s); --rate 0
-                                           removes it (the role's applies)
-  tswgate token revoke ID [-o json]
-  tswgate audit --project ID [--limit 50] [--cursor C] [-o json]
-                                           the project's audit trail, newest first
-  tswgate version
-
-The token and audit commands call the admin API at TSWGATE_ADMIN_URL (default
-http://127.0.0.1:8081) with TSWGATE_ADMIN_KEY (default: the key file in
-TSWGATE_DATA_DIR, which the embedded store creates on first start).
-`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,33 +33,28 @@ func main() {
 // run is main without the process: tests call it.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	var err error
 	switch args[0] {
-	case "serve":
-		err = serve(ctx, args[1:], environ, stdout, stderr)
-	case "quickstart":
-		err = quickstart(ctx, args[1:], environ, stdout, stderr)
-	case "token":
-		err = tokenCommand(ctx, args[1:], environ, stdout)
-	case "audit":
-		err = auditCommand(ctx, args[1:], environ, stdout)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "tswgate", version())
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "tswgate: unknown command %q\n\n%s", args[0], usage)
+		fmt.Fprint(stdout, usage())
+		return 0
+	}
+	cmd, rest, err := lookup(args)
+	if err == nil && cmd == nil {
+		fmt.Fprintf(stderr, "tswgate: unknown command %q\n\n%s", args[0], usage())
 		return 2
+	}
+	if err == nil {
+		err = cmd.run(ctx, rest, environ, stdout, stderr)
 	}
 	if err == nil {
 		return 0
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "tswgate: %v\n\n%s", err, usage)
+		fmt.Fprintf(stderr, "tswgate: %v\n\n%s", err, usage())
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
@@ -146,7 +106,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	g, err := Start(ctx, cfg, StartOptions{Logger: logger, AccessLog: stderr})
+	g, err := gateway.Start(ctx, cfg, gateway.StartOptions{Logger: logger, AccessLog: stderr})
 	if err != nil {
 		return err
 	}
@@ -155,7 +115,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 
 // waitAndShutdown serves until ctx is done (SIGINT, SIGTERM) or a listener
 // fails, then shuts down gracefully.
-func waitAndShutdown(ctx context.Context, g *Gateway, cfg config.Config, logger *slog.Logger) error {
+func waitAndShutdown(ctx context.Context, g *gateway.Gateway, cfg config.Config, logger *slog.Logger) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():

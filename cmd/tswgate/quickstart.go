@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/teraswitch"
 )
 
@@ -52,14 +52,14 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 	defer standin.Close()
 	upstream := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 
-	g, err := Start(ctx, cfg, StartOptions{Logger: logger, Upstream: upstream, AccessLog: stderr})
+	g, err := gateway.Start(ctx, cfg, gateway.StartOptions{Logger: logger, Upstream: upstream, AccessLog: stderr})
 	if err != nil {
 		return err
 	}
-	owner, err := g.createToken(ctx, quickstartProject, auth.RoleOwner, "quickstart-owner")
+	owner, err := g.CreateToken(ctx, quickstartProject, auth.RoleOwner, "quickstart-owner", "quickstart")
 	if err == nil {
 		var acct string
-		acct, err = g.createToken(ctx, quickstartProject, auth.RoleAccounting, "quickstart-accounting")
+		acct, err = g.CreateToken(ctx, quickstartProject, auth.RoleAccounting, "quickstart-accounting", "quickstart")
 		if err == nil {
 			printQuickstart(stdout, g, upstream, owner, acct)
 		}
@@ -70,39 +70,7 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 	return waitAndShutdown(ctx, g, cfg, logger)
 }
 
-// createToken makes a token directly in the store, records its creation in
-// the project's audit trail as the token API does (actor kind "system":
-// no admin key or token asked for it) and returns its credential.
-func (g *Gateway) createToken(ctx context.Context, project int64, role auth.Role, name string) (string, error) {
-	id, cred, err := g.hasher.NewCredential()
-	if err != nil {
-		return "", err
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	tok := &auth.Token{
-		ID: id, ProjectID: project, Name: name, Role: role,
-		Status: auth.StatusActive, CreatedAt: now,
-	}
-	tok.SecretHash, tok.PepperID = g.hasher.Hash(cred)
-	if err := g.store.Create(ctx, tok); err != nil {
-		return "", err
-	}
-	g.valid.Invalidate(id)
-	g.log.LogAttrs(ctx, slog.LevelInfo, "token.create", slog.String("token_id", id),
-		slog.Int64("project_id", project), slog.String("role", role.String()),
-		slog.String("actor_kind", auth.ActorSystem), slog.String("detail", "by quickstart"))
-	ev := auth.AuditEvent{
-		Time: now, Action: "token.create", ActorKind: auth.ActorSystem,
-		ProjectID: project, TokenID: id, Outcome: auth.OutcomeOK,
-		Detail: fmt.Sprintf("%s token %q, by quickstart", role, name),
-	}
-	if err := g.activity.AppendAudit(ctx, &ev); err != nil {
-		return "", fmt.Errorf("recording the creation of %s in the audit trail: %w", id, err)
-	}
-	return cred, nil
-}
-
-func printQuickstart(w io.Writer, g *Gateway, upstream *url.URL, owner, acct string) {
+func printQuickstart(w io.Writer, g *gateway.Gateway, upstream *url.URL, owner, acct string) {
 	gw := "http://" + hostPort(g.Addr("public"))
 	fmt.Fprintf(w, `
 tswgate is running in front of a stand-in TeraSwitch API (%s).
@@ -142,8 +110,8 @@ Press Ctrl-C to stop.
 }
 
 // consoleLine names the web console's address, when it is served.
-func consoleLine(g *Gateway) string {
-	if !g.cfg.Console {
+func consoleLine(g *gateway.Gateway) string {
+	if !g.Config().Console {
 		return ""
 	}
 	var s string
@@ -151,14 +119,14 @@ func consoleLine(g *Gateway) string {
 		s = fmt.Sprintf("  web console http://%s/console/   (sign in with the admin key, project %d)\n",
 			hostPort(g.Addr("admin")), quickstartProject)
 	}
-	if g.cfg.SelfService {
+	if g.Config().SelfService {
 		s += fmt.Sprintf("  web console http://%s%s/   (self-service: sign in with the Owner token below)\n",
-			hostPort(g.Addr("public")), publicConsolePrefix)
+			hostPort(g.Addr("public")), gateway.PublicConsolePrefix)
 	}
 	return s
 }
 
-func adminKeySource(g *Gateway) string {
+func adminKeySource(g *gateway.Gateway) string {
 	if g.AdminKeyPath != "" {
 		return g.AdminKeyPath
 	}

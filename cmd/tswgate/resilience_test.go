@@ -411,8 +411,8 @@ func TestResilienceSubscriptionKilled(t *testing.T) {
 	if subOfB == "" {
 		t.Fatal("B's Pub/Sub connection not found in CLIENT LIST")
 	}
-	if b.cfg.CacheTTL <= 5*time.Second {
-		t.Fatalf("cache TTL %v: the test needs it above its 5s poll bound", b.cfg.CacheTTL)
+	if b.Config().CacheTTL <= 5*time.Second {
+		t.Fatalf("cache TTL %v: the test needs it above its 5s poll bound", b.Config().CacheTTL)
 	}
 
 	silent := a.MustCreateToken(t, testProject, "owner", "silently-revoked")
@@ -424,7 +424,7 @@ func TestResilienceSubscriptionKilled(t *testing.T) {
 	disconnects := MustMetric(t, b, metricDisconnected)
 
 	// Revoke silent as Revoke would, but without announcing it.
-	key := b.cfg.RedisPrefix + "tok:" + silent.ID
+	key := b.Config().RedisPrefix + "tok:" + silent.ID
 	ctx := context.Background()
 	if err := rc.HSet(ctx, key, "revoked", strconv.FormatInt(time.Now().UnixMilli(), 10)).Err(); err != nil {
 		t.Fatal(err)
@@ -490,8 +490,8 @@ func TestResilienceRedisRestartHealth(t *testing.T) {
 	tok := a.MustCreateToken(t, testProject, "owner", "lost-with-redis")
 	MustAwaitInvalidations(t, b, 1)
 	MustAwaitCached(t, b, tok.Token)
-	if b.cfg.CacheTTL <= 5*time.Second {
-		t.Fatalf("cache TTL %v: the test needs it above its 5s poll bound", b.cfg.CacheTTL)
+	if b.Config().CacheTTL <= 5*time.Second {
+		t.Fatalf("cache TTL %v: the test needs it above its 5s poll bound", b.Config().CacheTTL)
 	}
 
 	srv.Stop()
@@ -559,7 +559,7 @@ func TestResilienceTTLBoundsUnannouncedChange(t *testing.T) {
 	cachedFrom := time.Now()
 	MustAwaitCached(t, g, tok.Token)
 
-	if err := srv.Client(t).HSet(context.Background(), g.cfg.RedisPrefix+"tok:"+tok.ID, "status", "inactive").Err(); err != nil {
+	if err := srv.Client(t).HSet(context.Background(), g.Config().RedisPrefix+"tok:"+tok.ID, "status", "inactive").Err(); err != nil {
 		t.Fatal(err)
 	}
 	changed := time.Now()

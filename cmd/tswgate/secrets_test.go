@@ -15,7 +15,7 @@ func TestGeneratedSecretsArePrivateAndKept(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	first := MustStartGateway(t, up.URL, "TSWGATE_DATA_DIR="+dir)
 	tok := first.MustCreateToken(t, testProject, "owner", "survivor")
-	for _, name := range []string{pepperFile, adminKeyFile, storeFile} {
+	for _, name := range []string{"pepper", "admin.key", "tokens.json"} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -24,16 +24,16 @@ func TestGeneratedSecretsArePrivateAndKept(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0600", name, perm)
 		}
 	}
-	if first.AdminKeyPath != filepath.Join(dir, adminKeyFile) {
+	if first.AdminKeyPath != filepath.Join(dir, "admin.key") {
 		t.Errorf("AdminKeyPath = %q", first.AdminKeyPath)
 	}
-	pepperID := first.hasher.CurrentID()
+	pepperID := first.Hasher().CurrentID()
 	if err := first.ShutdownOnce(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 
 	second := MustStartGateway(t, up.URL, "TSWGATE_DATA_DIR="+dir)
-	if second.hasher.CurrentID() != pepperID || second.adminKey != first.adminKey {
+	if second.Hasher().CurrentID() != pepperID || second.AdminKey() != first.AdminKey() {
 		t.Fatal("a restart on the same data dir made new secrets")
 	}
 	MustBeProxied(t, second.MustCall(t, "GET", "/v2/Instance?ProjectId=42", tok.Token, nil))

@@ -1,5 +1,5 @@
 // Package devtool holds what the repository's development tools
-// (cmd/tswbench, cmd/tswlag, cmd/tswsoak) share: child processes that
+// (tools/tswbench, tools/tswlag, tools/tswsoak) share: child processes that
 // cannot outlive the tool, free loopback ports, building tswgate, a
 // throwaway redis-server, starting gateways and creating tokens through
 // their admin API, machine facts, percentiles and Markdown formatting, and

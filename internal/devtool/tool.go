@@ -13,13 +13,13 @@ import (
 	"syscall"
 )
 
-// NewFlagSet returns the flag set of a tool, run as `go run ./cmd/TOOL`:
+// NewFlagSet returns the flag set of a tool, run as `go run ./tools/TOOL`:
 // errors and usage go to stderr, and the usage starts with about.
 func NewFlagSet(tool, about string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(tool, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./cmd/%s [flags]\n\n%s\n\nFlags:\n", tool, about)
+		fmt.Fprintf(stderr, "Usage: go run ./tools/%s [flags]\n\n%s\n\nFlags:\n", tool, about)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -48,7 +48,7 @@ func ParseFlags(fs *flag.FlagSet, args []string) (map[string]bool, error) {
 // Tool is a development tool that measures and reports in Markdown; Main
 // runs it.
 type Tool[O any] struct {
-	Name string // as in `go run ./cmd/NAME`; it prefixes the messages
+	Name string // as in `go run ./tools/NAME`; it prefixes the messages
 	// Parse parses the command line; an error is a usage mistake.
 	Parse func(args []string, stderr io.Writer) (O, error)
 	// Out is the file the report also goes to, "" for none.

@@ -41,7 +41,7 @@ func TestToolMain(t *testing.T) {
 		{[]string{"-fail"}, 1, "# report\n", "tool: FAILED: see the report\n"},
 		{[]string{"-broken"}, 1, "", "tool: no luck\n"},
 		{[]string{"extra"}, 2, "", "tool: unexpected arguments: extra\n"},
-		{[]string{"-h"}, 0, "", "Usage: go run ./cmd/tool [flags]\n\nDoes things.\n\nFlags:\n"},
+		{[]string{"-h"}, 0, "", "Usage: go run ./tools/tool [flags]\n\nDoes things.\n\nFlags:\n"},
 	} {
 		var stdout, stderr strings.Builder
 		code := tool.Main(tc.args, &stdout, &stderr)

@@ -1,0 +1,177 @@
+package edge
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// writePair writes a new self-signed certificate for name and its key.
+func writePair(t *testing.T, dir, name string) (certPath, keyPath string, cert *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	writeFile(t, keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	cert, _ = x509.ParseCertificate(der)
+	return certPath, keyPath, cert
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// serve starts a TLS server with cf's certificates and HSTS, and returns
+// a client that trusts pool.
+func serve(t *testing.T, cf *CertFiles) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(HSTS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(r.Proto))
+	}), 365*24*time.Hour, false))
+	srv.TLS = ServerConfig(cf.GetCertificate, false)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func client(certs ...*x509.Certificate) *http.Client {
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "gw.test"}, ForceAttemptHTTP2: true}
+	return &http.Client{Transport: tr}
+}
+
+func TestCertificateReloadedOnChange(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, first := writePair(t, dir, "gw.test")
+	clk := &clock{now: time.Now()}
+	cf, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath, Interval: time.Second, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, cf)
+
+	get := func(c *http.Client) (*http.Response, error) {
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	resp, err := get(client(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("proto %s, want HTTP/2.0 by ALPN", resp.Proto)
+	}
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+		t.Errorf("Strict-Transport-Security %q", got)
+	}
+
+	// A renewal: new files. Served once the interval has passed.
+	_, _, second := writePair(t, dir, "gw.test")
+	clk.Add(2 * time.Second)
+	if _, err := get(client(second)); err != nil {
+		t.Fatalf("the renewed certificate is not served: %v", err)
+	}
+
+	// A half-written renewal keeps the last good certificate.
+	writeFile(t, certPath, []byte("-----BEGIN CERTIFICATE-----\ntruncated"))
+	clk.Add(2 * time.Second)
+	if _, err := get(client(second)); err != nil {
+		t.Fatalf("a broken file replaced the certificate: %v", err)
+	}
+}
+
+func TestCertFilesRefusesUnusableFiles(t *testing.T) {
+	dir := t.TempDir()
+	certPath, _, _ := writePair(t, dir, "gw.test")
+	if _, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: filepath.Join(dir, "missing.pem")}); err == nil {
+		t.Fatal("a missing key was accepted")
+	}
+	_, otherKey, _ := writePair(t, t.TempDir(), "other.test")
+	if _, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: otherKey}); err == nil {
+		t.Fatal("a key of another certificate was accepted")
+	}
+}
+
+func TestServerConfigRefusesOldTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, cert := writePair(t, dir, "gw.test")
+	cf, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, cf)
+	c := client(cert)
+	c.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS11
+	if resp, err := c.Get(srv.URL); err == nil {
+		resp.Body.Close()
+		t.Fatal("TLS 1.1 was accepted")
+	}
+}
+
+func TestHSTSNotOverPlainHTTP(t *testing.T) {
+	h := HSTS(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), time.Hour, true)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if got := rec.Header().Get("Strict-Transport-Security"); got != "" {
+		t.Fatalf("Strict-Transport-Security %q over plain HTTP", got)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.TLS = &tls.ConnectionState{}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if got := rec.Header().Get("Strict-Transport-Security"); got != "max-age=3600; includeSubDomains" {
+		t.Fatalf("Strict-Transport-Security %q", got)
+	}
+}

@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReadOrCreateSecret: a missing secret file is created once, private,
+// and read back the same; one too short is refused with the fix.
+func TestReadOrCreateSecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "admin.key")
+	s, created, err := readOrCreateSecret(path)
+	if err != nil || !created || len(s) != 64 {
+		t.Fatalf("first read: %q, created %v, %v", s, created, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v, %v; want mode 0600", fi, err)
+	}
+	again, created, err := readOrCreateSecret(path)
+	if err != nil || created || again != s {
+		t.Fatalf("second read: %q, created %v, %v; want the same secret", again, created, err)
+	}
+	short := filepath.Join(t.TempDir(), "pepper")
+	if err := os.WriteFile(short, []byte("too short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readOrCreateSecret(short); err == nil || !strings.Contains(err.Error(), "delete it to have a new one made") {
+		t.Errorf("short secret: %v", err)
+	}
+}
+
+// TestNoGuard: with the failed-authentication limit off, the guard never
+// blocks and has nothing to sweep.
+func TestNoGuard(t *testing.T) {
+	var g authGuard = noGuard{}
+	now := time.Now()
+	for range 100 {
+		g.Failed(netipLoopback, now)
+	}
+	if _, blocked := g.Blocked(netipLoopback, now); blocked || g.Sweep(now) != 0 {
+		t.Error("the disabled guard blocks or keeps state")
+	}
+}
+
+// TestRouting: /tswgate/… goes to the token API, the console prefix to
+// the console (when enabled), everything else to the proxy unchanged.
+func TestRouting(t *testing.T) {
+	named := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Handler", name) })
+	}
+	for _, enabled := range []bool{true, false} {
+		h := withSelfService(withConsole(enabled, PublicConsolePrefix, named("api")), named("proxy"))
+		for path, want := range map[string]string{
+			"/v2/Instance":          "proxy",
+			"/tswgate":              "proxy",
+			"/tswgateway/x":         "proxy",
+			"/tswgate/v1/tokens":    "api",
+			"/tswgate/console/":     map[bool]string{true: "", false: "api"}[enabled],
+			"/tswgate/consolefoo/x": "api",
+		} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+			if got := rec.Header().Get("X-Handler"); got != want {
+				t.Errorf("console %v: %s went to %q, want %q", enabled, path, got, want)
+			}
+		}
+	}
+}
+
+var netipLoopback = netip.MustParseAddr("127.0.0.1")

@@ -1,0 +1,246 @@
+package gateway
+
+// Phase 3: the handlers — the proxy on the public listener, the token API
+// (admin listener; self-service beside the proxy), the web console, and
+// the metrics and health endpoints.
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/console"
+	"github.com/tswgate/tswgate/internal/logs"
+	"github.com/tswgate/tswgate/internal/metrics"
+	"github.com/tswgate/tswgate/limiter"
+	"github.com/tswgate/tswgate/proxy"
+	usagecount "github.com/tswgate/tswgate/usage"
+)
+
+// Where the token API and the web console are mounted. TeraSwitch's routes
+// are all under /v1/ and /v2/, so the public listener has the self-service
+// API under /tswgate/; the console's page calls the API at its prefix's
+// parent.
+const (
+	SelfServicePrefix   = "/tswgate"
+	ConsolePrefix       = "/console"
+	PublicConsolePrefix = SelfServicePrefix + ConsolePrefix
+)
+
+// gatewayMetrics are the gateway's metrics, each area's registering what
+// it observes.
+type gatewayMetrics struct {
+	proxy  *proxy.Metrics       // requests, refusals, durations, rate-limit decisions
+	cache  *metrics.Cache       // the token cache, store reads, change announcements
+	writes *metrics.StoreWrites // the token API's store calls
+	budget *metrics.Budget      // the shared rate-limit budget
+	tokens *metrics.Tokens      // live tokens, counted periodically
+}
+
+// newMetrics makes the registry that /metrics serves, with the Go and
+// process collectors and the gateway's own metrics.
+func (g *Gateway) newMetrics() (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var m gatewayMetrics
+	var err error
+	if m.proxy, err = proxy.NewMetrics(reg, proxy.MetricsOptions{
+		Projects: g.cfg.MetricsProjectIDs(),
+		Tokens:   g.cfg.MetricsTokens,
+	}); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if m.cache, err = metrics.NewCache(reg); err != nil {
+		return nil, err
+	}
+	if m.writes, err = metrics.NewStoreWrites(reg); err != nil {
+		return nil, err
+	}
+	if m.budget, err = metrics.NewBudget(reg); err != nil {
+		return nil, err
+	}
+	if m.tokens, err = metrics.NewTokens(reg); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterBuild(reg, "", ""); err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	return reg, nil
+}
+
+// openListeners builds the handlers and opens the listeners that serve
+// them: public (the proxy, and the self-service API and console), admin
+// (the token API and console) and metrics (/metrics, /healthz, /readyz).
+func (g *Gateway) openListeners(upstream *url.URL, gate *auth.Gate, reg *prometheus.Registry, accessLog io.Writer) error {
+	trusted, err := trustedProxies(g.cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	handler, err := g.newProxy(upstream, gate, trusted, accessLog)
+	if err != nil {
+		return err
+	}
+	g.health = proxy.NewHealth(pingerOf(g.store), g.cfg.StoreTimeout)
+	authn := &auth.Authenticator{Validator: g.valid, Hasher: g.hasher}
+	apiOpts := g.tokenAPIOptions(authn)
+	public := http.Handler(handler)
+	if g.cfg.SelfService {
+		selfOpts := apiOpts
+		selfOpts.Prefix = SelfServicePrefix
+		self, err := tokenapi.New(selfOpts)
+		if err != nil {
+			return err
+		}
+		guarded := proxy.GuardAPI(self, g.guard, trusted, authn.Recognized)
+		public = withSelfService(withConsole(g.cfg.Console, PublicConsolePrefix, guarded), handler)
+	}
+	if err := g.listen("public", g.cfg.ListenAddr, public); err != nil {
+		return err
+	}
+	if g.cfg.AdminAddr != "" {
+		adminOpts := apiOpts
+		adminOpts.AdminKeys = []string{g.adminKey}
+		api, err := tokenapi.New(adminOpts)
+		if err != nil {
+			return err
+		}
+		if err := g.listen("admin", g.cfg.AdminAddr, withConsole(g.cfg.Console, ConsolePrefix, api)); err != nil {
+			return err
+		}
+	}
+	if g.cfg.MetricsAddr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /healthz", g.health.LiveHandler())
+	mux.Handle("GET /readyz", g.health.ReadyHandler())
+	return g.listen("metrics", g.cfg.MetricsAddr, mux)
+}
+
+// newProxy builds the proxy and the usage recorder it counts requests in.
+func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.Prefix, accessLog io.Writer) (*proxy.Handler, error) {
+	cfg := &g.cfg
+	var al proxy.AccessLogger
+	if cfg.AccessLog {
+		if accessLog == nil {
+			accessLog = os.Stderr
+		}
+		g.access = proxy.NewBufferedWriter(accessLog, 64<<10, 100*time.Millisecond)
+		al = newAccessLogger(*cfg, g.access)
+	}
+	var err error
+	g.usage, err = usagecount.New(usagecount.Options{Sink: g.store, Interval: cfg.UsageFlushInterval, Logger: g.log})
+	if err != nil {
+		return nil, err
+	}
+	return proxy.New(proxy.Options{
+		Decider:           gate,
+		Upstream:          upstream,
+		Transport:         proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout}),
+		PassAuthorization: cfg.PassAuthorization,
+		MaxBodyScan:       cfg.MaxBodyScan,
+		Metrics:           g.metrics.proxy,
+		Logger:            g.log,
+		AccessLog:         al,
+		AuthGuard:         g.guard,
+		TrustedProxies:    trusted,
+		Usage:             g.usage,
+	})
+}
+
+// tokenAPIOptions are the token API's options shared by the admin listener
+// (admin keys and Owner tokens) and self-service (Owner tokens only).
+func (g *Gateway) tokenAPIOptions(authn *auth.Authenticator) tokenapi.Options {
+	lim := g.limiter
+	return tokenapi.Options{
+		Store:      tokenapi.ObservedStore(g.store, g.metrics.writes),
+		Hasher:     g.hasher,
+		Tokens:     authn,
+		Invalidate: g.valid.Invalidate,
+		// Token API calls count against the calling token's rate limit,
+		// and a token made by a token is limited like its maker at most.
+		Limiter: lim,
+		EffectiveLimit: func(t *auth.Token) tokenapi.Limit {
+			l, shadow, _ := limiter.LimitOf(lim, t)
+			return tokenapi.Limit{Rate: l.Rate, Burst: l.Burst, Shadow: shadow}
+		},
+		MaxTokensPerProject: g.cfg.MaxTokensPerProject,
+		Logger:              g.log.With(slog.String("component", "token-api")),
+	}
+}
+
+// pingerOf returns the store's Ping for /readyz; the embedded store is
+// always reachable and has none.
+func pingerOf(st auth.Store) proxy.Pinger {
+	if p, ok := st.(proxy.Pinger); ok {
+		return p
+	}
+	return nil
+}
+
+// trustedProxies parses TSWGATE_TRUSTED_PROXIES.
+func trustedProxies(prefixes []string) ([]netip.Prefix, error) {
+	trusted := make([]netip.Prefix, 0, len(prefixes))
+	for _, s := range prefixes {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("TSWGATE_TRUSTED_PROXIES: %w", err) // Validate checked it
+		}
+		trusted = append(trusted, p.Masked())
+	}
+	return trusted, nil
+}
+
+// newAccessLogger returns the access logger: the process log's format
+// (TSWGATE_LOG_FORMAT) on w, at every level (TSWGATE_ACCESS_LOG alone turns
+// it off).
+func newAccessLogger(cfg config.Config, w io.Writer) proxy.AccessLogger {
+	if cfg.LogFormat == "text" {
+		return proxy.SlogAccessLog{L: slog.New(logs.Redacting(slog.NewTextHandler(w, nil)))}
+	}
+	return proxy.NewJSONAccessLog(w)
+}
+
+// withSelfService sends requests under /tswgate/ to the token API and
+// everything else to the proxy, unchanged.
+func withSelfService(api, proxy http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, SelfServicePrefix+"/") {
+			api.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// withConsole serves the web console at prefix/ (redirecting prefix to it)
+// and passes every other path to next as it is (no ServeMux path cleaning
+// in front of it). With enabled false it is next.
+func withConsole(enabled bool, prefix string, next http.Handler) http.Handler {
+	if !enabled {
+		return next
+	}
+	page := http.StripPrefix(prefix, console.Handler())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == prefix || strings.HasPrefix(p, prefix+"/") {
+			page.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

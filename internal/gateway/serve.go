@@ -1,0 +1,146 @@
+package gateway
+
+// Phase 5: the listeners — opening them, serving once the store's changes
+// are heard, and shutting down.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tswgate/tswgate/proxy"
+)
+
+// subscribeWait bounds how long the public and admin listeners wait for
+// the store's change announcements before serving anyway.
+const subscribeWait = 10 * time.Second
+
+type server struct {
+	role string
+	srv  *http.Server
+}
+
+// listen opens addr for one of the gateway's servers.
+func (g *Gateway) listen(role, addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		env := map[string]string{"public": "TSWGATE_LISTEN_ADDR", "admin": "TSWGATE_ADMIN_ADDR", "metrics": "TSWGATE_METRICS_ADDR"}[role]
+		return fmt.Errorf("%s: cannot listen on %q: %w (is another process using it? set %s to another address)", env, addr, err, env)
+	}
+	var connContext func(context.Context, net.Conn) context.Context
+	if role == "public" {
+		// Clients' HTTP/1.0 requests with Transfer-Encoding are refused.
+		ln, connContext = proxy.WatchFraming(ln), proxy.ConnContext
+	}
+	g.listeners[role] = ln
+	c := g.cfg
+	g.servers = append(g.servers, server{role: role, srv: &http.Server{
+		ConnContext:       connContext,
+		Handler:           h,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    c.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}})
+	return nil
+}
+
+// serveAll starts serving. Health endpoints answer at once (not ready
+// until subscribed); the others serve only once changes are heard, so a
+// revocation made before this replica listened to them cannot be missed.
+func (g *Gateway) serveAll(ctx context.Context, subscribed <-chan struct{}) error {
+	g.serve("metrics")
+	t := time.NewTimer(subscribeWait)
+	defer t.Stop()
+	select {
+	case <-subscribed:
+	case <-t.C:
+		g.log.Warn("not yet subscribed to token changes; serving with the cache TTL as the staleness bound")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.serve("public")
+	g.serve("admin")
+	return nil
+}
+
+// serve starts serving the listener of role, if it is configured.
+func (g *Gateway) serve(role string) {
+	for _, s := range g.servers {
+		if s.role != role {
+			continue
+		}
+		go func() {
+			if err := s.srv.Serve(g.listeners[role]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.errc <- fmt.Errorf("%s listener: %w", role, err)
+			}
+		}()
+	}
+}
+
+// Addr returns the address a listener ("public", "admin", "metrics") is
+// bound to, or "" if it is disabled.
+func (g *Gateway) Addr(role string) string {
+	if ln := g.listeners[role]; ln != nil {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// Err delivers a listener's fatal error.
+func (g *Gateway) Err() <-chan error { return g.errc }
+
+// Shutdown marks the replica unready, keeps serving for the configured
+// shutdown delay (so load balancers polling /readyz stop sending), then
+// stops accepting, finishes in-flight requests within ctx, and releases
+// everything.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.health.Drain()
+	if d := g.cfg.ShutdownDelay; d > 0 {
+		g.log.Info("unready; still serving until load balancers notice", slog.Duration("delay", d))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	var errs []error
+	for _, s := range g.servers {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutting down the %s listener: %w", s.role, err))
+		}
+	}
+	g.closeAll()
+	return errors.Join(errs...)
+}
+
+// closeAll stops the background loops and releases what Start opened, in
+// reverse order; it is safe after a partial start.
+func (g *Gateway) closeAll() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	for _, ln := range g.listeners {
+		_ = ln.Close()
+	}
+	g.bg.Wait()
+	if g.access != nil {
+		_ = g.access.Close() // after the servers: in-flight requests' lines are in
+	}
+	if g.valid != nil {
+		g.valid.Close()
+	}
+	if g.store != nil {
+		_ = g.store.Close()
+	}
+	if g.rdb != nil {
+		_ = g.rdb.Close()
+	}
+}

@@ -1,0 +1,165 @@
+package webhookapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tswgate/tswgate/webhook"
+)
+
+// Delivery is a delivery as the API shows it: one event's message to one
+// endpoint, and where it stands.
+type Delivery struct {
+	ID         string        `json:"id"`
+	EventID    string        `json:"event_id"`
+	EventType  string        `json:"event_type"`
+	EndpointID string        `json:"endpoint_id"`
+	State      webhook.State `json:"state"`
+	Attempts   int           `json:"attempts"`
+	CreatedAt  time.Time     `json:"created_at"`
+	// NextAttempt is when the next attempt is due (state retrying).
+	NextAttempt *time.Time `json:"next_attempt,omitempty"`
+	// LastStatus and LastError are those of the latest attempt.
+	LastStatus int    `json:"last_status,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
+	// Recent are the latest attempts, oldest first (shown singly only).
+	Recent []webhook.Attempt `json:"recent,omitempty"`
+	// Payload is the message's body (shown singly only).
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// DeliveryView converts a delivery for display; full adds its attempts
+// and payload.
+func DeliveryView(d *webhook.Delivery, full bool) Delivery {
+	v := Delivery{
+		ID: d.ID, EventID: d.EventID, EventType: d.EventType, EndpointID: d.EndpointID,
+		State: d.State, Attempts: d.Attempts, CreatedAt: d.CreatedAt,
+	}
+	if !d.NextAttempt.IsZero() && d.State == webhook.StateRetrying {
+		n := d.NextAttempt
+		v.NextAttempt = &n
+	}
+	if n := len(d.Recent); n > 0 {
+		v.LastStatus, v.LastError = d.Recent[n-1].Status, d.Recent[n-1].Error
+	}
+	if full {
+		v.Recent, v.Payload = d.Recent, d.Payload
+	}
+	return v
+}
+
+type (
+	// DeliveryResponse answers show, replay and test.
+	DeliveryResponse struct {
+		Success  bool     `json:"success"`
+		Message  string   `json:"message"`
+		Delivery Delivery `json:"delivery"`
+	}
+	// DeliveriesResponse answers a list: the endpoint's latest
+	// deliveries, newest first.
+	DeliveriesResponse struct {
+		Success    bool       `json:"success"`
+		Message    string     `json:"message"`
+		EndpointID string     `json:"endpoint_id"`
+		Deliveries []Delivery `json:"deliveries"`
+	}
+)
+
+func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request, c *call) {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit: from 1 to %d", MaxPageSize))
+			return
+		}
+		limit = n
+	}
+	e, ok := h.endpoint(w, r, c)
+	if !ok {
+		return
+	}
+	ds, err := h.opts.Queue.List(r.Context(), e.ID, limit)
+	if err != nil {
+		h.fail(w, r, c, err, "endpoint_not_found", "No webhook endpoint has that id.")
+		return
+	}
+	out := make([]Delivery, len(ds))
+	for i, d := range ds {
+		out[i] = DeliveryView(d, false)
+	}
+	writeJSON(w, http.StatusOK, DeliveriesResponse{Success: true, EndpointID: e.ID, Deliveries: out})
+}
+
+// ownDelivery returns the delivery of the path if it is one of the
+// path's endpoint, which must be c's.
+func (h *Handler) ownDelivery(w http.ResponseWriter, r *http.Request, c *call) (*webhook.Endpoint, *webhook.Delivery, bool) {
+	e, ok := h.endpoint(w, r, c)
+	if !ok {
+		return nil, nil, false
+	}
+	id := r.PathValue("delivery")
+	var d *webhook.Delivery
+	err := webhook.ErrNotFound
+	if validID(id, "dlv_") {
+		d, err = h.opts.Queue.Get(r.Context(), id)
+	}
+	if err == nil && d.EndpointID != e.ID {
+		err = webhook.ErrNotFound
+	}
+	if err != nil {
+		h.fail(w, r, c, err, "delivery_not_found", "The endpoint has no delivery of that id (deliveries are kept 7 days).")
+		return nil, nil, false
+	}
+	return e, d, true
+}
+
+func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, c *call) {
+	if _, d, ok := h.ownDelivery(w, r, c); ok {
+		writeJSON(w, http.StatusOK, DeliveryResponse{Success: true, Delivery: DeliveryView(d, true)})
+	}
+}
+
+func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c *call) {
+	e, d, ok := h.ownDelivery(w, r, c)
+	if !ok {
+		return
+	}
+	d, err := h.opts.Queue.Replay(r.Context(), d.ID)
+	if errors.Is(err, webhook.ErrInFlight) {
+		writeError(w, http.StatusConflict, "delivery_in_flight", "The delivery is queued already: it is attempted now.")
+		return
+	}
+	if err != nil {
+		h.fail(w, r, c, err, "delivery_not_found", "The endpoint has no delivery of that id (deliveries are kept 7 days).")
+		return
+	}
+	h.done(r, c, e, "delivery "+d.ID)
+	writeJSON(w, http.StatusAccepted, DeliveryResponse{Success: true, Delivery: DeliveryView(d, false),
+		Message: "Delivery queued again, with the same webhook-id: it is attempted now."})
+}
+
+func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
+	e, ok := h.endpoint(w, r, c)
+	if !ok {
+		return
+	}
+	d, err := webhook.NewTestDelivery(e, h.opts.Now())
+	if err == nil {
+		err = h.opts.Queue.Enqueue(r.Context(), d)
+	}
+	if err != nil {
+		h.fail(w, r, c, err, "endpoint_not_found", "No webhook endpoint has that id.")
+		return
+	}
+	h.done(r, c, e, "delivery "+d.ID)
+	msg := "A webhook.test message is queued: follow it in the endpoint's deliveries."
+	if e.Disabled {
+		msg = "A webhook.test message is queued, but the endpoint is disabled: it will be canceled."
+	}
+	writeJSON(w, http.StatusAccepted, DeliveryResponse{Success: true, Delivery: DeliveryView(d, false), Message: msg})
+}
