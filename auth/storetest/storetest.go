@@ -433,25 +433,7 @@ func testUpdate(t *testing.T, s auth.Store) {
 		AssertEqual(t, l[0], &want)
 	}
 
-	// Clearing the optional fields removes them.
-	want.Status = auth.StatusActive
-	want.ExpiresAt = time.Time{}
-	want.RateLimit, want.RateBurst, want.RateShadow = 0, 0, false
-	want.Scopes, want.AllowedIPs = 0, nil
-	got, err = s.Update(ctx, tok.ID, func(u *auth.Token) error {
-		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = auth.StatusActive, time.Time{}, 0, 0, false
-		u.Scopes, u.AllowedIPs = 0, nil
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("second Update: %v", err)
-	}
-	AssertEqual(t, got, &want)
-	stored, err = s.Get(ctx, tok.ID)
-	if err != nil {
-		t.Fatalf("Get after the second Update: %v", err)
-	}
-	AssertEqual(t, stored, &want)
+	clearOptional(t, s, &want)
 
 	// An updated token can still be revoked, keeping its fields.
 	if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { u.RateLimit = 0.5; return nil }); err != nil {
@@ -464,6 +446,32 @@ func testUpdate(t *testing.T, s auth.Store) {
 	if tomb.RateLimit != 0.5 || tomb.Name != want.Name {
 		t.Errorf("tombstone after Update = %s, want its rate limit and name kept", format(tomb))
 	}
+}
+
+// clearOptional clears every optional field of the live record want by
+// an Update, and checks that they are gone from what Update returns and
+// Get reads.
+func clearOptional(t *testing.T, s auth.Store, want *auth.Token) {
+	t.Helper()
+	ctx := context.Background()
+	want.Status = auth.StatusActive
+	want.ExpiresAt = time.Time{}
+	want.RateLimit, want.RateBurst, want.RateShadow = 0, 0, false
+	want.Scopes, want.AllowedIPs = 0, nil
+	got, err := s.Update(ctx, want.ID, func(u *auth.Token) error {
+		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = auth.StatusActive, time.Time{}, 0, 0, false
+		u.Scopes, u.AllowedIPs = 0, nil
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update clearing the optional fields: %v", err)
+	}
+	AssertEqual(t, got, want)
+	stored, err := s.Get(ctx, want.ID)
+	if err != nil {
+		t.Fatalf("Get after clearing the optional fields: %v", err)
+	}
+	AssertEqual(t, stored, want)
 }
 
 func testUpdateRevoked(t *testing.T, s auth.Store) {

@@ -201,6 +201,15 @@ func restrictedEdit(maker *auth.Token, setsRestrictions bool, edit func(*auth.To
 	}
 }
 
+// clientAddr is the address of r's client: Options.ClientAddr's, else
+// the connection's peer.
+func (a *api) clientAddr(r *http.Request) netip.Addr {
+	if a.ClientAddr != nil {
+		return a.ClientAddr(r)
+	}
+	return peerAddr(r)
+}
+
 // peerAddr is the address of a request's peer, the zero Addr when
 // RemoteAddr is not one.
 func peerAddr(r *http.Request) netip.Addr {

@@ -114,9 +114,6 @@ func New(opts Options) (http.Handler, error) {
 	if a.Logger == nil {
 		a.Logger = slog.New(slog.DiscardHandler)
 	}
-	if a.ClientAddr == nil {
-		a.ClientAddr = peerAddr
-	}
 	if a.Invalidate == nil {
 		a.Invalidate = func(string) {}
 	}
