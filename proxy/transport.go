@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
@@ -16,6 +17,9 @@ type TransportOptions struct {
 	DialTimeout time.Duration
 	// MaxIdleConnsPerHost is the keep-alive pool size. Default 512.
 	MaxIdleConnsPerHost int
+	// TLS configures https upstreams (CA bundle, client certificate);
+	// nil means the system's roots and no client certificate.
+	TLS *tls.Config
 }
 
 // NewTransport returns the pooled keep-alive transport the gateway uses to
@@ -32,6 +36,7 @@ func NewTransport(o TransportOptions) *http.Transport {
 	}
 	return &http.Transport{
 		Proxy:                 nil, // the upstream is reached directly, never via $HTTP_PROXY
+		TLSClientConfig:       o.TLS,
 		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          o.MaxIdleConnsPerHost,

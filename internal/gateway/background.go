@@ -41,6 +41,7 @@ func (g *Gateway) startBackground(ctx context.Context, countEvery time.Duration)
 		countEvery = time.Minute
 	}
 	g.bg.Go(func() { g.countTokens(bgctx, countEvery) })
+	g.events.start(bgctx, &g.bg)
 	return subscribed
 }
 
@@ -91,7 +92,7 @@ func (g *Gateway) RecordExpiries(ctx context.Context) error {
 			ProjectID: t.ProjectID, TokenID: t.ID, Outcome: auth.OutcomeOK,
 			Detail: "expired at " + t.ExpiresAt.UTC().Format(time.RFC3339Nano),
 		}
-		if err := g.store.AppendAudit(ctx, &ev); err != nil {
+		if err := g.events.audit.AppendAudit(ctx, &ev); err != nil {
 			errs = append(errs, fmt.Errorf("recording the expiry of %s: %w", t.ID, err))
 			if err := g.store.UnclaimExpired(context.WithoutCancel(ctx), t); err != nil {
 				errs = append(errs, fmt.Errorf("unclaiming %s: %w", t.ID, err))

@@ -51,6 +51,7 @@ type Gateway struct {
 	health  *proxy.Health
 	usage   *usagecount.Recorder
 	access  *proxy.BufferedWriter // nil when the access log is off
+	events  events                // webhooks and leak reports (events.go)
 
 	// The listeners (serve.go) and the background loops (background.go).
 	servers   []server

@@ -23,11 +23,14 @@ import (
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/config"
 	"github.com/tswgate/tswgate/console"
+	"github.com/tswgate/tswgate/internal/edge"
 	"github.com/tswgate/tswgate/internal/logs"
 	"github.com/tswgate/tswgate/internal/metrics"
 	"github.com/tswgate/tswgate/limiter"
 	"github.com/tswgate/tswgate/proxy"
+	"github.com/tswgate/tswgate/secretscan"
 	usagecount "github.com/tswgate/tswgate/usage"
+	"github.com/tswgate/tswgate/webhook"
 )
 
 // Where the token API and the web console are mounted. TeraSwitch's routes
@@ -48,6 +51,8 @@ type gatewayMetrics struct {
 	writes *metrics.StoreWrites // the token API's store calls
 	budget *metrics.Budget      // the shared rate-limit budget
 	tokens *metrics.Tokens      // live tokens, counted periodically
+	hooks  *webhook.Metrics     // events published, delivery attempts
+	leaks  *secretscan.Metrics  // leak reports
 }
 
 // newMetrics makes the registry that /metrics serves, with the Go and
@@ -75,6 +80,12 @@ func (g *Gateway) newMetrics() (*prometheus.Registry, error) {
 	if m.tokens, err = metrics.NewTokens(reg); err != nil {
 		return nil, err
 	}
+	if m.hooks, err = webhook.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	if m.leaks, err = secretscan.NewMetrics(reg); err != nil {
+		return nil, err
+	}
 	if err := metrics.RegisterBuild(reg, "", ""); err != nil {
 		return nil, err
 	}
@@ -90,35 +101,37 @@ func (g *Gateway) openListeners(upstream *url.URL, gate *auth.Gate, reg *prometh
 	if err != nil {
 		return err
 	}
-	handler, err := g.newProxy(upstream, gate, trusted, accessLog)
+	g.usage, err = usagecount.New(usagecount.Options{Sink: g.store, Interval: g.cfg.UsageFlushInterval, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	if err := g.newEvents(); err != nil {
+		return err
+	}
+	asserter, jwks, err := g.newAssertion(upstream)
+	if err != nil {
+		return err
+	}
+	handler, err := g.newProxy(upstream, gate, trusted, accessLog, asserter)
 	if err != nil {
 		return err
 	}
 	g.health = proxy.NewHealth(pingerOf(g.store), g.cfg.StoreTimeout)
 	authn := &auth.Authenticator{Validator: g.valid, Hasher: g.hasher}
 	apiOpts := g.tokenAPIOptions(authn)
-	public := http.Handler(handler)
-	if g.cfg.SelfService {
-		selfOpts := apiOpts
-		selfOpts.Prefix = SelfServicePrefix
-		self, err := tokenapi.New(selfOpts)
-		if err != nil {
-			return err
-		}
-		guarded := proxy.GuardAPI(self, g.guard, trusted, authn.Recognized)
-		public = withSelfService(withConsole(g.cfg.Console, PublicConsolePrefix, guarded), handler)
+	public, err := g.publicHandler(handler, trusted, authn, apiOpts, jwks)
+	if err != nil {
+		return err
 	}
 	if err := g.listen("public", g.cfg.ListenAddr, public); err != nil {
 		return err
 	}
 	if g.cfg.AdminAddr != "" {
-		adminOpts := apiOpts
-		adminOpts.AdminKeys = []string{g.adminKey}
-		api, err := tokenapi.New(adminOpts)
+		admin, err := g.adminHandler(apiOpts)
 		if err != nil {
 			return err
 		}
-		if err := g.listen("admin", g.cfg.AdminAddr, withConsole(g.cfg.Console, ConsolePrefix, api)); err != nil {
+		if err := g.listen("admin", g.cfg.AdminAddr, admin); err != nil {
 			return err
 		}
 	}
@@ -132,8 +145,63 @@ func (g *Gateway) openListeners(upstream *url.URL, gate *auth.Gate, reg *prometh
 	return g.listen("metrics", g.cfg.MetricsAddr, mux)
 }
 
-// newProxy builds the proxy and the usage recorder it counts requests in.
-func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.Prefix, accessLog io.Writer) (*proxy.Handler, error) {
+// publicHandler is the public listener's handler: the proxy, with the
+// self-service token and webhook APIs and the console under /tswgate/,
+// the leak report endpoints and the JWKS at their exact paths.
+func (g *Gateway) publicHandler(handler http.Handler, trusted []netip.Prefix, authn *auth.Authenticator,
+	apiOpts tokenapi.Options, jwks http.Handler) (http.Handler, error) {
+	public := handler
+	if g.cfg.SelfService {
+		selfOpts := apiOpts
+		selfOpts.Prefix = SelfServicePrefix
+		self, err := tokenapi.New(selfOpts)
+		if err != nil {
+			return nil, err
+		}
+		z, err := tokenapi.NewAuthorizer(selfOpts)
+		if err != nil {
+			return nil, err
+		}
+		api, err := g.webhookAPI(z, SelfServicePrefix, self)
+		if err != nil {
+			return nil, err
+		}
+		guarded := proxy.GuardAPI(api, g.guard, trusted, authn.Recognized)
+		public = withSelfService(withConsole(g.cfg.Console, PublicConsolePrefix, guarded), handler)
+	}
+	routes, err := g.leakRoutes(trusted)
+	if err != nil {
+		return nil, err
+	}
+	if jwks != nil {
+		routes[JWKSPath] = exactRoute{http.MethodGet, jwks}
+	}
+	return edge.HSTS(exactRoutes(routes, public), g.cfg.HSTSMaxAge, false), nil
+}
+
+// adminHandler is the admin listener's handler: the token and webhook
+// APIs, and the console.
+func (g *Gateway) adminHandler(apiOpts tokenapi.Options) (http.Handler, error) {
+	adminOpts := apiOpts
+	adminOpts.AdminKeys = []string{g.adminKey}
+	api, err := tokenapi.New(adminOpts)
+	if err != nil {
+		return nil, err
+	}
+	z, err := tokenapi.NewAuthorizer(adminOpts)
+	if err != nil {
+		return nil, err
+	}
+	withHooks, err := g.webhookAPI(z, "", api)
+	if err != nil {
+		return nil, err
+	}
+	return withConsole(g.cfg.Console, ConsolePrefix, withHooks), nil
+}
+
+// newProxy builds the proxy.
+func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.Prefix, accessLog io.Writer,
+	asserter proxy.Asserter) (*proxy.Handler, error) {
 	cfg := &g.cfg
 	var al proxy.AccessLogger
 	if cfg.AccessLog {
@@ -143,15 +211,14 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 		g.access = proxy.NewBufferedWriter(accessLog, 64<<10, 100*time.Millisecond)
 		al = newAccessLogger(*cfg, g.access)
 	}
-	var err error
-	g.usage, err = usagecount.New(usagecount.Options{Sink: g.store, Interval: cfg.UsageFlushInterval, Logger: g.log})
+	upTLS, err := g.upstreamTLS()
 	if err != nil {
 		return nil, err
 	}
 	return proxy.New(proxy.Options{
 		Decider:           gate,
 		Upstream:          upstream,
-		Transport:         proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout}),
+		Transport:         proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS}),
 		PassAuthorization: cfg.PassAuthorization,
 		MaxBodyScan:       cfg.MaxBodyScan,
 		Metrics:           g.metrics.proxy,
@@ -159,7 +226,8 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 		AccessLog:         al,
 		AuthGuard:         g.guard,
 		TrustedProxies:    trusted,
-		Usage:             g.usage,
+		Usage:             g.events.record,
+		Asserter:          asserter,
 	})
 }
 
@@ -168,7 +236,7 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 func (g *Gateway) tokenAPIOptions(authn *auth.Authenticator) tokenapi.Options {
 	lim := g.limiter
 	return tokenapi.Options{
-		Store:      tokenapi.ObservedStore(g.store, g.metrics.writes),
+		Store:      tokenapi.ObservedStore(g.events.audit, g.metrics.writes),
 		Hasher:     g.hasher,
 		Tokens:     authn,
 		Invalidate: g.valid.Invalidate,

@@ -31,15 +31,9 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		env := map[string]string{"public": "TSWGATE_LISTEN_ADDR", "admin": "TSWGATE_ADMIN_ADDR", "metrics": "TSWGATE_METRICS_ADDR"}[role]
 		return fmt.Errorf("%s: cannot listen on %q: %w (is another process using it? set %s to another address)", env, addr, err, env)
 	}
-	var connContext func(context.Context, net.Conn) context.Context
-	if role == "public" {
-		// Clients' HTTP/1.0 requests with Transfer-Encoding are refused.
-		ln, connContext = proxy.WatchFraming(ln), proxy.ConnContext
-	}
 	g.listeners[role] = ln
 	c := g.cfg
-	g.servers = append(g.servers, server{role: role, srv: &http.Server{
-		ConnContext:       connContext,
+	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
@@ -47,7 +41,38 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
-	}})
+	}
+	if role == "public" {
+		if err := g.publicEdge(srv); err != nil {
+			return err
+		}
+	}
+	g.servers = append(g.servers, server{role: role, srv: srv})
+	return nil
+}
+
+// publicEdge sets up the public listener's protocols. With TLS: HTTP/2
+// and HTTP/1.1 by ALPN. Without: HTTP/1.1 (and h2c with TSWGATE_H2C),
+// with the connection's header lines watched, so that requests whose
+// framing a front end could read another way are refused. (Behind TLS
+// terminated here, no front end reads the client's bytes before the
+// gateway does.)
+func (g *Gateway) publicEdge(srv *http.Server) error {
+	tlsConf, err := g.serverTLS()
+	if err != nil {
+		return err
+	}
+	if tlsConf != nil {
+		srv.TLSConfig = tlsConf
+		return nil
+	}
+	g.listeners["public"] = proxy.WatchFraming(g.listeners["public"])
+	srv.ConnContext = proxy.ConnContext
+	if g.cfg.H2C {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	return nil
 }
 
@@ -77,7 +102,13 @@ func (g *Gateway) serve(role string) {
 			continue
 		}
 		go func() {
-			if err := s.srv.Serve(g.listeners[role]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if s.srv.TLSConfig != nil {
+				err = s.srv.ServeTLS(g.listeners[role], "", "")
+			} else {
+				err = s.srv.Serve(g.listeners[role])
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				g.errc <- fmt.Errorf("%s listener: %w", role, err)
 			}
 		}()
@@ -133,6 +164,9 @@ func (g *Gateway) closeAll() {
 	g.bg.Wait()
 	if g.access != nil {
 		_ = g.access.Close() // after the servers: in-flight requests' lines are in
+	}
+	if err := g.events.close(); err != nil {
+		g.log.Warn("closing the webhook queue", slog.String("err", err.Error()))
 	}
 	if g.valid != nil {
 		g.valid.Close()

@@ -1,0 +1,94 @@
+package gateway
+
+// Phase 3c: the edge — the identity assertion sent upstream and its JWKS,
+// TLS toward clients and toward the upstream.
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+
+	"github.com/tswgate/tswgate/identity"
+	"github.com/tswgate/tswgate/internal/edge"
+	"github.com/tswgate/tswgate/proxy"
+)
+
+// JWKSPath is where the public listener publishes the assertion keys.
+const JWKSPath = "/.well-known/jwks.json"
+
+// newAssertion loads or makes the assertion keys and returns the signer
+// (nil when assertions are off) and the JWKS handler (nil likewise).
+func (g *Gateway) newAssertion(upstream *url.URL) (proxy.Asserter, http.Handler, error) {
+	cfg := &g.cfg
+	if !cfg.Assertion {
+		return nil, nil, nil
+	}
+	var keys *identity.KeySet
+	var err error
+	switch {
+	case len(cfg.AssertionKeyFiles) > 0:
+		if keys, err = identity.LoadKeyFiles(cfg.AssertionKeyFiles); err != nil {
+			return nil, nil, fmt.Errorf("TSWGATE_ASSERTION_KEY_FILES: %w", err)
+		}
+	case g.rdb == nil:
+		path := filepath.Join(cfg.DataDir, "assertion-key.pem")
+		var created bool
+		if keys, created, err = identity.LoadOrCreateKeyFile(path); err != nil {
+			return nil, nil, fmt.Errorf("TSWGATE_DATA_DIR: assertion key: %w", err)
+		}
+		if created {
+			g.log.Info("generated the identity assertion key", slog.String("path", path))
+		}
+	default:
+		g.log.Info("no identity assertion: replicas must share its keys; set TSWGATE_ASSERTION_KEY_FILES to send one")
+		return nil, nil, nil
+	}
+	signer, err := identity.NewSigner(identity.Options{Keys: keys, Issuer: cfg.AssertionIssuer,
+		Audience: upstream.String(), TTL: cfg.AssertionTTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	return signer, keys, nil
+}
+
+// serverTLS returns the public listener's TLS configuration, or nil for
+// plain HTTP.
+func (g *Gateway) serverTLS() (*tls.Config, error) {
+	if g.cfg.TLSCertFile == "" {
+		return nil, nil
+	}
+	cf, err := edge.NewCertFiles(edge.CertFilesOptions{CertPath: g.cfg.TLSCertFile, KeyPath: g.cfg.TLSKeyFile,
+		Logger: g.log.With(slog.String("component", "tls"))})
+	if err != nil {
+		return nil, fmt.Errorf("TSWGATE_TLS_CERT_FILE, TSWGATE_TLS_KEY_FILE: %w", err)
+	}
+	return edge.ServerConfig(cf.GetCertificate, false), nil
+}
+
+// upstreamTLS returns the TLS configuration toward the upstream (nil: the
+// system's roots, no client certificate).
+func (g *Gateway) upstreamTLS() (*tls.Config, error) {
+	cfg := &g.cfg
+	if cfg.UpstreamCAFile == "" && cfg.UpstreamClientCertFile == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.UpstreamCAFile != "" {
+		pool, err := edge.ClientCAs(cfg.UpstreamCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("TSWGATE_UPSTREAM_CA_FILE: %w", err)
+		}
+		c.RootCAs = pool
+	}
+	if cfg.UpstreamClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.UpstreamClientCertFile, cfg.UpstreamClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("TSWGATE_UPSTREAM_CLIENT_CERT_FILE, TSWGATE_UPSTREAM_CLIENT_KEY_FILE: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
