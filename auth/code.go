@@ -19,7 +19,8 @@ const (
 	CodeTokenExpired
 	// CodeTokenRevoked: the token was revoked.
 	CodeTokenRevoked
-	// CodePermissionDenied: the token's role may not call this route.
+	// CodePermissionDenied: the token's role, or its scopes list, does not
+	// grant the permission the route needs.
 	CodePermissionDenied
 	// CodeProjectMismatch: the request names another project.
 	CodeProjectMismatch
@@ -63,6 +64,9 @@ const (
 	// another request than the one checked: a Connection field naming an
 	// end-to-end field (which proxies drop), or declared trailers.
 	CodeInvalidHeader
+	// CodeIPNotAllowed: the token may only be used from its address ranges
+	// (Token.AllowedIPs), and the client's address is in none of them.
+	CodeIPNotAllowed
 
 	numCodes
 )
@@ -91,6 +95,7 @@ var codeNames = [numCodes]string{
 	CodeInvalidFraming:       "invalid_framing",
 	CodeClientClosed:         "client_closed",
 	CodeInvalidHeader:        "invalid_header",
+	CodeIPNotAllowed:         "ip_not_allowed",
 }
 
 var codeMessages = [numCodes]string{
@@ -101,7 +106,7 @@ var codeMessages = [numCodes]string{
 	CodeTokenInactive:    "The API token is inactive: activate it under Settings → Project → API Tokens.",
 	CodeTokenExpired:     "The API token has expired: generate a new one.",
 	CodeTokenRevoked:     "The API token was revoked: generate a new one.",
-	CodePermissionDenied: "The API token's role does not allow this request.",
+	CodePermissionDenied: "The API token's role or scopes do not allow this request.",
 	CodeProjectMismatch:  "The request names a project other than the API token's project.",
 	CodeStoreUnavailable: "The API token cannot be checked right now: retry later.",
 	CodeRateLimited:      "Too many requests for this API token: retry after the time in Retry-After.",
@@ -117,6 +122,7 @@ var codeMessages = [numCodes]string{
 	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length): send HTTP/1.1 with one of them.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
 	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, and requests may not carry trailers.",
+	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",
 }
 
 // String returns the code's stable wire name, e.g. "token_revoked".

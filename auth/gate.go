@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -34,6 +35,11 @@ type Request struct {
 	// refused CodeAuthRateLimited, with no store read, unless its
 	// credential is Recognized (a token the client has been using).
 	FailuresBlockedFor time.Duration
+	// ClientAddr is the client's address (as the failed-authentication
+	// guard derives it, through trusted proxies): a token bound to address
+	// ranges (Token.AllowedIPs) is refused CodeIPNotAllowed from any other.
+	// The zero Addr (unknown) is in no range.
+	ClientAddr netip.Addr
 }
 
 // BodyPrefixer reads a bounded prefix of a request body.
@@ -119,7 +125,8 @@ type GateOptions struct {
 	StoreRetryAfter time.Duration
 }
 
-// Gate makes the per-request decision: credential, token, role and route,
+// Gate makes the per-request decision: credential, token, client address,
+// role, scopes and route,
 // query, body, rate limit — in that order, stopping at the first refusal.
 // The query and body checks are CheckQueryProject and CheckBody (see
 // scope.go for their rules).
@@ -153,7 +160,8 @@ func NewGate(opts GateOptions) (*Gate, error) {
 // Decide decides req at now. ctx bounds the store read on a cache miss.
 //
 // The steps, stopping at the first refusal: the credential and the token;
-// the route (Match) and the token's role; the query (CheckQueryProject);
+// the client's address against the token's ranges (AllowsAddr); the route
+// (Match) and the token's role and scopes (Permits); the query (CheckQueryProject);
 // the body (CheckBody: the route's TakesBody, the media type and coding,
 // the JSON project check); the rate limit. The body is read (req.Body's
 // BodyPrefix) only when every step before it passed, and a request spends
@@ -179,13 +187,17 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 		}
 		return v
 	}
+	if !tok.AllowsAddr(req.ClientAddr) {
+		v.Code = CodeIPNotAllowed
+		return v
+	}
 	perm, pattern, takesBody, code := g.routes.Match(req.Method, req.Path)
 	v.Permission, v.Pattern = perm, pattern
 	if code != OK {
 		v.Code = code
 		return v
 	}
-	if !tok.Role.Allows(perm) {
+	if !tok.Permits(perm) {
 		v.Code = CodePermissionDenied
 		return v
 	}

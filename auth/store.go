@@ -166,6 +166,7 @@ func (t *Token) Validate() error {
 	if t.RotatedTo != "" && (!ValidID(t.RotatedTo) || t.RotatedTo == t.ID) {
 		errs = append(errs, errors.New("rotated to: not the id of another token"))
 	}
+	errs = append(errs, t.validateRestrictions()...)
 	switch {
 	case t.RateBurst < 0:
 		errs = append(errs, errors.New("rate burst: must not be negative"))

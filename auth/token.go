@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net/netip"
 	"strings"
 	"time"
 	"unsafe"
@@ -129,6 +130,14 @@ type Token struct {
 	// to read and revoke (the token API refuses it the rest, token_rotated).
 	// Empty otherwise, and on records written before the field existed.
 	RotatedTo string
+	// Scopes, when not empty, limits the token to these permissions
+	// (within its role's): the "scopes list". Empty means no list: the
+	// token may do whatever its role allows, as tokens always could.
+	Scopes PermSet
+	// AllowedIPs, when not empty, are the only client address ranges the
+	// token may be used from (masked, sorted, no duplicates); empty means
+	// any address.
+	AllowedIPs []netip.Prefix
 }
 
 // Rotated reports whether t was rotated and lives on in a grace period.

@@ -375,6 +375,7 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 		return auth.Verdict{Code: auth.CodeInvalidHeader}
 	}
 	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
+	st.req.ClientAddr = st.client
 	st.req.FailuresBlockedFor, _ = h.guard.Blocked(st.client, start)
 	v := h.decider.Decide(r.Context(), &st.req, start)
 	switch v.Code {

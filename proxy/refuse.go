@@ -52,23 +52,49 @@ var (
 	noSniff         = []string{"nosniff"}
 	noStore         = []string{"no-store"}
 	refusals        = buildRefusals()
-	// denials holds permission_denied answers that name the role and the
-	// permission the route needs, by role and permission.
+	// denials holds permission_denied answers that name the permission
+	// the route needs, by denialKey.
 	denials = buildDenials()
 )
 
-func buildDenials() map[[2]uint8]*refusal {
-	m := make(map[[2]uint8]*refusal)
+// denialKey indexes denials: the token's role, the permission the route
+// needs, and whether the token's scopes list (not its role) lacks it.
+type denialKey struct {
+	role   auth.Role
+	perm   auth.Permission
+	scoped bool
+}
+
+// buildDenials precomputes every permission_denied answer, so that a
+// refusal allocates nothing. Each names the missing permission in its
+// message and in WWW-Authenticate (RFC 6750 insufficient_scope, with the
+// scope the route needs).
+func buildDenials() map[denialKey]*refusal {
+	m := make(map[denialKey]*refusal)
 	base := refusals[auth.CodePermissionDenied]
 	for _, role := range []auth.Role{auth.RoleOwner, auth.RoleAccounting} {
 		for _, p := range auth.Permissions() {
-			msg := fmt.Sprintf("A token with the %s role may not call %s routes.", role.Title(), p)
-			if role == auth.RoleAccounting {
-				msg += " Accounting tokens may only read billing and usage data (GET /v2/Invoice, /v2/Usage)."
+			for _, scoped := range []bool{false, true} {
+				if scoped && !role.Allows(p) {
+					continue // the role refuses it first
+				}
+				var msg string
+				switch {
+				case scoped:
+					msg = fmt.Sprintf("The API token lacks the %s permission: its scopes do not include it. "+
+						"Use a token whose scopes include %s.", p, p)
+				case role == auth.RoleAccounting:
+					msg = fmt.Sprintf("A token with the %s role may not call %s routes (it lacks the %s permission). "+
+						"Accounting tokens may only read billing and usage data (GET /v2/Invoice, /v2/Usage).", role.Title(), p, p)
+				default:
+					msg = fmt.Sprintf("A token with the %s role may not call %s routes (it lacks the %s permission).", role.Title(), p, p)
+				}
+				r := *base
+				r.body = envelopeBody(auth.CodePermissionDenied.String(), msg)
+				r.challenge = []string{`Bearer realm="tswgate", error="insufficient_scope", scope="` + p.String() +
+					`", error_description="permission_denied: the token lacks the ` + p.String() + ` permission"`}
+				m[denialKey{role, p, scoped}] = &r
 			}
-			r := *base
-			r.body = envelopeBody(auth.CodePermissionDenied.String(), msg)
-			m[[2]uint8{uint8(role), uint8(p)}] = &r
 		}
 	}
 	return m
@@ -80,7 +106,8 @@ func refuseVerdict(w http.ResponseWriter, v *auth.Verdict) {
 	if v.Token != nil {
 		switch v.Code {
 		case auth.CodePermissionDenied:
-			if r, ok := denials[[2]uint8{uint8(v.Token.Role), uint8(v.Permission)}]; ok {
+			key := denialKey{v.Token.Role, v.Permission, v.Token.Role.Allows(v.Permission)}
+			if r, ok := denials[key]; ok {
 				write(w, r, 0)
 				return
 			}
@@ -103,7 +130,7 @@ func Status(c auth.Code) int {
 	case auth.CodeMissingToken, auth.CodeMalformedToken, auth.CodeInvalidToken,
 		auth.CodeTokenInactive, auth.CodeTokenExpired, auth.CodeTokenRevoked:
 		return http.StatusUnauthorized
-	case auth.CodePermissionDenied, auth.CodeProjectMismatch:
+	case auth.CodePermissionDenied, auth.CodeProjectMismatch, auth.CodeIPNotAllowed:
 		return http.StatusForbidden
 	case auth.CodeStoreUnavailable:
 		return http.StatusServiceUnavailable

@@ -11,7 +11,9 @@
 // with times in Unix milliseconds and the fields named as in the Redis
 // store; "expires" is absent when the token never expires, "rate" and
 // "burst" (a per-token rate-limit override) when zero, "rotated_to" (the
-// successor of a token rotated with a grace period) when it was not, and
+// successor of a token rotated with a grace period) when it was not,
+// "scopes" (permission names) and "allowed_ips" (CIDR ranges) when the
+// token has none, and
 // tombstones have "revoked" and no "hash" or "pepper". Records written
 // before a field existed load without it. The file is written with mode
 // 0600.
@@ -399,6 +401,7 @@ func (s *Store) Update(_ context.Context, id string, fn func(*auth.Token) error)
 		return nil, fmt.Errorf("filestore: update %s: %w", id, auth.ErrRevoked)
 	}
 	t := *old // records are shared: fn edits a copy
+	t.AllowedIPs = slices.Clone(old.AllowedIPs)
 	if err := fn(&t); err != nil {
 		return nil, fmt.Errorf("filestore: update %s: %w", id, err)
 	}
@@ -556,8 +559,12 @@ type record struct {
 	Shadow  bool    `json:"shadow,omitempty"`
 	// RotatedTo is Token.RotatedTo.
 	RotatedTo string `json:"rotated_to,omitempty"`
-	Hash      string `json:"hash,omitempty"`
-	Pepper    string `json:"pepper,omitempty"`
+	// Scopes are the names of Token.Scopes, AllowedIPs the CIDR ranges of
+	// Token.AllowedIPs; both absent when empty.
+	Scopes     []string `json:"scopes,omitempty"`
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
+	Hash       string   `json:"hash,omitempty"`
+	Pepper     string   `json:"pepper,omitempty"`
 }
 
 func newRecord(t *auth.Token) record {
@@ -572,7 +579,9 @@ func newRecord(t *auth.Token) record {
 		Burst:   t.RateBurst,
 		Shadow:  t.RateShadow,
 
-		RotatedTo: t.RotatedTo,
+		RotatedTo:  t.RotatedTo,
+		Scopes:     t.Scopes.Names(),
+		AllowedIPs: auth.FormatPrefixes(t.AllowedIPs),
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.Expires = t.ExpiresAt.UnixMilli()
@@ -606,6 +615,12 @@ func (r record) token() (*auth.Token, error) {
 	}
 	if t.Status, err = auth.ParseStatus(r.Status); err != nil {
 		errs = append(errs, err)
+	}
+	if t.Scopes, err = auth.ParsePermSet(r.Scopes); err != nil {
+		errs = append(errs, fmt.Errorf("scopes: %w", err))
+	}
+	if t.AllowedIPs, err = auth.ParsePrefixes(r.AllowedIPs); err != nil {
+		errs = append(errs, fmt.Errorf("allowed ips: %w", err))
 	}
 	if r.Expires != 0 {
 		t.ExpiresAt = time.UnixMilli(r.Expires).UTC()

@@ -18,6 +18,10 @@
 //	shadow   "1" when that limit is in shadow mode (absent: enforced)
 //	rotated_to  id of the successor of a token rotated with a grace period
 //	         (absent: not rotated so; records written before it load without)
+//	scopes   the token's scopes list, permission names joined by ","
+//	         (absent: none, the role decides)
+//	allowed_ips  the client address ranges the token may be used from,
+//	         CIDR ranges joined by "," (absent: any address)
 //	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
 //	pepper   id of the pepper hash was made with (absent on tombstones)
 //
@@ -454,7 +458,7 @@ const (
 
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
-var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to"}
+var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "scopes", "allowed_ips"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
 // optimistic transaction on its key: WATCH the key, read the record, call
@@ -632,6 +636,12 @@ func encode(t *auth.Token) []any {
 	if t.RotatedTo != "" {
 		f = append(f, "rotated_to", t.RotatedTo)
 	}
+	if t.Scopes != 0 {
+		f = append(f, "scopes", t.Scopes.String())
+	}
+	if len(t.AllowedIPs) > 0 {
+		f = append(f, "allowed_ips", strings.Join(auth.FormatPrefixes(t.AllowedIPs), ","))
+	}
 	if t.Revoked() {
 		f = append(f, "revoked", strconv.FormatInt(t.RevokedAt.UnixMilli(), 10))
 	} else {
@@ -692,6 +702,16 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 			errs = append(errs, errors.New("shadow: not 1"))
 		}
 		t.RateShadow = true
+	}
+	if v, ok := f["scopes"]; ok {
+		if t.Scopes, err = auth.ParsePermSet([]string{v}); err != nil || t.Scopes == 0 {
+			errs = append(errs, errors.New("scopes: not a list of permission names"))
+		}
+	}
+	if v, ok := f["allowed_ips"]; ok {
+		if t.AllowedIPs, err = auth.ParsePrefixes([]string{v}); err != nil || len(t.AllowedIPs) == 0 {
+			errs = append(errs, errors.New("allowed_ips: not a list of CIDR ranges"))
+		}
 	}
 	if h, ok := f["hash"]; ok {
 		if t.SecretHash, err = auth.ParseHash(h); err != nil {

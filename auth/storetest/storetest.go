@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +98,7 @@ func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
 	t.Run("UpdateWatch", func(t *testing.T) { testUpdateWatch(t, fresh(t)) })
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, fresh(t)) })
 	t.Run("RotatedTo", func(t *testing.T) { testRotatedTo(t, fresh(t)) })
+	t.Run("Restrictions", func(t *testing.T) { testRestrictions(t, fresh(t)) })
 	t.Run("Activity", func(t *testing.T) { runActivity(t, fresh) })
 }
 
@@ -111,6 +114,8 @@ func testCreateGet(t *testing.T, s auth.Store) {
 	full.ExpiresAt = created.Add(90 * 24 * time.Hour).Add(987654 * time.Nanosecond)
 	successor, _ := NewToken(t, 42, auth.RoleAccounting)
 	full.RotatedTo = successor.ID
+	full.Scopes = auth.PermSet(0).With(auth.PermBillingRead)
+	full.AllowedIPs = prefixes(t, "10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32")
 
 	// No expiry, empty name.
 	bare, _ := NewToken(t, 42, auth.RoleOwner)
@@ -396,12 +401,15 @@ func testUpdate(t *testing.T, s auth.Store) {
 	want.RateLimit = 2.5
 	want.RateBurst = 7
 	want.RateShadow = true
+	want.Scopes = auth.PermSet(0).With(auth.PermBillingRead)
+	want.AllowedIPs = prefixes(t, "198.51.100.0/24", "2001:db8:1::/48")
 	calls := 0
 	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
 		calls++
 		AssertEqual(t, u, tok)
 		u.Name, u.Role, u.Status = want.Name, want.Role, want.Status
 		u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = expires, 2.5, 7, true
+		u.Scopes, u.AllowedIPs = want.Scopes, want.AllowedIPs
 		return nil
 	})
 	if err != nil {
@@ -425,23 +433,7 @@ func testUpdate(t *testing.T, s auth.Store) {
 		AssertEqual(t, l[0], &want)
 	}
 
-	// Clearing the optional fields removes them.
-	want.Status = auth.StatusActive
-	want.ExpiresAt = time.Time{}
-	want.RateLimit, want.RateBurst, want.RateShadow = 0, 0, false
-	got, err = s.Update(ctx, tok.ID, func(u *auth.Token) error {
-		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = auth.StatusActive, time.Time{}, 0, 0, false
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("second Update: %v", err)
-	}
-	AssertEqual(t, got, &want)
-	stored, err = s.Get(ctx, tok.ID)
-	if err != nil {
-		t.Fatalf("Get after the second Update: %v", err)
-	}
-	AssertEqual(t, stored, &want)
+	clearOptional(t, s, &want)
 
 	// An updated token can still be revoked, keeping its fields.
 	if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { u.RateLimit = 0.5; return nil }); err != nil {
@@ -454,6 +446,32 @@ func testUpdate(t *testing.T, s auth.Store) {
 	if tomb.RateLimit != 0.5 || tomb.Name != want.Name {
 		t.Errorf("tombstone after Update = %s, want its rate limit and name kept", format(tomb))
 	}
+}
+
+// clearOptional clears every optional field of the live record want by
+// an Update, and checks that they are gone from what Update returns and
+// Get reads.
+func clearOptional(t *testing.T, s auth.Store, want *auth.Token) {
+	t.Helper()
+	ctx := context.Background()
+	want.Status = auth.StatusActive
+	want.ExpiresAt = time.Time{}
+	want.RateLimit, want.RateBurst, want.RateShadow = 0, 0, false
+	want.Scopes, want.AllowedIPs = 0, nil
+	got, err := s.Update(ctx, want.ID, func(u *auth.Token) error {
+		u.Status, u.ExpiresAt, u.RateLimit, u.RateBurst, u.RateShadow = auth.StatusActive, time.Time{}, 0, 0, false
+		u.Scopes, u.AllowedIPs = 0, nil
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update clearing the optional fields: %v", err)
+	}
+	AssertEqual(t, got, want)
+	stored, err := s.Get(ctx, want.ID)
+	if err != nil {
+		t.Fatalf("Get after clearing the optional fields: %v", err)
+	}
+	AssertEqual(t, stored, want)
 }
 
 func testUpdateRevoked(t *testing.T, s auth.Store) {
@@ -539,6 +557,10 @@ func testUpdateRefused(t *testing.T, s auth.Store) {
 		"burst below zero": func(u *auth.Token) { u.RateLimit, u.RateBurst = 1, -1 },
 		"rotated to self":  func(u *auth.Token) { u.RotatedTo = u.ID },
 		"rotated to junk":  func(u *auth.Token) { u.RotatedTo = "tsw_nope" },
+		"scope beyond role": func(u *auth.Token) {
+			u.Role, u.Scopes = auth.RoleAccounting, auth.PermSet(0).With(auth.PermComputeWrite)
+		},
+		"unmasked range": func(u *auth.Token) { u.AllowedIPs = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")} },
 	} {
 		got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { edit(u); return nil })
 		if err == nil {
@@ -775,7 +797,9 @@ func AssertEqual(tb testing.TB, got, want *auth.Token) {
 		got.RateLimit != want.RateLimit,
 		got.RateBurst != want.RateBurst,
 		got.RateShadow != want.RateShadow,
-		got.RotatedTo != want.RotatedTo:
+		got.RotatedTo != want.RotatedTo,
+		got.Scopes != want.Scopes,
+		!slices.Equal(got.AllowedIPs, want.AllowedIPs):
 		tb.Errorf("record differs:\n got %s\nwant %s", format(got), format(want))
 	}
 }
@@ -787,9 +811,9 @@ func format(t *auth.Token) string {
 		}
 		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q hash %x pepper %q}",
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q scopes %q allowed_ips %v hash %x pepper %q}",
 		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt),
-		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.SecretHash[:4], t.PepperID)
+		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.Scopes, t.AllowedIPs, t.SecretHash[:4], t.PepperID)
 }
 
 func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {
@@ -815,4 +839,54 @@ func before(a, b *auth.Token) bool {
 		return a.CreatedAt.Before(b.CreatedAt)
 	}
 	return a.ID < b.ID
+}
+
+// prefixes parses CIDR ranges as a token holds them.
+func prefixes(tb testing.TB, cidrs ...string) []netip.Prefix {
+	tb.Helper()
+	ps, err := auth.ParsePrefixes(cidrs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ps
+}
+
+// testRestrictions checks a token's scopes and address ranges: stored as
+// given, changed by Update, and never shared with a record handed out
+// before (an edit in place of fn's copy leaves that record alone).
+func testRestrictions(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	tok, _ := NewToken(t, 31, auth.RoleOwner)
+	tok.Scopes = auth.PermSet(0).With(auth.PermComputeRead).With(auth.PermNetworkWrite)
+	tok.AllowedIPs = prefixes(t, "10.0.0.0/8", "2001:db8::/32")
+	if err := s.Create(ctx, tok); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	before, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	AssertEqual(t, before, tok)
+	want := *tok
+	want.Scopes = auth.PermSet(0).With(auth.PermComputeRead)
+	want.AllowedIPs = prefixes(t, "10.1.0.0/16", "2001:db8::/32")
+	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
+		u.Scopes = want.Scopes
+		if len(u.AllowedIPs) > 0 {
+			u.AllowedIPs[0] = want.AllowedIPs[0] // in place: fn owns its copy
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	AssertEqual(t, got, &want)
+	if !slices.Equal(before.AllowedIPs, tok.AllowedIPs) {
+		t.Errorf("a record handed out before the Update changed: ranges %v, want %v", before.AllowedIPs, tok.AllowedIPs)
+	}
+	stored, err := s.Get(ctx, tok.ID)
+	if err != nil {
+		t.Fatalf("Get after Update: %v", err)
+	}
+	AssertEqual(t, stored, &want)
 }

@@ -114,6 +114,11 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	}
 	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	if !rec.AllowsAddr(a.clientAddr(r)) { // before its rate limit is charged, as on the API
+		a.refused(r, action, p, rec.ProjectID, auth.CodeIPNotAllowed.String(), "client address outside the token's ranges")
+		writeError(w, http.StatusForbidden, auth.CodeIPNotAllowed.String(), auth.CodeIPNotAllowed.Message())
+		return nil
+	}
 	if !a.charge(w, r, action, p) {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
@@ -33,6 +34,16 @@ type Rotation struct {
 	// with (nil: a token's own limit only).
 	Ceiling   Limit
 	Effective func(*auth.Token) Limit
+	// Maker, when set, is the token asking for the rotation: the successor
+	// keeps the old token's scopes and address ranges narrowed to Maker's,
+	// and Rotate refuses (an error wrapping a refusal, nothing changed)
+	// when nothing of them would be left.
+	Maker *auth.Token
+	// Scopes and AllowedIPs, when set, replace the old token's on the
+	// successor (nil: the old token's are kept); with a Maker they must be
+	// within its own.
+	Scopes     *auth.PermSet
+	AllowedIPs *[]netip.Prefix
 	// Invalidate drops an id from this replica's cache; nil: none.
 	Invalidate func(id string)
 }
@@ -73,6 +84,7 @@ func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*
 	if err != nil {
 		return nil, fmt.Errorf("rotate %s: %w", old.ID, err)
 	}
+
 	if err := st.Create(ctx, next); err != nil {
 		// It may be stored even so (e.g. stored but not indexed).
 		return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: creating the new token: %w", old.ID, err))
@@ -111,6 +123,19 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 		RateLimit:  old.RateLimit,
 		RateBurst:  old.RateBurst,
 		RateShadow: old.RateShadow,
+		Scopes:     old.Scopes,
+		AllowedIPs: old.AllowedIPs,
+	}
+	if rot.Scopes != nil {
+		next.Scopes = *rot.Scopes
+	}
+	if rot.AllowedIPs != nil {
+		next.AllowedIPs = *rot.AllowedIPs
+	}
+	if rot.Maker != nil {
+		if _, ref := restrictCreate(rot.Maker, next, rot.Scopes != nil, rot.AllowedIPs != nil); ref != nil {
+			return nil, "", ref
+		}
 	}
 	if !old.ExpiresAt.IsZero() {
 		// The same lifetime as the old token, from now.
@@ -166,7 +191,11 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	grace, ok := parseGrace(w, r)
+	var req RotateRequest
+	if !decodeBody(w, r, &req, true) {
+		return
+	}
+	grace, ok := parseGrace(w, req.Grace)
 	if !ok {
 		return
 	}
@@ -185,11 +214,19 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rot := Rotation{Old: old, Grace: grace, Now: a.Now(), Effective: a.effective, Invalidate: a.Invalidate}
+	if !req.restrictions(w, old.Role, &rot) {
+		return
+	}
 	if p.token != nil {
-		rot.NotAfter, rot.Ceiling = p.token.ExpiresAt, a.effective(p.token)
+		rot.NotAfter, rot.Ceiling, rot.Maker = p.token.ExpiresAt, a.effective(p.token), p.token
 	}
 	res, err := Rotate(r.Context(), a.Store, a.Hasher, rot)
-	if err != nil {
+	var ref *refusal
+	switch {
+	case errors.As(err, &ref):
+		a.refuse(w, r, "token.rotate", p, old.ProjectID, id, ref)
+		return
+	case err != nil:
 		a.storeError(w, r, "rotate token", err)
 		return
 	}
@@ -214,21 +251,37 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 
 // parseGrace reads a rotation request's grace period, answering 400 when
 // it cannot.
-func parseGrace(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
-	var req RotateRequest
-	if !decodeBody(w, r, &req, true) {
-		return 0, false
-	}
-	if req.Grace == "" {
+func parseGrace(w http.ResponseWriter, value string) (time.Duration, bool) {
+	if value == "" {
 		return 0, true
 	}
-	grace, err := time.ParseDuration(req.Grace)
+	grace, err := time.ParseDuration(value)
 	if err != nil || grace < 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
-			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", req.Grace))
+			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", value))
 		return 0, false
 	}
 	return grace, true
+}
+
+// restrictions reads the scopes and address ranges a rotation gives the
+// successor (for a token of role) into rot, answering 400 when they are
+// invalid.
+func (req *RotateRequest) restrictions(w http.ResponseWriter, role auth.Role, rot *Rotation) bool {
+	var problems []string
+	if req.Scopes != nil {
+		s := parseScopes(*req.Scopes, role, &problems)
+		rot.Scopes = &s
+	}
+	if req.AllowedIPs != nil {
+		ps := parseRanges(*req.AllowedIPs, &problems)
+		rot.AllowedIPs = &ps
+	}
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.", problems...)
+		return false
+	}
+	return true
 }
 
 // rotateMessage says what became of the old token.

@@ -1,10 +1,10 @@
 // Package tokenapi is tswgate's token-management HTTP API: create a token
 // (its secret is returned once), list a project's tokens, show, update
-// (activate, deactivate, expiry, rate limit), rotate and revoke one; read a
-// project's audit trail. It is served on the admin listener, authenticated
-// by admin keys or Owner tokens, and on the public listener under /tswgate/
-// for Owner tokens only (Options.Prefix); a token acts on its own project
-// only.
+// (activate, deactivate, expiry, rate limit, scopes, address ranges),
+// rotate and revoke one; read a project's audit trail. It is served on the
+// admin listener, authenticated by admin keys or Owner tokens, and on the
+// public listener under /tswgate/ for Owner tokens only (Options.Prefix); a
+// token acts on its own project only.
 //
 // Every change, and every refused attempt by a known admin key or token, is
 // recorded in the project's audit trail (Store.AppendAudit) besides the
@@ -19,7 +19,8 @@
 // token counts against its rate limit, may not make or keep alive a token
 // that outlives it or is less limited than it, may not lengthen a life,
 // and once the token is rotated with a grace period it may only read and
-// revoke. Admin keys are not bound by these rules.
+// revoke; nor does it grant permissions or address ranges it lacks
+// (restrict.go). Admin keys are not bound by these rules.
 package tokenapi
 
 import (
@@ -31,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -75,6 +77,11 @@ type Options struct {
 	// (409 project_token_limit) when the project has that many. 0 means
 	// no bound.
 	MaxTokensPerProject int
+	// ClientAddr returns the address of a request's client, for tokens
+	// bound to address ranges (auth.Token.AllowedIPs): the gateway's own
+	// (proxy.ClientAddr with its trusted proxies). Nil means the
+	// connection's peer (http.Request.RemoteAddr).
+	ClientAddr func(r *http.Request) netip.Addr
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives an audit line per change; nil discards them.
@@ -141,6 +148,15 @@ type CreateRequest struct {
 	// absent means the role's.
 	RateLimit float64 `json:"rate_limit,omitempty"`
 	Burst     int     `json:"burst,omitempty"`
+	// Scopes limits the token to these permissions ("compute.read", …;
+	// within its role's); absent or empty means what its role allows. A
+	// token asking gives at most its own, and without a list passes its
+	// own on.
+	Scopes []string `json:"scopes,omitempty"`
+	// AllowedIPs binds the token to client address ranges ("10.0.0.0/8",
+	// "2001:db8::/32"); absent or empty means any address. A token asking
+	// gives ranges within its own, and without a list passes its own on.
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
 }
 
 // A token's own rate limit is 0 (none) or within these bounds, in
@@ -174,6 +190,12 @@ type UpdateRequest struct {
 	// "720h") sets a new expiry, which must be in the future.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	ExpiresIn *string    `json:"expires_in,omitempty"`
+	// Scopes replaces the token's scopes list; [] removes it (the role
+	// decides again).
+	Scopes *[]string `json:"scopes,omitempty"`
+	// AllowedIPs replaces the token's address ranges; [] removes them (any
+	// address).
+	AllowedIPs *[]string `json:"allowed_ips,omitempty"`
 }
 
 // RotateRequest is the body of POST /v1/tokens/{id}/rotate; the body may be
@@ -182,6 +204,11 @@ type RotateRequest struct {
 	// Grace is how long the old token keeps working, as a Go duration
 	// ("1h"); empty or "0s" revokes it at once.
 	Grace string `json:"grace,omitempty"`
+	// Scopes and AllowedIPs, when given, replace the old token's on the
+	// new one ([] removes a list); absent, the new token keeps the old
+	// one's.
+	Scopes     *[]string `json:"scopes,omitempty"`
+	AllowedIPs *[]string `json:"allowed_ips,omitempty"`
 }
 
 // Token is a token as the API shows it. Secret-bearing Token is set only in
@@ -206,6 +233,10 @@ type Token struct {
 	// RotatedTo is the successor of a token rotated with a grace period:
 	// until its expiry the token may only read and revoke.
 	RotatedTo string `json:"rotated_to,omitempty"`
+	// Scopes is the token's scopes list (absent: its role decides), and
+	// AllowedIPs its client address ranges (absent: any address).
+	Scopes     []string `json:"scopes,omitempty"`
+	AllowedIPs []string `json:"allowed_ips,omitempty"`
 	// LastUsed is the token's latest request (absent: never used), and
 	// Usage24h its requests of the last 24 hours (absent: none); both as
 	// of the gateways' last usage flush. Set in lists and shows.
@@ -238,6 +269,8 @@ func View(t *auth.Token) Token {
 		Burst:      t.RateBurst,
 		RateShadow: t.RateShadow,
 		RotatedTo:  t.RotatedTo,
+		Scopes:     t.Scopes.Names(),
+		AllowedIPs: auth.FormatPrefixes(t.AllowedIPs),
 	}
 	if !t.ExpiresAt.IsZero() {
 		e := t.ExpiresAt.UTC()
@@ -330,6 +363,20 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		if inheritLimit(tok, a.effective(p.token), a.effective) {
 			detail += fmt.Sprintf(", rate limit %g/s (burst %d) from its creator", tok.RateLimit, burstOf(tok.RateLimit, tok.RateBurst))
 		}
+		inherited, ref := restrictCreate(p.token, tok, len(req.Scopes) > 0, len(req.AllowedIPs) > 0)
+		if ref != nil {
+			a.refuse(w, r, "token.create", p, tok.ProjectID, "", ref)
+			return
+		}
+		if len(inherited) > 0 {
+			detail += ", " + strings.Join(inherited, ", ") + " from its creator"
+		}
+	}
+	if tok.Scopes != 0 {
+		detail += ", scopes " + tok.Scopes.String()
+	}
+	if len(tok.AllowedIPs) > 0 {
+		detail += ", allowed_ips " + describeRanges(tok)
 	}
 	cred, ok := a.store(w, r, tok)
 	if !ok {
@@ -388,6 +435,8 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 		problems = append(problems, "role: "+err.Error())
 	}
 	tok.Role = role
+	tok.Scopes = parseScopes(req.Scopes, role, &problems)
+	tok.AllowedIPs = parseRanges(req.AllowedIPs, &problems)
 	if tok.Name == "" {
 		problems = append(problems, "name: required")
 	} else if len(tok.Name) > auth.MaxNameLen {
@@ -484,14 +533,24 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		}
 		project = tok.ProjectID
 		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
+		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, edit)
 	}
-	tok, err := a.Store.Update(r.Context(), id, edit)
+	var before auth.Token // the record the applied edit changed
+	tok, err := a.Store.Update(r.Context(), id, func(t *auth.Token) error {
+		before = *t
+		return edit(t)
+	})
 	if err != nil {
 		a.updateFailed(w, r, action, id, project, err)
 		return
 	}
 	a.Invalidate(id)
-	a.done(r, action, tok, req.detail(), req.auditAttrs()...)
+	detail, attrs := req.detail(), req.auditAttrs()
+	if changes := restrictionChanges(&before, tok); len(changes) > 0 {
+		detail = strings.TrimPrefix(detail+"; "+strings.Join(changes, "; "), "; ")
+		attrs = append(attrs, slog.String("restrictions", strings.Join(changes, "; ")))
+	}
+	a.done(r, action, tok, detail, attrs...)
 	writeJSON(w, http.StatusOK, TokenResponse{
 		Success: true,
 		Message: "Token updated: the change applies from now on, on every replica.",
@@ -519,8 +578,8 @@ func (a *api) updateFailed(w http.ResponseWriter, r *http.Request, action, id st
 // found by the change itself, as an *invalidChange.
 func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string) {
 	var problems []string
-	if req.Status == nil && req.RateLimit == nil && req.Burst == nil && req.RateShadow == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
-		problems = append(problems, "nothing to change: give status, rate_limit, burst, rate_shadow, expires_at or expires_in")
+	if req.Status == nil && !req.changesMoreThanStatus() {
+		problems = append(problems, "nothing to change: give status, rate_limit, burst, rate_shadow, expires_at, expires_in, scopes or allowed_ips")
 	}
 	var status auth.Status
 	if req.Status != nil {
@@ -539,7 +598,24 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 		problems = append(problems, "burst: needs a rate_limit above 0")
 	}
 	expires := req.expiry(now, &problems)
+	var scopes auth.PermSet
+	if req.Scopes != nil {
+		scopes = parseScopes(*req.Scopes, auth.RoleInvalid, &problems) // the role is the record's: checked below
+	}
+	var ranges []netip.Prefix
+	if req.AllowedIPs != nil {
+		ranges = parseRanges(*req.AllowedIPs, &problems)
+	}
 	return func(t *auth.Token) error {
+		if req.Scopes != nil {
+			if extra := scopes.Missing(auth.RolePermissions(t.Role)); extra != 0 {
+				return &invalidChange{[]string{fmt.Sprintf("scopes: the %s role does not grant %s", t.Role, extra)}}
+			}
+			t.Scopes = scopes
+		}
+		if req.AllowedIPs != nil {
+			t.AllowedIPs = ranges // never edited in place: records are shared
+		}
 		if req.Status != nil {
 			t.Status = status
 		}
@@ -590,7 +666,7 @@ func (req *UpdateRequest) expiry(now time.Time, problems *[]string) time.Time {
 // token.deactivate when it changes the status alone, token.update
 // otherwise.
 func (req *UpdateRequest) action() string {
-	if req.Status != nil && req.RateLimit == nil && req.Burst == nil && req.RateShadow == nil && req.ExpiresAt == nil && req.ExpiresIn == nil {
+	if req.Status != nil && !req.changesMoreThanStatus() {
 		switch st, _ := auth.ParseStatus(*req.Status); st {
 		case auth.StatusActive:
 			return "token.activate"
@@ -599,6 +675,13 @@ func (req *UpdateRequest) action() string {
 		}
 	}
 	return "token.update"
+}
+
+// changesMoreThanStatus reports whether req changes anything besides the
+// status.
+func (req *UpdateRequest) changesMoreThanStatus() bool {
+	return req.RateLimit != nil || req.Burst != nil || req.RateShadow != nil || req.ExpiresAt != nil ||
+		req.ExpiresIn != nil || req.Scopes != nil || req.AllowedIPs != nil
 }
 
 // detail says what an update changes, for the audit trail.

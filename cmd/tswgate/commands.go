@@ -26,10 +26,12 @@ type command struct {
 var commands = []command{
 	{"serve", "[--config FILE] [--check]", "run the gateway (settings: README, TSWGATE_* variables)", serve},
 	{"quickstart", "", "run it in front of a stand-in API, with two tokens to try", quickstart},
-	{"token create", "--project ID --role owner|accounting --name NAME [--expires-in 720h] [-o json]", "", tokenCreate},
+	{"token create", "--project ID --role owner|accounting --name NAME [--expires-in 720h]\n[--scopes P,...] [--allow-ip CIDR]... [-o json]", "", tokenCreate},
 	{"token list", "--project ID [--status active|inactive] [--role owner|accounting]\n[--limit N [--cursor C]] [-o json]",
 		"every page, or one page of N with --limit", tokenList},
 	{"token show", "ID [-o json]", "", tokenShow},
+	{"token update", "ID [--scopes P,...] [--allow-ip CIDR]... [-o json]",
+		"replace the token's scopes or address ranges\n(\"\" removes a list)", tokenUpdate},
 	{"token deactivate", "ID [-o json]", "refuse the token (token_inactive) until activated", tokenDeactivate},
 	{"token activate", "ID [-o json]", "", tokenActivate},
 	{"token rotate", "ID [--grace 1h] [-o json]",

@@ -178,6 +178,16 @@ func TestE2ERefusals(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		refused(t, req, auth.CodePermissionDenied)
 	})
+	t.Run("ip_not_allowed", func(t *testing.T) {
+		bound, err := g.Admin.Create(context.Background(), tokenapi.CreateRequest{
+			ProjectID: testProject, Role: "owner", Name: "bound", AllowedIPs: []string{"192.0.2.0/24"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rememberSecret(bound.Token)
+		refused(t, get(t, "/v2/Instance", "Bearer "+bound.Token), auth.CodeIPNotAllowed)
+	})
 	t.Run("billing has no write route: unknown_route", func(t *testing.T) {
 		// The spec has no write operation on Invoice or Usage; a write
 		// there is not a route, so even an owner gets 404 unknown_route

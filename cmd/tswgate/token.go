@@ -128,6 +128,16 @@ func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	} else {
 		fmt.Fprintf(tw, "Rate limit:\tthe role's (TSWGATE_RATE_%s)%s\n", strings.ToUpper(t.Role), shadow)
 	}
+	if len(t.Scopes) > 0 {
+		fmt.Fprintf(tw, "Scopes:\t%s\n", strings.Join(t.Scopes, ", "))
+	} else {
+		fmt.Fprintf(tw, "Scopes:\tthe role's (no scopes list)\n")
+	}
+	if len(t.AllowedIPs) > 0 {
+		fmt.Fprintf(tw, "Allowed IPs:\t%s\n", strings.Join(t.AllowedIPs, ", "))
+	} else {
+		fmt.Fprintf(tw, "Allowed IPs:\tany address\n")
+	}
 	if t.RevokedAt != nil {
 		fmt.Fprintf(tw, "Revoked:\t%s\n", t.RevokedAt.Local().Format(time.RFC3339))
 	}
@@ -222,4 +232,28 @@ func envMap(environ []string) map[string]string {
 		}
 	}
 	return m
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// splitList splits comma-separated values into their non-empty items;
+// an empty list for none (so that an update can remove a list).
+func splitList(values ...string) []string {
+	out := []string{}
+	for _, v := range values {
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
 }

@@ -75,6 +75,9 @@ func tokenCreate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	expiresIn := c.fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
 	rate := c.fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit (default: the role's)")
 	burst := c.fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
+	scopes := c.fs.String("scopes", "", "permissions the token is limited to, e.g. compute.read,billing.read (default: its role's)")
+	var allowIPs stringList
+	c.fs.Var(&allowIPs, "allow-ip", "client address range the token may be used from, e.g. 10.0.0.0/8; repeatable (default: any address)")
 	pos, err := c.parse(args, stdout)
 	if err != nil {
 		return err
@@ -91,6 +94,7 @@ func tokenCreate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	}
 	tok, err := client.Create(ctx, tokenapi.CreateRequest{
 		ProjectID: *project, Role: *role, Name: *name, ExpiresIn: *expiresIn, RateLimit: *rate, Burst: *burst,
+		Scopes: splitList(*scopes), AllowedIPs: splitList(allowIPs...),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the token: %w", err)
@@ -143,6 +147,44 @@ func tokenShow(ctx context.Context, args, environ []string, stdout, _ io.Writer)
 	if err != nil {
 		return fmt.Errorf("showing the token: %w", err)
 	}
+	return showToken(stdout, tok, *c.output)
+}
+
+func tokenUpdate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
+	c := newTokenFlags("update")
+	scopes := c.fs.String("scopes", "", `new scopes list, e.g. compute.read,billing.read; "" removes it (the role decides)`)
+	var allowIPs stringList
+	c.fs.Var(&allowIPs, "allow-ip", `client address range the token may be used from, e.g. 10.0.0.0/8; repeatable, replaces the token's ranges; "" removes them (any address)`)
+	pos, err := c.parse(args, stdout)
+	if err != nil {
+		return err
+	}
+	var update tokenapi.UpdateRequest
+	c.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "scopes":
+			list := splitList(*scopes)
+			update.Scopes = &list
+		case "allow-ip":
+			list := splitList(allowIPs...)
+			update.AllowedIPs = &list
+		}
+	})
+	if update.Scopes == nil && update.AllowedIPs == nil {
+		return usageError{"token update: --scopes or --allow-ip is required"}
+	}
+	client, err := c.client(pos, 1, environ)
+	if err != nil {
+		return err
+	}
+	tok, err := client.Update(ctx, pos[0], update)
+	if err != nil {
+		return fmt.Errorf("updating the token: %w", err)
+	}
+	if c.json() {
+		return writeJSON(stdout, tok)
+	}
+	fmt.Fprintf(stdout, "Updated token %s (%q, project %d): the change applies from now on.\n", tok.ID, tok.Name, tok.ProjectID)
 	return showToken(stdout, tok, *c.output)
 }
 

@@ -38,7 +38,27 @@
     confirmDialog: $('confirm-dialog'), confirmHeading: $('confirm-heading'), confirmText: $('confirm-text'),
     confirmGraceField: $('confirm-grace-field'), confirmGrace: $('confirm-grace'),
     confirmCancel: $('confirm-cancel'), confirmOk: $('confirm-ok'),
+    genScopes: $('gen-scopes'), genIPs: $('gen-ips'),
+    accessDialog: $('access-dialog'), accessForm: $('access-form'), accessText: $('access-text'),
+    accessScopes: $('access-scopes'), accessIPs: $('access-ips'), accessError: $('access-error'),
+    accessCancel: $('access-cancel'), accessSubmit: $('access-submit'),
   };
+
+  // The permissions a token's scopes may name: the route table's.
+  const PERMISSIONS = ['billing.read', 'billing.write', 'compute.read', 'compute.write', 'network.read',
+    'network.write', 'storage.read', 'storage.write', 'ssh_keys.read', 'ssh_keys.write', 'catalog.read',
+    'catalog.write', 'tags.read', 'tags.write', 'search.read', 'search.write'];
+  document.querySelectorAll('.perm-list').forEach((n) => { n.textContent = PERMISSIONS.join(', '); });
+
+  // splitList splits a field into its items (commas, white space, lines).
+  function splitList(v) { return v.split(/[\s,]+/).filter((x) => x !== ''); }
+
+  // accessSummary describes a token's scopes and address ranges.
+  function accessSummary(tok) {
+    const scopes = tok.scopes && tok.scopes.length ? tok.scopes.join(', ') : 'role default';
+    const ips = tok.allowed_ips && tok.allowed_ips.length ? tok.allowed_ips.join(', ') : 'any address';
+    return 'Scopes: ' + scopes + ' · IPs: ' + ips;
+  }
 
   // --- Session ---------------------------------------------------------
   const session = { credential: '', project: 0, ownerToken: false, cursor: '' };
@@ -420,18 +440,22 @@
       } else {
         actions.append(button('Deactivate', label, 'secondary', 'deactivate', tok));
       }
+      actions.append(button('Edit access', label, 'secondary', 'access', tok));
       actions.append(button('Rotate', label, 'secondary', 'rotate', tok));
       actions.append(button('Revoke', label, 'danger', 'revoke', tok));
     } else {
       actions.append('—');
     }
 
+    const access = document.createElement('span');
+    access.className = 'access';
+    access.textContent = accessSummary(tok);
     const id = document.createElement('span');
     id.textContent = tok.display_id || tok.id;
     id.title = tok.id;
     tr.append(
       cell('Token Id', 'col-id', id),
-      cell('Display Name', 'col-name', tok.name),
+      cell('Display Name', 'col-name', tok.name, access),
       cell('Role', 'col-role', roleName(tok.role)),
       cell('Status', 'col-status', badge),
       cell('Created (Local Time)', 'col-created', timeElement(tok.created_at, '—')),
@@ -464,6 +488,10 @@
   };
 
   async function onAction(action, tok, opener) {
+    if (action === 'access') {
+      openAccess(tok, opener);
+      return;
+    }
     const text = actionText[action];
     let body = text.body(tok);
     const own = tok.id === credentialTokenID();
@@ -589,6 +617,10 @@
     const req = { name, role: el.genRole.value };
     if (session.project) req.project_id = session.project;
     if (el.genExpiry.value) req.expires_in = el.genExpiry.value;
+    const scopes = splitList(el.genScopes.value);
+    if (scopes.length) req.scopes = scopes;
+    const ips = splitList(el.genIPs.value);
+    if (ips.length) req.allowed_ips = ips;
     el.genSubmit.disabled = true;
     try {
       const data = await api('POST', '', req);
@@ -602,6 +634,47 @@
       }
     } finally {
       el.genSubmit.disabled = false;
+    }
+  });
+
+  // --- Edit access: scopes and address ranges ------------------------------
+  let accessTok = null;
+  let accessOpener = null;
+  function openAccess(tok, opener) {
+    accessTok = tok;
+    accessOpener = opener;
+    el.accessText.textContent = 'Scopes and allowed IP ranges of ' + tokenLabel(tok) + '.';
+    el.accessScopes.value = (tok.scopes || []).join(', ');
+    el.accessIPs.value = (tok.allowed_ips || []).join('\n');
+    el.accessError.textContent = '';
+    el.accessDialog.showModal();
+    el.accessScopes.focus();
+  }
+  el.accessCancel.addEventListener('click', () => el.accessDialog.close());
+  el.accessDialog.addEventListener('close', () => {
+    if (!el.accessDialog.open && accessOpener && accessOpener.isConnected) accessOpener.focus();
+  });
+  el.accessForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const tok = accessTok;
+    if (!tok) return;
+    el.accessError.textContent = '';
+    el.accessSubmit.disabled = true;
+    try {
+      const data = await api('PATCH', '/' + encodeURIComponent(tok.id), {
+        scopes: splitList(el.accessScopes.value), allowed_ips: splitList(el.accessIPs.value),
+      });
+      accessOpener = null;
+      el.accessDialog.close();
+      await loadTokens({ keep: true, wantID: tok.id, focusAfter: () => focusRow(tok.id, 'access') });
+      showStatus(data.message || 'Done.');
+    } catch (e) {
+      if (!e.signedOut) {
+        el.accessError.textContent = e.message + (e.errors.length ? ' ' + e.errors.join('; ') : '');
+        el.accessScopes.focus();
+      }
+    } finally {
+      el.accessSubmit.disabled = false;
     }
   });
 
