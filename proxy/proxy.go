@@ -240,6 +240,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest, upstream *url.URL, st *reqS
 // goes without one, which an API that requires it refuses.
 func (h *Handler) assert(out http.Header, t *auth.Token, st *reqState) {
 	sub := identity.Subject{TokenID: t.ID, ProjectID: t.ProjectID, Role: t.Role.String()}
+	if t.Scopes != 0 {
+		sub.Scope = strings.Join(t.Scopes.Names(), " ")
+	}
 	jwt, err := h.asserter.Assertion(sub, h.now())
 	if err != nil {
 		h.log.Error("signing the identity assertion", "request_id", st.reqID, "err", err)

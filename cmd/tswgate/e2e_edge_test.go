@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/identity"
 	"github.com/tswgate/tswgate/proxy"
 	"github.com/tswgate/tswgate/webhook"
@@ -58,8 +59,21 @@ func TestE2EIdentityAssertion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Subject != acct.ID || c.ProjectID != testProject || c.Role != "accounting" {
+	if c.Subject != acct.ID || c.ProjectID != testProject || c.Role != "accounting" || c.Scope != "" {
 		t.Fatalf("claims %+v", c)
+	}
+
+	// A scoped token's assertion lists its permissions.
+	scoped, err := g.Admin.Create(context.Background(), tokenapi.CreateRequest{ProjectID: testProject, Role: "owner",
+		Name: "ci", Scopes: []string{"compute.read", "billing.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rememberSecret(scoped.Token)
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", scoped.Token, nil))
+	c, err = identity.Verify(up.MustLast(t).Header.Get(proxy.HeaderAssertion), keys, "https://gw.example", up.URL, time.Now(), 5*time.Second)
+	if err != nil || c.Subject != scoped.ID || c.Scope != "billing.read compute.read" {
+		t.Fatalf("scoped token's claims %+v, %v", c, err)
 	}
 }
 

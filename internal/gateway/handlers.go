@@ -119,6 +119,11 @@ func (g *Gateway) openListeners(upstream *url.URL, gate *auth.Gate, reg *prometh
 	g.health = proxy.NewHealth(pingerOf(g.store), g.cfg.StoreTimeout)
 	authn := &auth.Authenticator{Validator: g.valid, Hasher: g.hasher}
 	apiOpts := g.tokenAPIOptions(authn)
+	// Tokens bound to address ranges are checked on the token API against
+	// the same client address as on the proxy (TSWGATE_TRUSTED_PROXIES).
+	apiOpts.ClientAddr = func(r *http.Request) netip.Addr {
+		return proxy.ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], trusted)
+	}
 	public, err := g.publicHandler(handler, trusted, authn, apiOpts, jwks)
 	if err != nil {
 		return err
