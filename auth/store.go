@@ -109,6 +109,15 @@ type ActivityStore interface {
 	// WarnBefore is how long before its expiry a token is claimed as
 	// expiring.
 	WarnBefore() time.Duration
+	// ProjectPolicy returns the policy of a project; the zero policy when
+	// none is set.
+	ProjectPolicy(ctx context.Context, projectID int64) (ProjectPolicy, error)
+	// SetProjectPolicy stores the policy of a project (after
+	// ProjectPolicy.Validate); a zero policy (IsZero) removes it.
+	SetProjectPolicy(ctx context.Context, projectID int64, p ProjectPolicy) error
+	// ProjectPolicies returns every project's policy, by project id. The
+	// gateway reloads it periodically to apply project rate limits.
+	ProjectPolicies(ctx context.Context) (map[int64]ProjectPolicy, error)
 }
 
 // EventKind tells what an Event announces.
@@ -160,20 +169,28 @@ func (t *Token) Validate() error {
 	if t.PepperID == "" && !t.Revoked() {
 		errs = append(errs, errors.New("pepper id: missing"))
 	}
-	if t.RateLimit < 0 || math.IsNaN(t.RateLimit) || math.IsInf(t.RateLimit, 0) {
-		errs = append(errs, errors.New("rate limit: must be a finite number of requests per second, 0 or more"))
-	}
 	if t.RotatedTo != "" && (!ValidID(t.RotatedTo) || t.RotatedTo == t.ID) {
 		errs = append(errs, errors.New("rotated to: not the id of another token"))
 	}
 	errs = append(errs, t.validateRestrictions()...)
-	switch {
-	case t.RateBurst < 0:
-		errs = append(errs, errors.New("rate burst: must not be negative"))
-	case t.RateBurst > 0 && t.RateLimit == 0:
-		errs = append(errs, errors.New("rate burst: set without a rate limit"))
-	}
+	errs = append(errs, validateLimit(t.RateLimit, t.RateBurst, "rate burst")...)
 	return errors.Join(errs...)
+}
+
+// validateLimit checks a rate limit (requests per second, 0: none) and
+// its burst, whose field is named burstName in the messages.
+func validateLimit(rate float64, burst int, burstName string) []error {
+	var errs []error
+	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		errs = append(errs, errors.New("rate limit: must be a finite number of requests per second, 0 or more"))
+	}
+	switch {
+	case burst < 0:
+		errs = append(errs, errors.New(burstName+": must not be negative"))
+	case burst > 0 && rate == 0:
+		errs = append(errs, errors.New(burstName+": set without a rate limit"))
+	}
+	return errs
 }
 
 // ValidateUpdate checks that updated is a valid change of the live record

@@ -105,6 +105,8 @@ type Store struct {
 	watchers  map[*watcher]struct{}
 	// act holds usage, expiry claims and the audit trail (activity.go).
 	act *activity
+	// pol holds the project policies (policy.go).
+	pol *policies
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -157,6 +159,11 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.openActivity(opts.AuditMaxEvents); err != nil {
+		s.lock.Close()
+		return nil, err
+	}
+	if err := s.openPolicies(); err != nil {
+		s.closeActivity()
 		s.lock.Close()
 		return nil, err
 	}

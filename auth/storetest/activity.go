@@ -32,6 +32,7 @@ func runActivity(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
 	t.Run("CountsDrift", func(t *testing.T) { testCountsDrift(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("CountProject", func(t *testing.T) { testCountProject(t, open(t)) })
+	t.Run("ProjectPolicy", func(t *testing.T) { testProjectPolicy(t, open(t)) })
 }
 
 // testCountProject: CountProject counts a project's live tokens — created
