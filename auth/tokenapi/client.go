@@ -205,3 +205,38 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	return nil
 }
+
+// Policy reads a project's policy: with an admin key at
+// /v1/projects/{project}/policy, with an Owner token (project 0: its own)
+// at /v1/policy.
+func (c *Client) Policy(ctx context.Context, projectID int64) (Policy, error) {
+	var resp PolicyResponse
+	path := "/v1/projects/" + strconv.FormatInt(projectID, 10) + "/policy"
+	if !c.isAdminKey() {
+		path = "/v1/policy"
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &resp)
+	return resp.Policy, err
+}
+
+// SetPolicy replaces a project's policy (admin keys only).
+func (c *Client) SetPolicy(ctx context.Context, projectID int64, req PolicyRequest) (PolicyResponse, error) {
+	var resp PolicyResponse
+	err := c.do(ctx, http.MethodPut, "/v1/projects/"+strconv.FormatInt(projectID, 10)+"/policy", req, &resp)
+	return resp, err
+}
+
+// ClearPolicy removes a project's policy (admin keys only).
+func (c *Client) ClearPolicy(ctx context.Context, projectID int64) (PolicyResponse, error) {
+	var resp PolicyResponse
+	err := c.do(ctx, http.MethodDelete, "/v1/projects/"+strconv.FormatInt(projectID, 10)+"/policy", nil, &resp)
+	return resp, err
+}
+
+// Violations lists a project's live tokens that break its lifetime policy
+// (admin keys only).
+func (c *Client) Violations(ctx context.Context, projectID int64) (ViolationsResponse, error) {
+	var resp ViolationsResponse
+	err := c.do(ctx, http.MethodGet, "/v1/projects/"+strconv.FormatInt(projectID, 10)+"/policy/violations", nil, &resp)
+	return resp, err
+}

@@ -44,6 +44,14 @@ type Rotation struct {
 	// within its own.
 	Scopes     *auth.PermSet
 	AllowedIPs *[]netip.Prefix
+	// Lifetime, when above 0, is the successor's lifetime from Now;
+	// else it gets the old token's lifetime (none when the old one has
+	// no expiry).
+	Lifetime time.Duration
+	// Policy is the project's policy, whose lifetime rules the
+	// successor must meet: Rotate refuses (an error wrapping a refusal,
+	// nothing changed) a successor that breaks them.
+	Policy auth.ProjectPolicy
 	// Invalidate drops an id from this replica's cache; nil: none.
 	Invalidate func(id string)
 }
@@ -137,13 +145,20 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 			return nil, "", ref
 		}
 	}
-	if !old.ExpiresAt.IsZero() {
+	switch {
+	case rot.Lifetime > 0:
+		next.ExpiresAt = next.CreatedAt.Add(rot.Lifetime)
+	case !old.ExpiresAt.IsZero():
 		// The same lifetime as the old token, from now.
 		next.ExpiresAt = next.CreatedAt.Add(max(old.ExpiresAt.Sub(old.CreatedAt), time.Millisecond))
 	}
 	if notAfter := rot.NotAfter.UTC().Truncate(time.Millisecond); !rot.NotAfter.IsZero() &&
 		(next.ExpiresAt.IsZero() || next.ExpiresAt.After(notAfter)) {
 		next.ExpiresAt = notAfter
+	}
+	if ref := lifetimeRefusal(next.ProjectID, rot.Policy, next.CreatedAt, next.ExpiresAt); ref != nil {
+		ref.message += " A rotation takes expires_in for the new token's lifetime."
+		return nil, "", ref
 	}
 	effective := rot.Effective
 	if effective == nil {
@@ -217,6 +232,9 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	if !req.restrictions(w, old.Role, &rot) {
 		return
 	}
+	if rot.Policy, ok = a.policyOf(w, r, old.ProjectID); !ok {
+		return
+	}
 	if p.token != nil {
 		rot.NotAfter, rot.Ceiling, rot.Maker = p.token.ExpiresAt, a.effective(p.token), p.token
 	}
@@ -276,6 +294,13 @@ func (req *RotateRequest) restrictions(w http.ResponseWriter, role auth.Role, ro
 	if req.AllowedIPs != nil {
 		ps := parseRanges(*req.AllowedIPs, &problems)
 		rot.AllowedIPs = &ps
+	}
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
+		}
+		rot.Lifetime = d
 	}
 	if len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.", problems...)

@@ -125,6 +125,7 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("POST /v1/tokens/{id}/rotate", a.guard("token.rotate", a.rotate))
 	mux.HandleFunc("DELETE /v1/tokens/{id}", a.guard("token.revoke", a.revoke))
 	mux.HandleFunc("GET /v1/audit", a.guard("audit.read", a.readAudit))
+	a.routePolicies(mux)
 	mux.HandleFunc("/", a.guard("", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see the README's token API table.")
 	}))
@@ -209,6 +210,9 @@ type RotateRequest struct {
 	// one's.
 	Scopes     *[]string `json:"scopes,omitempty"`
 	AllowedIPs *[]string `json:"allowed_ips,omitempty"`
+	// ExpiresIn, when given (a Go duration such as "720h"), is the new
+	// token's lifetime; absent, it gets the old one's lifetime from now.
+	ExpiresIn string `json:"expires_in,omitempty"`
 }
 
 // Token is a token as the API shows it. Secret-bearing Token is set only in
@@ -352,6 +356,14 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	tok, problems := newRecord(&req, a.Now())
 	if len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The token request is invalid.", problems...)
+		return
+	}
+	pol, ok := a.policyOf(w, r, tok.ProjectID)
+	if !ok {
+		return
+	}
+	if ref := lifetimeRefusal(tok.ProjectID, pol, tok.CreatedAt, tok.ExpiresAt); ref != nil {
+		a.refuse(w, r, "token.create", p, tok.ProjectID, "", ref)
 		return
 	}
 	detail := fmt.Sprintf("%s token %q", tok.Role, tok.Name)
@@ -534,6 +546,11 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		project = tok.ProjectID
 		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
 		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, edit)
+	}
+	if req.ExpiresAt != nil || req.ExpiresIn != nil {
+		if edit, project, ok = a.expiryPolicy(w, r, action, id, project, edit); !ok {
+			return
+		}
 	}
 	var before auth.Token // the record the applied edit changed
 	tok, err := a.Store.Update(r.Context(), id, func(t *auth.Token) error {
