@@ -235,6 +235,7 @@ func setStatus(ctx context.Context, sub, status, doing string, args, environ []s
 func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	c := newTokenFlags("rotate")
 	grace := c.fs.Duration("grace", 0, "how long the old token keeps working, e.g. 1h (default: revoked at once)")
+	expiresIn := c.fs.Duration("expires-in", 0, "the new token's lifetime, e.g. 720h (default: the old token's)")
 	pos, err := c.parse(args, stdout)
 	if err != nil {
 		return err
@@ -246,7 +247,11 @@ func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	if err != nil {
 		return err
 	}
-	resp, err := client.Rotate(ctx, pos[0], tokenapi.RotateRequest{Grace: grace.String()})
+	req := tokenapi.RotateRequest{Grace: grace.String()}
+	if *expiresIn > 0 {
+		req.ExpiresIn = expiresIn.String()
+	}
+	resp, err := client.Rotate(ctx, pos[0], req)
 	if err != nil {
 		return fmt.Errorf("rotating the token: %w", err)
 	}
