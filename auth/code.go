@@ -67,6 +67,9 @@ const (
 	// CodeIPNotAllowed: the token may only be used from its address ranges
 	// (Token.AllowedIPs), and the client's address is in none of them.
 	CodeIPNotAllowed
+	// CodeProjectRateLimited: the token's project is over the limit all
+	// its tokens share (its project policy's rate limit).
+	CodeProjectRateLimited
 
 	numCodes
 )
@@ -96,6 +99,7 @@ var codeNames = [numCodes]string{
 	CodeClientClosed:         "client_closed",
 	CodeInvalidHeader:        "invalid_header",
 	CodeIPNotAllowed:         "ip_not_allowed",
+	CodeProjectRateLimited:   "project_rate_limited",
 }
 
 var codeMessages = [numCodes]string{
@@ -123,6 +127,7 @@ var codeMessages = [numCodes]string{
 	CodeClientClosed:         "The client closed the request before it was answered.",
 	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, and requests may not carry trailers.",
 	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",
+	CodeProjectRateLimited:   "Too many requests for this project: its tokens share a project limit; retry after the time in Retry-After.",
 }
 
 // String returns the code's stable wire name, e.g. "token_revoked".

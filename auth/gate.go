@@ -85,6 +85,24 @@ type LimitStatus struct {
 	// RetryAfter is, when refused, the time until a request would be
 	// admitted.
 	RetryAfter time.Duration
+	// Project is the status of the limit shared by all the token's
+	// project's tokens, when the project has one (Project.Enabled); the
+	// fields above are then the token's own limit (Rate 0: it has none).
+	// It is checked only when the token's own limit let the request pass.
+	Project ProjectLimitStatus
+}
+
+// ProjectLimitStatus is the status of a project-wide limit.
+type ProjectLimitStatus struct {
+	// Enabled is set when the token's project has a limit.
+	Enabled bool
+	// Over is set when the request was refused by it.
+	Over bool
+	// Rate, Limit, Remaining and Reset are as in LimitStatus, for the
+	// project's bucket.
+	Rate             float64
+	Limit, Remaining int
+	Reset            time.Duration
 }
 
 // Verdict is the outcome of a decision.
@@ -227,6 +245,9 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 			return v
 		case v.Limit.Enabled && !v.Limit.Allowed:
 			v.Code, v.RetryAfter = CodeRateLimited, v.Limit.RetryAfter
+			if v.Limit.Project.Over {
+				v.Code = CodeProjectRateLimited
+			}
 			return v
 		}
 	}

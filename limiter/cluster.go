@@ -99,6 +99,7 @@ type ClusterOptions struct {
 // leases and the debt outstanding. Safe for concurrent use.
 type Cluster struct {
 	policy    policy
+	projects  projectLimits
 	budget    Budget
 	leaseTime float64 // seconds
 	maxLease  int
@@ -196,21 +197,39 @@ func (c *Cluster) leaseSize(lim Limit) int {
 }
 
 // Allow takes one request of t's budget at now: from this replica's lease,
-// else from a new lease of the shared bucket.
+// else from a new lease of the shared bucket; then, if that let it pass,
+// one of its project's budget in the same way, when the project has a
+// limit (SetProjectLimits).
 func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
-	lim, shadow, ok := c.policy.limitOf(t)
-	if !ok {
-		return auth.LimitStatus{}
+	var st auth.LimitStatus
+	if lim, shadow, ok := c.policy.limitOf(t); ok {
+		st = c.allow(ctx, t.ID, lim, shadow, now)
+		if !st.Allowed {
+			return st
+		}
 	}
+	if pl, ok := c.projects.of(t.ProjectID); ok {
+		st = withProject(st, c.allow(ctx, pl.key, pl.lim, false, now))
+	}
+	return st
+}
+
+// SetProjectLimits replaces the project-wide limits, as Local's does; each
+// project's bucket is shared by every replica like a token's.
+func (c *Cluster) SetProjectLimits(limits map[int64]Limit) { c.projects.set(limits) }
+
+// allow takes one request of the budget of id (a token, or a project's
+// key) under lim.
+func (c *Cluster) allow(ctx context.Context, id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {
 	if c.down(now) {
-		return c.degraded(t.ID, lim, shadow, now)
+		return c.degraded(id, lim, shadow, now)
 	}
-	e := c.lockedEntry(t.ID)
+	e := c.lockedEntry(id)
 	defer e.mu.Unlock()
 	// Requests that queued behind a Take that failed decide alone too,
 	// rather than each waiting out its own timeout.
 	if c.down(now) {
-		return c.degraded(t.ID, lim, shadow, now)
+		return c.degraded(id, lim, shadow, now)
 	}
 	if e.lim != lim {
 		// A new limit is a new bucket (RedisBudget keys it by the limit).
@@ -219,8 +238,8 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 	}
 	e.last = now
 	if e.left == 0 && !now.Before(e.notBefore) {
-		if err := c.takeLease(ctx, e, t.ID, lim, now); err != nil {
-			return c.degraded(t.ID, lim, shadow, now)
+		if err := c.takeLease(ctx, e, id, lim, now); err != nil {
+			return c.degraded(id, lim, shadow, now)
 		}
 	}
 	st := auth.LimitStatus{Enabled: true, Rate: lim.Rate, Limit: lim.Burst, Shadow: shadow}

@@ -25,9 +25,10 @@ const shards = 64
 // proportional to the limited tokens active within one refill time. Local
 // is safe for concurrent use.
 type Local struct {
-	policy policy
-	seed   maphash.Seed
-	shards [shards]shard
+	policy   policy
+	projects projectLimits
+	seed     maphash.Seed
+	shards   [shards]shard
 }
 
 type shard struct {
@@ -53,15 +54,28 @@ func NewLocal(opts Options) *Local {
 	return l
 }
 
-// Allow takes one request from t's bucket at now. A token without a limit
+// Allow takes one request from t's bucket at now, then, if that let it
+// pass, from the bucket of t's project when the project has a limit
+// (SetProjectLimits). A token without a limit, in a project without one,
 // gets LimitStatus{} (Enabled false) without any bucket or lock.
 func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
-	lim, shadow, ok := l.policy.limitOf(t)
-	if !ok {
-		return auth.LimitStatus{}
+	var st auth.LimitStatus
+	if lim, shadow, ok := l.policy.limitOf(t); ok {
+		st = l.allow(t.ID, lim, shadow, now)
+		if !st.Allowed {
+			return st
+		}
 	}
-	return l.allow(t.ID, lim, shadow, now)
+	if pl, ok := l.projects.of(t.ProjectID); ok {
+		st = withProject(st, l.allow(pl.key, pl.lim, false, now))
+	}
+	return st
 }
+
+// SetProjectLimits replaces the project-wide limits: each project's
+// limit is shared by all its tokens, besides their own. A Rate of 0 means
+// none, a Burst of 0 ceil(Rate).
+func (l *Local) SetProjectLimits(limits map[int64]Limit) { l.projects.set(limits) }
 
 // allow takes one request from the bucket of id, at limit lim.
 func (l *Local) allow(id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {

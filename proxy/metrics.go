@@ -255,7 +255,7 @@ func (m *Metrics) optIn(v *auth.Verdict) {
 	o := outcomeAllowed
 	switch v.Code {
 	case auth.OK:
-	case auth.CodeRateLimited:
+	case auth.CodeRateLimited, auth.CodeProjectRateLimited:
 		o = outcomeRateLimited
 	default:
 		o = outcomeRefused

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/tswgate/tswgate/auth"
 )
@@ -21,25 +22,63 @@ import (
 // the burst, and the time the bucket takes to refill from empty
 // (burst/rate, rounded up).
 //
+// With a project-wide limit (s.Project), RateLimit-Policy and RateLimit
+// list both, "token" and "project", and RateLimit-Limit, -Remaining and
+// -Reset give the one with the less left (the project's when the token has
+// no limit of its own).
+//
 // Nothing is set for a token without a limit, or whose limit is in shadow
 // mode (a limit that is not enforced is not advertised).
 func setRateLimitHeaders(h http.Header, s *auth.LimitStatus) {
-	if !s.Enabled || s.Shadow {
+	if !s.Enabled || s.Shadow && !s.Project.Enabled {
 		return
 	}
-	reset := "0"
-	if s.Reset > 0 {
-		reset = retryAfterSeconds(s.Reset)
+	if s.Project.Enabled {
+		setBothLimitHeaders(h, s)
+		return
 	}
-	limit := strconv.Itoa(s.Limit)
-	remaining := strconv.Itoa(s.Remaining)
-	window := 1
-	if s.Rate > 0 {
-		window = max(1, int(math.Min(math.Ceil(float64(s.Limit)/s.Rate), math.MaxInt32)))
+	limit, remaining, reset, policy, state := limitFields("token", s.Rate, s.Limit, s.Remaining, s.Reset)
+	h["Ratelimit-Limit"] = []string{limit}
+	h["Ratelimit-Remaining"] = []string{remaining}
+	h["Ratelimit-Reset"] = []string{reset}
+	h["Ratelimit-Policy"] = []string{policy}
+	h["Ratelimit"] = []string{state}
+}
+
+// setBothLimitHeaders sets the fields of a token whose project has a
+// limit, besides its own (when it has one, not in shadow mode).
+func setBothLimitHeaders(h http.Header, s *auth.LimitStatus) {
+	p := &s.Project
+	limit, remaining, reset, policy, state := limitFields("project", p.Rate, p.Limit, p.Remaining, p.Reset)
+	if s.Rate > 0 && !s.Shadow {
+		tl, tr, tz, tp, ts := limitFields("token", s.Rate, s.Limit, s.Remaining, s.Reset)
+		policy, state = tp+", "+policy, ts+", "+state
+		if s.Remaining < p.Remaining {
+			limit, remaining, reset = tl, tr, tz
+		}
 	}
 	h["Ratelimit-Limit"] = []string{limit}
 	h["Ratelimit-Remaining"] = []string{remaining}
 	h["Ratelimit-Reset"] = []string{reset}
-	h["Ratelimit-Policy"] = []string{`"token";q=` + limit + `;w=` + strconv.Itoa(window)}
-	h["Ratelimit"] = []string{`"token";r=` + remaining + `;t=` + reset}
+	h["Ratelimit-Policy"] = []string{policy}
+	h["Ratelimit"] = []string{state}
+}
+
+// limitFields writes one limit's fields: its quota (the burst), what is
+// left, the seconds until whole, and its RateLimit-Policy and RateLimit
+// items named name.
+func limitFields(name string, rate float64, quota, left int, until time.Duration) (limit, remaining, reset, policy, state string) {
+	reset = "0"
+	if until > 0 {
+		reset = retryAfterSeconds(until)
+	}
+	limit = strconv.Itoa(quota)
+	remaining = strconv.Itoa(left)
+	window := 1
+	if rate > 0 {
+		window = max(1, int(math.Min(math.Ceil(float64(quota)/rate), math.MaxInt32)))
+	}
+	policy = `"` + name + `";q=` + limit + `;w=` + strconv.Itoa(window)
+	state = `"` + name + `";r=` + remaining + `;t=` + reset
+	return limit, remaining, reset, policy, state
 }

@@ -134,7 +134,7 @@ func Status(c auth.Code) int {
 		return http.StatusForbidden
 	case auth.CodeStoreUnavailable:
 		return http.StatusServiceUnavailable
-	case auth.CodeRateLimited, auth.CodeAuthRateLimited:
+	case auth.CodeRateLimited, auth.CodeAuthRateLimited, auth.CodeProjectRateLimited:
 		return http.StatusTooManyRequests
 	case auth.CodeUnknownRoute:
 		return http.StatusNotFound

@@ -130,7 +130,7 @@ func (v *Token) setUsage(u auth.TokenUsage) {
 		switch c {
 		case auth.OK:
 			v.Usage24h.Allowed += n
-		case auth.CodeRateLimited:
+		case auth.CodeRateLimited, auth.CodeProjectRateLimited:
 			v.Usage24h.RateLimited += n
 		default:
 			v.Usage24h.Refused[c.String()] += n

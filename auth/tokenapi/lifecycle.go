@@ -235,11 +235,15 @@ func (a *api) charge(w http.ResponseWriter, r *http.Request, action string, p *p
 		a.storeError(w, r, "rate limit", fmt.Errorf("%w: %w", auth.ErrUnavailable, auth.ErrLimitUnavailable))
 		return false
 	case st.Enabled && !st.Allowed:
-		a.refusedTarget(r, action, p, p.token.ProjectID, auth.CodeRateLimited.String(), pathID(r), "over its rate limit")
+		code, detail := auth.CodeRateLimited, "over its rate limit"
+		if st.Project.Over {
+			code, detail = auth.CodeProjectRateLimited, "over its project's rate limit"
+		}
+		a.refusedTarget(r, action, p, p.token.ProjectID, code.String(), pathID(r), detail)
 		secs := int(math.Ceil(st.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		writeError(w, http.StatusTooManyRequests, auth.CodeRateLimited.String(),
-			auth.CodeRateLimited.Message()+" Calls of the token API count against the token's rate limit.")
+		writeError(w, http.StatusTooManyRequests, code.String(),
+			code.Message()+" Calls of the token API count against the token's rate limit.")
 		return false
 	}
 	return true

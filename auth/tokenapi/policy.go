@@ -5,6 +5,7 @@ package tokenapi
 // and expiry edit is held to.
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -167,6 +168,9 @@ func (a *api) replacePolicy(w http.ResponseWriter, r *http.Request, project int6
 	if err := a.Store.SetProjectPolicy(r.Context(), project, pol); err != nil {
 		a.storeError(w, r, "set project policy", err)
 		return
+	}
+	if a.PolicyChanged != nil {
+		a.PolicyChanged(context.WithoutCancel(r.Context()))
 	}
 	detail := describePolicy(before) + " → " + describePolicy(pol)
 	p := principalOf(r)

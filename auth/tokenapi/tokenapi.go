@@ -82,6 +82,9 @@ type Options struct {
 	// (proxy.ClientAddr with its trusted proxies). Nil means the
 	// connection's peer (http.Request.RemoteAddr).
 	ClientAddr func(r *http.Request) netip.Addr
+	// PolicyChanged, when set, is called after a project's policy is set
+	// or cleared, so that this replica applies it at once.
+	PolicyChanged func(ctx context.Context)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives an audit line per change; nil discards them.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/tokenapi"
 )
 
 // startBackground starts the background loops, stopped by closeAll. The
@@ -31,6 +32,10 @@ func (g *Gateway) startBackground(ctx context.Context, countEvery time.Duration)
 			}
 		})
 	})
+	if err := g.loadProjectLimits(bgctx); err != nil {
+		g.log.Warn("project rate limits not loaded; retrying every "+tokenapi.PolicyRefresh.String(), slog.String("err", err.Error()))
+	}
+	g.bg.Go(func() { g.refreshProjectLimits(bgctx) })
 	g.bg.Go(func() { repeat(bgctx, time.Minute, func(now time.Time) { g.limiter.Sweep(now) }) })
 	// Often: an address spraying failures fills the guard quickly.
 	g.bg.Go(func() { repeat(bgctx, 10*time.Second, func(now time.Time) { g.guard.Sweep(now) }) })

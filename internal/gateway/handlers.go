@@ -5,6 +5,7 @@ package gateway
 // the metrics and health endpoints.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -253,7 +254,14 @@ func (g *Gateway) tokenAPIOptions(authn *auth.Authenticator) tokenapi.Options {
 			return tokenapi.Limit{Rate: l.Rate, Burst: l.Burst, Shadow: shadow}
 		},
 		MaxTokensPerProject: g.cfg.MaxTokensPerProject,
-		Logger:              g.log.With(slog.String("component", "token-api")),
+		// A project's new rate limit applies on this replica at once
+		// (on the others within tokenapi.PolicyRefresh).
+		PolicyChanged: func(ctx context.Context) {
+			if err := g.loadProjectLimits(ctx); err != nil {
+				g.log.Warn("project rate limits not reloaded after a change", slog.String("err", err.Error()))
+			}
+		},
+		Logger: g.log.With(slog.String("component", "token-api")),
 	}
 }
 
