@@ -474,7 +474,7 @@ func MustBeRefused(t testing.TB, r *response, code auth.Code) {
 	}
 	ra := r.Header.Get("Retry-After")
 	switch code {
-	case auth.CodeRateLimited, auth.CodeStoreUnavailable, auth.CodeAuthRateLimited:
+	case auth.CodeRateLimited, auth.CodeStoreUnavailable, auth.CodeAuthRateLimited, auth.CodeProjectRateLimited:
 		if n, err := parseSeconds(ra); err != nil || n < 1 {
 			t.Errorf("Retry-After = %q, want whole seconds >= 1", ra)
 		}
