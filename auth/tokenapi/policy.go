@@ -22,12 +22,14 @@ const codeLifetimePolicy = "lifetime_policy"
 // Policy is a project's policy as the API shows it. MaxLifetime is "90d"
 // or a Go duration ("36h0m0s"), "" when there is no bound.
 type Policy struct {
-	ProjectID     int64      `json:"project_id"`
-	MaxLifetime   string     `json:"max_lifetime,omitempty"`
-	RequireExpiry bool       `json:"require_expiry"`
-	RateLimit     float64    `json:"rate_limit,omitempty"`
-	Burst         int        `json:"burst,omitempty"`
-	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+	ProjectID   int64  `json:"project_id"`
+	MaxLifetime string `json:"max_lifetime,omitempty"`
+	// MaxLifetimeSeconds is MaxLifetime in seconds, for programs.
+	MaxLifetimeSeconds int64      `json:"max_lifetime_seconds,omitempty"`
+	RequireExpiry      bool       `json:"require_expiry"`
+	RateLimit          float64    `json:"rate_limit,omitempty"`
+	Burst              int        `json:"burst,omitempty"`
+	UpdatedAt          *time.Time `json:"updated_at,omitempty"`
 }
 
 // PolicyRequest is the body of PUT /v1/projects/{project}/policy: the
@@ -67,6 +69,7 @@ func PolicyView(project int64, p auth.ProjectPolicy) Policy {
 	v := Policy{ProjectID: project, RequireExpiry: p.RequireExpiry, RateLimit: p.RateLimit, Burst: p.Burst}
 	if p.MaxLifetime > 0 {
 		v.MaxLifetime = auth.FormatLifetime(p.MaxLifetime)
+		v.MaxLifetimeSeconds = int64(p.MaxLifetime / time.Second)
 	}
 	if !p.UpdatedAt.IsZero() {
 		at := p.UpdatedAt.UTC()

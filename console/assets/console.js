@@ -15,6 +15,8 @@
     return base + 'v1/tokens';
   }
   const API = apiBaseFor(location.pathname);
+  // The project policy endpoint, beside the tokens': /v1/policy.
+  const POLICY_API = API.slice(0, -'tokens'.length) + 'policy';
   document.documentElement.dataset.api = API;
 
   const TOKEN_RE = /^tsw_[0-9A-Za-z]{20}:tswsk_[0-9A-Za-z]{36}$/;
@@ -27,7 +29,7 @@
     alert: $('alert'), status: $('status'), who: $('who'), whoText: $('who-text'), signOut: $('sign-out'),
     signIn: $('sign-in'), signInForm: $('sign-in-form'), credential: $('credential'),
     signInProjectField: $('sign-in-project-field'), signInProject: $('sign-in-project'),
-    tokens: $('tokens'), tokensHeading: $('tokens-heading'), projectLabel: $('project-label'),
+    policy: $('policy'), tokens: $('tokens'), tokensHeading: $('tokens-heading'), projectLabel: $('project-label'),
     projectForm: $('project-form'), project: $('project'), tzNote: $('tz-note'),
     caption: $('token-caption'), rows: $('token-rows'), empty: $('empty'), more: $('more'), refresh: $('refresh'),
     genOpen: $('generate-open'), genDialog: $('generate-dialog'), genForm: $('generate-form'),
@@ -61,7 +63,7 @@
   }
 
   // --- Session ---------------------------------------------------------
-  const session = { credential: '', project: 0, ownerToken: false, cursor: '' };
+  const session = { credential: '', project: 0, ownerToken: false, cursor: '', policy: null };
 
   function storageGet(key) {
     try { return sessionStorage.getItem(key) || ''; } catch (e) { return ''; }
@@ -113,6 +115,10 @@
   }
 
   async function api(method, path, body) {
+    return apiAt(method, API + path, body);
+  }
+
+  async function apiAt(method, url, body) {
     const headers = { Authorization: 'Bearer ' + session.credential, Accept: 'application/json' };
     const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer' };
     if (body !== undefined) {
@@ -121,7 +127,7 @@
     }
     let resp;
     try {
-      resp = await fetch(API + path, init);
+      resp = await fetch(url, init);
     } catch (e) {
       throw new APIError(0, 'network_error', 'The gateway could not be reached. Check the connection and retry.', []);
     }
@@ -322,8 +328,9 @@
     el.refresh.disabled = true;
     el.rows.setAttribute('aria-busy', 'true');
     try {
-      const data = await api('GET', listQuery(''));
+      const [data, policy] = await Promise.all([api('GET', listQuery('')), loadPolicy()]);
       if (seq !== loadSeq) return false;
+      showPolicy(policy);
       const toks = Array.isArray(data.tokens) ? data.tokens.slice() : [];
       let cursor = data.next_cursor || '';
       const listed = (id) => toks.some((t) => t.id === id);
@@ -350,6 +357,46 @@
         el.rows.removeAttribute('aria-busy');
       }
     }
+  }
+
+  // loadPolicy reads the project's policy; null when it cannot (the list
+  // still shows).
+  async function loadPolicy() {
+    try {
+      const q = session.ownerToken ? '' : '?project_id=' + encodeURIComponent(String(session.project));
+      const data = await apiAt('GET', POLICY_API + q);
+      return data.policy || null;
+    } catch (e) {
+      if (e.signedOut) throw e;
+      return null;
+    }
+  }
+
+  function showPolicy(p) {
+    session.policy = p;
+    const rules = [];
+    if (p && p.max_lifetime) rules.push('tokens live at most ' + p.max_lifetime);
+    if (p && p.require_expiry) rules.push('tokens must expire');
+    if (p && p.rate_limit) rules.push('the project shares ' + p.rate_limit + ' requests/s (burst ' + (p.burst || Math.ceil(p.rate_limit)) + ')');
+    el.policy.hidden = rules.length === 0;
+    el.policy.textContent = rules.length ? 'Project policy: ' + rules.join('; ') + '.' : '';
+  }
+
+  // policyViolation says why tok breaks the project's lifetime policy, or
+  // '' (the rules of auth.ProjectPolicy.LifetimeViolation).
+  function policyViolation(tok) {
+    const p = session.policy;
+    if (!p || tok.revoked_at) return '';
+    const max = (p.max_lifetime_seconds || 0) * 1000;
+    if (!tok.expires_at) {
+      if (p.require_expiry) return 'No expiry, and the project requires one.';
+      if (max) return 'No expiry, and the project\'s maximum lifetime is ' + p.max_lifetime + '.';
+      return '';
+    }
+    if (max && Date.parse(tok.expires_at) - Date.parse(tok.created_at) > max) {
+      return 'Lives longer than the project\'s maximum of ' + p.max_lifetime + '.';
+    }
+    return '';
   }
 
   function appendTokens(data) {
@@ -450,6 +497,19 @@
     const access = document.createElement('span');
     access.className = 'access';
     access.textContent = accessSummary(tok);
+    const statusCell = cell('Status', 'col-status', badge);
+    const violation = policyViolation(tok);
+    if (violation) {
+      const v = document.createElement('span');
+      v.className = 'badge violation';
+      v.textContent = 'Breaks policy';
+      v.title = violation + ' It keeps working: rotate it with a shorter lifetime, or revoke it.';
+      const why = document.createElement('span');
+      why.className = 'vh';
+      why.textContent = ' (' + violation + ')';
+      v.append(why);
+      statusCell.append(' ', v);
+    }
     const id = document.createElement('span');
     id.textContent = tok.display_id || tok.id;
     id.title = tok.id;
@@ -457,7 +517,7 @@
       cell('Token Id', 'col-id', id),
       cell('Display Name', 'col-name', tok.name, access),
       cell('Role', 'col-role', roleName(tok.role)),
-      cell('Status', 'col-status', badge),
+      statusCell,
       cell('Created (Local Time)', 'col-created', timeElement(tok.created_at, '—')),
       usedCell,
       cell('Expires', 'col-expires', timeElement(tok.expires_at, 'Never')),
