@@ -711,15 +711,22 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context, g *testGateway
 // testConsoleAccess generates a token with scopes and address ranges in
 // the console, sees them in its row, and edits them there; the public
 // listener enforces each state.
-func testConsoleAccess(t *testing.T, browser context.Context, g *testGateway) {
-	tab := newTab(t, browser, 30*time.Second)
-	tab.do("signing in",
+// signInAdmin opens g's console on the admin listener and signs in with
+// the admin key, on project testProject.
+func (b *browserTab) signInAdmin(g *testGateway) {
+	b.t.Helper()
+	b.do("signing in",
 		chromedp.Navigate(g.AdminURL+"/console/"),
 		chromedp.WaitVisible(chromedp.ID("credential")),
 		chromedp.SendKeys(chromedp.ID("sign-in-project"), fmt.Sprint(testProject)),
 		chromedp.SendKeys(chromedp.ID("credential"), g.AdminKey()+"\n"),
 		chromedp.WaitVisible(chromedp.ID("token-rows")),
 	)
+}
+
+func testConsoleAccess(t *testing.T, browser context.Context, g *testGateway) {
+	tab := newTab(t, browser, 30*time.Second)
+	tab.signInAdmin(g)
 	tab.mu.Lock()
 	tab.expected400 = true // a bad permission is sent below
 	tab.mu.Unlock()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -27,13 +26,7 @@ func TestConsoleBrowserPolicy(t *testing.T) {
 	}
 
 	tab := newTab(t, browser, 30*time.Second)
-	tab.do("signing in",
-		chromedp.Navigate(g.AdminURL+"/console/"),
-		chromedp.WaitVisible(chromedp.ID("credential")),
-		chromedp.SendKeys(chromedp.ID("sign-in-project"), fmt.Sprint(testProject)),
-		chromedp.SendKeys(chromedp.ID("credential"), g.AdminKey()+"\n"),
-		chromedp.WaitVisible(chromedp.ID("token-rows")),
-	)
+	tab.signInAdmin(g)
 	tab.waitFor("the policy line", `!document.getElementById('policy').hidden && document.getElementById('policy').textContent === `+
 		jsString("Project policy: tokens live at most 90d; tokens must expire; the project shares 50 requests/s (burst 50)."))
 	badge := func(id string) string {
