@@ -185,6 +185,10 @@ type Config struct {
 	HSTSMaxAge time.Duration
 	// H2C accepts HTTP/2 over cleartext on the public listener.
 	H2C bool
+	// AdminMTLS is off, with_key or instead_of_key: client certificates
+	// on the admin listener, verified against AdminClientCA.
+	AdminMTLS     string
+	AdminClientCA string
 	// UpstreamCAFile verifies the upstream's certificate.
 	UpstreamCAFile string
 	// UpstreamClientCertFile and UpstreamClientKeyFile are the gateway's

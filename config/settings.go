@@ -550,6 +550,19 @@ var settings = []setting{
 	field(durationKind, "TSWGATE_HSTS_MAX_AGE", 0, func(c *Config) *time.Duration { return &c.HSTSMaxAge },
 		"With TLS, the max-age of the Strict-Transport-Security header on every answer (e.g. 8760h); 0 sends none.",
 		checkDuration(0, 2*8760*time.Hour, "8760h")),
+	field(wordKind, "TSWGATE_ADMIN_MTLS", "off", func(c *Config) *string { return &c.AdminMTLS },
+		"Client certificates on the admin listener, which then serves HTTPS with TSWGATE_TLS_CERT_FILE: off; with_key (a certificate "+
+			"signed by TSWGATE_ADMIN_CLIENT_CA is required, and the admin key or an Owner token as before); instead_of_key (such a "+
+			"certificate is required, and a request without Authorization is the admin).",
+		func(c *Config, v string, bad problem) {
+			checkOneOf("off", "with_key", "instead_of_key")(c, v, bad)
+			if v != "off" && (c.AdminClientCA == "" || c.TLSCertFile == "") {
+				bad("%s needs TSWGATE_ADMIN_CLIENT_CA and TSWGATE_TLS_CERT_FILE (with TSWGATE_TLS_KEY_FILE)", v)
+			}
+		}),
+	field(stringKind, "TSWGATE_ADMIN_CLIENT_CA", "", func(c *Config) *string { return &c.AdminClientCA },
+		"PEM bundle of the CAs whose client certificates the admin listener accepts (TSWGATE_ADMIN_MTLS).",
+		nil),
 	field(boolKind, "TSWGATE_H2C", false, func(c *Config) *bool { return &c.H2C },
 		"Without TLS, also accept HTTP/2 over cleartext (h2c, prior knowledge) on the public listener, for a trusted load balancer in front.",
 		nil),

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/tswgate/tswgate/identity"
 	"github.com/tswgate/tswgate/internal/edge"
@@ -66,6 +67,32 @@ func (g *Gateway) serverTLS() (*tls.Config, error) {
 		return nil, fmt.Errorf("TSWGATE_TLS_CERT_FILE, TSWGATE_TLS_KEY_FILE: %w", err)
 	}
 	return edge.ServerConfig(cf.GetCertificate, false), nil
+}
+
+// adminMTLS reports whether the admin listener requires client
+// certificates, and whether one stands in for the admin key.
+func (g *Gateway) adminMTLS() (on, insteadOfKey bool) {
+	mode := strings.ToLower(g.cfg.AdminMTLS)
+	return mode != "" && mode != "off", mode == "instead_of_key"
+}
+
+// adminTLS returns the admin listener's TLS configuration with client
+// certificates required (TSWGATE_ADMIN_MTLS), or nil for plain HTTP.
+func (g *Gateway) adminTLS() (*tls.Config, error) {
+	if on, _ := g.adminMTLS(); !on {
+		return nil, nil
+	}
+	c, err := g.serverTLS()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := edge.ClientCAs(g.cfg.AdminClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("TSWGATE_ADMIN_CLIENT_CA: %w", err)
+	}
+	c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	c.NextProtos = []string{"http/1.1"}
+	return c, nil
 }
 
 // upstreamTLS returns the TLS configuration toward the upstream (nil: the

@@ -189,6 +189,7 @@ func (g *Gateway) publicHandler(handler http.Handler, trusted []netip.Prefix, au
 func (g *Gateway) adminHandler(apiOpts tokenapi.Options) (http.Handler, error) {
 	adminOpts := apiOpts
 	adminOpts.AdminKeys = []string{g.adminKey}
+	_, adminOpts.ClientCertAdmin = g.adminMTLS()
 	api, err := tokenapi.New(adminOpts)
 	if err != nil {
 		return nil, err

@@ -42,10 +42,17 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
-	if role == "public" {
+	switch role {
+	case "public":
 		if err := g.publicEdge(srv); err != nil {
 			return err
 		}
+	case "admin":
+		tlsConf, err := g.adminTLS()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tlsConf
 	}
 	g.servers = append(g.servers, server{role: role, srv: srv})
 	return nil
