@@ -142,7 +142,9 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_HSTS_MAX_AGE", "8760h", nil, func(c *Config) { c.HSTSMaxAge = 8760 * time.Hour }},
 		{"TSWGATE_H2C", "true", nil, func(c *Config) { c.H2C = true }},
 		{"TSWGATE_ADMIN_MTLS", "with_key", []string{"TSWGATE_ADMIN_CLIENT_CA=ca.pem", "TSWGATE_TLS_CERT_FILE=c.pem", "TSWGATE_TLS_KEY_FILE=k.pem"},
-			func(c *Config) { c.AdminMTLS, c.AdminClientCA, c.TLSCertFile, c.TLSKeyFile = "with_key", "ca.pem", "c.pem", "k.pem" }},
+			func(c *Config) {
+				c.AdminMTLS, c.AdminClientCA, c.TLSCertFile, c.TLSKeyFile = "with_key", "ca.pem", "c.pem", "k.pem"
+			}},
 		{"TSWGATE_ADMIN_CLIENT_CA", "ca.pem", nil, func(c *Config) { c.AdminClientCA = "ca.pem" }},
 		{"TSWGATE_UPSTREAM_CA_FILE", "ca.pem", nil, func(c *Config) { c.UpstreamCAFile = "ca.pem" }},
 		{"TSWGATE_UPSTREAM_CLIENT_CERT_FILE", "c.pem", []string{"TSWGATE_UPSTREAM_CLIENT_KEY_FILE=k.pem"}, func(c *Config) {
