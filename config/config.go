@@ -204,6 +204,11 @@ type Config struct {
 	// AssertionIssuer is the assertions' iss claim.
 	AssertionIssuer string
 
+	// OTLPEndpoint is the collector traces go to ("": no tracing).
+	OTLPEndpoint string
+	// TraceSampleRatio is the share of requests traced.
+	TraceSampleRatio float64
+
 	// Webhooks delivers token events to registered endpoints.
 	Webhooks bool
 	// WebhookPrivateOperator lets operator endpoints use private addresses.

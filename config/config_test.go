@@ -157,6 +157,8 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_ASSERTION_KEY_FILES", "a.pem,b.pem", nil, func(c *Config) { c.AssertionKeyFiles = []string{"a.pem", "b.pem"} }},
 		{"TSWGATE_ASSERTION_TTL", "2m", nil, func(c *Config) { c.AssertionTTL = 2 * time.Minute }},
 		{"TSWGATE_ASSERTION_ISSUER", "https://gw.example", nil, func(c *Config) { c.AssertionIssuer = "https://gw.example" }},
+		{"TSWGATE_OTLP_ENDPOINT", "http://otel:4318", nil, func(c *Config) { c.OTLPEndpoint = "http://otel:4318" }},
+		{"TSWGATE_TRACE_SAMPLE_RATIO", "0.5", nil, func(c *Config) { c.TraceSampleRatio = 0.5 }},
 		{"TSWGATE_WEBHOOKS", "false", nil, func(c *Config) { c.Webhooks = false }},
 		{"TSWGATE_WEBHOOK_PRIVATE_OPERATOR", "false", nil, func(c *Config) { c.WebhookPrivateOperator = false }},
 		{"TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", "5", nil, func(c *Config) { c.WebhookRateLimitedThreshold = 5 }},

@@ -592,6 +592,23 @@ var settings = []setting{
 		"The iss claim of identity assertions (e.g. the gateway's public URL); their aud claim is TSWGATE_UPSTREAM_URL.",
 		nil),
 
+	field(stringKind, "TSWGATE_OTLP_ENDPOINT", "", func(c *Config) *string { return &c.OTLPEndpoint },
+		"OpenTelemetry collector (OTLP over HTTP) to send traces to, e.g. http://otel-collector:4318: a span per request with child spans "+
+			"for the decision, store reads, limiter leases and the upstream call, whose traceparent is sent upstream; trace ids go in the "+
+			"access log. Empty: no tracing, at no cost.",
+		func(c *Config, v string, bad problem) {
+			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+				bad("%q is not an http(s) URL; use e.g. http://otel-collector:4318", v)
+			}
+		}),
+	field(floatKind, "TSWGATE_TRACE_SAMPLE_RATIO", 0.1, func(c *Config) *float64 { return &c.TraceSampleRatio },
+		"Share of requests traced (0 to 1) when TSWGATE_OTLP_ENDPOINT is set; a request whose traceparent says sampled is always traced.",
+		func(c *Config, v float64, bad problem) {
+			if v < 0 || v > 1 {
+				bad("%g is not between 0 and 1; use e.g. 0.1", v)
+			}
+		}),
+
 	field(boolKind, "TSWGATE_WEBHOOKS", true, func(c *Config) *bool { return &c.Webhooks },
 		"Deliver signed webhooks (Standard Webhooks) of token events to the endpoints registered through the token API, from a durable queue "+
 			"(a Redis stream, or a file in TSWGATE_DATA_DIR).",

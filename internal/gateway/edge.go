@@ -4,6 +4,7 @@ package gateway
 // TLS toward clients and toward the upstream.
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/identity"
 	"github.com/tswgate/tswgate/internal/edge"
+	"github.com/tswgate/tswgate/internal/tracing"
 	"github.com/tswgate/tswgate/proxy"
 )
 
@@ -53,6 +56,28 @@ func (g *Gateway) newAssertion(upstream *url.URL) (proxy.Asserter, http.Handler,
 		return nil, nil, err
 	}
 	return signer, keys, nil
+}
+
+// newTracing starts exporting traces when TSWGATE_OTLP_ENDPOINT is set.
+func (g *Gateway) newTracing(ctx context.Context) error {
+	if g.cfg.OTLPEndpoint == "" {
+		return nil
+	}
+	t, err := tracing.New(ctx, tracing.Options{Endpoint: g.cfg.OTLPEndpoint, SampleRatio: g.cfg.TraceSampleRatio})
+	if err != nil {
+		return fmt.Errorf("TSWGATE_OTLP_ENDPOINT: %w", err)
+	}
+	g.tracing = t
+	return nil
+}
+
+// tracedStore returns the store reads of the validator, traced when
+// tracing is on.
+func (g *Gateway) tracedStore(s auth.Getter) auth.Getter {
+	if g.tracing == nil {
+		return s
+	}
+	return g.tracing.Getter(s)
 }
 
 // serverTLS returns the public listener's TLS configuration, or nil for

@@ -184,4 +184,11 @@ func (g *Gateway) closeAll() {
 	if g.rdb != nil {
 		_ = g.rdb.Close()
 	}
+	if g.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.tracing.Shutdown(ctx); err != nil {
+			g.log.Warn("exporting the last traces failed", slog.String("err", err.Error()))
+		}
+	}
 }
