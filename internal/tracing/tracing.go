@@ -23,6 +23,7 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/limiter"
+	"github.com/tswgate/tswgate/proxy"
 )
 
 // Options configure New.
@@ -125,17 +126,12 @@ func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// Decider is what the proxy asks to decide a request (auth.Gate).
-type Decider interface {
-	Decide(ctx context.Context, req *auth.Request, now time.Time) auth.Verdict
-}
-
 // Decider traces each decision as a span with its outcome.
-func (t *Tracing) Decider(d Decider) Decider { return decider{t: t, d: d} }
+func (t *Tracing) Decider(d proxy.Decider) proxy.Decider { return decider{t: t, d: d} }
 
 type decider struct {
 	t *Tracing
-	d Decider
+	d proxy.Decider
 }
 
 func (d decider) Decide(ctx context.Context, req *auth.Request, now time.Time) auth.Verdict {
