@@ -578,8 +578,8 @@ var settings = []setting{
 
 	field(boolKind, "TSWGATE_ASSERTION", true, func(c *Config) *bool { return &c.Assertion },
 		"Send a signed identity assertion (an ES256 JWT, header X-Tsw-Assertion) with every forwarded request, its keys published at "+
-			"/.well-known/jwks.json on the public listener. Keys come from TSWGATE_ASSERTION_KEY_FILES; with the embedded store and none "+
-			"given, one is generated into TSWGATE_DATA_DIR; with Redis and none given, no assertion is sent.",
+			"/.well-known/jwks.json on the public listener. Keys come from TSWGATE_ASSERTION_KEY_FILES; when none are given, one is "+
+			"generated: into TSWGATE_DATA_DIR with the embedded store, or into Redis sealed with TSWGATE_PEPPER, shared by the replicas.",
 		nil),
 	field(listKind, "TSWGATE_ASSERTION_KEY_FILES", nil, func(c *Config) *[]string { return &c.AssertionKeyFiles },
 		"PEM files of P-256 keys (comma-separated): the first signs, all are published. To rotate: add the new key second, then make it first, "+

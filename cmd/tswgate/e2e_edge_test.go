@@ -28,6 +28,7 @@ import (
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/identity"
+	"github.com/tswgate/tswgate/internal/redistest"
 	"github.com/tswgate/tswgate/proxy"
 	"github.com/tswgate/tswgate/webhook"
 	"github.com/tswgate/tswgate/webhook/webhookapi"
@@ -335,5 +336,36 @@ func TestE2EAdminMTLS(t *testing.T) {
 				t.Errorf("certificate alone: %d, %v; want %d", code, err, want)
 			}
 		})
+	}
+}
+
+// TestE2EAssertionKeySharedOnRedis: replicas on one Redis with no key
+// files share one assertion key, stored sealed (not readable from Redis).
+func TestE2EAssertionKeySharedOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	up := MustStartUpstream(t, nil)
+	a, b := MustStartGateway(t, up.URL, redisEnv(srv)...), MustStartGateway(t, up.URL, redisEnv(srv)...)
+	jwks := func(g *testGateway) string {
+		r := MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.URL+"/.well-known/jwks.json", "", nil))
+		if r.Status != 200 {
+			t.Fatalf("JWKS: %s", r)
+		}
+		return string(r.Body)
+	}
+	if ja, jb := jwks(a), jwks(b); ja != jb {
+		t.Fatalf("the replicas publish different keys:\n%s\n%s", ja, jb)
+	}
+	keys, err := identity.ParseJWKS([]byte(jwks(a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := a.MustCreateToken(t, testProject, "owner", "shared")
+	MustBeProxied(t, b.MustCall(t, "GET", "/v2/Instance", owner.Token, nil))
+	if _, err := identity.Verify(up.MustLast(t).Header.Get(proxy.HeaderAssertion), keys, "tswgate", up.URL, time.Now(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := srv.Client(t).Get(context.Background(), "tswgate:assertion:key:v1").Bytes()
+	if err != nil || bytes.Contains(raw, []byte("PRIVATE KEY")) || len(raw) < 100 {
+		t.Fatalf("the key in Redis: %d bytes, %v (it must be sealed)", len(raw), err)
 	}
 }

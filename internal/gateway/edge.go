@@ -47,8 +47,9 @@ func (g *Gateway) newAssertion(upstream *url.URL) (proxy.Asserter, http.Handler,
 			g.log.Info("generated the identity assertion key", slog.String("path", path))
 		}
 	default:
-		g.log.Info("no identity assertion: replicas must share its keys; set TSWGATE_ASSERTION_KEY_FILES to send one")
-		return nil, nil, nil
+		if keys, err = g.sharedAssertionKey(context.Background()); err != nil {
+			return nil, nil, fmt.Errorf("TSWGATE_ASSERTION: %w", err)
+		}
 	}
 	signer, err := identity.NewSigner(identity.Options{Keys: keys, Issuer: cfg.AssertionIssuer,
 		Audience: upstream.String(), TTL: cfg.AssertionTTL})
