@@ -85,6 +85,11 @@ type Options struct {
 	// PolicyChanged, when set, is called after a project's policy is set
 	// or cleared, so that this replica applies it at once.
 	PolicyChanged func(ctx context.Context)
+	// ClientCertAdmin admits a request without an Authorization header as
+	// the admin when it came over TLS with a client certificate that the
+	// listener verified (mTLS instead of the admin key). The listener must
+	// verify client certificates (tls.RequireAndVerifyClientCert).
+	ClientCertAdmin bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives an audit line per change; nil discards them.
