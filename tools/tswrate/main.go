@@ -33,7 +33,9 @@
 // stdout and to -out; progress goes to stderr. The exit status is 1 when
 // admitted/ideal is outside 95–110%, the limiter made more than one Redis
 // call per five requests, more than 0.1% of the requests got an answer
-// other than 200 or 429 rate_limited, or a replica's rate-limit counters
+// other than 200 or 429 rate_limited (project_rate_limited with -project,
+// which measures a project-wide limit set by the project's policy instead
+// of the token's own), or a replica's rate-limit counters
 // could not be read; 2 for a usage mistake. Every child process is
 // stopped before tswrate exits, and all traffic stays on 127.0.0.1.
 package main
@@ -64,6 +66,7 @@ type options struct {
 	Lease    time.Duration // TSWGATE_RATELIMIT_LEASE; 0 leaves the gateways' default
 	Out      string        // also write the Markdown here
 	Gateway  string        // prebuilt tswgate binary; empty means build ./cmd/tswgate
+	Project  bool          // the limit is the project's (its policy), not the token's own
 }
 
 // maxOffered bounds the offered load (requests per second, all replicas):
@@ -84,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Duration, "duration", time.Minute, "how long the load lasts")
 	fs.DurationVar(&o.Lease, "lease", 0, "TSWGATE_RATELIMIT_LEASE of the replicas (0: their default, 100ms)")
 	fs.StringVar(&o.Out, "out", "", "also write the Markdown report to `file`")
+	fs.BoolVar(&o.Project, "project", false, "make -rate and -burst the project's shared limit (its policy) instead of the token's own")
 	devtool.GatewayFlag(fs, &o.Gateway)
 	if _, err := devtool.ParseFlags(fs, args); err != nil {
 		return o, err

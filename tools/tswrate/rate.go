@@ -79,7 +79,7 @@ func run(ctx context.Context, o options, logw io.Writer) (_ *report, err error) 
 	}
 
 	logf("creating an Owner token limited to %g/s, burst %d, through replica 1's admin API", o.Rate, o.Burst)
-	cred, err := limitedToken(ctx, replicas[0].AdminClient(adminKey, devtool.LoopbackClient(1)), o.Rate, o.Burst)
+	cred, err := limitedToken(ctx, replicas[0].AdminClient(adminKey, devtool.LoopbackClient(1)), o.Rate, o.Burst, o.Project)
 	if err != nil {
 		return nil, err
 	}
@@ -173,10 +173,23 @@ func checkUntouched(before []counters) error {
 
 // limitedToken creates an Owner token of rateProject through admin, gives
 // it its own limit, and returns its credential.
-func limitedToken(ctx context.Context, admin *tokenapi.Client, rate float64, burst int) (string, error) {
+func limitedToken(ctx context.Context, admin *tokenapi.Client, rate float64, burst int, project bool) (string, error) {
 	t, err := devtool.CreateToken(ctx, admin, rateProject, "owner", "rate-accuracy")
 	if err != nil {
 		return "", fmt.Errorf("creating the token: %w", err)
+	}
+	if project {
+		// Replica 1 applies it at once; the others within
+		// tokenapi.PolicyRefresh: wait that out before the load.
+		if _, err := admin.SetPolicy(ctx, rateProject, tokenapi.PolicyRequest{RateLimit: rate, Burst: burst}); err != nil {
+			return "", fmt.Errorf("setting the project's limit: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(tokenapi.PolicyRefresh + time.Second):
+		}
+		return t.Token, nil
 	}
 	u, err := admin.Update(ctx, t.ID, tokenapi.UpdateRequest{RateLimit: &rate, Burst: &burst})
 	if err != nil {
@@ -282,7 +295,7 @@ func (l *replicaLoad) record(at, sent time.Time, took time.Duration, status int,
 		l.Admitted++
 		l.AdmittedLatency = append(l.AdmittedLatency, took)
 		return
-	case status == http.StatusTooManyRequests && code == "rate_limited":
+	case status == http.StatusTooManyRequests && (code == "rate_limited" || code == "project_rate_limited"):
 		l.Limited++
 		l.LimitedLatency = append(l.LimitedLatency, took)
 		return
