@@ -293,6 +293,16 @@ func TestE2ERefusals(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		refused(t, req, auth.CodeBodyTooLarge)
 	})
+	t.Run("project_rate_limited", func(t *testing.T) {
+		// e2e_policy_test.go has it shared by two tokens, on both stores.
+		limited := g.MustCreateToken(t, testProject+7, "owner", "project-limited")
+		if _, err := g.Admin.SetPolicy(context.Background(), testProject+7, tokenapi.PolicyRequest{RateLimit: 0.001, Burst: 1}); err != nil {
+			t.Fatal(err)
+		}
+		MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", limited.Token, nil))
+		refused(t, MustNewRequest(t, "GET", g.URL+"/v2/Instance", limited.Token, nil), auth.CodeProjectRateLimited)
+		covered[auth.CodeProjectRateLimited] = true
+	})
 	t.Run("rate_limited", func(t *testing.T) {
 		up := MustStartUpstream(t, nil)
 		g := MustStartGateway(t, up.URL, "TSWGATE_RATE_OWNER=1", "TSWGATE_BURST_OWNER=1")
