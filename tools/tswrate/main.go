@@ -130,6 +130,9 @@ func (o options) commandLine() string {
 	if o.Lease > 0 {
 		s += fmt.Sprintf(" -lease %v", o.Lease)
 	}
+	if o.Project {
+		s += " -project"
+	}
 	if o.Gateway != "" {
 		s += " -tswgate " + o.Gateway
 	}

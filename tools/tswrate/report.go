@@ -181,7 +181,11 @@ func (r *report) markdown() string {
 	}
 	w("| measure | value |\n")
 	w("| --- | ---: |\n")
-	w("| the token's limit | %g/s, burst %d |\n", o.Rate, o.Burst)
+	limit := "the token's limit"
+	if o.Project {
+		limit = "the project's limit (its policy)"
+	}
+	w("| %s | %g/s, burst %d |\n", limit, o.Rate, o.Burst)
 	w("| offered (%g × the limit, over %d replicas) | %g requests/s for %v |\n", o.Load, o.Replicas, offered, o.Duration)
 	w("| requests sent | %d over %.2f s (first to last) |\n", sent, elapsed.Seconds())
 	w("| admitted (200) | %d |\n", admitted)
