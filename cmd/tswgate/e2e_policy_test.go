@@ -115,3 +115,35 @@ func testProjectPolicy(t *testing.T, env []string) {
 		t.Fatal("after a restart, 5 requests passed a project limit with a burst of 4")
 	}
 }
+
+// TestE2ERedisProjectLimitAcrossReplicas sets a project limit through
+// replica A: replica B applies it within tokenapi.PolicyRefresh, and both
+// draw on one budget in Redis.
+func TestE2ERedisProjectLimitAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	up := MustStartUpstream(t, nil)
+	a := MustStartGateway(t, up.URL, redisEnv(srv)...)
+	b := MustStartGateway(t, up.URL, redisEnv(srv)...)
+	tok := a.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "shared"})
+	MustBeProxied(t, b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil))
+	if _, err := a.Admin.SetPolicy(context.Background(), testProject, tokenapi.PolicyRequest{RateLimit: 0.001, Burst: 2}); err != nil {
+		t.Fatalf("SetPolicy: %v", err)
+	}
+	var last *response
+	MustPoll(t, tokenapi.PolicyRefresh+5*time.Second, "B applying the project limit", func() (bool, string) {
+		last = b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		return strings.Contains(last.Header.Get("RateLimit-Policy"), `"project";q=2`), last.String()
+	})
+	// The budget is one: whatever B admitted, A admits at most the rest.
+	admitted := 1
+	for range 3 {
+		if r := a.MustCall(t, "GET", "/v2/Instance", tok.Token, nil); r.Status == http.StatusOK {
+			admitted++
+		} else {
+			MustBeRefused(t, r, auth.CodeProjectRateLimited)
+		}
+	}
+	if admitted > 2 {
+		t.Fatalf("replicas A and B admitted %d requests under a shared project burst of 2", admitted)
+	}
+}
