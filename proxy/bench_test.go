@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,8 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 // cannedTransport answers every round trip in memory, so the benchmarks
@@ -146,5 +150,36 @@ func BenchmarkProxyLoopback(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkRefusal is the gateway's side of an invalid-token flood: the
+// decision (stubbed out) refuses, and the handler answers the 401 with
+// the metrics and the access log on.
+func BenchmarkRefusal(b *testing.B) {
+	up, _ := url.Parse("http://upstream.invalid")
+	m, err := NewMetrics(prometheus.NewRegistry(), MetricsOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := NewBufferedWriter(io.Discard, 0, 0)
+	defer bw.Close()
+	refuseAll := func(context.Context, *auth.Request, time.Time) auth.Verdict {
+		return auth.Verdict{Code: auth.CodeInvalidToken, TokenID: "tsw_00000000000000000000"}
+	}
+	gw, err := New(Options{Decider: deciderFunc(refuseAll), Upstream: up, Transport: cannedTransport{}, Metrics: m,
+		AccessLog: NewJSONAccessLog(bw)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/v2/Instance?ProjectId=42", nil)
+		req.Header.Set("Authorization", "Bearer x")
+		rec := httptest.NewRecorder()
+		gw.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			b.Fatalf("status %d", rec.Code)
+		}
 	}
 }
