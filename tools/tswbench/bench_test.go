@@ -274,7 +274,11 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || o.Duration != 10*time.Second || o.Rounds != 3 || o.Conns != 64 {
 		t.Errorf("defaults = %+v, %v", o, err)
 	}
-	for _, args := range [][]string{{"-d", "1500ms"}, {"-rounds", "0"}, {"-c", "0"}, {"-gen", "ab"}, {"extra"}} {
+	o, err = parseFlags([]string{"-ref", "-gogc", "400"}, io.Discard)
+	if err != nil || o.Duration != 5*time.Second || !o.Ref || o.GOGC != "400" || !strings.HasSuffix(o.commandLine(), " -ref -gogc 400") {
+		t.Errorf("-ref -gogc 400 = %+v, %v", o, err)
+	}
+	for _, args := range [][]string{{"-d", "1500ms"}, {"-rounds", "0"}, {"-c", "0"}, {"-gen", "ab"}, {"extra"}, {"-gogc", "lots"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
 		}

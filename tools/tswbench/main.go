@@ -108,6 +108,9 @@ type options struct {
 	Ref bool
 	// Settings are extra TSWGATE_* settings for the gateway under test.
 	Settings settingList
+	// GOGC, when not empty, is the GOGC of both Go proxies (bare and
+	// tswgate), for measuring what the garbage collector costs.
+	GOGC string
 }
 
 // settingList collects repeated -set NAME=VALUE flags.
@@ -138,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test: -d 2s -rounds 1 unless given")
 	fs.BoolVar(&o.Redis, "redis", false, "run tswgate on a throwaway redis-server (Redis store, cluster-scope rate limits) instead of the embedded store")
 	fs.BoolVar(&o.Ref, "ref", false, "add nginx and haproxy as reference targets (apt-get installs them when root), an invalid-token flood and the p99 at half capacity; -d 5s unless given")
+	fs.StringVar(&o.GOGC, "gogc", "", "run the bare proxy and tswgate with GOGC=`value` (e.g. 400 or off)")
 	fs.Var(&o.Settings, "set", "extra gateway setting `TSWGATE_NAME=value` (repeatable), e.g. -set TSWGATE_ACCESS_LOG=false")
 	devtool.GatewayFlag(fs, &o.Gateway)
 	set, err := devtool.ParseFlags(fs, args)
@@ -164,6 +168,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-c %d: want 1 to 4096", o.Conns)
 	case o.Gen != "auto" && o.Gen != "wrk" && o.Gen != "go":
 		return o, fmt.Errorf("-gen %q: want wrk, go or auto", o.Gen)
+	case o.GOGC != "" && o.GOGC != "off" && !validGOGC(o.GOGC):
+		return o, fmt.Errorf("-gogc %q: want a percentage such as 400, or off", o.GOGC)
 	}
 	return o, nil
 }
@@ -179,6 +185,9 @@ func (o options) commandLine() string {
 	}
 	if o.Ref {
 		s += " -ref"
+	}
+	if o.GOGC != "" {
+		s += " -gogc " + o.GOGC
 	}
 	for _, kv := range o.Settings {
 		s += " -set " + shellJoin([]string{kv})
@@ -301,6 +310,9 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 			return nil, err
 		}
 	}
+	if o.GOGC != "" {
+		b.notes = append(b.notes, "Both Go proxies (bare and tswgate) ran with GOGC="+o.GOGC+".")
+	}
 	if note := cacheNote(ctx, "http://"+st.metricsAddr+"/metrics"); note != "" {
 		b.notes = append(b.notes, note)
 	}
@@ -352,7 +364,11 @@ func (b *bench) startServers(ctx context.Context, gateBin string) (*stand, error
 		return nil, err
 	}
 	upURL := "http://" + upAddr
-	bare, err := b.startServer("bareproxy", b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL)
+	var bareEnv []string // nil: tswbench's own
+	if b.opts.GOGC != "" {
+		bareEnv = append(os.Environ(), "GOGC="+b.opts.GOGC)
+	}
+	bare, err := b.procs.Start("bareproxy", bareEnv, b.pin.command(serverCPU, []string{b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL})...)
 	if err != nil {
 		return nil, err
 	}
@@ -536,6 +552,9 @@ func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *devt
 	fail := func(err error) (*devtool.Child, string, string, string, error) { return nil, "", "", "", err }
 	dataDir := filepath.Join(b.tmp, "data")
 	env := append([]string{"TSWGATE_UPSTREAM_URL=" + upURL, "TSWGATE_LOG_LEVEL=warn"}, b.opts.Settings...)
+	if b.opts.GOGC != "" {
+		env = append(env, "GOGC="+b.opts.GOGC)
+	}
 	adminKey := ""
 	if b.opts.Redis {
 		dir := filepath.Join(b.tmp, "redis")
@@ -636,6 +655,12 @@ func checkTarget(ctx context.Context, t target, token string) error {
 		}
 	}
 	return nil
+}
+
+// validGOGC reports whether s is a GOGC percentage.
+func validGOGC(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n <= 100000
 }
 
 // shellJoin renders argv for a shell, quoting where needed.
