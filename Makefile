@@ -59,9 +59,11 @@ bench-load:
 
 # Against nginx and haproxy as references (apt-get installs them when
 # root): valid token, invalid-token flood, p99 at half capacity, as
-# ratios to nginx (about 3 minutes). docs/performance.md has its figures.
+# ratios to nginx (about 3 minutes each), with the defaults and then on
+# Redis with a cluster-scope limit. docs/performance.md has the figures.
 bench-ref:
 	$(GO) run ./tools/tswbench -ref -rounds 3
+	$(GO) run ./tools/tswbench -ref -rounds 3 -redis -set TSWGATE_RATE_OWNER=1000000
 
 # Revocation lag across 3 replicas on one throwaway Redis (loopback).
 LAGFLAGS ?=
