@@ -150,9 +150,10 @@ func UnixMinute(t time.Time) int64 {
 
 // Audit actor kinds and outcomes.
 const (
-	ActorAdminKey = "admin_key"
-	ActorToken    = "token"
-	ActorSystem   = "system"
+	ActorAdminKey   = "admin_key"
+	ActorToken      = "token"
+	ActorSystem     = "system"
+	ActorClientCert = "client_cert" // an admin by its TLS client certificate
 
 	OutcomeOK      = "ok"
 	OutcomeRefused = "refused"

@@ -185,6 +185,10 @@ type Config struct {
 	HSTSMaxAge time.Duration
 	// H2C accepts HTTP/2 over cleartext on the public listener.
 	H2C bool
+	// AdminMTLS is off, with_key or instead_of_key: client certificates
+	// on the admin listener, verified against AdminClientCA.
+	AdminMTLS     string
+	AdminClientCA string
 	// UpstreamCAFile verifies the upstream's certificate.
 	UpstreamCAFile string
 	// UpstreamClientCertFile and UpstreamClientKeyFile are the gateway's
@@ -199,6 +203,11 @@ type Config struct {
 	AssertionTTL time.Duration
 	// AssertionIssuer is the assertions' iss claim.
 	AssertionIssuer string
+
+	// OTLPEndpoint is the collector traces go to ("": no tracing).
+	OTLPEndpoint string
+	// TraceSampleRatio is the share of requests traced.
+	TraceSampleRatio float64
 
 	// Webhooks delivers token events to registered endpoints.
 	Webhooks bool

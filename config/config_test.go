@@ -141,6 +141,11 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_TLS_KEY_FILE", "k.pem", []string{"TSWGATE_TLS_CERT_FILE=c.pem"}, func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }},
 		{"TSWGATE_HSTS_MAX_AGE", "8760h", nil, func(c *Config) { c.HSTSMaxAge = 8760 * time.Hour }},
 		{"TSWGATE_H2C", "true", nil, func(c *Config) { c.H2C = true }},
+		{"TSWGATE_ADMIN_MTLS", "with_key", []string{"TSWGATE_ADMIN_CLIENT_CA=ca.pem", "TSWGATE_TLS_CERT_FILE=c.pem", "TSWGATE_TLS_KEY_FILE=k.pem"},
+			func(c *Config) {
+				c.AdminMTLS, c.AdminClientCA, c.TLSCertFile, c.TLSKeyFile = "with_key", "ca.pem", "c.pem", "k.pem"
+			}},
+		{"TSWGATE_ADMIN_CLIENT_CA", "ca.pem", nil, func(c *Config) { c.AdminClientCA = "ca.pem" }},
 		{"TSWGATE_UPSTREAM_CA_FILE", "ca.pem", nil, func(c *Config) { c.UpstreamCAFile = "ca.pem" }},
 		{"TSWGATE_UPSTREAM_CLIENT_CERT_FILE", "c.pem", []string{"TSWGATE_UPSTREAM_CLIENT_KEY_FILE=k.pem"}, func(c *Config) {
 			c.UpstreamClientCertFile, c.UpstreamClientKeyFile = "c.pem", "k.pem"
@@ -152,6 +157,8 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_ASSERTION_KEY_FILES", "a.pem,b.pem", nil, func(c *Config) { c.AssertionKeyFiles = []string{"a.pem", "b.pem"} }},
 		{"TSWGATE_ASSERTION_TTL", "2m", nil, func(c *Config) { c.AssertionTTL = 2 * time.Minute }},
 		{"TSWGATE_ASSERTION_ISSUER", "https://gw.example", nil, func(c *Config) { c.AssertionIssuer = "https://gw.example" }},
+		{"TSWGATE_OTLP_ENDPOINT", "http://otel:4318", nil, func(c *Config) { c.OTLPEndpoint = "http://otel:4318" }},
+		{"TSWGATE_TRACE_SAMPLE_RATIO", "0.5", nil, func(c *Config) { c.TraceSampleRatio = 0.5 }},
 		{"TSWGATE_WEBHOOKS", "false", nil, func(c *Config) { c.Webhooks = false }},
 		{"TSWGATE_WEBHOOK_PRIVATE_OPERATOR", "false", nil, func(c *Config) { c.WebhookPrivateOperator = false }},
 		{"TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", "5", nil, func(c *Config) { c.WebhookRateLimitedThreshold = 5 }},
@@ -308,6 +315,7 @@ func TestValidateBounds(t *testing.T) {
 		{"cache ttl max", func(c *Config) { c.CacheTTL = 10 * time.Minute }, ""},
 		{"TLS cert without key", func(c *Config) { c.TLSCertFile = "c.pem" }, "TSWGATE_TLS_CERT_FILE: needs TSWGATE_TLS_KEY_FILE too; set both or neither"},
 		{"TLS key without cert", func(c *Config) { c.TLSKeyFile = "k.pem" }, "TSWGATE_TLS_KEY_FILE: needs TSWGATE_TLS_CERT_FILE too"},
+		{"admin mTLS without a CA", func(c *Config) { c.AdminMTLS = "instead_of_key" }, "TSWGATE_ADMIN_MTLS: instead_of_key needs TSWGATE_ADMIN_CLIENT_CA"},
 		{"cache ttl over max", func(c *Config) { c.CacheTTL = 10*time.Minute + time.Second }, "TSWGATE_CACHE_TTL: 10m1s is too long; use at most 10m"},
 		{"cache ttl zero", func(c *Config) { c.CacheTTL = 0 }, "TSWGATE_CACHE_TTL: must be greater than 0"},
 		{"negative ttl equal", func(c *Config) { c.NegativeCacheTTL = c.CacheTTL }, ""},

@@ -550,6 +550,19 @@ var settings = []setting{
 	field(durationKind, "TSWGATE_HSTS_MAX_AGE", 0, func(c *Config) *time.Duration { return &c.HSTSMaxAge },
 		"With TLS, the max-age of the Strict-Transport-Security header on every answer (e.g. 8760h); 0 sends none.",
 		checkDuration(0, 2*8760*time.Hour, "8760h")),
+	field(wordKind, "TSWGATE_ADMIN_MTLS", "off", func(c *Config) *string { return &c.AdminMTLS },
+		"Client certificates on the admin listener, which then serves HTTPS with TSWGATE_TLS_CERT_FILE: off; with_key (a certificate "+
+			"signed by TSWGATE_ADMIN_CLIENT_CA is required, and the admin key or an Owner token as before); instead_of_key (such a "+
+			"certificate is required, and a request without Authorization is the admin).",
+		func(c *Config, v string, bad problem) {
+			checkOneOf("off", "with_key", "instead_of_key")(c, v, bad)
+			if v != "off" && (c.AdminClientCA == "" || c.TLSCertFile == "") {
+				bad("%s needs TSWGATE_ADMIN_CLIENT_CA and TSWGATE_TLS_CERT_FILE (with TSWGATE_TLS_KEY_FILE)", v)
+			}
+		}),
+	field(stringKind, "TSWGATE_ADMIN_CLIENT_CA", "", func(c *Config) *string { return &c.AdminClientCA },
+		"PEM bundle of the CAs whose client certificates the admin listener accepts (TSWGATE_ADMIN_MTLS).",
+		nil),
 	field(boolKind, "TSWGATE_H2C", false, func(c *Config) *bool { return &c.H2C },
 		"Without TLS, also accept HTTP/2 over cleartext (h2c, prior knowledge) on the public listener, for a trusted load balancer in front.",
 		nil),
@@ -565,8 +578,8 @@ var settings = []setting{
 
 	field(boolKind, "TSWGATE_ASSERTION", true, func(c *Config) *bool { return &c.Assertion },
 		"Send a signed identity assertion (an ES256 JWT, header X-Tsw-Assertion) with every forwarded request, its keys published at "+
-			"/.well-known/jwks.json on the public listener. Keys come from TSWGATE_ASSERTION_KEY_FILES; with the embedded store and none "+
-			"given, one is generated into TSWGATE_DATA_DIR; with Redis and none given, no assertion is sent.",
+			"/.well-known/jwks.json on the public listener. Keys come from TSWGATE_ASSERTION_KEY_FILES; when none are given, one is "+
+			"generated: into TSWGATE_DATA_DIR with the embedded store, or into Redis sealed with TSWGATE_PEPPER, shared by the replicas.",
 		nil),
 	field(listKind, "TSWGATE_ASSERTION_KEY_FILES", nil, func(c *Config) *[]string { return &c.AssertionKeyFiles },
 		"PEM files of P-256 keys (comma-separated): the first signs, all are published. To rotate: add the new key second, then make it first, "+
@@ -578,6 +591,23 @@ var settings = []setting{
 	field(stringKind, "TSWGATE_ASSERTION_ISSUER", "tswgate", func(c *Config) *string { return &c.AssertionIssuer },
 		"The iss claim of identity assertions (e.g. the gateway's public URL); their aud claim is TSWGATE_UPSTREAM_URL.",
 		nil),
+
+	field(stringKind, "TSWGATE_OTLP_ENDPOINT", "", func(c *Config) *string { return &c.OTLPEndpoint },
+		"OpenTelemetry collector (OTLP over HTTP) to send traces to, e.g. http://otel-collector:4318: a span per request with child spans "+
+			"for the decision, store reads, limiter leases and the upstream call, whose traceparent is sent upstream; trace ids go in the "+
+			"access log. Empty: no tracing, at no cost.",
+		func(c *Config, v string, bad problem) {
+			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+				bad("%q is not an http(s) URL; use e.g. http://otel-collector:4318", v)
+			}
+		}),
+	field(floatKind, "TSWGATE_TRACE_SAMPLE_RATIO", 0.1, func(c *Config) *float64 { return &c.TraceSampleRatio },
+		"Share of requests traced (0 to 1) when TSWGATE_OTLP_ENDPOINT is set; a request whose traceparent says sampled is always traced.",
+		func(c *Config, v float64, bad problem) {
+			if v < 0 || v > 1 {
+				bad("%g is not between 0 and 1; use e.g. 0.1", v)
+			}
+		}),
 
 	field(boolKind, "TSWGATE_WEBHOOKS", true, func(c *Config) *bool { return &c.Webhooks },
 		"Deliver signed webhooks (Standard Webhooks) of token events to the endpoints registered through the token API, from a durable queue "+

@@ -133,6 +133,32 @@ func LoadOrCreateKeyFile(path string) (ks *KeySet, created bool, err error) {
 	return ks, true, err
 }
 
+// GenerateKeyPEM returns a new P-256 signing key as PKCS #8 PEM.
+func GenerateKeyPEM() ([]byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("identity: generating a key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("identity: encoding the key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// KeySetFromPEM returns the key set that signs with the private key in
+// data (and publishes its public key).
+func KeySetFromPEM(data []byte) (*KeySet, error) {
+	priv, _, err := parsePEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if priv == nil {
+		return nil, errors.New("identity: not a private key")
+	}
+	return NewKeySet(priv)
+}
+
 // parsePEM reads one P-256 key, private or public.
 func parsePEM(data []byte) (*ecdsa.PrivateKey, *ecdsa.PublicKey, error) {
 	block, _ := pem.Decode(data)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -40,6 +41,8 @@ type AccessEntry struct {
 	RateLimit string
 	// Client is the client address (invalid when not determined).
 	Client netip.Addr
+	// TraceID is the request's trace (zero when it is not traced).
+	TraceID [16]byte
 }
 
 // JSONAccessLog writes each entry as one JSON object per line, with the
@@ -104,6 +107,11 @@ func appendAccessJSON(b []byte, e *AccessEntry) []byte {
 		} else {
 			b = appendJSONString(b, e.Client.String()) // a zone is free text
 		}
+	}
+	if e.TraceID != ([16]byte{}) {
+		b = append(b, `,"trace_id":"`...)
+		b = hex.AppendEncode(b, e.TraceID[:])
+		b = append(b, '"')
 	}
 	return append(b, "}\n"...)
 }
@@ -181,15 +189,19 @@ func (l SlogAccessLog) LogAccess(e *AccessEntry) {
 		slog.String("code", e.Code),
 		slog.Float64("gateway_ms", float64(e.Gateway.Microseconds())/1000),
 		slog.Float64("upstream_ms", float64(e.Upstream.Microseconds())/1000),
-		{}, {},
+		{}, {}, {},
 	}
-	n := len(attrs) - 2
+	n := len(attrs) - 3
 	if e.RateLimit != "" {
 		attrs[n] = slog.String("ratelimit", e.RateLimit)
 		n++
 	}
 	if e.Client.IsValid() {
 		attrs[n] = slog.String("client", e.Client.String())
+		n++
+	}
+	if e.TraceID != ([16]byte{}) {
+		attrs[n] = slog.String("trace_id", hex.EncodeToString(e.TraceID[:]))
 		n++
 	}
 	l.L.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)

@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/identity"
 )
@@ -454,6 +456,9 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 	}
 	if v.Limit.Enabled {
 		e.RateLimit = decisionNames[decision(&v.Limit)]
+	}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.IsSampled() {
+		e.TraceID = sc.TraceID()
 	}
 	h.access.LogAccess(e)
 }

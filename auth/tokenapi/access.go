@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,6 +79,9 @@ func looksLikeToken(header string) bool {
 
 func (a *api) keyPrincipal(w http.ResponseWriter, r *http.Request, action, header string) *principal {
 	const scheme = "bearer "
+	if header == "" && a.ClientCertAdmin && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return &principal{kind: auth.ActorClientCert, actor: certName(r.TLS.VerifiedChains[0][0])}
+	}
 	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate-admin"`)
 		msg := "Send the admin key as Authorization: Bearer <key> (TSWGATE_ADMIN_KEY)"
@@ -417,4 +421,11 @@ func (a *api) appendAudit(ctx context.Context, ev auth.AuditEvent) {
 			slog.String("action", ev.Action), slog.String("token_id", ev.TokenID),
 			slog.String("err", auth.RedactSecrets(err.Error())))
 	}
+}
+
+// certName names a client certificate in the audit trail: its subject's
+// common name and the first 8 hex digits of its SHA-256.
+func certName(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return c.Subject.CommonName + "/" + hex.EncodeToString(sum[:4])
 }

@@ -82,6 +82,11 @@ type Options struct {
 	// (proxy.ClientAddr with its trusted proxies). Nil means the
 	// connection's peer (http.Request.RemoteAddr).
 	ClientAddr func(r *http.Request) netip.Addr
+	// ClientCertAdmin admits a request without an Authorization header as
+	// the admin when it came over TLS with a client certificate that the
+	// listener verified (mTLS instead of the admin key). The listener must
+	// verify client certificates (tls.RequireAndVerifyClientCert).
+	ClientCertAdmin bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives an audit line per change; nil discards them.

@@ -25,7 +25,7 @@ type command struct {
 // docs/token-api.md shows the same usage.
 var commands = []command{
 	{"serve", "[--config FILE] [--check]", "run the gateway (settings: README, TSWGATE_* variables)", serve},
-	{"quickstart", "", "run it in front of a stand-in API, with two tokens to try", quickstart},
+	{"quickstart", "[--tls]", "run it in front of a stand-in API, with two tokens to try", quickstart},
 	{"token create", "--project ID --role owner|accounting --name NAME [--expires-in 720h]\n[--scopes P,...] [--allow-ip CIDR]... [-o json]", "", tokenCreate},
 	{"token list", "--project ID [--status active|inactive] [--role owner|accounting]\n[--limit N [--cursor C]] [-o json]",
 		"every page, or one page of N with --limit", tokenList},

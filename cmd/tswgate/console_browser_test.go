@@ -36,6 +36,7 @@ import (
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/internal/redistest"
+	"github.com/tswgate/tswgate/webhook/webhookapi"
 )
 
 // browserTimeZone is the time zone the browser is told it is in: the page
@@ -310,6 +311,11 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("scopes and address ranges", func(t *testing.T) {
 		up := MustStartUpstream(t, nil)
 		testConsoleAccess(t, browser, MustStartGateway(t, up.URL))
+	})
+
+	t.Run("webhooks", func(t *testing.T) {
+		up := MustStartUpstream(t, nil)
+		testConsoleWebhooks(t, browser, MustStartGateway(t, up.URL))
 	})
 
 	t.Run("owner token, public listener", func(t *testing.T) {
@@ -767,5 +773,33 @@ func testConsoleAccess(t *testing.T, browser context.Context, g *testGateway) {
 	shown, err := g.Admin.Get(context.Background(), id)
 	if err != nil || !slices.Equal(shown.Scopes, []string{"billing.read", "compute.read"}) || !slices.Equal(shown.AllowedIPs, []string{"10.0.0.0/8"}) {
 		t.Errorf("the API shows %+v, %v", shown, err)
+	}
+}
+
+// testConsoleWebhooks: an Owner token's console on the public listener
+// shows its project's webhook endpoint and the delivery of a token event,
+// and no endpoint secret.
+func testConsoleWebhooks(t *testing.T, browser context.Context, g *testGateway) {
+	hooks := &webhookapi.Client{API: g.Admin, ProjectID: testProject}
+	// A public address that cannot be reached here: the delivery stays
+	// retrying, which is what the table should show.
+	ep, err := hooks.Create(context.Background(), webhookapi.CreateRequest{URL: "https://8.8.8.8/tswgate-hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := g.MustCreateToken(t, testProject, "owner", "hooked") // token.created, queued for ep
+	tab := newTab(t, browser, 40*time.Second)
+	tab.do("signing in with the Owner token on the public listener",
+		chromedp.Navigate(g.URL+gateway.PublicConsolePrefix),
+		chromedp.WaitVisible(chromedp.ID("credential")),
+		chromedp.SendKeys(chromedp.ID("credential"), owner.Token),
+		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
+	)
+	endpoint := `document.querySelector('#hooks:not([hidden]) [data-endpoint=` + jsString(ep.ID) + `]')`
+	tab.waitFor("the endpoint and its token.created delivery", endpoint+` && `+
+		endpoint+`.textContent.includes('https://8.8.8.8/tswgate-hook') && `+
+		endpoint+`.querySelector('tr[data-delivery]') && `+endpoint+`.textContent.includes('token.created')`)
+	if n := mustRun(tab, "secrets on the page", chromedp.Evaluate[int](`document.body.innerHTML.split('whsec_').length - 1`)); n != 0 {
+		t.Errorf("the page shows %d endpoint secrets", n)
 	}
 }

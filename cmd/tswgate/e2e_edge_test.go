@@ -28,6 +28,7 @@ import (
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/identity"
+	"github.com/tswgate/tswgate/internal/redistest"
 	"github.com/tswgate/tswgate/proxy"
 	"github.com/tswgate/tswgate/webhook"
 	"github.com/tswgate/tswgate/webhook/webhookapi"
@@ -250,4 +251,121 @@ func TestE2EWebhooksAndPublicRevoke(t *testing.T) {
 	}
 	rc.await(t, webhook.TypeTokenLeaked)
 	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", tok.Token, nil), auth.CodeTokenRevoked)
+}
+
+// testCA is a certificate authority for client certificates.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "ops CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	return &testCA{cert: cert, key: key, file: file}
+}
+
+// client returns a TLS client certificate signed by the CA.
+func (ca *testCA) client(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestE2EAdminMTLS: the admin listener may require client certificates,
+// in addition to the admin key or instead of it.
+func TestE2EAdminMTLS(t *testing.T) {
+	certPath, keyPath, pool := writeCert(t)
+	ca := newTestCA(t)
+	up := MustStartUpstream(t, nil)
+	get := func(t *testing.T, addr string, cert *tls.Certificate, key string) (int, error) {
+		t.Helper()
+		conf := &tls.Config{RootCAs: pool}
+		if cert != nil {
+			conf.Certificates = []tls.Certificate{*cert}
+		}
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+		req, _ := http.NewRequest("GET", "https://"+addr+"/v1/tokens?project_id=42", nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	good := ca.client(t, "ops-laptop")
+	for _, mode := range []string{"with_key", "instead_of_key"} {
+		t.Run(mode, func(t *testing.T) {
+			g := MustStartGateway(t, up.URL, "TSWGATE_TLS_CERT_FILE="+certPath, "TSWGATE_TLS_KEY_FILE="+keyPath,
+				"TSWGATE_ADMIN_MTLS="+mode, "TSWGATE_ADMIN_CLIENT_CA="+ca.file)
+			addr := g.Addr("admin")
+			if _, err := get(t, addr, nil, g.AdminKey()); err == nil {
+				t.Error("a client without a certificate was served")
+			}
+			other := newTestCA(t).client(t, "stranger")
+			if _, err := get(t, addr, &other, g.AdminKey()); err == nil {
+				t.Error("a certificate of another CA was accepted")
+			}
+			if code, err := get(t, addr, &good, g.AdminKey()); err != nil || code != 200 {
+				t.Errorf("certificate and key: %d, %v", code, err)
+			}
+			code, err := get(t, addr, &good, "")
+			want := map[string]int{"with_key": 401, "instead_of_key": 200}[mode]
+			if err != nil || code != want {
+				t.Errorf("certificate alone: %d, %v; want %d", code, err, want)
+			}
+		})
+	}
+}
+
+// TestE2EAssertionKeySharedOnRedis: replicas on one Redis with no key
+// files share one assertion key, stored sealed (not readable from Redis).
+func TestE2EAssertionKeySharedOnRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	up := MustStartUpstream(t, nil)
+	a, b := MustStartGateway(t, up.URL, redisEnv(srv)...), MustStartGateway(t, up.URL, redisEnv(srv)...)
+	jwks := func(g *testGateway) string {
+		r := MustDo(t, g.HTTP, MustNewRequest(t, "GET", g.URL+"/.well-known/jwks.json", "", nil))
+		if r.Status != 200 {
+			t.Fatalf("JWKS: %s", r)
+		}
+		return string(r.Body)
+	}
+	if ja, jb := jwks(a), jwks(b); ja != jb {
+		t.Fatalf("the replicas publish different keys:\n%s\n%s", ja, jb)
+	}
+	keys, err := identity.ParseJWKS([]byte(jwks(a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := a.MustCreateToken(t, testProject, "owner", "shared")
+	MustBeProxied(t, b.MustCall(t, "GET", "/v2/Instance", owner.Token, nil))
+	if _, err := identity.Verify(up.MustLast(t).Header.Get(proxy.HeaderAssertion), keys, "tswgate", up.URL, time.Now(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := srv.Client(t).Get(context.Background(), "tswgate:assertion:key:v1").Bytes()
+	if err != nil || bytes.Contains(raw, []byte("PRIVATE KEY")) || len(raw) < 100 {
+		t.Fatalf("the key in Redis: %d bytes, %v (it must be sealed)", len(raw), err)
+	}
 }

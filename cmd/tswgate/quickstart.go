@@ -14,6 +14,7 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/edge"
 	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/teraswitch"
 )
@@ -27,6 +28,7 @@ const quickstartProject = 42
 func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	useTLS := fs.Bool("tls", false, "serve HTTPS (and HTTP/2) with a self-signed certificate for localhost, made in TSWGATE_DATA_DIR")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,6 +38,11 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 	cfg, err := config.Load("", environ)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
+	}
+	if *useTLS && cfg.TLSCertFile == "" {
+		if cfg.TLSCertFile, cfg.TLSKeyFile, err = edge.SelfSigned(cfg.DataDir); err != nil {
+			return fmt.Errorf("quickstart --tls: %w", err)
+		}
 	}
 	stderr = &lockedWriter{w: stderr} // shared by the log and the access log
 	logger, err := newLogger(cfg, stderr)
@@ -72,7 +79,13 @@ func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.W
 
 func printQuickstart(w io.Writer, g *gateway.Gateway, upstream *url.URL, owner, acct string) {
 	gw := "http://" + hostPort(g.Addr("public"))
-	fmt.Fprintf(w, `
+	curl := "curl -s"
+	if cert := g.Config().TLSCertFile; cert != "" {
+		_, port, _ := net.SplitHostPort(g.Addr("public"))
+		gw, curl = "https://localhost:"+port, "curl -s --cacert "+cert
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `
 tswgate is running in front of a stand-in TeraSwitch API (%s).
 
   gateway     %s
@@ -104,13 +117,14 @@ or with the Owner token itself, on the gateway (its own project only):
 
 Press Ctrl-C to stop.
 `,
-		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), consoleLine(g), hostPort(g.Addr("metrics")),
+		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), consoleLine(g, gw), hostPort(g.Addr("metrics")),
 		quickstartProject, owner, acct,
 		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject, quickstartProject, gw)
+	io.WriteString(w, strings.ReplaceAll(b.String(), "  curl -s ", "  "+curl+" "))
 }
 
 // consoleLine names the web console's address, when it is served.
-func consoleLine(g *gateway.Gateway) string {
+func consoleLine(g *gateway.Gateway, gw string) string {
 	if !g.Config().Console {
 		return ""
 	}
@@ -120,8 +134,8 @@ func consoleLine(g *gateway.Gateway) string {
 			hostPort(g.Addr("admin")), quickstartProject)
 	}
 	if g.Config().SelfService {
-		s += fmt.Sprintf("  web console http://%s%s/   (self-service: sign in with the Owner token below)\n",
-			hostPort(g.Addr("public")), gateway.PublicConsolePrefix)
+		s += fmt.Sprintf("  web console %s%s/   (self-service: sign in with the Owner token below)\n",
+			gw, gateway.PublicConsolePrefix)
 	}
 	return s
 }

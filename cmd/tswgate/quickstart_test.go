@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,5 +92,49 @@ func TestQuickstartAuditsItsTokens(t *testing.T) {
 	res = MustRun(t, cli, "audit", "--project", "42")
 	if res.code != 0 || strings.Contains(res.stdout, "no audit events") || strings.Count(res.stdout, "token.create") != 2 {
 		t.Errorf("tswgate audit --project 42: %v", res)
+	}
+}
+
+// TestQuickstartTLS: quickstart --tls serves HTTPS and HTTP/2 with a
+// self-signed certificate that the printed curl commands trust.
+func TestQuickstartTLS(t *testing.T) {
+	dataDir := t.TempDir()
+	environ := []string{"TSWGATE_LISTEN_ADDR=127.0.0.1:0", "TSWGATE_ADMIN_ADDR=127.0.0.1:0",
+		"TSWGATE_METRICS_ADDR=", "TSWGATE_DATA_DIR=" + dataDir, "TSWGATE_LOG_LEVEL=error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"quickstart", "--tls"}, environ, stdout, stderr) }()
+	defer func() { cancel(); <-done }()
+	re := regexp.MustCompile(`curl -s --cacert (\S+) -H "Authorization: Bearer \$OWNER" "(https://localhost:\d+/v2/Instance\?ProjectId=42)"`)
+	ownerRe := regexp.MustCompile(`(?m)^\s*export OWNER=(\S+)$`)
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for !re.MatchString(stdout.String()) || !ownerRe.MatchString(stdout.String()) {
+		select {
+		case <-stdout.Changed():
+		case code := <-done:
+			t.Fatalf("quickstart exited with %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		case <-timeout.C:
+			t.Fatalf("no curl command with --cacert in time:\n%s", stdout)
+		}
+	}
+	m, owner := re.FindStringSubmatch(stdout.String()), ownerRe.FindStringSubmatch(stdout.String())[1]
+	pemData, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemData)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	req, _ := http.NewRequest("GET", m[2], nil)
+	req.Header.Set("Authorization", "Bearer "+owner)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("%s over %s", resp.Status, resp.Proto)
 	}
 }

@@ -112,7 +112,8 @@
     }
   }
 
-  async function api(method, path, body) {
+  // api calls the token API (root: another API beside it, whole path).
+  async function api(method, path, body, root) {
     const headers = { Authorization: 'Bearer ' + session.credential, Accept: 'application/json' };
     const init = { method, headers, cache: 'no-store', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer' };
     if (body !== undefined) {
@@ -121,7 +122,7 @@
     }
     let resp;
     try {
-      resp = await fetch(API + path, init);
+      resp = await fetch((root === undefined ? API : root) + path, init);
     } catch (e) {
       throw new APIError(0, 'network_error', 'The gateway could not be reached. Check the connection and retry.', []);
     }
@@ -201,6 +202,7 @@
   // --- Sign in / out -----------------------------------------------------
   function showSignIn(reason) {
     el.tokens.hidden = true;
+    $('hooks').hidden = true;
     el.who.hidden = true;
     el.signIn.hidden = false;
     updateSignInProjectField();
@@ -340,6 +342,7 @@
       el.rows.replaceChildren();
       appendTokens({ tokens: toks, next_cursor: cursor });
       if (o.focusAfter) o.focusAfter();
+      loadHooks();
       return true;
     } catch (e) {
       if (!e.signedOut && seq === loadSeq) showError(e);
@@ -721,6 +724,123 @@
     el.secretCopied.textContent = copied
       ? 'Copied to the clipboard.'
       : 'Copying failed: the token is selected, press Ctrl+C (⌘C) to copy it.';
+  });
+
+
+  // --- Webhooks --------------------------------------------------------------
+  // The webhook API beside the token API, for the project shown:
+  // <base>v1/projects/<p>/webhooks, or <base>v1/webhooks for an Owner
+  // token on the public listener (its own project). Read-only here, with a
+  // replay of a failed delivery; tswgate webhook manages endpoints.
+  const hooksEl = { section: $('hooks'), list: $('hooks-list'), empty: $('hooks-empty'), refresh: $('hooks-refresh') };
+  const HOOK_DELIVERIES = 5;
+  let hooksSeq = 0;
+
+  function hooksRoot() {
+    const base = API.slice(0, -'tokens'.length);
+    if (session.ownerToken && base !== '/v1/') return base + 'webhooks';
+    return base + 'projects/' + session.project + '/webhooks';
+  }
+
+  // loadHooks shows the project's endpoints and their latest deliveries;
+  // the section stays hidden where the webhook API is off (404).
+  async function loadHooks() {
+    const seq = ++hooksSeq;
+    const root = hooksRoot();
+    try {
+      const data = await api('GET', '', undefined, root);
+      const eps = Array.isArray(data.endpoints) ? data.endpoints : [];
+      const blocks = [];
+      for (const ep of eps) {
+        const d = await api('GET', '/' + encodeURIComponent(ep.id) + '/deliveries?limit=' + HOOK_DELIVERIES, undefined, root);
+        blocks.push(endpointBlock(ep, Array.isArray(d.deliveries) ? d.deliveries : [], root));
+      }
+      if (seq !== hooksSeq) return;
+      hooksEl.list.replaceChildren(...blocks);
+      hooksEl.empty.hidden = eps.length > 0;
+      hooksEl.section.hidden = false;
+    } catch (e) {
+      if (seq !== hooksSeq) return;
+      hooksEl.section.hidden = e.status === 404 || e.signedOut;
+      if (!hooksEl.section.hidden) showError(e);
+    }
+  }
+
+  function endpointBlock(ep, deliveries, root) {
+    const box = document.createElement('div');
+    box.className = 'hook';
+    box.dataset.endpoint = ep.id;
+    const head = document.createElement('h3');
+    head.textContent = ep.url + (ep.enabled ? '' : ' (disabled)');
+    const types = document.createElement('p');
+    types.className = 'hint';
+    types.textContent = 'Events: ' + (ep.types && ep.types.length ? ep.types.join(', ') : 'all');
+    box.append(head, types);
+    if (!deliveries.length) {
+      const none = document.createElement('p');
+      none.className = 'muted';
+      none.textContent = 'No deliveries yet.';
+      box.append(none);
+      return box;
+    }
+    const table = document.createElement('table');
+    const cap = document.createElement('caption');
+    cap.className = 'vh';
+    cap.textContent = 'Latest deliveries to ' + ep.url;
+    const headRow = document.createElement('tr');
+    for (const h of ['Event', 'State', 'Attempts', 'Last answer', 'Created', 'Next attempt', '']) {
+      const th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = h;
+      headRow.append(th);
+    }
+    const thead = document.createElement('thead');
+    thead.append(headRow);
+    const tbody = document.createElement('tbody');
+    for (const d of deliveries) tbody.append(deliveryRow(ep, d, root));
+    table.append(cap, thead, tbody);
+    box.append(table);
+    return box;
+  }
+
+  function deliveryRow(ep, d, root) {
+    const tr = document.createElement('tr');
+    tr.dataset.delivery = d.id;
+    tr.dataset.state = d.state;
+    const last = d.last_status ? 'HTTP ' + d.last_status : (d.last_error || '—');
+    const replay = document.createElement('button');
+    replay.type = 'button';
+    replay.className = 'secondary';
+    replay.textContent = 'Replay';
+    replay.setAttribute('aria-label', 'Replay ' + d.event_type + ' to ' + ep.url);
+    replay.hidden = !(d.state === 'dead' || d.state === 'delivered' || d.state === 'canceled');
+    replay.addEventListener('click', async () => {
+      replay.disabled = true;
+      try {
+        await api('POST', '/' + encodeURIComponent(ep.id) + '/deliveries/' + encodeURIComponent(d.id) + '/replay', {}, root);
+        showStatus('Delivery ' + d.id + ' queued again.');
+        loadHooks();
+      } catch (e) {
+        if (!e.signedOut) showError(e);
+        replay.disabled = false;
+      }
+    });
+    for (const text of [d.event_type, d.state, String(d.attempts), last]) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    for (const node of [timeElement(d.created_at, '—'), timeElement(d.next_attempt, '—'), replay]) {
+      const td = document.createElement('td');
+      td.append(node);
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  hooksEl.refresh.addEventListener('click', () => {
+    clearMessages();
+    loadHooks();
   });
 
   // --- Start ---------------------------------------------------------------

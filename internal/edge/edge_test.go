@@ -175,3 +175,30 @@ func TestHSTSNotOverPlainHTTP(t *testing.T) {
 		t.Fatalf("Strict-Transport-Security %q", got)
 	}
 }
+
+func TestSelfSignedServesLocalhost(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, err := SelfSigned(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := SelfSigned(dir)
+	if err != nil || again != certPath {
+		t.Fatalf("second call: %q, %v", again, err)
+	}
+	cf, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, cf)
+	pemData, _ := os.ReadFile(certPath)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemData)
+	// (SNI, or the test server would answer with its own certificate.)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}

@@ -47,7 +47,7 @@ func (g *Gateway) newDecision() (*auth.Gate, error) {
 	cfg := &g.cfg
 	var err error
 	g.valid, err = auth.NewValidator(auth.ValidatorOptions{
-		Store:        g.store,
+		Store:        g.tracedStore(g.store),
 		TTL:          cfg.CacheTTL,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		StaleIfError: cfg.StaleIfError,
@@ -101,9 +101,13 @@ func (g *Gateway) newLimiter() error {
 		outage = limiter.OutageRefuse
 	}
 	log := g.log.With(slog.String("component", "ratelimit"))
+	var budget limiter.Budget = b
+	if g.tracing != nil {
+		budget = g.tracing.Budget(b)
+	}
 	g.limiter = limiter.NewCluster(limiter.ClusterOptions{
 		Options:     opts,
-		Budget:      b,
+		Budget:      budget,
 		LeaseTime:   cfg.RateLimitLease,
 		Timeout:     cfg.StoreTimeout,
 		Outage:      outage,

@@ -4,15 +4,19 @@ package gateway
 // TLS toward clients and toward the upstream.
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 
+	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/identity"
 	"github.com/tswgate/tswgate/internal/edge"
+	"github.com/tswgate/tswgate/internal/tracing"
 	"github.com/tswgate/tswgate/proxy"
 )
 
@@ -43,8 +47,9 @@ func (g *Gateway) newAssertion(upstream *url.URL) (proxy.Asserter, http.Handler,
 			g.log.Info("generated the identity assertion key", slog.String("path", path))
 		}
 	default:
-		g.log.Info("no identity assertion: replicas must share its keys; set TSWGATE_ASSERTION_KEY_FILES to send one")
-		return nil, nil, nil
+		if keys, err = g.sharedAssertionKey(context.Background()); err != nil {
+			return nil, nil, fmt.Errorf("TSWGATE_ASSERTION: %w", err)
+		}
 	}
 	signer, err := identity.NewSigner(identity.Options{Keys: keys, Issuer: cfg.AssertionIssuer,
 		Audience: upstream.String(), TTL: cfg.AssertionTTL})
@@ -52,6 +57,28 @@ func (g *Gateway) newAssertion(upstream *url.URL) (proxy.Asserter, http.Handler,
 		return nil, nil, err
 	}
 	return signer, keys, nil
+}
+
+// newTracing starts exporting traces when TSWGATE_OTLP_ENDPOINT is set.
+func (g *Gateway) newTracing(ctx context.Context) error {
+	if g.cfg.OTLPEndpoint == "" {
+		return nil
+	}
+	t, err := tracing.New(ctx, tracing.Options{Endpoint: g.cfg.OTLPEndpoint, SampleRatio: g.cfg.TraceSampleRatio})
+	if err != nil {
+		return fmt.Errorf("TSWGATE_OTLP_ENDPOINT: %w", err)
+	}
+	g.tracing = t
+	return nil
+}
+
+// tracedStore returns the store reads of the validator, traced when
+// tracing is on.
+func (g *Gateway) tracedStore(s auth.Getter) auth.Getter {
+	if g.tracing == nil {
+		return s
+	}
+	return g.tracing.Getter(s)
 }
 
 // serverTLS returns the public listener's TLS configuration, or nil for
@@ -66,6 +93,32 @@ func (g *Gateway) serverTLS() (*tls.Config, error) {
 		return nil, fmt.Errorf("TSWGATE_TLS_CERT_FILE, TSWGATE_TLS_KEY_FILE: %w", err)
 	}
 	return edge.ServerConfig(cf.GetCertificate, false), nil
+}
+
+// adminMTLS reports whether the admin listener requires client
+// certificates, and whether one stands in for the admin key.
+func (g *Gateway) adminMTLS() (on, insteadOfKey bool) {
+	mode := strings.ToLower(g.cfg.AdminMTLS)
+	return mode != "" && mode != "off", mode == "instead_of_key"
+}
+
+// adminTLS returns the admin listener's TLS configuration with client
+// certificates required (TSWGATE_ADMIN_MTLS), or nil for plain HTTP.
+func (g *Gateway) adminTLS() (*tls.Config, error) {
+	if on, _ := g.adminMTLS(); !on {
+		return nil, nil
+	}
+	c, err := g.serverTLS()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := edge.ClientCAs(g.cfg.AdminClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("TSWGATE_ADMIN_CLIENT_CA: %w", err)
+	}
+	c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	c.NextProtos = []string{"http/1.1"}
+	return c, nil
 }
 
 // upstreamTLS returns the TLS configuration toward the upstream (nil: the

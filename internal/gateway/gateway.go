@@ -21,6 +21,7 @@ import (
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/config"
 	"github.com/tswgate/tswgate/internal/logs"
+	"github.com/tswgate/tswgate/internal/tracing"
 	"github.com/tswgate/tswgate/proxy"
 	usagecount "github.com/tswgate/tswgate/usage"
 )
@@ -52,6 +53,7 @@ type Gateway struct {
 	usage   *usagecount.Recorder
 	access  *proxy.BufferedWriter // nil when the access log is off
 	events  events                // webhooks and leak reports (events.go)
+	tracing *tracing.Tracing      // nil when TSWGATE_OTLP_ENDPOINT is empty (edge.go)
 
 	// The listeners (serve.go) and the background loops (background.go).
 	servers   []server
@@ -98,6 +100,9 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 		return nil, err
 	}
 	if err := g.loadSecrets(); err != nil {
+		return nil, err
+	}
+	if err := g.newTracing(ctx); err != nil {
 		return nil, err
 	}
 	reg, err := g.newMetrics()

@@ -181,7 +181,11 @@ func (g *Gateway) publicHandler(handler http.Handler, trusted []netip.Prefix, au
 	if jwks != nil {
 		routes[JWKSPath] = exactRoute{http.MethodGet, jwks}
 	}
-	return edge.HSTS(exactRoutes(routes, public), g.cfg.HSTSMaxAge, false), nil
+	public = edge.HSTS(exactRoutes(routes, public), g.cfg.HSTSMaxAge, false)
+	if g.tracing != nil {
+		public = g.tracing.Handler(public)
+	}
+	return public, nil
 }
 
 // adminHandler is the admin listener's handler: the token and webhook
@@ -189,6 +193,7 @@ func (g *Gateway) publicHandler(handler http.Handler, trusted []netip.Prefix, au
 func (g *Gateway) adminHandler(apiOpts tokenapi.Options) (http.Handler, error) {
 	adminOpts := apiOpts
 	adminOpts.AdminKeys = []string{g.adminKey}
+	_, adminOpts.ClientCertAdmin = g.adminMTLS()
 	api, err := tokenapi.New(adminOpts)
 	if err != nil {
 		return nil, err
@@ -220,10 +225,15 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 	if err != nil {
 		return nil, err
 	}
+	var decider proxy.Decider = gate
+	var transport http.RoundTripper = proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS})
+	if g.tracing != nil {
+		decider, transport = g.tracing.Decider(gate), g.tracing.Transport(transport)
+	}
 	return proxy.New(proxy.Options{
-		Decider:           gate,
+		Decider:           decider,
 		Upstream:          upstream,
-		Transport:         proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS}),
+		Transport:         transport,
 		PassAuthorization: cfg.PassAuthorization,
 		MaxBodyScan:       cfg.MaxBodyScan,
 		Metrics:           g.metrics.proxy,

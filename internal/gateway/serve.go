@@ -42,10 +42,17 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 	}
-	if role == "public" {
+	switch role {
+	case "public":
 		if err := g.publicEdge(srv); err != nil {
 			return err
 		}
+	case "admin":
+		tlsConf, err := g.adminTLS()
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tlsConf
 	}
 	g.servers = append(g.servers, server{role: role, srv: srv})
 	return nil
@@ -176,5 +183,12 @@ func (g *Gateway) closeAll() {
 	}
 	if g.rdb != nil {
 		_ = g.rdb.Close()
+	}
+	if g.tracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.tracing.Shutdown(ctx); err != nil {
+			g.log.Warn("exporting the last traces failed", slog.String("err", err.Error()))
+		}
 	}
 }

@@ -1,0 +1,186 @@
+// Package tracing traces requests through the gateway with OpenTelemetry,
+// exported over OTLP/HTTP: a server span per request, with child spans for
+// the decision, the store reads behind it, the cluster limiter's leases
+// and the upstream call, and the W3C traceparent sent upstream. Off (no
+// endpoint), nothing is wrapped and requests pay nothing.
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/limiter"
+	"github.com/tswgate/tswgate/proxy"
+)
+
+// Options configure New.
+type Options struct {
+	// Endpoint is the OTLP/HTTP collector's base URL, e.g.
+	// http://otel-collector:4318 (traces go to its /v1/traces).
+	Endpoint string
+	// SampleRatio is the share of new traces recorded (0 to 1); a request
+	// that carries a sampled traceparent is recorded too.
+	SampleRatio float64
+	// Version is the service.version resource attribute.
+	Version string
+}
+
+// Tracing is a tracer provider exporting to a collector, and the wrappers
+// that trace the gateway's parts.
+type Tracing struct {
+	provider *sdktrace.TracerProvider
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
+}
+
+// New starts exporting to opts.Endpoint. Shutdown flushes and stops it.
+func New(ctx context.Context, opts Options) (*Tracing, error) {
+	if opts.Endpoint == "" {
+		return nil, errors.New("tracing: no endpoint")
+	}
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(opts.Endpoint+"/v1/traces"))
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	res := resource.NewSchemaless(semconv.ServiceName("tswgate"), semconv.ServiceVersion(opts.Version))
+	p := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)),
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(opts.SampleRatio))),
+	)
+	return &Tracing{provider: p, tracer: p.Tracer("github.com/tswgate/tswgate"), prop: propagation.TraceContext{}}, nil
+}
+
+// Shutdown exports what is buffered and stops.
+func (t *Tracing) Shutdown(ctx context.Context) error { return t.provider.Shutdown(ctx) }
+
+// Handler starts the server span of each request (a child of the
+// client's traceparent, if any) around next.
+func (t *Tracing) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.EscapedPath())))
+		defer span.End()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status))
+		if code := w.Header().Get("X-Tsw-Error-Code"); code != "" {
+			span.SetAttributes(attribute.String("tswgate.code", code))
+		}
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+	})
+}
+
+// statusWriter records the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Transport traces each upstream call as a client span and sends its
+// traceparent (replacing the client's, whose trace it continues).
+func (t *Tracing) Transport(base http.RoundTripper) http.RoundTripper {
+	return roundTripper{t: t, base: base}
+}
+
+type roundTripper struct {
+	t    *Tracing
+	base http.RoundTripper
+}
+
+func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, span := rt.t.tracer.Start(r.Context(), "upstream "+r.Method, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.ServerAddress(r.URL.Host)))
+	defer span.End()
+	r.Header.Del("Tracestate") // the client's, for another trace's vendors
+	rt.t.prop.Inject(ctx, propagation.HeaderCarrier(r.Header))
+	resp, err := rt.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return nil, err
+	}
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	return resp, nil
+}
+
+// Decider traces each decision as a span with its outcome.
+func (t *Tracing) Decider(d proxy.Decider) proxy.Decider { return decider{t: t, d: d} }
+
+type decider struct {
+	t *Tracing
+	d proxy.Decider
+}
+
+func (d decider) Decide(ctx context.Context, req *auth.Request, now time.Time) auth.Verdict {
+	ctx, span := d.t.tracer.Start(ctx, "decide")
+	defer span.End()
+	v := d.d.Decide(ctx, req, now)
+	span.SetAttributes(attribute.String("tswgate.code", v.Code.String()),
+		attribute.String("tswgate.permission", v.Permission.String()),
+		attribute.String("tswgate.cache", v.Cache.String()))
+	if v.TokenID != "" {
+		span.SetAttributes(attribute.String("tswgate.token_id", v.TokenID))
+	}
+	return v
+}
+
+// Getter traces each store read (a cache miss).
+func (t *Tracing) Getter(g auth.Getter) auth.Getter { return getter{t: t, g: g} }
+
+type getter struct {
+	t *Tracing
+	g auth.Getter
+}
+
+func (g getter) Get(ctx context.Context, id string) (*auth.Token, error) {
+	ctx, span := g.t.tracer.Start(ctx, "store.get", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	tok, err := g.g.Get(ctx, id)
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return tok, err
+}
+
+// Budget traces each lease the cluster limiter takes from Redis.
+func (t *Tracing) Budget(b limiter.Budget) limiter.Budget { return budget{t: t, b: b} }
+
+type budget struct {
+	t *Tracing
+	b limiter.Budget
+}
+
+func (b budget) Take(ctx context.Context, id string, lim limiter.Limit, want, debt int) (limiter.Lease, error) {
+	ctx, span := b.t.tracer.Start(ctx, "limiter.lease", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.Int("tswgate.want", want)))
+	defer span.End()
+	l, err := b.b.Take(ctx, id, lim, want, debt)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.SetAttributes(attribute.Int("tswgate.granted", l.Granted))
+	return l, err
+}
