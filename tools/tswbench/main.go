@@ -23,7 +23,7 @@
 //
 // Usage, from the repository root:
 //
-//	go run ./tools/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-ref] [-out FILE] [-quick] [-tswgate BIN]
+//	go run ./tools/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-ref] [-gogc N] [-out FILE] [-quick] [-tswgate BIN]
 //
 // The Markdown goes to stdout (and to -out); progress goes to stderr. The
 // exit status is 1 when the benchmark failed or saw errors, 2 for a usage
@@ -303,10 +303,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 	var flood, half []summary
 	if o.Ref {
-		if flood, err = b.measureFlood(ctx, st); err != nil {
-			return nil, err
-		}
-		if half, err = b.measureHalf(ctx, st, results); err != nil {
+		if flood, half, err = b.measureRef(ctx, st, results); err != nil {
 			return nil, err
 		}
 	}

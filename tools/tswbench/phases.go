@@ -27,6 +27,19 @@ func (b *bench) measured(ctx context.Context, t target, d time.Duration, header 
 	return res, nil
 }
 
+// measureRef runs the phases -ref adds after the valid-token rounds
+// (whose results it is given): the invalid-token flood, then the p99 at
+// half capacity.
+func (b *bench) measureRef(ctx context.Context, st *stand, results [][]loadResult) (flood, half []summary, err error) {
+	if flood, err = b.measureFlood(ctx, st); err != nil {
+		return nil, nil, err
+	}
+	if half, err = b.measureHalf(ctx, st, results); err != nil {
+		return nil, nil, err
+	}
+	return flood, half, nil
+}
+
 // measureFlood loads the token-checking targets with a well-formed
 // credential none of them knows, interleaved like measure, and returns
 // their summaries. Every response is expected to be a refusal.
