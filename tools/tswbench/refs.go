@@ -126,7 +126,7 @@ backend teraswitch
 // startRefs installs (when root and missing) and starts nginx and haproxy
 // on CPU 0 in front of upAddr, and returns their children and targets.
 func (b *bench) startRefs(ctx context.Context, upAddr, token string) ([]*devtool.Child, []target, error) {
-	nginx, err := findTool(ctx, "nginx", "nginx-light", true, b.log)
+	nginx, err := findTool(ctx, "nginx", "nginx", true, b.log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-ref: %w", err)
 	}
