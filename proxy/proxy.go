@@ -84,8 +84,9 @@ type Options struct {
 }
 
 // Asserter makes the signed identity assertion of a verified token (see
-// package identity). It is called on every forwarded request: it must be
-// cheap (reuse assertions) and safe for concurrent use.
+// package identity), or "" when it has no key yet. It is called on every
+// forwarded request: it must be cheap (reuse assertions) and safe for
+// concurrent use.
 type Asserter interface {
 	Assertion(sub identity.Subject, now time.Time) (string, error)
 }
@@ -250,7 +251,9 @@ func (h *Handler) assert(out http.Header, t *auth.Token, st *reqState) {
 		h.log.Error("signing the identity assertion", "request_id", st.reqID, "err", err)
 		return
 	}
-	out[HeaderAssertion] = []string{jwt}
+	if jwt != "" { // "": no key yet
+		out[HeaderAssertion] = []string{jwt}
+	}
 }
 
 // joinQuery appends the client's raw query to the upstream URL's own.

@@ -449,11 +449,13 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) (*auth.Toke
 
 // Bounds of Update's retries when another writer changes the record between
 // its read and its write: at most updateAttempts tries, each retry after a
-// random pause below updateBackoff doubled per failed try (so at most 16
-// times updateBackoff), which spreads out writers contending for one token.
+// random pause below updateBackoff doubled per failed try (so at most 64
+// times updateBackoff), which spreads out writers contending for one token:
+// under a second in all, even for dozens of writers at once.
 const (
-	updateAttempts = 12
+	updateAttempts = 20
 	updateBackoff  = time.Millisecond
+	updateMaxShift = 6
 )
 
 // optionalFields are the fields a live record may lack; Update deletes
@@ -490,7 +492,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*auth.Token) erro
 			return nil, final
 		case err == nil:
 		case errors.Is(err, redis.TxFailedErr) && attempt < updateAttempts:
-			pause := time.Duration(rand.Int64N(int64(updateBackoff) << min(attempt, 4)))
+			pause := time.Duration(rand.Int64N(int64(updateBackoff) << min(attempt, updateMaxShift)))
 			if err := sleep(ctx, pause); err != nil {
 				return nil, s.unavailable("update "+id, err)
 			}

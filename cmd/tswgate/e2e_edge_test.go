@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -367,5 +368,56 @@ func TestE2EAssertionKeySharedOnRedis(t *testing.T) {
 	raw, err := srv.Client(t).Get(context.Background(), "tswgate:assertion:key:v1").Bytes()
 	if err != nil || bytes.Contains(raw, []byte("PRIVATE KEY")) || len(raw) < 100 {
 		t.Fatalf("the key in Redis: %d bytes, %v (it must be sealed)", len(raw), err)
+	}
+}
+
+// TestE2EUpstreamMTLS: toward an HTTPS API that requires a client
+// certificate, the gateway verifies the API's certificate against the
+// configured CA bundle and presents its own.
+func TestE2EUpstreamMTLS(t *testing.T) {
+	certPath, keyPath, _ := writeCert(t) // the API's server certificate, self-signed
+	ca := newTestCA(t)                   // the CA the API trusts for clients
+	client := ca.client(t, "tswgate")
+	dir := t.TempDir()
+	clientCert, clientKey := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	kder, _ := x509.MarshalPKCS8PrivateKey(client.PrivateKey)
+	os.WriteFile(clientCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: client.Certificate[0]}), 0o600)
+	os.WriteFile(clientKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+
+	serverPair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := x509.NewCertPool()
+	clients.AddCert(ca.cert)
+	var mu sync.Mutex
+	var seen string
+	api := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.TLS.PeerCertificates[0].Subject.CommonName
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"success":true}`)
+	}))
+	api.TLS = &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clients}
+	api.StartTLS()
+	defer api.Close()
+	apiURL := "https://" + api.Listener.Addr().String()
+
+	g := MustStartGateway(t, apiURL, "TSWGATE_UPSTREAM_CA_FILE="+certPath,
+		"TSWGATE_UPSTREAM_CLIENT_CERT_FILE="+clientCert, "TSWGATE_UPSTREAM_CLIENT_KEY_FILE="+clientKey)
+	owner := g.MustCreateToken(t, testProject, "owner", "mtls")
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", owner.Token, nil))
+	mu.Lock()
+	defer mu.Unlock()
+	if seen != "tswgate" {
+		t.Fatalf("the API saw client certificate %q", seen)
+	}
+
+	// Without the CA bundle the API's certificate is not trusted: 502.
+	g2 := MustStartGateway(t, apiURL)
+	owner2 := g2.MustCreateToken(t, testProject, "owner", "untrusted")
+	if r := g2.MustCall(t, "GET", "/v2/Instance", owner2.Token, nil); r.Status != http.StatusBadGateway {
+		t.Fatalf("an untrusted upstream certificate: %s", r)
 	}
 }

@@ -236,7 +236,7 @@ func TestE2ERedisStaleIfError(t *testing.T) {
 			srv := redistest.Start(t)
 			up := MustStartUpstream(t, nil)
 			g := MustStartGateway(t, up.URL, redisEnv(srv,
-				"TSWGATE_STALE_IF_ERROR="+tc.stale, "TSWGATE_CACHE_TTL=150ms", "TSWGATE_NEGATIVE_CACHE_TTL=50ms",
+				"TSWGATE_STALE_IF_ERROR="+tc.stale, "TSWGATE_CACHE_TTL=1s", "TSWGATE_NEGATIVE_CACHE_TTL=50ms",
 				"TSWGATE_STORE_TIMEOUT=300ms")...)
 			tok := g.MustCreateToken(t, testProject, "owner", "stale")
 			// The creation is announced through Redis, and the gateway

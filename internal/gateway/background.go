@@ -42,6 +42,9 @@ func (g *Gateway) startBackground(ctx context.Context, countEvery time.Duration)
 	}
 	g.bg.Go(func() { g.countTokens(bgctx, countEvery) })
 	g.events.start(bgctx, &g.bg)
+	if g.assertionLoader != nil {
+		g.bg.Go(func() { g.assertionLoader(bgctx) })
+	}
 	return subscribed
 }
 

@@ -47,16 +47,18 @@ func (g *Gateway) newAssertion(upstream *url.URL) (proxy.Asserter, http.Handler,
 			g.log.Info("generated the identity assertion key", slog.String("path", path))
 		}
 	default:
-		if keys, err = g.sharedAssertionKey(context.Background()); err != nil {
-			return nil, nil, fmt.Errorf("TSWGATE_ASSERTION: %w", err)
-		}
+		return g.sharedAsserter(upstream)
 	}
-	signer, err := identity.NewSigner(identity.Options{Keys: keys, Issuer: cfg.AssertionIssuer,
-		Audience: upstream.String(), TTL: cfg.AssertionTTL})
+	signer, err := g.newSigner(keys, upstream)
 	if err != nil {
 		return nil, nil, err
 	}
 	return signer, keys, nil
+}
+
+func (g *Gateway) newSigner(keys *identity.KeySet, upstream *url.URL) (*identity.Signer, error) {
+	return identity.NewSigner(identity.Options{Keys: keys, Issuer: g.cfg.AssertionIssuer,
+		Audience: upstream.String(), TTL: g.cfg.AssertionTTL})
 }
 
 // newTracing starts exporting traces when TSWGATE_OTLP_ENDPOINT is set.

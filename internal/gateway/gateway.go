@@ -54,6 +54,9 @@ type Gateway struct {
 	access  *proxy.BufferedWriter // nil when the access log is off
 	events  events                // webhooks and leak reports (events.go)
 	tracing *tracing.Tracing      // nil when TSWGATE_OTLP_ENDPOINT is empty (edge.go)
+	// assertionLoader keeps reading the shared assertion key from Redis
+	// when it could not be read at start (sharedkey.go); nil otherwise.
+	assertionLoader func(ctx context.Context)
 
 	// The listeners (serve.go) and the background loops (background.go).
 	servers   []server
