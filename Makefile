@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit deploy-check fuzz bench bench-go bench-load lag ratelimit-accuracy soak idle scale run build generate docs
+.PHONY: test vet fmt-check unit deploy-check fuzz bench bench-go bench-load bench-ref lag ratelimit-accuracy soak idle scale run build generate docs
 
 test: fmt-check vet deploy-check unit
 
@@ -45,7 +45,7 @@ fuzz:
 	$(GO) test ./secretscan/ -run '^$$' -fuzz '^FuzzParseReport$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./identity/ -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 
-bench: bench-go bench-load
+bench: bench-go bench-load bench-ref
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/ ./usage/
@@ -56,6 +56,14 @@ bench-go:
 bench-load:
 	$(GO) run ./tools/tswbench
 	$(GO) run ./tools/tswbench -redis -set TSWGATE_RATE_OWNER=1000000
+
+# Against nginx and haproxy as references (apt-get installs them when
+# root): valid token, invalid-token flood, p99 at half capacity, as
+# ratios to nginx (about 3 minutes each), with the defaults and then on
+# Redis with a cluster-scope limit. docs/performance.md has the figures.
+bench-ref:
+	$(GO) run ./tools/tswbench -ref -rounds 3
+	$(GO) run ./tools/tswbench -ref -rounds 3 -redis -set TSWGATE_RATE_OWNER=1000000
 
 # Revocation lag across 3 replicas on one throwaway Redis (loopback).
 LAGFLAGS ?=

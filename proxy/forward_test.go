@@ -299,3 +299,27 @@ func TestClientClosedIsNoOutage(t *testing.T) {
 		t.Fatalf("access log %q, want status 499, code client_closed", line)
 	}
 }
+
+// TestContentCodingLeftToClient: the gateway neither asks the upstream to
+// compress on its own nor decompresses; the client's Accept-Encoding and
+// the upstream's coded answer pass through as they are.
+func TestContentCodingLeftToClient(t *testing.T) {
+	up := newRecordingUpstream(t)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	for _, ae := range []string{"", "gzip"} {
+		req, _ := http.NewRequest("GET", gw.URL+"/v2/Instance?ProjectId=42", nil)
+		req.Header.Set("Authorization", "Bearer x")
+		if ae != "" {
+			req.Header.Set("Accept-Encoding", ae)
+		}
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got, _ := up.last(t)
+		if v := got.Header.Get("Accept-Encoding"); v != ae {
+			t.Errorf("client Accept-Encoding %q reached the upstream as %q", ae, v)
+		}
+	}
+}

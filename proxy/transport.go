@@ -23,7 +23,8 @@ type TransportOptions struct {
 }
 
 // NewTransport returns the pooled keep-alive transport the gateway uses to
-// reach the upstream.
+// reach the upstream. It leaves content coding to the client and the
+// upstream (DisableCompression).
 func NewTransport(o TransportOptions) *http.Transport {
 	if o.ResponseHeaderTimeout <= 0 {
 		o.ResponseHeaderTimeout = 60 * time.Second
@@ -35,10 +36,14 @@ func NewTransport(o TransportOptions) *http.Transport {
 		o.MaxIdleConnsPerHost = 512
 	}
 	return &http.Transport{
-		Proxy:                 nil, // the upstream is reached directly, never via $HTTP_PROXY
-		TLSClientConfig:       o.TLS,
-		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
+		Proxy:             nil, // the upstream is reached directly, never via $HTTP_PROXY
+		TLSClientConfig:   o.TLS,
+		DialContext:       (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
+		// The client's own Accept-Encoding goes upstream and the answer
+		// comes back as sent: without this, a request that asked for no
+		// compression would have the upstream gzip and the gateway gunzip.
+		DisableCompression:    true,
 		MaxIdleConns:          o.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,

@@ -182,10 +182,10 @@ func TestMarkdown(t *testing.T) {
 	}
 	md := rep.markdown()
 	for _, want := range []string{
-		"| target | req/s | p50 | p99 | non-2xx | errors |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
-		"| direct upstream | 80,000 | 750 µs | 1.50 ms | 0 | 0 |\n",
-		"| bare httputil.ReverseProxy | 20,000 | 3.00 ms | 6.00 ms | 0 | 0 |\n",
-		"| tswgate (cached Owner token) | 16,000 | 3.90 ms | 7.20 ms | 0 | 0 |\n",
+		"| target | req/s | p50 | p99 | CPU µs/req | non-2xx | errors |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+		"| direct upstream | 80,000 | 750 µs | 1.50 ms | – | 0 | 0 |\n",
+		"| bare httputil.ReverseProxy | 20,000 | 3.00 ms | 6.00 ms | – | 0 | 0 |\n",
+		"| tswgate (cached Owner token) | 16,000 | 3.90 ms | 7.20 ms | – | 0 | 0 |\n",
 		"| tswgate / bare | 0.80× | 1.30× | 1.20× |\n",
 		"| bare / direct | 0.25× | 4.00× | 4.00× |\n",
 		"Medians of 3 interleaved rounds of 10s per target",
@@ -209,7 +209,7 @@ func TestMarkdown(t *testing.T) {
 	md = rep.markdown()
 	for _, want := range []string{
 		"**WARNING: errors during the run**",
-		"| tswgate (cached Owner token) | 16,000 | 3.90 ms | 7.20 ms | 12 | 0 |\n",
+		"| tswgate (cached Owner token) | 16,000 | 3.90 ms | 7.20 ms | – | 12 | 0 |\n",
 		"tswgate (cached Owner token): first failure: `status 429 Too Many Requests`",
 		"**Note:** the machine was not idle",
 	} {
@@ -274,7 +274,11 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || o.Duration != 10*time.Second || o.Rounds != 3 || o.Conns != 64 {
 		t.Errorf("defaults = %+v, %v", o, err)
 	}
-	for _, args := range [][]string{{"-d", "1500ms"}, {"-rounds", "0"}, {"-c", "0"}, {"-gen", "ab"}, {"extra"}} {
+	o, err = parseFlags([]string{"-ref", "-gogc", "400"}, io.Discard)
+	if err != nil || o.Duration != 5*time.Second || !o.Ref || o.GOGC != "400" || !strings.HasSuffix(o.commandLine(), " -ref -gogc 400") {
+		t.Errorf("-ref -gogc 400 = %+v, %v", o, err)
+	}
+	for _, args := range [][]string{{"-d", "1500ms"}, {"-rounds", "0"}, {"-c", "0"}, {"-gen", "ab"}, {"extra"}, {"-gogc", "lots"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
 		}
@@ -284,5 +288,71 @@ func TestParseFlags(t *testing.T) {
 func TestCheckLoopbackAddr(t *testing.T) {
 	if checkLoopbackAddr("127.0.0.1:80") != nil || checkLoopbackAddr("[::1]:80") != nil || checkLoopbackAddr("10.0.0.1:80") == nil {
 		t.Error("checkLoopbackAddr accepts a non-loopback address or refuses a loopback one")
+	}
+}
+
+func TestParseCPUTime(t *testing.T) {
+	// A command name with a space and a parenthesis, as the kernel allows.
+	stat := "4242 (tsw gate) x) S 1 4242 4242 0 -1 4194560 1869 0 0 0 250 130 0 0 20 0 9 0 1234 0 0"
+	got, err := parseCPUTime(stat)
+	if err != nil || got != 3800*time.Millisecond {
+		t.Errorf("parseCPUTime = %v, %v; want 3.8s", got, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 ten 11"} {
+		if _, err := parseCPUTime(bad); err == nil {
+			t.Errorf("parseCPUTime(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRefConfigs(t *testing.T) {
+	creds := refCredentials("tsw_a:tswsk_b")
+	if len(creds) != refTokens || creds[0] != "Bearer tsw_a:tswsk_b" || creds[1] == creds[2] {
+		t.Fatalf("refCredentials: %d entries, first %q", len(creds), creds[0])
+	}
+	ng := nginxConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x", creds)
+	for _, want := range []string{"master_process off;", `"Bearer tsw_a:tswsk_b" 1;`, "keepalive 64;", "listen 127.0.0.1:1;",
+		"if ($tsw_ok = 0) { return 401; }", "proxy_set_header Connection \"\";", "server 127.0.0.1:2;"} {
+		if !strings.Contains(ng, want) {
+			t.Errorf("nginx config lacks %q:\n%s", want, ng)
+		}
+	}
+	hp := haproxyConfig("127.0.0.1:1", "127.0.0.1:2", "/tmp/x/tokens.acl")
+	for _, want := range []string{"bind 127.0.0.1:1", "-f /tmp/x/tokens.acl", "deny_status 401 unless tsw_ok", "track-sc0", "server up 127.0.0.1:2"} {
+		if !strings.Contains(hp, want) {
+			t.Errorf("haproxy config lacks %q:\n%s", want, hp)
+		}
+	}
+}
+
+func TestRefMarkdown(t *testing.T) {
+	rep := &report{
+		Rounds: 1,
+		Direct: summary{Name: "direct", RPS: 40000, CPU: 20},
+		Bare:   summary{Name: "bare", RPS: 7000, CPU: 90},
+		Gate:   summary{Name: "tswgate", RPS: 7000, CPU: 100},
+		Refs:   []summary{{Name: "nginx", RPS: 14000, CPU: 40}, {Name: "haproxy", RPS: 14000, CPU: 40}},
+		Flood: []summary{{Name: "tswgate", RPS: 20000, CPU: 50, Refusals: true},
+			{Name: "nginx", RPS: 40000, CPU: 25, Refusals: true}},
+		Half: []summary{{Name: "tswgate", RPS: 3500, P99: 900 * time.Microsecond, BaseP99: 400 * time.Microsecond}},
+	}
+	md := rep.markdown()
+	for _, want := range []string{
+		"| × nginx | req/s | CPU µs/req |\n",
+		"| tswgate | 0.50× | 2.50× |\n",
+		"| haproxy | 1.00× | 1.00× |\n",
+		"| tswgate | 20,000 | 50.0 | 0.50× | 2.00× | 0 | 0 |\n",
+		"| tswgate | 3,500 | – | 900 µs | 400 µs | 500 µs |\n",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q; got:\n%s", want, md)
+		}
+	}
+	if rep.hasErrors() {
+		t.Error("hasErrors() with a clean flood")
+	}
+	rep.Flood[0].Accepted = 1
+	if !rep.hasErrors() {
+		t.Error("hasErrors() = false with an accepted invalid token")
 	}
 }

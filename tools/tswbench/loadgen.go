@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -111,6 +112,9 @@ type loadResult struct {
 	Errors   int64         `json:"errors"`  // connect, read, write and timeout errors
 	// FirstError describes one error or non-2xx response, for the report.
 	FirstError string `json:"first_error,omitempty"`
+	// CPUPerReq is the target server's CPU time (user + system) per
+	// response in microseconds; tswbench fills it in, not the generator.
+	CPUPerReq float64 `json:"-"`
 }
 
 // loadOptions configure runLoad.
@@ -120,6 +124,11 @@ type loadOptions struct {
 	Duration time.Duration
 	Header   string // "Name: value", or empty
 	Timeout  time.Duration
+	// Rate, when positive, paces the run at that many requests per second
+	// in all (open loop): request i is due at start + i/Rate, and its
+	// latency counts from when it was due, so a stall is not hidden by the
+	// requests it held back.
+	Rate float64
 }
 
 // runLoadCommand is the hidden subcommand
@@ -133,6 +142,7 @@ func runLoadCommand(args []string) error {
 	fs.DurationVar(&o.Duration, "d", 10*time.Second, "`duration` of the run")
 	fs.StringVar(&o.Header, "H", "", "request `header` \"Name: value\"")
 	fs.DurationVar(&o.Timeout, "timeout", 2*time.Second, "per-request `timeout`, as wrk's default")
+	fs.Float64Var(&o.Rate, "rate", 0, "pace at `rate` requests per second in all (0: as fast as the workers go)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -182,6 +192,10 @@ func runLoad(ctx context.Context, o loadOptions) (loadResult, error) {
 	workers := make([]loadWorker, o.Conns)
 	start := time.Now()
 	end := start.Add(o.Duration)
+	var pace *pacer
+	if o.Rate > 0 {
+		pace = &pacer{start: start, interval: time.Duration(float64(time.Second) / o.Rate)}
+	}
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &workers[i]
@@ -192,7 +206,7 @@ func runLoad(ctx context.Context, o loadOptions) (loadResult, error) {
 		if hname != "" {
 			req.Header.Set(hname, hvalue)
 		}
-		wg.Go(func() { w.run(ctx, tr, req, end) })
+		wg.Go(func() { w.run(ctx, tr, req, end, pace) })
 	}
 	wg.Wait()
 	return mergeWorkers(workers, time.Since(start)), nil
@@ -206,10 +220,28 @@ type loadWorker struct {
 	firstErr string
 }
 
-// run sends req, one at a time, until end.
-func (w *loadWorker) run(ctx context.Context, tr http.RoundTripper, req *http.Request, end time.Time) {
+// pacer hands out the due times of a paced run's requests.
+type pacer struct {
+	start    time.Time
+	interval time.Duration
+	next     atomic.Int64
+}
+
+// due returns when the next request is due.
+func (p *pacer) due() time.Time {
+	return p.start.Add(time.Duration(p.next.Add(1)-1) * p.interval)
+}
+
+// run sends req, one at a time, until end; with a pacer, each when due.
+func (w *loadWorker) run(ctx context.Context, tr http.RoundTripper, req *http.Request, end time.Time, pace *pacer) {
 	for {
 		t0 := time.Now()
+		if pace != nil {
+			t0 = pace.due()
+			if d := time.Until(t0); d > 0 && t0.Before(end) {
+				time.Sleep(d) // a load generator's pacing, not a wait for a signal
+			}
+		}
 		if !t0.Before(end) || ctx.Err() != nil {
 			return
 		}

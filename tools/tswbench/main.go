@@ -11,11 +11,19 @@
 // The servers run pinned to CPU 0 and the load generator (wrk, or a
 // built-in Go closed-loop generator) to CPU 1. Rounds are interleaved
 // (direct, bare, tswgate, direct, ...) and the report gives the medians as
-// a Markdown table, with the tswgate/bare and bare/direct ratios.
+// a Markdown table, with the tswgate/bare and bare/direct ratios and each
+// server's CPU time per request (from /proc/PID/stat).
+//
+// With -ref, nginx and haproxy join as reference targets (installed with
+// apt-get when missing and root), each a token gateway with a 1,000-entry
+// token map and a keep-alive upstream pool; the run then also floods the
+// gateways with an unknown token and measures each proxy's p99 at half its
+// capacity (paced by the Go generator) beside the upstream's at the same
+// rate, and reports every figure as a ratio to nginx.
 //
 // Usage, from the repository root:
 //
-//	go run ./tools/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-out FILE] [-quick] [-tswgate BIN]
+//	go run ./tools/tswbench [-d 10s] [-rounds 3] [-c 64] [-gen auto|wrk|go] [-ref] [-gogc N] [-out FILE] [-quick] [-tswgate BIN]
 //
 // The Markdown goes to stdout (and to -out); progress goes to stderr. The
 // exit status is 1 when the benchmark failed or saw errors, 2 for a usage
@@ -38,9 +46,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/internal/devtool"
 )
 
@@ -93,8 +103,14 @@ type options struct {
 	// Redis runs the gateway on a throwaway redis-server (the cluster rate
 	// limiter, the Redis store) instead of the embedded store.
 	Redis bool
+	// Ref adds nginx and haproxy as reference targets, the invalid-token
+	// flood and the p99 at half capacity.
+	Ref bool
 	// Settings are extra TSWGATE_* settings for the gateway under test.
 	Settings settingList
+	// GOGC, when not empty, is the GOGC of both Go proxies (bare and
+	// tswgate), for measuring what the garbage collector costs.
+	GOGC string
 }
 
 // settingList collects repeated -set NAME=VALUE flags.
@@ -124,11 +140,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Gen, "gen", "auto", "load generator: wrk, go, or auto (wrk, installing it when root, else go)")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke test: -d 2s -rounds 1 unless given")
 	fs.BoolVar(&o.Redis, "redis", false, "run tswgate on a throwaway redis-server (Redis store, cluster-scope rate limits) instead of the embedded store")
+	fs.BoolVar(&o.Ref, "ref", false, "add nginx and haproxy as reference targets (apt-get installs them when root), an invalid-token flood and the p99 at half capacity; -d 5s unless given")
+	fs.StringVar(&o.GOGC, "gogc", "", "run the bare proxy and tswgate with GOGC=`value` (e.g. 400 or off)")
 	fs.Var(&o.Settings, "set", "extra gateway setting `TSWGATE_NAME=value` (repeatable), e.g. -set TSWGATE_ACCESS_LOG=false")
 	devtool.GatewayFlag(fs, &o.Gateway)
 	set, err := devtool.ParseFlags(fs, args)
 	if err != nil {
 		return o, err
+	}
+	if o.Ref && !set["d"] {
+		o.Duration = 5 * time.Second
 	}
 	if o.Quick {
 		if !set["d"] {
@@ -147,6 +168,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-c %d: want 1 to 4096", o.Conns)
 	case o.Gen != "auto" && o.Gen != "wrk" && o.Gen != "go":
 		return o, fmt.Errorf("-gen %q: want wrk, go or auto", o.Gen)
+	case o.GOGC != "" && o.GOGC != "off" && !validGOGC(o.GOGC):
+		return o, fmt.Errorf("-gogc %q: want a percentage such as 400, or off", o.GOGC)
 	}
 	return o, nil
 }
@@ -159,6 +182,12 @@ func (o options) commandLine() string {
 	}
 	if o.Redis {
 		s += " -redis"
+	}
+	if o.Ref {
+		s += " -ref"
+	}
+	if o.GOGC != "" {
+		s += " -gogc " + o.GOGC
 	}
 	for _, kv := range o.Settings {
 		s += " -set " + shellJoin([]string{kv})
@@ -222,8 +251,10 @@ type bench struct {
 
 // target is one server under load.
 type target struct {
-	name string
-	url  string
+	name  string
+	url   string
+	auth  bool           // it checks tokens, so the invalid-token flood applies
+	child *devtool.Child // its process, whose CPU time is measured
 }
 
 // logf prints progress on stderr.
@@ -266,9 +297,18 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	results, err := b.measure(ctx, st)
+	results, err := b.measure(ctx, st, st.targets, st.header)
 	if err != nil {
 		return nil, err
+	}
+	var flood, half []summary
+	if o.Ref {
+		if flood, half, err = b.measureRef(ctx, st, results); err != nil {
+			return nil, err
+		}
+	}
+	if o.GOGC != "" {
+		b.notes = append(b.notes, "Both Go proxies (bare and tswgate) ran with GOGC="+o.GOGC+".")
 	}
 	if note := cacheNote(ctx, "http://"+st.metricsAddr+"/metrics"); note != "" {
 		b.notes = append(b.notes, note)
@@ -278,7 +318,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	rep := &report{
 		Command:   o.commandLine(),
 		Generator: b.generator,
-		LoadCmd:   shellJoin(b.displayArgs(b.pin.command(loadCPU, b.loadArgs(st.targets[2], o.Duration, redacted)))),
+		LoadCmd:   shellJoin(b.displayArgs(b.pin.command(loadCPU, b.loadArgs(st.targets[2], o.Duration, redacted, 0)))),
 		Conns:     o.Conns,
 		Duration:  o.Duration,
 		Rounds:    o.Rounds,
@@ -288,18 +328,25 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		Direct:    summarize(st.targets[0].name, results[0]),
 		Bare:      summarize(st.targets[1].name, results[1]),
 		Gate:      summarize(st.targets[2].name, results[2]),
+		Flood:     flood,
+		Half:      half,
 		Notes:     b.notes,
+	}
+	for i := 3; i < len(st.targets); i++ {
+		rep.Refs = append(rep.Refs, summarize(st.targets[i].name, results[i]))
 	}
 	return rep, nil
 }
 
-// stand is the servers under test: the upstream, the bare proxy and
-// tswgate, and their targets in that order.
+// stand is the servers under test: the upstream, the bare proxy,
+// tswgate and, with -ref, nginx and haproxy, and their targets in that
+// order.
 type stand struct {
 	servers     []*devtool.Child
 	targets     []target
 	token       string
 	header      string
+	badHeader   string // a well-formed credential no target knows
 	metricsAddr string
 }
 
@@ -314,7 +361,11 @@ func (b *bench) startServers(ctx context.Context, gateBin string) (*stand, error
 		return nil, err
 	}
 	upURL := "http://" + upAddr
-	bare, err := b.startServer("bareproxy", b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL)
+	var bareEnv []string // nil: tswbench's own
+	if b.opts.GOGC != "" {
+		bareEnv = append(os.Environ(), "GOGC="+b.opts.GOGC)
+	}
+	bare, err := b.procs.Start("bareproxy", bareEnv, b.pin.command(serverCPU, []string{b.self, "bareproxy", "-addr", "127.0.0.1:0", "-upstream", upURL})...)
 	if err != nil {
 		return nil, err
 	}
@@ -326,17 +377,31 @@ func (b *bench) startServers(ctx context.Context, gateBin string) (*stand, error
 	if err != nil {
 		return nil, err
 	}
-	return &stand{
+	st := &stand{
 		servers: []*devtool.Child{up, bare, gate},
 		targets: []target{
-			{"direct upstream", upURL + benchPath},
-			{"bare httputil.ReverseProxy", "http://" + bareAddr + benchPath},
-			{"tswgate (cached Owner token)", "http://" + gateAddr + benchPath},
+			{name: "direct upstream", url: upURL + benchPath, child: up},
+			{name: "bare httputil.ReverseProxy", url: "http://" + bareAddr + benchPath, child: bare},
+			{name: "tswgate (cached Owner token)", url: "http://" + gateAddr + benchPath, auth: true, child: gate},
 		},
 		token:       token,
 		header:      "Authorization: Bearer " + token,
 		metricsAddr: metricsAddr,
-	}, nil
+	}
+	if b.opts.Ref {
+		_, bad, err := auth.NewCredential()
+		if err != nil {
+			return nil, err
+		}
+		st.badHeader = "Authorization: Bearer " + bad
+		refs, targets, err := b.startRefs(ctx, upAddr, token)
+		if err != nil {
+			return nil, err
+		}
+		st.servers = append(st.servers, refs...)
+		st.targets = append(st.targets, targets...)
+	}
+	return st, nil
 }
 
 // prepare checks that every target answers 200 (which also fills
@@ -348,8 +413,13 @@ func (b *bench) prepare(ctx context.Context, st *stand) (facts, error) {
 			return facts{}, err
 		}
 	}
-	if err := checkRefuses(ctx, st.targets[2]); err != nil {
-		return facts{}, err
+	for _, t := range st.targets {
+		if !t.auth {
+			continue
+		}
+		if err := checkRefuses(ctx, t); err != nil {
+			return facts{}, err
+		}
 	}
 	// With the servers idle, anything using the CPUs now is someone else.
 	b.logf("measuring how busy the CPUs are with other work (1s)")
@@ -360,27 +430,27 @@ func (b *bench) prepare(ctx context.Context, st *stand) (facts, error) {
 	}
 	b.logf("warming up (1s per target)")
 	for _, t := range st.targets {
-		if _, err := b.load(ctx, t, time.Second, st.header); err != nil {
+		if _, err := b.load(ctx, t, time.Second, st.header, 0); err != nil {
 			return facts{}, fmt.Errorf("warm-up of %s: %w", t.name, err)
 		}
 	}
 	return mf, nil
 }
 
-// measure loads each target for the run's duration, interleaved, for
-// every round, and returns the results by target.
-func (b *bench) measure(ctx context.Context, st *stand) ([][]loadResult, error) {
+// measure loads each of targets with header for the run's duration,
+// interleaved, for every round, and returns the results by target.
+func (b *bench) measure(ctx context.Context, st *stand, targets []target, header string) ([][]loadResult, error) {
 	o := b.opts
-	results := make([][]loadResult, len(st.targets))
+	results := make([][]loadResult, len(targets))
 	for r := 0; r < o.Rounds; r++ {
-		for i, t := range st.targets {
+		for i, t := range targets {
 			b.logf("round %d/%d: %s for %v", r+1, o.Rounds, t.name, o.Duration)
-			res, err := b.load(ctx, t, o.Duration, st.header)
+			res, err := b.measured(ctx, t, o.Duration, header, 0)
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
-			b.logf("  %s req/s, p50 %s, p99 %s, non-2xx %d, errors %d",
-				formatRPS(res.RPS), formatLatency(res.P50), formatLatency(res.P99), res.Non2xx, res.Errors)
+			b.logf("  %s req/s, p50 %s, p99 %s, CPU %.1f µs/req, non-2xx %d, errors %d",
+				formatRPS(res.RPS), formatLatency(res.P50), formatLatency(res.P99), res.CPUPerReq, res.Non2xx, res.Errors)
 			results[i] = append(results[i], res)
 			for _, s := range st.servers {
 				if gone, why := s.Exited(); gone {
@@ -435,21 +505,27 @@ func (b *bench) chooseGenerator(ctx context.Context) error {
 	return nil
 }
 
-// loadArgs returns the load generator's command line for one run.
-func (b *bench) loadArgs(t target, d time.Duration, header string) []string {
-	if b.wrk != "" {
+// loadArgs returns the load generator's command line for one run; a
+// paced run (rate > 0) always uses the Go generator.
+func (b *bench) loadArgs(t target, d time.Duration, header string, rate float64) []string {
+	if b.wrk != "" && rate <= 0 {
 		return wrkArgs(b.wrk, b.opts.Conns, d, header, t.url)
 	}
-	return []string{b.self, "load", "-url", t.url, "-c", fmt.Sprint(b.opts.Conns), "-d", d.String(), "-H", header}
+	args := []string{b.self, "load", "-url", t.url, "-c", fmt.Sprint(b.opts.Conns), "-d", d.String(), "-H", header}
+	if rate > 0 {
+		args = append(args, "-rate", strconv.FormatFloat(rate, 'f', 0, 64))
+	}
+	return args
 }
 
-// load runs the generator against t for d, pinned to CPU 1.
-func (b *bench) load(ctx context.Context, t target, d time.Duration, header string) (loadResult, error) {
-	out, err := b.procs.Run(ctx, "load generator", d+30*time.Second, b.pin.command(loadCPU, b.loadArgs(t, d, header))...)
+// load runs the generator against t for d, pinned to CPU 1, paced at rate
+// requests per second when rate > 0.
+func (b *bench) load(ctx context.Context, t target, d time.Duration, header string, rate float64) (loadResult, error) {
+	out, err := b.procs.Run(ctx, "load generator", d+30*time.Second, b.pin.command(loadCPU, b.loadArgs(t, d, header, rate))...)
 	if err != nil {
 		return loadResult{}, err
 	}
-	if b.wrk != "" {
+	if b.wrk != "" && rate <= 0 {
 		return parseWrk(string(out))
 	}
 	var res loadResult
@@ -473,6 +549,9 @@ func (b *bench) startGateway(ctx context.Context, bin, upURL string) (gate *devt
 	fail := func(err error) (*devtool.Child, string, string, string, error) { return nil, "", "", "", err }
 	dataDir := filepath.Join(b.tmp, "data")
 	env := append([]string{"TSWGATE_UPSTREAM_URL=" + upURL, "TSWGATE_LOG_LEVEL=warn"}, b.opts.Settings...)
+	if b.opts.GOGC != "" {
+		env = append(env, "GOGC="+b.opts.GOGC)
+	}
 	adminKey := ""
 	if b.opts.Redis {
 		dir := filepath.Join(b.tmp, "redis")
@@ -573,6 +652,12 @@ func checkTarget(ctx context.Context, t target, token string) error {
 		}
 	}
 	return nil
+}
+
+// validGOGC reports whether s is a GOGC percentage.
+func validGOGC(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n <= 100000
 }
 
 // shellJoin renders argv for a shell, quoting where needed.

@@ -2,8 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // pinner pins the benchmark's child processes to CPUs with taskset.
@@ -32,4 +36,41 @@ func (p pinner) command(cpu int, argv []string) []string {
 		return argv
 	}
 	return append([]string{p.taskset, "-c", strconv.Itoa(cpu)}, argv...)
+}
+
+// clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ,
+// 100 per second on every Linux architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the user plus system CPU time process pid has used, from
+// /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseCPUTime(string(b))
+}
+
+// parseCPUTime reads utime and stime (fields 14 and 15) from the text of
+// /proc/PID/stat. The command name (field 2) is in parentheses and may
+// hold spaces, so fields count from the last ")".
+func parseCPUTime(stat string) (time.Duration, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc stat %q: no command name", stat)
+	}
+	f := strings.Fields(stat[i+1:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc stat %q: too few fields", stat)
+	}
+	var sum int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat: %w", err)
+		}
+		sum += n
+	}
+	return time.Duration(sum) * clockTick, nil
 }

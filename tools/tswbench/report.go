@@ -18,6 +18,14 @@ type summary struct {
 	Non2xx int64         // sum over rounds
 	Errors int64         // sum over rounds
 	Empty  int           // rounds that got no response at all
+	CPU    float64       // server CPU µs per response, median over rounds
+	// Refusals marks an invalid-token flood: every response should be a
+	// refusal, and Accepted counts those that were not.
+	Refusals bool
+	Accepted int64
+	// BaseP99 is the direct upstream's p99 at the same paced rate (the
+	// half-capacity runs only).
+	BaseP99 time.Duration
 	// FirstError describes one failure, for the report.
 	FirstError string
 	Rounds     []loadResult
@@ -26,7 +34,7 @@ type summary struct {
 // summarize computes a target's medians and error totals.
 func summarize(name string, rounds []loadResult) summary {
 	s := summary{Name: name, Rounds: rounds}
-	var rps, p50, p99 []float64
+	var rps, p50, p99, cpu []float64
 	for i, r := range rounds {
 		if r.Requests == 0 {
 			s.Empty++
@@ -37,6 +45,8 @@ func summarize(name string, rounds []loadResult) summary {
 		rps = append(rps, r.RPS)
 		p50 = append(p50, float64(r.P50))
 		p99 = append(p99, float64(r.P99))
+		cpu = append(cpu, r.CPUPerReq)
+		s.Accepted += r.Requests - r.Non2xx
 		s.Non2xx += r.Non2xx
 		s.Errors += r.Errors
 		if s.FirstError == "" {
@@ -46,6 +56,7 @@ func summarize(name string, rounds []loadResult) summary {
 	s.RPS = devtool.Median(rps)
 	s.P50 = time.Duration(devtool.Median(p50))
 	s.P99 = time.Duration(devtool.Median(p99))
+	s.CPU = devtool.Median(cpu)
 	return s
 }
 
@@ -77,7 +88,10 @@ type report struct {
 	Direct    summary
 	Bare      summary
 	Gate      summary
-	Notes     []string // extra lines, such as why the Go generator was used
+	Refs      []summary // nginx and haproxy, with -ref
+	Flood     []summary // the invalid-token flood, with -ref
+	Half      []summary // each proxy paced at half its capacity, with -ref
+	Notes     []string  // extra lines, such as why the Go generator was used
 }
 
 // hasErrors reports whether any target saw a non-2xx response or an error.
@@ -87,10 +101,27 @@ func (r *report) hasErrors() bool {
 			return true
 		}
 	}
+	for _, s := range r.Flood {
+		if s.Accepted > 0 || s.Errors > 0 || s.Empty > 0 {
+			return true
+		}
+	}
+	for _, s := range r.Half {
+		if s.Non2xx > 0 || s.Errors > 0 || s.Empty > 0 {
+			return true
+		}
+	}
 	return false
 }
 
-func (r *report) targets() []*summary { return []*summary{&r.Direct, &r.Bare, &r.Gate} }
+// targets returns the summaries of the valid-token runs, references last.
+func (r *report) targets() []*summary {
+	ts := []*summary{&r.Direct, &r.Bare, &r.Gate}
+	for i := range r.Refs {
+		ts = append(ts, &r.Refs[i])
+	}
+	return ts
+}
 
 // markdown renders r as Markdown for the README.
 func (r *report) markdown() string {
@@ -101,10 +132,10 @@ func (r *report) markdown() string {
 	if r.hasErrors() {
 		w("> **WARNING: errors during the run** — some responses were not 2xx or failed, or a round got none; the numbers below are not valid. See the per-round table.\n\n")
 	}
-	w("| target | req/s | p50 | p99 | non-2xx | errors |\n")
-	w("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	w("| target | req/s | p50 | p99 | CPU µs/req | non-2xx | errors |\n")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, s := range r.targets() {
-		w("| %s | %s | %s | %s | %d | %d |\n", s.Name, formatRPS(s.RPS), formatLatency(s.P50), formatLatency(s.P99), s.Non2xx, s.Errors)
+		w("| %s | %s | %s | %s | %s | %d | %d |\n", s.Name, formatRPS(s.RPS), formatLatency(s.P50), formatLatency(s.P99), formatCPU(s.CPU), s.Non2xx, s.Errors)
 	}
 	w("\n")
 	w("| ratio | req/s | p50 | p99 |\n")
@@ -114,6 +145,9 @@ func (r *report) markdown() string {
 	w("| bare / direct | %s | %s | %s |\n", formatRatio(r.Bare.RPS, r.Direct.RPS),
 		formatRatio(float64(r.Bare.P50), float64(r.Direct.P50)), formatRatio(float64(r.Bare.P99), float64(r.Direct.P99)))
 	w("\n")
+	if len(r.Refs) > 0 {
+		r.refMarkdown(w)
+	}
 
 	if r.Rounds == 1 {
 		w("One round of %s per target (direct, bare, tswgate), %d connections, ", r.Duration, r.Conns)
@@ -159,6 +193,63 @@ func (r *report) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// refMarkdown renders the comparison with the reference servers: ratios
+// to nginx, the invalid-token flood and the p99 at half capacity.
+func (r *report) refMarkdown(w func(format string, args ...any)) {
+	nginx := r.Refs[0]
+	w("| × %s | req/s | CPU µs/req |\n", nginx.Name)
+	w("| --- | ---: | ---: |\n")
+	for _, s := range append([]*summary{&r.Gate, &r.Bare}, r.targets()[4:]...) {
+		w("| %s | %s | %s |\n", s.Name, formatRatio(s.RPS, nginx.RPS), formatRatio(s.CPU, nginx.CPU))
+	}
+	w("\n")
+	if len(r.Flood) > 0 {
+		w("Invalid-token flood (a well-formed token none of them knows; every answer must be a refusal):\n\n")
+		w("| target | req/s | CPU µs/req | × nginx req/s | × nginx CPU | accepted | errors |\n")
+		w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		var ref *summary
+		for i, s := range r.Flood {
+			if s.Name == nginx.Name {
+				ref = &r.Flood[i]
+			}
+		}
+		for _, s := range r.Flood {
+			rr, rc := "–", "–"
+			if ref != nil {
+				rr, rc = formatRatio(s.RPS, ref.RPS), formatRatio(s.CPU, ref.CPU)
+			}
+			w("| %s | %s | %s | %s | %s | %d | %d |\n", s.Name, formatRPS(s.RPS), formatCPU(s.CPU), rr, rc, s.Accepted, s.Errors)
+		}
+		w("\n")
+	}
+	if len(r.Half) > 0 {
+		w("Latency at half capacity (each proxy paced at 50%% of its own req/s above by the Go generator, open loop; then the direct upstream at the same rate):\n\n")
+		w("| target | paced req/s | p50 | p99 | upstream p99 | p99 added |\n")
+		w("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, s := range r.Half {
+			w("| %s | %s | %s | %s | %s | %s |\n", s.Name, formatRPS(s.RPS), formatLatency(s.P50), formatLatency(s.P99),
+				formatLatency(s.BaseP99), formatAdded(s.P99-s.BaseP99))
+		}
+		w("\n")
+	}
+}
+
+// formatAdded renders the p99 a proxy adds; below zero it is noise.
+func formatAdded(d time.Duration) string {
+	if d <= 0 {
+		return "≤ 0 (noise)"
+	}
+	return devtool.FormatLatency(d)
+}
+
+// formatCPU renders CPU µs per request, or "–" for none.
+func formatCPU(us float64) string {
+	if us <= 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(us, 'f', 1, 64)
 }
 
 // formatRPS renders a rate with thousands separators: "41,235".

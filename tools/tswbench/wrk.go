@@ -3,17 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tswgate/tswgate/internal/devtool"
 )
 
 // wrk output lines parseWrk reads.
@@ -146,32 +142,8 @@ func wrkVersion(ctx context.Context, wrk string) string {
 	return line
 }
 
-// findWrk returns the path of wrk. When it is missing and install is set,
-// it tries `apt-get update` and `apt-get install -y wrk` (as root only),
-// logging to progress, and looks again.
+// findWrk returns the path of wrk, installing it as findTool does when
+// install is set.
 func findWrk(ctx context.Context, install bool, progress io.Writer) (string, error) {
-	if p, err := exec.LookPath("wrk"); err == nil {
-		return p, nil
-	}
-	if !install {
-		return "", errors.New("wrk is not installed (Debian: apt-get install wrk)")
-	}
-	if os.Geteuid() != 0 {
-		return "", errors.New("wrk is not installed and we are not root to install it (Debian: sudo apt-get install wrk)")
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return "", errors.New("wrk is not installed and there is no apt-get to install it")
-	}
-	fmt.Fprintln(progress, "tswbench: wrk is missing; installing it with apt-get (at most 5 minutes)")
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	for _, args := range [][]string{{"apt-get", "update"}, {"apt-get", "install", "-y", "wrk"}} {
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("%s: %v\n%s", strings.Join(args, " "), err, devtool.Tail(string(out), 10))
-		}
-	}
-	return exec.LookPath("wrk")
+	return findTool(ctx, "wrk", "wrk", install, progress)
 }
