@@ -79,6 +79,10 @@ type Options struct {
 	// Asserter, when set, signs the identity assertion sent upstream in
 	// HeaderAssertion with every forwarded request.
 	Asserter Asserter
+	// Traced says requests come with OpenTelemetry spans in their context
+	// (a tracing handler in front): the access log then names the trace.
+	// Off, the log does not look for one.
+	Traced bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -131,6 +135,7 @@ type Handler struct {
 	trusted   []netip.Prefix
 	usage     UsageRecorder
 	asserter  Asserter
+	traced    bool
 	now       func() time.Time
 	idPrefix  string
 	idCounter atomic.Uint64
@@ -155,6 +160,7 @@ func New(opts Options) (*Handler, error) {
 		trusted:  opts.TrustedProxies,
 		usage:    opts.Usage,
 		asserter: opts.Asserter,
+		traced:   opts.Traced,
 		now:      opts.Now,
 	}
 	if h.maxScan <= 0 {
@@ -460,8 +466,10 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 	if v.Limit.Enabled {
 		e.RateLimit = decisionNames[decision(&v.Limit)]
 	}
-	if sc := trace.SpanContextFromContext(r.Context()); sc.IsSampled() {
-		e.TraceID = sc.TraceID()
+	if h.traced {
+		if sc := trace.SpanContextFromContext(r.Context()); sc.IsSampled() {
+			e.TraceID = sc.TraceID()
+		}
 	}
 	h.access.LogAccess(e)
 }

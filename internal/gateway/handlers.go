@@ -244,6 +244,7 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 		TrustedProxies:    trusted,
 		Usage:             g.events.record,
 		Asserter:          asserter,
+		Traced:            g.tracing != nil,
 	})
 }
 
