@@ -44,7 +44,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 	bare := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(up) },
 		Transport:  cannedTransport{},
-		BufferPool: bufferPool{},
+		BufferPool: benchBufferPool{},
 	}
 	gw, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: cannedTransport{}})
 	if err != nil {
@@ -98,8 +98,8 @@ func BenchmarkProxyOverhead(b *testing.B) {
 
 // BenchmarkProxyLoopback serves the gateway's handler (decision stubbed
 // out) with net/http over loopback in front of a real upstream server,
-// through NewTransport, next to a bare ReverseProxy on the same transport
-// settings: the whole hop as a client sees it, for profiling the server
+// through its Client and through NewTransport's http.Transport, next to a
+// bare ReverseProxy on that transport: the whole hop as a client sees it, for profiling the server
 // and the transport (`go test -run '^$' -bench ProxyLoopback
 // -cpuprofile cpu.out ./proxy/`). The client's own work is in the profile
 // too; its share is the same for both.
@@ -119,12 +119,16 @@ func BenchmarkProxyLoopback(b *testing.B) {
 	bare := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(up) },
 		Transport:  NewTransport(TransportOptions{}),
-		BufferPool: bufferPool{},
+		BufferPool: benchBufferPool{},
+	}
+	gwStd, err := New(Options{Decider: deciderFunc(allow), Upstream: up, Transport: NewTransport(TransportOptions{})})
+	if err != nil {
+		b.Fatal(err)
 	}
 	for _, c := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"tswgate", gw}} {
+	}{{"bare", bare}, {"tswgate", gw}, {"tswgate-http.Transport", gwStd}} {
 		b.Run(c.name, func(b *testing.B) {
 			srv := httptest.NewServer(c.h)
 			defer srv.Close()
@@ -183,3 +187,9 @@ func BenchmarkRefusal(b *testing.B) {
 		}
 	}
 }
+
+// benchBufferPool lends ReverseProxy the gateway's copy buffers.
+type benchBufferPool struct{}
+
+func (benchBufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (benchBufferPool) Put(b []byte) { copyBuffers.Put(&b) }

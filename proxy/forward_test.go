@@ -323,3 +323,106 @@ func TestContentCodingLeftToClient(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerRelayed: the upstream's answer reaches the client as given —
+// status, end-to-end fields, body, trailers, HEAD without a body — less
+// the fields of one connection and any its Connection field names, with
+// the gateway's request id.
+func TestAnswerRelayed(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Connection", "X-Hop")
+		h.Set("X-Hop", "secret")
+		h.Set("X-End", "kept")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set(HeaderRequestID, "upstream-id")
+		h.Set("Trailer", "X-Checksum")
+		w.WriteHeader(http.StatusCreated)
+		if r.Method != http.MethodHead {
+			_, _ = io.WriteString(w, "created")
+		}
+		h.Set("X-Checksum", "abc")
+	}))
+	defer up.Close()
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	for _, method := range []string{"GET", "HEAD"} {
+		req, _ := http.NewRequest(method, gw.URL+"/v2/Invoice", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantBody := map[string]string{"GET": "created", "HEAD": ""}[method]
+		if resp.StatusCode != http.StatusCreated || string(body) != wantBody || resp.Header.Get("X-End") != "kept" {
+			t.Errorf("%s: %d %q %v", method, resp.StatusCode, body, resp.Header)
+		}
+		if resp.Header.Get("X-Hop") != "" || resp.Header.Get("Keep-Alive") != "" {
+			t.Errorf("%s: a field of the upstream connection reached the client: %v", method, resp.Header)
+		}
+		if id := resp.Header.Get(HeaderRequestID); id == "" || id == "upstream-id" {
+			t.Errorf("%s: request id %q, want the gateway's", method, id)
+		}
+		if method == "GET" && resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Errorf("trailer lost: %v", resp.Trailer)
+		}
+	}
+}
+
+// TestStreamedAnswerFlushed: an answer without a length reaches the
+// client piece by piece, not when it ends.
+func TestStreamedAnswerFlushed(t *testing.T) {
+	next := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 2 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			<-next
+		}
+	}))
+	defer up.Close()
+	defer close(next)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	resp, err := http.Get(gw.URL + "/v2/Invoice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: 0\n" {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+	next <- struct{}{} // the first event arrived while the upstream still held the stream
+}
+
+// TestBrokenAnswerBreaksOff: an upstream answer cut short mid-body is cut
+// short for the client too, never passed on as complete.
+func TestBrokenAnswerBreaksOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			readHead(br)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+			c.Close()
+		}
+	}()
+	gw := newHandler(t, deciderFunc(allow), "http://"+ln.Addr().String(), Options{})
+	resp, err := http.Get(gw.URL + "/v2/Invoice")
+	if err != nil {
+		return // broken off before the head: also fine
+	}
+	defer resp.Body.Close()
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatalf("the client read %q as a complete answer", b)
+	}
+}

@@ -9,10 +9,9 @@ import (
 // Headers that would change the request on its way upstream.
 //
 // A proxy removes the fields that a Connection field names (RFC 9110
-// §7.6.1), and net/http's ReverseProxy does so after the decision: a client
-// sending "Connection: Content-Type" would have its body checked as JSON
-// and reach the API without a media type. Trailers (fields after a chunked
-// body) are not forwarded by ReverseProxy either. Rather than forward a
+// §7.6.1): a client sending "Connection: Content-Type" would have its body
+// checked as JSON and reach the API without a media type. Trailers (fields
+// after a chunked body) are not forwarded either. Rather than forward a
 // request other than the one checked, the gateway refuses both
 // (auth.CodeInvalidHeader).
 

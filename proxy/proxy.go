@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -125,7 +124,8 @@ type UsageRecorder interface {
 // Handler is the gateway's public http.Handler.
 type Handler struct {
 	decider   Decider
-	rp        *httputil.ReverseProxy
+	transport http.RoundTripper
+	upstream  *url.URL
 	passAuth  bool
 	maxScan   int64
 	metrics   *Metrics
@@ -178,71 +178,12 @@ func New(opts Options) (*Handler, error) {
 	var seed [6]byte
 	_, _ = rand.Read(seed[:])
 	h.idPrefix = hex.EncodeToString(seed[:]) + "-"
-	transport := opts.Transport
-	if transport == nil {
-		transport = NewTransport(TransportOptions{})
+	h.transport = opts.Transport
+	if h.transport == nil {
+		h.transport = NewClient(TransportOptions{})
 	}
-	upstream := opts.Upstream
-	if h.metrics != nil || h.access != nil {
-		// Time the upstream round trip, for both.
-		transport = &timedTransport{rt: transport, now: h.now}
-	}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			st := pr.In.Context().Value(stateKey{}).(*reqState)
-			h.rewrite(pr, upstream, st)
-		},
-		Transport:      transport,
-		BufferPool:     bufferPool{},
-		ModifyResponse: h.modifyResponse,
-		ErrorHandler:   h.upstreamError,
-		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
-	}
+	h.upstream = opts.Upstream
 	return h, nil
-}
-
-// rewrite makes the outbound request: the inbound one as the decision read
-// it, with the gateway's identity headers.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest, upstream *url.URL, st *reqState) {
-	pr.SetURL(upstream)
-	// The query exactly as the client sent it and the decision read it:
-	// ReverseProxy would drop the parameters net/url cannot parse (and
-	// every one past its count limit).
-	pr.Out.URL.RawQuery, pr.Out.URL.ForceQuery = joinQuery(upstream.RawQuery, pr.In.URL.RawQuery), pr.In.URL.ForceQuery
-	// Hop-by-hop headers, including any a client named in Connection, are
-	// already gone from Out: what is set here reaches the upstream.
-	out := pr.Out.Header
-	for k := range out {
-		if droppedHeader(k) {
-			delete(out, k)
-		}
-	}
-	pr.SetXForwarded()
-	t := st.token
-	vals := make([]string, 4)
-	vals[0], vals[1], vals[2], vals[3] = strconv.FormatInt(t.ProjectID, 10), t.ID, t.Role.String(), st.reqID
-	out[HeaderProjectID] = vals[0:1:1]
-	out[HeaderTokenID] = vals[1:2:2]
-	out[HeaderTokenRole] = vals[2:3:3]
-	out[HeaderRequestID] = vals[3:4:4]
-	// The API has no protocol upgrades, and a tunnel would carry requests
-	// past every check: send none.
-	delete(out, "Upgrade")
-	delete(out, "Connection")
-	// The gateway answers Expect: 100-continue itself, when it first reads
-	// the body; the upstream's own 100 would reach the client as a second.
-	delete(out, "Expect")
-	// Request trailers would be a second way to send headers past the
-	// checks above; the API takes none.
-	pr.Out.Trailer = nil
-	if h.passAuth {
-		out["Authorization"] = pr.In.Header["Authorization"]
-	} else {
-		delete(out, "Authorization")
-	}
-	if h.asserter != nil {
-		h.assert(out, t, st)
-	}
 }
 
 // assert sets the identity assertion of t. Should signing fail, the request
@@ -337,8 +278,6 @@ func foldsTo(k, name string) bool {
 	return true
 }
 
-type stateKey struct{}
-
 // ServeHTTP decides r and either refuses it or proxies it upstream.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
@@ -360,9 +299,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	st.rec = statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	// Rewrite finds the token and request id through the context.
-	h.rp.ServeHTTP(&st.rec, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	err := h.forward(&st.rec, r, st)
 	h.finish(r, &v, st, st.rec.status, start)
+	if err != nil {
+		panic(http.ErrAbortHandler) // break the client's response off too
+	}
 }
 
 // decide fills st's auth.Request from r and decides it, charging the
@@ -474,23 +415,6 @@ func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
 	h.access.LogAccess(e)
 }
 
-// timedTransport measures the upstream round trip (request sent to
-// response headers) into the request's reqState.
-type timedTransport struct {
-	rt  http.RoundTripper
-	now func() time.Time
-}
-
-func (t *timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	st, _ := r.Context().Value(stateKey{}).(*reqState)
-	start := t.now()
-	resp, err := t.rt.RoundTrip(r)
-	if st != nil {
-		st.sample.upstream, st.sample.called = t.now().Sub(start), true
-	}
-	return resp, err
-}
-
 // reqState is the per-request scratch space of ServeHTTP, pooled so that a
 // request costs no allocation for it. Nothing in it may outlive ServeHTTP:
 // in particular, header maps never point into it, since net/http writes
@@ -499,6 +423,7 @@ type reqState struct {
 	req    auth.Request
 	body   bodyPrefix
 	rec    statusRecorder
+	outURL url.URL
 	token  *auth.Token
 	reqID  string
 	client netip.Addr
@@ -536,15 +461,9 @@ func validRequestID(s string) bool {
 	return true
 }
 
-func (h *Handler) modifyResponse(resp *http.Response) error {
-	// The client sees our request id, whatever the upstream echoes.
-	resp.Header[HeaderRequestID] = resp.Request.Header[HeaderRequestID]
-	return nil
-}
-
 // upstreamError answers a failed upstream round trip: 504 on a timeout,
 // 502 otherwise, nothing when the client went away.
-func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		w.WriteHeader(StatusClientClosed) // nobody reads this
 		return
@@ -554,17 +473,15 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		status, code, msg = http.StatusGatewayTimeout, codeUpstreamTimeout, "The API did not answer in time."
 	}
-	if st, ok := r.Context().Value(stateKey{}).(*reqState); ok {
-		st.sample.failure = upstreamErr
-		if status == http.StatusGatewayTimeout {
-			st.sample.failure = upstreamTimeout
-		}
+	st.sample.failure = upstreamErr
+	if status == http.StatusGatewayTimeout {
+		st.sample.failure = upstreamTimeout
 	}
 	h.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed",
-		slog.String("request_id", r.Header.Get(HeaderRequestID)),
+		slog.String("request_id", st.reqID),
 		slog.String("method", r.Method), slog.String("path", auth.RedactSecrets(r.URL.EscapedPath())),
 		slog.String("err", err.Error()))
-	w.Header()[HeaderRequestID] = r.Header[HeaderRequestID] // r is the outbound request here
+	w.Header()[HeaderRequestID] = []string{st.reqID}
 	writeError(w, status, code, msg)
 }
 
@@ -630,11 +547,5 @@ type prefixedBody struct {
 
 func (p *prefixedBody) Close() error { return p.closer.Close() }
 
-// bufferPool lends ReverseProxy its copy buffers, which otherwise cost a
-// 32 KiB allocation per request.
-type bufferPool struct{}
-
+// copyBuffers lends relayBody its 32 KiB copy buffers.
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }

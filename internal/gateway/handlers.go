@@ -227,7 +227,7 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 		return nil, err
 	}
 	var decider proxy.Decider = gate
-	var transport http.RoundTripper = proxy.NewTransport(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS})
+	var transport http.RoundTripper = proxy.NewClient(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS})
 	if g.tracing != nil {
 		decider, transport = g.tracing.Decider(gate), g.tracing.Transport(transport)
 	}
