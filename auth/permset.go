@@ -3,9 +3,12 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // PermSet is a set of permissions, one bit per Permission: the scopes a
@@ -51,6 +54,61 @@ func (s PermSet) Names() []string {
 
 // String returns the names of s joined with ",", "" for the empty set.
 func (s PermSet) String() string { return strings.Join(s.Names(), ",") }
+
+// Claim returns the names of s joined with single spaces, the form of an
+// OAuth "scope" claim (RFC 8693 §4.2); "" for the empty set. It equals
+// strings.Join(s.Names(), " "), but a set spelled before is read from a
+// cache and does not allocate. It is safe for concurrent use.
+func (s PermSet) Claim() string {
+	if s == 0 {
+		return ""
+	}
+	if m := claims.m.Load(); m != nil {
+		if c, ok := (*m)[s]; ok {
+			return c
+		}
+		if len(*m) >= maxClaims { // full: spell it without taking the lock
+			return strings.Join(s.Names(), " ")
+		}
+	}
+	return claims.add(s)
+}
+
+// maxClaims bounds the claim cache. A token's scopes are few sets in
+// practice; past the bound a set is spelled afresh on each call.
+const maxClaims = 256
+
+// claims caches the spelled claim of each PermSet seen.
+var claims claimCache
+
+// claimCache maps PermSets to their claims, copy on write: readers load
+// the map without a lock, writers replace it under mu.
+type claimCache struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[PermSet]string]
+}
+
+// add spells s and, while the cache has room, stores it.
+func (c *claimCache) add(s PermSet) string {
+	claim := strings.Join(s.Names(), " ")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next map[PermSet]string
+	if old := c.m.Load(); old != nil {
+		if got, ok := (*old)[s]; ok {
+			return got
+		}
+		if len(*old) >= maxClaims {
+			return claim
+		}
+		next = maps.Clone(*old)
+	} else {
+		next = make(map[PermSet]string, 1)
+	}
+	next[s] = claim
+	c.m.Store(&next)
+	return claim
+}
 
 // valid reports whether s holds only permissions of the route table.
 func (s PermSet) valid() bool { return s&^allPermissions == 0 }

@@ -2,9 +2,11 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -211,4 +213,106 @@ func BenchmarkDecideRestricted(b *testing.B) {
 	req := &Request{Method: "GET", Path: "/v2/Instance", RawQuery: "ProjectId=42&Limit=10", Authorization: "Bearer " + tok,
 		ClientAddr: netip.MustParseAddr("10.1.2.3")}
 	benchCacheHit(b, f, req)
+}
+
+// claimSets returns the empty set, every permission alone, every pair and
+// the full set.
+func claimSets() []PermSet {
+	sets := []PermSet{0, allPermissions}
+	for _, p := range Permissions() {
+		sets = append(sets, PermSet(0).With(p))
+		for _, q := range Permissions() {
+			if q > p {
+				sets = append(sets, PermSet(0).With(p).With(q))
+			}
+		}
+	}
+	return sets
+}
+
+func TestPermSetClaim(t *testing.T) {
+	for _, s := range claimSets() {
+		want := strings.Join(s.Names(), " ")
+		for range 2 { // spelled, then cached
+			if got := s.Claim(); got != want {
+				t.Fatalf("%#x.Claim() = %q, want %q", uint32(s), got, want)
+			}
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = s.Claim() }); n != 0 {
+			t.Errorf("%#x.Claim() allocates %v times", uint32(s), n)
+		}
+	}
+	if got := PermSet(0).With(PermComputeRead).With(PermNetworkWrite).Claim(); got != "compute.read network.write" {
+		t.Errorf("claim = %q", got)
+	}
+}
+
+// TestPermSetClaimBounded spells more sets than the cache holds: every
+// claim stays right and the cache stops growing at its bound.
+func TestPermSetClaimBounded(t *testing.T) {
+	perms := Permissions()
+	if len(perms) < 9 {
+		t.Skipf("%d permissions make too few sets to fill the cache", len(perms))
+	}
+	saved := claims.m.Load()
+	claims.m.Store(nil)
+	t.Cleanup(func() { claims.m.Store(saved) })
+	for i := range 2 * maxClaims {
+		var s PermSet
+		for j, p := range perms {
+			if i>>j&1 != 0 {
+				s = s.With(p)
+			}
+		}
+		if got, want := s.Claim(), strings.Join(s.Names(), " "); got != want {
+			t.Fatalf("%#x.Claim() = %q, want %q", uint32(s), got, want)
+		}
+	}
+	if n := len(*claims.m.Load()); n != maxClaims {
+		t.Errorf("cache holds %d claims, want its bound %d", n, maxClaims)
+	}
+}
+
+// TestPermSetClaimConcurrent spells the same sets from several goroutines
+// at once; run it with -race.
+func TestPermSetClaimConcurrent(t *testing.T) {
+	sets := claimSets()
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range sets {
+				s := sets[(i+g*7)%len(sets)]
+				if got, want := s.Claim(), strings.Join(s.Names(), " "); got != want {
+					errs <- fmt.Sprintf("%#x.Claim() = %q, want %q", uint32(s), got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func BenchmarkPermSetClaim(b *testing.B) {
+	s := PermSet(0).With(PermComputeRead).With(PermNetworkWrite).With(PermBillingRead)
+	want := strings.Join(s.Names(), " ")
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.Claim() != want {
+			b.Fatal("wrong claim")
+		}
+	}
+}
+
+// BenchmarkPermSetJoin is the spelling Claim saves: for comparison.
+func BenchmarkPermSetJoin(b *testing.B) {
+	s := PermSet(0).With(PermComputeRead).With(PermNetworkWrite).With(PermBillingRead)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = strings.Join(s.Names(), " ")
+	}
 }

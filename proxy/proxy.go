@@ -191,7 +191,7 @@ func New(opts Options) (*Handler, error) {
 func (h *Handler) assert(out http.Header, t *auth.Token, st *reqState) {
 	sub := identity.Subject{TokenID: t.ID, ProjectID: t.ProjectID, Role: t.Role.String()}
 	if t.Scopes != 0 {
-		sub.Scope = strings.Join(t.Scopes.Names(), " ")
+		sub.Scope = t.Scopes.Claim()
 	}
 	jwt, err := h.asserter.Assertion(sub, h.now())
 	if err != nil {
