@@ -57,7 +57,7 @@ type upConn struct {
 	nc      net.Conn
 	br      *bufio.Reader
 	bw      *bufio.Writer
-	key     string // scheme://host:port
+	key     poolKey
 	idleAt  time.Time
 	reused  bool
 	written int64       // bytes written on the connection
@@ -263,7 +263,7 @@ func writeHead(bw *bufio.Writer, r *http.Request) error {
 	}
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(r.URL.RequestURI())
+	writeTarget(bw, r.URL)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
@@ -294,6 +294,25 @@ func writeHead(bw *bufio.Writer, r *http.Request) error {
 	}
 	_, err := bw.WriteString("\r\n")
 	return err
+}
+
+// writeTarget writes u's request target: its escaped path (the path as
+// parsed, when u came from a parser) and query, without building a
+// string.
+func writeTarget(bw *bufio.Writer, u *url.URL) {
+	if u.Opaque != "" {
+		bw.WriteString(u.RequestURI())
+		return
+	}
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	bw.WriteString(p)
+	if u.ForceQuery || u.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(u.RawQuery)
+	}
 }
 
 // skippedField reports the fields Client writes itself (Host, framing) or
@@ -401,9 +420,15 @@ func (uc *upConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// poolKey names the upstream a pooled connection leads to.
+type poolKey struct {
+	tls  bool
+	host string // host:port as in the URL
+}
+
 // get returns an idle connection to u's host, or dials one.
 func (c *Client) get(ctx context.Context, u *url.URL) (*upConn, error) {
-	key := u.Scheme + "://" + u.Host
+	key := poolKey{tls: u.Scheme == "https", host: u.Host}
 	if uc := c.takeIdle(key); uc != nil {
 		return uc, nil
 	}
@@ -412,7 +437,7 @@ func (c *Client) get(ctx context.Context, u *url.URL) (*upConn, error) {
 
 // takeIdle pops the most recently used idle connection to key that is
 // still open.
-func (c *Client) takeIdle(key string) *upConn {
+func (c *Client) takeIdle(key poolKey) *upConn {
 	now := time.Now()
 	for {
 		c.mu.Lock()
@@ -443,7 +468,7 @@ func (c *Client) takeIdle(key string) *upConn {
 const staleCheckAfter = 500 * time.Millisecond
 
 // dial opens a new connection to u's host.
-func (c *Client) dial(ctx context.Context, u *url.URL, key string) (*upConn, error) {
+func (c *Client) dial(ctx context.Context, u *url.URL, key poolKey) (*upConn, error) {
 	addr := u.Host
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])

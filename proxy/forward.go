@@ -63,7 +63,10 @@ func (h *Handler) outbound(r *http.Request, st *reqState) *http.Request {
 
 // outHeader returns the header fields sent upstream.
 func (h *Handler) outHeader(r *http.Request, st *reqState) http.Header {
-	out := make(http.Header, len(r.Header)+8)
+	if st.outHeader == nil {
+		st.outHeader = make(http.Header, len(r.Header)+8)
+	}
+	out := st.outHeader
 	for k, vs := range r.Header {
 		if !notForwarded(k) && !droppedHeader(k) {
 			out[k] = vs
@@ -75,14 +78,15 @@ func (h *Handler) outHeader(r *http.Request, st *reqState) http.Header {
 		}
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		out["X-Forwarded-For"] = []string{ip}
+		st.outVals[6] = ip
+		out["X-Forwarded-For"] = st.outVals[6:7:7]
 	}
 	proto := "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
 	t := st.token
-	vals := make([]string, 6)
+	vals := st.outVals[:]
 	vals[0], vals[1], vals[2], vals[3] = strconv.FormatInt(t.ProjectID, 10), t.ID, t.Role.String(), st.reqID
 	vals[4], vals[5] = r.Host, proto
 	out[HeaderProjectID] = vals[0:1:1]

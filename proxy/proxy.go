@@ -424,17 +424,27 @@ type reqState struct {
 	body   bodyPrefix
 	rec    statusRecorder
 	outURL url.URL
-	token  *auth.Token
-	reqID  string
-	client netip.Addr
-	sample sample
-	entry  AccessEntry
+	// outHeader and outVals hold the upstream request's fields; a
+	// RoundTripper may not use a request once its answer's body is
+	// closed, which is before release.
+	outHeader http.Header
+	outVals   [7]string
+	token     *auth.Token
+	reqID     string
+	client    netip.Addr
+	sample    sample
+	entry     AccessEntry
 }
 
 var states = sync.Pool{New: func() any { return new(reqState) }}
 
 func (s *reqState) release() {
-	*s = reqState{}
+	h := s.outHeader
+	if len(h) > 32 {
+		h = nil // a request with many fields: do not keep their room
+	}
+	clear(h)
+	*s = reqState{outHeader: h}
 	states.Put(s)
 }
 
