@@ -52,6 +52,7 @@ type Gateway struct {
 	health  *proxy.Health
 	usage   *usagecount.Recorder
 	access  *proxy.BufferedWriter // nil when the access log is off
+	apiConn *proxy.Client         // the upstream client; nil before the handler is built
 	events  events                // webhooks and leak reports (events.go)
 	tracing *tracing.Tracing      // nil when TSWGATE_OTLP_ENDPOINT is empty (edge.go)
 	// assertionLoader keeps reading the shared assertion key from Redis

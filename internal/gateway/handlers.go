@@ -227,7 +227,8 @@ func (g *Gateway) newProxy(upstream *url.URL, gate *auth.Gate, trusted []netip.P
 		return nil, err
 	}
 	var decider proxy.Decider = gate
-	var transport http.RoundTripper = proxy.NewClient(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS})
+	g.apiConn = proxy.NewClient(proxy.TransportOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout, TLS: upTLS})
+	var transport http.RoundTripper = g.apiConn
 	if g.tracing != nil {
 		decider, transport = g.tracing.Decider(gate), g.tracing.Transport(transport)
 	}

@@ -172,6 +172,9 @@ func (g *Gateway) closeAll() {
 	if g.access != nil {
 		_ = g.access.Close() // after the servers: in-flight requests' lines are in
 	}
+	if g.apiConn != nil {
+		g.apiConn.Close()
+	}
 	if err := g.events.close(); err != nil {
 		g.log.Warn("closing the webhook queue", slog.String("err", err.Error()))
 	}
