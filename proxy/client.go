@@ -175,15 +175,27 @@ func (uc *upConn) abort() {
 	_ = uc.nc.SetDeadline(time.Unix(1, 0))
 }
 
+// setReadDeadline sets uc's read deadline, unless abort ran: its past
+// deadline must not be overwritten, or a request whose context ended
+// would wait on (for a stream, without end).
+func (uc *upConn) setReadDeadline(t time.Time) {
+	_ = uc.nc.SetReadDeadline(t)
+	if uc.aborted.Load() {
+		_ = uc.nc.SetDeadline(time.Unix(1, 0))
+	}
+}
+
 // send writes r on uc and reads the response head, skipping interim (1xx)
 // answers.
 func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 	if err := c.write(r, uc); err != nil {
 		return nil, err
 	}
-	_ = uc.nc.SetReadDeadline(time.Now().Add(c.opts.ResponseHeaderTimeout))
+	uc.setReadDeadline(time.Now().Add(c.opts.ResponseHeaderTimeout))
 	for {
-		if _, err := uc.br.Peek(1); err != nil && uc.reused && uc.writeDone == nil {
+		if _, err := uc.br.Peek(1); err != nil && uc.reused && uc.writeDone == nil && !isTimeout(err) {
+			// A timeout is an upstream that is slow, not a stale
+			// connection: sending again would apply the request twice.
 			return nil, &retryErr{err: err, written: true}
 		}
 		resp, err := http.ReadResponse(uc.br, r)
@@ -194,7 +206,7 @@ func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 			return nil, errors.New("the upstream switched protocols, which was not asked for")
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
-			_ = uc.nc.SetReadDeadline(time.Time{})
+			uc.setReadDeadline(time.Time{})
 			return resp, nil
 		}
 		// An interim answer (100 Continue, 103 Early Hints): the gateway
@@ -225,14 +237,45 @@ func (c *Client) write(r *http.Request, uc *upConn) error {
 		return err
 	}
 	uc.writeDone = make(chan error, 1)
+	body := &readTracker{rc: r.Body}
+	r2 := *r
+	r2.Body = body
 	go func() {
-		err := writeBody(uc.bw, r)
+		err := writeBody(uc.bw, &r2)
 		if err == nil {
 			err = uc.bw.Flush()
+		}
+		if body.err != nil {
+			// The body broke off: the upstream waits for the rest, which
+			// never comes; end the exchange now rather than at the
+			// header timeout.
+			uc.nc.Close()
 		}
 		uc.writeDone <- err
 	}()
 	return nil
+}
+
+// readTracker remembers a body's read failure (other than its end).
+type readTracker struct {
+	rc  io.ReadCloser
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+func (t *readTracker) Close() error { return t.rc.Close() }
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // writeRequest writes r's request line, Host, header fields and body.

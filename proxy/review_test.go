@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestClientNoRetryAfterHeaderTimeout: a reused connection whose upstream
+// does not answer within ResponseHeaderTimeout is a timeout, not a stale
+// connection: the request must not be sent a second time.
+func TestClientNoRetryAfterHeaderTimeout(t *testing.T) {
+	var heads atomic.Int32
+	release := make(chan struct{})
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		for readHead(br) != nil {
+			if heads.Add(1) == 1 {
+				io.WriteString(c, okAnswer)
+				continue
+			}
+			<-release
+			return
+		}
+	})
+	defer close(release)
+	c := NewClient(TransportOptions{ResponseHeaderTimeout: 50 * time.Millisecond})
+	defer c.Close()
+	resp, err := get(t, c, "GET", up.url()+"/v2/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	_, err = get(t, c, "PUT", up.url()+"/v2/x", nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if n := heads.Load(); n != 2 {
+		t.Fatalf("upstream received %d requests, want 2 (no resend after a timeout)", n)
+	}
+}
+
+// failingBody yields n bytes, then fails (a client body broken mid-way).
+type failingBody struct{ n int }
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, errors.New("client body broke off")
+	}
+	k := min(len(p), b.n)
+	for i := range p[:k] {
+		p[i] = 'x'
+	}
+	b.n -= k
+	return k, nil
+}
+
+// TestClientStreamedBodyErrorEndsExchange: when a large body fails while
+// it is being sent, the exchange ends with that failure at once, not with a
+// header timeout while the upstream waits for the rest of the body.
+func TestClientStreamedBodyErrorEndsExchange(t *testing.T) {
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		readHead(br)
+		io.Copy(io.Discard, br) // waits for a body that never ends
+	})
+	c := NewClient(TransportOptions{ResponseHeaderTimeout: 2 * time.Second})
+	defer c.Close()
+	req, _ := http.NewRequest("POST", up.url()+"/v2/x", io.NopCloser(&failingBody{n: 1 << 20}))
+	req.ContentLength = 2 << 20
+	_, err := c.RoundTrip(req)
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("err = %v, want the body's failure, not a timeout", err)
+	}
+	if !strings.Contains(err.Error(), "broke off") {
+		t.Logf("err = %v", err)
+	}
+}
