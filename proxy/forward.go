@@ -154,6 +154,9 @@ func setBody(out, r *http.Request, st *reqState) {
 		return
 	}
 	whole := st.body.prefix
+	if len(whole) == 0 {
+		return // an empty (chunked) body: none, as http.Transport sent it
+	}
 	out.ContentLength = int64(len(whole))
 	out.Body = io.NopCloser(bytes.NewReader(whole))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(whole)), nil }
@@ -199,10 +202,16 @@ func hopField(k string) bool {
 	return false
 }
 
-// copyTrailers sends the upstream's trailers, announced by copyHead.
+// copyTrailers sends the upstream's trailers: those copyHead announced,
+// and those the upstream sent unannounced (as http.TrailerPrefix fields).
 func copyTrailers(dst http.Header, resp *http.Response) {
+	announced := dst["Trailer"]
 	for k, vs := range resp.Trailer {
-		dst[k] = vs
+		if namedIn(announced, k) {
+			dst[k] = vs
+		} else {
+			dst[http.TrailerPrefix+k] = vs
+		}
 	}
 }
 

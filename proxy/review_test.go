@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -80,5 +81,44 @@ func TestClientStreamedBodyErrorEndsExchange(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "broke off") {
 		t.Logf("err = %v", err)
+	}
+}
+
+// TestUndeclaredTrailersRelayed: trailers the upstream sends without
+// announcing them reach the client, as ReverseProxy relayed them.
+func TestUndeclaredTrailersRelayed(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush() // chunked: room for trailers
+		w.Header().Set(http.TrailerPrefix+"X-Late", "yes")
+	}))
+	defer up.Close()
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	resp, err := http.Get(gw.URL + "/v2/Invoice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Trailer.Get("X-Late") != "yes" {
+		t.Fatalf("undeclared trailer lost: %v", resp.Trailer)
+	}
+}
+
+// TestEmptyChunkedBodyNotChunkedUpstream: a GET whose chunked body is
+// empty goes upstream without a body (no Transfer-Encoding), as
+// http.Transport sent it.
+func TestEmptyChunkedBodyNotChunkedUpstream(t *testing.T) {
+	up := newRecordingUpstream(t)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
+	addr := strings.TrimPrefix(gw.URL, "http://")
+	out := rawRequest(t, addr, "GET /v2/Invoice HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 200") {
+		t.Fatalf("%.80q", out)
+	}
+	r, _ := up.last(t)
+	if len(r.TransferEncoding) != 0 || r.ContentLength != 0 {
+		t.Fatalf("upstream got TE %v, length %d; want no body", r.TransferEncoding, r.ContentLength)
 	}
 }
