@@ -122,3 +122,46 @@ func TestEmptyChunkedBodyNotChunkedUpstream(t *testing.T) {
 		t.Fatalf("upstream got TE %v, length %d; want no body", r.TransferEncoding, r.ContentLength)
 	}
 }
+
+// TestClientUnsolicitedAnswerNotTakenForNext: bytes an upstream sends on
+// an idle connection (an answer nobody asked for) must not be read as the
+// answer to the next request on it. http.Transport's read loop saw them
+// and dropped the connection; Client looks only after staleCheckAfter.
+func TestClientUnsolicitedAnswerNotTakenForNext(t *testing.T) {
+	t.Skip("Client reuses a connection idle < staleCheckAfter without looking: unsolicited bytes become the next answer (fix: always peerClosed, one syscall per reuse)")
+	sent, extra := make(chan struct{}), make(chan struct{})
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		if readHead(br) == nil {
+			return
+		}
+		io.WriteString(c, okAnswer)
+		<-sent
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nforeign")
+		close(extra)
+		if readHead(br) != nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine")
+		}
+	})
+	c := NewClient(TransportOptions{})
+	defer c.Close()
+	resp, err := get(t, c, "GET", up.url()+"/v2/a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	close(sent)
+	<-extra
+	// Wait until the bytes are on the socket: peerClosed sees them.
+	for {
+		c.mu.Lock()
+		uc := c.idle[0]
+		c.mu.Unlock()
+		if peerClosed(uc.nc) {
+			break
+		}
+	}
+	resp, err = get(t, c, "GET", up.url()+"/v2/b", nil)
+	if err == nil && readAll(t, resp) == "foreign" {
+		t.Fatal("the unsolicited answer was taken for the next request's")
+	}
+}
