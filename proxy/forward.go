@@ -35,8 +35,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) 
 	w.Header()[HeaderRequestID] = []string{st.reqID} // ours, whatever the upstream echoes
 	w.WriteHeader(resp.StatusCode)
 	if err := relayBody(w, resp); err != nil {
-		if errors.Is(err, errClientWrite) {
-			return nil // the client is gone; nobody to tell
+		if errors.Is(err, errClientWrite) || r.Context().Err() != nil {
+			// The client is gone (its leaving also ends the upstream
+			// read): nobody to tell, and no fault of the upstream's.
+			st.rec.status = StatusClientClosed
+			return nil
 		}
 		h.log.Warn("upstream answer broke off", "request_id", st.reqID, "err", err)
 		return errAbort

@@ -2,15 +2,20 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 // TestClientNoRetryAfterHeaderTimeout: a reused connection whose upstream
@@ -163,5 +168,69 @@ func TestClientUnsolicitedAnswerNotTakenForNext(t *testing.T) {
 	resp, err = get(t, c, "GET", up.url()+"/v2/b", nil)
 	if err == nil && readAll(t, resp) == "foreign" {
 		t.Fatal("the unsolicited answer was taken for the next request's")
+	}
+}
+
+type accessFunc func(e *AccessEntry)
+
+func (f accessFunc) LogAccess(e *AccessEntry) { f(e) }
+
+// syncBuf is a log destination safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestClientLeavingMidStreamIsNoUpstreamFault: a client that leaves while
+// a streamed answer is relayed is not logged as an upstream answer that
+// broke off, and is logged as client_closed.
+func TestClientLeavingMidStreamIsNoUpstreamFault(t *testing.T) {
+	done := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	defer up.Close()
+	defer close(done)
+	var logs syncBuf
+	entries := make(chan AccessEntry, 1)
+	gw := newHandler(t, deciderFunc(allow), up.URL, Options{
+		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+		AccessLog: accessFunc(func(e *AccessEntry) { entries <- *e }),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", gw.URL+"/v2/Invoice", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	resp.Body.Close()
+	e := <-entries
+	if strings.Contains(logs.String(), "broke off") {
+		t.Errorf("a client leaving was logged as an upstream fault: %s", logs.String())
+	}
+	if e.Code != auth.CodeClientClosed.String() {
+		t.Errorf("access log code %q, want %q", e.Code, auth.CodeClientClosed.String())
 	}
 }
