@@ -192,8 +192,10 @@ func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 		return nil, err
 	}
 	uc.setReadDeadline(time.Now().Add(c.opts.ResponseHeaderTimeout))
-	for {
-		if _, err := uc.br.Peek(1); err != nil && uc.reused && uc.writeDone == nil && !isTimeout(err) {
+	for interim := false; ; interim = true {
+		// After an interim answer the upstream has the request: a
+		// failure then is no stale connection.
+		if _, err := uc.br.Peek(1); err != nil && uc.reused && !interim && uc.writeDone == nil && !isTimeout(err) {
 			// A timeout is an upstream that is slow, not a stale
 			// connection: sending again would apply the request twice.
 			return nil, &retryErr{err: err, written: true}

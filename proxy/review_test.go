@@ -234,3 +234,33 @@ func TestClientLeavingMidStreamIsNoUpstreamFault(t *testing.T) {
 		t.Errorf("access log code %q, want %q", e.Code, auth.CodeClientClosed.String())
 	}
 }
+
+// TestClientNoRetryAfterInterimAnswer: an interim (1xx) answer is an
+// answer: a reused connection that breaks after one means the upstream
+// had the request, which must not be sent again.
+func TestClientNoRetryAfterInterimAnswer(t *testing.T) {
+	var heads atomic.Int32
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		for readHead(br) != nil {
+			if heads.Add(1) == 1 {
+				io.WriteString(c, okAnswer)
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+			return
+		}
+	})
+	c := NewClient(TransportOptions{})
+	defer c.Close()
+	resp, err := get(t, c, "GET", up.url()+"/v2/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	if _, err := get(t, c, "DELETE", up.url()+"/v2/x", nil); err == nil {
+		t.Fatal("no error after a broken answer")
+	}
+	if n := heads.Load(); n != 2 {
+		t.Fatalf("upstream received %d requests, want 2 (no resend after a 103)", n)
+	}
+}
