@@ -56,6 +56,7 @@ func NewClient(o TransportOptions) *Client {
 type upConn struct {
 	nc      net.Conn
 	br      *bufio.Reader
+	lim     headLimit // bounds what br reads for a response head
 	bw      *bufio.Writer
 	key     poolKey
 	idleAt  time.Time
@@ -192,6 +193,8 @@ func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 		return nil, err
 	}
 	uc.setReadDeadline(time.Now().Add(c.opts.ResponseHeaderTimeout))
+	uc.lim.on, uc.lim.n = true, maxResponseHead
+	defer func() { uc.lim.on = false }()
 	for interim := false; ; interim = true {
 		// After an interim answer the upstream has the request: a
 		// failure then is no stale connection.
@@ -214,6 +217,35 @@ func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 		// An interim answer (100 Continue, 103 Early Hints): the gateway
 		// already answered the client's Expect itself; wait for the final.
 	}
+}
+
+// maxResponseHead bounds the bytes read for a response's head (interim
+// answers included), as http.Transport's MaxResponseHeaderBytes default.
+const maxResponseHead = 10 << 20
+
+// headLimit is the reader under a connection's bufio.Reader: while on, it
+// reads at most n more bytes.
+type headLimit struct {
+	r  io.Reader
+	on bool
+	n  int64
+}
+
+var errHeadTooLarge = errors.New("the response head is too large")
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if !l.on {
+		return l.r.Read(p)
+	}
+	if l.n <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // streamedBody is the size past which a body is sent while the answer is
@@ -528,7 +560,8 @@ func (c *Client) dial(ctx context.Context, u *url.URL, key poolKey) (*upConn, er
 		}
 	}
 	uc := &upConn{nc: nc, key: key}
-	uc.br = bufio.NewReaderSize(nc, 4<<10)
+	uc.lim.r = nc
+	uc.br = bufio.NewReaderSize(&uc.lim, 4<<10)
 	uc.bw = bufio.NewWriterSize(uc, 4<<10)
 	return uc, nil
 }

@@ -264,3 +264,28 @@ func TestClientNoRetryAfterInterimAnswer(t *testing.T) {
 		t.Fatalf("upstream received %d requests, want 2 (no resend after a 103)", n)
 	}
 }
+
+// TestClientBoundsTheResponseHead: a response head past 10 MiB is an
+// error, as with http.Transport, not read into memory without end.
+func TestClientBoundsTheResponseHead(t *testing.T) {
+	up := newRawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		readHead(br)
+		w := bufio.NewWriter(c)
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n")
+		line := "X-Pad: " + strings.Repeat("a", 1000) + "\r\n"
+		for i := 0; i < 11<<10; i++ {
+			if _, err := w.WriteString(line); err != nil {
+				return
+			}
+		}
+		w.WriteString("\r\n")
+		w.Flush()
+	})
+	c := NewClient(TransportOptions{})
+	defer c.Close()
+	resp, err := get(t, c, "GET", up.url()+"/v2/x", nil)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("an 11 MiB response head was read whole (%d fields)", len(resp.Header["X-Pad"]))
+	}
+}
