@@ -56,6 +56,7 @@ func NewClient(o TransportOptions) *Client {
 type upConn struct {
 	nc      net.Conn
 	br      *bufio.Reader
+	lim     headLimit // bounds what br reads for a response head
 	bw      *bufio.Writer
 	key     poolKey
 	idleAt  time.Time
@@ -175,15 +176,31 @@ func (uc *upConn) abort() {
 	_ = uc.nc.SetDeadline(time.Unix(1, 0))
 }
 
+// setReadDeadline sets uc's read deadline, unless abort ran: its past
+// deadline must not be overwritten, or a request whose context ended
+// would wait on (for a stream, without end).
+func (uc *upConn) setReadDeadline(t time.Time) {
+	_ = uc.nc.SetReadDeadline(t)
+	if uc.aborted.Load() {
+		_ = uc.nc.SetDeadline(time.Unix(1, 0))
+	}
+}
+
 // send writes r on uc and reads the response head, skipping interim (1xx)
 // answers.
 func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 	if err := c.write(r, uc); err != nil {
 		return nil, err
 	}
-	_ = uc.nc.SetReadDeadline(time.Now().Add(c.opts.ResponseHeaderTimeout))
-	for {
-		if _, err := uc.br.Peek(1); err != nil && uc.reused && uc.writeDone == nil {
+	uc.setReadDeadline(time.Now().Add(c.opts.ResponseHeaderTimeout))
+	uc.lim.on, uc.lim.n = true, maxResponseHead
+	defer func() { uc.lim.on = false }()
+	for interim := false; ; interim = true {
+		// After an interim answer the upstream has the request: a
+		// failure then is no stale connection.
+		if _, err := uc.br.Peek(1); err != nil && uc.reused && !interim && uc.writeDone == nil && !isTimeout(err) {
+			// A timeout is an upstream that is slow, not a stale
+			// connection: sending again would apply the request twice.
 			return nil, &retryErr{err: err, written: true}
 		}
 		resp, err := http.ReadResponse(uc.br, r)
@@ -194,12 +211,41 @@ func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 			return nil, errors.New("the upstream switched protocols, which was not asked for")
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
-			_ = uc.nc.SetReadDeadline(time.Time{})
+			uc.setReadDeadline(time.Time{})
 			return resp, nil
 		}
 		// An interim answer (100 Continue, 103 Early Hints): the gateway
 		// already answered the client's Expect itself; wait for the final.
 	}
+}
+
+// maxResponseHead bounds the bytes read for a response's head (interim
+// answers included), as http.Transport's MaxResponseHeaderBytes default.
+const maxResponseHead = 10 << 20
+
+// headLimit is the reader under a connection's bufio.Reader: while on, it
+// reads at most n more bytes.
+type headLimit struct {
+	r  io.Reader
+	on bool
+	n  int64
+}
+
+var errHeadTooLarge = errors.New("the response head is too large")
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if !l.on {
+		return l.r.Read(p)
+	}
+	if l.n <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // streamedBody is the size past which a body is sent while the answer is
@@ -225,14 +271,45 @@ func (c *Client) write(r *http.Request, uc *upConn) error {
 		return err
 	}
 	uc.writeDone = make(chan error, 1)
+	body := &readTracker{rc: r.Body}
+	r2 := *r
+	r2.Body = body
 	go func() {
-		err := writeBody(uc.bw, r)
+		err := writeBody(uc.bw, &r2)
 		if err == nil {
 			err = uc.bw.Flush()
+		}
+		if body.err != nil {
+			// The body broke off: the upstream waits for the rest, which
+			// never comes; end the exchange now rather than at the
+			// header timeout.
+			uc.nc.Close()
 		}
 		uc.writeDone <- err
 	}()
 	return nil
+}
+
+// readTracker remembers a body's read failure (other than its end).
+type readTracker struct {
+	rc  io.ReadCloser
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+func (t *readTracker) Close() error { return t.rc.Close() }
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // writeRequest writes r's request line, Host, header fields and body.
@@ -483,7 +560,8 @@ func (c *Client) dial(ctx context.Context, u *url.URL, key poolKey) (*upConn, er
 		}
 	}
 	uc := &upConn{nc: nc, key: key}
-	uc.br = bufio.NewReaderSize(nc, 4<<10)
+	uc.lim.r = nc
+	uc.br = bufio.NewReaderSize(&uc.lim, 4<<10)
 	uc.bw = bufio.NewWriterSize(uc, 4<<10)
 	return uc, nil
 }

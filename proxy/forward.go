@@ -35,8 +35,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, st *reqState) 
 	w.Header()[HeaderRequestID] = []string{st.reqID} // ours, whatever the upstream echoes
 	w.WriteHeader(resp.StatusCode)
 	if err := relayBody(w, resp); err != nil {
-		if errors.Is(err, errClientWrite) {
-			return nil // the client is gone; nobody to tell
+		if errors.Is(err, errClientWrite) || r.Context().Err() != nil {
+			// The client is gone (its leaving also ends the upstream
+			// read): nobody to tell, and no fault of the upstream's.
+			st.rec.status = StatusClientClosed
+			return nil
 		}
 		h.log.Warn("upstream answer broke off", "request_id", st.reqID, "err", err)
 		return errAbort
@@ -154,6 +157,9 @@ func setBody(out, r *http.Request, st *reqState) {
 		return
 	}
 	whole := st.body.prefix
+	if len(whole) == 0 {
+		return // an empty (chunked) body: none, as http.Transport sent it
+	}
 	out.ContentLength = int64(len(whole))
 	out.Body = io.NopCloser(bytes.NewReader(whole))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(whole)), nil }
@@ -199,10 +205,16 @@ func hopField(k string) bool {
 	return false
 }
 
-// copyTrailers sends the upstream's trailers, announced by copyHead.
+// copyTrailers sends the upstream's trailers: those copyHead announced,
+// and those the upstream sent unannounced (as http.TrailerPrefix fields).
 func copyTrailers(dst http.Header, resp *http.Response) {
+	announced := dst["Trailer"]
 	for k, vs := range resp.Trailer {
-		dst[k] = vs
+		if namedIn(announced, k) {
+			dst[k] = vs
+		} else {
+			dst[http.TrailerPrefix+k] = vs
+		}
 	}
 }
 
