@@ -32,10 +32,14 @@ import (
 // control byte). It never adds fields of its own but Content-Length or
 // Transfer-Encoding, and never asks for compression.
 //
-// A request whose body cannot be replayed is never retried; one without a
-// body or with GetBody is retried once on a fresh connection when a reused
-// connection failed before any answer came and the request is idempotent
-// (RFC 9110 §9.2.2) or was not sent at all.
+// Before reusing an idle connection it looks (one non-blocking peek)
+// whether the upstream closed it or sent on it unasked; either way the
+// connection is dropped, so a stray answer is never taken for the next
+// request's. A request whose body cannot be replayed is never retried; one
+// without a body or with GetBody is retried once, on a new connection, when
+// a reused connection failed before any answer came and the request is
+// idempotent (RFC 9110 §9.2.2) or was not sent at all. A timeout is never
+// retried.
 type Client struct {
 	opts   TransportOptions
 	dialer net.Dialer
@@ -75,7 +79,7 @@ func (c *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 		closeBody(r)
 		return nil, err
 	}
-	resp, err := c.exchange(r)
+	resp, err := c.exchange(r, false)
 	if err != nil && retryable(r, err) {
 		if r.GetBody != nil && r.Body != nil && r.Body != http.NoBody {
 			body, gerr := r.GetBody()
@@ -86,7 +90,7 @@ func (c *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 			r2.Body = body
 			r = &r2
 		}
-		resp, err = c.exchange(r)
+		resp, err = c.exchange(r, true) // on a new connection
 	}
 	if err != nil {
 		closeBody(r)
@@ -147,10 +151,11 @@ func idempotent(r *http.Request) bool {
 	return ok
 }
 
-// exchange sends r on one connection and reads the response head.
-func (c *Client) exchange(r *http.Request) (*http.Response, error) {
+// exchange sends r on one connection, a new one when fresh, and reads the
+// response head.
+func (c *Client) exchange(r *http.Request, fresh bool) (*http.Response, error) {
 	ctx := r.Context()
-	uc, err := c.get(ctx, r.URL)
+	uc, err := c.get(ctx, r.URL, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -503,9 +508,13 @@ type poolKey struct {
 	host string // host:port as in the URL
 }
 
-// get returns an idle connection to u's host, or dials one.
-func (c *Client) get(ctx context.Context, u *url.URL) (*upConn, error) {
+// get returns an idle connection to u's host, or dials one (always, when
+// fresh).
+func (c *Client) get(ctx context.Context, u *url.URL, fresh bool) (*upConn, error) {
 	key := poolKey{tls: u.Scheme == "https", host: u.Host}
+	if fresh {
+		return c.dial(ctx, u, key)
+	}
 	if uc := c.takeIdle(key); uc != nil {
 		return uc, nil
 	}
@@ -530,19 +539,13 @@ func (c *Client) takeIdle(key poolKey) *upConn {
 		if uc == nil {
 			return nil
 		}
-		idle := now.Sub(uc.idleAt)
-		if idle < c.opts.IdleConnTimeout && (idle < staleCheckAfter || !peerClosed(uc.nc)) {
+		if now.Sub(uc.idleAt) < c.opts.IdleConnTimeout && !peerClosed(uc.nc) {
 			uc.reused = true
 			return uc
 		}
 		uc.nc.Close()
 	}
 }
-
-// staleCheckAfter is how long a connection may sit idle before Client
-// looks whether the upstream closed it before reusing it (one system call;
-// a connection in steady use is not checked).
-const staleCheckAfter = 500 * time.Millisecond
 
 // dial opens a new connection to u's host.
 func (c *Client) dial(ctx context.Context, u *url.URL, key poolKey) (*upConn, error) {
