@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -171,24 +170,6 @@ type accessFunc func(e *AccessEntry)
 
 func (f accessFunc) LogAccess(e *AccessEntry) { f(e) }
 
-// syncBuf is a log destination safe for concurrent writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestClientLeavingMidStreamIsNoUpstreamFault: a client that leaves while
 // a streamed answer is relayed is not logged as an upstream answer that
 // broke off, and is logged as client_closed.
@@ -204,7 +185,7 @@ func TestClientLeavingMidStreamIsNoUpstreamFault(t *testing.T) {
 	}))
 	defer up.Close()
 	defer close(done)
-	var logs syncBuf
+	var logs syncBuffer
 	entries := make(chan AccessEntry, 1)
 	gw := newHandler(t, deciderFunc(allow), up.URL, Options{
 		Logger:    slog.New(slog.NewTextHandler(&logs, nil)),

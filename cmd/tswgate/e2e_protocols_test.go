@@ -117,7 +117,8 @@ func checkParity(t *testing.T, g *testGateway, access *syncBuffer, base string, 
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}
-			r, proto := mustDoProto(t, pc.c, req)
+			r := MustDo(t, pc.c, req)
+			proto := r.Proto
 			if proto != pc.proto {
 				t.Fatalf("%s: spoke %s, want %s", c.name, proto, pc.proto)
 			}
@@ -215,22 +216,6 @@ func checkParityAnswer(t *testing.T, c parityCase, a parityAnswer) {
 	if !reflect.DeepEqual(a.Limits, want) {
 		t.Errorf("%s: rate-limit headers %v, want %v", c.name, a.Limits, want)
 	}
-}
-
-// mustDoProto is MustDo that also returns the protocol spoken.
-func mustDoProto(t *testing.T, c *http.Client, req *http.Request) (*response, string) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
-	}
-	keepForHygiene(resp.StatusCode, body)
-	return &response{Method: req.Method, Status: resp.StatusCode, Header: resp.Header, Body: body}, resp.Proto
 }
 
 // accessLines parses the access log's request lines by request id.

@@ -306,6 +306,7 @@ type response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	Proto  string // spoken, e.g. HTTP/2.0
 }
 
 func (r *response) String() string {
@@ -342,7 +343,7 @@ func MustDo(t testing.TB, c *http.Client, req *http.Request) *response {
 		t.Fatalf("%s %s: reading the body: %v", req.Method, req.URL, err)
 	}
 	keepForHygiene(resp.StatusCode, body)
-	return &response{Method: req.Method, Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return &response{Method: req.Method, Status: resp.StatusCode, Header: resp.Header, Body: body, Proto: resp.Proto}
 }
 
 // MustCall sends method path (relative to the gateway) with cred.
