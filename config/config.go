@@ -185,6 +185,8 @@ type Config struct {
 	HSTSMaxAge time.Duration
 	// H2C accepts HTTP/2 over cleartext on the public listener.
 	H2C bool
+	// FastPath reads plain HTTP/1.1 API requests with internal/h1.
+	FastPath bool
 	// AdminMTLS is off, with_key or instead_of_key: client certificates
 	// on the admin listener, verified against AdminClientCA.
 	AdminMTLS     string

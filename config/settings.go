@@ -566,6 +566,10 @@ var settings = []setting{
 	field(boolKind, "TSWGATE_H2C", false, func(c *Config) *bool { return &c.H2C },
 		"Without TLS, also accept HTTP/2 over cleartext (h2c, prior knowledge) on the public listener, for a trusted load balancer in front.",
 		nil),
+	field(boolKind, "TSWGATE_FAST_PATH", true, func(c *Config) *bool { return &c.FastPath },
+		"Without TLS, read plain HTTP/1.1 requests to /v1/ and /v2/ with tswgate's own strict reader, which costs less per request; "+
+			"a request outside its narrow grammar (and the rest of its connection) is served by net/http, as with false.",
+		nil),
 	field(stringKind, "TSWGATE_UPSTREAM_CA_FILE", "", func(c *Config) *string { return &c.UpstreamCAFile },
 		"PEM bundle of the CAs that the upstream API's certificate must chain to (https upstreams); empty: the system's.",
 		nil),

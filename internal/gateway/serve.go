@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/tswgate/tswgate/internal/h1"
 	"github.com/tswgate/tswgate/proxy"
 )
 
@@ -22,6 +24,7 @@ const subscribeWait = 10 * time.Second
 type server struct {
 	role string
 	srv  *http.Server
+	fast *h1.Server // the public listener's fast path, when on
 }
 
 // listen opens addr for one of the gateway's servers.
@@ -33,6 +36,7 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 	}
 	g.listeners[role] = ln
 	c := g.cfg
+	var fast *h1.Server
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
@@ -44,7 +48,7 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 	}
 	switch role {
 	case "public":
-		if err := g.publicEdge(srv); err != nil {
+		if fast, err = g.publicEdge(srv); err != nil {
 			return err
 		}
 	case "admin":
@@ -54,33 +58,43 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		}
 		srv.TLSConfig = tlsConf
 	}
-	g.servers = append(g.servers, server{role: role, srv: srv})
+	g.servers = append(g.servers, server{role: role, srv: srv, fast: fast})
 	return nil
 }
 
 // publicEdge sets up the public listener's protocols. With TLS: HTTP/2
 // and HTTP/1.1 by ALPN. Without: HTTP/1.1 (and h2c with TSWGATE_H2C),
 // with the connection's header lines watched, so that requests whose
-// framing a front end could read another way are refused. (Behind TLS
-// terminated here, no front end reads the client's bytes before the
-// gateway does.)
-func (g *Gateway) publicEdge(srv *http.Server) error {
+// framing a front end could read another way are refused, and, with
+// TSWGATE_FAST_PATH, the fast path reading the API's requests (it hands
+// every connection it does not read to srv). (Behind TLS terminated
+// here, no front end reads the client's bytes before the gateway does.)
+func (g *Gateway) publicEdge(srv *http.Server) (*h1.Server, error) {
 	tlsConf, err := g.serverTLS()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tlsConf != nil {
 		srv.TLSConfig = tlsConf
-		return nil
+		return nil, nil
 	}
-	g.listeners["public"] = proxy.WatchFraming(g.listeners["public"])
 	srv.ConnContext = proxy.ConnContext
 	if g.cfg.H2C {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	return nil
+	if !g.cfg.FastPath {
+		g.listeners["public"] = proxy.WatchFraming(g.listeners["public"])
+		return nil, nil
+	}
+	return &h1.Server{Fallback: srv, Route: apiTarget, WrapFallback: proxy.WatchFraming, Logger: g.log}, nil
+}
+
+// apiTarget reports the request targets of TeraSwitch's API, which the
+// fast path serves: the rest (self-service, console, keys) is net/http's.
+func apiTarget(target string) bool {
+	return strings.HasPrefix(target, "/v1/") || strings.HasPrefix(target, "/v2/")
 }
 
 // serveAll starts serving. Health endpoints answer at once (not ready
@@ -110,7 +124,9 @@ func (g *Gateway) serve(role string) {
 		}
 		go func() {
 			var err error
-			if s.srv.TLSConfig != nil {
+			if s.fast != nil {
+				err = s.fast.Serve(g.listeners[role])
+			} else if s.srv.TLSConfig != nil {
 				err = s.srv.ServeTLS(g.listeners[role], "", "")
 			} else {
 				err = s.srv.Serve(g.listeners[role])
@@ -151,7 +167,11 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	for _, s := range g.servers {
-		if err := s.srv.Shutdown(ctx); err != nil {
+		shutdown := s.srv.Shutdown
+		if s.fast != nil {
+			shutdown = s.fast.Shutdown // and its fallback, s.srv
+		}
+		if err := shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("shutting down the %s listener: %w", s.role, err))
 		}
 	}

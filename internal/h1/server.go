@@ -1,0 +1,411 @@
+// Package h1 is the public listener's fast path for clear-text HTTP/1.1:
+// a small server that reads request heads in a narrow grammar net/http
+// reads the same way (see parse.go), serves them with the same handler,
+// and hands every connection whose next request is outside that grammar
+// to a net/http server, which serves it from then on. One handler, so one
+// decision and one refusal mapping, whichever server read the request.
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves a listener: the requests it reads with Handler, the
+// connections it hands over with Fallback.
+type Server struct {
+	// Fallback serves the connections the fast path hands over, with its
+	// own handler. Its timeouts and MaxHeaderBytes apply to the fast
+	// path too. Required.
+	Fallback *http.Server
+	// Handler serves the requests the fast path reads; nil means
+	// Fallback.Handler.
+	Handler http.Handler
+	// Route reports the request targets the fast path serves (others go
+	// to Fallback); nil means all.
+	Route func(target string) bool
+	// WrapFallback, when set, wraps the listener Fallback serves (the
+	// handed-over connections), e.g. to watch their framing.
+	WrapFallback func(net.Listener) net.Listener
+	// Logger receives handler panics; nil discards them.
+	Logger *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	ln       net.Listener
+	handoff  *handoffListener
+	shutdown atomic.Bool
+	wg       sync.WaitGroup
+}
+
+// bufSize is the size of each connection's read buffer: a request head
+// that does not fit is handed to net/http.
+const bufSize = 8 << 10
+
+// Serve accepts connections on ln until Shutdown or a listener error.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.Fallback == nil {
+		return errors.New("h1: Server.Fallback is required")
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.conns = make(map[*conn]struct{})
+	s.handoff = newHandoffListener(ln.Addr())
+	fallbackLn := net.Listener(s.handoff)
+	if s.WrapFallback != nil {
+		fallbackLn = s.WrapFallback(fallbackLn)
+	}
+	s.mu.Unlock()
+	fallbackErr := make(chan error, 1)
+	go func() { fallbackErr <- s.Fallback.Serve(fallbackLn) }()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond) // like net/http: out of descriptors, say
+				continue
+			}
+			return fmt.Errorf("accepting a connection: %w", err)
+		}
+		select {
+		case err := <-fallbackErr:
+			_ = nc.Close()
+			return fmt.Errorf("the fallback server stopped: %w", err)
+		default:
+		}
+		c := s.newConn(nc)
+		if c == nil {
+			_ = nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, waits for busy ones
+// to finish their request within ctx, and shuts Fallback down.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	s.mu.Unlock()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !s.closeIdle() {
+		select {
+		case <-ctx.Done():
+			s.closeAll()
+			return errors.Join(ctx.Err(), s.Fallback.Shutdown(ctx))
+		case <-t.C:
+		}
+	}
+	s.wg.Wait()
+	return s.Fallback.Shutdown(ctx)
+}
+
+// closeIdle closes the idle connections and reports whether none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.idle.Load() {
+			_ = c.nc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.nc.Close()
+	}
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return nil
+	}
+	c := &conn{srv: s, nc: nc, br: bufio.NewReaderSize(nc, bufSize), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.idle.Store(true)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return c
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) handler() http.Handler {
+	if s.Handler != nil {
+		return s.Handler
+	}
+	return s.Fallback.Handler
+}
+
+// conn is one client connection while the fast path serves it.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	idle atomic.Bool // waiting for a request: Shutdown may close it
+
+	base   *http.Request // carries the connection's context
+	remote string
+	h      head
+	res    response
+	body   *body  // of the current request, nil without one
+	head   []byte // the response head WriteHeader wrote
+}
+
+// serve reads and serves requests until the connection closes or is
+// handed over.
+func (c *conn) serve() {
+	defer c.srv.forget(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
+	c.base = (&http.Request{}).WithContext(ctx)
+	c.remote = c.nc.RemoteAddr().String()
+	for {
+		r, v := c.readRequest()
+		switch v {
+		case handOff:
+			c.handOver()
+			return
+		case needMore: // the connection ended or timed out
+			_ = c.nc.Close()
+			return
+		}
+		if !c.serveRequest(r) {
+			_ = c.nc.Close()
+			return
+		}
+	}
+}
+
+// readRequest waits for the next request and reads its head; needMore
+// means the connection is done.
+func (c *conn) readRequest() (*http.Request, verdict) {
+	fb := c.srv.Fallback
+	c.idle.Store(true)
+	if c.srv.shutdown.Load() {
+		return nil, needMore
+	}
+	if d := fb.IdleTimeout; d > 0 && c.br.Buffered() == 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		return nil, needMore
+	}
+	c.idle.Store(false)
+	start := time.Now()
+	if d := fb.ReadHeaderTimeout; d > 0 {
+		_ = c.nc.SetReadDeadline(start.Add(d))
+	}
+	limit := bufSize
+	if m := fb.MaxHeaderBytes; m > 0 && m < limit {
+		limit = m
+	}
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		switch parseHead(buf, &c.h) {
+		case handOff:
+			return nil, handOff
+		case accept:
+			return c.request(start)
+		}
+		if len(buf) >= limit {
+			return nil, handOff // net/http judges long heads
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			if len(buf) > 0 && !isTimeout(err) {
+				return nil, handOff // a cut-off head: net/http answers it
+			}
+			return nil, needMore
+		}
+	}
+}
+
+// request builds the http.Request of the head just read, as net/http
+// would have, or hands the connection over when the target is not the
+// fast path's or does not parse.
+func (c *conn) request(start time.Time) (*http.Request, verdict) {
+	h := &c.h
+	if route := c.srv.Route; route != nil && !route(h.target) {
+		return nil, handOff
+	}
+	r, err := h.request(c.base)
+	if err != nil {
+		return nil, handOff
+	}
+	_, _ = c.br.Discard(h.size)
+	r.RemoteAddr = c.remote
+	r.Body, c.body = http.NoBody, nil
+	if h.contentLength > 0 {
+		c.body = &body{c: c, remain: h.contentLength}
+		r.Body = c.body
+		if d := c.srv.Fallback.ReadTimeout; d > 0 {
+			_ = c.nc.SetReadDeadline(start.Add(d))
+		}
+	}
+	return r, accept
+}
+
+// request returns the http.Request of h as net/http would read it (less
+// RemoteAddr and Body), with base's context.
+func (h *head) request(base *http.Request) (*http.Request, error) {
+	u, err := url.ParseRequestURI(h.target)
+	if err != nil {
+		return nil, fmt.Errorf("reading the request target: %w", err)
+	}
+	r := new(http.Request)
+	*r = *base
+	r.Method, r.URL, r.RequestURI = h.method, u, h.target
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.Header = make(http.Header, len(h.fields))
+	for _, f := range h.fields {
+		if f.name != "Host" {
+			r.Header[f.name] = append(r.Header[f.name], f.value)
+		}
+	}
+	fixPragma(r.Header)
+	r.Host, r.Close, r.ContentLength = h.host, h.close, h.contentLength
+	return r, nil
+}
+
+// fixPragma gives a request with "Pragma: no-cache" and no Cache-Control
+// a "Cache-Control: no-cache", as net/http does (RFC 7234 §5.4).
+func fixPragma(h http.Header) {
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+}
+
+// serveRequest runs the handler on r and finishes its response; false
+// means the connection must close.
+func (c *conn) serveRequest(r *http.Request) (keep bool) {
+	w := &c.res
+	w.reset(c, r)
+	if d := c.srv.Fallback.WriteTimeout; d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			keep = false
+			if p != http.ErrAbortHandler {
+				c.logPanic(r, p)
+			}
+			_ = c.bw.Flush()
+		}
+	}()
+	c.srv.handler().ServeHTTP(w, r)
+	return w.finish()
+}
+
+func (c *conn) logPanic(r *http.Request, p any) {
+	if c.srv.Logger == nil {
+		return
+	}
+	buf := make([]byte, 64<<10)
+	buf = buf[:runtime.Stack(buf, false)]
+	c.srv.Logger.Error("panic serving a request", slog.String("remote", c.remote),
+		slog.String("method", r.Method), slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(buf)))
+}
+
+// handOver passes the connection, with the bytes read but not consumed,
+// to Fallback.
+func (c *conn) handOver() {
+	_ = c.nc.SetReadDeadline(time.Time{})
+	pending, _ := c.br.Peek(c.br.Buffered())
+	rc := &replayConn{Conn: c.nc, pending: append([]byte(nil), pending...)}
+	if !c.srv.handoff.deliver(rc) {
+		_ = c.nc.Close()
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// replayConn is a connection whose first reads return bytes already read
+// from it.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// handoffListener is the listener Fallback serves: its connections are
+// the ones the fast path hands over.
+type handoffListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	done   chan struct{}
+	closed sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// deliver hands c to Accept; false when the listener is closed.
+func (l *handoffListener) deliver(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.closed.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
