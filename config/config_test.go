@@ -141,6 +141,7 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_TLS_KEY_FILE", "k.pem", []string{"TSWGATE_TLS_CERT_FILE=c.pem"}, func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }},
 		{"TSWGATE_HSTS_MAX_AGE", "8760h", nil, func(c *Config) { c.HSTSMaxAge = 8760 * time.Hour }},
 		{"TSWGATE_H2C", "true", nil, func(c *Config) { c.H2C = true }},
+		{"TSWGATE_FAST_PATH", "false", nil, func(c *Config) { c.FastPath = false }},
 		{"TSWGATE_ADMIN_MTLS", "with_key", []string{"TSWGATE_ADMIN_CLIENT_CA=ca.pem", "TSWGATE_TLS_CERT_FILE=c.pem", "TSWGATE_TLS_KEY_FILE=k.pem"},
 			func(c *Config) {
 				c.AdminMTLS, c.AdminClientCA, c.TLSCertFile, c.TLSKeyFile = "with_key", "ca.pem", "c.pem", "k.pem"
