@@ -45,7 +45,12 @@ func (w *response) reset(c *conn, r *http.Request) {
 	if pending == nil {
 		pending = make([]byte, 0, holdBack)
 	}
-	*w = response{c: c, req: r, header: make(http.Header, 8), length: -1, pending: pending,
+	header := w.header
+	if header == nil || len(header) > 32 {
+		header = make(http.Header, 8)
+	}
+	clear(header) // the last response's: its handler has returned
+	*w = response{c: c, req: r, header: header, length: -1, pending: pending,
 		head: r.Method == http.MethodHead, closeAfter: r.Close || c.srv.shutdown.Load(), body: c.body}
 }
 

@@ -178,8 +178,11 @@ type conn struct {
 	remote string
 	h      head
 	res    response
-	body   *body  // of the current request, nil without one
-	head   []byte // the response head WriteHeader wrote
+	body   *body              // of the current request, nil without one
+	head   []byte             // the response head WriteHeader wrote
+	rd, wd time.Time          // the read and write deadlines last set
+	cancel context.CancelFunc // of the connection's context, the requests'
+	watch  watch
 }
 
 // serve reads and serves requests until the connection closes or is
@@ -188,6 +191,7 @@ func (c *conn) serve() {
 	defer c.srv.forget(c)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	c.cancel = cancel
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
 	c.base = (&http.Request{}).WithContext(ctx)
 	c.remote = c.nc.RemoteAddr().String()
@@ -216,28 +220,33 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 	if c.srv.shutdown.Load() {
 		return nil, needMore
 	}
-	if d := fb.IdleTimeout; d > 0 && c.br.Buffered() == 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(d))
+	idle := fb.IdleTimeout
+	if idle == 0 {
+		idle = fb.ReadTimeout // as with net/http
+	}
+	if c.br.Buffered() == 0 {
+		c.readDeadline(idle, time.Now())
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, needMore
 	}
 	c.idle.Store(false)
 	start := time.Now()
-	if d := fb.ReadHeaderTimeout; d > 0 {
-		_ = c.nc.SetReadDeadline(start.Add(d))
-	}
 	limit := bufSize
 	if m := fb.MaxHeaderBytes; m > 0 && m < limit {
 		limit = m
 	}
-	for {
+	for reads := 0; ; reads++ {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		switch parseHead(buf, &c.h) {
 		case handOff:
 			return nil, handOff
 		case accept:
 			return c.request(start)
+		}
+		if reads == 0 {
+			// Not all there in one read: the head's own deadline.
+			c.readDeadline(fb.ReadHeaderTimeout, start)
 		}
 		if len(buf) >= limit {
 			return nil, handOff // net/http judges long heads
@@ -269,9 +278,7 @@ func (c *conn) request(start time.Time) (*http.Request, verdict) {
 	if h.contentLength > 0 {
 		c.body = &body{c: c, remain: h.contentLength}
 		r.Body = c.body
-		if d := c.srv.Fallback.ReadTimeout; d > 0 {
-			_ = c.nc.SetReadDeadline(start.Add(d))
-		}
+		c.readDeadline(c.srv.Fallback.ReadTimeout, start)
 	}
 	return r, accept
 }
@@ -288,10 +295,17 @@ func (h *head) request(base *http.Request) (*http.Request, error) {
 	r.Method, r.URL, r.RequestURI = h.method, u, h.target
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	r.Header = make(http.Header, len(h.fields))
-	for _, f := range h.fields {
-		if f.name != "Host" {
-			r.Header[f.name] = append(r.Header[f.name], f.value)
+	vals := make([]string, len(h.fields)) // one allocation for the values
+	for i, f := range h.fields {
+		if f.name == "Host" {
+			continue
 		}
+		if vs, ok := r.Header[f.name]; ok {
+			r.Header[f.name] = append(vs, f.value) // a repeated field: copied
+			continue
+		}
+		vals[i] = f.value
+		r.Header[f.name] = vals[i : i+1 : i+1]
 	}
 	fixPragma(r.Header)
 	r.Host, r.Close, r.ContentLength = h.host, h.close, h.contentLength
@@ -313,10 +327,10 @@ func fixPragma(h http.Header) {
 func (c *conn) serveRequest(r *http.Request) (keep bool) {
 	w := &c.res
 	w.reset(c, r)
-	if d := c.srv.Fallback.WriteTimeout; d > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
-	}
+	c.writeDeadline(c.srv.Fallback.WriteTimeout, time.Now())
+	c.arm()
 	defer func() {
+		c.disarm()
 		if p := recover(); p != nil {
 			keep = false
 			if p != http.ErrAbortHandler {
@@ -348,6 +362,45 @@ func (c *conn) handOver() {
 	if !c.srv.handoff.deliver(rc) {
 		_ = c.nc.Close()
 	}
+}
+
+// deadlineSlack is how far a connection's deadline may be from the one
+// asked for before it is set again: setting it costs a timer update, and
+// a timeout of minutes need not be exact to the second.
+const deadlineSlack = time.Second
+
+// readDeadline makes the connection's read deadline d after from (none
+// for d = 0), within deadlineSlack.
+func (c *conn) readDeadline(d time.Duration, from time.Time) {
+	if t := deadline(d, from); !near(t, c.rd) {
+		c.rd = t
+		_ = c.nc.SetReadDeadline(t)
+	}
+}
+
+// writeDeadline is readDeadline's twin for writes.
+func (c *conn) writeDeadline(d time.Duration, from time.Time) {
+	if t := deadline(d, from); !near(t, c.wd) {
+		c.wd = t
+		_ = c.nc.SetWriteDeadline(t)
+	}
+}
+
+func deadline(d time.Duration, from time.Time) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return from.Add(d)
+}
+
+// near reports whether deadlines a and b are both none or within
+// deadlineSlack of each other.
+func near(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	diff := a.Sub(b)
+	return -deadlineSlack < diff && diff < deadlineSlack
 }
 
 func isTimeout(err error) bool {

@@ -353,3 +353,69 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// TestClientLeavingCancelsTheRequest: a client that closes its connection
+// while a long request runs cancels the request's context, as with
+// net/http.
+func TestClientLeavingCancelsTheRequest(t *testing.T) {
+	cancelled := make(chan struct{})
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /v2/slow HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request's context was not cancelled after its client left")
+	}
+}
+
+// TestSlowAnswerKeepsTheConnection: a request watched for its client
+// leaving, whose client stays, is answered and the connection serves the
+// next request (pipelined while the first ran).
+func TestSlowAnswerKeepsTheConnection(t *testing.T) {
+	release := make(chan struct{})
+	var n atomic.Int32
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				t.Error("the first request was cancelled though its client stayed")
+			}
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, _ = io.WriteString(c, "GET /v2/one HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.AfterFunc(2*watchAfter, func() {
+		_, _ = io.WriteString(c, "GET /v2/two HTTP/1.1\r\nHost: h\r\n\r\n")
+		time.AfterFunc(watchAfter, func() { close(release) })
+	})
+	br := bufio.NewReader(c)
+	for _, want := range []string{"/v2/one", "/v2/two"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := summarize(resp).Body; b != want {
+			t.Errorf("answer %q, want %q", b, want)
+		}
+	}
+}
