@@ -183,6 +183,7 @@ type conn struct {
 	rd, wd time.Time          // the read and write deadlines last set
 	cancel context.CancelFunc // of the connection's context, the requests'
 	watch  watch
+	served bool // a request was read: the next waits IdleTimeout
 }
 
 // serve reads and serves requests until the connection closes or is
@@ -220,11 +221,16 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 	if c.srv.shutdown.Load() {
 		return nil, needMore
 	}
-	idle := fb.IdleTimeout
-	if idle == 0 {
-		idle = fb.ReadTimeout // as with net/http
-	}
-	if c.br.Buffered() == 0 {
+	// As with net/http: a new connection has ReadHeaderTimeout for its
+	// first head, a kept one IdleTimeout for the next request to start;
+	// either falls back on ReadTimeout when zero.
+	headTimeout, idle := orElse(fb.ReadHeaderTimeout, fb.ReadTimeout), orElse(fb.IdleTimeout, fb.ReadTimeout)
+	first := !c.served
+	c.served = true
+	switch {
+	case first:
+		c.readDeadline(headTimeout, time.Now())
+	case c.br.Buffered() == 0:
 		c.readDeadline(idle, time.Now())
 	}
 	if _, err := c.br.Peek(1); err != nil {
@@ -244,9 +250,9 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 		case accept:
 			return c.request(start)
 		}
-		if reads == 0 {
+		if reads == 0 && !first {
 			// Not all there in one read: the head's own deadline.
-			c.readDeadline(fb.ReadHeaderTimeout, start)
+			c.readDeadline(headTimeout, start)
 		}
 		if len(buf) >= limit {
 			return nil, handOff // net/http judges long heads
@@ -401,6 +407,14 @@ func near(a, b time.Time) bool {
 	}
 	diff := a.Sub(b)
 	return -deadlineSlack < diff && diff < deadlineSlack
+}
+
+// orElse returns d, or alt when d is zero.
+func orElse(d, alt time.Duration) time.Duration {
+	if d == 0 {
+		return alt
+	}
+	return d
 }
 
 func isTimeout(err error) bool {

@@ -419,3 +419,25 @@ func TestSlowAnswerKeepsTheConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentConnectionTimesOut: a connection that sends nothing is closed
+// after ReadHeaderTimeout, not IdleTimeout, as with net/http; a head sent
+// in pieces slower than that is cut off too.
+func TestSilentConnectionTimesOut(t *testing.T) {
+	addr, _ := startFast(t, handlers["short body"], func(s *Server) {
+		s.Fallback.ReadHeaderTimeout = 200 * time.Millisecond
+		s.Fallback.IdleTimeout = time.Hour
+	})
+	for _, send := range []string{"", "GET /v2/x HTTP/1.1\r\n"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.WriteString(c, send)
+		if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Errorf("after %q: the connection is still open (%v); the head timeout did not apply", send, err)
+		}
+		_ = c.Close()
+	}
+}
