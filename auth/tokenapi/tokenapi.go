@@ -555,8 +555,8 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
 		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, edit)
 	}
-	if req.ExpiresAt != nil || req.ExpiresIn != nil {
-		if edit, project, ok = a.expiryPolicy(w, r, action, id, project, edit); !ok {
+	if expirySet := req.ExpiresAt != nil || req.ExpiresIn != nil; expirySet || req.activates() {
+		if edit, project, ok = a.lifetimePolicy(w, r, id, project, expirySet, edit); !ok {
 			return
 		}
 	}
@@ -700,6 +700,16 @@ func (req *UpdateRequest) action() string {
 		}
 	}
 	return "token.update"
+}
+
+// activates reports whether req sets the status active: it activates the
+// token unless the token is active already.
+func (req *UpdateRequest) activates() bool {
+	if req.Status == nil {
+		return false
+	}
+	st, err := auth.ParseStatus(*req.Status)
+	return err == nil && st == auth.StatusActive
 }
 
 // changesMoreThanStatus reports whether req changes anything besides the

@@ -147,3 +147,40 @@ func TestE2ERedisProjectLimitAcrossReplicas(t *testing.T) {
 		t.Fatalf("replicas A and B admitted %d requests under a shared project burst of 2", admitted)
 	}
 }
+
+// TestE2EPolicyActivation activates tokens deactivated before the
+// lifetime policy was set: the CLI's token activate is refused with the
+// policy and its fix, self-service activation with an expiry within it
+// is accepted, and the token works again.
+func TestE2EPolicyActivation(t *testing.T) {
+	ctx := context.Background()
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_DATA_DIR="+t.TempDir())
+	owner := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "owner"}) // outlives any token it activates
+	dormant := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "dormant"})
+	if _, err := g.Admin.Update(ctx, dormant.ID, tokenapi.UpdateRequest{Status: ptr("inactive")}); err != nil {
+		t.Fatalf("deactivating: %v", err)
+	}
+	if _, err := g.Admin.SetPolicy(ctx, testProject, tokenapi.PolicyRequest{MaxLifetime: "90d"}); err != nil {
+		t.Fatalf("SetPolicy: %v", err)
+	}
+
+	cliEnv := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.AdminKey()}
+	res := MustRun(t, cliEnv, "token", "activate", dormant.ID)
+	if res.code == 0 || !strings.Contains(res.stderr, "lifetime_policy") || !strings.Contains(res.stderr, "maximum lifetime is 90d") {
+		t.Fatalf("tswgate token activate of a token without expiry under a 90d policy: %v", res)
+	}
+	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", dormant.Token, nil), auth.CodeTokenInactive)
+
+	self := g.selfService(owner.Token)
+	_, err := self.Update(ctx, dormant.ID, tokenapi.UpdateRequest{Status: ptr("active")})
+	mustAPIError(t, err, http.StatusUnprocessableEntity, "lifetime_policy", "a token activating a token without expiry")
+	tok, err := self.Update(ctx, dormant.ID, tokenapi.UpdateRequest{Status: ptr("active"), ExpiresIn: ptr("24h")})
+	if err != nil || tok.Status != "active" {
+		t.Fatalf("activating with expires_in 24h = %+v, %v", tok, err)
+	}
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", dormant.Token, nil))
+	if res := MustRun(t, cliEnv, "token", "deactivate", dormant.ID); res.code != 0 {
+		t.Fatalf("tswgate token deactivate: %v", res)
+	}
+}
