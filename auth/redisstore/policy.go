@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,20 +56,53 @@ func (s *Store) SetProjectPolicy(ctx context.Context, projectID int64, p auth.Pr
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("redisstore: invalid policy: %w", err)
 	}
+	if err := s.writePolicy(ctx, projectID, policyFields(p)); err != nil {
+		return s.unavailable(fmt.Sprintf("set policy of project %d", projectID), err)
+	}
+	if err := s.publishPolicy(ctx, projectID); err != nil {
+		s.log.Warn("redisstore: project policy set but not announced; other replicas reload it periodically",
+			"project_id", projectID, "err", err)
+	}
+	return nil
+}
+
+// writePolicy stores the hash fields of project's policy (none: removes
+// it) with its set entry.
+func (s *Store) writePolicy(ctx context.Context, projectID int64, fields []any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	key, member := s.policyKey(projectID), strconv.FormatInt(projectID, 10)
-	fields := policyFields(p)
-	var err error
 	if s.sharded {
-		err = s.setPolicyApart(ctx, key, member, fields)
-	} else {
-		err = setPolicyScript.Run(ctx, s.client, []string{key, s.policiesKey()}, append([]any{member}, fields...)...).Err()
+		return s.setPolicyApart(ctx, key, member, fields)
 	}
-	if err != nil {
-		return s.unavailable(fmt.Sprintf("set policy of project %d", projectID), err)
+	return setPolicyScript.Run(ctx, s.client, []string{key, s.policiesKey()}, append([]any{member}, fields...)...).Err()
+}
+
+// policyChannel is the Pub/Sub channel policy changes are announced on,
+// as "<project id> <unix nanoseconds>", beside the token changes of
+// s.channel (replicas that do not know it are not disturbed by them).
+func (s *Store) policyChannel() string { return s.channel + ":policies" }
+
+// publishPolicy announces a change of project's policy.
+func (s *Store) publishPolicy(ctx context.Context, projectID int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	msg := strconv.FormatInt(projectID, 10) + " " + strconv.FormatInt(s.now().UnixNano(), 10)
+	return s.client.Publish(ctx, s.policyChannel(), msg).Err()
+}
+
+// parsePolicyMessage reads "<project id> <unix nanoseconds>", the time
+// optional as in parseMessage.
+func parsePolicyMessage(payload string) (project int64, at time.Time, ok bool) {
+	id, rest, _ := strings.Cut(strings.TrimSpace(payload), " ")
+	project, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || project <= 0 {
+		return 0, time.Time{}, false
 	}
-	return nil
+	if ns, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil && ns > 0 {
+		at = time.Unix(0, ns)
+	}
+	return project, at, true
 }
 
 // setPolicyScript replaces the policy hash KEYS[1] and the entry ARGV[1]

@@ -173,7 +173,7 @@ func (a *api) replacePolicy(w http.ResponseWriter, r *http.Request, project int6
 		return
 	}
 	if a.PolicyChanged != nil {
-		a.PolicyChanged(context.WithoutCancel(r.Context()))
+		a.PolicyChanged(context.WithoutCancel(r.Context()), project)
 	}
 	detail := describePolicy(before) + " → " + describePolicy(pol)
 	p := principalOf(r)
@@ -186,15 +186,18 @@ func (a *api) replacePolicy(w http.ResponseWriter, r *http.Request, project int6
 	})
 	msg := fmt.Sprintf("Policy of project %d set. It applies to tokens created, rotated, given an expiry or activated from now on; "+
 		"existing tokens that break it are listed at GET /v1/projects/%d/policy/violations. "+
-		"Other replicas apply its rate limit within %s.", project, project, PolicyRefresh)
+		"Other replicas apply its rate limit as soon as they hear of the change, within %s at the latest.",
+		project, project, PolicyRefresh)
 	if pol.IsZero() {
 		msg = fmt.Sprintf("Policy of project %d cleared.", project)
 	}
 	writeJSON(w, http.StatusOK, PolicyResponse{Success: true, Message: msg, Policy: PolicyView(project, pol)})
 }
 
-// PolicyRefresh is how often the gateway reloads project policies for
-// their rate limits: how long a change takes to reach other replicas.
+// PolicyRefresh is how often the gateway reloads every project policy
+// for their rate limits: the bound on how long a change takes to reach
+// other replicas when its announcement (auth.EventPolicyChanged, which
+// they apply at once) is lost.
 const PolicyRefresh = 5 * time.Second
 
 // describePolicy writes a policy for the audit trail.

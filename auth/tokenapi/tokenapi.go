@@ -83,8 +83,9 @@ type Options struct {
 	// connection's peer (http.Request.RemoteAddr).
 	ClientAddr func(r *http.Request) netip.Addr
 	// PolicyChanged, when set, is called after a project's policy is set
-	// or cleared, so that this replica applies it at once.
-	PolicyChanged func(ctx context.Context)
+	// or cleared, so that this replica applies it at once (the store
+	// announces the change to the others).
+	PolicyChanged func(ctx context.Context, project int64)
 	// ClientCertAdmin admits a request without an Authorization header as
 	// the admin when it came over TLS with a client certificate that the
 	// listener verified (mTLS instead of the admin key). The listener must

@@ -117,20 +117,22 @@ func testProjectPolicy(t *testing.T, env []string) {
 }
 
 // TestE2ERedisProjectLimitAcrossReplicas sets a project limit through
-// replica A: replica B applies it within tokenapi.PolicyRefresh, and both
-// draw on one budget in Redis.
+// replica A: replica B applies it when it hears the store's announcement
+// (its periodic reload is an hour away), and both draw on one budget in
+// Redis; clearing it through A lifts it on B the same way.
 func TestE2ERedisProjectLimitAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	up := MustStartUpstream(t, nil)
-	a := MustStartGateway(t, up.URL, redisEnv(srv)...)
-	b := MustStartGateway(t, up.URL, redisEnv(srv)...)
+	opts := gatewayOptions{Upstream: up.URL, Env: redisEnv(srv), PolicyReloadEvery: time.Hour}
+	a := MustStartGatewayOpts(t, opts)
+	b := MustStartGatewayOpts(t, opts)
 	tok := a.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "shared"})
 	MustBeProxied(t, b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil))
 	if _, err := a.Admin.SetPolicy(context.Background(), testProject, tokenapi.PolicyRequest{RateLimit: 0.001, Burst: 2}); err != nil {
 		t.Fatalf("SetPolicy: %v", err)
 	}
 	var last *response
-	MustPoll(t, tokenapi.PolicyRefresh+5*time.Second, "B applying the project limit", func() (bool, string) {
+	MustPoll(t, 15*time.Second, "B applying the project limit", func() (bool, string) {
 		last = b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
 		return strings.Contains(last.Header.Get("RateLimit-Policy"), `"project";q=2`), last.String()
 	})
@@ -146,6 +148,14 @@ func TestE2ERedisProjectLimitAcrossReplicas(t *testing.T) {
 	if admitted > 2 {
 		t.Fatalf("replicas A and B admitted %d requests under a shared project burst of 2", admitted)
 	}
+
+	if _, err := a.Admin.ClearPolicy(context.Background(), testProject); err != nil {
+		t.Fatalf("ClearPolicy: %v", err)
+	}
+	MustPoll(t, 15*time.Second, "B lifting the project limit", func() (bool, string) {
+		last = b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		return last.Status == http.StatusOK && !strings.Contains(last.Header.Get("RateLimit-Policy"), `"project"`), last.String()
+	})
 }
 
 // TestE2EPolicyActivation activates tokens deactivated before the
