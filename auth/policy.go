@@ -12,9 +12,9 @@ import (
 // is no policy.
 type ProjectPolicy struct {
 	// MaxLifetime bounds a token's life, from its creation to its expiry;
-	// 0 means no bound. A token created, rotated or given an expiry
-	// beyond it is refused (RequireExpiry aside, a token without expiry
-	// is allowed only when MaxLifetime is 0).
+	// 0 means no bound. A token created, rotated, given an expiry or
+	// activated beyond it is refused (RequireExpiry aside, a token without
+	// expiry is allowed only when MaxLifetime is 0).
 	MaxLifetime time.Duration
 	// RequireExpiry refuses tokens without an expiry.
 	RequireExpiry bool

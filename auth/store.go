@@ -113,10 +113,13 @@ type ActivityStore interface {
 	// none is set.
 	ProjectPolicy(ctx context.Context, projectID int64) (ProjectPolicy, error)
 	// SetProjectPolicy stores the policy of a project (after
-	// ProjectPolicy.Validate); a zero policy (IsZero) removes it.
+	// ProjectPolicy.Validate); a zero policy (IsZero) removes it. The
+	// change is announced to every Watch as EventPolicyChanged; a failed
+	// announcement is only logged (the change is stored).
 	SetProjectPolicy(ctx context.Context, projectID int64, p ProjectPolicy) error
 	// ProjectPolicies returns every project's policy, by project id. The
-	// gateway reloads it periodically to apply project rate limits.
+	// gateway reloads it periodically to apply project rate limits, a
+	// safety net for missed EventPolicyChanged announcements.
 	ProjectPolicies(ctx context.Context) (map[int64]ProjectPolicy, error)
 }
 
@@ -133,13 +136,18 @@ const (
 	// EventDisconnected: the announcement channel is down (Event.Err says
 	// why); changes are not being heard until the next EventResync.
 	EventDisconnected
+	// EventPolicyChanged: the policy of project Event.Project was set or
+	// cleared (ActivityStore.SetProjectPolicy); read it again.
+	EventPolicyChanged
 )
 
 // Event is one announcement from Store.Watch.
 type Event struct {
 	Kind EventKind
 	ID   string
-	Err  error
+	// Project is the project of an EventPolicyChanged.
+	Project int64
+	Err     error
 	// At is when the change was published, when the store knows it (zero
 	// otherwise); it measures propagation lag.
 	At time.Time

@@ -218,6 +218,9 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 // project's bucket is shared by every replica like a token's.
 func (c *Cluster) SetProjectLimits(limits map[int64]Limit) { c.projects.set(limits) }
 
+// SetProjectLimit replaces the limit of one project, as Local's does.
+func (c *Cluster) SetProjectLimit(project int64, lim Limit) { c.projects.setOne(project, lim) }
+
 // allow takes one request of the budget of id (a token, or a project's
 // key) under lim.
 func (c *Cluster) allow(ctx context.Context, id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {

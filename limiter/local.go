@@ -77,6 +77,10 @@ func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.Limi
 // none, a Burst of 0 ceil(Rate).
 func (l *Local) SetProjectLimits(limits map[int64]Limit) { l.projects.set(limits) }
 
+// SetProjectLimit replaces the limit of one project, leaving the others';
+// a Rate of 0 removes it.
+func (l *Local) SetProjectLimit(project int64, lim Limit) { l.projects.setOne(project, lim) }
+
 // allow takes one request from the bucket of id, at limit lim.
 func (l *Local) allow(id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {
 	sh := &l.shards[maphash.String(l.seed, id)%shards]

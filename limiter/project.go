@@ -1,7 +1,9 @@
 package limiter
 
 import (
+	"maps"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tswgate/tswgate/auth"
@@ -9,10 +11,13 @@ import (
 
 // projectLimits holds the project-wide limits, each shared by all of a
 // project's tokens besides their own limits. It is replaced whole
-// (SetProjectLimits) and read without a lock: a project without a limit
-// costs one map lookup, and nothing at all while no project has one.
+// (SetProjectLimits), or one project at a time (SetProjectLimit) by a
+// copy, and read without a lock: a project without a limit costs one map
+// lookup, and nothing at all while no project has one.
 type projectLimits struct {
 	m atomic.Pointer[map[int64]projectLimit]
+	// mu orders the writers.
+	mu sync.Mutex
 }
 
 // projectLimit is one project's limit and the key of its bucket (made
@@ -27,14 +32,39 @@ type projectLimit struct {
 func (p *projectLimits) set(limits map[int64]Limit) {
 	m := make(map[int64]projectLimit, len(limits))
 	for id, lim := range limits {
-		if lim.Rate <= 0 {
-			continue
-		}
-		if lim.Burst <= 0 {
-			lim.Burst = defaultBurst(lim.Rate)
-		}
-		m[id] = projectLimit{lim: lim, key: "project:" + strconv.FormatInt(id, 10)}
+		putLimit(m, id, lim)
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.store(m)
+}
+
+// setOne replaces the limit of project alone, as set would.
+func (p *projectLimits) setOne(project int64, lim Limit) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[int64]projectLimit{}
+	if cur := p.m.Load(); cur != nil {
+		m = maps.Clone(*cur)
+	}
+	delete(m, project)
+	putLimit(m, project, lim)
+	p.store(m)
+}
+
+// putLimit adds project's limit to m, unless its Rate is 0 (none).
+func putLimit(m map[int64]projectLimit, project int64, lim Limit) {
+	if lim.Rate <= 0 {
+		return
+	}
+	if lim.Burst <= 0 {
+		lim.Burst = defaultBurst(lim.Rate)
+	}
+	m[project] = projectLimit{lim: lim, key: "project:" + strconv.FormatInt(project, 10)}
+}
+
+// store publishes m, nil when it is empty. p.mu must be held.
+func (p *projectLimits) store(m map[int64]projectLimit) {
 	if len(m) == 0 {
 		p.m.Store(nil)
 		return

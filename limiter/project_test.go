@@ -81,3 +81,41 @@ func TestClusterProjectLimitAcrossReplicas(t *testing.T) {
 		t.Fatalf("over the project's budget: %+v, want refused by the project", st)
 	}
 }
+
+// TestSetProjectLimit: one project's limit is set, replaced and removed
+// alone; the other projects' stay.
+func TestSetProjectLimit(t *testing.T) {
+	l := limiter.NewLocal(limiter.Options{})
+	l.SetProjectLimits(map[int64]limiter.Limit{43: {Rate: tinyRate, Burst: 5}})
+	a := newToken("tsw_setproject0000000001", 0, 0)
+	other := newToken("tsw_setproject0000000002", 0, 0)
+	other.ProjectID = 43
+	now := time.Now()
+	limitOf := func(tok *auth.Token) int {
+		t.Helper()
+		st := l.Allow(context.Background(), tok, now)
+		if !st.Project.Enabled {
+			return 0
+		}
+		return st.Project.Limit
+	}
+	if got := limitOf(a); got != 0 {
+		t.Fatalf("project 42 before SetProjectLimit: limit %d, want none", got)
+	}
+	l.SetProjectLimit(42, limiter.Limit{Rate: tinyRate, Burst: 3})
+	if got, o := limitOf(a), limitOf(other); got != 3 || o != 5 {
+		t.Fatalf("after SetProjectLimit(42, burst 3): limits %d and %d, want 3 and 5", got, o)
+	}
+	l.SetProjectLimit(42, limiter.Limit{Rate: tinyRate, Burst: 7})
+	if got := limitOf(a); got != 7 {
+		t.Fatalf("after replacing: limit %d, want 7", got)
+	}
+	l.SetProjectLimit(42, limiter.Limit{})
+	if got, o := limitOf(a), limitOf(other); got != 0 || o != 5 {
+		t.Fatalf("after removing 42's limit: limits %d and %d, want none and 5", got, o)
+	}
+	l.SetProjectLimit(43, limiter.Limit{})
+	if allocs := testing.AllocsPerRun(100, func() { l.Allow(context.Background(), a, now) }); allocs != 0 {
+		t.Errorf("with no project limit left, Allow allocates %v times", allocs)
+	}
+}

@@ -139,5 +139,8 @@ func (s *Store) SetProjectPolicy(_ context.Context, projectID int64, p auth.Proj
 		return fmt.Errorf("filestore: saving %s: %w: %w", s.pol.path, auth.ErrUnavailable, err)
 	}
 	s.pol.byProj = next
+	s.mu.Lock()
+	s.announce(auth.Event{Kind: auth.EventPolicyChanged, Project: projectID, At: s.now()})
+	s.mu.Unlock()
 	return nil
 }

@@ -18,9 +18,9 @@ type watcher struct {
 }
 
 // Watch calls fn, from one goroutine, with EventResync once and then with
-// EventChanged for every Create, Revoke and Update made through this Store,
-// until ctx is done (it returns ctx.Err()) or the Store is closed
-// (ErrClosed).
+// EventChanged for every Create, Revoke and Update made through this Store
+// (EventPolicyChanged for every SetProjectPolicy), until ctx is done (it
+// returns ctx.Err()) or the Store is closed (ErrClosed).
 // The writer never waits for fn: a watcher that falls more than a buffer
 // behind gets EventResync in place of the events it missed.
 func (s *Store) Watch(ctx context.Context, fn func(auth.Event)) error {
@@ -60,7 +60,11 @@ func (s *Store) Watch(ctx context.Context, fn func(auth.Event)) error {
 // notify sends EventChanged for id to every watcher without waiting.
 // s.mu must be held.
 func (s *Store) notify(id string) {
-	ev := auth.Event{Kind: auth.EventChanged, ID: id, At: s.now()}
+	s.announce(auth.Event{Kind: auth.EventChanged, ID: id, At: s.now()})
+}
+
+// announce sends ev to every watcher without waiting. s.mu must be held.
+func (s *Store) announce(ev auth.Event) {
 	for w := range s.watchers {
 		select {
 		case w.events <- ev:

@@ -103,6 +103,27 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	// A policy hash and the set of projects with a policy are in two
+	// slots: a set or clear still leaves them agreeing.
+	t.Run("PolicyKeys", func(t *testing.T) {
+		s := newStore(t, rc.Client(t), newPrefix())
+		if keySlot(s.policyKey(42)) == keySlot(s.policiesKey()) {
+			t.Fatal("the policy of project 42 and the set are in one slot: pick another project")
+		}
+		testPolicySteps(t, s, func(project int64) (hash, listed bool) {
+			ctx := context.Background()
+			n, err := s.client.Exists(ctx, s.policyKey(project)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := s.client.SIsMember(ctx, s.policiesKey(), strconv.FormatInt(project, 10)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n == 1, in
+		})
+	})
+
 	// Records of one project hash to slots on different nodes, while the
 	// project's index is one key on one node: List gathers them all.
 	t.Run("ManySlots", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,9 +22,12 @@ import (
 //	updated         when the policy was set, Unix milliseconds
 //
 // and the set Prefix+"policies" holds the ids of the projects that have
-// one (ProjectPolicies reads it). The hash is written before the set entry
-// and removed before it, so the set may briefly name a project without a
-// policy, which reads as none.
+// one (ProjectPolicies reads it). A set or clear writes both in one
+// script, so that a project is in the set exactly when its hash exists.
+// On a Redis Cluster whose prefix has no hash tag the two keys are in
+// different slots, which no script spans: there the set entry is added
+// before the hash is written and removed after it is deleted, so that a
+// policy is always listed; an entry without a hash reads as no policy.
 
 func (s *Store) policyKey(projectID int64) string {
 	return s.prefix + "policy:" + strconv.FormatInt(projectID, 10)
@@ -52,42 +56,109 @@ func (s *Store) SetProjectPolicy(ctx context.Context, projectID int64, p auth.Pr
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("redisstore: invalid policy: %w", err)
 	}
+	if err := s.writePolicy(ctx, projectID, policyFields(p)); err != nil {
+		return s.unavailable(fmt.Sprintf("set policy of project %d", projectID), err)
+	}
+	if err := s.publishPolicy(ctx, projectID); err != nil {
+		s.log.Warn("redisstore: project policy set but not announced; other replicas reload it periodically",
+			"project_id", projectID, "err", err)
+	}
+	return nil
+}
+
+// writePolicy stores the hash fields of project's policy (none: removes
+// it) with its set entry.
+func (s *Store) writePolicy(ctx context.Context, projectID int64, fields []any) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	key, member := s.policyKey(projectID), strconv.FormatInt(projectID, 10)
-	op := fmt.Sprintf("set policy of project %d", projectID)
-	if p.IsZero() {
+	if s.sharded {
+		return s.setPolicyApart(ctx, key, member, fields)
+	}
+	return setPolicyScript.Run(ctx, s.client, []string{key, s.policiesKey()}, append([]any{member}, fields...)...).Err()
+}
+
+// policyChannel is the Pub/Sub channel policy changes are announced on,
+// as "<project id> <unix nanoseconds>", beside the token changes of
+// s.channel (replicas that do not know it are not disturbed by them).
+func (s *Store) policyChannel() string { return s.channel + ":policies" }
+
+// publishPolicy announces a change of project's policy.
+func (s *Store) publishPolicy(ctx context.Context, projectID int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	msg := strconv.FormatInt(projectID, 10) + " " + strconv.FormatInt(s.now().UnixNano(), 10)
+	return s.client.Publish(ctx, s.policyChannel(), msg).Err()
+}
+
+// parsePolicyMessage reads "<project id> <unix nanoseconds>", the time
+// optional as in parseMessage.
+func parsePolicyMessage(payload string) (project int64, at time.Time, ok bool) {
+	id, rest, _ := strings.Cut(strings.TrimSpace(payload), " ")
+	project, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || project <= 0 {
+		return 0, time.Time{}, false
+	}
+	if ns, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); err == nil && ns > 0 {
+		at = time.Unix(0, ns)
+	}
+	return project, at, true
+}
+
+// setPolicyScript replaces the policy hash KEYS[1] and the entry ARGV[1]
+// of the set KEYS[2] at once: with field/value pairs (ARGV[2] on) it
+// writes the hash whole and adds the entry, without any it removes both.
+var setPolicyScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+if #ARGV > 1 then
+	redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+	redis.call('SADD', KEYS[2], ARGV[1])
+else
+	redis.call('SREM', KEYS[2], ARGV[1])
+end
+return 1
+`)
+
+// setPolicyApart is setPolicyScript for keys in two Cluster slots: in
+// an order that never leaves a hash its set entry does not list.
+func (s *Store) setPolicyApart(ctx context.Context, key, member string, fields []any) error {
+	if len(fields) == 0 {
 		if err := s.client.Del(ctx, key).Err(); err != nil {
-			return s.unavailable(op, err)
+			return err
 		}
-		if err := s.client.SRem(ctx, s.policiesKey(), member).Err(); err != nil {
-			return s.unavailable(op, err)
-		}
-		return nil
-	}
-	fields := map[string]any{"updated": p.UpdatedAt.UnixMilli()}
-	if p.MaxLifetime > 0 {
-		fields["max_lifetime"] = int64(p.MaxLifetime)
-	}
-	if p.RequireExpiry {
-		fields["require_expiry"] = "1"
-	}
-	if p.RateLimit > 0 {
-		fields["rate"] = strconv.FormatFloat(p.RateLimit, 'g', -1, 64)
-	}
-	if p.Burst > 0 {
-		fields["burst"] = p.Burst
-	}
-	pipe := s.client.TxPipeline()
-	pipe.Del(ctx, key)
-	pipe.HSet(ctx, key, fields)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return s.unavailable(op, err)
+		return s.client.SRem(ctx, s.policiesKey(), member).Err()
 	}
 	if err := s.client.SAdd(ctx, s.policiesKey(), member).Err(); err != nil {
-		return s.unavailable(op, err)
+		return err
 	}
-	return nil
+	_, err := s.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Del(ctx, key)
+		pipe.HSet(ctx, key, fields...)
+		return nil
+	})
+	return err
+}
+
+// policyFields returns the field/value pairs of p's hash; none for the
+// zero policy.
+func policyFields(p auth.ProjectPolicy) []any {
+	if p.IsZero() {
+		return nil
+	}
+	fields := []any{"updated", p.UpdatedAt.UnixMilli()}
+	if p.MaxLifetime > 0 {
+		fields = append(fields, "max_lifetime", int64(p.MaxLifetime))
+	}
+	if p.RequireExpiry {
+		fields = append(fields, "require_expiry", "1")
+	}
+	if p.RateLimit > 0 {
+		fields = append(fields, "rate", strconv.FormatFloat(p.RateLimit, 'g', -1, 64))
+	}
+	if p.Burst > 0 {
+		fields = append(fields, "burst", p.Burst)
+	}
+	return fields
 }
 
 // ProjectPolicies returns every project's policy, in two round trips.

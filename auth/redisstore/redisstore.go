@@ -37,7 +37,9 @@
 // lag: List skips (and removes) entries without a live record.
 //
 // Every change is published on Options.Channel as "<id> <unix nanoseconds>",
-// the id of the changed record and the publication time.
+// the id of the changed record and the publication time; every change of
+// a project policy on Options.Channel+":policies" as "<project id> <unix
+// nanoseconds>".
 package redisstore
 
 import (

@@ -23,7 +23,9 @@ const (
 )
 
 // Watch subscribes to the store's channel and calls fn, from one goroutine,
-// for every announced change until ctx is done or the Store is closed.
+// for every announced change until ctx is done or the Store is closed:
+// EventChanged for a token's, EventPolicyChanged for a project policy's
+// (announced on the channel's name + ":policies").
 //
 // fn gets EventResync each time the subscription is established: first
 // when watching starts, then after every outage. When the subscription
@@ -89,7 +91,7 @@ type watcher struct {
 // found dead.
 func (w *watcher) session(ctx context.Context) {
 	s := w.s
-	channels := []string{s.channel}
+	channels := []string{s.channel, s.policyChannel()}
 	wait := s.pingInterval // the longest Receive
 	if w.own != "" {
 		channels = append(channels, w.own)
@@ -150,8 +152,11 @@ func (w *watcher) session(ctx context.Context) {
 				ownUp, checked = true, time.Now()
 			}
 		case *redis.Message:
-			if m.Channel == s.channel {
+			switch m.Channel {
+			case s.channel:
 				w.message(m.Payload)
+			case s.policyChannel():
+				w.policyMessage(m.Payload)
 			}
 		case *redis.Pong:
 			// The connection is alive.
@@ -214,6 +219,18 @@ func (w *watcher) message(payload string) {
 		return
 	}
 	w.fn(auth.Event{Kind: auth.EventChanged, ID: id, At: at})
+}
+
+// policyMessage reports one announcement of a policy change; one that
+// cannot be read is reported as EventResync, like a token change's.
+func (w *watcher) policyMessage(payload string) {
+	project, at, ok := parsePolicyMessage(payload)
+	if !ok {
+		w.s.log.Warn("redisstore: unreadable policy announcement; resyncing", "channel", w.s.policyChannel(), "payload_len", len(payload))
+		w.fn(auth.Event{Kind: auth.EventResync})
+		return
+	}
+	w.fn(auth.Event{Kind: auth.EventPolicyChanged, Project: project, At: at})
 }
 
 // parseMessage reads "<id> <unix nanoseconds>". The time is optional: a

@@ -33,6 +33,7 @@ func runActivity(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
 	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)) })
 	t.Run("CountProject", func(t *testing.T) { testCountProject(t, open(t)) })
 	t.Run("ProjectPolicy", func(t *testing.T) { testProjectPolicy(t, open(t)) })
+	t.Run("PolicyWatch", func(t *testing.T) { testPolicyWatch(t, open(t)) })
 }
 
 // testCountProject: CountProject counts a project's live tokens — created

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -66,6 +67,34 @@ func testProjectPolicy(t *testing.T, s auth.ActivityStore) {
 	if all, _ := s.ProjectPolicies(ctx); len(all) != 1 || all[43].IsZero() {
 		t.Fatalf("after clearing 42, ProjectPolicies = %+v; want project 43 only", all)
 	}
+}
+
+// testPolicyWatch: setting and clearing a project's policy are announced
+// to Watch as EventPolicyChanged naming the project.
+func testPolicyWatch(t *testing.T, s auth.ActivityStore) {
+	ctx := context.Background()
+	events := make(chan auth.Event, 16)
+	stop := watch(t, s, events)
+	defer stop()
+	if ev := Await(t, events, "the first event"); ev.Kind != auth.EventResync {
+		t.Fatalf("first event = %+v, want EventResync", ev)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, p := range []auth.ProjectPolicy{{RateLimit: 5, UpdatedAt: at}, {}} {
+		if err := s.SetProjectPolicy(ctx, 42, p); err != nil {
+			t.Fatalf("SetProjectPolicy(42, %+v): %v", p, err)
+		}
+		AwaitPolicyChanged(t, events, 42)
+	}
+}
+
+// AwaitPolicyChanged waits for an EventPolicyChanged about project,
+// skipping EventResync events; any other event fails the test.
+func AwaitPolicyChanged(tb testing.TB, events <-chan auth.Event, project int64) auth.Event {
+	tb.Helper()
+	return awaitMatch(tb, events, fmt.Sprintf("EventPolicyChanged for project %d", project), func(ev auth.Event) bool {
+		return ev.Kind == auth.EventPolicyChanged && ev.Project == project
+	})
 }
 
 func samePolicy(a, b auth.ProjectPolicy) bool {

@@ -756,15 +756,24 @@ func Await(tb testing.TB, events <-chan auth.Event, what string) auth.Event {
 // test.
 func AwaitChanged(tb testing.TB, events <-chan auth.Event, id string) auth.Event {
 	tb.Helper()
+	return awaitMatch(tb, events, "EventChanged for "+id, func(ev auth.Event) bool {
+		return ev.Kind == auth.EventChanged && ev.ID == id
+	})
+}
+
+// awaitMatch waits for the event match accepts (what it is: what),
+// skipping EventResync events; any other event fails the test.
+func awaitMatch(tb testing.TB, events <-chan auth.Event, what string, match func(auth.Event) bool) auth.Event {
+	tb.Helper()
 	for {
-		ev := Await(tb, events, "EventChanged for "+id)
+		ev := Await(tb, events, what)
 		switch {
 		case ev.Kind == auth.EventResync:
 			continue
-		case ev.Kind == auth.EventChanged && ev.ID == id:
+		case match(ev):
 			return ev
 		}
-		tb.Fatalf("waiting for EventChanged for %s, got %+v", id, ev)
+		tb.Fatalf("waiting for %s, got %+v", what, ev)
 	}
 }
 

@@ -1,8 +1,8 @@
 package tokenapi
 
 // Project policies: the endpoints that read and set them, the report of
-// the tokens that break one, and the lifetime rule every create, rotation
-// and expiry edit is held to.
+// the tokens that break one, and the lifetime rule every create, rotation,
+// expiry edit and activation is held to.
 
 import (
 	"context"
@@ -173,7 +173,7 @@ func (a *api) replacePolicy(w http.ResponseWriter, r *http.Request, project int6
 		return
 	}
 	if a.PolicyChanged != nil {
-		a.PolicyChanged(context.WithoutCancel(r.Context()))
+		a.PolicyChanged(context.WithoutCancel(r.Context()), project)
 	}
 	detail := describePolicy(before) + " → " + describePolicy(pol)
 	p := principalOf(r)
@@ -184,17 +184,20 @@ func (a *api) replacePolicy(w http.ResponseWriter, r *http.Request, project int6
 		Action: "project.policy.update", ActorKind: p.kind, Actor: p.actor, ProjectID: project,
 		Outcome: auth.OutcomeOK, Detail: detail,
 	})
-	msg := fmt.Sprintf("Policy of project %d set. It applies to tokens created, rotated or given an expiry from now on; "+
+	msg := fmt.Sprintf("Policy of project %d set. It applies to tokens created, rotated, given an expiry or activated from now on; "+
 		"existing tokens that break it are listed at GET /v1/projects/%d/policy/violations. "+
-		"Other replicas apply its rate limit within %s.", project, project, PolicyRefresh)
+		"Other replicas apply its rate limit as soon as they hear of the change, within %s at the latest.",
+		project, project, PolicyRefresh)
 	if pol.IsZero() {
 		msg = fmt.Sprintf("Policy of project %d cleared.", project)
 	}
 	writeJSON(w, http.StatusOK, PolicyResponse{Success: true, Message: msg, Policy: PolicyView(project, pol)})
 }
 
-// PolicyRefresh is how often the gateway reloads project policies for
-// their rate limits: how long a change takes to reach other replicas.
+// PolicyRefresh is how often the gateway reloads every project policy
+// for their rate limits: the bound on how long a change takes to reach
+// other replicas when its announcement (auth.EventPolicyChanged, which
+// they apply at once) is lost.
 const PolicyRefresh = 5 * time.Second
 
 // describePolicy writes a policy for the audit trail.
@@ -304,24 +307,65 @@ func (a *api) policyOf(w http.ResponseWriter, r *http.Request, project int64) (a
 }
 
 // policyEdit wraps an update's edit with project's lifetime policy: the
-// expiry it sets must be within it (the record's creation time counts).
-func policyEdit(pol auth.ProjectPolicy, edit func(*auth.Token) error) func(*auth.Token) error {
+// token as changed must meet it when the update sets its expiry
+// (expirySet; the record's creation time counts) or activates it, which
+// grants it afresh. It runs inside the store's Update, on the current
+// record, so that a concurrent change of the status cannot slip past;
+// deactivating is never refused.
+func policyEdit(pol auth.ProjectPolicy, expirySet bool, now time.Time, edit func(*auth.Token) error) func(*auth.Token) error {
 	return func(t *auth.Token) error {
+		wasActive := t.Status == auth.StatusActive
 		if err := edit(t); err != nil {
 			return err
 		}
-		if ref := lifetimeRefusal(t.ProjectID, pol, t.CreatedAt, t.ExpiresAt); ref != nil {
-			return ref
+		switch {
+		case !wasActive && t.Status == auth.StatusActive:
+			if ref := activationRefusal(pol, t, now); ref != nil {
+				return ref
+			}
+		case expirySet:
+			if ref := lifetimeRefusal(t.ProjectID, pol, t.CreatedAt, t.ExpiresAt); ref != nil {
+				return ref
+			}
 		}
 		return nil
 	}
 }
 
-// expiryPolicy holds an update that sets an expiry to the lifetime policy
-// of the token's project (read first when project is 0, for admin keys):
-// it returns the wrapped edit and the project. It answers every failure
-// itself.
-func (a *api) expiryPolicy(w http.ResponseWriter, r *http.Request, action, id string, project int64,
+// activationRefusal refuses activating t (as it would be once active) when
+// it breaks pol, naming the limit and how to comply; nil when it does not.
+func activationRefusal(pol auth.ProjectPolicy, t *auth.Token, now time.Time) *refusal {
+	reason := pol.LifetimeViolation(t.CreatedAt, t.ExpiresAt)
+	if reason == "" {
+		return nil
+	}
+	rotate := "rotate it with an expires_in within the policy (tswgate token rotate <id> --expires-in …)"
+	fix := "Activating grants the token afresh, so it must meet the policy: give expires_in or expires_at " +
+		"with \"status\":\"active\" in the same request, or " + rotate + "."
+	if pol.MaxLifetime > 0 {
+		latest := t.CreatedAt.Add(pol.MaxLifetime)
+		rotate = fmt.Sprintf("rotate it with an expires_in of at most %s (tswgate token rotate <id> --expires-in %s)",
+			auth.FormatLifetime(pol.MaxLifetime), pol.MaxLifetime)
+		fix = fmt.Sprintf("Activating grants the token afresh, so it must meet the policy: give an expires_at by %s "+
+			"(or an expires_in ending by then) with \"status\":\"active\" in the same request, or %s.", stamp(latest), rotate)
+		if !latest.After(now) {
+			fix = fmt.Sprintf("Activating grants the token afresh, so it must meet the policy, and it was created at %s, "+
+				"longer than the maximum lifetime ago: no expiry brings it within the policy. Instead, %s, or create a new token.",
+				stamp(t.CreatedAt), rotate)
+		}
+	}
+	return &refusal{
+		status: http.StatusUnprocessableEntity, code: codeLifetimePolicy,
+		message: fmt.Sprintf("Project %d's token lifetime policy refuses activating this token: %s. %s", t.ProjectID, reason, fix),
+		detail:  "activation: " + reason,
+	}
+}
+
+// lifetimePolicy holds an update that sets an expiry (expirySet) or may
+// activate the token to the lifetime policy of the token's project (read
+// first when project is 0, for admin keys): it returns the wrapped edit
+// and the project. It answers every failure itself.
+func (a *api) lifetimePolicy(w http.ResponseWriter, r *http.Request, id string, project int64, expirySet bool,
 	edit func(*auth.Token) error) (func(*auth.Token) error, int64, bool) {
 	if project == 0 {
 		tok, err := a.Store.Get(r.Context(), id)
@@ -335,5 +379,5 @@ func (a *api) expiryPolicy(w http.ResponseWriter, r *http.Request, action, id st
 	if !ok {
 		return nil, 0, false
 	}
-	return policyEdit(pol, edit), project, true
+	return policyEdit(pol, expirySet, a.Now(), edit), project, true
 }

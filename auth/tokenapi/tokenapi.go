@@ -83,8 +83,9 @@ type Options struct {
 	// connection's peer (http.Request.RemoteAddr).
 	ClientAddr func(r *http.Request) netip.Addr
 	// PolicyChanged, when set, is called after a project's policy is set
-	// or cleared, so that this replica applies it at once.
-	PolicyChanged func(ctx context.Context)
+	// or cleared, so that this replica applies it at once (the store
+	// announces the change to the others).
+	PolicyChanged func(ctx context.Context, project int64)
 	// ClientCertAdmin admits a request without an Authorization header as
 	// the admin when it came over TLS with a client certificate that the
 	// listener verified (mTLS instead of the admin key). The listener must
@@ -555,8 +556,8 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
 		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, edit)
 	}
-	if req.ExpiresAt != nil || req.ExpiresIn != nil {
-		if edit, project, ok = a.expiryPolicy(w, r, action, id, project, edit); !ok {
+	if expirySet := req.ExpiresAt != nil || req.ExpiresIn != nil; expirySet || req.activates() {
+		if edit, project, ok = a.lifetimePolicy(w, r, id, project, expirySet, edit); !ok {
 			return
 		}
 	}
@@ -700,6 +701,16 @@ func (req *UpdateRequest) action() string {
 		}
 	}
 	return "token.update"
+}
+
+// activates reports whether req sets the status active: it activates the
+// token unless the token is active already.
+func (req *UpdateRequest) activates() bool {
+	if req.Status == nil {
+		return false
+	}
+	st, err := auth.ParseStatus(*req.Status)
+	return err == nil && st == auth.StatusActive
 }
 
 // changesMoreThanStatus reports whether req changes anything besides the

@@ -43,9 +43,15 @@ func newFixture(t *testing.T, wrap func(auth.ActivityStore) auth.ActivityStore) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fs.Close() })
-	f := &fixture{store: fs, log: new(bytes.Buffer)}
+	return newFixtureOn(t, fs, wrap)
+}
+
+// newFixtureOn is newFixture over st, a fresh store.
+func newFixtureOn(t *testing.T, st auth.ActivityStore, wrap func(auth.ActivityStore) auth.ActivityStore) *fixture {
+	t.Helper()
+	f := &fixture{store: st, log: new(bytes.Buffer)}
 	if wrap != nil {
-		f.store = wrap(fs)
+		f.store = wrap(st)
 	}
 	h, err := New(Options{
 		Store:     f.store,

@@ -117,20 +117,22 @@ func testProjectPolicy(t *testing.T, env []string) {
 }
 
 // TestE2ERedisProjectLimitAcrossReplicas sets a project limit through
-// replica A: replica B applies it within tokenapi.PolicyRefresh, and both
-// draw on one budget in Redis.
+// replica A: replica B applies it when it hears the store's announcement
+// (its periodic reload is an hour away), and both draw on one budget in
+// Redis; clearing it through A lifts it on B the same way.
 func TestE2ERedisProjectLimitAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	up := MustStartUpstream(t, nil)
-	a := MustStartGateway(t, up.URL, redisEnv(srv)...)
-	b := MustStartGateway(t, up.URL, redisEnv(srv)...)
+	opts := gatewayOptions{Upstream: up.URL, Env: redisEnv(srv), PolicyReloadEvery: time.Hour}
+	a := MustStartGatewayOpts(t, opts)
+	b := MustStartGatewayOpts(t, opts)
 	tok := a.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "shared"})
 	MustBeProxied(t, b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil))
 	if _, err := a.Admin.SetPolicy(context.Background(), testProject, tokenapi.PolicyRequest{RateLimit: 0.001, Burst: 2}); err != nil {
 		t.Fatalf("SetPolicy: %v", err)
 	}
 	var last *response
-	MustPoll(t, tokenapi.PolicyRefresh+5*time.Second, "B applying the project limit", func() (bool, string) {
+	MustPoll(t, 15*time.Second, "B applying the project limit", func() (bool, string) {
 		last = b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
 		return strings.Contains(last.Header.Get("RateLimit-Policy"), `"project";q=2`), last.String()
 	})
@@ -145,5 +147,50 @@ func TestE2ERedisProjectLimitAcrossReplicas(t *testing.T) {
 	}
 	if admitted > 2 {
 		t.Fatalf("replicas A and B admitted %d requests under a shared project burst of 2", admitted)
+	}
+
+	if _, err := a.Admin.ClearPolicy(context.Background(), testProject); err != nil {
+		t.Fatalf("ClearPolicy: %v", err)
+	}
+	MustPoll(t, 15*time.Second, "B lifting the project limit", func() (bool, string) {
+		last = b.MustCall(t, "GET", "/v2/Instance", tok.Token, nil)
+		return last.Status == http.StatusOK && !strings.Contains(last.Header.Get("RateLimit-Policy"), `"project"`), last.String()
+	})
+}
+
+// TestE2EPolicyActivation activates tokens deactivated before the
+// lifetime policy was set: the CLI's token activate is refused with the
+// policy and its fix, self-service activation with an expiry within it
+// is accepted, and the token works again.
+func TestE2EPolicyActivation(t *testing.T) {
+	ctx := context.Background()
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_DATA_DIR="+t.TempDir())
+	owner := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "owner"}) // outlives any token it activates
+	dormant := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "dormant"})
+	if _, err := g.Admin.Update(ctx, dormant.ID, tokenapi.UpdateRequest{Status: ptr("inactive")}); err != nil {
+		t.Fatalf("deactivating: %v", err)
+	}
+	if _, err := g.Admin.SetPolicy(ctx, testProject, tokenapi.PolicyRequest{MaxLifetime: "90d"}); err != nil {
+		t.Fatalf("SetPolicy: %v", err)
+	}
+
+	cliEnv := []string{"TSWGATE_ADMIN_URL=" + g.AdminURL, "TSWGATE_ADMIN_KEY=" + g.AdminKey()}
+	res := MustRun(t, cliEnv, "token", "activate", dormant.ID)
+	if res.code == 0 || !strings.Contains(res.stderr, "lifetime_policy") || !strings.Contains(res.stderr, "maximum lifetime is 90d") {
+		t.Fatalf("tswgate token activate of a token without expiry under a 90d policy: %v", res)
+	}
+	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", dormant.Token, nil), auth.CodeTokenInactive)
+
+	self := g.selfService(owner.Token)
+	_, err := self.Update(ctx, dormant.ID, tokenapi.UpdateRequest{Status: ptr("active")})
+	mustAPIError(t, err, http.StatusUnprocessableEntity, "lifetime_policy", "a token activating a token without expiry")
+	tok, err := self.Update(ctx, dormant.ID, tokenapi.UpdateRequest{Status: ptr("active"), ExpiresIn: ptr("24h")})
+	if err != nil || tok.Status != "active" {
+		t.Fatalf("activating with expires_in 24h = %+v, %v", tok, err)
+	}
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", dormant.Token, nil))
+	if res := MustRun(t, cliEnv, "token", "deactivate", dormant.ID); res.code != 0 {
+		t.Fatalf("tswgate token deactivate: %v", res)
 	}
 }

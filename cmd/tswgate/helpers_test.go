@@ -168,6 +168,8 @@ type gatewayOptions struct {
 	AccessLog io.Writer
 	// TokenCountEvery is StartOptions.TokenCountEvery.
 	TokenCountEvery time.Duration
+	// PolicyReloadEvery is StartOptions.PolicyReloadEvery.
+	PolicyReloadEvery time.Duration
 	// WhileStarting, if set, runs while Start is in progress (Start runs
 	// in another goroutine meanwhile).
 	WhileStarting func()
@@ -231,7 +233,8 @@ func MustStartGatewayOpts(t testing.TB, o gatewayOptions) *testGateway {
 	startc := make(chan started, 1)
 	begin := time.Now()
 	go func() {
-		g, err := gateway.Start(ctx, cfg, gateway.StartOptions{Logger: logger, AccessLog: accessLog, TokenCountEvery: o.TokenCountEvery})
+		g, err := gateway.Start(ctx, cfg, gateway.StartOptions{Logger: logger, AccessLog: accessLog,
+			TokenCountEvery: o.TokenCountEvery, PolicyReloadEvery: o.PolicyReloadEvery})
 		startc <- started{g, err}
 	}()
 	if o.WhileStarting != nil {

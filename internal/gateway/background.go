@@ -1,10 +1,12 @@
 package gateway
 
-// Phase 4: the background loops — the change watcher, the limiter's and
-// the failed-auth guard's sweeps, the budget heartbeat, the usage flush,
-// token.expire events and the token counts.
+// Phase 4: the background loops — the change watcher, the reloads of
+// project rate limits (policies.go), the limiter's and the failed-auth
+// guard's sweeps, the budget heartbeat, the usage flush, token.expire
+// events and the token counts.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,9 +18,10 @@ import (
 	"github.com/tswgate/tswgate/auth/tokenapi"
 )
 
-// startBackground starts the background loops, stopped by closeAll. The
-// channel it returns is closed once the store's changes are heard.
-func (g *Gateway) startBackground(ctx context.Context, countEvery time.Duration) <-chan struct{} {
+// startBackground starts the background loops, stopped by closeAll, at
+// the intervals of opts. The channel it returns is closed once the
+// store's changes are heard.
+func (g *Gateway) startBackground(ctx context.Context, opts StartOptions) <-chan struct{} {
 	bgctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	g.cancel = cancel
 	subscribed := make(chan struct{})
@@ -27,21 +30,24 @@ func (g *Gateway) startBackground(ctx context.Context, countEvery time.Duration)
 		_ = g.store.Watch(bgctx, func(ev auth.Event) {
 			g.valid.HandleEvent(ev)
 			g.health.HandleEvent(ev)
+			g.policyReloads.handleEvent(ev)
 			if ev.Kind == auth.EventResync {
 				once.Do(func() { close(subscribed) })
 			}
 		})
 	})
+	reloadEvery := cmp.Or(opts.PolicyReloadEvery, tokenapi.PolicyRefresh)
 	if err := g.loadProjectLimits(bgctx); err != nil {
-		g.log.Warn("project rate limits not loaded; retrying every "+tokenapi.PolicyRefresh.String(), slog.String("err", err.Error()))
+		g.log.Warn("project rate limits not loaded; retrying every "+reloadEvery.String(), slog.String("err", err.Error()))
 	}
-	g.bg.Go(func() { g.refreshProjectLimits(bgctx) })
+	g.bg.Go(func() { g.reloadProjectLimits(bgctx, reloadEvery) })
 	g.bg.Go(func() { repeat(bgctx, time.Minute, func(now time.Time) { g.limiter.Sweep(now) }) })
 	// Often: an address spraying failures fills the guard quickly.
 	g.bg.Go(func() { repeat(bgctx, 10*time.Second, func(now time.Time) { g.guard.Sweep(now) }) })
 	g.bg.Go(func() { g.heartbeat(bgctx) })
 	g.bg.Go(func() { g.usage.Run(bgctx) }) // flushes once more when stopped
 	g.bg.Go(func() { g.sweepExpiries(bgctx, g.cfg.ExpirySweepInterval) })
+	countEvery := opts.TokenCountEvery
 	if countEvery <= 0 {
 		countEvery = time.Minute
 	}

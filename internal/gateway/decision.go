@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
-	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/limiter"
 	"github.com/tswgate/tswgate/proxy"
 )
@@ -119,47 +118,4 @@ func (g *Gateway) newLimiter() error {
 	g.heartbeat = func(ctx context.Context) { b.RunHeartbeat(ctx, replicaTTL, cfg.StoreTimeout, log) }
 	g.metrics.budget.SetReplicas(b.Live)
 	return nil
-}
-
-// projectLimiter is a limiter with project-wide limits (*limiter.Local
-// and *limiter.Cluster are).
-type projectLimiter interface {
-	SetProjectLimits(map[int64]limiter.Limit)
-}
-
-// loadProjectLimits reads every project's policy from the store and gives
-// their rate limits to the limiter. The gateway calls it at start, every
-// tokenapi.PolicyRefresh (the bound on how long a change made through
-// another replica takes to apply here), and at once after a change made
-// through this one.
-func (g *Gateway) loadProjectLimits(ctx context.Context) error {
-	pl, ok := g.limiter.(projectLimiter)
-	if !ok {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, max(10*g.cfg.StoreTimeout, time.Second))
-	defer cancel()
-	pols, err := g.store.ProjectPolicies(ctx)
-	if err != nil {
-		return fmt.Errorf("loading project policies: %w", err)
-	}
-	limits := make(map[int64]limiter.Limit, len(pols))
-	for id, p := range pols {
-		if p.RateLimit > 0 {
-			limits[id] = limiter.Limit{Rate: p.RateLimit, Burst: p.Burst}
-		}
-	}
-	pl.SetProjectLimits(limits)
-	return nil
-}
-
-// refreshProjectLimits reloads the project limits every
-// tokenapi.PolicyRefresh until ctx is done; a failed load keeps the
-// limits last loaded.
-func (g *Gateway) refreshProjectLimits(ctx context.Context) {
-	repeat(ctx, tokenapi.PolicyRefresh, func(time.Time) {
-		if err := g.loadProjectLimits(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn("project rate limits not reloaded; keeping the last ones", slog.String("err", err.Error()))
-		}
-	})
 }

@@ -58,6 +58,10 @@ type Gateway struct {
 	// assertionLoader keeps reading the shared assertion key from Redis
 	// when it could not be read at start (sharedkey.go); nil otherwise.
 	assertionLoader func(ctx context.Context)
+	// Project rate limits (policies.go): the reloads announcements ask
+	// for, and the lock ordering the loads.
+	policyReloads *policyReloads
+	policyMu      sync.Mutex
 
 	// The listeners (serve.go) and the background loops (background.go).
 	servers   []server
@@ -80,6 +84,10 @@ type StartOptions struct {
 	// TokenCountEvery is how often tswgate_tokens is recounted; 0 means
 	// every minute.
 	TokenCountEvery time.Duration
+	// PolicyReloadEvery is how often every project policy is reloaded
+	// for its rate limit, besides the reloads of the projects whose
+	// change is announced; 0 means tokenapi.PolicyRefresh.
+	PolicyReloadEvery time.Duration
 }
 
 // Start builds and starts a Gateway. It listens on every configured address
@@ -88,7 +96,8 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	// Every line the gateway logs goes through the redacting handler, also
 	// when the caller's logger does not.
 	logger := slog.New(logs.Redacting(opts.Logger.Handler()))
-	g := &Gateway{cfg: cfg, log: logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4)}
+	g := &Gateway{cfg: cfg, log: logger, listeners: map[string]net.Listener{}, errc: make(chan error, 4),
+		policyReloads: newPolicyReloads()}
 	defer func() {
 		if err != nil {
 			g.closeAll() // whatever was opened before the failure
@@ -120,7 +129,7 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 	if err := g.openListeners(upstream, gate, reg, opts.AccessLog); err != nil {
 		return nil, err
 	}
-	subscribed := g.startBackground(ctx, opts.TokenCountEvery)
+	subscribed := g.startBackground(ctx, opts)
 	if err := g.serveAll(ctx, subscribed); err != nil {
 		return nil, err
 	}

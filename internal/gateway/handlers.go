@@ -266,11 +266,12 @@ func (g *Gateway) tokenAPIOptions(authn *auth.Authenticator) tokenapi.Options {
 			return tokenapi.Limit{Rate: l.Rate, Burst: l.Burst, Shadow: shadow}
 		},
 		MaxTokensPerProject: g.cfg.MaxTokensPerProject,
-		// A project's new rate limit applies on this replica at once
-		// (on the others within tokenapi.PolicyRefresh).
-		PolicyChanged: func(ctx context.Context) {
-			if err := g.loadProjectLimits(ctx); err != nil {
-				g.log.Warn("project rate limits not reloaded after a change", slog.String("err", err.Error()))
+		// A project's new rate limit applies on this replica at once (on
+		// the others when they hear the store's announcement).
+		PolicyChanged: func(ctx context.Context, project int64) {
+			if err := g.loadProjectLimit(ctx, project); err != nil {
+				g.log.Warn("project rate limit not reloaded after a change", slog.Int64("project_id", project),
+					slog.String("err", err.Error()))
 			}
 		},
 		Logger: g.log.With(slog.String("component", "token-api")),

@@ -179,7 +179,8 @@ func limitedToken(ctx context.Context, admin *tokenapi.Client, rate float64, bur
 		return "", fmt.Errorf("creating the token: %w", err)
 	}
 	if project {
-		// Replica 1 applies it at once; the others within
+		// Replica 1 applies it at once; the others when they hear the
+		// store's announcement, at the latest within
 		// tokenapi.PolicyRefresh: wait that out before the load.
 		if _, err := admin.SetPolicy(ctx, rateProject, tokenapi.PolicyRequest{RateLimit: rate, Burst: burst}); err != nil {
 			return "", fmt.Errorf("setting the project's limit: %w", err)
