@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -207,7 +208,7 @@ func (c *conn) serve() {
 			return
 		}
 		if !c.serveRequest(r) {
-			_ = c.nc.Close()
+			c.closeAfterAnswer()
 			return
 		}
 	}
@@ -347,6 +348,23 @@ func (c *conn) serveRequest(r *http.Request) (keep bool) {
 	}()
 	c.srv.handler().ServeHTTP(w, r)
 	return w.finish()
+}
+
+// lingerTime bounds how long a connection closing with request body
+// still on its way is read past after the answer (net/http waits 500 ms).
+const lingerTime = 500 * time.Millisecond
+
+// closeAfterAnswer closes the connection once the answer is written.
+// With request body still on its way, it first closes its sending side
+// and reads past what comes until the client closes or lingerTime
+// passes: closing with unread bytes sends a TCP reset, which can cost the
+// client the answer it has not read yet.
+func (c *conn) closeAfterAnswer() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && c.body.unread() && cw.CloseWrite() == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.Copy(io.Discard, c.br)
+	}
+	_ = c.nc.Close()
 }
 
 func (c *conn) logPanic(r *http.Request, p any) {
