@@ -1,0 +1,109 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// timeouts sets the fallback server's timeouts, which the fast path
+// applies too.
+func timeouts(readHeader, read, idle time.Duration) func(*Server) {
+	return func(s *Server) {
+		s.Fallback.ReadHeaderTimeout, s.Fallback.ReadTimeout, s.Fallback.IdleTimeout = readHeader, read, idle
+	}
+}
+
+// dialRaw opens a connection whose reads fail after a generous bound, so
+// that a server that never closes it fails the test rather than hangs it.
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// closedByServer reads c to its end and reports how it ended: nil when
+// the server closed it, the read error (a timeout) otherwise.
+func closedByServer(c net.Conn) error {
+	_, err := io.Copy(io.Discard, c)
+	return err
+}
+
+// TestSlowHeadWithoutReadHeaderTimeout: without ReadHeaderTimeout, the
+// head must come within ReadTimeout, as with net/http.
+func TestSlowHeadWithoutReadHeaderTimeout(t *testing.T) {
+	addr, _ := startFast(t, handlers["short body"], timeouts(0, 50*time.Millisecond, 0))
+	c := dialRaw(t, addr)
+	if _, err := io.WriteString(c, "GET /v2/x HTTP/1.1\r\nHo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := closedByServer(c); err != nil {
+		t.Errorf("a head that never ends kept its connection: %v", err)
+	}
+}
+
+// TestBodyWithoutReadTimeout: without ReadTimeout a body may take longer
+// than ReadHeaderTimeout, as with net/http: that bound is the head's.
+func TestBodyWithoutReadTimeout(t *testing.T) {
+	const rht = 50 * time.Millisecond
+	got := make(chan struct{})
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(got)
+		handlers["echo body"](w, r)
+	}), timeouts(rht, 0, 0))
+	c := dialRaw(t, addr)
+	if _, err := io.WriteString(c, "POST /v2/x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	time.Sleep(3 * rht) // past the head's deadline, not awaiting anything
+	if _, err := io.WriteString(c, "abc"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	if s := summarize(resp); s.Status != http.StatusOK || s.Body != "POST /v2/x  host=h len=3 close=false body=abc" {
+		t.Errorf("got %d %q", s.Status, s.Body)
+	}
+}
+
+// TestKeepAliveWithoutIdleTimeout: without IdleTimeout and ReadTimeout a
+// kept-alive connection waits for its next request however long the last
+// answer took, as with net/http: the head's deadline does not linger.
+func TestKeepAliveWithoutIdleTimeout(t *testing.T) {
+	const rht = 50 * time.Millisecond
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/slow" {
+			time.Sleep(3 * rht) // an answer that outlasts the head's deadline
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}), timeouts(rht, 0, 0))
+	c := dialRaw(t, addr)
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/v2/slow", "/v2/next"} {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("%s: the server closed the kept-alive connection", path)
+			}
+			t.Fatalf("%s: %v", path, err)
+		}
+		if s := summarize(resp); s.Body != path {
+			t.Errorf("%s: answer %q", path, s.Body)
+		}
+	}
+}
