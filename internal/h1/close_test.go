@@ -112,3 +112,42 @@ func mustFast(t *testing.T, h http.Handler) string {
 	addr, _ := startFast(t, h)
 	return addr
 }
+
+// TestHandedOverEarlyAnswerClosesCleanly: net/http half-closes a
+// connection it closes with body unread; a handed-over connection lets it
+// (the replayed connection passes CloseWrite on), so that the client
+// reads the answer and then the end of the connection, not a reset.
+func TestHandedOverEarlyAnswerClosesCleanly(t *testing.T) {
+	const n = 4 << 20
+	head := fmt.Sprintf("POST /other HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n", n)
+	halfClosable := make(chan bool, 1)
+	addr, seen := startFast(t, refuseUnread, func(s *Server) {
+		s.WrapFallback = func(ln net.Listener) net.Listener { return halfCloseListener{ln, halfClosable} }
+	})
+	resp, err := sendAndRead(t, addr, head, n)
+	if !<-halfClosable {
+		t.Error("the handed-over connection cannot be half-closed")
+	}
+	if resp.StatusCode != http.StatusUnauthorized || !resp.Close || seen.fallback.Load() != 1 {
+		t.Errorf("status %d, close %t, fallback served %d; want 401, close, 1", resp.StatusCode, resp.Close, seen.fallback.Load())
+	}
+	if !errors.Is(err, io.EOF) {
+		t.Errorf("after the answer the connection gave %v, want io.EOF", err)
+	}
+}
+
+// halfCloseListener reports whether each connection it accepts has
+// CloseWrite, as net/http looks for it.
+type halfCloseListener struct {
+	net.Listener
+	has chan<- bool
+}
+
+func (l halfCloseListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_, ok := c.(interface{ CloseWrite() error })
+		l.has <- ok
+	}
+	return c, err
+}

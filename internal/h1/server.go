@@ -360,7 +360,7 @@ const lingerTime = 500 * time.Millisecond
 // passes: closing with unread bytes sends a TCP reset, which can cost the
 // client the answer it has not read yet.
 func (c *conn) closeAfterAnswer() {
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && c.body.unread() && cw.CloseWrite() == nil {
+	if cw, ok := c.nc.(closeWriter); ok && c.body.unread() && cw.CloseWrite() == nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
 		_, _ = io.Copy(io.Discard, c.br)
 	}
@@ -445,6 +445,20 @@ func isTimeout(err error) bool {
 type replayConn struct {
 	net.Conn
 	pending []byte
+}
+
+// closeWriter is a connection whose sending side closes alone (a TCP
+// connection's).
+type closeWriter interface{ CloseWrite() error }
+
+// CloseWrite closes the sending side, which net/http does before closing
+// a connection with request body unread, so that the client reads the
+// answer rather than a reset.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("closing the sending side of a %T: %w", c.Conn, errors.ErrUnsupported)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
