@@ -249,6 +249,9 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 		case handOff:
 			return nil, handOff
 		case accept:
+			if c.h.size > limit {
+				return nil, handOff // all in one read, but as long
+			}
 			return c.request(start)
 		}
 		if reads == 0 && !first {

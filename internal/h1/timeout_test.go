@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,5 +106,19 @@ func TestKeepAliveWithoutIdleTimeout(t *testing.T) {
 		if s := summarize(resp); s.Body != path {
 			t.Errorf("%s: answer %q", path, s.Body)
 		}
+	}
+}
+
+// TestMaxHeaderBytes: a head longer than MaxHeaderBytes is not the fast
+// path's to read, whole in one read or not: net/http judges it (431 when
+// it is beyond net/http's own allowance).
+func TestMaxHeaderBytes(t *testing.T) {
+	addr, seen := startFast(t, handlers["short body"], func(s *Server) { s.Fallback.MaxHeaderBytes = 512 })
+	long := "GET /v2/x HTTP/1.1\r\nHost: h\r\nX-Pad: " + strings.Repeat("p", 6000) + "\r\n\r\n"
+	if got := exchange(t, addr, long, 1, "GET")[0]; got.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a %d-byte head with MaxHeaderBytes 512: status %d, want 431", len(long), got.StatusCode)
+	}
+	if f := seen.fast.Load(); f != 0 {
+		t.Errorf("the fast path served %d request(s) with a head over MaxHeaderBytes", f)
 	}
 }
