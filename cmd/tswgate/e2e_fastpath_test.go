@@ -232,3 +232,128 @@ func TestE2EClientLeavingStopsUpstream(t *testing.T) {
 		}
 	}
 }
+
+// upstreamAnswers answers, by the "answer" query parameter, the ways an
+// API can: lengths, chunks, trailers, no body, streams, closes, breaks.
+var upstreamAnswers = map[string]http.HandlerFunc{
+	"length": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "11")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	},
+	"chunked": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"a":"`+strings.Repeat("x", 5000))
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, `"}`)
+	},
+	"trailers": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Checksum", "42")
+	},
+	"nocontent": func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) },
+	"notmodified": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"1"`)
+		w.WriteHeader(http.StatusNotModified)
+	},
+	"events": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			_, _ = fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	},
+	"close": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "bye")
+	},
+	"hints": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</a>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		_, _ = io.WriteString(w, "after hints")
+	},
+	"broken": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10000")
+		_, _ = io.WriteString(w, strings.Repeat("x", 5000))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	},
+	"broken-chunked": func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, strings.Repeat("x", 5000))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	},
+}
+
+// clientView is what a client sees of an answer, less what changes from
+// one request to the next.
+type clientView struct {
+	Status           int
+	Header, Trailer  http.Header
+	Body             string
+	BodyErr          bool // the body broke off
+	ContentLength    int64
+	TransferEncoding []string
+	Close            bool
+}
+
+// TestE2EFastPathAnswers relays each kind of upstream answer, to GET and
+// HEAD, through a gateway with the fast path and one without: the client
+// sees the same.
+func TestE2EFastPathAnswers(t *testing.T) {
+	up := MustStartUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamAnswers[r.URL.Query().Get("answer")](w, r)
+	}))
+	var gws [2]*testGateway
+	var creds [2]string
+	for i, mode := range fastPathModes {
+		gws[i] = MustStartGateway(t, up.URL, mode)
+		creds[i] = gws[i].MustCreateToken(t, testProject, "owner", "fast-path-answers").Token
+	}
+	for answer := range upstreamAnswers {
+		path := "/v2/Instance?ProjectId=42&answer=" + answer
+		for _, method := range []string{"GET", "HEAD"} {
+			var got [2]clientView
+			for i, g := range gws {
+				got[i] = viewAnswer(t, g.Addr("public"), method+" "+path+" HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+creds[i]+"\r\n\r\n", method)
+			}
+			if !reflect.DeepEqual(got[0], got[1]) {
+				t.Errorf("%s %s:\nfast path %+v\nnet/http  %+v", method, path, got[0], got[1])
+			}
+		}
+	}
+}
+
+// viewAnswer sends raw and reads the final answer as a client does.
+func viewAnswer(t *testing.T, addr, raw, method string) clientView {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	for err == nil && resp.StatusCode < 200 {
+		resp, err = http.ReadResponse(br, &http.Request{Method: method})
+	}
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", raw, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		body = nil // how much of a broken-off body came depends on buffering
+	}
+	h := resp.Header.Clone()
+	for _, k := range []string{"Date", proxy.HeaderRequestID} {
+		delete(h, k)
+	}
+	return clientView{Status: resp.StatusCode, Header: h, Trailer: resp.Trailer, Body: string(body), BodyErr: err != nil,
+		ContentLength: resp.ContentLength, TransferEncoding: resp.TransferEncoding, Close: resp.Close}
+}
