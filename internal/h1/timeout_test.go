@@ -122,3 +122,71 @@ func TestMaxHeaderBytes(t *testing.T) {
 		t.Errorf("the fast path served %d request(s) with a head over MaxHeaderBytes", f)
 	}
 }
+
+// TestClientNotReading: an answer to a client that never reads it fails
+// the handler's writes once WriteTimeout passes, and the connection is
+// closed, as with net/http.
+func TestClientNotReading(t *testing.T) {
+	failed := make(chan error, 1)
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}), func(s *Server) { s.Fallback.WriteTimeout = 50 * time.Millisecond })
+	c := dialRaw(t, addr)
+	if _, err := io.WriteString(c, "GET /v2/big HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if !isTimeout(err) {
+			t.Errorf("the write failed with %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("writes to a client that does not read never failed")
+	}
+}
+
+// TestSlowBody: a body that does not come within ReadTimeout fails the
+// handler's read with a timeout, as with net/http.
+func TestSlowBody(t *testing.T) {
+	failed := make(chan error, 1)
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		failed <- err
+	}), timeouts(time.Second, 50*time.Millisecond, 0))
+	c := dialRaw(t, addr)
+	if _, err := io.WriteString(c, "POST /v2/x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		if !isTimeout(err) {
+			t.Errorf("reading the body: %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a body that never came was waited for past ReadTimeout")
+	}
+}
+
+// TestShortBody: a body that ends before its Content-Length fails the
+// handler's read with io.ErrUnexpectedEOF, as with net/http.
+func TestShortBody(t *testing.T) {
+	failed := make(chan error, 1)
+	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		failed <- err
+	}))
+	c := dialRaw(t, addr)
+	if _, err := io.WriteString(c, "POST /v2/x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	if err := <-failed; !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("reading a cut-off body: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
