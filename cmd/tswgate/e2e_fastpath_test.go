@@ -37,25 +37,10 @@ type rawAnswer struct {
 // its body, and the refusal code if it is one).
 func rawExchange(t *testing.T, addr, raw string, n int) []rawAnswer {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatalf("writing %q: %v", raw, err)
-	}
-	br := bufio.NewReader(c)
+	br := sendRaw(t, addr, raw)
 	out := make([]rawAnswer, n)
 	for i := range out {
-		resp, err := http.ReadResponse(br, nil)
-		for err == nil && resp.StatusCode < 200 { // 100 Continue: the answer follows
-			resp, err = http.ReadResponse(br, nil)
-		}
-		if err != nil {
-			t.Fatalf("reading answer %d to %q: %v", i+1, raw, err)
-		}
+		resp := readAnswer(t, br, "")
 		body, err := io.ReadAll(resp.Body)
 		if err != nil {
 			t.Fatalf("reading answer %d's body: %v", i+1, err)
@@ -66,6 +51,36 @@ func rawExchange(t *testing.T, addr, raw string, n int) []rawAnswer {
 		}
 	}
 	return out
+}
+
+// sendRaw writes raw on a new connection to addr and returns the reader
+// of its answers; the connection is closed when the test ends.
+func sendRaw(t *testing.T, addr, raw string) *bufio.Reader {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatalf("writing %q: %v", raw, err)
+	}
+	return bufio.NewReader(c)
+}
+
+// readAnswer reads the next final answer (past any 1xx) to a request of
+// method ("" for GET).
+func readAnswer(t *testing.T, br *bufio.Reader, method string) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	for err == nil && resp.StatusCode < 200 {
+		resp, err = http.ReadResponse(br, &http.Request{Method: method})
+	}
+	if err != nil {
+		t.Fatalf("reading an answer: %v", err)
+	}
+	return resp
 }
 
 // since returns the requests the upstream received after the first n,
@@ -329,23 +344,7 @@ func TestE2EFastPathAnswers(t *testing.T) {
 // viewAnswer sends raw and reads the final answer as a client does.
 func viewAnswer(t *testing.T, addr, raw, method string) clientView {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: method})
-	for err == nil && resp.StatusCode < 200 {
-		resp, err = http.ReadResponse(br, &http.Request{Method: method})
-	}
-	if err != nil {
-		t.Fatalf("reading the answer to %q: %v", raw, err)
-	}
+	resp := readAnswer(t, sendRaw(t, addr, raw), method)
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		body = nil // how much of a broken-off body came depends on buffering

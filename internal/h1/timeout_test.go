@@ -151,42 +151,30 @@ func TestClientNotReading(t *testing.T) {
 	}
 }
 
-// TestSlowBody: a body that does not come within ReadTimeout fails the
-// handler's read with a timeout, as with net/http.
-func TestSlowBody(t *testing.T) {
-	failed := make(chan error, 1)
-	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := io.ReadAll(r.Body)
-		failed <- err
-	}), timeouts(time.Second, 50*time.Millisecond, 0))
-	c := dialRaw(t, addr)
-	if _, err := io.WriteString(c, "POST /v2/x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-failed:
-		if !isTimeout(err) {
-			t.Errorf("reading the body: %v, want a timeout", err)
+// TestBodyCutOff: a body that does not come within ReadTimeout fails the
+// handler's read with a timeout, and one that ends before its
+// Content-Length with io.ErrUnexpectedEOF, as with net/http.
+func TestBodyCutOff(t *testing.T) {
+	for _, end := range []string{"timeout", "close"} {
+		failed := make(chan error, 1)
+		addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, err := io.ReadAll(r.Body)
+			failed <- err
+		}), timeouts(time.Second, 50*time.Millisecond, 0))
+		c := dialRaw(t, addr)
+		if _, err := io.WriteString(c, "POST /v2/x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab"); err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a body that never came was waited for past ReadTimeout")
-	}
-}
-
-// TestShortBody: a body that ends before its Content-Length fails the
-// handler's read with io.ErrUnexpectedEOF, as with net/http.
-func TestShortBody(t *testing.T) {
-	failed := make(chan error, 1)
-	addr, _ := startFast(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := io.ReadAll(r.Body)
-		failed <- err
-	}))
-	c := dialRaw(t, addr)
-	if _, err := io.WriteString(c, "POST /v2/x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nab"); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.(*net.TCPConn).CloseWrite()
-	if err := <-failed; !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("reading a cut-off body: %v, want io.ErrUnexpectedEOF", err)
+		if end == "close" {
+			_ = c.(*net.TCPConn).CloseWrite()
+		}
+		select {
+		case err := <-failed:
+			if end == "timeout" && !isTimeout(err) || end == "close" && !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("%s: reading the body gave %v", end, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a body that never came was waited for past ReadTimeout", end)
+		}
 	}
 }
