@@ -178,3 +178,22 @@ func TestBodyCutOff(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowSecondHead: on a kept-alive connection, a next head that never
+// ends is cut off after ReadHeaderTimeout, not IdleTimeout.
+func TestSlowSecondHead(t *testing.T) {
+	addr, _ := startFast(t, handlers["short body"], timeouts(50*time.Millisecond, 0, time.Hour))
+	c := dialRaw(t, addr)
+	br := bufio.NewReader(c)
+	for _, part := range []string{"GET /v2/a HTTP/1.1\r\nHost: h\r\n\r\n", "GET /v2/b HTTP/1.1\r\nHo"} {
+		if _, err := io.WriteString(c, part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if resp, err := http.ReadResponse(br, nil); err != nil || summarize(resp).Status != http.StatusOK {
+		t.Fatalf("the first answer: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Errorf("a second head that never ends kept its connection: %v", err)
+	}
+}
