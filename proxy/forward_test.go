@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -424,5 +425,39 @@ func TestBrokenAnswerBreaksOff(t *testing.T) {
 	defer resp.Body.Close()
 	if b, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatalf("the client read %q as a complete answer", b)
+	}
+}
+
+// TestFramingWatchHalfCloses: a watched connection keeps its TCP
+// half-close, which net/http uses before closing a connection whose
+// request body it left unread (without it, the close resets the
+// connection and the client can lose the answer).
+func TestFramingWatchHalfCloses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wln := WatchFraming(ln)
+	defer wln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
+	server, err := wln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	cw, ok := server.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("a watched connection (%T) has no CloseWrite", server)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("the client read %v after the half-close, want io.EOF", err)
 	}
 }

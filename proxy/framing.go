@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -87,6 +89,17 @@ func (c *framingConn) Read(p []byte) (int, error) {
 		c.watch(p[:n])
 	}
 	return n, err
+}
+
+// CloseWrite closes the sending side, which net/http does before closing
+// a connection with request body unread, so that the client reads the
+// answer rather than a reset.
+func (c *framingConn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return fmt.Errorf("closing the sending side of a %T: %w", c.Conn, errors.ErrUnsupported)
+	}
+	return cw.CloseWrite()
 }
 
 // watch feeds received bytes to the line watch.

@@ -156,10 +156,36 @@ func FuzzParseHead(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Add([]byte("GET /v2/x HTTP/1.1\r\nHost: x\r\nCache-Control: max-age=0\r\nPragma: no-cache\r\n\r\n"))
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 16<<10 || strings.Contains(string(b), "\x00") && len(b) > 4<<10 {
 			return
 		}
 		differ(t, b)
 	})
+}
+
+// fuzzSeeds lead the fuzzer to the corners where a reading could differ:
+// escapes, parameters and empty queries in targets, other methods, Host
+// and Content-Length forms, Connection lists, repeated and odd names.
+var fuzzSeeds = []string{
+	"GET /v1/a%2Fb;p=1/%2e%2e/c?x=%20&y&&z=1#f HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /v2/a?%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /v2/%7e%7E?a=b? HTTP/1.1\r\nHost: x\r\n\r\n",
+	"OPTIONS /v2/x HTTP/1.1\r\nHost: x\r\n\r\n",
+	"get /v2/x HTTP/1.1\r\nHost: x\r\n\r\n",
+	"M-SEARCH /v2/x HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: 1.2.3.4:65536\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: a_b-c.example.:\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: [fe80::1%25en0]:8080\r\n\r\n",
+	"POST /v2/x HTTP/1.1\r\nHost: x\r\nContent-Length: 000000000000000003\r\n\r\nabc",
+	"POST /v2/x HTTP/1.1\r\nHost: x\r\nContent-Length:\t3 \t\r\n\r\nabc",
+	"POST /v2/x HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nConnection: ,close,\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: x\r\nconnection: CLOSE\r\nKeep-Alive: 1\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: x\r\nX-A:\r\nx-a: b\r\nX_A: c\r\n~!#$%&'*+-.^_`|: d\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nTrailer: X\r\n\r\n",
+	"GET /v2/x HTTP/1.1\r\nHost: x\r\nPragma: no-cache\r\nPragma: x\r\n\r\n",
 }

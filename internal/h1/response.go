@@ -31,6 +31,7 @@ type response struct {
 	length      int64 // the declared Content-Length, -1 if none
 	written     int64 // body bytes written
 	closeAfter  bool
+	fullDuplex  bool // the handler may read the body after the head is written
 	// What WriteHeader saw of the handler's header.
 	typed, dated, encoded, trailers bool
 	pending                         []byte // body held back until the head is written
@@ -55,6 +56,15 @@ func (w *response) reset(c *conn, r *http.Request) {
 }
 
 func (w *response) Header() http.Header { return w.header }
+
+// EnableFullDuplex lets the handler read the request body while it writes
+// the response, as with net/http's (for http.ResponseController). The
+// fast path allows that anyway; the call only means that a large unread
+// body does not make the head announce the connection's close.
+func (w *response) EnableFullDuplex() error {
+	w.fullDuplex = true
+	return nil
+}
 
 func (w *response) WriteHeader(code int) {
 	if code < 100 || code > 999 {
@@ -154,6 +164,11 @@ func (w *response) Flush() {
 // the body about to be written (for sniffing when nothing is held).
 func (w *response) commit(done bool, next []byte) {
 	w.committed = true
+	if !w.fullDuplex && w.body.tooLong() {
+		// As net/http: the body will not be read past, so the
+		// connection closes after the answer.
+		w.closeAfter = true
+	}
 	bw := w.c.bw
 	_, _ = bw.Write(w.c.head)
 	allowed := bodyAllowed(w.status)
@@ -364,6 +379,28 @@ func (b *body) Close() error {
 	defer b.mu.Unlock()
 	b.closed = true
 	return nil
+}
+
+// tooLong reports whether more of the body is unread than the fast path
+// reads past; false without a body.
+func (b *body) tooLong() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err == nil && b.remain > maxDrain
+}
+
+// unread reports whether bytes of the body are still on their way, and
+// the connection is otherwise intact.
+func (b *body) unread() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err == nil && b.remain > 0
 }
 
 // finish reads past the unread rest of the body, if it is short, so

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -207,7 +208,7 @@ func (c *conn) serve() {
 			return
 		}
 		if !c.serveRequest(r) {
-			_ = c.nc.Close()
+			c.closeAfterAnswer()
 			return
 		}
 	}
@@ -248,6 +249,9 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 		case handOff:
 			return nil, handOff
 		case accept:
+			if c.h.size > limit {
+				return nil, handOff // all in one read, but as long
+			}
 			return c.request(start)
 		}
 		if reads == 0 && !first {
@@ -349,6 +353,23 @@ func (c *conn) serveRequest(r *http.Request) (keep bool) {
 	return w.finish()
 }
 
+// lingerTime bounds how long a connection closing with request body
+// still on its way is read past after the answer (net/http waits 500 ms).
+const lingerTime = 500 * time.Millisecond
+
+// closeAfterAnswer closes the connection once the answer is written.
+// With request body still on its way, it first closes its sending side
+// and reads past what comes until the client closes or lingerTime
+// passes: closing with unread bytes sends a TCP reset, which can cost the
+// client the answer it has not read yet.
+func (c *conn) closeAfterAnswer() {
+	if cw, ok := c.nc.(closeWriter); ok && c.body.unread() && cw.CloseWrite() == nil {
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.Copy(io.Discard, c.br)
+	}
+	_ = c.nc.Close()
+}
+
 func (c *conn) logPanic(r *http.Request, p any) {
 	if c.srv.Logger == nil {
 		return
@@ -427,6 +448,20 @@ func isTimeout(err error) bool {
 type replayConn struct {
 	net.Conn
 	pending []byte
+}
+
+// closeWriter is a connection whose sending side closes alone (a TCP
+// connection's).
+type closeWriter interface{ CloseWrite() error }
+
+// CloseWrite closes the sending side, which net/http does before closing
+// a connection with request body unread, so that the client reads the
+// answer rather than a reset.
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("closing the sending side of a %T: %w", c.Conn, errors.ErrUnsupported)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

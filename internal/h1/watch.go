@@ -64,6 +64,10 @@ func (c *conn) watchClient() {
 		return
 	}
 	w.state = watching
+	// Without deadline, as net/http's background read: the head's may
+	// have passed, which would end the watch at once. Under the lock, so
+	// that disarm's deadline comes after this one.
+	_ = c.nc.SetReadDeadline(time.Time{})
 	w.mu.Unlock()
 	if _, err := c.br.Peek(1); err != nil && !isTimeout(err) {
 		c.cancel() // gone: end the request's work
