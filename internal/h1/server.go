@@ -394,12 +394,13 @@ func (c *conn) handOver() {
 // deadlineSlack is how far a connection's deadline may be from the one
 // asked for before it is set again: setting it costs a timer update, and
 // a timeout of minutes need not be exact to the second.
+// It is at most an eighth of the timeout, so short ones stay short.
 const deadlineSlack = time.Second
 
 // readDeadline makes the connection's read deadline d after from (none
 // for d = 0), within deadlineSlack.
 func (c *conn) readDeadline(d time.Duration, from time.Time) {
-	if t := deadline(d, from); !near(t, c.rd) {
+	if t := deadline(d, from); !near(t, c.rd, d) {
 		c.rd = t
 		_ = c.nc.SetReadDeadline(t)
 	}
@@ -407,7 +408,7 @@ func (c *conn) readDeadline(d time.Duration, from time.Time) {
 
 // writeDeadline is readDeadline's twin for writes.
 func (c *conn) writeDeadline(d time.Duration, from time.Time) {
-	if t := deadline(d, from); !near(t, c.wd) {
+	if t := deadline(d, from); !near(t, c.wd, d) {
 		c.wd = t
 		_ = c.nc.SetWriteDeadline(t)
 	}
@@ -420,14 +421,16 @@ func deadline(d time.Duration, from time.Time) time.Time {
 	return from.Add(d)
 }
 
-// near reports whether deadlines a and b are both none or within
-// deadlineSlack of each other.
-func near(a, b time.Time) bool {
+// near reports whether deadlines a and b, for a timeout, are both none or
+// within the slack of each other: deadlineSlack, or an eighth of the
+// timeout when that is less.
+func near(a, b time.Time, timeout time.Duration) bool {
 	if a.IsZero() || b.IsZero() {
 		return a.IsZero() == b.IsZero()
 	}
 	diff := a.Sub(b)
-	return -deadlineSlack < diff && diff < deadlineSlack
+	slack := min(deadlineSlack, timeout/8)
+	return -slack < diff && diff < slack
 }
 
 // orElse returns d, or alt when d is zero.

@@ -197,3 +197,24 @@ func TestSlowSecondHead(t *testing.T) {
 		t.Errorf("a second head that never ends kept its connection: %v", err)
 	}
 }
+
+func TestDeadlineSlack(t *testing.T) {
+	base := time.Unix(1000, 0)
+	cases := []struct {
+		a, b    time.Time
+		timeout time.Duration
+		want    bool
+	}{
+		{base, base.Add(500 * time.Millisecond), 2 * time.Minute, true},
+		{base, base.Add(2 * time.Second), 2 * time.Minute, false},
+		{base, base.Add(10 * time.Millisecond), 50 * time.Millisecond, false}, // slack 6.25 ms
+		{base, base.Add(5 * time.Millisecond), 50 * time.Millisecond, true},
+		{time.Time{}, time.Time{}, 0, true},
+		{time.Time{}, base, 0, false},
+	}
+	for _, c := range cases {
+		if got := near(c.a, c.b, c.timeout); got != c.want {
+			t.Errorf("near(%v, %v, %v) = %t, want %t", c.a, c.b, c.timeout, got, c.want)
+		}
+	}
+}
