@@ -53,7 +53,7 @@ fuzz:
 bench: bench-go bench-load bench-ref
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/ ./usage/
+	$(GO) test -run '^$$' -bench . -benchmem ./auth/ ./proxy/ ./limiter/ ./usage/ ./internal/h1/
 
 # End to end against the bare proxy: the defaults (embedded store, no
 # limits), then on Redis with a cluster-scope limit on the token (high

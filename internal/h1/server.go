@@ -363,7 +363,13 @@ const lingerTime = 500 * time.Millisecond
 // passes: closing with unread bytes sends a TCP reset, which can cost the
 // client the answer it has not read yet.
 func (c *conn) closeAfterAnswer() {
-	if cw, ok := c.nc.(closeWriter); ok && c.body.unread() && cw.CloseWrite() == nil {
+	unread := c.body.unread()
+	if c.body != nil {
+		// A reader the handler left behind (an upload's) touches the
+		// connection no more.
+		_ = c.body.Close()
+	}
+	if cw, ok := c.nc.(closeWriter); ok && unread && cw.CloseWrite() == nil {
 		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTime))
 		_, _ = io.Copy(io.Discard, c.br)
 	}
