@@ -341,13 +341,14 @@ func activationRefusal(pol auth.ProjectPolicy, t *auth.Token, now time.Time) *re
 	}
 	rotate := "rotate it with an expires_in within the policy (tswgate token rotate <id> --expires-in …)"
 	fix := "Activating grants the token afresh, so it must meet the policy: give expires_in or expires_at " +
-		"with \"status\":\"active\" in the same request, or " + rotate + "."
+		"with \"status\":\"active\" in the same request (tswgate token activate <id> --expires-in …), or " + rotate + "."
 	if pol.MaxLifetime > 0 {
 		latest := t.CreatedAt.Add(pol.MaxLifetime)
 		rotate = fmt.Sprintf("rotate it with an expires_in of at most %s (tswgate token rotate <id> --expires-in %s)",
 			auth.FormatLifetime(pol.MaxLifetime), pol.MaxLifetime)
 		fix = fmt.Sprintf("Activating grants the token afresh, so it must meet the policy: give an expires_at by %s "+
-			"(or an expires_in ending by then) with \"status\":\"active\" in the same request, or %s.", stamp(latest), rotate)
+			"(or an expires_in ending by then) with \"status\":\"active\" in the same request "+
+			"(tswgate token activate <id> --expires-in …), or %s.", stamp(latest), rotate)
 		if !latest.After(now) {
 			fix = fmt.Sprintf("Activating grants the token afresh, so it must meet the policy, and it was created at %s, "+
 				"longer than the maximum lifetime ago: no expiry brings it within the policy. Instead, %s, or create a new token.",

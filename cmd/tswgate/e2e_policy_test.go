@@ -193,4 +193,9 @@ func TestE2EPolicyActivation(t *testing.T) {
 	if res := MustRun(t, cliEnv, "token", "deactivate", dormant.ID); res.code != 0 {
 		t.Fatalf("tswgate token deactivate: %v", res)
 	}
+	MustBeRefused(t, g.MustCall(t, "GET", "/v2/Instance", dormant.Token, nil), auth.CodeTokenInactive)
+	if res := MustRun(t, cliEnv, "token", "activate", dormant.ID, "--expires-in", "48h"); res.code != 0 {
+		t.Fatalf("tswgate token activate --expires-in 48h under a 90d policy: %v", res)
+	}
+	MustBeProxied(t, g.MustCall(t, "GET", "/v2/Instance", dormant.Token, nil))
 }

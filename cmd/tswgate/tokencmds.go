@@ -189,7 +189,7 @@ func tokenUpdate(ctx context.Context, args, environ []string, stdout, _ io.Write
 }
 
 func tokenDeactivate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
-	tok, err := setStatus(ctx, "deactivate", "inactive", "deactivating", args, environ, stdout)
+	tok, err := setStatus(ctx, newTokenFlags("deactivate"), "inactive", "deactivating", nil, args, environ, stdout)
 	if err != nil || tok == nil {
 		return err
 	}
@@ -199,7 +199,14 @@ func tokenDeactivate(ctx context.Context, args, environ []string, stdout, _ io.W
 }
 
 func tokenActivate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
-	tok, err := setStatus(ctx, "activate", "active", "activating", args, environ, stdout)
+	c := newTokenFlags("activate")
+	expiresIn := c.fs.String("expires-in", "", "also give the token a new lifetime from now, e.g. 720h (a project's lifetime policy may ask for one)")
+	edit := func(req *tokenapi.UpdateRequest) {
+		if *expiresIn != "" {
+			req.ExpiresIn = expiresIn
+		}
+	}
+	tok, err := setStatus(ctx, c, "active", "activating", edit, args, environ, stdout)
 	if err != nil || tok == nil {
 		return err
 	}
@@ -210,10 +217,11 @@ func tokenActivate(ctx context.Context, args, environ []string, stdout, _ io.Wri
 	return nil
 }
 
-// setStatus runs "token activate" or "token deactivate" up to the message:
-// it returns the token as changed, or nil when it printed it as JSON.
-func setStatus(ctx context.Context, sub, status, doing string, args, environ []string, stdout io.Writer) (*tokenapi.Token, error) {
-	c := newTokenFlags(sub)
+// setStatus runs "token activate" or "token deactivate" (flags c) up to
+// the message, edit (if any) adding to the update: it returns the token as
+// changed, or nil when it printed it as JSON.
+func setStatus(ctx context.Context, c *tokenFlags, status, doing string, edit func(*tokenapi.UpdateRequest),
+	args, environ []string, stdout io.Writer) (*tokenapi.Token, error) {
 	pos, err := c.parse(args, stdout)
 	if err != nil {
 		return nil, err
@@ -222,7 +230,11 @@ func setStatus(ctx context.Context, sub, status, doing string, args, environ []s
 	if err != nil {
 		return nil, err
 	}
-	tok, err := client.Update(ctx, pos[0], tokenapi.UpdateRequest{Status: &status})
+	req := tokenapi.UpdateRequest{Status: &status}
+	if edit != nil {
+		edit(&req)
+	}
+	tok, err := client.Update(ctx, pos[0], req)
 	if err != nil {
 		return nil, fmt.Errorf("%s the token: %w", doing, err)
 	}
