@@ -69,19 +69,24 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	fallbackErr := make(chan error, 1)
 	go func() { fallbackErr <- s.Fallback.Serve(fallbackLn) }()
+	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.shutdown.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond) // like net/http: out of descriptors, say
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accepting a connection: %w", err)
 			}
-			return fmt.Errorf("accepting a connection: %w", err)
+			// Out of file descriptors, say: wait and try again, as
+			// net/http does, rather than stop serving.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logf("accepting a connection failed; retrying", slog.String("err", err.Error()), slog.Duration("in", backoff))
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		select {
 		case err := <-fallbackErr:
 			_ = nc.Close()
@@ -158,6 +163,13 @@ func (s *Server) forget(c *conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// logf logs a warning, if there is a Logger.
+func (s *Server) logf(msg string, attrs ...slog.Attr) {
+	if s.Logger != nil {
+		s.Logger.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
+	}
 }
 
 func (s *Server) handler() http.Handler {

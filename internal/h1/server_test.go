@@ -441,3 +441,42 @@ func TestSilentConnectionTimesOut(t *testing.T) {
 		_ = c.Close()
 	}
 }
+
+// TestAcceptErrorsAreRetried: a failing Accept (out of file descriptors,
+// say) does not stop the server, as with net/http.
+func TestAcceptErrorsAreRetried(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyListener{Listener: ln}
+	flaky.fails.Store(3)
+	s := &Server{Fallback: &http.Server{Handler: handlers["short body"]}}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(flaky) }()
+	got := exchange(t, ln.Addr().String(), "GET /v2/x HTTP/1.1\r\nHost: h\r\n\r\n", 1, "GET")
+	if got[0].StatusCode != http.StatusOK {
+		t.Errorf("status %d after failed accepts", got[0].StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// flakyListener fails its first Accepts with an error like EMFILE's.
+type flakyListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: errors.New("too many open files")}
+	}
+	return l.Listener.Accept()
+}
