@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // response is the http.ResponseWriter of a request the fast path read. It
@@ -227,18 +229,23 @@ func (w *response) finish() bool {
 }
 
 // writeTrailers writes the announced trailers and those set with
-// http.TrailerPrefix.
+// http.TrailerPrefix, as net/http does: less names that are no token, and
+// announced ones a trailer may not carry (RFC 9110 §6.5.1: framing,
+// routing, authentication).
 func writeTrailers(bw *bufio.Writer, h http.Header) {
 	for _, list := range h["Trailer"] {
 		for name := range strings.SplitSeq(list, ",") {
 			k := http.CanonicalHeaderKey(strings.TrimSpace(name))
+			if !isToken(k) || !httpguts.ValidTrailerHeader(k) {
+				continue
+			}
 			for _, v := range h[k] {
 				writeField(bw, k, v)
 			}
 		}
 	}
 	for k, vs := range h {
-		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && isToken(name) {
 			for _, v := range vs {
 				writeField(bw, name, v)
 			}

@@ -480,3 +480,15 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	}
 	return l.Listener.Accept()
 }
+
+func init() {
+	handlers["odd trailers"] = func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Trailer"] = []string{"X-Ok, Bad Name, Authorization"}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "body")
+		w.Header().Set("X-Ok", "1")
+		w.Header()["Bad Name"] = []string{"v"}
+		w.Header().Set("Authorization", "not a trailer")
+		w.Header()[http.TrailerPrefix+"Bad Late"] = []string{"v"}
+	}
+}
