@@ -275,7 +275,10 @@ func (c *Client) write(r *http.Request, uc *upConn) error {
 		closeBody(r)
 		return err
 	}
-	uc.writeDone = make(chan error, 1)
+	// The goroutine reports on its own copy of the channel: release may
+	// forget uc.writeDone before it reports (an early answer).
+	done := make(chan error, 1)
+	uc.writeDone = done
 	body := &readTracker{rc: r.Body}
 	r2 := *r
 	r2.Body = body
@@ -290,7 +293,7 @@ func (c *Client) write(r *http.Request, uc *upConn) error {
 			// header timeout.
 			uc.nc.Close()
 		}
-		uc.writeDone <- err
+		done <- err
 	}()
 	return nil
 }
