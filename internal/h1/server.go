@@ -196,7 +196,8 @@ type conn struct {
 	rd, wd time.Time          // the read and write deadlines last set
 	cancel context.CancelFunc // of the connection's context, the requests'
 	watch  watch
-	served bool // a request was read: the next waits IdleTimeout
+	served bool      // a request was read: the next waits IdleTimeout
+	start  time.Time // when the current request's first byte was read
 }
 
 // serve reads and serves requests until the connection closes or is
@@ -295,6 +296,7 @@ func (c *conn) request(start time.Time) (*http.Request, verdict) {
 		return nil, handOff
 	}
 	_, _ = c.br.Discard(h.size)
+	c.start = start
 	r.RemoteAddr = c.remote
 	r.Body, c.body = http.NoBody, nil
 	if h.contentLength > 0 {
@@ -349,7 +351,7 @@ func fixPragma(h http.Header) {
 func (c *conn) serveRequest(r *http.Request) (keep bool) {
 	w := &c.res
 	w.reset(c, r)
-	c.writeDeadline(c.srv.Fallback.WriteTimeout, time.Now())
+	c.writeDeadline(c.srv.Fallback.WriteTimeout, c.start)
 	c.arm()
 	defer func() {
 		c.disarm()
