@@ -208,7 +208,7 @@ func (c *Client) send(r *http.Request, uc *upConn) (*http.Response, error) {
 			// connection: sending again would apply the request twice.
 			return nil, &retryErr{err: err, written: true}
 		}
-		resp, err := http.ReadResponse(uc.br, r)
+		resp, err := readResponse(uc.br, r)
 		if err != nil {
 			return nil, fmt.Errorf("reading the response: %w", err)
 		}
