@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -354,5 +357,29 @@ func TestRefMarkdown(t *testing.T) {
 	rep.Flood[0].Accepted = 1
 	if !rep.hasErrors() {
 		t.Error("hasErrors() = false with an accepted invalid token")
+	}
+}
+
+// The Go floor answers each request head of a pipelined stream with the
+// canned refusal, however the heads are split across reads.
+func TestServeFloor(t *testing.T) {
+	client, server := net.Pipe()
+	go serveFloor(server)
+	defer client.Close()
+	head := "GET /v2/Instance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n"
+	go func() {
+		_, _ = client.Write([]byte(head + head[:10]))
+		_, _ = client.Write([]byte(head[10:]))
+	}()
+	br := bufio.NewReader(client)
+	for i := 0; i < 2; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusTooManyRequests || string(body) != floorBody {
+			t.Fatalf("answer %d: %d %q %v", i, resp.StatusCode, body, err)
+		}
 	}
 }

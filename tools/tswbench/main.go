@@ -29,7 +29,11 @@
 // exit status is 1 when the benchmark failed or saw errors, 2 for a usage
 // mistake.
 //
-// The subcommands upstream, bareproxy and load are tswbench's own child
+// The flood also runs against a Go floor: a server on the standard net
+// package that parses no HTTP and writes a canned refusal of the same
+// size for each request head, the least any Go front end does.
+//
+// The subcommands upstream, bareproxy, floor and load are tswbench's own child
 // processes, not meant to be run by hand.
 package main
 
@@ -74,6 +78,8 @@ func main() {
 			err = runUpstream(os.Args[2:])
 		case "bareproxy":
 			err = runBareProxy(os.Args[2:])
+		case "floor":
+			err = runFloor(os.Args[2:])
 		case "load":
 			err = runLoadCommand(os.Args[2:])
 		default:
@@ -346,7 +352,8 @@ type stand struct {
 	targets     []target
 	token       string
 	header      string
-	badHeader   string // a well-formed credential no target knows
+	badHeader   string  // a well-formed credential no target knows
+	floor       *target // the Go floor, flooded only
 	metricsAddr string
 }
 
@@ -400,9 +407,29 @@ func (b *bench) startServers(ctx context.Context, gateBin string) (*stand, error
 		}
 		st.servers = append(st.servers, refs...)
 		st.targets = append(st.targets, targets...)
+		if st.floor, err = b.startFloor(ctx); err != nil {
+			return nil, err
+		}
+		st.servers = append(st.servers, st.floor.child)
 	}
 	return st, nil
 }
+
+// startFloor starts the Go floor on CPU 0.
+func (b *bench) startFloor(ctx context.Context) (*target, error) {
+	fl, err := b.startServer("floor", b.self, "floor", "-addr", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := fl.WaitLogLine(ctx, readyPrefix, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &target{name: floorName, url: "http://" + addr + benchPath, auth: true, child: fl}, nil
+}
+
+// floorName names the Go floor in the report.
+const floorName = "Go floor (no HTTP parsing, canned refusal)"
 
 // prepare checks that every target answers 200 (which also fills
 // tswgate's cache) and that tswgate refuses a bad token, measures how busy

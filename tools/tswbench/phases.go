@@ -50,6 +50,9 @@ func (b *bench) measureFlood(ctx context.Context, st *stand) ([]summary, error) 
 			targets = append(targets, t)
 		}
 	}
+	if st.floor != nil {
+		targets = append(targets, *st.floor)
+	}
 	b.logf("invalid-token flood")
 	results, err := b.measure(ctx, st, targets, st.badHeader)
 	if err != nil {
