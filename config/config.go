@@ -102,6 +102,9 @@ type Config struct {
 	MaxBodyScan int64
 	// MaxHeaderBytes bounds the request header size, in bytes.
 	MaxHeaderBytes int
+	// MaxConnections bounds the public listener's open connections; 0
+	// means no limit.
+	MaxConnections int
 
 	// ReadHeaderTimeout is http.Server.ReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration

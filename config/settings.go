@@ -422,6 +422,9 @@ var settings = []setting{
 	field(intKind, "TSWGATE_MAX_HEADER_BYTES", 65536, func(c *Config) *int { return &c.MaxHeaderBytes },
 		"Largest request header accepted, in bytes.",
 		checkInt[int](4096, 0, " bytes")),
+	field(intKind, "TSWGATE_MAX_CONNECTIONS", 10000, func(c *Config) *int { return &c.MaxConnections },
+		"Most client connections the public listener keeps open at once; at the limit, new connections wait in the kernel's accept queue until one closes (the process keeps file descriptors for the upstream and the store). 0 means no limit.",
+		checkInt[int](0, 1000000, "")),
 
 	field(durationKind, "TSWGATE_READ_HEADER_TIMEOUT", 10*time.Second, func(c *Config) *time.Duration { return &c.ReadHeaderTimeout },
 		"Time allowed to read a request's headers.",

@@ -61,6 +61,8 @@ var contract = map[string]string{
 	"tswgate_invalidation_lag_seconds":     "histogram",
 	"tswgate_pubsub_reconnects_total":      "counter",
 	"tswgate_tokens":                       "gauge",
+	"tswgate_connections_open":             "gauge",
+	"tswgate_connection_limit_waits_total": "counter",
 	"tswgate_build_info":                   "gauge",
 	"tswgate_project_requests_total":       "counter",
 	"tswgate_token_requests_total":         "counter",
@@ -800,7 +802,7 @@ func TestAlertRules(t *testing.T) {
 	want := []string{
 		"TswgateProjectRequestRateAnomaly", "TswgateTokenRequestRateAnomaly", "TswgateInvalidTokenBurst",
 		"TswgateProjectMismatchBurst", "TswgateRateLimitSurge", "TswgateStoreErrors",
-		"TswgateRevocationLagHigh", "TswgateUpstream5xx", "TswgateDown",
+		"TswgateRevocationLagHigh", "TswgateUpstream5xx", "TswgateDown", "TswgateConnectionLimit",
 	}
 	var got []string
 	for _, r := range rules {

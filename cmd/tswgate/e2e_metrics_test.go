@@ -36,6 +36,8 @@ var contractMetrics = []string{
 	"tswgate_invalidation_lag_seconds",
 	"tswgate_pubsub_reconnects_total",
 	"tswgate_tokens",
+	"tswgate_connections_open",
+	"tswgate_connection_limit_waits_total",
 	"tswgate_build_info",
 	"tswgate_project_requests_total",
 	"tswgate_token_requests_total",

@@ -54,6 +54,7 @@ type gatewayMetrics struct {
 	tokens *metrics.Tokens      // live tokens, counted periodically
 	hooks  *webhook.Metrics     // events published, delivery attempts
 	leaks  *secretscan.Metrics  // leak reports
+	conns  *metrics.Connections // the public listener's connections
 }
 
 // newMetrics makes the registry that /metrics serves, with the Go and
@@ -85,6 +86,9 @@ func (g *Gateway) newMetrics() (*prometheus.Registry, error) {
 		return nil, err
 	}
 	if m.leaks, err = secretscan.NewMetrics(reg); err != nil {
+		return nil, err
+	}
+	if m.conns, err = metrics.NewConnections(reg); err != nil {
 		return nil, err
 	}
 	if err := metrics.RegisterBuild(reg, "", ""); err != nil {

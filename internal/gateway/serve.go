@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tswgate/tswgate/internal/edge"
 	"github.com/tswgate/tswgate/internal/h1"
 	"github.com/tswgate/tswgate/proxy"
 )
@@ -34,8 +35,12 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 		env := map[string]string{"public": "TSWGATE_LISTEN_ADDR", "admin": "TSWGATE_ADMIN_ADDR", "metrics": "TSWGATE_METRICS_ADDR"}[role]
 		return fmt.Errorf("%s: cannot listen on %q: %w (is another process using it? set %s to another address)", env, addr, err, env)
 	}
-	g.listeners[role] = ln
 	c := g.cfg
+	if role == "public" {
+		m := g.metrics.conns
+		ln = edge.LimitConnections(ln, c.MaxConnections, edge.ConnObserver{Opened: m.Opened, Closed: m.Closed, AtLimit: m.AtLimit})
+	}
+	g.listeners[role] = ln
 	var fast *h1.Server
 	srv := &http.Server{
 		Handler:           h,
