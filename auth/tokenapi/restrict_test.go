@@ -171,3 +171,36 @@ func TestRotateSetsScopesAndRanges(t *testing.T) {
 		t.Fatalf("self-service rotation: %+v, %v; want narrowed to compute.read", rot.Token, err)
 	}
 }
+
+// A rotation that gives the successor other scopes, ranges or a lifetime
+// than the old token's says so in the trail, before→after, as an update
+// does: removing a successor's ranges is a widening the trail must show.
+func TestRotateAuditsRestrictionChanges(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	ctx := context.Background()
+	old := f.mint(t, CreateRequest{Name: "ci", Scopes: []string{"compute.read"}, AllowedIPs: []string{"10.0.0.0/8"}, ExpiresIn: "24h"})
+	rot, err := f.admin.Rotate(ctx, old.ID, RotateRequest{Scopes: &[]string{}, AllowedIPs: &[]string{}, ExpiresIn: "48h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := f.trail(t, 42)[0]
+	if ev.Action != "token.rotate" {
+		t.Fatalf("latest event %s, want token.rotate", ev.Action)
+	}
+	for _, want := range []string{"new token " + rot.Token.ID, "scopes compute.read→(role owner)", "allowed_ips 10.0.0.0/8→(any)",
+		"expires " + stamp(*rot.Token.ExpiresAt)} {
+		if !strings.Contains(ev.Detail, want) {
+			t.Errorf("token.rotate detail %q lacks %q", ev.Detail, want)
+		}
+	}
+	if logs := f.log.String(); !strings.Contains(logs, "allowed_ips 10.0.0.0/8→(any)") {
+		t.Errorf("the token.rotate log line does not name the changed ranges:\n%s", logs)
+	}
+	// A plain rotation names no change.
+	if _, err := f.admin.Rotate(ctx, rot.Token.ID, RotateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := f.trail(t, 42)[0]; strings.Contains(ev.Detail, "scopes") || strings.Contains(ev.Detail, "allowed_ips") {
+		t.Errorf("plain rotation detail %q names a restriction change", ev.Detail)
+	}
+}

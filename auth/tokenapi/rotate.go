@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
@@ -255,8 +256,12 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
 	}
 	a.Invalidate(id)
-	a.done(r, "token.rotate", res.Previous, fmt.Sprintf("new token %s, grace %s", res.Next.ID, grace),
-		slog.String("new_token_id", res.Next.ID), slog.Duration("grace", grace))
+	detail, changes := rotationDetail(old, res.Next, grace)
+	attrs := []slog.Attr{slog.String("new_token_id", res.Next.ID), slog.Duration("grace", grace)}
+	if changes != "" {
+		attrs = append(attrs, slog.String("changes", changes))
+	}
+	a.done(r, "token.rotate", res.Previous, detail, attrs...)
 	view := View(res.Next)
 	view.Token = res.Credential
 	writeJSON(w, http.StatusOK, RotateResponse{
@@ -265,6 +270,36 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		Token:    view,
 		Previous: View(res.Previous),
 	})
+}
+
+// rotationDetail says what a rotation did, for the audit trail: the
+// successor, the grace period, and how the successor differs from the old
+// token (scopes, ranges and rate limit before→after, its expiry), so that
+// a rotation that widens or narrows a token is as visible as an update.
+// changes is the difference alone, for the log line ("" when none).
+func rotationDetail(old, next *auth.Token, grace time.Duration) (detail, changes string) {
+	parts := restrictionChanges(old, next)
+	if old.RateLimit != next.RateLimit || old.RateBurst != next.RateBurst {
+		parts = append(parts, fmt.Sprintf("rate limit %s→%s", describeLimit(old), describeLimit(next)))
+	}
+	if !next.ExpiresAt.IsZero() {
+		parts = append(parts, "expires "+stamp(next.ExpiresAt))
+	}
+	changes = strings.Join(parts, ", ")
+	detail = fmt.Sprintf("new token %s, grace %s", next.ID, grace)
+	if changes != "" {
+		detail += ", " + changes
+	}
+	return detail, changes
+}
+
+// describeLimit writes a token's own rate limit for the audit trail:
+// "10/s (burst 20)", or "(role)" without one.
+func describeLimit(t *auth.Token) string {
+	if t.RateLimit <= 0 {
+		return "(role)"
+	}
+	return fmt.Sprintf("%g/s (burst %d)", t.RateLimit, burstOf(t.RateLimit, t.RateBurst))
 }
 
 // parseGrace reads a rotation request's grace period, answering 400 when
