@@ -118,9 +118,7 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	}
 	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
-	if !rec.AllowsAddr(a.clientAddr(r)) { // before its rate limit is charged, as on the API
-		a.refused(r, action, p, rec.ProjectID, auth.CodeIPNotAllowed.String(), "client address outside the token's ranges")
-		writeError(w, http.StatusForbidden, auth.CodeIPNotAllowed.String(), auth.CodeIPNotAllowed.Message())
+	if !a.allowAddr(w, r, action, p) { // before its rate limit is charged, as on the API
 		return nil
 	}
 	if !a.charge(w, r, action, p) {
@@ -142,11 +140,25 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
 		return nil
 	}
+	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
+		return nil
+	}
 	if p.token.Rotated() {
 		a.refuse(w, r, action, p, p.token.ProjectID, pathID(r), rotatedRefusal(p.token))
 		return nil
 	}
 	return p
+}
+
+// allowAddr checks the client's address against the ranges of p's
+// token; on refusal it answers 403 ip_not_allowed and audits.
+func (a *api) allowAddr(w http.ResponseWriter, r *http.Request, action string, p *principal) bool {
+	if p.token.AllowsAddr(a.clientAddr(r)) {
+		return true
+	}
+	a.refused(r, action, p, p.token.ProjectID, auth.CodeIPNotAllowed.String(), "client address outside the token's ranges")
+	writeError(w, http.StatusForbidden, auth.CodeIPNotAllowed.String(), auth.CodeIPNotAllowed.Message())
+	return false
 }
 
 // unauthorized answers a token credential that is not usable with 401 and

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 func TestCreateWithScopesAndRanges(t *testing.T) {
@@ -202,5 +204,33 @@ func TestRotateAuditsRestrictionChanges(t *testing.T) {
 	}
 	if ev := f.trail(t, 42)[0]; strings.Contains(ev.Detail, "scopes") || strings.Contains(ev.Detail, "allowed_ips") {
 		t.Errorf("plain rotation detail %q names a restriction change", ev.Detail)
+	}
+}
+
+// Ranges narrowed on another replica (this one's cache not told yet) bind
+// the token at once for what changes tokens, like a rotation does: the
+// record read afresh is checked against the client's address too.
+func TestTokenAPIFreshRanges(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	tok := f.mint(t, CreateRequest{Name: "moved"})
+	if a := f.call(t, "GET", "/v1/tokens", tok.Token, ""); a.status != http.StatusOK { // cached now
+		t.Fatalf("list: HTTP %d", a.status)
+	}
+	ranges, err := auth.ParsePrefixes([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Update(context.Background(), tok.ID, func(u *auth.Token) error {
+		u.AllowedIPs = ranges
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, f.call(t, "POST", "/v1/tokens", tok.Token, `{"role":"owner","name":"x"}`), http.StatusForbidden, "ip_not_allowed")
+	if l, _ := f.store.List(context.Background(), 42); len(l) != 1 {
+		t.Errorf("%d live tokens, want 1: a token was made from outside its maker's ranges", len(l))
+	}
+	if n := f.refusals(t, 42)["token.create ip_not_allowed"]; n != 1 {
+		t.Errorf("%d token.create ip_not_allowed events, want 1", n)
 	}
 }
