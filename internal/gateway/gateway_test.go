@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tswgate/tswgate/proxy"
 )
 
 // TestReadOrCreateSecret: a missing secret file is created once, private,
@@ -75,3 +77,23 @@ func TestRouting(t *testing.T) {
 }
 
 var netipLoopback = netip.MustParseAddr("127.0.0.1")
+
+// TestTrustedProxiesMapped: a load balancer's range written IPv4-mapped
+// (::ffff:10.0.0.0/104) is its IPv4 range, as clients' addresses are
+// compared as IPv4: written either way, X-Forwarded-For from it is
+// believed.
+func TestTrustedProxiesMapped(t *testing.T) {
+	trusted, err := trustedProxies([]string{"::ffff:10.0.0.0/104", "fd00::/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	if len(trusted) != 2 || trusted[0] != want[0] || trusted[1] != want[1] {
+		t.Errorf("trusted %v, want %v", trusted, want)
+	}
+	for _, peer := range []string{"10.1.2.3:5000", "[::ffff:10.1.2.3]:5000"} {
+		if got := proxy.ClientAddr(peer, []string{"203.0.113.7"}, trusted); got != netip.MustParseAddr("203.0.113.7") {
+			t.Errorf("client behind %s: %v, want 203.0.113.7", peer, got)
+		}
+	}
+}
