@@ -468,15 +468,18 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 		problems = append(problems, "expires_at, expires_in: give one, not both")
 	case req.ExpiresAt != nil:
 		tok.ExpiresAt = req.ExpiresAt.UTC().Truncate(time.Millisecond)
+		if !tok.ExpiresAt.After(now) {
+			problems = append(problems, "expires_at: must be in the future")
+		}
 	case req.ExpiresIn != "":
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
 			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
+			break
 		}
-		tok.ExpiresAt = tok.CreatedAt.Add(d)
-	}
-	if !tok.ExpiresAt.IsZero() && !tok.ExpiresAt.After(now) {
-		problems = append(problems, "expires_at: must be in the future")
+		if tok.ExpiresAt = tok.CreatedAt.Add(d); !tok.ExpiresAt.After(now) {
+			problems = append(problems, fmt.Sprintf("expires_in: %q is too short: the token would be expired at once", req.ExpiresIn))
+		}
 	}
 	return tok, problems
 }

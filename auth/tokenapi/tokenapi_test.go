@@ -502,3 +502,15 @@ func TestProjectTokenLimit(t *testing.T) {
 		t.Fatalf("after a revoke: %v", err)
 	}
 }
+
+// A create with a bad expires_in is refused naming expires_in alone, not
+// an expires_at the request did not give.
+func TestCreateInvalidExpiresIn(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, in := range []string{"soon", "-1h", "0s"} {
+		status, e, body := f.raw(t, "POST", "/v1/tokens", fmt.Sprintf(`{"project_id":42,"role":"owner","name":"x","expires_in":%q}`, in))
+		if status != 400 || e.Code != "invalid_request" || len(e.Errors) != 1 || !strings.HasPrefix(e.Errors[0], "expires_in:") {
+			t.Errorf("expires_in %q: HTTP %d, want 400 with one problem, about expires_in\n%s", in, status, body)
+		}
+	}
+}
