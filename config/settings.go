@@ -851,7 +851,12 @@ func ValidTokenID(s string) bool { return validTokenID(s) }
 
 func checkCIDRs(c *Config, v []string, bad problem) {
 	for i, s := range v {
-		if _, err := netip.ParsePrefix(s); err != nil {
+		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() && p.Bits() < 96 {
+			bad("entry %d (%q) is an IPv4-mapped range shorter than /96, which holds no IPv4 client; write the IPv4 range, e.g. 10.0.0.0/8", i+1, s)
+			continue
+		}
+		if err != nil {
 			if a, aerr := netip.ParseAddr(s); aerr == nil {
 				bad("entry %d (%q) is an address, not a range; use %s/%d", i+1, s, s, a.BitLen())
 				continue
