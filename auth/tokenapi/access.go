@@ -131,19 +131,20 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 			rec.Role.Title(), rec.ProjectID))
 		return nil
 	}
-	if !mutating(action) {
+	if !readsFresh(action) {
 		return p
 	}
-	// What changes or makes tokens is checked against the token's record
-	// as stored now, not as cached: a rotation or a shorter life made a
-	// moment ago on another replica applies already.
+	// What changes, makes or revokes tokens is checked against the
+	// token's record as stored now, not as cached: a revocation, a
+	// rotation, narrower ranges or a shorter life made a moment ago on
+	// another replica apply already.
 	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
 		return nil
 	}
 	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
 		return nil
 	}
-	if p.token.Rotated() {
+	if mutating(action) && p.token.Rotated() {
 		a.refuse(w, r, action, p, p.token.ProjectID, pathID(r), rotatedRefusal(p.token))
 		return nil
 	}

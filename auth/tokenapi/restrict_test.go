@@ -234,3 +234,21 @@ func TestTokenAPIFreshRanges(t *testing.T) {
 		t.Errorf("%d token.create ip_not_allowed events, want 1", n)
 	}
 }
+
+// A revocation is a change like any other: a token revoked or narrowed on
+// another replica (this one's cache not told yet) cannot revoke tokens.
+func TestRevokeByStaleToken(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	caller := f.mint(t, CreateRequest{Name: "caller"})
+	victim := f.mint(t, CreateRequest{Name: "victim"})
+	if a := f.call(t, "GET", "/v1/tokens", caller.Token, ""); a.status != http.StatusOK { // cached now
+		t.Fatalf("list: HTTP %d", a.status)
+	}
+	if _, err := f.store.Revoke(context.Background(), caller.ID, f.now()); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, f.call(t, "DELETE", "/v1/tokens/"+victim.ID, caller.Token, ""), http.StatusUnauthorized, "token_revoked")
+	if f.stored(t, victim.ID).Revoked() {
+		t.Error("a revoked token revoked another")
+	}
+}
