@@ -230,8 +230,8 @@ func (a *api) allowLimits(w http.ResponseWriter, r *http.Request, action string,
 	if p.token == nil {
 		return true
 	}
-	a.refused(r, action, p, project, "limit_forbidden", "asked to set a rate limit")
-	writeError(w, http.StatusForbidden, "limit_forbidden",
+	a.refused(r, action, p, project, codeLimit, "asked to set a rate limit")
+	writeError(w, http.StatusForbidden, codeLimit,
 		"Rate limits (rate_limit, burst, rate_shadow) are set by the operator with an admin key: contact support for higher limits.")
 	return false
 }
