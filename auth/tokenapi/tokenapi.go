@@ -24,6 +24,7 @@
 package tokenapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -33,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 
@@ -756,9 +758,14 @@ func (req *UpdateRequest) auditAttrs() []slog.Attr {
 // decodeBody decodes a JSON request body into v, answering 400 when it
 // cannot; an empty body is accepted when optional.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == io.EOF && optional {
 		return true
 	}
@@ -766,10 +773,46 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 		err = errors.New("data after the JSON object")
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+describeDecodeError(err, body, v))
 		return false
 	}
 	return true
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// describeDecodeError says why body did not decode into v, naming the
+// field: encoding/json names it for a value of the wrong JSON type, but
+// not for one its type's own decoding refused (a time that is not RFC
+// 3339), which is found here by decoding each field alone.
+func describeDecodeError(err error, body []byte, v any) string {
+	var pe *time.ParseError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return err.Error()
+	}
+	rt := reflect.TypeOf(v)
+	for rt.Kind() == reflect.Pointer {
+		rt = rt.Elem()
+	}
+	if rt.Kind() != reflect.Struct {
+		return err.Error()
+	}
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		raw, ok := fields[name]
+		if !ok || name == "" || f.Type != timeType && f.Type != reflect.PointerTo(timeType) {
+			continue
+		}
+		if json.Unmarshal(raw, reflect.New(f.Type).Interface()) != nil {
+			return fmt.Sprintf("%s: %s is not an RFC 3339 time such as 2030-01-02T15:04:05Z", name, raw)
+		}
+	}
+	return err.Error()
 }
 
 // tokenID returns the token id of the request's path, answering 400 when

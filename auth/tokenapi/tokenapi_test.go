@@ -514,3 +514,19 @@ func TestCreateInvalidExpiresIn(t *testing.T) {
 		}
 	}
 }
+
+// A body whose value does not decode names its field, also for a time.
+func TestBadValueNamesField(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.create(t, CreateRequest{})
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","expires_at":"tomorrow"}`, `expires_at: "tomorrow" is not an RFC 3339 time`},
+		{"PATCH", "/v1/tokens/" + tok.ID, `{"expires_at":"2026-13-01T00:00:00Z"}`, `expires_at: "2026-13-01T00:00:00Z" is not an RFC 3339 time`},
+		{"POST", "/v1/tokens", `{"project_id":"42","role":"owner","name":"x"}`, "project_id"},
+	} {
+		status, e, body := f.raw(t, tc.method, tc.path, tc.body)
+		if status != 400 || e.Code != "invalid_request" || !strings.Contains(e.Message, tc.want) {
+			t.Errorf("%s %s: HTTP %d, want 400 saying %q\n%s", tc.method, tc.body, status, tc.want, body)
+		}
+	}
+}
