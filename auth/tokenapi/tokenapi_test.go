@@ -530,3 +530,30 @@ func TestBadValueNamesField(t *testing.T) {
 		}
 	}
 }
+
+// A rotation request lists every problem at once, before anything is
+// read, and changes nothing.
+func TestRotateInvalidListsEveryProblem(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.create(t, CreateRequest{})
+	status, e, body := f.raw(t, "POST", "/v1/tokens/"+tok.ID+"/rotate",
+		`{"grace":"soon","scopes":["compute.admin"],"allowed_ips":["office"],"expires_in":"later"}`)
+	if status != 400 || e.Code != "invalid_request" || len(e.Errors) != 4 {
+		t.Fatalf("HTTP %d, want 400 listing 4 problems\n%s", status, body)
+	}
+	for i, field := range []string{"grace", "scopes", "allowed_ips", "expires_in"} {
+		if !strings.HasPrefix(e.Errors[i], field+":") {
+			t.Errorf("problem %d = %q, want one about %s", i, e.Errors[i], field)
+		}
+	}
+	books := f.create(t, CreateRequest{Role: "accounting"})
+	status, e, body = f.raw(t, "POST", "/v1/tokens/"+books.ID+"/rotate", `{"scopes":["compute.read"]}`)
+	if status != 400 || len(e.Errors) != 1 || !strings.Contains(e.Errors[0], "the accounting role does not grant compute.read") {
+		t.Errorf("rotation of an accounting token to compute.read: HTTP %d\n%s", status, body)
+	}
+	for _, id := range []string{tok.ID, books.ID} {
+		if got, err := f.store.Get(context.Background(), id); err != nil || got.Revoked() || got.Rotated() {
+			t.Errorf("a refused rotation changed %s: %+v, %v", id, got, err)
+		}
+	}
+}
