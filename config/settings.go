@@ -626,7 +626,7 @@ var settings = []setting{
 	field(stringKind, "TSWGATE_SECRET_SCANNING_KEYS", "", func(c *Config) *string { return &c.SecretScanningKeys },
 		"GitHub's secret scanning public keys, a file path or an https URL (https://api.github.com/meta/public_keys/secret_scanning): "+
 			"enables the partner endpoint POST /tswgate/v1/secret-scanning/github on the public listener. Empty disables it.",
-		nil),
+		checkKeySource),
 	field(boolKind, "TSWGATE_PUBLIC_REVOKE", true, func(c *Config) *bool { return &c.PublicRevoke },
 		"Serve POST /tswgate/v1/credentials/revoke on the public listener: anyone holding a leaked token may revoke it (rate-limited per address).",
 		nil),
@@ -863,6 +863,20 @@ func checkCIDRs(c *Config, v []string, bad problem) {
 			}
 			bad("entry %d (%q) is not a CIDR range; use e.g. 10.0.0.0/8 or fd00::/8", i+1, s)
 		}
+	}
+}
+
+// checkKeySource checks TSWGATE_SECRET_SCANNING_KEYS: a value naming a
+// URL scheme must be an https URL with a host (the gateway reads anything
+// else as a file path, and would never find "http://…"); others are file
+// paths.
+func checkKeySource(_ *Config, v string, bad problem) {
+	if !strings.Contains(v, "://") {
+		return
+	}
+	if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Hostname() == "" {
+		bad("%q is not an https URL; fetch the keys over https (https://api.github.com/meta/public_keys/secret_scanning) "+
+			"or give a file path", v)
 	}
 }
 

@@ -195,9 +195,10 @@ func (g *Gateway) leakRoutes(trusted []netip.Prefix) (map[string]exactRoute, err
 	return routes, nil
 }
 
-// keySource reads GitHub's keys from an https URL or a file.
+// keySource reads GitHub's keys from an https URL (any value naming a
+// scheme: the configuration admits https alone) or a file.
 func keySource(src string) secretscan.KeySource {
-	if strings.HasPrefix(src, "https://") {
+	if strings.Contains(src, "://") {
 		return secretscan.URLKeys(&http.Client{Timeout: 10 * time.Second}, src)
 	}
 	return secretscan.FileKeys(src)
