@@ -299,6 +299,25 @@ func (a *api) reportForeign(r *http.Request, action string, p *principal, tok *a
 	}()
 }
 
+// quotaLocks serialize, per project (striped), the count of a project's
+// live tokens and the create that follows it, so that concurrent creates
+// and grace rotations are each counted with the tokens the others made.
+// They are shared by every API of the process (the admin listener's and
+// self-service); replicas sharing Redis are not serialized with each
+// other, so each may pass the limit by the requests it has in flight.
+var quotaLocks [64]sync.Mutex
+
+// lockQuota takes project's quota lock when projects' tokens are
+// bounded, and returns its unlock.
+func (a *api) lockQuota(project int64) (unlock func()) {
+	if a.MaxTokensPerProject <= 0 {
+		return func() {}
+	}
+	mu := &quotaLocks[uint64(project)%uint64(len(quotaLocks))]
+	mu.Lock()
+	return mu.Unlock
+}
+
 // withinQuota checks that project may have one more live token
 // (Options.MaxTokensPerProject). On refusal it answers 409
 // project_token_limit and audits.

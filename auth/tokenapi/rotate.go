@@ -230,8 +230,11 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	p := principalOf(r)
 	// With a grace period the old token lives on beside the new one: that
 	// is one more token. Without one, the rotation replaces it.
-	if grace > 0 && !a.withinQuota(w, r, "token.rotate", p, old.ProjectID) {
-		return
+	if grace > 0 {
+		defer a.lockQuota(old.ProjectID)() // until the successor is stored
+		if !a.withinQuota(w, r, "token.rotate", p, old.ProjectID) {
+			return
+		}
 	}
 	rot.Old = old
 	if rot.Scopes != nil {

@@ -361,8 +361,11 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if (req.RateLimit != 0 || req.Burst != 0) && !a.allowLimits(w, r, "token.create", p, req.ProjectID) {
 		return
 	}
-	if req.ProjectID > 0 && !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
-		return
+	if req.ProjectID > 0 {
+		defer a.lockQuota(req.ProjectID)() // until the token is stored
+		if !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
+			return
+		}
 	}
 	tok, problems := newRecord(&req, a.Now())
 	if len(problems) > 0 {

@@ -557,3 +557,64 @@ func TestRotateInvalidListsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent creates and grace rotations cannot pass the project's token
+// limit together: each is counted with the tokens the others made.
+func TestProjectTokenLimitConcurrent(t *testing.T) {
+	f := newFixture(t, nil)
+	limited, err := New(Options{Store: f.store, Hasher: storetest.NewHasher(t), AdminKeys: []string{testAdminKey}, MaxTokensPerProject: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(limited)
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL, AdminKey: testAdminKey, HTTP: srv.Client()}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made := []Token{}
+	for range 20 {
+		wg.Go(func() {
+			tok, err := c.Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "race"})
+			if err != nil {
+				mustLimit(t, err)
+				return
+			}
+			mu.Lock()
+			made = append(made, tok)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if n, err := f.store.CountProject(ctx, 77); err != nil || n != 3 || len(made) != 3 {
+		t.Fatalf("%d live tokens (%d creates answered 201), %v; want 3", n, len(made), err)
+	}
+	if _, err := c.Revoke(ctx, made[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// One place left: of two rotations with grace, one gets it.
+	ok := 0
+	for _, tok := range made[1:] {
+		wg.Go(func() {
+			if _, err := c.Rotate(ctx, tok.ID, RotateRequest{Grace: "1h"}); err == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			} else {
+				mustLimit(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, _ := f.store.CountProject(ctx, 77); n != 3 || ok != 1 {
+		t.Errorf("%d live tokens after %d grace rotations succeeded, want 3 after 1", n, ok)
+	}
+}
+
+// mustLimit checks, from any goroutine, that err is 409 project_token_limit.
+func mustLimit(t *testing.T, err error) {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "project_token_limit" {
+		t.Errorf("error %v, want HTTP 409 project_token_limit", err)
+	}
+}
