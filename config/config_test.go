@@ -348,6 +348,16 @@ func TestValidateBounds(t *testing.T) {
 		{"shadow role", func(c *Config) { c.RateLimitShadowRoles = []string{"admin"} }, `TSWGATE_RATELIMIT_SHADOW_ROLES: entry 1 ("admin") is not a role (owner or accounting)`},
 		{"trusted proxy address", func(c *Config) { c.TrustedProxies = []string{"10.1.2.3"} }, `TSWGATE_TRUSTED_PROXIES: entry 1 ("10.1.2.3") is an address, not a range; use 10.1.2.3/32`},
 		{"trusted proxy junk", func(c *Config) { c.TrustedProxies = []string{"lb"} }, `TSWGATE_TRUSTED_PROXIES: entry 1 ("lb") is not a CIDR range; use e.g. 10.0.0.0/8`},
+		{"trusted proxy mapped", func(c *Config) { c.TrustedProxies = []string{"::ffff:10.0.0.0/104"} }, ""}, // read as 10.0.0.0/8
+		{"secret scanning keys url", func(c *Config) { c.SecretScanningKeys = "https://api.github.com/meta/public_keys/secret_scanning" }, ""},
+		{"secret scanning keys file", func(c *Config) { c.SecretScanningKeys = "/etc/tswgate/github-keys.json" }, ""},
+		{"secret scanning keys http", func(c *Config) { c.SecretScanningKeys = "http://api.github.com/meta/public_keys/secret_scanning" },
+			`TSWGATE_SECRET_SCANNING_KEYS: "http://api.github.com/meta/public_keys/secret_scanning" is not an https URL; ` +
+				`fetch the keys over https (https://api.github.com/meta/public_keys/secret_scanning) or give a file path`},
+		{"secret scanning keys hostless", func(c *Config) { c.SecretScanningKeys = "https:///keys" },
+			`TSWGATE_SECRET_SCANNING_KEYS: "https:///keys" is not an https URL`},
+		{"trusted proxy mapped short", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "::ffff:0.0.0.0/90"} },
+			`TSWGATE_TRUSTED_PROXIES: entry 2 ("::ffff:0.0.0.0/90") is an IPv4-mapped range shorter than /96, which holds no IPv4 client; write the IPv4 range, e.g. 10.0.0.0/8`},
 		{"auth failure burst zero", func(c *Config) { c.AuthFailureBurst = 0 }, "TSWGATE_AUTH_FAILURE_BURST: 0 is too small; use at least 1"},
 		{"log level", func(c *Config) { c.LogLevel = "trace" }, `TSWGATE_LOG_LEVEL: "trace" is not valid; use debug, info, warn or error`},
 		{"empty prefix", func(c *Config) { c.RedisPrefix = "" }, "TSWGATE_REDIS_PREFIX: must not be empty"},

@@ -629,7 +629,7 @@ var settings = []setting{
 	field(stringKind, "TSWGATE_SECRET_SCANNING_KEYS", "", func(c *Config) *string { return &c.SecretScanningKeys },
 		"GitHub's secret scanning public keys, a file path or an https URL (https://api.github.com/meta/public_keys/secret_scanning): "+
 			"enables the partner endpoint POST /tswgate/v1/secret-scanning/github on the public listener. Empty disables it.",
-		nil),
+		checkKeySource),
 	field(boolKind, "TSWGATE_PUBLIC_REVOKE", true, func(c *Config) *bool { return &c.PublicRevoke },
 		"Serve POST /tswgate/v1/credentials/revoke on the public listener: anyone holding a leaked token may revoke it (rate-limited per address).",
 		nil),
@@ -854,13 +854,32 @@ func ValidTokenID(s string) bool { return validTokenID(s) }
 
 func checkCIDRs(c *Config, v []string, bad problem) {
 	for i, s := range v {
-		if _, err := netip.ParsePrefix(s); err != nil {
+		p, err := netip.ParsePrefix(s)
+		if err == nil && p.Addr().Is4In6() && p.Bits() < 96 {
+			bad("entry %d (%q) is an IPv4-mapped range shorter than /96, which holds no IPv4 client; write the IPv4 range, e.g. 10.0.0.0/8", i+1, s)
+			continue
+		}
+		if err != nil {
 			if a, aerr := netip.ParseAddr(s); aerr == nil {
 				bad("entry %d (%q) is an address, not a range; use %s/%d", i+1, s, s, a.BitLen())
 				continue
 			}
 			bad("entry %d (%q) is not a CIDR range; use e.g. 10.0.0.0/8 or fd00::/8", i+1, s)
 		}
+	}
+}
+
+// checkKeySource checks TSWGATE_SECRET_SCANNING_KEYS: a value naming a
+// URL scheme must be an https URL with a host (the gateway reads anything
+// else as a file path, and would never find "http://…"); others are file
+// paths.
+func checkKeySource(_ *Config, v string, bad problem) {
+	if !strings.Contains(v, "://") {
+		return
+	}
+	if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Hostname() == "" {
+		bad("%q is not an https URL; fetch the keys over https (https://api.github.com/meta/public_keys/secret_scanning) "+
+			"or give a file path", v)
 	}
 }
 

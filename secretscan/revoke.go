@@ -28,8 +28,12 @@ type AddrLimiter interface {
 const (
 	DefaultMaxCredentials = 100
 	DefaultQueueSize      = 10000
-	maxRevokeBody         = 64 << 10
-	checkTimeout          = 10 * time.Second
+	DefaultRetryBase      = time.Second
+	// revokeAttempts bounds the checks of one credential during a store
+	// outage: with DefaultRetryBase, about a minute.
+	revokeAttempts = 6
+	maxRevokeBody  = 64 << 10
+	checkTimeout   = 10 * time.Second
 )
 
 // RevokeOptions configure NewRevokeHandler. Options' required fields are
@@ -49,6 +53,10 @@ type RevokeOptions struct {
 	// QueueSize bounds the credentials waiting to be checked; past it
 	// requests are refused (503 busy). DefaultQueueSize when zero.
 	QueueSize int
+	// RetryBase is the wait before checking a credential again when the
+	// store could not answer (auth.ErrUnavailable), doubled at each of
+	// revokeAttempts attempts; DefaultRetryBase when zero.
+	RetryBase time.Duration
 }
 
 // RevokeRequest is the body of a revoke-by-value request: Credentials
@@ -87,6 +95,7 @@ func NewRevokeHandler(opts RevokeOptions) (*RevokeHandler, error) {
 	}
 	opts.MaxCredentials = orDefault(opts.MaxCredentials, DefaultMaxCredentials)
 	opts.QueueSize = orDefault(opts.QueueSize, DefaultQueueSize)
+	opts.RetryBase = orDefault(opts.RetryBase, DefaultRetryBase)
 	return &RevokeHandler{RevokeOptions: opts, queue: make(chan job, opts.QueueSize)}, nil
 }
 
@@ -202,16 +211,43 @@ func (h *RevokeHandler) work(ctx context.Context) {
 	}
 }
 
+// process checks and revokes a queued credential. A store outage does
+// not drop it (its sender was told it would be revoked): it is checked
+// again after RetryBase, doubling, up to revokeAttempts times.
 func (h *RevokeHandler) process(ctx context.Context, j job) {
+	wait := h.RetryBase
+	for attempt := 1; ; attempt++ {
+		label, err := h.checkOnce(ctx, j)
+		if err == nil {
+			h.Observer.Checked(ActorPublicRevoke, label)
+			return
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return
+		}
+		retry := errors.Is(err, auth.ErrUnavailable) && attempt < revokeAttempts
+		msg := "secretscan: a credential sent for revocation could not be checked"
+		if retry {
+			msg += "; checking it again"
+		}
+		h.Logger.Error(msg, "attempt", attempt, "err", redact(err.Error(), 1000))
+		if !retry {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// checkOnce is one check of a queued credential, bounded by checkTimeout.
+func (h *RevokeHandler) checkOnce(ctx context.Context, j job) (Label, error) {
 	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
-	label, err := h.checkOne(cctx, j.cred, j.from)
-	if err != nil {
-		if !errors.Is(err, context.Canceled) {
-			h.Logger.Error("secretscan: a credential sent for revocation could not be checked",
-				"err", redact(err.Error(), 1000))
-		}
-		return
-	}
-	h.Observer.Checked(ActorPublicRevoke, label)
+	return h.checkOne(cctx, j.cred, j.from)
 }

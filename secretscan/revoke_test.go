@@ -2,9 +2,11 @@ package secretscan
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +183,53 @@ func TestRevokeEndpointBusy(t *testing.T) {
 	if w := serve(h, revokeReq(`{"credential":"`+cred+`"}`, "1.2.3.4:5")); w.Code != http.StatusServiceUnavailable ||
 		w.Header().Get("Retry-After") == "" {
 		t.Errorf("with the queue full: %d %s", w.Code, w.Body)
+	}
+}
+
+// flakyStore answers the first fails reads as a store outage.
+type flakyStore struct {
+	store
+	mu    sync.Mutex
+	fails int
+}
+
+func (s *flakyStore) Get(ctx context.Context, id string) (*auth.Token, error) {
+	s.mu.Lock()
+	down := s.fails > 0
+	if down {
+		s.fails--
+	}
+	s.mu.Unlock()
+	if down {
+		return nil, fmt.Errorf("flaky: %w", auth.ErrUnavailable)
+	}
+	return s.store.Get(ctx, id)
+}
+
+// A credential whose check meets a store outage is checked again when the
+// store is back, not dropped: its sender was told it would be revoked.
+func TestRevokeEndpointRetriesOutage(t *testing.T) {
+	for name, open := range openStores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			tok, cred := addToken(t, s)
+			flaky := &flakyStore{store: s, fails: 2}
+			rec := newRecorder()
+			opts := RevokeOptions{Options: baseOptions(t, flaky, rec), RetryBase: time.Millisecond}
+			h, err := NewRevokeHandler(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, h)
+			if w := serve(h, revokeReq(`{"credential":"`+cred+`"}`, "192.0.2.1:1")); w.Code != http.StatusAccepted {
+				t.Fatalf("HTTP %d", w.Code)
+			}
+			if got := rec.waitChecked(t, 1); got[0] != TruePositive {
+				t.Errorf("label %s, want true_positive", got[0])
+			}
+			if !revoked(t, s, tok.ID) {
+				t.Error("the token is live after the outage")
+			}
+		})
 	}
 }

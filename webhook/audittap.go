@@ -101,28 +101,39 @@ func (t *AuditTap) event(ctx context.Context, ev *auth.AuditEvent, tok *auth.Tok
 }
 
 // changes names what an update changed, from its audit event: the keys
-// of its detail ("status=inactive rate_limit=10"), expiry_changed as
-// "expiry".
+// of its detail's settings ("status=inactive rate_limit=10"),
+// expiry_changed as "expiry", then the lists it changed, each written
+// "scopes <before>→<after>" or "allowed_ips <before>→<after>" after a
+// "; " (the token API's restrictionChanges).
 func changes(ev *auth.AuditEvent) []string {
 	if ev.Action != "token.update" {
 		return []string{"status"}
 	}
 	var out []string
-	for _, part := range strings.Fields(ev.Detail) {
-		key, _, _ := strings.Cut(part, "=")
-		if key == "expiry_changed" {
-			key = "expiry"
+	for i, part := range strings.Split(ev.Detail, "; ") {
+		if i > 0 || !strings.Contains(part, "=") {
+			if key, _, ok := strings.Cut(part, " "); ok && (key == "scopes" || key == "allowed_ips") {
+				out = append(out, key)
+			}
+			continue
 		}
-		out = append(out, key)
+		for _, field := range strings.Fields(part) {
+			key, _, _ := strings.Cut(field, "=")
+			if key == "expiry_changed" {
+				key = "expiry"
+			}
+			out = append(out, key)
+		}
 	}
 	return out
 }
 
 // rotated reads the successor named in a rotation's detail ("new token
-// <id>, grace <duration>").
+// <id>, grace <duration>", and what changed, after a further ", ").
 func (t *AuditTap) rotated(ctx context.Context, ev *auth.AuditEvent, old *auth.Token, by Actor, at time.Time) (Event, error) {
 	rest, ok := strings.CutPrefix(ev.Detail, "new token ")
 	id, graceText, _ := strings.Cut(rest, ", grace ")
+	graceText, _, _ = strings.Cut(graceText, ", ")
 	if !ok || !auth.ValidID(id) {
 		return Event{}, errors.New("webhook: a token.rotate audit event without its successor")
 	}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,6 +42,14 @@ func TestAuditTapPublishesChanges(t *testing.T) {
 		{ok("token.update", auth.ActorAdminKey, "k", "rate_limit=10 burst=20 expiry_changed=true"), TypeTokenUpdated,
 			func(e Event) bool { return len(e.Data.Changes) == 3 && e.Data.Changes[2] == "expiry" }},
 		{ok("token.rotate", auth.ActorToken, old.ID, "new token "+succ.ID+", grace 1h0m0s"), TypeTokenRotated,
+			func(e Event) bool { return e.Data.Successor.ID == succ.ID && e.Data.Grace == "1h0m0s" }},
+		// The detail of an update of the lists, and of a rotation that
+		// changed the successor, as the token API writes them.
+		{ok("token.update", auth.ActorAdminKey, "k", "status=active; scopes (role owner)→compute.read; allowed_ips (any)→192.0.2.0/24"), TypeTokenUpdated,
+			func(e Event) bool { return slices.Equal(e.Data.Changes, []string{"status", "scopes", "allowed_ips"}) }},
+		{ok("token.update", auth.ActorAdminKey, "k", "allowed_ips 10.0.0.0/8,192.0.2.0/24→(any)"), TypeTokenUpdated,
+			func(e Event) bool { return slices.Equal(e.Data.Changes, []string{"allowed_ips"}) }},
+		{ok("token.rotate", auth.ActorToken, old.ID, "new token "+succ.ID+", grace 1h0m0s, scopes compute.read→(role owner), expires 2027-01-01T00:00:00.000Z"), TypeTokenRotated,
 			func(e Event) bool { return e.Data.Successor.ID == succ.ID && e.Data.Grace == "1h0m0s" }},
 		{ok("token.revoke", "secret_scanning", "github", "leaked"), TypeTokenRevoked,
 			func(e Event) bool { return e.Data.By.Kind == ActorSecretScanning && e.Data.By.ID == "github" }},

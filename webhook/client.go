@@ -69,8 +69,10 @@ func publicOnly(_, address string, _ syscall.RawConn) error {
 
 // nonPublic are ranges beyond netip's predicates that no endpoint should
 // be reached on: "this network", carrier-grade NAT, IETF protocol
-// assignments, benchmarking, documentation, reserved, NAT64, and 6to4 and
-// Teredo (which embed IPv4 addresses).
+// assignments (IPv4 and IPv6), benchmarking, documentation, reserved,
+// discard-only, deprecated site-local, and every IPv6 range that embeds an
+// IPv4 address a translator or tunnel may reach: IPv4-compatible,
+// IPv4-translated (SIIT), NAT64, 6to4 (Teredo is in the IETF range).
 var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("100.64.0.0/10"),
@@ -80,11 +82,15 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("198.51.100.0/24"),
 	netip.MustParsePrefix("203.0.113.0/24"),
 	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/96"),
+	netip.MustParsePrefix("::ffff:0:0:0/96"),
 	netip.MustParsePrefix("64:ff9b::/96"),
 	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2001::/32"),
+	netip.MustParsePrefix("100::/64"),
+	netip.MustParsePrefix("2001::/23"),
 	netip.MustParsePrefix("2001:db8::/32"),
 	netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("fec0::/10"),
 }
 
 // Public reports whether a is a global unicast address outside every

@@ -270,7 +270,11 @@ func TestClientRefusesPrivateAddresses(t *testing.T) {
 		t.Errorf("GET %s with the public-only client: %v, want ErrPrivateAddress", srv.URL, err)
 	}
 	for _, a := range []string{"127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "100.64.0.1", "::1",
-		"fd00::1", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1", "2002:7f00:1::1", "64:ff9b::a00:1"} {
+		"fd00::1", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1", "2002:7f00:1::1", "64:ff9b::a00:1",
+		// IPv4 embedded otherwise: IPv4-compatible (deprecated) and
+		// IPv4-translated (SIIT) addresses; and the discard-only,
+		// site-local and IETF protocol assignment ranges.
+		"::7f00:1", "::a9fe:a9fe", "::ffff:0:7f00:1", "::ffff:0:a00:1", "100::1", "fec0::1", "2001:10::1", "2001:2::1"} {
 		if Public(netip.MustParseAddr(a)) {
 			t.Errorf("Public(%s) = true", a)
 		}

@@ -118,9 +118,7 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	}
 	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
-	if !rec.AllowsAddr(a.clientAddr(r)) { // before its rate limit is charged, as on the API
-		a.refused(r, action, p, rec.ProjectID, auth.CodeIPNotAllowed.String(), "client address outside the token's ranges")
-		writeError(w, http.StatusForbidden, auth.CodeIPNotAllowed.String(), auth.CodeIPNotAllowed.Message())
+	if !a.allowAddr(w, r, action, p) { // before its rate limit is charged, as on the API
 		return nil
 	}
 	if !a.charge(w, r, action, p) {
@@ -133,20 +131,35 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 			rec.Role.Title(), rec.ProjectID))
 		return nil
 	}
-	if !mutating(action) {
+	if !readsFresh(action) {
 		return p
 	}
-	// What changes or makes tokens is checked against the token's record
-	// as stored now, not as cached: a rotation or a shorter life made a
-	// moment ago on another replica applies already.
+	// What changes, makes or revokes tokens is checked against the
+	// token's record as stored now, not as cached: a revocation, a
+	// rotation, narrower ranges or a shorter life made a moment ago on
+	// another replica apply already.
 	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
 		return nil
 	}
-	if p.token.Rotated() {
+	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
+		return nil
+	}
+	if mutating(action) && p.token.Rotated() {
 		a.refuse(w, r, action, p, p.token.ProjectID, pathID(r), rotatedRefusal(p.token))
 		return nil
 	}
 	return p
+}
+
+// allowAddr checks the client's address against the ranges of p's
+// token; on refusal it answers 403 ip_not_allowed and audits.
+func (a *api) allowAddr(w http.ResponseWriter, r *http.Request, action string, p *principal) bool {
+	if p.token.AllowsAddr(a.clientAddr(r)) {
+		return true
+	}
+	a.refused(r, action, p, p.token.ProjectID, auth.CodeIPNotAllowed.String(), "client address outside the token's ranges")
+	writeError(w, http.StatusForbidden, auth.CodeIPNotAllowed.String(), auth.CodeIPNotAllowed.Message())
+	return false
 }
 
 // unauthorized answers a token credential that is not usable with 401 and
@@ -217,8 +230,8 @@ func (a *api) allowLimits(w http.ResponseWriter, r *http.Request, action string,
 	if p.token == nil {
 		return true
 	}
-	a.refused(r, action, p, project, "limit_forbidden", "asked to set a rate limit")
-	writeError(w, http.StatusForbidden, "limit_forbidden",
+	a.refused(r, action, p, project, codeLimit, "asked to set a rate limit")
+	writeError(w, http.StatusForbidden, codeLimit,
 		"Rate limits (rate_limit, burst, rate_shadow) are set by the operator with an admin key: contact support for higher limits.")
 	return false
 }
@@ -284,6 +297,25 @@ func (a *api) reportForeign(r *http.Request, action string, p *principal, tok *a
 			a.appendAudit(ctx, ev)
 		}
 	}()
+}
+
+// quotaLocks serialize, per project (striped), the count of a project's
+// live tokens and the create that follows it, so that concurrent creates
+// and grace rotations are each counted with the tokens the others made.
+// They are shared by every API of the process (the admin listener's and
+// self-service); replicas sharing Redis are not serialized with each
+// other, so each may pass the limit by the requests it has in flight.
+var quotaLocks [64]sync.Mutex
+
+// lockQuota takes project's quota lock when projects' tokens are
+// bounded, and returns its unlock.
+func (a *api) lockQuota(project int64) (unlock func()) {
+	if a.MaxTokensPerProject <= 0 {
+		return func() {}
+	}
+	mu := &quotaLocks[uint64(project)%uint64(len(quotaLocks))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // withinQuota checks that project may have one more live token

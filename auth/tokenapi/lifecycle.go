@@ -70,10 +70,15 @@ func whileRotated(action string) bool {
 }
 
 // mutating reports whether action changes or makes a token other than by
-// revoking it: the actions for which the caller's record is read afresh
-// from the store, and which a rotated token may not do.
+// revoking it: the actions a rotated token may not do.
 func mutating(action string) bool {
 	return !whileRotated(action)
+}
+
+// readsFresh reports whether action changes, makes or revokes a token: the
+// actions for which the caller's record is read afresh from the store.
+func readsFresh(action string) bool {
+	return mutating(action) || action == "token.revoke"
 }
 
 // rotatedRefusal refuses what a token rotated with a grace period may no

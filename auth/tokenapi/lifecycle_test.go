@@ -868,3 +868,37 @@ func TestClientClosed(t *testing.T) {
 		t.Errorf("%d live tokens after a rotation whose client was gone, want 1", len(l))
 	}
 }
+
+// Activating a token grants it afresh: a token may activate only tokens
+// limited at most as it is, as it may create only such tokens.
+func TestActivationWithinLimit(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	ctx := context.Background()
+	slow := f.mint(t, CreateRequest{Name: "slow", RateLimit: 1, Burst: 1})
+	fast := f.mint(t, CreateRequest{Name: "fast", RateLimit: 100})
+	free := f.mint(t, CreateRequest{Name: "free"}) // no limit: its role has none
+	shadow := f.mint(t, CreateRequest{Name: "shadow", RateLimit: 1})
+	within := f.mint(t, CreateRequest{Name: "within", RateLimit: 0.5, Burst: 1})
+	if _, err := f.admin.Update(ctx, shadow.ID, UpdateRequest{RateShadow: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []Token{fast, free, shadow, within} {
+		if _, err := f.admin.Update(ctx, tok.ID, UpdateRequest{Status: ptr("inactive")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tok := range []Token{fast, free, shadow} {
+		a := f.call(t, "PATCH", "/v1/tokens/"+tok.ID, slow.Token, `{"status":"active"}`)
+		mustRefuse(t, a, http.StatusForbidden, "limit_forbidden")
+		if got := f.stored(t, tok.ID); got.Status != auth.StatusInactive {
+			t.Errorf("%s: activated despite the refusal", tok.Name)
+		}
+		f.nextMinute() // past the trail's sampling
+	}
+	if n := f.refusals(t, 42)["token.activate limit_forbidden"]; n != 3 {
+		t.Errorf("%d token.activate limit_forbidden events, want 3", n)
+	}
+	if _, err := f.self(slow.Token).Update(ctx, within.ID, UpdateRequest{Status: ptr("active")}); err != nil {
+		t.Errorf("activating a token limited within the caller's limit: %v", err)
+	}
+}

@@ -30,6 +30,7 @@ import (
 const (
 	codeScope  = "scope_forbidden"
 	codeRanges = "allowed_ips_forbidden"
+	codeLimit  = "limit_forbidden"
 )
 
 // parseScopes reads a request's scopes list for a token of role,
@@ -182,9 +183,12 @@ func restrictCreate(maker, tok *auth.Token, namedScopes, namedRanges bool) ([]st
 
 // restrictedEdit wraps an update's edit with the rules for a change
 // maker makes: when the update sets scopes or ranges, or activates the
-// token, the result must be within maker's permissions and ranges. Like
-// guardedEdit, it runs on the current record inside the store's Update.
-func restrictedEdit(maker *auth.Token, setsRestrictions bool, edit func(*auth.Token) error) func(*auth.Token) error {
+// token, the result must be within maker's permissions and ranges; a
+// token it activates must also be limited at most as maker is (ceiling,
+// maker's effective limit, compared by effective). Like guardedEdit, it
+// runs on the current record inside the store's Update.
+func restrictedEdit(maker *auth.Token, setsRestrictions bool, ceiling Limit, effective func(*auth.Token) Limit,
+	edit func(*auth.Token) error) func(*auth.Token) error {
 	return func(t *auth.Token) error {
 		activates := t.Status != auth.StatusActive
 		if err := edit(t); err != nil {
@@ -197,7 +201,27 @@ func restrictedEdit(maker *auth.Token, setsRestrictions bool, edit func(*auth.To
 		if ref := withinMaker(maker, t); ref != nil {
 			return ref
 		}
+		if activates {
+			return limitWithin(t, ceiling, effective)
+		}
 		return nil
+	}
+}
+
+// limitWithin refuses activating t, whose effective limit is wider than
+// ceiling (its activator's: a higher rate or burst, none, or one in
+// shadow mode where the activator's is enforced); nil when it is not.
+func limitWithin(t *auth.Token, ceiling Limit, effective func(*auth.Token) Limit) error {
+	probe := *t
+	if !inheritLimit(&probe, ceiling, effective) {
+		return nil
+	}
+	return &refusal{
+		status: http.StatusForbidden, code: codeLimit,
+		message: fmt.Sprintf("A token may not grant what it lacks: this token is limited to %g requests per second "+
+			"(bursts of %d), and the token to activate is less limited. Ask the operator to activate it with an admin key, "+
+			"or rotate it: the successor takes this token's limit.", ceiling.Rate, burstOf(ceiling.Rate, ceiling.Burst)),
+		detail: "asked to activate a token less limited than the token asking",
 	}
 }
 

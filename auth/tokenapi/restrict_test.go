@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 func TestCreateWithScopesAndRanges(t *testing.T) {
@@ -169,5 +171,84 @@ func TestRotateSetsScopesAndRanges(t *testing.T) {
 	rot, err = f.self(maker.Token).Rotate(ctx, next.ID, RotateRequest{})
 	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"compute.read"}) {
 		t.Fatalf("self-service rotation: %+v, %v; want narrowed to compute.read", rot.Token, err)
+	}
+}
+
+// A rotation that gives the successor other scopes, ranges or a lifetime
+// than the old token's says so in the trail, before→after, as an update
+// does: removing a successor's ranges is a widening the trail must show.
+func TestRotateAuditsRestrictionChanges(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	ctx := context.Background()
+	old := f.mint(t, CreateRequest{Name: "ci", Scopes: []string{"compute.read"}, AllowedIPs: []string{"10.0.0.0/8"}, ExpiresIn: "24h"})
+	rot, err := f.admin.Rotate(ctx, old.ID, RotateRequest{Scopes: &[]string{}, AllowedIPs: &[]string{}, ExpiresIn: "48h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := f.trail(t, 42)[0]
+	if ev.Action != "token.rotate" {
+		t.Fatalf("latest event %s, want token.rotate", ev.Action)
+	}
+	for _, want := range []string{"new token " + rot.Token.ID, "scopes compute.read→(role owner)", "allowed_ips 10.0.0.0/8→(any)",
+		"expires " + stamp(*rot.Token.ExpiresAt)} {
+		if !strings.Contains(ev.Detail, want) {
+			t.Errorf("token.rotate detail %q lacks %q", ev.Detail, want)
+		}
+	}
+	if logs := f.log.String(); !strings.Contains(logs, "allowed_ips 10.0.0.0/8→(any)") {
+		t.Errorf("the token.rotate log line does not name the changed ranges:\n%s", logs)
+	}
+	// A plain rotation names no change.
+	if _, err := f.admin.Rotate(ctx, rot.Token.ID, RotateRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := f.trail(t, 42)[0]; strings.Contains(ev.Detail, "scopes") || strings.Contains(ev.Detail, "allowed_ips") {
+		t.Errorf("plain rotation detail %q names a restriction change", ev.Detail)
+	}
+}
+
+// Ranges narrowed on another replica (this one's cache not told yet) bind
+// the token at once for what changes tokens, like a rotation does: the
+// record read afresh is checked against the client's address too.
+func TestTokenAPIFreshRanges(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	tok := f.mint(t, CreateRequest{Name: "moved"})
+	if a := f.call(t, "GET", "/v1/tokens", tok.Token, ""); a.status != http.StatusOK { // cached now
+		t.Fatalf("list: HTTP %d", a.status)
+	}
+	ranges, err := auth.ParsePrefixes([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Update(context.Background(), tok.ID, func(u *auth.Token) error {
+		u.AllowedIPs = ranges
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, f.call(t, "POST", "/v1/tokens", tok.Token, `{"role":"owner","name":"x"}`), http.StatusForbidden, "ip_not_allowed")
+	if l, _ := f.store.List(context.Background(), 42); len(l) != 1 {
+		t.Errorf("%d live tokens, want 1: a token was made from outside its maker's ranges", len(l))
+	}
+	if n := f.refusals(t, 42)["token.create ip_not_allowed"]; n != 1 {
+		t.Errorf("%d token.create ip_not_allowed events, want 1", n)
+	}
+}
+
+// A revocation is a change like any other: a token revoked or narrowed on
+// another replica (this one's cache not told yet) cannot revoke tokens.
+func TestRevokeByStaleToken(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	caller := f.mint(t, CreateRequest{Name: "caller"})
+	victim := f.mint(t, CreateRequest{Name: "victim"})
+	if a := f.call(t, "GET", "/v1/tokens", caller.Token, ""); a.status != http.StatusOK { // cached now
+		t.Fatalf("list: HTTP %d", a.status)
+	}
+	if _, err := f.store.Revoke(context.Background(), caller.ID, f.now()); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, f.call(t, "DELETE", "/v1/tokens/"+victim.ID, caller.Token, ""), http.StatusUnauthorized, "token_revoked")
+	if f.stored(t, victim.ID).Revoked() {
+		t.Error("a revoked token revoked another")
 	}
 }

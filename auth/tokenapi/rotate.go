@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
@@ -210,8 +211,12 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req, true) {
 		return
 	}
-	grace, ok := parseGrace(w, req.Grace)
-	if !ok {
+	var problems []string
+	grace := parseGrace(req.Grace, &problems)
+	rot := Rotation{Grace: grace, Now: a.Now(), Effective: a.effective, Invalidate: a.Invalidate}
+	req.restrictions(&rot, &problems)
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.", problems...)
 		return
 	}
 	old, ok := a.loadScoped(w, r, "token.rotate", id)
@@ -225,12 +230,19 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	p := principalOf(r)
 	// With a grace period the old token lives on beside the new one: that
 	// is one more token. Without one, the rotation replaces it.
-	if grace > 0 && !a.withinQuota(w, r, "token.rotate", p, old.ProjectID) {
-		return
+	if grace > 0 {
+		defer a.lockQuota(old.ProjectID)() // until the successor is stored
+		if !a.withinQuota(w, r, "token.rotate", p, old.ProjectID) {
+			return
+		}
 	}
-	rot := Rotation{Old: old, Grace: grace, Now: a.Now(), Effective: a.effective, Invalidate: a.Invalidate}
-	if !req.restrictions(w, old.Role, &rot) {
-		return
+	rot.Old = old
+	if rot.Scopes != nil {
+		if extra := rot.Scopes.Missing(auth.RolePermissions(old.Role)); extra != 0 {
+			writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
+				fmt.Sprintf("scopes: the %s role does not grant %s", old.Role, extra))
+			return
+		}
 	}
 	if rot.Policy, ok = a.policyOf(w, r, old.ProjectID); !ok {
 		return
@@ -255,8 +267,12 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
 	}
 	a.Invalidate(id)
-	a.done(r, "token.rotate", res.Previous, fmt.Sprintf("new token %s, grace %s", res.Next.ID, grace),
-		slog.String("new_token_id", res.Next.ID), slog.Duration("grace", grace))
+	detail, changes := rotationDetail(old, res.Next, grace)
+	attrs := []slog.Attr{slog.String("new_token_id", res.Next.ID), slog.Duration("grace", grace)}
+	if changes != "" {
+		attrs = append(attrs, slog.String("changes", changes))
+	}
+	a.done(r, "token.rotate", res.Previous, detail, attrs...)
 	view := View(res.Next)
 	view.Token = res.Credential
 	writeJSON(w, http.StatusOK, RotateResponse{
@@ -267,46 +283,70 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// parseGrace reads a rotation request's grace period, answering 400 when
-// it cannot.
-func parseGrace(w http.ResponseWriter, value string) (time.Duration, bool) {
+// rotationDetail says what a rotation did, for the audit trail: the
+// successor, the grace period, and how the successor differs from the old
+// token (scopes, ranges and rate limit before→after, its expiry), so that
+// a rotation that widens or narrows a token is as visible as an update.
+// changes is the difference alone, for the log line ("" when none).
+func rotationDetail(old, next *auth.Token, grace time.Duration) (detail, changes string) {
+	parts := restrictionChanges(old, next)
+	if old.RateLimit != next.RateLimit || old.RateBurst != next.RateBurst {
+		parts = append(parts, fmt.Sprintf("rate limit %s→%s", describeLimit(old), describeLimit(next)))
+	}
+	if !next.ExpiresAt.IsZero() {
+		parts = append(parts, "expires "+stamp(next.ExpiresAt))
+	}
+	changes = strings.Join(parts, ", ")
+	detail = fmt.Sprintf("new token %s, grace %s", next.ID, grace)
+	if changes != "" {
+		detail += ", " + changes
+	}
+	return detail, changes
+}
+
+// describeLimit writes a token's own rate limit for the audit trail:
+// "10/s (burst 20)", or "(role)" without one.
+func describeLimit(t *auth.Token) string {
+	if t.RateLimit <= 0 {
+		return "(role)"
+	}
+	return fmt.Sprintf("%g/s (burst %d)", t.RateLimit, burstOf(t.RateLimit, t.RateBurst))
+}
+
+// parseGrace reads a rotation request's grace period, adding its
+// problem.
+func parseGrace(value string, problems *[]string) time.Duration {
 	if value == "" {
-		return 0, true
+		return 0
 	}
 	grace, err := time.ParseDuration(value)
 	if err != nil || grace < 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
+		*problems = append(*problems,
 			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", value))
-		return 0, false
+		return 0
 	}
-	return grace, true
+	return grace
 }
 
-// restrictions reads the scopes and address ranges a rotation gives the
-// successor (for a token of role) into rot, answering 400 when they are
-// invalid.
-func (req *RotateRequest) restrictions(w http.ResponseWriter, role auth.Role, rot *Rotation) bool {
-	var problems []string
+// restrictions reads the scopes, address ranges and lifetime a rotation
+// gives the successor into rot, adding their problems. Whether the old
+// token's role grants the scopes is checked once it is read.
+func (req *RotateRequest) restrictions(rot *Rotation, problems *[]string) {
 	if req.Scopes != nil {
-		s := parseScopes(*req.Scopes, role, &problems)
+		s := parseScopes(*req.Scopes, auth.RoleInvalid, problems)
 		rot.Scopes = &s
 	}
 	if req.AllowedIPs != nil {
-		ps := parseRanges(*req.AllowedIPs, &problems)
+		ps := parseRanges(*req.AllowedIPs, problems)
 		rot.AllowedIPs = &ps
 	}
 	if req.ExpiresIn != "" {
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
-			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
+			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
 		}
 		rot.Lifetime = d
 	}
-	if len(problems) > 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.", problems...)
-		return false
-	}
-	return true
 }
 
 // rotateMessage says what became of the old token.

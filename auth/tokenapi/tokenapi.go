@@ -24,6 +24,7 @@
 package tokenapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -33,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 
@@ -359,8 +361,11 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if (req.RateLimit != 0 || req.Burst != 0) && !a.allowLimits(w, r, "token.create", p, req.ProjectID) {
 		return
 	}
-	if req.ProjectID > 0 && !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
-		return
+	if req.ProjectID > 0 {
+		defer a.lockQuota(req.ProjectID)() // until the token is stored
+		if !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
+			return
+		}
 	}
 	tok, problems := newRecord(&req, a.Now())
 	if len(problems) > 0 {
@@ -468,15 +473,18 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 		problems = append(problems, "expires_at, expires_in: give one, not both")
 	case req.ExpiresAt != nil:
 		tok.ExpiresAt = req.ExpiresAt.UTC().Truncate(time.Millisecond)
+		if !tok.ExpiresAt.After(now) {
+			problems = append(problems, "expires_at: must be in the future")
+		}
 	case req.ExpiresIn != "":
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
 			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
+			break
 		}
-		tok.ExpiresAt = tok.CreatedAt.Add(d)
-	}
-	if !tok.ExpiresAt.IsZero() && !tok.ExpiresAt.After(now) {
-		problems = append(problems, "expires_at: must be in the future")
+		if tok.ExpiresAt = tok.CreatedAt.Add(d); !tok.ExpiresAt.After(now) {
+			problems = append(problems, fmt.Sprintf("expires_in: %q is too short: the token would be expired at once", req.ExpiresIn))
+		}
 	}
 	return tok, problems
 }
@@ -554,7 +562,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		}
 		project = tok.ProjectID
 		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
-		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, edit)
+		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, a.effective(p.token), a.effective, edit)
 	}
 	if expirySet := req.ExpiresAt != nil || req.ExpiresIn != nil; expirySet || req.activates() {
 		if edit, project, ok = a.lifetimePolicy(w, r, id, project, expirySet, edit); !ok {
@@ -753,9 +761,14 @@ func (req *UpdateRequest) auditAttrs() []slog.Attr {
 // decodeBody decodes a JSON request body into v, answering 400 when it
 // cannot; an empty body is accepted when optional.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	err = dec.Decode(v)
 	if err == io.EOF && optional {
 		return true
 	}
@@ -763,10 +776,46 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 		err = errors.New("data after the JSON object")
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+describeDecodeError(err, body, v))
 		return false
 	}
 	return true
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// describeDecodeError says why body did not decode into v, naming the
+// field: encoding/json names it for a value of the wrong JSON type, but
+// not for one its type's own decoding refused (a time that is not RFC
+// 3339), which is found here by decoding each field alone.
+func describeDecodeError(err error, body []byte, v any) string {
+	var pe *time.ParseError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return err.Error()
+	}
+	rt := reflect.TypeOf(v)
+	for rt.Kind() == reflect.Pointer {
+		rt = rt.Elem()
+	}
+	if rt.Kind() != reflect.Struct {
+		return err.Error()
+	}
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		raw, ok := fields[name]
+		if !ok || name == "" || f.Type != timeType && f.Type != reflect.PointerTo(timeType) {
+			continue
+		}
+		if json.Unmarshal(raw, reflect.New(f.Type).Interface()) != nil {
+			return fmt.Sprintf("%s: %s is not an RFC 3339 time such as 2030-01-02T15:04:05Z", name, raw)
+		}
+	}
+	return err.Error()
 }
 
 // tokenID returns the token id of the request's path, answering 400 when

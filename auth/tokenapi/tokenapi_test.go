@@ -502,3 +502,119 @@ func TestProjectTokenLimit(t *testing.T) {
 		t.Fatalf("after a revoke: %v", err)
 	}
 }
+
+// A create with a bad expires_in is refused naming expires_in alone, not
+// an expires_at the request did not give.
+func TestCreateInvalidExpiresIn(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, in := range []string{"soon", "-1h", "0s"} {
+		status, e, body := f.raw(t, "POST", "/v1/tokens", fmt.Sprintf(`{"project_id":42,"role":"owner","name":"x","expires_in":%q}`, in))
+		if status != 400 || e.Code != "invalid_request" || len(e.Errors) != 1 || !strings.HasPrefix(e.Errors[0], "expires_in:") {
+			t.Errorf("expires_in %q: HTTP %d, want 400 with one problem, about expires_in\n%s", in, status, body)
+		}
+	}
+}
+
+// A body whose value does not decode names its field, also for a time.
+func TestBadValueNamesField(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.create(t, CreateRequest{})
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","expires_at":"tomorrow"}`, `expires_at: "tomorrow" is not an RFC 3339 time`},
+		{"PATCH", "/v1/tokens/" + tok.ID, `{"expires_at":"2026-13-01T00:00:00Z"}`, `expires_at: "2026-13-01T00:00:00Z" is not an RFC 3339 time`},
+		{"POST", "/v1/tokens", `{"project_id":"42","role":"owner","name":"x"}`, "project_id"},
+	} {
+		status, e, body := f.raw(t, tc.method, tc.path, tc.body)
+		if status != 400 || e.Code != "invalid_request" || !strings.Contains(e.Message, tc.want) {
+			t.Errorf("%s %s: HTTP %d, want 400 saying %q\n%s", tc.method, tc.body, status, tc.want, body)
+		}
+	}
+}
+
+// A rotation request lists every problem at once, before anything is
+// read, and changes nothing.
+func TestRotateInvalidListsEveryProblem(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.create(t, CreateRequest{})
+	status, e, body := f.raw(t, "POST", "/v1/tokens/"+tok.ID+"/rotate",
+		`{"grace":"soon","scopes":["compute.admin"],"allowed_ips":["office"],"expires_in":"later"}`)
+	if status != 400 || e.Code != "invalid_request" || len(e.Errors) != 4 {
+		t.Fatalf("HTTP %d, want 400 listing 4 problems\n%s", status, body)
+	}
+	for i, field := range []string{"grace", "scopes", "allowed_ips", "expires_in"} {
+		if !strings.HasPrefix(e.Errors[i], field+":") {
+			t.Errorf("problem %d = %q, want one about %s", i, e.Errors[i], field)
+		}
+	}
+	books := f.create(t, CreateRequest{Role: "accounting"})
+	status, e, body = f.raw(t, "POST", "/v1/tokens/"+books.ID+"/rotate", `{"scopes":["compute.read"]}`)
+	if status != 400 || len(e.Errors) != 1 || !strings.Contains(e.Errors[0], "the accounting role does not grant compute.read") {
+		t.Errorf("rotation of an accounting token to compute.read: HTTP %d\n%s", status, body)
+	}
+	for _, id := range []string{tok.ID, books.ID} {
+		if got, err := f.store.Get(context.Background(), id); err != nil || got.Revoked() || got.Rotated() {
+			t.Errorf("a refused rotation changed %s: %+v, %v", id, got, err)
+		}
+	}
+}
+
+// Concurrent creates and grace rotations cannot pass the project's token
+// limit together: each is counted with the tokens the others made.
+func TestProjectTokenLimitConcurrent(t *testing.T) {
+	f := newFixture(t, nil)
+	limited, err := New(Options{Store: f.store, Hasher: storetest.NewHasher(t), AdminKeys: []string{testAdminKey}, MaxTokensPerProject: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(limited)
+	t.Cleanup(srv.Close)
+	c := &Client{BaseURL: srv.URL, AdminKey: testAdminKey, HTTP: srv.Client()}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	made := []Token{}
+	for range 20 {
+		wg.Go(func() {
+			tok, err := c.Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "race"})
+			if err != nil {
+				mustLimit(t, err)
+				return
+			}
+			mu.Lock()
+			made = append(made, tok)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if n, err := f.store.CountProject(ctx, 77); err != nil || n != 3 || len(made) != 3 {
+		t.Fatalf("%d live tokens (%d creates answered 201), %v; want 3", n, len(made), err)
+	}
+	if _, err := c.Revoke(ctx, made[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// One place left: of two rotations with grace, one gets it.
+	ok := 0
+	for _, tok := range made[1:] {
+		wg.Go(func() {
+			if _, err := c.Rotate(ctx, tok.ID, RotateRequest{Grace: "1h"}); err == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			} else {
+				mustLimit(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n, _ := f.store.CountProject(ctx, 77); n != 3 || ok != 1 {
+		t.Errorf("%d live tokens after %d grace rotations succeeded, want 3 after 1", n, ok)
+	}
+}
+
+// mustLimit checks, from any goroutine, that err is 409 project_token_limit.
+func mustLimit(t *testing.T, err error) {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != "project_token_limit" {
+		t.Errorf("error %v, want HTTP 409 project_token_limit", err)
+	}
+}

@@ -171,6 +171,9 @@ func (g *Gateway) leakRoutes(trusted []netip.Prefix) (map[string]exactRoute, err
 		Invalidate: g.valid.Invalidate, OnLeak: g.events.onLeak, Observer: g.metrics.leaks,
 		Logger: g.log.With(slog.String("component", "secret-scanning"))}
 	if src := g.cfg.SecretScanningKeys; src != "" {
+		if err := checkKeySource(src); err != nil {
+			return nil, err
+		}
 		keys, err := secretscan.NewKeySet(secretscan.KeySetOptions{Source: keySource(src), Logger: opts.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("TSWGATE_SECRET_SCANNING_KEYS: %w", err)
@@ -195,9 +198,30 @@ func (g *Gateway) leakRoutes(trusted []netip.Prefix) (map[string]exactRoute, err
 	return routes, nil
 }
 
-// keySource reads GitHub's keys from an https URL or a file.
+// checkKeySource reads a key file once at start, so that a path that
+// cannot be read, or a file without GitHub's key list, stops the gateway
+// instead of failing every report (503 signature_keys_unavailable). A URL
+// is not fetched: GitHub may be out of reach for now, and is tried again
+// when a report comes.
+func checkKeySource(src string) error {
+	if strings.Contains(src, "://") {
+		return nil
+	}
+	data, err := secretscan.FileKeys(src)(context.Background())
+	if err == nil {
+		_, err = secretscan.ParseKeyList(data)
+	}
+	if err != nil {
+		return fmt.Errorf("TSWGATE_SECRET_SCANNING_KEYS: %w; give the path of a copy of GitHub's key list "+
+			"(%s) or that URL", err, secretscan.GitHubKeysURL)
+	}
+	return nil
+}
+
+// keySource reads GitHub's keys from an https URL (any value naming a
+// scheme: the configuration admits https alone) or a file.
 func keySource(src string) secretscan.KeySource {
-	if strings.HasPrefix(src, "https://") {
+	if strings.Contains(src, "://") {
 		return secretscan.URLKeys(&http.Client{Timeout: 10 * time.Second}, src)
 	}
 	return secretscan.FileKeys(src)

@@ -291,13 +291,19 @@ func pingerOf(st auth.Store) proxy.Pinger {
 	return nil
 }
 
-// trustedProxies parses TSWGATE_TRUSTED_PROXIES.
+// trustedProxies parses TSWGATE_TRUSTED_PROXIES; an IPv4-mapped range
+// (::ffff:10.0.0.0/104) is its IPv4 range (10.0.0.0/8).
 func trustedProxies(prefixes []string) ([]netip.Prefix, error) {
 	trusted := make([]netip.Prefix, 0, len(prefixes))
 	for _, s := range prefixes {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("TSWGATE_TRUSTED_PROXIES: %w", err) // Validate checked it
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Peers are compared as IPv4 (proxy.ClientAddr unmaps them):
+			// so is an IPv4-mapped range.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		trusted = append(trusted, p.Masked())
 	}
