@@ -13,7 +13,10 @@ package tokenapi
 //     caller; a rotation's successor ends at the latest when the caller
 //     does (lifetime_forbidden);
 //   - a token made (created or rotated) by a token gets no wider rate
-//     limit than its maker's effective one;
+//     limit than its maker's effective one, and a token activated by a
+//     token, which grants it afresh, must have none (limit_forbidden:
+//     rate limits are the operator's, so the activation is refused rather
+//     than the limit changed);
 //   - the token API's calls count against the caller's rate limit.
 
 import (
@@ -37,8 +40,9 @@ type Limit struct {
 
 // Codes of the lifecycle rules.
 const (
-	codeRotated  = "token_rotated"
-	codeLifetime = "lifetime_forbidden"
+	codeRotated        = "token_rotated"
+	codeLifetime       = "lifetime_forbidden"
+	codeLimitForbidden = "limit_forbidden"
 )
 
 // refusal is a request refused by a rule of the API (not a bad request nor
@@ -219,6 +223,45 @@ func inheritLimit(t *auth.Token, ceiling Limit, effective func(*auth.Token) Limi
 	}
 	t.RateLimit, t.RateBurst = next.Rate, next.Burst
 	return true
+}
+
+// widerLimit reports whether lim lets more requests through than
+// ceiling: by inheritLimit's measure, a limit is within a ceiling when it
+// has at most its rate and burst, and is enforced unless the ceiling is
+// only shadowed. No ceiling (Rate 0) holds every limit.
+func widerLimit(lim, ceiling Limit) bool {
+	switch {
+	case ceiling.Rate <= 0:
+		return false
+	case lim.Rate <= 0:
+		return true
+	case lim.Rate > ceiling.Rate || burstOf(lim.Rate, lim.Burst) > burstOf(ceiling.Rate, ceiling.Burst):
+		return true
+	}
+	return lim.Shadow && !ceiling.Shadow
+}
+
+// limitedActivation wraps an update's edit, made by a token whose
+// effective limit is ceiling: a token it activates must have no wider
+// effective limit. Like guardedEdit, it runs on the current record inside
+// the store's Update.
+func limitedActivation(ceiling Limit, effective func(*auth.Token) Limit, edit func(*auth.Token) error) func(*auth.Token) error {
+	return func(t *auth.Token) error {
+		wasActive := t.Status == auth.StatusActive
+		if err := edit(t); err != nil {
+			return err
+		}
+		if wasActive || t.Status != auth.StatusActive || !widerLimit(effective(t), ceiling) {
+			return nil
+		}
+		return &refusal{
+			status: http.StatusForbidden, code: codeLimitForbidden,
+			message: fmt.Sprintf("This token is limited to %g requests per second (burst %d): it may activate only tokens "+
+				"limited as strictly. Rate limits are set by the operator with an admin key: contact support, "+
+				"or rotate the token to get a successor limited like this one.", ceiling.Rate, burstOf(ceiling.Rate, ceiling.Burst)),
+			detail: "asked to activate a token with a wider rate limit than the token asking",
+		}
+	}
 }
 
 // charge takes one request of the calling token's rate limit

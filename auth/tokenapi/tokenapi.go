@@ -555,6 +555,7 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		project = tok.ProjectID
 		edit = guardedEdit(p.token, req.ExpiresAt != nil || req.ExpiresIn != nil, edit)
 		edit = restrictedEdit(p.token, req.Scopes != nil || req.AllowedIPs != nil, edit)
+		edit = limitedActivation(a.effective(p.token), a.effective, edit)
 	}
 	if expirySet := req.ExpiresAt != nil || req.ExpiresIn != nil; expirySet || req.activates() {
 		if edit, project, ok = a.lifetimePolicy(w, r, id, project, expirySet, edit); !ok {
