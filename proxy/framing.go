@@ -64,7 +64,7 @@ func (l framingListener) Accept() (net.Conn, error) {
 }
 
 // framingConn watches the lines a connection receives. A line that ends
-// in "HTTP/1.0" or "HTTP/1.1" starts a header block, which a blank line
+// in "HTTP/1." and a digit starts a header block, which a blank line
 // ends; a block that has a Transfer-Encoding field and is HTTP/1.0 or also
 // has a Content-Length field marks the connection faulty. Lines of bodies
 // pass through the same watch; a body holding such a block (which no JSON
@@ -142,7 +142,7 @@ func (c *framingConn) endLine() {
 			c.faulty.Store(true)
 		}
 		c.block, c.te, c.cl = false, false, false
-	case bytes.HasSuffix(tail, []byte(" HTTP/1.0")), bytes.HasSuffix(tail, []byte(" HTTP/1.1")):
+	case requestLineEnd(tail):
 		c.block, c.te, c.cl = true, false, false
 		c.http10 = tail[len(tail)-1] == '0'
 	case c.block && isField(head, "transfer-encoding", cut):
@@ -150,6 +150,16 @@ func (c *framingConn) endLine() {
 	case c.block && isField(head, "content-length", cut):
 		c.cl = true
 	}
+}
+
+// requestLineEnd reports whether a line ends as a request line net/http
+// serves: " HTTP/1." and a digit. It serves every HTTP/1 minor version,
+// reading the framing of all but 1.0 as HTTP/1.1's, so "HTTP/1.2" with
+// Transfer-Encoding and Content-Length is as faulty as "HTTP/1.1".
+func requestLineEnd(tail []byte) bool {
+	const prefix = " HTTP/1."
+	n := len(tail)
+	return n > len(prefix) && string(tail[n-1-len(prefix):n-1]) == prefix && '0' <= tail[n-1] && tail[n-1] <= '9'
 }
 
 // isField reports whether a header line starts with the field name (lower
