@@ -254,10 +254,11 @@ func logFields(l map[string]any, labels map[string]string) map[string]any {
 }
 
 // TestE2EH2TargetBytes: HTTP/2 carries bytes in :path that no HTTP/1.1
-// request line can (a space), or only as the start of a fragment ("#").
-// Written into the upstream's request line, they would have the API read
-// another target than the one checked: such a request is refused, never
-// passed on.
+// request line can (a space), or only as the start of a fragment ("#"),
+// and field values no HTTP/1.1 field can (white space at either end).
+// Written into the upstream's request, they would have the API read
+// another request than the one checked: such a request is refused with
+// its code, never passed on.
 func TestE2EH2TargetBytes(t *testing.T) {
 	up := MustStartUpstream(t, nil)
 	g := MustStartGateway(t, up.URL, "TSWGATE_H2C=true")
@@ -282,5 +283,14 @@ func TestE2EH2TargetBytes(t *testing.T) {
 		if n := up.Hits() - before; n != 0 {
 			t.Errorf("%s?%s: the upstream received %d request(s)", tc.path, tc.query, n)
 		}
+	}
+	// A field value with white space at either end, which no HTTP/1.1
+	// field can hold: refused, not answered upstream_error.
+	req := MustNewRequest(t, "GET", g.URL+"/v2/Instance?ProjectId=42", owner.Token, nil)
+	req.Header["X-Client"] = []string{" padded "}
+	before := up.Hits()
+	MustBeRefused(t, MustDo(t, h2, req), auth.CodeInvalidHeader)
+	if n := up.Hits() - before; n != 0 {
+		t.Errorf("padded field: the upstream received %d request(s)", n)
 	}
 }
