@@ -366,7 +366,11 @@ func TestE2ERefusals(t *testing.T) {
 		// Transfer-Encoding with Content-Length (e2e_security_test.go has
 		// HTTP/1.0 too, against the built binary), in every HTTP/1 minor
 		// version net/http serves.
-		for _, version := range []string{"HTTP/1.1", "HTTP/1.2", "HTTP/1.9"} {
+		// A field whose value ends like a request line hides neither.
+		for _, tc := range []struct{ version, between string }{
+			{"HTTP/1.1", ""}, {"HTTP/1.2", ""}, {"HTTP/1.9", ""}, {"HTTP/1.1", "X-Via: gw HTTP/1.1\r\n"},
+		} {
+			version := strings.TrimSpace(tc.version + " " + strings.TrimSpace(tc.between))
 			before := up.Hits()
 			c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
 			if err != nil {
@@ -375,7 +379,7 @@ func TestE2ERefusals(t *testing.T) {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 			fmt.Fprintf(c, "POST /v2/SshKey %s\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"+
-				"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", version, owner.Token)
+				"Content-Length: 5\r\n%sTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", tc.version, owner.Token, tc.between)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
 				t.Fatal(err)
