@@ -110,9 +110,10 @@ var queryChecked = func() (t [256]bool) {
 }()
 
 // validQuery reports whether every "%" of q starts a %HH escape, q has no
-// raw control byte, space or "#", no escaped NUL, and no key with an escaped control
-// byte other than white space (a key that one reader may cut short and
-// another read whole; white space is trimmed from key parts).
+// raw control byte, space or "#", no escaped NUL, and no key with an
+// escaped control byte other than white space (a key that one reader may
+// cut short and another read whole; white space is trimmed from key
+// parts).
 func validQuery(q string) bool {
 	inKey := true
 	for i := 0; i < len(q); i++ {
