@@ -26,7 +26,9 @@ import (
 //     value is empty).
 //   - Every "%" must start a %HH escape (two hex digits: so no "%zz", no
 //     trailing "%", no IIS-style "%u0050"), no control byte (0x00-0x1f,
-//     0x7f) may appear unescaped, none but white space escaped in a key, and
+//     0x7f), space or "#" may appear unescaped (HTTP/2 carries them in
+//     :path; in the upstream's request line a space would end the target
+//     and "#" start a fragment), none but white space escaped in a key, and
 //     no NUL (%00) anywhere; else CodeInvalidQuery, whatever the keys.
 //   - A key names the project if, decoded ("+" is a space, %HH a byte), one
 //     of its parts between ".", "[" and "]", trimmed of ASCII white space,
@@ -96,20 +98,22 @@ func CheckQueryProject(rawQuery string, project int64) Code {
 	return OK
 }
 
-// queryChecked marks the bytes validQuery looks at: control bytes, "%",
-// and the "&" and "=" that delimit keys.
+// queryChecked marks the bytes validQuery looks at: control bytes, the
+// space and "#" (which would end the upstream's request target, or start
+// a fragment), "%", and the "&" and "=" that delimit keys.
 var queryChecked = func() (t [256]bool) {
 	for c := range 0x20 {
 		t[c] = true
 	}
-	t[0x7f], t['%'], t['&'], t['='] = true, true, true, true
+	t[0x7f], t['%'], t['&'], t['='], t[' '], t['#'] = true, true, true, true, true, true
 	return t
 }()
 
 // validQuery reports whether every "%" of q starts a %HH escape, q has no
-// raw control byte, no escaped NUL, and no key with an escaped control
-// byte other than white space (a key that one reader may cut short and
-// another read whole; white space is trimmed from key parts).
+// raw control byte, space or "#", no escaped NUL, and no key with an
+// escaped control byte other than white space (a key that one reader may
+// cut short and another read whole; white space is trimmed from key
+// parts).
 func validQuery(q string) bool {
 	inKey := true
 	for i := 0; i < len(q); i++ {

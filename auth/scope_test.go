@@ -126,6 +126,13 @@ var queryCases = []queryCase{
 	{"a=\x00", CodeInvalidQuery},
 	{"a=\x01&ProjectId=42", CodeInvalidQuery},
 	{"a\t=1", CodeInvalidQuery},
+	// A raw space or "#" (HTTP/2 carries both in :path): written into the
+	// upstream's request line, one would end the target and the other
+	// start a fragment, so the API would read another query.
+	{"ProjectId=42&x=a b", CodeInvalidQuery},
+	{"ProjectId=42 HTTP/1.1", CodeInvalidQuery},
+	{"ProjectId=42&x=#y", CodeInvalidQuery},
+	{"x=%20%23", OK},
 	{"ProjectId=42\n", CodeInvalidQuery},
 	{"ProjectId=42\r", CodeInvalidQuery},
 	{"a=\x1f", CodeInvalidQuery},

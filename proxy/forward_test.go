@@ -197,6 +197,12 @@ func TestFaultyFramingRefused(t *testing.T) {
 	for _, te := range []string{
 		"HTTP/1.0\r\nTransfer-Encoding: chunked", "HTTP/1.0\r\ntransfer-encoding:chunked", "HTTP/1.0\r\nTRANSFER-ENCODING : chunked",
 		"HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", "HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+		// net/http serves every HTTP/1 minor version, reading the
+		// framing as HTTP/1.1's.
+		"HTTP/1.2\r\nContent-Length: 5\r\nTransfer-Encoding: chunked", "HTTP/1.9\r\nTransfer-Encoding: chunked\r\nContent-Length: 5",
+		// A field value that ends like a request line starts no new
+		// request: the fields around it are of one header block.
+		"HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Via: gw HTTP/1.1\r\nContent-Length: 5",
 	} {
 		raw := "POST /v2/Invoice " + te + "\r\nHost: x\r\nConnection: keep-alive\r\n\r\n" + chunked
 		out := rawRequest(t, ln.Addr().String(), raw)
@@ -243,6 +249,15 @@ func TestFramingWatch(t *testing.T) {
 		{"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n", false},
 		{"POST / HTTP/1.0\r\nContent-Length: 4\r\n\r\n", false},
 		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n", false},
+		{"POST / HTTP/1.2\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.9\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n", true},
+		{"POST / HTTP/1.2\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Via: gw HTTP/1.1\r\nContent-Length: 4\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 4\r\nUser-Agent: x HTTP/1.9\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nX-A: HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\nx HTTP/1.1\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nX-Via: gw HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
 	} {
 		for split := 0; split <= len(tc.in); split++ {
 			c := &framingConn{}

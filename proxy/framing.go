@@ -64,11 +64,12 @@ func (l framingListener) Accept() (net.Conn, error) {
 }
 
 // framingConn watches the lines a connection receives. A line that ends
-// in "HTTP/1.0" or "HTTP/1.1" starts a header block, which a blank line
-// ends; a block that has a Transfer-Encoding field and is HTTP/1.0 or also
-// has a Content-Length field marks the connection faulty. Lines of bodies
-// pass through the same watch; a body holding such a block (which no JSON
-// body can: its strings have no raw line breaks) marks the connection too.
+// in "HTTP/1." and a digit starts a header block (unless one is open: a
+// field may end so too), which a blank line ends; a block that has a
+// Transfer-Encoding field and is HTTP/1.0 or also has a Content-Length
+// field marks the connection faulty. Lines of bodies pass through the
+// same watch; a body holding such a block (which no JSON body can: its
+// strings have no raw line breaks) marks the connection too.
 type framingConn struct {
 	net.Conn
 	faulty atomic.Bool
@@ -142,14 +143,39 @@ func (c *framingConn) endLine() {
 			c.faulty.Store(true)
 		}
 		c.block, c.te, c.cl = false, false, false
-	case bytes.HasSuffix(tail, []byte(" HTTP/1.0")), bytes.HasSuffix(tail, []byte(" HTTP/1.1")):
-		c.block, c.te, c.cl = true, false, false
-		c.http10 = tail[len(tail)-1] == '0'
-	case c.block && isField(head, "transfer-encoding", cut):
+	case requestLineEnd(tail):
+		// A request line, or inside a header block a field whose value
+		// ends like one: that starts no new block (its fields would be
+		// forgotten, though net/http reads them with the rest), and
+		// counts as HTTP/1.0 if it says so, to err on refusing.
+		if !c.block {
+			c.block, c.te, c.cl, c.http10 = true, false, false, false
+		}
+		c.http10 = c.http10 || tail[len(tail)-1] == '0'
+		c.field(head, cut)
+	case c.block:
+		c.field(head, cut)
+	}
+}
+
+// field notes a framing field of the current header block.
+func (c *framingConn) field(head []byte, cut bool) {
+	switch {
+	case isField(head, "transfer-encoding", cut):
 		c.te = true
-	case c.block && isField(head, "content-length", cut):
+	case isField(head, "content-length", cut):
 		c.cl = true
 	}
+}
+
+// requestLineEnd reports whether a line ends as a request line net/http
+// serves: " HTTP/1." and a digit. It serves every HTTP/1 minor version,
+// reading the framing of all but 1.0 as HTTP/1.1's, so "HTTP/1.2" with
+// Transfer-Encoding and Content-Length is as faulty as "HTTP/1.1".
+func requestLineEnd(tail []byte) bool {
+	const prefix = " HTTP/1."
+	n := len(tail)
+	return n > len(prefix) && string(tail[n-1-len(prefix):n-1]) == prefix && '0' <= tail[n-1] && tail[n-1] <= '9'
 }
 
 // isField reports whether a header line starts with the field name (lower

@@ -46,3 +46,28 @@ func isHopByHop(opt string) bool {
 	}
 	return false
 }
+
+// unwritable reports whether r has a field the gateway would forward but
+// its upstream client does not write as given (Client refuses a name that
+// is no token, and a value with a control byte or white space at either
+// end), its Host (sent as X-Forwarded-Host) included. HTTP/2 carries
+// values with white space at either end, which no HTTP/1.1 field can
+// hold: refused here (auth.CodeInvalidHeader), such a request is not
+// decided, charged and then answered as if the API could not be reached.
+// It does not allocate.
+func unwritable(r *http.Request) bool {
+	for k, vs := range r.Header {
+		if notForwarded(k) || droppedHeader(k) {
+			continue
+		}
+		if !validToken(k) {
+			return true
+		}
+		for _, v := range vs {
+			if !validFieldValue(v) {
+				return true
+			}
+		}
+	}
+	return !validFieldValue(r.Host)
+}

@@ -311,7 +311,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Verdict {
 	st.req = auth.Request{
 		Method:        r.Method,
-		Path:          r.URL.EscapedPath(),
+		Path:          sentPath(r.URL),
 		RawQuery:      r.URL.RawQuery,
 		Authorization: authorization(r.Header),
 		// Several fields are joined, like Authorization's, so that they
@@ -326,7 +326,7 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 	if faultyFraming(r) {
 		return auth.Verdict{Code: auth.CodeInvalidFraming}
 	}
-	if changesOnTheWay(r) {
+	if changesOnTheWay(r) || unwritable(r) {
 		return auth.Verdict{Code: auth.CodeInvalidHeader}
 	}
 	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
@@ -345,6 +345,20 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 		v.Code = auth.CodeClientClosed // whatever failed, the client is gone
 	}
 	return v
+}
+
+// sentPath returns u's path as the client sent it. net/http keeps it in
+// RawPath when it is not the plain escaping of Path, but EscapedPath
+// re-escapes it when it is no valid escaping ("|", "{", a quote, "#", a
+// byte above 0x7E): deciding on that form would check, and forward,
+// another path than the client's. The decision reads the path sent, and
+// refuses such bytes (auth.CodeInvalidPath); a path it accepts is one
+// EscapedPath, and so the upstream request, keeps byte for byte.
+func sentPath(u *url.URL) string {
+	if u.RawPath != "" {
+		return u.RawPath
+	}
+	return u.EscapedPath() // the path sent: it needed no RawPath
 }
 
 // refuse answers a refused request.

@@ -13,7 +13,10 @@ package tokenapi
 //     caller; a rotation's successor ends at the latest when the caller
 //     does (lifetime_forbidden);
 //   - a token made (created or rotated) by a token gets no wider rate
-//     limit than its maker's effective one;
+//     limit than its maker's effective one, and a token activated by a
+//     token, which grants it afresh, must have none (limit_forbidden:
+//     rate limits are the operator's, so the activation is refused rather
+//     than the limit changed);
 //   - the token API's calls count against the caller's rate limit.
 
 import (

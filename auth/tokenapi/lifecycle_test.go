@@ -902,3 +902,46 @@ func TestActivationWithinLimit(t *testing.T) {
 		t.Errorf("activating a token limited within the caller's limit: %v", err)
 	}
 }
+
+// Activating grants a token afresh: like a token it creates or rotates,
+// a token it activates may have no wider rate limit than the caller's
+// (none, a higher rate or burst, a limit only shadowed). Rate limits are
+// the operator's, so the activation is refused rather than the limit
+// changed; one as strict passes.
+func TestActivationHeldToCallersLimit(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	ctx := context.Background()
+	slow := f.mint(t, CreateRequest{Name: "slow", RateLimit: 1, Burst: 2})
+	unlimited := f.mint(t, CreateRequest{Name: "unlimited"})
+	faster := f.mint(t, CreateRequest{Name: "faster", RateLimit: 100})
+	burstier := f.mint(t, CreateRequest{Name: "burstier", RateLimit: 1, Burst: 50})
+	shadowed := f.mint(t, CreateRequest{Name: "shadowed", RateLimit: 1, Burst: 2})
+	if _, err := f.admin.Update(ctx, shadowed.ID, UpdateRequest{RateShadow: ptr(true)}); err != nil {
+		t.Fatal(err)
+	}
+	stricter := f.mint(t, CreateRequest{Name: "stricter", RateLimit: 0.5, Burst: 1})
+	for _, tok := range []Token{unlimited, faster, burstier, shadowed, stricter} {
+		if _, err := f.admin.Update(ctx, tok.ID, UpdateRequest{Status: ptr("inactive")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tok := range []Token{unlimited, faster, burstier, shadowed} {
+		a := f.call(t, "PATCH", "/v1/tokens/"+tok.ID, slow.Token, `{"status":"active"}`)
+		mustRefuse(t, a, http.StatusForbidden, "limit_forbidden")
+		if got := f.stored(t, tok.ID); got.Status != auth.StatusInactive {
+			t.Errorf("%s: a refused activation changed the token: %+v", tok.Name, got)
+		}
+	}
+	if a := f.call(t, "PATCH", "/v1/tokens/"+stricter.ID, slow.Token, `{"status":"active"}`); a.status != http.StatusOK {
+		t.Errorf("activating a stricter token: HTTP %d %s", a.status, a.body)
+	}
+	// An unlimited caller may activate any of them.
+	if a := f.call(t, "PATCH", "/v1/tokens/"+faster.ID, unlimitedCaller(t, f).Token, `{"status":"active"}`); a.status != http.StatusOK {
+		t.Errorf("activation by an unlimited token: HTTP %d %s", a.status, a.body)
+	}
+}
+
+func unlimitedCaller(t *testing.T, f *lifeFixture) Token {
+	t.Helper()
+	return f.mint(t, CreateRequest{Name: "free"})
+}

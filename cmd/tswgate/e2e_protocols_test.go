@@ -252,3 +252,45 @@ func logFields(l map[string]any, labels map[string]string) map[string]any {
 	}
 	return out
 }
+
+// TestE2EH2TargetBytes: HTTP/2 carries bytes in :path that no HTTP/1.1
+// request line can (a space), or only as the start of a fragment ("#"),
+// and field values no HTTP/1.1 field can (white space at either end).
+// Written into the upstream's request, they would have the API read
+// another request than the one checked: such a request is refused with
+// its code, never passed on.
+func TestE2EH2TargetBytes(t *testing.T) {
+	up := MustStartUpstream(t, nil)
+	g := MustStartGateway(t, up.URL, "TSWGATE_H2C=true")
+	owner := g.MustCreateToken(t, 42, "owner", "owner")
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+	for _, tc := range []struct {
+		path, query string
+		code        auth.Code
+	}{
+		{"/v2/Instance", "ProjectId=42&x=a b", auth.CodeInvalidQuery},
+		{"/v2/Instance", "ProjectId=42 HTTP/1.1", auth.CodeInvalidQuery},
+		{"/v2/Instance", "ProjectId=42&x=#y", auth.CodeInvalidQuery},
+		{"/v2/Instance/1 2", "", auth.CodeInvalidPath},
+	} {
+		req := MustNewRequest(t, "GET", g.URL+"/", owner.Token, nil)
+		req.URL.Opaque, req.URL.RawQuery = tc.path, tc.query // sent as they are
+		before := up.Hits()
+		r := MustDo(t, h2, req)
+		MustBeRefused(t, r, tc.code)
+		if n := up.Hits() - before; n != 0 {
+			t.Errorf("%s?%s: the upstream received %d request(s)", tc.path, tc.query, n)
+		}
+	}
+	// A field value with white space at either end, which no HTTP/1.1
+	// field can hold: refused, not answered upstream_error.
+	req := MustNewRequest(t, "GET", g.URL+"/v2/Instance?ProjectId=42", owner.Token, nil)
+	req.Header["X-Client"] = []string{" padded "}
+	before := up.Hits()
+	MustBeRefused(t, MustDo(t, h2, req), auth.CodeInvalidHeader)
+	if n := up.Hits() - before; n != 0 {
+		t.Errorf("padded field: the upstream received %d request(s)", n)
+	}
+}
