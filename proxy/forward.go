@@ -80,7 +80,7 @@ func (h *Handler) outHeader(r *http.Request, st *reqState) http.Header {
 			out["Authorization"] = vs
 		}
 	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+	if ip := h.forwardedFor(r, st); ip != "" {
 		st.outVals[6] = ip
 		out["X-Forwarded-For"] = st.outVals[6:7:7]
 	}
@@ -102,6 +102,20 @@ func (h *Handler) outHeader(r *http.Request, st *reqState) http.Header {
 		h.assert(out, t, st)
 	}
 	return out
+}
+
+// forwardedFor is the client address the upstream is told: the one the
+// decision checked (through a trusted proxy, the address it forwarded),
+// else the connection's peer.
+func (h *Handler) forwardedFor(r *http.Request, st *reqState) string {
+	if len(h.trusted) > 0 && st.client.IsValid() {
+		return st.client.String()
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return ip
 }
 
 // notForwarded reports the client's fields that never go upstream: those

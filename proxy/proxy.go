@@ -234,7 +234,10 @@ func authorization(h http.Header) string {
 //     the others would be the client's say);
 //   - headers that make a framework take another method or URL than the
 //     one the decision read: X-HTTP-Method-Override, X-HTTP-Method,
-//     X-Method-Override, X-Original-Method, X-Original-URL, X-Rewrite-URL.
+//     X-Method-Override, X-Original-Method, X-Original-URL, X-Rewrite-URL;
+//   - headers that name a client address other than the one the decision
+//     checked (X-Real-IP, True-Client-IP, CF-Connecting-IP, ...): the
+//     gateway's X-Forwarded-For says who the client is.
 func droppedHeader(k string) bool {
 	if len(k) < 6 {
 		return false
@@ -250,7 +253,19 @@ func droppedHeader(k string) bool {
 			return true
 		}
 	}
+	for _, name := range addressHeaders {
+		if foldsTo(k, name) {
+			return true
+		}
+	}
 	return false
+}
+
+// addressHeaders are headers that proxies, CDNs and frameworks read as the
+// client's address, lower case.
+var addressHeaders = [...]string{
+	"x-real-ip", "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip",
+	"fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for", "x-envoy-external-address",
 }
 
 // overrideHeaders are headers that frameworks read as the request's "real"

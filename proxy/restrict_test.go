@@ -76,3 +76,42 @@ func TestDecisionGetsClientAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamLearnsTheCheckedClientAddr: X-Forwarded-For upstream is the
+// client address the decision used (through a trusted proxy, the address
+// it forwards, not the proxy's), and no client-supplied header naming a
+// client address reaches the upstream in any spelling.
+func TestUpstreamLearnsTheCheckedClientAddr(t *testing.T) {
+	up, got := newUpstream(t)
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"untrusted peer", nil, "127.0.0.1"},
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9"},
+	} {
+		gw := newHandler(t, deciderFunc(allow), up.URL, Options{TrustedProxies: tc.trusted})
+		req, _ := http.NewRequest("GET", gw.URL+"/v2/Invoice", nil)
+		req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+		for _, k := range []string{"X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP",
+			"Fastly-Client-IP", "X-Cluster-Client-IP", "Client-IP", "X-Original-Forwarded-For"} {
+			req.Header.Set(k, "6.6.6.6")
+		}
+		req.Header["X_real_ip"] = []string{"6.6.6.6"}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		s := <-got
+		if vs := s.header.Values("X-Forwarded-For"); len(vs) != 1 || vs[0] != tc.want {
+			t.Errorf("%s: upstream X-Forwarded-For = %q, want %q", tc.name, vs, tc.want)
+		}
+		for k, v := range s.header {
+			if strings.Contains(strings.Join(v, ","), "6.6.6.6") {
+				t.Errorf("%s: client address header %s = %q reached the upstream", tc.name, k, v)
+			}
+		}
+	}
+}
