@@ -1,0 +1,83 @@
+package main
+
+import (
+	"crypto/tls"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/identity"
+	"github.com/tswgate/tswgate/proxy"
+)
+
+// TestE2EForgedIdentityHeadersOnEveryProtocol: a client's own
+// X-Tsw-Assertion (and the other X-Tsw-* identity headers), under any
+// spelling an upstream might normalise, never reaches the upstream, on
+// each way into the gateway: HTTP/1.1 in clear on the fast path and
+// through net/http, h2c, and HTTPS with HTTP/1.1 and HTTP/2. The one
+// assertion the upstream gets is the gateway's, for the verified token.
+func TestE2EForgedIdentityHeadersOnEveryProtocol(t *testing.T) {
+	certPath, keyPath, pool := writeCert(t)
+	up := MustStartUpstream(t, nil)
+	plain := MustStartGateway(t, up.URL, "TSWGATE_H2C=true")
+	slow := MustStartGateway(t, up.URL, "TSWGATE_FAST_PATH=false")
+	tlsGW := MustStartGateway(t, up.URL, "TSWGATE_TLS_CERT_FILE="+certPath, "TSWGATE_TLS_KEY_FILE="+keyPath)
+
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	tlsH2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	tlsH1 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool},
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+	for _, c := range []struct {
+		name, proto string
+		g           *testGateway
+		base        string
+		rt          http.RoundTripper
+	}{
+		{"HTTP/1.1 fast path", "HTTP/1.1", plain, plain.URL, &http.Transport{}},
+		{"HTTP/1.1 net/http", "HTTP/1.1", slow, slow.URL, &http.Transport{}},
+		{"h2c", "HTTP/2.0", plain, plain.URL, h2c},
+		{"HTTPS HTTP/1.1", "HTTP/1.1", tlsGW, "https://" + tlsGW.Addr("public"), tlsH1},
+		{"HTTPS HTTP/2", "HTTP/2.0", tlsGW, "https://" + tlsGW.Addr("public"), tlsH2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok := c.g.MustCreateToken(t, testProject, "accounting", "acct")
+			client := &http.Client{Transport: c.rt, Timeout: 10 * time.Second}
+			resp := MustDo(t, client, MustNewRequest(t, "GET", c.base+"/.well-known/jwks.json", "", nil))
+			keys, err := identity.ParseJWKS(resp.Body)
+			if err != nil {
+				t.Fatalf("JWKS: %v", err)
+			}
+			req := MustNewRequest(t, "GET", c.base+"/v2/Invoice", tok.Token, nil)
+			for _, k := range []string{"X-Tsw-Assertion", "x-tsw-assertion", "X_Tsw_Assertion", "X-TSW-ASSERTION",
+				"X-Tsw-Token-Id", "X-Tsw-Project-Id", "X-Tsw-Token-Role"} {
+				req.Header[k] = []string{"forged", "forged-again"}
+			}
+			got, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Body.Close()
+			if got.Proto != c.proto || got.StatusCode != http.StatusOK {
+				t.Fatalf("%s %s", got.Proto, got.Status)
+			}
+			last := up.MustLast(t)
+			for k, vs := range last.Header {
+				for _, v := range vs {
+					if strings.Contains(v, "forged") {
+						t.Errorf("the upstream got the client's %s: %q", k, v)
+					}
+				}
+			}
+			vs := last.Header.Values(proxy.HeaderAssertion)
+			if len(vs) != 1 {
+				t.Fatalf("the upstream got %d assertions", len(vs))
+			}
+			claims, err := identity.Verify(vs[0], keys, "tswgate", up.URL, time.Now(), 5*time.Second)
+			if err != nil || claims.Subject != tok.ID || claims.ProjectID != testProject || claims.Role != "accounting" {
+				t.Fatalf("assertion %+v, %v", claims, err)
+			}
+		})
+	}
+}
