@@ -81,3 +81,50 @@ func TestE2EForgedIdentityHeadersOnEveryProtocol(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EHTTP2HeaderLimit: TSWGATE_MAX_HEADER_BYTES bounds a request's
+// header block over HTTP/2 (h2c and HTTPS) as over HTTP/1.1; a larger
+// block is refused and never reaches the upstream.
+func TestE2EHTTP2HeaderLimit(t *testing.T) {
+	certPath, keyPath, pool := writeCert(t)
+	up := MustStartUpstream(t, nil)
+	plain := MustStartGateway(t, up.URL, "TSWGATE_H2C=true", "TSWGATE_MAX_HEADER_BYTES=8192")
+	tlsGW := MustStartGateway(t, up.URL, "TSWGATE_TLS_CERT_FILE="+certPath, "TSWGATE_TLS_KEY_FILE="+keyPath,
+		"TSWGATE_MAX_HEADER_BYTES=8192")
+	h2c := &http.Transport{Protocols: new(http.Protocols)}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	tlsH2 := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
+	for name, c := range map[string]struct {
+		g    *testGateway
+		base string
+		rt   http.RoundTripper
+	}{
+		"h2c":          {plain, plain.URL, h2c},
+		"HTTPS HTTP/2": {tlsGW, "https://" + tlsGW.Addr("public"), tlsH2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok := c.g.MustCreateToken(t, testProject, "owner", "big-header")
+			client := &http.Client{Transport: c.rt, Timeout: 10 * time.Second}
+			before := up.Hits()
+			req := MustNewRequest(t, "GET", c.base+"/v2/Instance", tok.Token, nil)
+			req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))
+			// The server refuses it, not the client (which would check the
+			// server's advertised SETTINGS_MAX_HEADER_LIST_SIZE).
+			resp, err := client.Do(req)
+			switch {
+			case err != nil && !strings.Contains(err.Error(), "server sent GOAWAY"):
+				t.Errorf("a 64 KiB header over %s: %v, want the server's 431 or GOAWAY", name, err)
+			case err == nil:
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+					t.Errorf("a 64 KiB header over %s: %s %s, want 431 or GOAWAY", name, resp.Proto, resp.Status)
+				}
+			}
+			if up.Hits() != before {
+				t.Errorf("the upstream got the request with a 64 KiB header")
+			}
+			// A request within the limit still works on a new connection.
+			MustBeProxied(t, MustDo(t, client, MustNewRequest(t, "GET", c.base+"/v2/Instance", tok.Token, nil)))
+		})
+	}
+}
