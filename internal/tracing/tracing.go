@@ -87,7 +87,7 @@ func (t *Tracing) Shutdown(ctx context.Context) error { return t.provider.Shutdo
 // recorded).
 func (t *Tracing) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, span := t.tracer.Start(t.parent(r), r.Method, t.serverSpan(r)...)
+		ctx, span := t.tracer.Start(t.parent(r), spanName(r.Method), t.serverSpan(r)...)
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
@@ -115,7 +115,7 @@ func (t *Tracing) parent(r *http.Request) context.Context {
 // span, if it sent a valid one.
 func (t *Tracing) serverSpan(r *http.Request) []trace.SpanStartOption {
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.EscapedPath()))}
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(knownMethod(r.Method)), semconv.URLPath(r.URL.EscapedPath()))}
 	if t.trustedPeer(r) {
 		return opts
 	}
@@ -145,6 +145,27 @@ func (t *Tracing) trustedPeer(r *http.Request) bool {
 	return false
 }
 
+// knownMethod returns method if it is one of HTTP's (RFC 9110, PATCH),
+// else "_OTHER": a client's method is not to become an unbounded set of
+// attribute values (OpenTelemetry's HTTP conventions).
+func knownMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "_OTHER"
+}
+
+// spanName is the name of a request's span: its method if known, else
+// "HTTP".
+func spanName(method string) string {
+	if m := knownMethod(method); m != "_OTHER" {
+		return m
+	}
+	return "HTTP"
+}
+
 // statusWriter records the status of an answer.
 type statusWriter struct {
 	http.ResponseWriter
@@ -170,7 +191,7 @@ type roundTripper struct {
 }
 
 func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	ctx, span := rt.t.tracer.Start(r.Context(), "upstream "+r.Method, trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := rt.t.tracer.Start(r.Context(), "upstream "+spanName(r.Method), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.ServerAddress(r.URL.Host)))
 	defer span.End()
 	r.Header.Del("Tracestate") // the client's, for another trace's vendors

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -122,5 +123,29 @@ func TestClientTraceparentTrust(t *testing.T) {
 				t.Errorf("upstream traceparent %q", upTP)
 			}
 		})
+	}
+}
+
+// TestUnknownMethodNotInSpanNames: a client's made-up method becomes
+// neither a span name nor an attribute value (an unbounded set in the
+// trace backend): it is "_OTHER", as OpenTelemetry's HTTP conventions
+// say, and the span is named "HTTP".
+func TestUnknownMethodNotInSpanNames(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(sdktrace.NewSimpleSpanProcessor(exp), Options{SampleRatio: 1})
+	h := tr.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	method := "FROBNICATE" + strings.Repeat("X", 100)
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "/v2/Instance", nil))
+	spans := exp.GetSpans().Snapshots()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	if spans[0].Name() != "HTTP" {
+		t.Errorf("span name %q, want HTTP", spans[0].Name())
+	}
+	for _, a := range spans[0].Attributes() {
+		if strings.Contains(a.Value.Emit(), "FROBNICATE") {
+			t.Errorf("attribute %s = %q", a.Key, a.Value.Emit())
+		}
 	}
 }
