@@ -2,10 +2,15 @@ package main
 
 import (
 	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/tswgate/tswgate/identity"
 	"github.com/tswgate/tswgate/proxy"
@@ -125,6 +130,58 @@ func TestE2EHTTP2HeaderLimit(t *testing.T) {
 			}
 			// A request within the limit still works on a new connection.
 			MustBeProxied(t, MustDo(t, client, MustNewRequest(t, "GET", c.base+"/v2/Instance", tok.Token, nil)))
+		})
+	}
+}
+
+// TestE2EHTTP2Settings: the public listener's HTTP/2 (over TLS and h2c)
+// advertises the limits docs/edge.md names: 250 concurrent streams per
+// connection and a header list bounded near TSWGATE_MAX_HEADER_BYTES.
+func TestE2EHTTP2Settings(t *testing.T) {
+	certPath, keyPath, pool := writeCert(t)
+	up := MustStartUpstream(t, nil)
+	plain := MustStartGateway(t, up.URL, "TSWGATE_H2C=true", "TSWGATE_MAX_HEADER_BYTES=8192")
+	tlsGW := MustStartGateway(t, up.URL, "TSWGATE_TLS_CERT_FILE="+certPath, "TSWGATE_TLS_KEY_FILE="+keyPath,
+		"TSWGATE_MAX_HEADER_BYTES=8192")
+	dial := map[string]func() (net.Conn, error){
+		"h2c": func() (net.Conn, error) { return net.Dial("tcp", plain.Addr("public")) },
+		"HTTPS": func() (net.Conn, error) {
+			c, err := tls.Dial("tcp", tlsGW.Addr("public"), &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+			if err == nil && c.ConnectionState().NegotiatedProtocol != "h2" {
+				err = fmt.Errorf("ALPN chose %q", c.ConnectionState().NegotiatedProtocol)
+			}
+			return c, err
+		},
+	}
+	for name, d := range dial {
+		t.Run(name, func(t *testing.T) {
+			conn, err := d()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+				t.Fatal(err)
+			}
+			fr := http2.NewFramer(conn, conn)
+			if err := fr.WriteSettings(); err != nil {
+				t.Fatal(err)
+			}
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sf, ok := f.(*http2.SettingsFrame)
+			if !ok {
+				t.Fatalf("first frame %v, want SETTINGS", f)
+			}
+			if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != 250 {
+				t.Errorf("MAX_CONCURRENT_STREAMS %d (sent %v), want 250", v, ok)
+			}
+			if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v < 8192 || v > 2*8192+4096 {
+				t.Errorf("MAX_HEADER_LIST_SIZE %d (sent %v), want about TSWGATE_MAX_HEADER_BYTES (8192)", v, ok)
+			}
 		})
 	}
 }
