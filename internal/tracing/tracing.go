@@ -87,7 +87,8 @@ func (t *Tracing) Shutdown(ctx context.Context) error { return t.provider.Shutdo
 // recorded).
 func (t *Tracing) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, span := t.tracer.Start(t.parent(r), spanName(r.Method), t.serverSpan(r)...)
+		trusted := t.trustedPeer(r)
+		ctx, span := t.tracer.Start(t.parent(r, trusted), spanName(r.Method), t.serverSpan(r, trusted)...)
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
@@ -103,8 +104,8 @@ func (t *Tracing) Handler(next http.Handler) http.Handler {
 
 // parent returns r's context with the client's span as parent when the
 // peer is a trusted proxy.
-func (t *Tracing) parent(r *http.Request) context.Context {
-	if t.trustedPeer(r) {
+func (t *Tracing) parent(r *http.Request, trusted bool) context.Context {
+	if trusted {
 		return t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	}
 	return r.Context()
@@ -113,10 +114,10 @@ func (t *Tracing) parent(r *http.Request) context.Context {
 // serverSpan returns the options of r's server span: its kind and
 // attributes, and for an untrusted peer a new root linking the client's
 // span, if it sent a valid one.
-func (t *Tracing) serverSpan(r *http.Request) []trace.SpanStartOption {
+func (t *Tracing) serverSpan(r *http.Request, trusted bool) []trace.SpanStartOption {
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(knownMethod(r.Method)), semconv.URLPath(r.URL.EscapedPath()))}
-	if t.trustedPeer(r) {
+	if trusted {
 		return opts
 	}
 	opts = append(opts, trace.WithNewRoot())
