@@ -486,7 +486,7 @@ var settings = []setting{
 		checkInt(1, 1_000_000, "")),
 	field(listKind, "TSWGATE_TRUSTED_PROXIES", nil, func(c *Config) *[]string { return &c.TrustedProxies },
 		"CIDR ranges (comma-separated) of the load balancers in front of tswgate: from them X-Forwarded-For names the client "+
-			"address (the right-most address not in these ranges). Empty: the connection's address is the client.",
+			"address (the right-most address not in these ranges), and their traceparent is continued. Empty: the connection's address is the client.",
 		checkCIDRs),
 
 	field(wordKind, "TSWGATE_LOG_LEVEL", "info", func(c *Config) *string { return &c.LogLevel },
@@ -609,7 +609,8 @@ var settings = []setting{
 			}
 		}),
 	field(floatKind, "TSWGATE_TRACE_SAMPLE_RATIO", 0.1, func(c *Config) *float64 { return &c.TraceSampleRatio },
-		"Share of requests traced (0 to 1) when TSWGATE_OTLP_ENDPOINT is set; a request whose traceparent says sampled is always traced.",
+		"Share of requests traced (0 to 1) when TSWGATE_OTLP_ENDPOINT is set; a traceparent from TSWGATE_TRUSTED_PROXIES decides for its "+
+			"request, one from another peer is only linked.",
 		func(c *Config, v float64, bad problem) {
 			if v < 0 || v > 1 {
 				bad("%g is not between 0 and 1; use e.g. 0.1", v)

@@ -26,7 +26,7 @@ type Claims struct {
 
 // Verify checks an assertion as an API would: ES256 only, signed by a key
 // of keys (by kid), issued by issuer for audience, and valid at now (with
-// leeway for clock skew). It is the reference for docs/identity.md.
+// leeway for clock skew). It is the reference for docs/edge.md.
 func Verify(token string, keys map[string]*ecdsa.PublicKey, issuer, audience string, now time.Time, leeway time.Duration) (*Claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {

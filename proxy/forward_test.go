@@ -258,6 +258,13 @@ func TestFramingWatch(t *testing.T) {
 		{"POST / HTTP/1.1\r\nX-A: HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\nx HTTP/1.1\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"POST / HTTP/1.1\r\nX-Via: gw HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		// HTTP/2's preface (h2c): the rest is frames, any bytes at all.
+		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x10\x00\x01POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		// Not the preface: "PRI * HTTP/2.0" with fields is a request net/http reads as HTTP/1.
+		{"PRI * HTTP/2.0\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"PRI * HTTP/2.0\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		// Not at the start of the connection.
+		{"GET / HTTP/1.1\r\n\r\nPRI * HTTP/2.0\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 	} {
 		for split := 0; split <= len(tc.in); split++ {
 			c := &framingConn{}

@@ -82,11 +82,23 @@ type framingConn struct {
 	block   bool // inside a header block
 	http10  bool // of an HTTP/1.0 request
 	te, cl  bool // with Transfer-Encoding, Content-Length
+	lines   int  // lines ended so far, counted up to 2
+	pri     bool // the first line was http2Preface's
+	http2   bool // the connection opened with HTTP/2's preface (h2c)
 }
+
+// http2Preface is the first line of an HTTP/2 connection with prior
+// knowledge (RFC 9113 §3.4), an empty line follows. Such a connection has
+// no HTTP/1 framing to read two ways, and its DATA frames (several
+// clients' streams, when a balancer multiplexes them) may hold any bytes:
+// it is not watched further. The same line followed by fields is a
+// request that net/http reads as HTTP/1 and is watched as one; without
+// fields but served as HTTP/1, net/http closes the connection after it.
+const http2Preface = "PRI * HTTP/2.0\r"
 
 func (c *framingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.faulty.Load() {
+	if n > 0 && !c.http2 && !c.faulty.Load() {
 		c.watch(p[:n])
 	}
 	return n, err
@@ -105,7 +117,7 @@ func (c *framingConn) CloseWrite() error {
 
 // watch feeds received bytes to the line watch.
 func (c *framingConn) watch(b []byte) {
-	for len(b) > 0 {
+	for len(b) > 0 && !c.http2 {
 		i := bytes.IndexByte(b, '\n')
 		if i < 0 {
 			c.add(b)
@@ -136,6 +148,15 @@ func (c *framingConn) endLine() {
 	head, tail := c.head[:c.headLen], bytes.TrimSuffix(c.tail[:c.tailLen], []byte("\r"))
 	cut := c.headLen == len(c.head)
 	c.headLen, c.tailLen = 0, 0
+	if c.lines < 2 {
+		c.lines++
+		if c.lines == 1 {
+			c.pri = string(head) == http2Preface
+		} else if c.pri && (len(head) == 0 || len(head) == 1 && head[0] == '\r') {
+			c.http2 = true
+			return
+		}
+	}
 	switch {
 	case len(head) == 0 || len(head) == 1 && head[0] == '\r':
 		// The end of a header block.
@@ -143,15 +164,16 @@ func (c *framingConn) endLine() {
 			c.faulty.Store(true)
 		}
 		c.block, c.te, c.cl = false, false, false
-	case requestLineEnd(tail):
-		// A request line, or inside a header block a field whose value
-		// ends like one: that starts no new block (its fields would be
-		// forgotten, though net/http reads them with the rest), and
-		// counts as HTTP/1.0 if it says so, to err on refusing.
+	case requestLineEnd(tail) || bytes.HasSuffix(tail, []byte(" HTTP/2.0")):
+		// A request line (net/http reads "PRI * HTTP/2.0" with fields as
+		// HTTP/1), or inside a header block a field whose value ends like
+		// one: that starts no new block (its fields would be forgotten,
+		// though net/http reads them with the rest), and counts as
+		// HTTP/1.0 if it says so, to err on refusing.
 		if !c.block {
 			c.block, c.te, c.cl, c.http10 = true, false, false, false
 		}
-		c.http10 = c.http10 || tail[len(tail)-1] == '0'
+		c.http10 = c.http10 || bytes.HasSuffix(tail, []byte(" HTTP/1.0"))
 		c.field(head, cut)
 	case c.block:
 		c.field(head, cut)

@@ -64,15 +64,15 @@ func (rc *otlpReceiver) trace(traceID string) map[string]*tracepb.Span {
 	return byName
 }
 
-// TestE2ETracing: with a collector configured, a request continues the
-// client's trace: a server span, child spans for the decision, the store
+// TestE2ETracing: with a collector configured, a request from a trusted
+// proxy continues its trace: a server span, child spans for the decision, the store
 // read and the limiter's lease beneath it, and the upstream call, whose
 // traceparent the API receives; the access log names the trace.
 func TestE2ETracing(t *testing.T) {
 	rc := startOTLPReceiver(t)
 	srv := redistest.Start(t)
 	up := MustStartUpstream(t, nil)
-	g := MustStartGateway(t, up.URL, redisEnv(srv, "TSWGATE_OTLP_ENDPOINT="+rc.URL, "TSWGATE_TRACE_SAMPLE_RATIO=0",
+	g := MustStartGateway(t, up.URL, redisEnv(srv, "TSWGATE_OTLP_ENDPOINT="+rc.URL, "TSWGATE_TRACE_SAMPLE_RATIO=0", "TSWGATE_TRUSTED_PROXIES=127.0.0.0/8,::1/128",
 		"TSWGATE_RATE_OWNER=1000")...)
 	owner := g.MustCreateToken(t, testProject, "owner", "traced")
 

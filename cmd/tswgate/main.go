@@ -98,6 +98,9 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	if *check {
+		if err := gateway.CheckFiles(cfg); err != nil {
+			return fmt.Errorf("configuration:\n%w", err)
+		}
 		fmt.Fprintln(stdout, "configuration is valid")
 		return nil
 	}

@@ -66,7 +66,12 @@ func (g *Gateway) newTracing(ctx context.Context) error {
 	if g.cfg.OTLPEndpoint == "" {
 		return nil
 	}
-	t, err := tracing.New(ctx, tracing.Options{Endpoint: g.cfg.OTLPEndpoint, SampleRatio: g.cfg.TraceSampleRatio})
+	trusted, err := trustedProxies(g.cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	t, err := tracing.New(ctx, tracing.Options{Endpoint: g.cfg.OTLPEndpoint, SampleRatio: g.cfg.TraceSampleRatio,
+		TrustedProxies: trusted})
 	if err != nil {
 		return fmt.Errorf("TSWGATE_OTLP_ENDPOINT: %w", err)
 	}

@@ -103,6 +103,9 @@ func Start(ctx context.Context, cfg config.Config, opts StartOptions) (_ *Gatewa
 			g.closeAll() // whatever was opened before the failure
 		}
 	}()
+	if err := CheckFiles(cfg); err != nil {
+		return nil, err
+	}
 	upstream := opts.Upstream
 	if upstream == nil {
 		if upstream, err = cfg.Upstream(); err != nil {

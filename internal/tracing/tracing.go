@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -36,6 +37,11 @@ type Options struct {
 	SampleRatio float64
 	// Version is the service.version resource attribute.
 	Version string
+	// TrustedProxies are the peers whose traceparent is continued (as
+	// their X-Forwarded-For is believed). Another peer's request starts a
+	// trace of its own, sampled by SampleRatio, with a link to the
+	// client's span.
+	TrustedProxies []netip.Prefix
 }
 
 // Tracing is a tracer provider exporting to a collector, and the wrappers
@@ -44,6 +50,7 @@ type Tracing struct {
 	provider *sdktrace.TracerProvider
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
+	trusted  []netip.Prefix
 }
 
 // New starts exporting to opts.Endpoint. Shutdown flushes and stops it.
@@ -55,25 +62,33 @@ func New(ctx context.Context, opts Options) (*Tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
+	return newTracing(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(time.Second)), opts), nil
+}
+
+// newTracing returns a Tracing whose spans go to sp.
+func newTracing(sp sdktrace.SpanProcessor, opts Options) *Tracing {
 	res := resource.NewSchemaless(semconv.ServiceName("tswgate"), semconv.ServiceVersion(opts.Version))
 	p := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(time.Second)),
+		sdktrace.WithSpanProcessor(sp),
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(opts.SampleRatio))),
 	)
-	return &Tracing{provider: p, tracer: p.Tracer("github.com/tswgate/tswgate"), prop: propagation.TraceContext{}}, nil
+	return &Tracing{provider: p, tracer: p.Tracer("github.com/tswgate/tswgate"), prop: propagation.TraceContext{},
+		trusted: opts.TrustedProxies}
 }
 
 // Shutdown exports what is buffered and stops.
 func (t *Tracing) Shutdown(ctx context.Context) error { return t.provider.Shutdown(ctx) }
 
-// Handler starts the server span of each request (a child of the
-// client's traceparent, if any) around next.
+// Handler starts the server span of each request around next: a child
+// of the traceparent of a trusted proxy, else the root of a trace of its
+// own that links the client's span (a client on the internet decides
+// neither the trace the gateway's spans join nor whether they are
+// recorded).
 func (t *Tracing) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.EscapedPath())))
+		trusted := t.trustedPeer(r)
+		ctx, span := t.tracer.Start(t.parent(r, trusted), spanName(r.Method), t.serverSpan(r, trusted)...)
 		defer span.End()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r.WithContext(ctx))
@@ -85,6 +100,71 @@ func (t *Tracing) Handler(next http.Handler) http.Handler {
 			span.SetStatus(codes.Error, http.StatusText(sw.status))
 		}
 	})
+}
+
+// parent returns r's context with the client's span as parent when the
+// peer is a trusted proxy.
+func (t *Tracing) parent(r *http.Request, trusted bool) context.Context {
+	if trusted {
+		return t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	}
+	return r.Context()
+}
+
+// serverSpan returns the options of r's server span: its kind and
+// attributes, and for an untrusted peer a new root linking the client's
+// span, if it sent a valid one.
+func (t *Tracing) serverSpan(r *http.Request, trusted bool) []trace.SpanStartOption {
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(knownMethod(r.Method)), semconv.URLPath(r.URL.EscapedPath()))}
+	if trusted {
+		return opts
+	}
+	opts = append(opts, trace.WithNewRoot())
+	remote := trace.SpanContextFromContext(t.prop.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
+	if remote.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote}))
+	}
+	return opts
+}
+
+// trustedPeer reports whether r's connection comes from a trusted proxy.
+func (t *Tracing) trustedPeer(r *http.Request) bool {
+	if len(t.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range t.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// knownMethod returns method if it is one of HTTP's (RFC 9110, PATCH),
+// else "_OTHER": a client's method is not to become an unbounded set of
+// attribute values (OpenTelemetry's HTTP conventions).
+func knownMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "_OTHER"
+}
+
+// spanName is the name of a request's span: its method if known, else
+// "HTTP".
+func spanName(method string) string {
+	if m := knownMethod(method); m != "_OTHER" {
+		return m
+	}
+	return "HTTP"
 }
 
 // statusWriter records the status of an answer.
@@ -112,7 +192,7 @@ type roundTripper struct {
 }
 
 func (rt roundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	ctx, span := rt.t.tracer.Start(r.Context(), "upstream "+r.Method, trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := rt.t.tracer.Start(r.Context(), "upstream "+spanName(r.Method), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.ServerAddress(r.URL.Host)))
 	defer span.End()
 	r.Header.Del("Tracestate") // the client's, for another trace's vendors
