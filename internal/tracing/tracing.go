@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -58,11 +59,22 @@ func New(ctx context.Context, opts Options) (*Tracing, error) {
 	if opts.Endpoint == "" {
 		return nil, errors.New("tracing: no endpoint")
 	}
-	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(opts.Endpoint+"/v1/traces"))
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(tracesURL(opts.Endpoint)))
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	return newTracing(sdktrace.NewBatchSpanProcessor(exp, sdktrace.WithBatchTimeout(time.Second)), opts), nil
+}
+
+// tracesURL is the collector's traces endpoint for its base URL: base
+// plus /v1/traces, without doubling a trailing slash or a /v1/traces
+// already given.
+func tracesURL(base string) string {
+	base = strings.TrimRight(base, "/")
+	if strings.HasSuffix(base, "/v1/traces") {
+		return base
+	}
+	return base + "/v1/traces"
 }
 
 // newTracing returns a Tracing whose spans go to sp.
