@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,4 +203,34 @@ func TestSelfSignedServesLocalhost(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// A certificate that is not valid now is served (the files are the
+// operator's) but logged as a warning, at start and on a reload.
+func TestCertificateNotValidNowWarned(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, _ := writePair(t, dir, "gw.test")
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	clk := &clock{now: time.Now()}
+	cf, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath, Interval: time.Second, Now: clk.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "not valid now") {
+		t.Fatalf("a valid certificate was warned about:\n%s", logs.String())
+	}
+	clk.Add(2 * time.Hour) // past the pair's NotAfter
+	writePair(t, dir, "gw.test")
+	cf.Reload()
+	if !strings.Contains(logs.String(), "TLS certificate is not valid now") {
+		t.Fatalf("no warning for a reloaded certificate past its NotAfter:\n%s", logs.String())
+	}
+	logs.Reset()
+	if _, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath, Now: clk.Now, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "TSWGATE_TLS_CERT_FILE") {
+		t.Fatalf("no warning at start for an expired certificate:\n%s", logs.String())
+	}
 }

@@ -62,6 +62,7 @@ func NewCertFiles(opts CertFilesOptions) (*CertFiles, error) {
 		return nil, err
 	}
 	c.cert, c.stamp, c.checked = cert, stamp, c.now()
+	c.warnIfNotValid(cert)
 	return c, nil
 }
 
@@ -100,6 +101,17 @@ func (c *CertFiles) reloadLocked() {
 	}
 	c.cert, c.stamp = cert, stamp
 	c.log.Info("TLS certificate reloaded", "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
+	c.warnIfNotValid(cert)
+}
+
+// warnIfNotValid logs a warning when cert is not valid now (expired, or
+// not yet valid): clients will refuse it, so the files need renewing.
+func (c *CertFiles) warnIfNotValid(cert *tls.Certificate) {
+	now := c.now()
+	if leaf := cert.Leaf; now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		c.log.Warn("TLS certificate is not valid now: clients will refuse it; renew the files of TSWGATE_TLS_CERT_FILE and TSWGATE_TLS_KEY_FILE",
+			"subject", leaf.Subject.String(), "not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
+	}
 }
 
 func (c *CertFiles) stamps() ([2]fileStamp, error) {
