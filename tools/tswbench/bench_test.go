@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -380,6 +381,40 @@ func TestServeFloor(t *testing.T) {
 		body, err := io.ReadAll(resp.Body)
 		if err != nil || resp.StatusCode != http.StatusTooManyRequests || string(body) != floorBody {
 			t.Fatalf("answer %d: %d %q %v", i, resp.StatusCode, body, err)
+		}
+	}
+}
+
+// The relaying Go floor carries keep-alive requests to the upstream and
+// its answers back, unchanged.
+func TestRelayFloor(t *testing.T) {
+	up := httptest.NewServer(upstreamHandler())
+	defer up.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go relayFloor(c, up.Listener.Addr().String())
+		}
+	}()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		resp, err := client.Get("http://" + ln.Addr().String() + benchPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"success":true`) {
+			t.Fatalf("request %d: %d %q %v", i, resp.StatusCode, body, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 )
@@ -25,20 +26,30 @@ var floorAnswer = []byte("HTTP/1.1 429 Too Many Requests\r\n" +
 	"Date: Thu, 01 Jan 2026 00:00:00 GMT\r\n" +
 	"\r\n" + floorBody)
 
-// runFloor is the hidden subcommand "floor -addr ADDR": the least a Go
-// server can do per request of the flood. It parses no HTTP: it reads
-// until the end of each request head and writes the canned refusal, one
-// goroutine per connection on the standard net package. Its CPU time per
-// request is the floor of any Go front end on this machine, beside
-// nginx's.
+// runFloor is the hidden subcommand "floor -addr ADDR [-relay UPSTREAM]":
+// the least a Go server can do per request, on the standard net package
+// with a goroutine per connection. It parses no HTTP. Without -relay it
+// reads until the end of each request head and writes the canned
+// refusal (the floor of the flood); with -relay it pairs each client
+// connection with its own upstream connection and copies bytes both ways
+// (the floor of proxying a valid request). Its CPU time per request is the
+// floor of any Go front end on this machine, beside nginx's.
 func runFloor(args []string) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "loopback `address` to listen on")
+	relay := fs.String("relay", "", "upstream `host:port` (loopback) to relay to, instead of refusing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := checkLoopbackAddr(*addr); err != nil {
 		return fmt.Errorf("-addr: %w", err)
+	}
+	serve := serveFloor
+	if *relay != "" {
+		if err := checkLoopbackAddr(*relay); err != nil {
+			return fmt.Errorf("-relay: %w", err)
+		}
+		serve = func(c net.Conn) { relayFloor(c, *relay) }
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -54,8 +65,28 @@ func runFloor(args []string) error {
 			}
 			return err
 		}
-		go serveFloor(c)
+		go serve(c)
 	}
+}
+
+// relayFloor copies bytes between c and a new connection to upstream,
+// both ways, until either side ends.
+func relayFloor(c net.Conn, upstream string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", upstream)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(c, up)
+		c.Close()
+		close(done)
+	}()
+	_, _ = io.Copy(up, c)
+	up.Close()
+	<-done
 }
 
 // serveFloor answers every request head on c with floorAnswer until c

@@ -29,9 +29,11 @@
 // exit status is 1 when the benchmark failed or saw errors, 2 for a usage
 // mistake.
 //
-// The flood also runs against a Go floor: a server on the standard net
-// package that parses no HTTP and writes a canned refusal of the same
-// size for each request head, the least any Go front end does.
+// With -ref, two Go floors join too, servers on the standard net package
+// that parse no HTTP: a TCP relay to the upstream (a connection to it per
+// client connection) among the targets of valid requests, and, for the
+// flood, a server writing a canned refusal of tswgate's size for each
+// request head: the least any Go front end does.
 //
 // The subcommands upstream, bareproxy, floor and load are tswbench's own child
 // processes, not meant to be run by hand.
@@ -407,17 +409,30 @@ func (b *bench) startServers(ctx context.Context, gateBin string) (*stand, error
 		}
 		st.servers = append(st.servers, refs...)
 		st.targets = append(st.targets, targets...)
-		if st.floor, err = b.startFloor(ctx); err != nil {
+		if st.floor, err = b.startFloor(ctx, ""); err != nil {
 			return nil, err
 		}
-		st.servers = append(st.servers, st.floor.child)
+		relay, err := b.startFloor(ctx, upAddr)
+		if err != nil {
+			return nil, err
+		}
+		st.servers = append(st.servers, st.floor.child, relay.child)
+		st.targets = append(st.targets, *relay)
 	}
 	return st, nil
 }
 
-// startFloor starts the Go floor on CPU 0.
-func (b *bench) startFloor(ctx context.Context) (*target, error) {
-	fl, err := b.startServer("floor", b.self, "floor", "-addr", "127.0.0.1:0")
+// startFloor starts a Go floor on CPU 0: with relay (the upstream's
+// host:port), the TCP relay a valid request goes through; without, the
+// canned refusal the flood gets.
+func (b *bench) startFloor(ctx context.Context, relay string) (*target, error) {
+	argv := []string{b.self, "floor", "-addr", "127.0.0.1:0"}
+	name, auth := "Go floor (no HTTP parsing, canned refusal)", true
+	if relay != "" {
+		argv = append(argv, "-relay", relay)
+		name, auth = "Go floor (TCP relay, no HTTP parsing)", false
+	}
+	fl, err := b.startServer("floor", argv...)
 	if err != nil {
 		return nil, err
 	}
@@ -425,11 +440,8 @@ func (b *bench) startFloor(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{name: floorName, url: "http://" + addr + benchPath, auth: true, child: fl}, nil
+	return &target{name: name, url: "http://" + addr + benchPath, auth: auth, child: fl}, nil
 }
-
-// floorName names the Go floor in the report.
-const floorName = "Go floor (no HTTP parsing, canned refusal)"
 
 // prepare checks that every target answers 200 (which also fills
 // tswgate's cache) and that tswgate refuses a bad token, measures how busy
