@@ -772,8 +772,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 	if err == io.EOF && optional {
 		return true
 	}
-	if err == nil && dec.More() {
-		err = errors.New("data after the JSON object")
+	if err == nil {
+		err = oneValue(body, dec.InputOffset())
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+describeDecodeError(err, body, v))
@@ -789,9 +789,13 @@ var timeType = reflect.TypeFor[time.Time]()
 // not for one its type's own decoding refused (a time that is not RFC
 // 3339), which is found here by decoding each field alone.
 func describeDecodeError(err error, body []byte, v any) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return describeTypeError(te)
+	}
 	var pe *time.ParseError
 	if !errors.As(err, &pe) {
-		return err.Error()
+		return strings.TrimPrefix(err.Error(), "json: ")
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(body, &fields) != nil {
