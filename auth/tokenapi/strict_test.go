@@ -2,11 +2,18 @@ package tokenapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/auth/redisstore"
+	"github.com/tswgate/tswgate/auth/storetest"
+	"github.com/tswgate/tswgate/internal/redistest"
 )
 
 // Every JSON body is exactly one JSON value, white space after it
@@ -93,4 +100,66 @@ func (f *fixture) get(t *testing.T, id string) *auth.Token {
 		t.Fatalf("Get(%s): %v", id, err)
 	}
 	return got
+}
+
+// Two replicas sharing one Redis cannot pass the project's token limit
+// together: creates and grace rotations race on both, and the project
+// ends with exactly the limit.
+func TestProjectTokenLimitAcrossReplicas(t *testing.T) {
+	c := redistest.Start(t).Client(t)
+	const limit = 4
+	var clients []*Client
+	var st auth.ActivityStore
+	for range 2 {
+		s, err := redisstore.New(redisstore.Options{Client: c, Prefix: "limitreplicas:", Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		st = s
+		h, err := New(Options{Store: s, Hasher: storetest.NewHasher(t), AdminKeys: []string{testAdminKey}, MaxTokensPerProject: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		clients = append(clients, &Client{BaseURL: srv.URL, AdminKey: testAdminKey, HTTP: srv.Client()})
+	}
+	ctx := context.Background()
+	first, err := clients[0].Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for i := range 16 {
+		c := clients[i%2]
+		wg.Go(func() {
+			<-start
+			var err error
+			if i%4 < 2 {
+				_, err = c.Create(ctx, CreateRequest{ProjectID: 77, Role: "owner", Name: "race"})
+			} else {
+				_, err = c.Rotate(ctx, first.ID, RotateRequest{Grace: "1h"})
+			}
+			if err != nil {
+				var ae *APIError
+				if errors.As(err, &ae) && ae.Code == "token_rotated" {
+					return // first was rotated by another request
+				}
+				mustLimit(t, err)
+				return
+			}
+			mu.Lock()
+			ok++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n, err := st.CountProject(ctx, 77); err != nil || n != limit || ok != limit-1 {
+		t.Errorf("%d live tokens after %d requests succeeded (%v); want %d after %d", n, ok, err, limit, limit-1)
+	}
 }
