@@ -17,13 +17,48 @@ import (
 	"strings"
 )
 
-// oneValue checks that body holds nothing but white space after the JSON
-// value that ends at offset, and no object of it names a key twice.
-func oneValue(body []byte, offset int64) error {
+// oneValue checks body, decoded into v up to offset: nothing but white
+// space after the JSON value, no object naming a key twice, and each of
+// the body's fields spelt as v's (encoding/json matches names whatever
+// their case, so "NAME" would set name).
+func oneValue(body []byte, offset int64, v any) error {
 	if rest := bytes.TrimLeft(body[offset:], " \t\r\n"); len(rest) > 0 {
 		return fmt.Errorf("data after the JSON object, at byte %d: a body is one JSON value, white space after it allowed", len(body)-len(rest))
 	}
-	return duplicateKey(body)
+	if err := duplicateKey(body); err != nil {
+		return err
+	}
+	return misspeltField(body, v)
+}
+
+// misspeltField refuses a top-level member of body that names one of v's
+// fields in another case ("Name" for name).
+func misspeltField(body []byte, v any) error {
+	rt := reflect.TypeOf(v)
+	for rt != nil && rt.Kind() == reflect.Pointer {
+		rt = rt.Elem()
+	}
+	var members map[string]json.RawMessage
+	if rt == nil || rt.Kind() != reflect.Struct || json.Unmarshal(body, &members) != nil {
+		return nil
+	}
+	names := make(map[string]bool, rt.NumField())
+	for i := range rt.NumField() {
+		if name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	keys := make([]string, 0, len(members))
+	for k := range members {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !names[k] {
+			return fmt.Errorf("unknown field %q: field names are lower case, such as %q", k, strings.ToLower(k))
+		}
+	}
+	return nil
 }
 
 // jsonFrame is an object or array being read by duplicateKey.
@@ -59,10 +94,11 @@ func duplicateKey(body []byte) error {
 				valueDone()
 				continue
 			}
-			if top.keys[key] {
+			folded := strings.ToLower(key) // encoding/json matches names whatever their case
+			if top.keys[folded] {
 				return fmt.Errorf("%q given twice in one object: give each field once", key)
 			}
-			top.keys[key] = true
+			top.keys[folded] = true
 			top.wantKey = false
 			continue
 		}

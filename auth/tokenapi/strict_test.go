@@ -32,6 +32,8 @@ func TestBodyIsOneJSONValue(t *testing.T) {
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"a","name":"b"}`, `"name" given twice`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"a","scopes":["compute.read"],"scopes":[]}`, `"scopes" given twice`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","nmae":"y"}`, `unknown field "nmae"`},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","Name":"x"}`, `unknown field "Name"`},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"a","NAME":"b"}`, `"NAME" given twice`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":7}`, "name: a string is expected, not a number"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":"compute.read"}`, "scopes: an array is expected, not a string"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":[1]}`, "scopes: a string is expected, not a number"},

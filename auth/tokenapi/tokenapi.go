@@ -769,7 +769,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 		return true
 	}
 	if err == nil {
-		err = oneValue(body, dec.InputOffset())
+		err = oneValue(body, dec.InputOffset(), v)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+describeDecodeError(err, body, v))
