@@ -20,7 +20,25 @@ var (
 	// ErrUnavailable means the store could not be reached or did not answer
 	// in time. It is never a statement about the token.
 	ErrUnavailable = errors.New("token store unavailable")
+	// ErrTokenLimit means a create within a limit was refused: the
+	// project has as many live tokens as the limit allows. Errors matching
+	// it are *TokenLimitError.
+	ErrTokenLimit = errors.New("project token limit reached")
 )
+
+// TokenLimitError is the refusal of ActivityStore.CreateWithin: the
+// project had Live live tokens, Limit or more.
+type TokenLimitError struct {
+	ProjectID   int64
+	Live, Limit int
+}
+
+func (e *TokenLimitError) Error() string {
+	return fmt.Sprintf("project %d has %d live tokens, the most allowed is %d", e.ProjectID, e.Live, e.Limit)
+}
+
+// Unwrap makes a TokenLimitError match ErrTokenLimit.
+func (e *TokenLimitError) Unwrap() error { return ErrTokenLimit }
 
 // Store persists token records. A token is one record keyed by its id; a
 // per-project index serves List. Updating changes a live record in place
@@ -81,6 +99,13 @@ type ActivityStore interface {
 	ListPage(ctx context.Context, q ListQuery) (ListPage, error)
 	// CountProject returns the number of a project's live tokens.
 	CountProject(ctx context.Context, projectID int64) (int, error)
+	// CreateWithin is Create, done only while t's project has fewer than
+	// limit live tokens (counted as CountProject counts them): the count
+	// and the create are one atomic step for every replica sharing the
+	// store, so concurrent creates never pass the limit together. At the
+	// limit it stores nothing and returns a *TokenLimitError (matching
+	// ErrTokenLimit). A limit of 0 or less bounds nothing.
+	CreateWithin(ctx context.Context, t *Token, limit int) error
 	// CountTokens counts every live token (tombstones excluded) by role and
 	// status, from counts the store keeps on every change.
 	CountTokens(ctx context.Context) (map[Role]map[Status]int, error)

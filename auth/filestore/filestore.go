@@ -305,6 +305,20 @@ func (s *Store) Get(_ context.Context, id string) (*auth.Token, error) {
 // Create stores a copy of t, at millisecond precision, and announces it.
 // It may also store a tombstone (a record with RevokedAt set), for imports.
 func (s *Store) Create(_ context.Context, t *auth.Token) error {
+	return s.create(t, 0)
+}
+
+// CreateWithin is Create while t's project has fewer than limit live
+// tokens (see auth.ActivityStore): counted and stored under the write
+// lock, which serializes every change of the store (one process alone
+// uses its file).
+func (s *Store) CreateWithin(_ context.Context, t *auth.Token, limit int) error {
+	return s.create(t, limit)
+}
+
+// create stores t, a live one only while its project has fewer than limit
+// live tokens when limit is above 0.
+func (s *Store) create(t *auth.Token, limit int) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("filestore: create %s: invalid record: %s", t.ID, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
@@ -319,6 +333,10 @@ func (s *Store) Create(_ context.Context, t *auth.Token) error {
 	}
 	if _, ok := s.byID[t.ID]; ok {
 		return fmt.Errorf("filestore: create %s: %w", t.ID, auth.ErrExists)
+	}
+	// Only writers change byProject, and wmu is held.
+	if n := len(s.byProject[t.ProjectID]); limit > 0 && !t.Revoked() && n >= limit {
+		return fmt.Errorf("filestore: create %s: %w", t.ID, &auth.TokenLimitError{ProjectID: t.ProjectID, Live: n, Limit: limit})
 	}
 	if err := s.save(nt); err != nil {
 		return fmt.Errorf("filestore: create %s: %w", t.ID, err)

@@ -29,7 +29,14 @@ func TestCluster(t *testing.T) {
 
 	t.Run("Contract", func(t *testing.T) {
 		c := rc.Client(t)
-		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, newPrefix()) })
+		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, newPrefix()) }, peerOn(c))
+	})
+
+	// A prefix with a hash tag puts every key in one slot: the indexes have
+	// one copy, and a create within a limit is one script.
+	t.Run("ContractHashTagPrefix", func(t *testing.T) {
+		c := rc.Client(t)
+		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, "{"+newPrefix()+"}") }, peerOn(c))
 	})
 
 	// The client tswgate builds for cluster=true (cmd/tswgate's openStore).
@@ -217,7 +224,7 @@ func TestSentinel(t *testing.T) {
 
 	t.Run("Contract", func(t *testing.T) {
 		c := rs.Client(t)
-		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, newPrefix()) })
+		storetest.Run(t, func(t *testing.T) auth.ActivityStore { return newStore(t, c, newPrefix()) }, peerOn(c))
 	})
 
 	// Last: it moves the master.

@@ -32,7 +32,10 @@
 // No script or transaction touches keys of two hash slots, so the store
 // works on Redis Cluster. Create and Revoke are Lua scripts on the
 // record's key and the background indexes of its slot (index.go); Update
-// is an optimistic transaction (WATCH, read, MULTI/EXEC) on it. The record
+// is an optimistic transaction (WATCH, read, MULTI/EXEC) on it.
+// CreateWithin (limit.go) adds the project's index to Create's script
+// when it shares the record's slot, and reserves the index entry in a
+// script of its own before the record when it does not. The record
 // is the truth; the project index is maintained after it and may briefly
 // lag: List skips (and removes) entries without a live record.
 //

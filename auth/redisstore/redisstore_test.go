@@ -44,6 +44,16 @@ func TestContract(t *testing.T) {
 	c := srv.Client(t)
 	storetest.Run(t, func(t *testing.T) auth.ActivityStore {
 		return newStore(t, c, newPrefix())
+	}, peerOn(c))
+}
+
+// peerOn opens, for storetest.WithPeer, a second store on c with the
+// first's prefix: another replica sharing its keys.
+func peerOn(c redis.UniversalClient) storetest.Option {
+	return storetest.WithPeer(func(t *testing.T, s auth.ActivityStore) auth.ActivityStore {
+		p := newStore(t, c, s.(*Store).prefix)
+		t.Cleanup(func() { _ = p.Close() })
+		return p
 	})
 }
 

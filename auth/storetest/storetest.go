@@ -69,8 +69,14 @@ const waitTimeout = 10 * time.Second
 //   - Update of a tombstone fails with ErrRevoked (and not ErrNotFound), and
 //     calls no fn;
 //   - an Update whose fn fails, or whose result is invalid, writes and
-//     announces nothing.
-func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
+//     announces nothing;
+//   - CreateWithin never lets a project pass its limit, even from two
+//     replicas at once (see runLimit and WithPeer).
+func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore, opts ...Option) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	fresh := func(t *testing.T) auth.ActivityStore {
 		t.Helper()
 		s := open(t)
@@ -100,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore) {
 	t.Run("RotatedTo", func(t *testing.T) { testRotatedTo(t, fresh(t)) })
 	t.Run("Restrictions", func(t *testing.T) { testRestrictions(t, fresh(t)) })
 	t.Run("Activity", func(t *testing.T) { runActivity(t, fresh) })
+	t.Run("Limit", func(t *testing.T) { runLimit(t, fresh, o) })
 }
 
 func testCreateGet(t *testing.T, s auth.Store) {

@@ -52,7 +52,8 @@ func fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
 // is admitted, runs h with its principal in the context. Admin keys are
 // accepted when Options.AdminKeys has any; API tokens when Options.Tokens
 // is set, and then only Owner tokens. Refusals of a known admin key or
-// token are audited.
+// token are audited. An admitted request whose query is malformed or
+// gives a parameter twice is answered 400 (checkQuery).
 func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		header := strings.Join(r.Header.Values("Authorization"), ", ")
@@ -62,7 +63,7 @@ func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
 		} else {
 			p = a.keyPrincipal(w, r, action, header)
 		}
-		if p == nil {
+		if p == nil || !checkQuery(w, r) {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -299,45 +300,21 @@ func (a *api) reportForeign(r *http.Request, action string, p *principal, tok *a
 	}()
 }
 
-// quotaLocks serialize, per project (striped), the count of a project's
-// live tokens and the create that follows it, so that concurrent creates
-// and grace rotations are each counted with the tokens the others made.
-// They are shared by every API of the process (the admin listener's and
-// self-service); replicas sharing Redis are not serialized with each
-// other, so each may pass the limit by the requests it has in flight.
-var quotaLocks [64]sync.Mutex
-
-// lockQuota takes project's quota lock when projects' tokens are
-// bounded, and returns its unlock.
-func (a *api) lockQuota(project int64) (unlock func()) {
-	if a.MaxTokensPerProject <= 0 {
-		return func() {}
-	}
-	mu := &quotaLocks[uint64(project)%uint64(len(quotaLocks))]
-	mu.Lock()
-	return mu.Unlock
-}
-
-// withinQuota checks that project may have one more live token
-// (Options.MaxTokensPerProject). On refusal it answers 409
-// project_token_limit and audits.
-func (a *api) withinQuota(w http.ResponseWriter, r *http.Request, action string, p *principal, project int64) bool {
-	if a.MaxTokensPerProject <= 0 {
-		return true
-	}
-	n, err := a.Store.CountProject(r.Context(), project)
-	if err != nil {
-		a.storeError(w, r, action, err)
+// overLimit answers 409 project_token_limit, and audits, when err is the
+// store's refusal of a create within the project's token limit
+// (Options.MaxTokensPerProject); it reports whether it answered. The
+// store counts and creates in one atomic step, so concurrent requests, of
+// any replica, cannot pass the limit together.
+func (a *api) overLimit(w http.ResponseWriter, r *http.Request, action string, p *principal, err error) bool {
+	var le *auth.TokenLimitError
+	if !errors.As(err, &le) {
 		return false
 	}
-	if n < a.MaxTokensPerProject {
-		return true
-	}
-	a.refused(r, action, p, project, "project_token_limit", fmt.Sprintf("%d live tokens", n))
+	a.refused(r, action, p, le.ProjectID, "project_token_limit", fmt.Sprintf("%d live tokens", le.Live))
 	writeError(w, http.StatusConflict, "project_token_limit", fmt.Sprintf(
 		"Project %d has %d live tokens, the most allowed (TSWGATE_MAX_TOKENS_PER_PROJECT): revoke the ones no longer used first.",
-		project, n))
-	return false
+		le.ProjectID, le.Live))
+	return true
 }
 
 // refused audits a refused attempt on the token of the request's path

@@ -60,7 +60,8 @@ func NewAuthorizer(opts Options) (*Authorizer, error) {
 
 // Authorize authenticates r for action (e.g. "webhook.create"), charging
 // an API token's rate limit. When the request is refused it has answered
-// it (401, 403, 429 or 503, in the API's envelope) and returns false.
+// it (400 for a malformed query or a parameter given twice, 401, 403, 429
+// or 503, in the API's envelope) and returns false.
 func (z *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, action string) (*Principal, bool) {
 	var got *principal
 	z.a.guard(action, func(_ http.ResponseWriter, r *http.Request) { got = principalOf(r) })(w, r)
@@ -87,8 +88,8 @@ func WriteError(w http.ResponseWriter, status int, code, message string, problem
 	writeError(w, status, code, message, problems...)
 }
 
-// DecodeBody decodes a JSON request body (at most 64 KiB, no unknown
-// fields) into v, answering 400 invalid_request when it cannot; an empty
+// DecodeBody decodes a JSON request body (at most 64 KiB, exactly one
+// JSON value, no unknown fields, no key given twice) into v, answering 400 invalid_request when it cannot; an empty
 // body is accepted when optional.
 func DecodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	return decodeBody(w, r, v, optional)

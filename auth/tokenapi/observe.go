@@ -9,18 +9,18 @@ import (
 )
 
 // WriteObserver hears of each store call the API makes to change or list
-// tokens, for metrics. op is create, update, revoke or list (List and
-// ListPage); failed is set
-// when the store failed (an answer such as "not found", "exists",
-// "revoked", or a change refused by the API's own edit, is a store that
+// tokens, for metrics. op is create (Create and CreateWithin), update,
+// revoke or list (List and ListPage); failed is set when the store failed
+// (an answer such as "not found", "exists", "revoked", the project's token
+// limit, or a change refused by the API's own edit, is a store that
 // worked).
 type WriteObserver interface {
 	StoreWrite(op string, failed bool)
 }
 
-// ObservedStore returns s with each Create, Update, Revoke and List
-// reported to o. Get is not reported: the gateway's cache observer counts
-// reads.
+// ObservedStore returns s with each Create, CreateWithin, Update, Revoke
+// and List reported to o. Get is not reported: the gateway's cache
+// observer counts reads.
 func ObservedStore(s auth.ActivityStore, o WriteObserver) auth.ActivityStore {
 	if o == nil {
 		return s
@@ -35,11 +35,18 @@ type observedStore struct {
 
 // failed reports whether err is the store's failure rather than an answer.
 func failed(err error) bool {
-	return err != nil && !errors.Is(err, auth.ErrNotFound) && !errors.Is(err, auth.ErrExists) && !errors.Is(err, auth.ErrRevoked)
+	return err != nil && !errors.Is(err, auth.ErrNotFound) && !errors.Is(err, auth.ErrExists) && !errors.Is(err, auth.ErrRevoked) &&
+		!errors.Is(err, auth.ErrTokenLimit)
 }
 
 func (s *observedStore) Create(ctx context.Context, t *auth.Token) error {
 	err := s.ActivityStore.Create(ctx, t)
+	s.o.StoreWrite("create", failed(err))
+	return err
+}
+
+func (s *observedStore) CreateWithin(ctx context.Context, t *auth.Token, limit int) error {
+	err := s.ActivityStore.CreateWithin(ctx, t, limit)
 	s.o.StoreWrite("create", failed(err))
 	return err
 }

@@ -16,6 +16,8 @@ package tokenapi
 //     widening it).
 //   - A rotation's successor keeps the old token's scopes and ranges,
 //     narrowed to the maker's; when nothing is left, it is refused.
+//     Scopes or ranges the rotation names are held to the maker's like
+//     an update's: naming no ranges, when the maker has some, is refused.
 
 import (
 	"fmt"
@@ -164,7 +166,8 @@ func restrictionChanges(before, after *auth.Token) []string {
 }
 
 // restrictCreate applies the rules to tok, which maker is creating:
-// scopes or ranges the request names (named*) must be within maker's;
+// scopes or ranges the request names (named*) must be within maker's —
+// ranges named as none included, as for an update;
 // those it does not name are inherited from maker. It returns what was
 // inherited, for the audit trail and the answer.
 func restrictCreate(maker, tok *auth.Token, namedScopes, namedRanges bool) ([]string, *refusal) {
@@ -174,6 +177,11 @@ func restrictCreate(maker, tok *auth.Token, namedScopes, namedRanges bool) ([]st
 		}
 	}
 	if namedRanges && len(maker.AllowedIPs) > 0 {
+		if len(tok.AllowedIPs) == 0 {
+			// Named as none (a rotation's "allowed_ips": []): clearing
+			// the ranges widens the token, as an update's would.
+			return nil, rangesRefusal(maker, nil)
+		}
 		if outside := auth.PrefixesWithin(tok.AllowedIPs, maker.AllowedIPs); len(outside) > 0 {
 			return nil, rangesRefusal(maker, outside)
 		}

@@ -252,3 +252,31 @@ func TestRevokeByStaleToken(t *testing.T) {
 		t.Error("a revoked token revoked another")
 	}
 }
+
+// A token bound to address ranges may not clear a token's ranges, through
+// an update or a rotation alike: both are refused allowed_ips_forbidden,
+// and neither leaves the token changed nor narrows a successor silently.
+func TestClearRangesRefusedOnEveryPath(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	maker := f.mint(t, CreateRequest{Name: "maker", AllowedIPs: []string{"127.0.0.0/8"}})
+	wide := f.mint(t, CreateRequest{Name: "wide"})
+	bound := f.mint(t, CreateRequest{Name: "bound", AllowedIPs: []string{"127.0.0.0/16"}})
+	for _, tc := range []struct{ method, path string }{
+		{"PATCH", "/v1/tokens/" + wide.ID},
+		{"POST", "/v1/tokens/" + wide.ID + "/rotate"},
+		{"PATCH", "/v1/tokens/" + bound.ID},
+		{"POST", "/v1/tokens/" + bound.ID + "/rotate"},
+		{"POST", "/v1/tokens/" + maker.ID + "/rotate"},
+	} {
+		a := f.call(t, tc.method, tc.path, maker.Token, `{"allowed_ips":[]}`)
+		mustRefuse(t, a, http.StatusForbidden, codeRanges)
+	}
+	for _, id := range []string{wide.ID, bound.ID, maker.ID} {
+		if got := f.stored(t, id); got.Revoked() || got.Rotated() {
+			t.Errorf("a refused change changed %s: %+v", id, got)
+		}
+	}
+	if n := f.refusals(t, 42)["token.rotate "+codeRanges]; n == 0 {
+		t.Error("no token.rotate allowed_ips_forbidden event in the audit trail")
+	}
+}

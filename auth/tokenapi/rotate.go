@@ -55,6 +55,18 @@ type Rotation struct {
 	Policy auth.ProjectPolicy
 	// Invalidate drops an id from this replica's cache; nil: none.
 	Invalidate func(id string)
+	// Limit, when above 0 and with a Grace period (the old token then
+	// lives on beside its successor), bounds the project's live tokens:
+	// the successor is created only while there are fewer (the store's
+	// CreateWithin), else Rotate returns an error matching
+	// auth.ErrTokenLimit and changes nothing.
+	Limit int
+}
+
+// limitedCreator is a store that creates within a project's token limit
+// (auth.ActivityStore).
+type limitedCreator interface {
+	CreateWithin(ctx context.Context, t *auth.Token, limit int) error
 }
 
 // Rotated is the outcome of a rotation.
@@ -94,7 +106,10 @@ func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*
 		return nil, fmt.Errorf("rotate %s: %w", old.ID, err)
 	}
 
-	if err := st.Create(ctx, next); err != nil {
+	if err := rot.create(ctx, st, next); err != nil {
+		if errors.Is(err, auth.ErrTokenLimit) {
+			return nil, fmt.Errorf("rotate %s: %w", old.ID, err) // nothing stored
+		}
 		// It may be stored even so (e.g. stored but not indexed).
 		return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: creating the new token: %w", old.ID, err))
 	}
@@ -118,6 +133,19 @@ func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*
 		return res, nil
 	}
 	return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: retiring the old token: %w", old.ID, err))
+}
+
+// create stores the successor: within rot.Limit when the old token lives
+// on beside it.
+func (rot *Rotation) create(ctx context.Context, st auth.Store, next *auth.Token) error {
+	if rot.Grace <= 0 || rot.Limit <= 0 {
+		return st.Create(ctx, next)
+	}
+	lc, ok := st.(limitedCreator)
+	if !ok {
+		return fmt.Errorf("creating within the project's token limit: the store (%T) cannot", st)
+	}
+	return lc.CreateWithin(ctx, next, rot.Limit)
 }
 
 // successor builds the new token's record and credential.
@@ -229,14 +257,9 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	}
 	p := principalOf(r)
 	// With a grace period the old token lives on beside the new one: that
-	// is one more token. Without one, the rotation replaces it.
-	if grace > 0 {
-		defer a.lockQuota(old.ProjectID)() // until the successor is stored
-		if !a.withinQuota(w, r, "token.rotate", p, old.ProjectID) {
-			return
-		}
-	}
-	rot.Old = old
+	// is one more token, created within the limit. Without one, the
+	// rotation replaces it.
+	rot.Old, rot.Limit = old, a.MaxTokensPerProject
 	if rot.Scopes != nil {
 		if extra := rot.Scopes.Missing(auth.RolePermissions(old.Role)); extra != 0 {
 			writeError(w, http.StatusBadRequest, "invalid_request", "The rotation request is invalid.",
@@ -255,6 +278,8 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &ref):
 		a.refuse(w, r, "token.rotate", p, old.ProjectID, id, ref)
+		return
+	case a.overLimit(w, r, "token.rotate", p, err):
 		return
 	case err != nil:
 		a.storeError(w, r, "rotate token", err)

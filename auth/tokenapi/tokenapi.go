@@ -361,12 +361,6 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if (req.RateLimit != 0 || req.Burst != 0) && !a.allowLimits(w, r, "token.create", p, req.ProjectID) {
 		return
 	}
-	if req.ProjectID > 0 {
-		defer a.lockQuota(req.ProjectID)() // until the token is stored
-		if !a.withinQuota(w, r, "token.create", p, req.ProjectID) {
-			return
-		}
-	}
 	tok, problems := newRecord(&req, a.Now())
 	if len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The token request is invalid.", problems...)
@@ -418,8 +412,8 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, TokenResponse{Success: true, Message: msg, Token: view})
 }
 
-// store gives tok a fresh credential and stores it, answering failures;
-// it returns the credential.
+// store gives tok a fresh credential and stores it within the project's
+// token limit, answering failures; it returns the credential.
 func (a *api) store(w http.ResponseWriter, r *http.Request, tok *auth.Token) (string, bool) {
 	id, cred, err := a.Hasher.NewCredential()
 	if err != nil {
@@ -428,8 +422,10 @@ func (a *api) store(w http.ResponseWriter, r *http.Request, tok *auth.Token) (st
 	}
 	tok.ID = id
 	tok.SecretHash, tok.PepperID = a.Hasher.Hash(cred)
-	if err := a.Store.Create(r.Context(), tok); err != nil {
-		a.storeError(w, r, "create token", err)
+	if err := a.Store.CreateWithin(r.Context(), tok, a.MaxTokensPerProject); err != nil {
+		if !a.overLimit(w, r, "token.create", principalOf(r), err) {
+			a.storeError(w, r, "create token", err)
+		}
 		return "", false
 	}
 	a.Invalidate(id) // drop a negative cache entry for the id, if any
@@ -772,8 +768,8 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 	if err == io.EOF && optional {
 		return true
 	}
-	if err == nil && dec.More() {
-		err = errors.New("data after the JSON object")
+	if err == nil {
+		err = oneValue(body, dec.InputOffset(), v)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+describeDecodeError(err, body, v))
@@ -789,9 +785,13 @@ var timeType = reflect.TypeFor[time.Time]()
 // not for one its type's own decoding refused (a time that is not RFC
 // 3339), which is found here by decoding each field alone.
 func describeDecodeError(err error, body []byte, v any) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return describeTypeError(te)
+	}
 	var pe *time.ParseError
 	if !errors.As(err, &pe) {
-		return err.Error()
+		return strings.TrimPrefix(err.Error(), "json: ")
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(body, &fields) != nil {

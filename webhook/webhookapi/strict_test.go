@@ -1,0 +1,53 @@
+package webhookapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tswgate/tswgate/auth/tokenapi"
+	"github.com/tswgate/tswgate/webhook"
+)
+
+// The webhook API reads requests as strictly as the token API: a query
+// parameter given twice, or a body that is not exactly one JSON value
+// (trailing data, a key given twice), is refused 400 invalid_request
+// naming it.
+func TestStrictRequests(t *testing.T) {
+	b := backends(t)[0]
+	f := newFixture(t, b, local)
+	rcv := newReceiver(t)
+	ep, err := client(f.admin, adminKey, 42).Create(context.Background(),
+		CreateRequest{URL: rcv.srv.URL + "/hook", Types: []string{webhook.TypeTokenRevoked}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/v1/projects/42/webhooks"
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"GET", base + "/" + ep.ID + "/deliveries?limit=1&limit=2", "", "limit: given 2 times"},
+		{"GET", base + "?x=1&x=2", "", "x: given 2 times"},
+		{"POST", base, `{"url":"` + rcv.srv.URL + `/b","types":["token.revoked"]}}`, "after the JSON object"},
+		{"POST", base, `{"url":"` + rcv.srv.URL + `/b","url":"` + rcv.srv.URL + `/c"}`, `"url" given twice`},
+		{"PATCH", base + "/" + ep.ID, `{"enabled":false}}`, "after the JSON object"},
+	} {
+		req, _ := http.NewRequest(tc.method, f.admin.URL+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := f.admin.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e tokenapi.ErrorResponse
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || e.Code != "invalid_request" ||
+			!strings.Contains(e.Message+strings.Join(e.Errors, " "), tc.want) {
+			t.Errorf("%s %s %s: HTTP %d %+v, want 400 invalid_request saying %q", tc.method, tc.path, tc.body, resp.StatusCode, e, tc.want)
+		}
+	}
+	got, err := client(f.admin, adminKey, 42).Get(context.Background(), ep.ID)
+	if err != nil || !got.Enabled {
+		t.Errorf("a refused update changed the endpoint: %+v, %v", got, err)
+	}
+}
