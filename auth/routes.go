@@ -26,6 +26,14 @@ type Permission uint8
 //	search    Search
 //
 // GET and HEAD need read access; every other method needs write access.
+//
+// The last group, tokens, is no route of the API: it is the management of
+// the project's tokens through the token API (and of its webhooks).
+// tokens.read lists and shows tokens and webhooks and reads the audit
+// trail; tokens.write creates, changes, rotates and revokes tokens and
+// manages webhooks. Owner grants both. New permissions are added at the
+// end: a PermSet's bits are not stored (the stores keep names), but the
+// order is the order of lists.
 const (
 	PermNone Permission = iota
 	PermBillingRead
@@ -44,15 +52,17 @@ const (
 	PermTagsWrite
 	PermSearchRead
 	PermSearchWrite
+	PermTokensRead
+	PermTokensWrite
 
 	numPermissions
 )
 
 // permGroups are the resource groups, in Permission order.
-var permGroups = [...]string{"billing", "compute", "network", "storage", "ssh_keys", "catalog", "tags", "search"}
+var permGroups = [...]string{"billing", "compute", "network", "storage", "ssh_keys", "catalog", "tags", "search", "tokens"}
 
 // resourceGroups maps the lower-cased first segment of a route (after the
-// version) to its index in permGroups.
+// version) to its index in permGroups. No route is of the tokens group.
 var resourceGroups = map[string]int{
 	"invoice":  0,
 	"usage":    0,
@@ -95,8 +105,12 @@ func (p Permission) String() string {
 	return "invalid"
 }
 
-// Permissions lists every permission (all but PermNone), e.g. to label
-// metrics.
+// Management reports whether p is a permission of the token API
+// (tokens.read, tokens.write) rather than of a route of the API.
+func (p Permission) Management() bool { return p == PermTokensRead || p == PermTokensWrite }
+
+// Permissions lists every permission (all but PermNone), those of the
+// token API included (see Permission.Management).
 func Permissions() []Permission {
 	ps := make([]Permission, 0, numPermissions-1)
 	for p := PermNone + 1; p < numPermissions; p++ {

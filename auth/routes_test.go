@@ -179,8 +179,8 @@ func TestMatchEverySpecRoute(t *testing.T) {
 
 func TestPermissions(t *testing.T) {
 	ps := Permissions()
-	if len(ps) != 16 {
-		t.Fatalf("Permissions() has %d entries, want 16", len(ps))
+	if len(ps) != 18 {
+		t.Fatalf("Permissions() has %d entries, want 18", len(ps))
 	}
 	seen := map[string]bool{}
 	for _, p := range ps {
@@ -191,9 +191,14 @@ func TestPermissions(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	for _, want := range []string{"billing.read", "compute.write", "ssh_keys.read", "catalog.write", "search.read"} {
+	for _, want := range []string{"billing.read", "compute.write", "ssh_keys.read", "catalog.write", "search.read", "tokens.read", "tokens.write"} {
 		if !seen[want] {
 			t.Errorf("no permission %q", want)
+		}
+	}
+	for _, p := range ps {
+		if got, want := p.Management(), p == PermTokensRead || p == PermTokensWrite; got != want {
+			t.Errorf("%s.Management() = %v", p, got)
 		}
 	}
 	if PermNone.String() != "none" || Permission(200).String() != "invalid" {

@@ -124,9 +124,11 @@ func testCreateGet(t *testing.T, s auth.Store) {
 	full.Scopes = auth.PermSet(0).With(auth.PermBillingRead)
 	full.AllowedIPs = prefixes(t, "10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32")
 
-	// No expiry, empty name.
+	// No expiry, empty name; the token permissions, stored by name like
+	// the others.
 	bare, _ := NewToken(t, 42, auth.RoleOwner)
 	bare.Name = ""
+	bare.Scopes = auth.PermSet(0).With(auth.PermTokensRead).With(auth.PermTokensWrite)
 	bare.CreatedAt = created.In(time.FixedZone("UTC+3", 3*3600))
 
 	for _, want := range []*auth.Token{full, bare} {

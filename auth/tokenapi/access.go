@@ -133,6 +133,9 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	}
 	if !readsFresh(action) {
+		if !a.allowManage(w, r, action, p) {
+			return nil
+		}
 		return p
 	}
 	// What changes, makes or revokes tokens is checked against the
@@ -143,6 +146,9 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	}
 	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
+		return nil
+	}
+	if !a.allowManage(w, r, action, p) { // its scopes as stored now
 		return nil
 	}
 	if mutating(action) && p.token.Rotated() {

@@ -28,9 +28,11 @@ func (p *Principal) Admin() bool { return p.Token == nil }
 
 // Authorizer admits requests to other management APIs (webhooks) exactly
 // as the token API admits its own: admin keys, Owner tokens verified like
-// the gateway verifies them and charged to their rate limit; Accounting
-// tokens refused (403 role_forbidden); refusals of known keys and tokens
-// recorded in the audit trail. It is safe for concurrent use.
+// the gateway verifies them and charged to their rate limit, which need
+// tokens.read for an action that only reads and tokens.write for any other
+// (403 permission_denied; see actionPermission); Accounting tokens
+// refused (403 role_forbidden); refusals of known keys and tokens recorded
+// in the audit trail. It is safe for concurrent use.
 type Authorizer struct {
 	a *api
 }

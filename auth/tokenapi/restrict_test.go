@@ -78,7 +78,7 @@ func TestUpdateScopesAuditsBeforeAfter(t *testing.T) {
 // is within its permissions and address ranges.
 func TestSelfServiceNeverWidens(t *testing.T) {
 	f := newLifeFixture(t, lifeOptions{})
-	maker := f.mint(t, CreateRequest{Name: "maker", Scopes: []string{"compute.read", "compute.write"}, AllowedIPs: []string{"127.0.0.0/8", "10.0.0.0/8"}})
+	maker := f.mint(t, CreateRequest{Name: "maker", Scopes: []string{"compute.read", "compute.write", "tokens.write"}, AllowedIPs: []string{"127.0.0.0/8", "10.0.0.0/8"}})
 	self := f.self(maker.Token)
 	ctx := context.Background()
 
@@ -87,7 +87,7 @@ func TestSelfServiceNeverWidens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(child.Scopes, []string{"compute.read", "compute.write"}) || !slices.Equal(child.AllowedIPs, []string{"10.0.0.0/8", "127.0.0.0/8"}) {
+	if !slices.Equal(child.Scopes, []string{"compute.read", "compute.write", "tokens.write"}) || !slices.Equal(child.AllowedIPs, []string{"10.0.0.0/8", "127.0.0.0/8"}) {
 		t.Errorf("child %v %v, want the maker's scopes and ranges", child.Scopes, child.AllowedIPs)
 	}
 	// Narrower is fine.
@@ -152,8 +152,8 @@ func TestRotateSetsScopesAndRanges(t *testing.T) {
 	if err != nil || !slices.Equal(rot.Token.Scopes, old.Scopes) || !slices.Equal(rot.Token.AllowedIPs, old.AllowedIPs) {
 		t.Fatalf("plain rotation: %+v, %v; want the old token's scopes and ranges", rot.Token, err)
 	}
-	rot, err = f.admin.Rotate(ctx, rot.Token.ID, RotateRequest{Scopes: &[]string{"compute.read", "billing.read"}, AllowedIPs: &[]string{}})
-	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"billing.read", "compute.read"}) || rot.Token.AllowedIPs != nil {
+	rot, err = f.admin.Rotate(ctx, rot.Token.ID, RotateRequest{Scopes: &[]string{"compute.read", "billing.read", "tokens.write"}, AllowedIPs: &[]string{}})
+	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"billing.read", "compute.read", "tokens.write"}) || rot.Token.AllowedIPs != nil {
 		t.Fatalf("rotation with new lists: %+v, %v", rot.Token, err)
 	}
 	next := rot.Token
@@ -166,11 +166,11 @@ func TestRotateSetsScopesAndRanges(t *testing.T) {
 		t.Fatal("a refused rotation revoked the token")
 	}
 	// Through self-service a rotation narrows, never widens.
-	maker := f.mint(t, CreateRequest{Name: "maker", Scopes: []string{"compute.read"}})
+	maker := f.mint(t, CreateRequest{Name: "maker", Scopes: []string{"compute.read", "tokens.write"}})
 	mustRefuse(t, f.call(t, "POST", "/v1/tokens/"+next.ID+"/rotate", maker.Token, `{"scopes":["billing.read"]}`), http.StatusForbidden, codeScope)
 	rot, err = f.self(maker.Token).Rotate(ctx, next.ID, RotateRequest{})
-	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"compute.read"}) {
-		t.Fatalf("self-service rotation: %+v, %v; want narrowed to compute.read", rot.Token, err)
+	if err != nil || !slices.Equal(rot.Token.Scopes, []string{"compute.read", "tokens.write"}) {
+		t.Fatalf("self-service rotation: %+v, %v; want narrowed to compute.read, tokens.write", rot.Token, err)
 	}
 }
 

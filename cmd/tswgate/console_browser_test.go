@@ -736,9 +736,9 @@ func testConsoleAccess(t *testing.T, browser context.Context, g *testGateway) {
 	tab.mu.Lock()
 	tab.expected400 = true // a bad permission is sent below
 	tab.mu.Unlock()
-	hint := mustRun(tab, "scopes hint", chromedp.Evaluate[string](`document.getElementById('gen-scopes-hint').textContent`))
+	hint := mustRun(tab, "scopes hint", chromedp.Evaluate[string](`document.querySelector('#gen-scopes-hint .perm-list').textContent`))
 	for _, p := range auth.Permissions() {
-		if !strings.Contains(hint, p.String()) {
+		if !slices.Contains(strings.Split(hint, ", "), p.String()) {
 			t.Errorf("the Scopes hint does not list %s: %q", p, hint)
 		}
 	}

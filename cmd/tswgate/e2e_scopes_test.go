@@ -80,20 +80,43 @@ func TestE2EScopesAndAddressRanges(t *testing.T) {
 		t.Error("the upstream received a request from outside the token's ranges")
 	}
 
-	// Self-service: the scoped token gives no more than it has.
-	self := g.selfService(reader.Token)
-	_, err := self.Create(context.Background(), tokenapi.CreateRequest{Role: "owner", Name: "wider", Scopes: []string{"compute.write"}, ExpiresIn: "24h"})
+	// Self-service: without tokens.read and tokens.write the scoped token
+	// manages nothing (tokens, trail, webhooks) but may show and revoke
+	// itself.
+	ctx := context.Background()
+	narrow := g.selfService(reader.Token)
+	_, err := narrow.List(ctx, 0)
+	mustAPIError(t, err, http.StatusForbidden, "permission_denied", "a compute.read token listing tokens")
+	_, err = narrow.Create(ctx, tokenapi.CreateRequest{Role: "owner", Name: "copy", ExpiresIn: "24h"})
+	mustAPIError(t, err, http.StatusForbidden, "permission_denied", "a compute.read token copying itself")
+	_, err = narrow.Rotate(ctx, reader.ID, tokenapi.RotateRequest{})
+	mustAPIError(t, err, http.StatusForbidden, "permission_denied", "a compute.read token rotating itself")
+	err = narrow.Do(ctx, "POST", "/v1/webhooks", map[string]any{"url": "https://hooks.example.com/x"}, nil)
+	mustAPIError(t, err, http.StatusForbidden, "permission_denied", "a compute.read token creating a webhook")
+	if own, err := narrow.Get(ctx, reader.ID); err != nil || own.ID != reader.ID {
+		t.Errorf("a token showing its own record: %+v, %v", own, err)
+	}
+
+	// With tokens.write, the scoped token gives no more than it has.
+	maker := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "ci-maker", Scopes: []string{"compute.read", "tokens.write"}, ExpiresIn: "2160h"})
+	self := g.selfService(maker.Token)
+	_, err = self.Create(ctx, tokenapi.CreateRequest{Role: "owner", Name: "wider", Scopes: []string{"compute.write"}, ExpiresIn: "24h"})
 	mustAPIError(t, err, http.StatusForbidden, "scope_forbidden", "a scoped token creating a wider token")
-	child, err := self.Create(context.Background(), tokenapi.CreateRequest{Role: "owner", Name: "child", ExpiresIn: "24h"})
+	_, err = self.Create(ctx, tokenapi.CreateRequest{Role: "owner", Name: "reader", Scopes: []string{"tokens.read"}, ExpiresIn: "24h"})
+	mustAPIError(t, err, http.StatusForbidden, "scope_forbidden", "a token without tokens.read giving it")
+	child, err := self.Create(ctx, tokenapi.CreateRequest{Role: "owner", Name: "child", ExpiresIn: "24h"})
 	if err != nil {
 		t.Fatalf("self-service create: %v", err)
 	}
 	rememberSecret(child.Token)
-	if !slices.Equal(child.Scopes, []string{"compute.read"}) {
-		t.Errorf("child scopes %v, want its maker's [compute.read]", child.Scopes)
+	if !slices.Equal(child.Scopes, []string{"compute.read", "tokens.write"}) {
+		t.Errorf("child scopes %v, want its maker's [compute.read tokens.write]", child.Scopes)
 	}
 	_, err = self.Update(context.Background(), child.ID, tokenapi.UpdateRequest{Scopes: &[]string{}})
 	mustAPIError(t, err, http.StatusForbidden, "scope_forbidden", "a scoped token removing a child's scopes")
+	if _, err := g.selfService(child.Token).Revoke(ctx, child.ID); err != nil {
+		t.Errorf("a token revoking itself: %v", err)
+	}
 
 	// Both restrictions survive a restart of the embedded store.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

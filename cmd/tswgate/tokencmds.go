@@ -75,7 +75,8 @@ func tokenCreate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	expiresIn := c.fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
 	rate := c.fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit (default: the role's)")
 	burst := c.fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
-	scopes := c.fs.String("scopes", "", "permissions the token is limited to, e.g. compute.read,billing.read (default: its role's)")
+	scopes := c.fs.String("scopes", "", "permissions the token is limited to, e.g. compute.read,billing.read; tokens.read,tokens.write\n"+
+		"let it list and manage the project's tokens (default: its role's)")
 	var allowIPs stringList
 	c.fs.Var(&allowIPs, "allow-ip", "client address range the token may be used from, e.g. 10.0.0.0/8; repeatable (default: any address)")
 	pos, err := c.parse(args, stdout)
@@ -152,7 +153,7 @@ func tokenShow(ctx context.Context, args, environ []string, stdout, _ io.Writer)
 
 func tokenUpdate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	c := newTokenFlags("update")
-	scopes := c.fs.String("scopes", "", `new scopes list, e.g. compute.read,billing.read; "" removes it (the role decides)`)
+	scopes := c.fs.String("scopes", "", `new scopes list, e.g. compute.read,billing.read (tokens.read,tokens.write: manage tokens); "" removes it (the role decides)`)
 	var allowIPs stringList
 	c.fs.Var(&allowIPs, "allow-ip", `client address range the token may be used from, e.g. 10.0.0.0/8; repeatable, replaces the token's ranges; "" removes them (any address)`)
 	pos, err := c.parse(args, stdout)

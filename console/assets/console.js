@@ -46,10 +46,11 @@
     accessCancel: $('access-cancel'), accessSubmit: $('access-submit'),
   };
 
-  // The permissions a token's scopes may name: the route table's.
+  // The permissions a token's scopes may name: the route table's, then
+  // token management's (tokens.read, tokens.write).
   const PERMISSIONS = ['billing.read', 'billing.write', 'compute.read', 'compute.write', 'network.read',
     'network.write', 'storage.read', 'storage.write', 'ssh_keys.read', 'ssh_keys.write', 'catalog.read',
-    'catalog.write', 'tags.read', 'tags.write', 'search.read', 'search.write'];
+    'catalog.write', 'tags.read', 'tags.write', 'search.read', 'search.write', 'tokens.read', 'tokens.write'];
   document.querySelectorAll('.perm-list').forEach((n) => { n.textContent = PERMISSIONS.join(', '); });
 
   // splitList splits a field into its items (commas, white space, lines).
