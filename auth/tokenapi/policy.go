@@ -339,12 +339,12 @@ func activationRefusal(pol auth.ProjectPolicy, t *auth.Token, now time.Time) *re
 	if reason == "" {
 		return nil
 	}
-	rotate := "rotate it with an expires_in within the policy (tswgate token rotate <id> --expires-in …)"
+	rotate := "rotate it with an expires_in within the policy (tswgate token rotate <id> --expires-in …) and activate its successor"
 	fix := "Activating grants the token afresh, so it must meet the policy: give expires_in or expires_at " +
 		"with \"status\":\"active\" in the same request (tswgate token activate <id> --expires-in …), or " + rotate + "."
 	if pol.MaxLifetime > 0 {
 		latest := t.CreatedAt.Add(pol.MaxLifetime)
-		rotate = fmt.Sprintf("rotate it with an expires_in of at most %s (tswgate token rotate <id> --expires-in %s)",
+		rotate = fmt.Sprintf("rotate it with an expires_in of at most %s (tswgate token rotate <id> --expires-in %s) and activate its successor",
 			auth.FormatLifetime(pol.MaxLifetime), pol.MaxLifetime)
 		fix = fmt.Sprintf("Activating grants the token afresh, so it must meet the policy: give an expires_at by %s "+
 			"(or an expires_in ending by then) with \"status\":\"active\" in the same request "+

@@ -228,7 +228,7 @@ func limitWithin(t *auth.Token, ceiling Limit, effective func(*auth.Token) Limit
 		status: http.StatusForbidden, code: codeLimit,
 		message: fmt.Sprintf("A token may not grant what it lacks: this token is limited to %g requests per second "+
 			"(bursts of %d), and the token to activate is less limited. Ask the operator to activate it with an admin key, "+
-			"or rotate it: the successor takes this token's limit.", ceiling.Rate, burstOf(ceiling.Rate, ceiling.Burst)),
+			"or rotate it and activate its successor, which takes this token's limit.", ceiling.Rate, burstOf(ceiling.Rate, ceiling.Burst)),
 		detail: "asked to activate a token less limited than the token asking",
 	}
 }

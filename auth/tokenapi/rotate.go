@@ -18,7 +18,8 @@ import (
 
 // Rotation says what Rotate does.
 type Rotation struct {
-	// Old is the token to rotate, as read from the store; it must be live.
+	// Old is the token to rotate, as read from the store; it must be live
+	// and unexpired (Rotate refuses an expired one: token_expired).
 	Old *auth.Token
 	// Grace is how long Old keeps working (never longer than it would
 	// have); 0 revokes it at once.
@@ -85,11 +86,16 @@ type Rotated struct {
 }
 
 // Rotate replaces rot.Old with a new token, in two store operations: it
-// creates the successor (the old token's project, name, role, rate limit
-// and lifetime from now, an expiry at the latest rot.NotAfter, a limit at
-// most rot.Ceiling), then retires the old token — revoked at once without
+// creates the successor (the old token's project, name, role, status, rate
+// limit and lifetime from now, an expiry at the latest rot.NotAfter, a
+// limit at most rot.Ceiling), then retires the old token — revoked at once without
 // grace, else expiring after the grace period (never later than it would
 // have) and marked RotatedTo the successor, in one Update.
+//
+// A rotation replaces a token's secret; it never revives a token: the
+// successor of an inactive token is inactive, and an expired token is not
+// rotated (an error wrapping a 409 token_expired refusal, nothing
+// changed; also when it expires before it is retired).
 //
 // If a step fails, the rotation is undone: the successor, whose secret
 // nobody has seen, is withdrawn (revoked), so that a retry starts afresh.
@@ -101,6 +107,9 @@ func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*
 		rot.Invalidate = func(string) {}
 	}
 	old := rot.Old
+	if old.Expired(rot.Now) {
+		return nil, fmt.Errorf("rotate %s: %w", old.ID, expiredRefusal(old))
+	}
 	next, cred, err := rot.successor(h)
 	if err != nil {
 		return nil, fmt.Errorf("rotate %s: %w", old.ID, err)
@@ -155,7 +164,7 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 		ProjectID:  old.ProjectID,
 		Name:       old.Name,
 		Role:       old.Role,
-		Status:     auth.StatusActive,
+		Status:     old.Status, // a rotation never activates a token
 		CreatedAt:  rot.Now.UTC().Truncate(time.Millisecond),
 		RateLimit:  old.RateLimit,
 		RateBurst:  old.RateBurst,
@@ -211,12 +220,26 @@ func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (
 	}
 	until := rot.Now.Add(rot.Grace).UTC().Truncate(time.Millisecond)
 	return st.Update(ctx, rot.Old.ID, func(t *auth.Token) error {
+		if t.Expired(rot.Now) { // expired since it was read
+			return expiredRefusal(t)
+		}
 		if t.ExpiresAt.IsZero() || t.ExpiresAt.After(until) { // never extend its life
 			t.ExpiresAt = until
 		}
 		t.RotatedTo = nextID
 		return nil
 	})
+}
+
+// expiredRefusal refuses the rotation of t, an expired token: a rotation
+// replaces a secret, it does not bring a token back.
+func expiredRefusal(t *auth.Token) *refusal {
+	return &refusal{
+		status: http.StatusConflict, code: auth.CodeTokenExpired.String(),
+		message: fmt.Sprintf("Token %s expired at %s: a rotation replaces a live token's secret and never revives a token. "+
+			"To go on, create a new token instead (POST /v1/tokens, tswgate token create).", t.ID, stamp(t.ExpiresAt)),
+		detail: "expired at " + stamp(t.ExpiresAt),
+	}
 }
 
 // undo withdraws the successor of a rotation that failed with cause, and
@@ -251,11 +274,10 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if old.Revoked() {
-		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: %w", id, auth.ErrRevoked))
+	p := principalOf(r)
+	if !a.rotatable(w, r, p, old, rot.Now) {
 		return
 	}
-	p := principalOf(r)
 	// With a grace period the old token lives on beside the new one: that
 	// is one more token, created within the limit. Without one, the
 	// rotation replaces it.
@@ -306,6 +328,21 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		Token:    view,
 		Previous: View(res.Previous),
 	})
+}
+
+// rotatable checks that old may be rotated: neither revoked (409
+// token_revoked) nor expired (409 token_expired, audited; Rotate refuses
+// it too, but this answers before the quota is counted).
+func (a *api) rotatable(w http.ResponseWriter, r *http.Request, p *principal, old *auth.Token, now time.Time) bool {
+	switch {
+	case old.Revoked():
+		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: %w", old.ID, auth.ErrRevoked))
+		return false
+	case old.Expired(now):
+		a.refuse(w, r, "token.rotate", p, old.ProjectID, old.ID, expiredRefusal(old))
+		return false
+	}
+	return true
 }
 
 // rotationDetail says what a rotation did, for the audit trail: the
@@ -388,6 +425,9 @@ func (a *api) rotateMessage(res *Rotated) string {
 	}
 	if !res.Next.ExpiresAt.IsZero() {
 		msg += fmt.Sprintf(" The new token expires at %s.", res.Next.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if res.Next.Status != auth.StatusActive {
+		msg += " The new token is inactive, like the old one: it is refused (token_inactive) until it is activated."
 	}
 	return msg
 }

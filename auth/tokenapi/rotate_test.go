@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -60,6 +61,7 @@ type faultyStore struct {
 	retireStored             bool
 	withdrawFails            bool
 	revokeFirst              bool // old is revoked by "another call" just before its retirement
+	expireFirst              bool // old expires (another call ends it) just before its retirement
 	cancel                   context.CancelFunc
 	mu                       sync.Mutex
 	created                  []string
@@ -80,6 +82,15 @@ func (s *faultyStore) Create(ctx context.Context, t *auth.Token) error {
 }
 
 func (s *faultyStore) retire(ctx context.Context, do func() (*auth.Token, error)) (*auth.Token, error) {
+	if s.expireFirst {
+		end := func(t *auth.Token) error {
+			t.ExpiresAt = time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+			return nil
+		}
+		if _, err := s.Store.Update(ctx, s.old, end); err != nil {
+			return nil, err
+		}
+	}
 	if s.revokeFirst {
 		if _, err := s.Store.Revoke(ctx, s.old, time.Now()); err != nil {
 			return nil, err
@@ -183,6 +194,52 @@ func testRotate(t *testing.T, open func(t *testing.T) auth.Store) {
 			}
 		})
 	}
+	// A rotation replaces the secret: it never revives a token. An
+	// inactive token's successor is inactive; an expired token is not
+	// rotated at all.
+	for _, grace := range []time.Duration{0, time.Hour} {
+		t.Run(fmt.Sprintf("inactive/grace=%s", grace), func(t *testing.T) {
+			f := &faultyStore{}
+			st, old := setup(t, f)
+			old, err := st.Update(ctx, old.ID, func(t *auth.Token) error { t.Status = auth.StatusInactive; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, err := st.Get(ctx, res.Next.ID)
+			if err != nil || next.Status != auth.StatusInactive || res.Next.Status != auth.StatusInactive {
+				t.Errorf("successor of an inactive token: %+v (%v), want inactive", next, err)
+			}
+			if prev, _ := st.Get(ctx, old.ID); prev.Status != auth.StatusInactive {
+				t.Errorf("old token after the rotation: %+v, want still inactive", prev)
+			}
+		})
+		t.Run(fmt.Sprintf("expired/grace=%s", grace), func(t *testing.T) {
+			f := &faultyStore{}
+			st := open(t)
+			old, _ := storetest.NewToken(t, 42, auth.RoleOwner)
+			now := time.Now()
+			old.CreatedAt = now.Add(-48 * time.Hour).UTC().Truncate(time.Millisecond)
+			old.ExpiresAt = now.Add(-time.Hour).UTC().Truncate(time.Millisecond)
+			if err := st.Create(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			f.Store, f.old = st, old.ID
+			_, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: now})
+			var ref *refusal
+			if !errors.As(err, &ref) || ref.status != http.StatusConflict || ref.code != auth.CodeTokenExpired.String() ||
+				!strings.Contains(ref.message, "create a new token") {
+				t.Fatalf("Rotate of an expired token = %v, want 409 token_expired saying to create a new token", err)
+			}
+			unchanged(t, st, old)
+			if len(f.created) != 0 {
+				t.Errorf("%d tokens created by a refused rotation", len(f.created))
+			}
+		})
+	}
 	t.Run("bounds", func(t *testing.T) {
 		f := &faultyStore{}
 		_, old := setup(t, f)
@@ -241,6 +298,21 @@ func testRotate(t *testing.T, open func(t *testing.T) auth.Store) {
 		res, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: time.Hour, Now: time.Now()})
 		if err != nil || !res.Previous.Revoked() || res.Unannounced != nil {
 			t.Fatalf("Rotate = %+v, %v; want it to stand, the old token revoked", res, err)
+		}
+	})
+	t.Run("expired meanwhile", func(t *testing.T) {
+		f := &faultyStore{expireFirst: true}
+		st, old := setup(t, f)
+		_, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: time.Hour, Now: time.Now()})
+		var ref *refusal
+		if !errors.As(err, &ref) || ref.code != auth.CodeTokenExpired.String() {
+			t.Fatalf("Rotate = %v, want token_expired", err)
+		}
+		if got, _ := st.Get(ctx, old.ID); got.Rotated() {
+			t.Errorf("old token marked rotated: %+v", got)
+		}
+		if next, err := st.Get(ctx, f.successorID(t)); err != nil || !next.Revoked() {
+			t.Errorf("the successor of a token that expired meanwhile is not withdrawn: %+v, %v", next, err)
 		}
 	})
 	t.Run("withdrawal fails too", func(t *testing.T) {

@@ -397,4 +397,16 @@ func TestCLITokenUpdateCommands(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "token_not_found") {
 		t.Errorf("token activate of an unknown id: %v", res)
 	}
+
+	// A rotation never activates: a deactivated token's successor is
+	// inactive too, and the table says so.
+	off := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "off"})
+	mustRun("token", "deactivate", off.ID)
+	res = mustRun("token", "rotate", off.ID)
+	succ := regexp.MustCompile(auth.CredentialPattern).FindString(res.stdout)
+	rememberSecret(succ)
+	if succ == "" || !strings.Contains(res.stdout, "is inactive, like the old one") {
+		t.Errorf("token rotate of an inactive token: %v, want it to say the new token is inactive", res)
+	}
+	MustBeRefused(t, call(succ), auth.CodeTokenInactive)
 }

@@ -283,6 +283,9 @@ func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	case prev.ExpiresAt != nil:
 		fmt.Fprintf(stdout, "\nThe old token %s has expired (at %s).\n", prev.ID, prev.ExpiresAt.Local().Format(time.RFC3339))
 	}
+	if next.Status != "active" {
+		fmt.Fprintf(stdout, "\nThe new token %s is %s, like the old one: it is refused until `tswgate token activate %s`.\n", next.ID, next.Status, next.ID)
+	}
 	return nil
 }
 
