@@ -567,6 +567,19 @@ func testConsoleOwnerToken(t *testing.T, browser context.Context, g *testGateway
 	)
 	tab.waitFor("the 403 reason, and the sign-in form again", `document.getElementById('alert').textContent.includes('Accounting tokens may not manage tokens') && `+
 		`!document.getElementById('sign-in').hidden && document.getElementById('tokens').hidden && sessionStorage.length === 0`)
+
+	// An Owner token whose scopes lack tokens.read may not list tokens:
+	// the API's 403 naming the permission, signed out.
+	narrow := g.mustCreate(t, tokenapi.CreateRequest{Role: "owner", Name: "ci-read", Scopes: []string{"compute.read"}})
+	tab.do("signing in with a compute.read token",
+		chromedp.SendKeys(chromedp.ID("credential"), narrow.Token),
+		chromedp.Click(chromedp.CSS(`#sign-in-form button[type=submit]`)),
+	)
+	tab.waitFor("the 403 naming tokens.read, and the sign-in form again", `document.getElementById('alert').textContent.includes('lacks the tokens.read permission') && `+
+		`!document.getElementById('sign-in').hidden && document.getElementById('tokens').hidden && sessionStorage.length === 0`)
+	if _, err := g.Admin.Revoke(ctx, narrow.ID); err != nil { // out of the list below
+		t.Fatal(err)
+	}
 	mustRun(tab, "forgetting the requests so far", chromedp.Evaluate[bool](`performance.clearResourceTimings(), true`))
 
 	// The Owner token: no Project ID field, the project from the API.

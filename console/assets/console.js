@@ -349,6 +349,12 @@
       loadHooks();
       return true;
     } catch (e) {
+      // A token whose scopes lack tokens.read cannot list its project's
+      // tokens: nothing here works for it, so it signs out with the reason.
+      if (!e.signedOut && seq === loadSeq && e.code === 'permission_denied') {
+        signOut('Signed out: ' + e.message);
+        return false;
+      }
       if (!e.signedOut && seq === loadSeq) showError(e);
       return false;
     } finally {
