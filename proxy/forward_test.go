@@ -252,12 +252,36 @@ func TestFramingWatch(t *testing.T) {
 		{"POST / HTTP/1.2\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"POST / HTTP/1.9\r\ntransfer-encoding: chunked\r\ncontent-length: 4\r\n\r\n", true},
 		{"POST / HTTP/1.2\r\nTransfer-Encoding: chunked\r\n\r\n", false},
-		{"POST / HTTP/1.x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		// A version net/http refuses: with Transfer-Encoding, faulty.
+		{"POST / HTTP/1.x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.x\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nX-Via: gw HTTP/1.1\r\nContent-Length: 4\r\n\r\n", true},
 		{"POST / HTTP/1.1\r\nContent-Length: 4\r\nUser-Agent: x HTTP/1.9\r\nTransfer-Encoding: chunked\r\n\r\n", true},
-		{"POST / HTTP/1.1\r\nX-A: HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		// The version is the request line's, not a field's.
+		{"POST / HTTP/1.1\r\nX-A: HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", false},
 		{"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\nx HTTP/1.1\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
 		{"POST / HTTP/1.1\r\nX-Via: gw HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", false},
+		// Bodies are skipped, by Content-Length or by chunks: what they
+		// hold is no header block.
+		{"POST / HTTP/1.1\r\nContent-Length: 56\r\n\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nxPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n38\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n", false},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\nX-T: 1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		// The trailer section ends the body; after a POST, net/http skips
+		// up to four CR or LF bytes.
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n\r\n\r\nPOST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		// A body net/http fails to read: the next request's start is unknown.
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n", true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nx\r\n", true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n", true},
+		// Framing net/http refuses.
+		{"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: -4\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n", false},
 		// HTTP/2's preface (h2c): the rest is frames, any bytes at all.
 		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x10\x00\x01POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", false},
 		// Not the preface: "PRI * HTTP/2.0" with fields is a request net/http reads as HTTP/1.
