@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzClientAddr$$' -fuzztime $(or $(FUZZTIME),150000x)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(or $(FUZZTIME),70000x)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime $(or $(FUZZTIME),150000x)
+	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzReadResponseBuilt$$' -fuzztime $(or $(FUZZTIME),150000x)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzFramingWatch$$' -fuzztime $(or $(FUZZTIME),80000x)
 	$(GO) test ./proxy/ -run '^$$' -fuzz '^FuzzFramingWatchStreams$$' -fuzztime $(or $(FUZZTIME),80000x)
 	$(GO) test ./secretscan/ -run '^$$' -fuzz '^FuzzParseReport$$' -fuzztime $(or $(FUZZTIME),60000x)

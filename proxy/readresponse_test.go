@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -199,4 +200,64 @@ func TestReadResponseHeadInPieces(t *testing.T) {
 	if rest, _ := io.ReadAll(br); string(rest) != "next" {
 		t.Fatalf("left %q on the connection", rest)
 	}
+}
+
+// FuzzReadResponseBuilt is FuzzReadResponse on answers built from parts,
+// so that most are of the shapes the quick reader takes: a status, fields
+// from a list of names (framing fields among them) with fuzzed values and
+// separators, a body, and bytes after it.
+func FuzzReadResponseBuilt(f *testing.F) {
+	f.Add(uint16(200), "OK", []byte{0, 1, 2}, "application/json", "5", "hello", "next", false)
+	f.Add(uint16(204), "", []byte{3, 4}, "close", "0", "", "", true)
+	f.Add(uint16(100), "Continue", []byte{}, "", "", "", "HTTP/1.1 200 OK\r\n\r\n", false)
+	f.Add(uint16(304), "Not Modified", []byte{5, 6, 7, 8}, " x ", "01", "ab", "", false)
+	f.Fuzz(func(t *testing.T, code uint16, reason string, picks []byte, value, length, body, after string, head bool) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "HTTP/1.1 %03d %s\r\n", code%1000, reason)
+		for i, p := range picks {
+			if i >= 12 {
+				break
+			}
+			name := builtNames[int(p)%len(builtNames)]
+			sep := [...]string{": ", ":", ":\t", " : "}[int(p>>4)%4]
+			v := value
+			if name == "Content-Length" {
+				v = length
+			}
+			b.WriteString(name + sep + v + "\r\n")
+		}
+		b.WriteString("\r\n" + body + after)
+		data := []byte(b.String())
+		method := http.MethodGet
+		if head {
+			method = http.MethodHead
+		}
+		req, _ := http.NewRequest(method, "http://upstream/v2/Instance", nil)
+		quick := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
+		got := quickResponse(quick, req)
+		if got == nil {
+			if rest, _ := io.ReadAll(quick); !bytes.Equal(rest, data) {
+				t.Fatalf("declined but consumed: input %q", data)
+			}
+			return
+		}
+		std := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
+		want, err := http.ReadResponse(std, req)
+		if err != nil {
+			t.Fatalf("quick reader accepted what net/http refuses (%v): %q", err, data)
+		}
+		compareResponses(t, got, want, data)
+		gotRest, _ := io.ReadAll(quick)
+		wantRest, _ := io.ReadAll(std)
+		if !bytes.Equal(gotRest, wantRest) {
+			t.Fatalf("left on the connection: %q, net/http %q; input %q", gotRest, wantRest, data)
+		}
+	})
+}
+
+// builtNames are the field names FuzzReadResponseBuilt picks from.
+var builtNames = [...]string{
+	"Content-Type", "Content-Length", "Connection", "Date", "Server", "Set-Cookie", "set-cookie",
+	"content-length", "Transfer-Encoding", "Trailer", "Pragma", "X-Request-Id", "Vary", "CONNECTION",
+	"Keep-Alive", "X_Odd", "Cache-Control",
 }
