@@ -55,10 +55,22 @@ func misspeltField(body []byte, v any) error {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !names[k] {
-			return fmt.Errorf("unknown field %q: field names are lower case, such as %q", k, strings.ToLower(k))
+			return fmt.Errorf("unknown field %q: field names are lower case, such as %q", k, fieldNamed(k, names))
 		}
 	}
 	return nil
+}
+
+// fieldNamed returns the field name that key names in another case, as
+// encoding/json matches it (Unicode case folding: "ſcopes" is scopes),
+// or key in lower case when none does.
+func fieldNamed(key string, names map[string]bool) string {
+	for name := range names {
+		if strings.EqualFold(key, name) {
+			return name
+		}
+	}
+	return strings.ToLower(key)
 }
 
 // jsonFrame is an object or array being read by duplicateKey.

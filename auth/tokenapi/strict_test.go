@@ -34,6 +34,10 @@ func TestBodyIsOneJSONValue(t *testing.T) {
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","nmae":"y"}`, `unknown field "nmae"`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","Name":"x"}`, `unknown field "Name"`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"a","NAME":"b"}`, `"NAME" given twice`},
+		// encoding/json folds names as Unicode does: the long s
+		// matches "s". The message names the field.
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","ſcopes":["compute.read"]}`, `unknown field "ſcopes": field names are lower case, such as "scopes"`},
+		{"PATCH", "/v1/tokens/" + tok.ID, `{"ſtatus":"inactive"}`, `such as "status"`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":7}`, "name: a string is expected, not a number"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":"compute.read"}`, "scopes: an array is expected, not a string"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":[1]}`, "scopes: a string is expected, not a number"},
