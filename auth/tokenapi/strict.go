@@ -193,6 +193,19 @@ func checkQuery(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// checkNoBody answers 400 invalid_request, and returns false, when a
+// request to an endpoint that takes no body (GET, HEAD, DELETE) carries
+// one holding anything but an empty object, naming what it holds: what
+// the body asks for would not be done (a DELETE with {"grace":"1h"}
+// would revoke at once), so the request is not what its caller meant.
+func checkNoBody(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete:
+		return decodeBody(w, r, &struct{}{}, true)
+	}
+	return true
+}
+
 // queryProblems lists what is wrong with a raw query: malformed, or a
 // parameter given more than once (each named, sorted).
 func queryProblems(raw string) []string {
