@@ -53,7 +53,8 @@ func fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
 // accepted when Options.AdminKeys has any; API tokens when Options.Tokens
 // is set, and then only Owner tokens. Refusals of a known admin key or
 // token are audited. An admitted request whose query is malformed or
-// gives a parameter twice is answered 400 (checkQuery).
+// gives a parameter twice, or that carries a body its method does not
+// take, is answered 400 (checkQuery, checkNoBody).
 func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		header := strings.Join(r.Header.Values("Authorization"), ", ")
@@ -63,7 +64,7 @@ func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
 		} else {
 			p = a.keyPrincipal(w, r, action, header)
 		}
-		if p == nil || !checkQuery(w, r) {
+		if p == nil || !checkQuery(w, r) || !checkNoBody(w, r) {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))

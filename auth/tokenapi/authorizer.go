@@ -62,8 +62,9 @@ func NewAuthorizer(opts Options) (*Authorizer, error) {
 
 // Authorize authenticates r for action (e.g. "webhook.create"), charging
 // an API token's rate limit. When the request is refused it has answered
-// it (400 for a malformed query or a parameter given twice, 401, 403, 429
-// or 503, in the API's envelope) and returns false.
+// it (400 for a malformed query, a parameter given twice, or a body on a
+// GET, HEAD or DELETE other than {}; 401, 403, 429 or 503, in the API's
+// envelope) and returns false.
 func (z *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, action string) (*Principal, bool) {
 	var got *principal
 	z.a.guard(action, func(_ http.ResponseWriter, r *http.Request) { got = principalOf(r) })(w, r)

@@ -55,10 +55,22 @@ func misspeltField(body []byte, v any) error {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !names[k] {
-			return fmt.Errorf("unknown field %q: field names are lower case, such as %q", k, strings.ToLower(k))
+			return fmt.Errorf("unknown field %q: field names are lower case, such as %q", k, fieldNamed(k, names))
 		}
 	}
 	return nil
+}
+
+// fieldNamed returns the field name that key names in another case, as
+// encoding/json matches it (Unicode case folding: "ſcopes" is scopes),
+// or key in lower case when none does.
+func fieldNamed(key string, names map[string]bool) string {
+	for name := range names {
+		if strings.EqualFold(key, name) {
+			return name
+		}
+	}
+	return strings.ToLower(key)
 }
 
 // jsonFrame is an object or array being read by duplicateKey.
@@ -177,6 +189,19 @@ func checkQuery(w http.ResponseWriter, r *http.Request) bool {
 	if problems := queryProblems(r.URL.RawQuery); len(problems) > 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request", "The query is invalid: "+strings.Join(problems, "; ")+".", problems...)
 		return false
+	}
+	return true
+}
+
+// checkNoBody answers 400 invalid_request, and returns false, when a
+// request to an endpoint that takes no body (GET, HEAD, DELETE) carries
+// one holding anything but an empty object, naming what it holds: what
+// the body asks for would not be done (a DELETE with {"grace":"1h"}
+// would revoke at once), so the request is not what its caller meant.
+func checkNoBody(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete:
+		return decodeBody(w, r, &struct{}{}, true)
 	}
 	return true
 }

@@ -34,6 +34,10 @@ func TestBodyIsOneJSONValue(t *testing.T) {
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","nmae":"y"}`, `unknown field "nmae"`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","Name":"x"}`, `unknown field "Name"`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"a","NAME":"b"}`, `"NAME" given twice`},
+		// encoding/json folds names as Unicode does: the long s
+		// matches "s". The message names the field.
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","ſcopes":["compute.read"]}`, `unknown field "ſcopes": field names are lower case, such as "scopes"`},
+		{"PATCH", "/v1/tokens/" + tok.ID, `{"ſtatus":"inactive"}`, `such as "status"`},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":7}`, "name: a string is expected, not a number"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":"compute.read"}`, "scopes: an array is expected, not a string"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":[1]}`, "scopes: a string is expected, not a number"},
@@ -163,5 +167,38 @@ func TestProjectTokenLimitAcrossReplicas(t *testing.T) {
 	wg.Wait()
 	if n, err := st.CountProject(ctx, 77); err != nil || n != limit || ok != limit-1 {
 		t.Errorf("%d live tokens after %d requests succeeded (%v); want %d after %d", n, ok, err, limit, limit-1)
+	}
+}
+
+// An endpoint that takes no body (GET, DELETE) refuses one that holds
+// anything but an empty object, naming what it holds, before acting: a
+// DELETE sent with {"grace":"1h"} is not a revocation after a grace
+// period, and revoking at once would not be what its caller meant.
+func TestBodilessEndpointsRefuseABody(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.create(t, CreateRequest{ProjectID: 43})
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"DELETE", "/v1/tokens/" + tok.ID, `{"grace":"1h"}`, `unknown field "grace"`},
+		{"DELETE", "/v1/tokens/" + tok.ID, `{}{}`, "after the JSON object"},
+		{"GET", "/v1/tokens?project_id=43", `{"status":"inactive"}`, `unknown field "status"`},
+		{"GET", "/v1/audit?project_id=43", `x`, "invalid character"},
+		{"DELETE", "/v1/projects/43/policy", `{"max_lifetime":"90d"}`, `unknown field "max_lifetime"`},
+	} {
+		status, e, body := f.raw(t, tc.method, tc.path, tc.body)
+		if status != http.StatusBadRequest || e.Code != "invalid_request" || !strings.Contains(e.Message, tc.want) {
+			t.Errorf("%s %s %s: HTTP %d, want 400 invalid_request saying %q\n%s", tc.method, tc.path, tc.body, status, tc.want, body)
+		}
+	}
+	if got := f.get(t, tok.ID); got.Revoked() {
+		t.Fatal("a DELETE with a body it does not take revoked the token")
+	}
+	// No body, white space or an empty object are no body.
+	for _, body := range []string{"", " \r\n", "{}"} {
+		if status, _, b := f.raw(t, "GET", "/v1/tokens/"+tok.ID, body); status != http.StatusOK {
+			t.Errorf("GET with body %q: HTTP %d\n%s", body, status, b)
+		}
+	}
+	if status, _, b := f.raw(t, "DELETE", "/v1/tokens/"+tok.ID, "{}"); status != http.StatusOK {
+		t.Errorf("DELETE with {}: HTTP %d\n%s", status, b)
 	}
 }

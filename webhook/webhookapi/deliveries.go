@@ -125,6 +125,9 @@ func (h *Handler) delivery(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c *call) {
+	if !decodeBody(w, r, &struct{}{}, true) { // it takes none: {} at most
+		return
+	}
 	e, d, ok := h.ownDelivery(w, r, c)
 	if !ok {
 		return
@@ -144,6 +147,9 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
+	if !decodeBody(w, r, &struct{}{}, true) { // it takes none: {} at most
+		return
+	}
 	e, ok := h.endpoint(w, r, c)
 	if !ok {
 		return

@@ -31,6 +31,11 @@ func TestStrictRequests(t *testing.T) {
 		{"POST", base, `{"url":"` + rcv.srv.URL + `/b","types":["token.revoked"]}}`, "after the JSON object"},
 		{"POST", base, `{"url":"` + rcv.srv.URL + `/b","url":"` + rcv.srv.URL + `/c"}`, `"url" given twice`},
 		{"PATCH", base + "/" + ep.ID, `{"enabled":false}}`, "after the JSON object"},
+		// Endpoints that take no body refuse one that holds anything.
+		{"DELETE", base + "/" + ep.ID, `{"grace":"1h"}`, `unknown field "grace"`},
+		{"POST", base + "/" + ep.ID + "/test", `{"type":"token.revoked"}`, `unknown field "type"`},
+		{"POST", base + "/" + ep.ID + "/deliveries/msg_x/replay", `{"force":true}`, `unknown field "force"`},
+		{"GET", base + "/" + ep.ID, `{}{}`, "after the JSON object"},
 	} {
 		req, _ := http.NewRequest(tc.method, f.admin.URL+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Authorization", "Bearer "+adminKey)
@@ -49,5 +54,17 @@ func TestStrictRequests(t *testing.T) {
 	got, err := client(f.admin, adminKey, 42).Get(context.Background(), ep.ID)
 	if err != nil || !got.Enabled {
 		t.Errorf("a refused update changed the endpoint: %+v, %v", got, err)
+	}
+	for _, body := range []string{"", "{}"} {
+		req, _ := http.NewRequest("POST", f.admin.URL+base+"/"+ep.ID+"/test", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := f.admin.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Errorf("POST test with body %q: HTTP %d", body, resp.StatusCode)
+		}
 	}
 }
