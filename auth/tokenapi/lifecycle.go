@@ -4,8 +4,9 @@ package tokenapi
 // token (on either listener; admin keys are not bound by them) follows
 // beyond its project scope:
 //
-//   - a token rotated with a grace period may only read (list, show, the
-//     audit trail) and revoke: token_rotated for the rest;
+//   - a token rotated with a grace period may only read (tokens, the
+//     audit trail, the policy, webhooks) and revoke: token_rotated for the
+//     rest;
 //   - a token never makes or keeps alive a token that outlives it, and
 //     never lengthens a life: a create by a token with an expiry must
 //     expire at or before it; an update may only bring an expiry forward
@@ -62,14 +63,11 @@ func (e *refusal) Error() string { return e.code + ": " + e.message }
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // whileRotated reports whether a token in its grace period may still do
-// action: read and revoke, nothing else. Requests off the API's endpoints
-// (action "") are answered 404 as ever.
+// action: read (every action that needs only tokens.read) and revoke,
+// nothing else. Requests off the API's endpoints (action "") are answered
+// 404 as ever.
 func whileRotated(action string) bool {
-	switch action {
-	case "token.list", "token.show", "audit.read", "token.revoke", "":
-		return true
-	}
-	return false
+	return readActions[action] || action == "token.revoke" || action == ""
 }
 
 // mutating reports whether action changes or makes a token other than by
@@ -91,8 +89,8 @@ func rotatedRefusal(t *auth.Token) *refusal {
 	if !t.ExpiresAt.IsZero() {
 		msg += " and works until " + stamp(t.ExpiresAt)
 	}
-	msg += fmt.Sprintf(" only to list, show and revoke tokens and to read the audit trail. "+
-		"Use its successor %s to create, update or rotate tokens.", t.RotatedTo)
+	msg += fmt.Sprintf(" only to read (tokens, the audit trail, the policy, webhooks) and to revoke tokens. "+
+		"Use its successor %s to create, update or rotate tokens and to manage webhooks.", t.RotatedTo)
 	return &refusal{status: http.StatusForbidden, code: codeRotated, message: msg, detail: "rotated to " + t.RotatedTo}
 }
 

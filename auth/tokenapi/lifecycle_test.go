@@ -302,7 +302,8 @@ func TestRotatedTokenMayOnlyReadAndRevoke(t *testing.T) {
 	}
 	// Reading and revoking are allowed.
 	for _, tc := range []struct{ method, path string }{
-		{"GET", "/v1/tokens"}, {"GET", "/v1/tokens/" + old.ID}, {"GET", "/v1/audit"}, {"DELETE", "/v1/tokens/" + sibling.ID},
+		{"GET", "/v1/tokens"}, {"GET", "/v1/tokens/" + old.ID}, {"GET", "/v1/audit"}, {"GET", "/v1/policy"},
+		{"DELETE", "/v1/tokens/" + sibling.ID},
 	} {
 		if a := f.call(t, tc.method, tc.path, old.Token, ""); a.status != http.StatusOK {
 			t.Errorf("%s %s by the rotated token: HTTP %d\n%s", tc.method, tc.path, a.status, a.body)
