@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 // Framing read two ways.
@@ -45,6 +47,24 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 type framingKey struct{}
+
+// RefuseFaultyFraming wraps next, a handler served on a WatchFraming
+// listener beside Handler (which checks on its own), so that requests on a
+// connection where a header block with faulty framing was seen are
+// refused (400 invalid_framing) and the connection closed, as Handler
+// refuses them: a request smuggled past a front end must not be served by
+// whichever handler its target names.
+func RefuseFaultyFraming(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if faultyFraming(r) {
+			// RFC 9112 §6.1: close the connection after a faulty framing.
+			w.Header()["Connection"] = []string{"close"}
+			refuse(w, auth.CodeInvalidFraming, 0)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // faultyFraming reports whether r came on a connection where a header
 // block with faulty framing was seen.
