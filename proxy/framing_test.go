@@ -43,3 +43,36 @@ func TestRefuseFaultyFraming(t *testing.T) {
 		})
 	}
 }
+
+// TestServeOptionsStar: "OPTIONS *" is answered 200 without a body on a
+// sound connection, refused on one with faulty framing; other requests go
+// to the next handler.
+func TestServeOptionsStar(t *testing.T) {
+	const faulty = "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	for _, tc := range []struct {
+		name, method, target, stream string
+		wantStatus                   int
+		wantNext                     bool
+	}{
+		{"sound", http.MethodOptions, "*", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusOK, false},
+		{"faulty", http.MethodOptions, "*", faulty, http.StatusBadRequest, false},
+		{"other target", http.MethodOptions, "/v2/x", "OPTIONS /v2/x HTTP/1.1\r\nHost: x\r\n\r\n", http.StatusTeapot, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := false
+			h := ServeOptionsStar(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				next = true
+				w.WriteHeader(http.StatusTeapot)
+			}))
+			c := &framingConn{}
+			c.watch([]byte(tc.stream))
+			r := httptest.NewRequestWithContext(ConnContext(context.Background(), c), tc.method, "/", nil)
+			r.RequestURI = tc.target
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.wantStatus || next != tc.wantNext || w.Body.Len() != 0 && tc.wantStatus == http.StatusOK {
+				t.Fatalf("got %d (next called %v, body %q), want %d (next %v)", w.Code, next, w.Body, tc.wantStatus, tc.wantNext)
+			}
+		})
+	}
+}

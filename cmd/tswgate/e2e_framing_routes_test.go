@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ func TestE2EFaultyFramingOnEveryRoute(t *testing.T) {
 		"POST " + gateway.SelfServicePrefix + "/v1/tokens",
 		"GET " + gateway.PublicConsolePrefix + "/",
 		"POST " + gateway.PublicRevokePath,
+		"OPTIONS *", // net/http answers it before any handler, unless told not to
 	}
 	up := MustStartUpstream(t, nil)
 	for _, mode := range fastPathModes {
@@ -34,6 +36,29 @@ func TestE2EFaultyFramingOnEveryRoute(t *testing.T) {
 				t.Errorf("%s, %s: got %d %q (close %v), want 400 invalid_framing and the connection closed",
 					mode, target, resp.StatusCode, resp.Header.Get(proxy.HeaderErrorCode), resp.Close)
 			}
+		}
+	}
+}
+
+// TestE2EOptionsStar: "OPTIONS *" on a sound connection is answered as
+// net/http answers it (200, no body) on a kept connection, with a body too.
+func TestE2EOptionsStar(t *testing.T) {
+	const raw = "OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n" +
+		"OPTIONS * HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\n\r\nabc" +
+		"GET /v2/Instance HTTP/1.1\r\nHost: gw\r\n\r\n"
+	up := MustStartUpstream(t, nil)
+	for _, mode := range fastPathModes {
+		g := MustStartGateway(t, up.URL, mode)
+		br := sendRaw(t, g.Addr("public"), raw)
+		for i := range 2 {
+			resp := readAnswer(t, br, http.MethodOptions)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || resp.ContentLength != 0 || len(body) != 0 || resp.Close {
+				t.Errorf("%s: answer %d: %d, length %d, close %v; want 200, empty, kept", mode, i+1, resp.StatusCode, resp.ContentLength, resp.Close)
+			}
+		}
+		if resp := readAnswer(t, br, ""); resp.StatusCode != 401 {
+			t.Errorf("%s: the request after got %d, want 401", mode, resp.StatusCode)
 		}
 	}
 }
