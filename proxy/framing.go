@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 // Framing read two ways.
@@ -46,11 +49,53 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 
 type framingKey struct{}
 
+// RefuseFaultyFraming wraps next, a handler served on a WatchFraming
+// listener beside Handler (which checks on its own), so that requests on a
+// connection where a header block with faulty framing was seen are
+// refused (400 invalid_framing) and the connection closed, as Handler
+// refuses them: a request smuggled past a front end must not be served by
+// whichever handler its target names.
+func RefuseFaultyFraming(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if faultyFraming(r) {
+			// RFC 9112 §6.1: close the connection after a faulty framing.
+			w.Header()["Connection"] = []string{"close"}
+			refuse(w, auth.CodeInvalidFraming, 0)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // faultyFraming reports whether r came on a connection where a header
 // block with faulty framing was seen.
 func faultyFraming(r *http.Request) bool {
 	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
 	return fc != nil && fc.faulty.Load()
+}
+
+// ServeOptionsStar answers "OPTIONS *" requests as net/http's server does
+// before any handler (200, no body), after RefuseFaultyFraming's check,
+// and passes the others to next. Set the http.Server's
+// DisableGeneralOptionsHandler with it: otherwise net/http answers such a
+// request on a connection with faulty framing, and keeps the connection,
+// so that a front end reading the framing the other way gets an answer it
+// did not ask for, which it gives to the next client's request.
+func ServeOptionsStar(next http.Handler) http.Handler {
+	star := RefuseFaultyFraming(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "0")
+		if r.ContentLength != 0 {
+			// As net/http: up to 4 KiB of body, then the connection closes.
+			_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<10))
+		}
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions && r.RequestURI == "*" {
+			star.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type framingListener struct{ net.Listener }

@@ -164,6 +164,7 @@ func checkWatch(t *testing.T, data []byte) {
 	if readErr == nil && faultyAt >= 0 && faultyAt <= stop && !anyRefused(reqs) {
 		t.Fatalf("the watch marked at %d a stream net/http reads cleanly", faultyAt)
 	}
+	checkBodyFailure(t, data)
 	// Split anywhere, the watch reads the same.
 	for _, split := range []int{len(data) / 3, len(data) / 2, len(data) - 1} {
 		if split <= 0 {
@@ -177,6 +178,24 @@ func checkWatch(t *testing.T, data []byte) {
 		if faulty != (faultyAt >= 0) || fmt.Sprint(got) != fmt.Sprint(heads) {
 			t.Fatalf("split at %d: heads %v faulty %v; byte by byte: heads %v faulty at %d", split, got, faulty, heads, faultyAt)
 		}
+	}
+}
+
+// checkBodyFailure: a chunked body net/http fails to read, other than by
+// the stream ending, marks the stream. net/http may go on reading requests
+// where its reader stopped: a handler with full duplex on (the proxy's)
+// leaves the rest of the body to the server, which drains it when the
+// handler returns and ignores a failure. data is followed by bytes that
+// end no line, so that a body cut short by data's end fails for what comes
+// after it, not for the end.
+func checkBodyFailure(t *testing.T, data []byte) {
+	padded := append(data[:len(data):len(data)], bytes.Repeat([]byte{'x'}, 2*trailerWindow)...)
+	reqs, _, err := readAsNetHTTP(padded)
+	if err == nil || len(reqs) == 0 || !reqs[len(reqs)-1].bodyErr || strings.Contains(err.Error(), "EOF") {
+		return
+	}
+	if _, faultyAt := watchStream(padded); faultyAt < 0 {
+		t.Fatalf("net/http fails to read a body (%v); the watch never marks the stream", err)
 	}
 }
 
@@ -208,6 +227,8 @@ var watchSeeds = []string{
 	"PUT / HTTP/1.1\nHost: x\nContent-Length: 3\n\nabcGET / HTTP/1.1\nHost: x\n\n",
 	"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nA: b\nc: d\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	// Chunk data longer than its size: what net/http reads next is no request.
+	"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxGET / HTTP/1.1\r\nHost: x\r\n\r\n\r\n0\r\n\r\n",
 }
 
 // FuzzFramingWatch feeds arbitrary streams to net/http's reader and to the

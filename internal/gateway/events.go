@@ -233,24 +233,28 @@ type exactRoute struct {
 	h      http.Handler
 }
 
-// exactRoutes serves routes at their exact paths and everything else with
-// next, untouched (no ServeMux path cleaning in front of the proxy).
-func exactRoutes(routes map[string]exactRoute, next http.Handler) http.Handler {
+// exactRoutes serves routes at their exact paths, through wrap, and
+// everything else with next, untouched (no ServeMux path cleaning in front
+// of the proxy).
+func exactRoutes(routes map[string]exactRoute, next http.Handler, wrap func(http.Handler) http.Handler) http.Handler {
 	if len(routes) == 0 {
 		return next
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt, ok := routes[r.URL.Path]
-		if !ok {
-			next.ServeHTTP(w, r)
-			return
-		}
+	exact := wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt := routes[r.URL.Path]
 		if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", rt.method)
 			http.Error(w, "method not allowed: use "+rt.method, http.StatusMethodNotAllowed)
 			return
 		}
 		rt.h.ServeHTTP(w, r)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := routes[r.URL.Path]; !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		exact.ServeHTTP(w, r)
 	})
 }
 

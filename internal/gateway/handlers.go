@@ -177,7 +177,10 @@ func (g *Gateway) publicHandler(handler http.Handler, trusted []netip.Prefix, au
 			return nil, err
 		}
 		guarded := proxy.GuardAPI(api, g.guard, trusted, authn.Recognized)
-		public = withSelfService(withConsole(g.cfg.Console, PublicConsolePrefix, guarded), handler)
+		// The proxy refuses requests on a connection with faulty framing
+		// itself; the routes beside it are wrapped to refuse them too.
+		beside := proxy.RefuseFaultyFraming(withConsole(g.cfg.Console, PublicConsolePrefix, guarded))
+		public = withSelfService(beside, handler)
 	}
 	routes, err := g.leakRoutes(trusted)
 	if err != nil {
@@ -186,7 +189,7 @@ func (g *Gateway) publicHandler(handler http.Handler, trusted []netip.Prefix, au
 	if jwks != nil {
 		routes[JWKSPath] = exactRoute{http.MethodGet, jwks}
 	}
-	public = edge.HSTS(exactRoutes(routes, public), g.cfg.HSTSMaxAge, false)
+	public = edge.HSTS(exactRoutes(routes, public, proxy.RefuseFaultyFraming), g.cfg.HSTSMaxAge, false)
 	if g.tracing != nil {
 		public = g.tracing.Handler(public)
 	}

@@ -84,6 +84,10 @@ func (g *Gateway) publicEdge(srv *http.Server) (*h1.Server, error) {
 		return nil, nil
 	}
 	srv.ConnContext = proxy.ConnContext
+	// "OPTIONS *" too is answered only on a connection without faulty
+	// framing.
+	srv.DisableGeneralOptionsHandler = true
+	srv.Handler = proxy.ServeOptionsStar(srv.Handler)
 	if g.cfg.H2C {
 		srv.Protocols = new(http.Protocols)
 		srv.Protocols.SetHTTP1(true)
