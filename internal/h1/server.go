@@ -197,6 +197,7 @@ type conn struct {
 	cancel context.CancelFunc // of the connection's context, the requests'
 	watch  watch
 	served bool      // a request was read: the next waits IdleTimeout
+	post   bool      // the last request was a POST
 	start  time.Time // when the current request's first byte was read
 }
 
@@ -249,6 +250,12 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, needMore
+	}
+	if c.post {
+		// As net/http: up to 4 CR or LF bytes after a POST are skipped
+		// (RFC 9112 §2.2 tolerance for clients that end a body with one).
+		peek, _ := c.br.Peek(4)
+		_, _ = c.br.Discard(leadingCRorLF(peek))
 	}
 	c.idle.Store(false)
 	start := time.Now()
@@ -349,6 +356,7 @@ func fixPragma(h http.Header) {
 // serveRequest runs the handler on r and finishes its response; false
 // means the connection must close.
 func (c *conn) serveRequest(r *http.Request) (keep bool) {
+	c.post = r.Method == http.MethodPost
 	w := &c.res
 	w.reset(c, r)
 	c.writeDeadline(c.srv.Fallback.WriteTimeout, c.start)
@@ -365,6 +373,15 @@ func (c *conn) serveRequest(r *http.Request) (keep bool) {
 	}()
 	c.srv.handler().ServeHTTP(w, r)
 	return w.finish()
+}
+
+// leadingCRorLF counts the CR and LF bytes b starts with.
+func leadingCRorLF(b []byte) int {
+	n := 0
+	for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+		n++
+	}
+	return n
 }
 
 // lingerTime bounds how long a connection closing with request body

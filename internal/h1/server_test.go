@@ -223,6 +223,29 @@ func TestKeepAliveAndPipelining(t *testing.T) {
 	}
 }
 
+// TestCRLFAfterPostIsSkipped: as net/http does, up to 4 CR or LF bytes
+// after a POST's body are skipped, and the next request is the fast
+// path's; after another method they are not.
+func TestCRLFAfterPostIsSkipped(t *testing.T) {
+	addr, seen := startFast(t, handlers["echo body"])
+	raw := "POST /v2/a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc\r\n\r\n" +
+		"GET /v2/b HTTP/1.1\r\nHost: h\r\n\r\n"
+	got := exchange(t, addr, raw, 2, "GET")
+	if b := summarize(got[1]).Body; b != "GET /v2/b  host=h len=0 close=false body=" {
+		t.Errorf("the request after the CRLFs: %d %q", got[1].StatusCode, b)
+	}
+	if seen.fast.Load() != 2 || seen.fallback.Load() != 0 {
+		t.Errorf("fast path served %d, net/http %d; want 2 and 0", seen.fast.Load(), seen.fallback.Load())
+	}
+	std := startStd(t, handlers["echo body"])
+	for _, a := range []string{addr, std} {
+		after := exchange(t, a, "GET /v2/a HTTP/1.1\r\nHost: h\r\n\r\n\r\nGET /v2/b HTTP/1.1\r\nHost: h\r\n\r\n", 2, "GET")
+		if after[1].StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: CRLF after a GET answered %d, want 400 as net/http", a, after[1].StatusCode)
+		}
+	}
+}
+
 // TestUnreadBodyIsSkipped: a handler that does not read the body leaves
 // the next request readable.
 func TestUnreadBodyIsSkipped(t *testing.T) {
