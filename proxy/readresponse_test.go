@@ -59,33 +59,38 @@ func FuzzReadResponse(f *testing.F) {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
 	}
-	f.Fuzz(func(t *testing.T, data []byte, head bool) {
-		method := http.MethodGet
-		if head {
-			method = http.MethodHead
+	f.Fuzz(checkQuickReader)
+}
+
+// checkQuickReader fails t unless the quick reader either leaves data
+// unread or reads it as http.ReadResponse does (the answer to a HEAD
+// request when head is set): status, fields, framing, body, and what is
+// left on the connection after it.
+func checkQuickReader(t *testing.T, data []byte, head bool) {
+	method := http.MethodGet
+	if head {
+		method = http.MethodHead
+	}
+	req, _ := http.NewRequest(method, "http://upstream/v2/Instance", nil)
+	quick := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
+	got := quickResponse(quick, req)
+	if got == nil {
+		if rest, _ := io.ReadAll(quick); !bytes.Equal(rest, data) {
+			t.Fatalf("declined but consumed: left %q of %q", rest, data)
 		}
-		req, _ := http.NewRequest(method, "http://upstream/v2/Instance", nil)
-		quick := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
-		got := quickResponse(quick, req)
-		if got == nil {
-			rest, _ := io.ReadAll(quick)
-			if !bytes.Equal(rest, data) {
-				t.Fatalf("declined but consumed: left %q of %q", rest, data)
-			}
-			return
-		}
-		std := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
-		want, err := http.ReadResponse(std, req)
-		if err != nil {
-			t.Fatalf("quick reader accepted what net/http refuses (%v): %q", err, data)
-		}
-		compareResponses(t, got, want, data)
-		gotRest, _ := io.ReadAll(quick)
-		wantRest, _ := io.ReadAll(std)
-		if !bytes.Equal(gotRest, wantRest) {
-			t.Fatalf("left on the connection: %q, net/http %q; input %q", gotRest, wantRest, data)
-		}
-	})
+		return
+	}
+	std := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
+	want, err := http.ReadResponse(std, req)
+	if err != nil {
+		t.Fatalf("quick reader accepted what net/http refuses (%v): %q", err, data)
+	}
+	compareResponses(t, got, want, data)
+	gotRest, _ := io.ReadAll(quick)
+	wantRest, _ := io.ReadAll(std)
+	if !bytes.Equal(gotRest, wantRest) {
+		t.Fatalf("left on the connection: %q, net/http %q; input %q", gotRest, wantRest, data)
+	}
 }
 
 // compareResponses fails t unless got and want agree in everything the
@@ -227,31 +232,7 @@ func FuzzReadResponseBuilt(f *testing.F) {
 			b.WriteString(name + sep + v + "\r\n")
 		}
 		b.WriteString("\r\n" + body + after)
-		data := []byte(b.String())
-		method := http.MethodGet
-		if head {
-			method = http.MethodHead
-		}
-		req, _ := http.NewRequest(method, "http://upstream/v2/Instance", nil)
-		quick := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
-		got := quickResponse(quick, req)
-		if got == nil {
-			if rest, _ := io.ReadAll(quick); !bytes.Equal(rest, data) {
-				t.Fatalf("declined but consumed: input %q", data)
-			}
-			return
-		}
-		std := bufio.NewReaderSize(bytes.NewReader(data), 4<<10)
-		want, err := http.ReadResponse(std, req)
-		if err != nil {
-			t.Fatalf("quick reader accepted what net/http refuses (%v): %q", err, data)
-		}
-		compareResponses(t, got, want, data)
-		gotRest, _ := io.ReadAll(quick)
-		wantRest, _ := io.ReadAll(std)
-		if !bytes.Equal(gotRest, wantRest) {
-			t.Fatalf("left on the connection: %q, net/http %q; input %q", gotRest, wantRest, data)
-		}
+		checkQuickReader(t, []byte(b.String()), head)
 	})
 }
 
