@@ -64,7 +64,8 @@ const (
 	// another request than the one checked: a Connection field naming an
 	// end-to-end field (which proxies drop), declared trailers, or a field
 	// that cannot be passed on as sent (a value with white space at either
-	// end, which HTTP/2 carries and no HTTP/1.1 field holds).
+	// end, which HTTP/2 carries and no HTTP/1.1 field holds), or a Host
+	// that is no single host and port (passed on as X-Forwarded-Host).
 	CodeInvalidHeader
 	// CodeIPNotAllowed: the token may only be used from its address ranges
 	// (Token.AllowedIPs), and the client's address is in none of them.
@@ -127,7 +128,7 @@ var codeMessages = [numCodes]string{
 	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with &, write every % as a %XX escape, and send no control characters in names (nor %00 anywhere).",
 	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length): send HTTP/1.1 with one of them.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
-	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, requests may not carry trailers, and no field value may begin or end with white space.",
+	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, requests may not carry trailers, no field value may begin or end with white space, and Host must name one host (and port).",
 	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",
 	CodeProjectRateLimited:   "Too many requests for this project: its tokens share a project limit; retry after the time in Retry-After.",
 }

@@ -96,7 +96,9 @@ func (h *Handler) outHeader(r *http.Request, st *reqState) http.Header {
 	out[HeaderTokenID] = vals[1:2:2]
 	out[HeaderTokenRole] = vals[2:3:3]
 	out[HeaderRequestID] = vals[3:4:4]
-	out["X-Forwarded-Host"] = vals[4:5:5]
+	if r.Host != "" { // HTTP/1.0 may name none: no empty field
+		out["X-Forwarded-Host"] = vals[4:5:5]
+	}
 	out["X-Forwarded-Proto"] = vals[5:6:6]
 	if h.asserter != nil {
 		h.assert(out, t, st)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"strings"
 )
@@ -71,3 +72,71 @@ func unwritable(r *http.Request) bool {
 	}
 	return !validFieldValue(r.Host)
 }
+
+// badHost reports whether host, the request's Host (HTTP/2's :authority),
+// is not one authority the upstream can be told as X-Forwarded-Host: a
+// host name or IPv4 address of letters, digits and "-._~", or an IPv6
+// address in brackets, then optionally ":" and a port of at most five
+// digits. net/http reads an HTTP/1 Host loosely ("a,b", which an
+// X-Forwarded-Host reader splits into a list of proxies' hosts) and
+// HTTP/2's :authority not at all ("a b", "x/y?z", any byte above 0x7E);
+// such a request is refused (auth.CodeInvalidHeader) rather than passed
+// on in a form the upstream may read another way. An empty Host (HTTP/1.0
+// allows it) names nothing and is not refused. It does not allocate.
+func badHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	port := ""
+	if host[0] == '[' {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return true
+		}
+		a, err := netip.ParseAddr(host[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return true
+		}
+		port = host[end+1:]
+	} else {
+		name := host
+		if i := strings.IndexByte(host, ':'); i >= 0 {
+			name, port = host[:i], host[i:]
+		}
+		if name == "" {
+			return true
+		}
+		for i := 0; i < len(name); i++ {
+			if !hostByte[name[i]] {
+				return true
+			}
+		}
+	}
+	return badPort(port)
+}
+
+// badPort reports whether p is neither empty nor ":" and up to five digits.
+func badPort(p string) bool {
+	if p == "" {
+		return false
+	}
+	if p[0] != ':' || len(p) > 6 {
+		return true
+	}
+	for i := 1; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return true
+		}
+	}
+	return false
+}
+
+// hostByte marks the bytes of a host name or IPv4 address in a Host field:
+// RFC 3986's unreserved characters, without percent-escapes or the
+// sub-delimiters ("," among them).
+var hostByte = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~") {
+		t[c] = true
+	}
+	return t
+}()

@@ -341,7 +341,7 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 	if faultyFraming(r) {
 		return auth.Verdict{Code: auth.CodeInvalidFraming}
 	}
-	if changesOnTheWay(r) || unwritable(r) {
+	if changesOnTheWay(r) || unwritable(r) || badHost(r.Host) {
 		return auth.Verdict{Code: auth.CodeInvalidHeader}
 	}
 	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
