@@ -1,0 +1,64 @@
+package auth
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestQueryOverridesMethod(t *testing.T) {
+	for q, want := range map[string]bool{
+		"":                                false,
+		"_method=DELETE":                  true,
+		"Tag=a&_METHOD=GET":               true,
+		"-method=GET":                     true,
+		"%5Fmethod=GET":                   true,
+		"_m%65thod=GET":                   true,
+		"+_method+=GET":                   true,
+		"%20_method%09=GET":               true,
+		"_method":                         true,
+		"X-HTTP-Method-Override=DELETE":   true,
+		"x_http_method_override=DELETE":   true,
+		"X-Http-Method=PUT":               true,
+		"x-method-override=PATCH":         true,
+		"Tag=_method":                     false, // a value, not a key
+		"method=GET":                      false,
+		"_methods=GET":                    false,
+		"_meth+od=GET":                    false,
+		"x-http-method-overrides=DELETE":  false,
+		"filter._method=GET":              false,
+		"ProjectId=42&Tag=a;_method=POST": false, // ";" is data: one key, "Tag"
+	} {
+		if got := QueryOverridesMethod(q); got != want {
+			t.Errorf("QueryOverridesMethod(%q) = %v, want %v", q, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { QueryOverridesMethod("Tag=a&%5Fmethod=GET&ProjectId=42") }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
+
+// TestGateRefusesMethodOverrideQuery: a method override in the query could
+// have the API serve another method than the one checked — a POST by a
+// token scoped to compute.write served as the GET that needs
+// compute.read — so it is refused invalid_query, on every route.
+func TestGateRefusesMethodOverrideQuery(t *testing.T) {
+	f := newGateFixture(t, nil)
+	writeOnly := f.token(t, RoleOwner, func(t *Token) { t.Scopes = PermSet(0).With(PermComputeWrite) })
+	acct := f.token(t, RoleAccounting, nil)
+	for _, c := range []struct {
+		method, path, query, cred string
+		want                      Code
+	}{
+		{"POST", "/v2/Instance", "_method=GET", writeOnly, CodeInvalidQuery},
+		{"POST", "/v2/Instance", "ProjectId=42&X-HTTP-Method-Override=GET", writeOnly, CodeInvalidQuery},
+		{"GET", "/v2/Invoice", "_method=DELETE", acct, CodeInvalidQuery},
+		{"POST", "/v2/Instance", "ProjectId=42", writeOnly, OK},
+		{"GET", "/v2/Invoice", "Tag=_method", acct, OK},
+	} {
+		req := Request{Method: c.method, Path: c.path, RawQuery: c.query, Authorization: "Bearer " + c.cred}
+		if v := f.gate.Decide(context.Background(), &req, time.Now()); v.Code != c.want {
+			t.Errorf("%s %s?%s: %s, want %s", c.method, c.path, c.query, v.Code, c.want)
+		}
+	}
+}
