@@ -135,6 +135,8 @@ func TestDroppedHeader(t *testing.T) {
 		"X-Original-Url": true, "X-Rewrite-Url": true, "X_original_method": true,
 		"X-Forwarded-Prefix": true, "X-Forwarded-": false, "X-Forwarded": false,
 		"X-Http-Method-Overrides": false, "Content-Type": false, "Authorization": false,
+		"X-Client-Cert": true, "x_client_cert": true, "X-ARR-ClientCert": true, "Ms-Aspnetcore-Clientcert": true,
+		"X-SSL-Client-Cert": true, "Ssl-Client-Cert": true, "X-Client-Certificate": true, "X-Client-Certs": false,
 	} {
 		if got := droppedHeader(k); got != want {
 			t.Errorf("droppedHeader(%q) = %v, want %v", k, got, want)

@@ -237,7 +237,12 @@ func authorization(h http.Header) string {
 //     X-Method-Override, X-Original-Method, X-Original-URL, X-Rewrite-URL;
 //   - headers that name a client address other than the one the decision
 //     checked (X-Real-IP, True-Client-IP, CF-Connecting-IP, ...): the
-//     gateway's X-Forwarded-For says who the client is.
+//     gateway's X-Forwarded-For says who the client is;
+//   - headers that carry a TLS client certificate forwarded by a front
+//     end (X-Client-Cert, ASP.NET Core's certificate forwarding default,
+//     X-ARR-ClientCert, ...): the API may take one for the certificate
+//     the gateway authenticates with (mutual TLS), and the client's is
+//     nobody's word.
 func droppedHeader(k string) bool {
 	if len(k) < 6 {
 		return false
@@ -258,7 +263,20 @@ func droppedHeader(k string) bool {
 			return true
 		}
 	}
+	for _, name := range certHeaders {
+		if foldsTo(k, name) {
+			return true
+		}
+	}
 	return false
+}
+
+// certHeaders are headers that front ends and frameworks read as the TLS
+// client certificate of the connection, lower case (X-Forwarded-Client-Cert
+// and its like are dropped as X-Forwarded-*).
+var certHeaders = [...]string{
+	"x-client-cert", "x-arr-clientcert", "ms-aspnetcore-clientcert", "x-ssl-client-cert",
+	"ssl-client-cert", "x-client-certificate",
 }
 
 // addressHeaders are headers that proxies, CDNs and frameworks read as the

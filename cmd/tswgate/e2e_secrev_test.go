@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +151,26 @@ func TestSecrevMethodOverrideQuery(t *testing.T) {
 		{"Owner POST, no override", "POST", "/v2/SshKey?projectId=42", false, jsonType, body, 200, ""},
 	} {
 		b.check(t, c)
+	}
+}
+
+// TestSecrevClientCertHeadersDropped: headers that a front end uses to
+// pass a TLS client certificate to the API (ASP.NET Core's certificate
+// forwarding reads X-Client-Cert by default) never reach the upstream from
+// a client, in any spelling: the API may take them for the certificate
+// the gateway authenticates with.
+func TestSecrevClientCertHeadersDropped(t *testing.T) {
+	b := startBinGateway(t)
+	b.check(t, securityCase{"client certificate headers", "GET", "/v2/Invoice", true, []string{
+		"X-Client-Cert: forged", "x_client_cert: forged", "X-ARR-ClientCert: forged",
+		"MS-ASPNETCORE-CLIENTCERT: forged", "Ssl-Client-Cert: forged", "X-SSL-Client-Cert: forged",
+		"X-Client-Certificate: forged", "X-Forwarded-Client-Cert: forged",
+	}, nil, 200, ""})
+	for k, vs := range b.up.MustLast(t).Header {
+		for _, v := range vs {
+			if strings.Contains(v, "forged") {
+				t.Errorf("the upstream got the client's %s: %q", k, v)
+			}
+		}
 	}
 }
