@@ -4,6 +4,8 @@
 // and hands every connection whose next request is outside that grammar
 // to a net/http server, which serves it from then on. One handler, so one
 // decision and one refusal mapping, whichever server read the request.
+// (HTTP/2's preface after requests is the one exception: see
+// prefaceRequest.)
 package h1
 
 import (
