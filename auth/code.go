@@ -50,12 +50,13 @@ const (
 	// CodeBodyNotAllowed: a body on a route whose operation takes none.
 	CodeBodyNotAllowed
 	// CodeInvalidQuery: a query string that cannot be read one way only
-	// (a malformed percent-escape, a control character), or that names a
-	// method override (QueryOverridesMethod).
+	// (a malformed percent-escape, a control character, a byte outside
+	// RFC 3986's query characters sent unescaped), or that names a method
+	// override (QueryOverridesMethod).
 	CodeInvalidQuery
 	// CodeInvalidFraming: a request whose framing two HTTP parsers could
 	// read differently (Transfer-Encoding on HTTP/1.0, or with
-	// Content-Length).
+	// Content-Length; HTTP/2's preface after the start of a connection).
 	CodeInvalidFraming
 	// CodeClientClosed: the client went away before the request was
 	// decided or answered. Nobody reads the answer; it is recorded (as
@@ -126,8 +127,8 @@ var codeMessages = [numCodes]string{
 
 	CodeUnsupportedMediaType: "The request body must be JSON in UTF-8, without Content-Encoding: Content-Type application/json, text/json, application/*+json or application/json-patch+json.",
 	CodeBodyNotAllowed:       "This API route takes no request body.",
-	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with &, write every % as a %XX escape, send no control characters in names (nor %00 anywhere), and name no method override (_method, X-HTTP-Method-Override).",
-	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length): send HTTP/1.1 with one of them.",
+	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with &, write every % as a %XX escape, escape as %XX every byte outside RFC 3986's query characters (space, #, \", <, >, \\, ^, `, {, |, }, non-ASCII bytes), send no control characters in names (nor %00 anywhere), and name no method override (_method, X-HTTP-Method-Override).",
+	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length; HTTP/2's preface after the start of a connection): send HTTP/1.1 with one of them, and HTTP/2 only from a connection's start.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
 	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, requests may not carry trailers, no field value may begin or end with white space, and Host must name one host (and port).",
 	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",

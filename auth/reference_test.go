@@ -37,12 +37,18 @@ func refKeyNamesProject(key string) bool {
 
 // refQueryCheck reads a raw query the way ASP.NET's QueryHelpers does:
 // pairs split at "&" only, key and value split at the first "=", each
-// url.QueryUnescape'd. A malformed escape, a raw control byte, space or
-// "#" is invalid_query; a key naming the project with another value than want is
+// url.QueryUnescape'd. A malformed escape, or a raw byte outside RFC
+// 3986's query (pchar, "/" and "?", with "[" and "]" as in paths), is
+// invalid_query; a key naming the project with another value than want is
 // project_mismatch.
 func refQueryCheck(q, want string) Code {
+	const (
+		unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+		subDelims  = "!$&'()*+,;="
+		query      = unreserved + subDelims + ":@" + "/?" + "%" + "[]"
+	)
 	for i := 0; i < len(q); i++ {
-		if q[i] <= 0x20 || q[i] == 0x7f || q[i] == '#' {
+		if !strings.ContainsRune(query, rune(q[i])) {
 			return CodeInvalidQuery
 		}
 	}

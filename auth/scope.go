@@ -16,8 +16,9 @@ import (
 // so that every spelling the API might bind is covered.
 //
 // Names. A name "is projectid" if it is "projectid" in ASCII letters of any
-// case, where the Turkish dotless "ı" and dotted "İ" (UTF-8) also count as
-// "i" (.NET's case-insensitive comparisons upper-case "ı" to "I").
+// case, where the Turkish dotless "ı" and dotted "İ" (UTF-8, escaped in a
+// query) also count as "i" (.NET's case-insensitive comparisons
+// upper-case "ı" to "I").
 //
 // Query (CheckQueryProject), the raw, still-escaped query string:
 //
@@ -25,11 +26,16 @@ import (
 //     them; ";" is data. A pair's key ends at its first "=" (no "=": the
 //     value is empty).
 //   - Every "%" must start a %HH escape (two hex digits: so no "%zz", no
-//     trailing "%", no IIS-style "%u0050"), no control byte (0x00-0x1f,
-//     0x7f), space or "#" may appear unescaped (HTTP/2 carries them in
-//     :path; in the upstream's request line a space would end the target
-//     and "#" start a fragment), none but white space escaped in a key, and
-//     no NUL (%00) anywhere; else CodeInvalidQuery, whatever the keys.
+//     trailing "%", no IIS-style "%u0050"); only RFC 3986's query
+//     characters (unreserved, sub-delims, ":", "@", "/", "?") and "[" and
+//     "]" (as in paths, and as clients send array keys) may appear
+//     unescaped: no control byte, space, "#", quote, "<", ">", "\", "^",
+//     "`", "{", "|", "}" or byte above 0x7e (HTTP/2 carries them in :path
+//     and net/http passes them on raw; in the upstream's request line a
+//     space would end the target and "#" start a fragment, and readers
+//     differ on the others: some escape, drop or decode them in another
+//     charset); no control byte but white space escaped in a key, and no
+//     NUL (%00) anywhere; else CodeInvalidQuery, whatever the keys.
 //   - A key names the project if, decoded ("+" is a space, %HH a byte), one
 //     of its parts between ".", "[" and "]", trimmed of ASCII white space,
 //     is projectid: "ProjectId", "filter.projectId", "ProjectId[]",
@@ -98,22 +104,25 @@ func CheckQueryProject(rawQuery string, project int64) Code {
 	return OK
 }
 
-// queryChecked marks the bytes validQuery looks at: control bytes, the
-// space and "#" (which would end the upstream's request target, or start
-// a fragment), "%", and the "&" and "=" that delimit keys.
+// queryChecked marks the bytes validQuery looks at: "%", the "&" and "="
+// that delimit keys, and every byte a query may not hold unescaped (all
+// but RFC 3986's query characters, "[" and "]").
 var queryChecked = func() (t [256]bool) {
-	for c := range 0x20 {
+	for c := range t {
 		t[c] = true
 	}
-	t[0x7f], t['%'], t['&'], t['='], t[' '], t['#'] = true, true, true, true, true, true
+	const plain = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$'()*+,;:@/?[]"
+	for _, c := range []byte(plain) {
+		t[c] = false
+	}
 	return t
 }()
 
 // validQuery reports whether every "%" of q starts a %HH escape, q has no
-// raw control byte, space or "#", no escaped NUL, and no key with an
-// escaped control byte other than white space (a key that one reader may
-// cut short and another read whole; white space is trimmed from key
-// parts).
+// raw byte outside RFC 3986's query characters (but "[" and "]"), no
+// escaped NUL, and no key with an escaped control byte other than white
+// space (a key that one reader may cut short and another read whole;
+// white space is trimmed from key parts).
 func validQuery(q string) bool {
 	inKey := true
 	for i := 0; i < len(q); i++ {

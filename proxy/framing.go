@@ -68,8 +68,15 @@ func RefuseFaultyFraming(next http.Handler) http.Handler {
 }
 
 // faultyFraming reports whether r came on a connection where a header
-// block with faulty framing was seen.
+// block with faulty framing was seen, or is HTTP/2's connection preface
+// read as an HTTP/1 request: "PRI" is no method, and the preface is valid
+// only as a connection's first bytes (where net/http takes it for h2c
+// before any handler runs), so on a connection past its start a front
+// end and the gateway could disagree on which protocol follows.
 func faultyFraming(r *http.Request) bool {
+	if r.Method == "PRI" {
+		return true
+	}
 	fc, _ := r.Context().Value(framingKey{}).(*framingConn)
 	return fc != nil && fc.faulty.Load()
 }

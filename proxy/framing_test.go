@@ -10,16 +10,21 @@ import (
 // TestRefuseFaultyFraming: a handler beside the proxy, wrapped, is not
 // called for a request on a connection with faulty framing, which is
 // refused (400 invalid_framing) and closed; on a sound connection, and
-// without a watched connection, it is.
+// without a watched connection, it is. HTTP/2's preface read as an
+// HTTP/1 request ("PRI *", on a connection past its start) is refused
+// likewise, watched or not.
 func TestRefuseFaultyFraming(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
+		method    string
 		stream    string // what the connection received; "" for no watch
 		wantCalls int
 	}{
-		{"no watch", "", 1},
-		{"sound", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1},
-		{"faulty", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0},
+		{"no watch", http.MethodGet, "", 1},
+		{"sound", http.MethodGet, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1},
+		{"faulty", http.MethodGet, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0},
+		{"preface", "PRI", "GET / HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\n", 0},
+		{"preface, no watch", "PRI", "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
@@ -31,7 +36,7 @@ func TestRefuseFaultyFraming(t *testing.T) {
 				ctx = ConnContext(ctx, c)
 			}
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodGet, "/tswgate/v1/tokens", nil))
+			h.ServeHTTP(w, httptest.NewRequestWithContext(ctx, tc.method, "/tswgate/v1/tokens", nil))
 			if calls != tc.wantCalls {
 				t.Fatalf("handler called %d times, want %d", calls, tc.wantCalls)
 			}

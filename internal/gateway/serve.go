@@ -62,6 +62,11 @@ func (g *Gateway) listen(role, addr string, h http.Handler) error {
 			return err
 		}
 		srv.TLSConfig = tlsConf
+		if tlsConf == nil {
+			g.watchFraming(role, srv)
+		}
+	case "metrics":
+		g.watchFraming(role, srv)
 	}
 	g.servers = append(g.servers, server{role: role, srv: srv, fast: fast})
 	return nil
@@ -98,6 +103,19 @@ func (g *Gateway) publicEdge(srv *http.Server) (*h1.Server, error) {
 		return nil, nil
 	}
 	return &h1.Server{Fallback: srv, Route: apiTarget, WrapFallback: proxy.WatchFraming, Logger: g.log}, nil
+}
+
+// watchFraming makes a clear-text listener served by net/http alone (admin,
+// metrics) refuse, as the public one does, the requests of a connection
+// where a header block with faulty framing was seen (400 invalid_framing,
+// then close), "OPTIONS *" included: a front end that reads such framing
+// another way could otherwise pass a request to these endpoints that it
+// never saw, on a connection it pools.
+func (g *Gateway) watchFraming(role string, srv *http.Server) {
+	g.listeners[role] = proxy.WatchFraming(g.listeners[role])
+	srv.ConnContext = proxy.ConnContext
+	srv.DisableGeneralOptionsHandler = true
+	srv.Handler = proxy.ServeOptionsStar(proxy.RefuseFaultyFraming(srv.Handler))
 }
 
 // apiTarget reports the request targets of TeraSwitch's API, which the

@@ -4,10 +4,13 @@
 // and hands every connection whose next request is outside that grammar
 // to a net/http server, which serves it from then on. One handler, so one
 // decision and one refusal mapping, whichever server read the request.
+// (HTTP/2's preface after requests is the one exception: see
+// prefaceRequest.)
 package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -267,6 +270,9 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		switch parseHead(buf, &c.h) {
 		case handOff:
+			if !first && bytes.HasPrefix(buf, h2Preface) {
+				return c.prefaceRequest(start), accept
+			}
 			return nil, handOff
 		case accept:
 			if c.h.size > limit {
@@ -288,6 +294,29 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 			return nil, needMore
 		}
 	}
+}
+
+// h2Preface is HTTP/2's connection preface (RFC 9113 §3.4) up to its
+// empty line: what net/http's HTTP/1 server reads as a request.
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
+
+// prefaceRequest reads HTTP/2's preface, come after requests on the
+// connection, as net/http reads it there: a "PRI *" request over
+// HTTP/2.0, without fields or body, after which the connection closes.
+// It is not handed over: the preface is valid only as a connection's
+// first bytes, and net/http, to which a handed-over connection is new,
+// would take it for HTTP/2 with prior knowledge (h2c) and read the rest
+// of the connection as HTTP/2.
+func (c *conn) prefaceRequest(start time.Time) *http.Request {
+	_, _ = c.br.Discard(len(h2Preface))
+	c.start, c.body = start, nil
+	r := new(http.Request)
+	*r = *c.base
+	r.Method, r.URL, r.RequestURI = "PRI", &url.URL{Path: "*"}, "*"
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+	r.Header, r.Body, r.ContentLength, r.Close = http.Header{}, http.NoBody, -1, true
+	r.RemoteAddr = c.remote
+	return r
 }
 
 // request builds the http.Request of the head just read, as net/http
