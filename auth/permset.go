@@ -128,16 +128,34 @@ func RolePermissions(r Role) PermSet {
 	return s
 }
 
-// ParsePermission accepts a permission name in any letter case, e.g.
-// "compute.read".
+// ParsePermission accepts a permission name in any ASCII letter case,
+// with ASCII white space around it, e.g. "compute.read". Nothing else
+// folds: not the Kelvin sign for "k", nor Unicode white space.
 func ParsePermission(name string) (Permission, error) {
-	n := strings.ToLower(strings.TrimSpace(name))
+	n := strings.Trim(name, asciiSpace)
 	for p := PermNone + 1; p < numPermissions; p++ {
-		if permNames[p] == n {
+		if equalFoldASCII(permNames[p], n) {
 			return p, nil
 		}
 	}
 	return PermNone, fmt.Errorf("unknown permission %q: want one of %s", name, allPermissions)
+}
+
+// asciiSpace is the white space a permission name may have around it.
+const asciiSpace = " \t\n\r\v\f"
+
+// equalFoldASCII reports whether lower (lower case) is s in ASCII letters
+// of any case.
+func equalFoldASCII(lower, s string) bool {
+	if len(lower) != len(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lowerASCII(s[i]) != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ParsePermSet parses permission names (each may itself be a
@@ -147,7 +165,7 @@ func ParsePermSet(names []string) (PermSet, error) {
 	var errs []error
 	for _, list := range names {
 		for n := range strings.SplitSeq(list, ",") {
-			if strings.TrimSpace(n) == "" {
+			if strings.Trim(n, asciiSpace) == "" {
 				continue
 			}
 			p, err := ParsePermission(n)

@@ -316,3 +316,23 @@ func BenchmarkPermSetJoin(b *testing.B) {
 		_ = strings.Join(s.Names(), " ")
 	}
 }
+
+// A permission name is read in ASCII only: letters of any ASCII case and
+// ASCII white space around it. Unicode case folding would take the
+// Kelvin sign (U+212A) for "k", and Unicode white space would be trimmed,
+// so a name other tools read as unknown would grant a permission.
+func TestParsePermissionASCIIOnly(t *testing.T) {
+	for _, ok := range []string{"SSH_KEYS.READ", " compute.Read\t"} {
+		if _, err := ParsePermission(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"ssh_\u212aeys.read", "compute.read\u00a0", "\u2003tags.read", "compute.read\u0085"} {
+		if _, err := ParsePermSet([]string{bad}); err == nil {
+			t.Errorf("set %q: no error", bad)
+		}
+		if p, err := ParsePermission(bad); err == nil {
+			t.Errorf("%q read as %s", bad, p)
+		}
+	}
+}

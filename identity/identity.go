@@ -34,6 +34,17 @@ type Subject struct {
 	// Scope lists the token's permissions, space-separated ("scope", as in
 	// RFC 8693); empty for a token that has its role's.
 	Scope string
+	// NotAfter is when the token expires (zero: never). An assertion never
+	// outlives its token: its "exp" is at the latest NotAfter, rounded
+	// down to the second.
+	NotAfter time.Time
+}
+
+// same reports whether s and o are the same subject (NotAfter compared as
+// an instant, whatever its location).
+func (s Subject) same(o Subject) bool {
+	return s.TokenID == o.TokenID && s.ProjectID == o.ProjectID && s.Role == o.Role &&
+		s.Scope == o.Scope && s.NotAfter.Equal(o.NotAfter)
 }
 
 // Options configure a Signer.
@@ -97,7 +108,7 @@ func NewSigner(opts Options) (*Signer, error) {
 // allocate when it reuses one.
 func (s *Signer) Assertion(sub Subject, now time.Time) (string, error) {
 	if v, ok := s.cache.Load(sub.TokenID); ok {
-		if e := v.(*entry); e.sub == sub && now.Before(e.until) && !now.Before(e.iat) {
+		if e := v.(*entry); e.sub.same(sub) && now.Before(e.until) && !now.Before(e.iat) {
 			return e.jwt, nil
 		}
 	}
@@ -105,7 +116,11 @@ func (s *Signer) Assertion(sub Subject, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	e := &entry{sub: sub, jwt: jwt, iat: now, until: now.Add(s.ttl / 2)}
+	until := now.Add(s.ttl / 2)
+	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(until) {
+		until = sub.NotAfter
+	}
+	e := &entry{sub: sub, jwt: jwt, iat: now, until: until}
 	if _, loaded := s.cache.Swap(sub.TokenID, e); !loaded && s.size.Add(1) > s.max {
 		s.evict(now)
 	}
@@ -141,13 +156,18 @@ func (s *Signer) Forget(tokenID string) {
 	}
 }
 
-// Sign signs a new assertion for sub, valid from now for the Signer's TTL.
+// Sign signs a new assertion for sub, valid from now for the Signer's TTL,
+// or until sub.NotAfter if the token expires sooner.
 func (s *Signer) Sign(sub Subject, now time.Time) (string, error) {
 	k := s.keys.signing
 	header := `{"alg":"ES256","typ":"JWT","kid":"` + k.kid + `"}`
+	exp := now.Add(s.ttl)
+	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(exp) {
+		exp = sub.NotAfter
+	}
 	claims := Claims{
 		Issuer: s.iss, Subject: sub.TokenID, Audience: s.aud,
-		IssuedAt: now.Unix(), Expires: now.Add(s.ttl).Unix(),
+		IssuedAt: now.Unix(), Expires: exp.Unix(),
 		ProjectID: sub.ProjectID, Role: sub.Role, Scope: sub.Scope,
 	}
 	payload, err := json.Marshal(claims)

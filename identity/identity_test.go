@@ -243,3 +243,47 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// An assertion never outlives its token: a token expiring before the TTL
+// is over gets an assertion that expires with it, and one reused until
+// then only.
+func TestAssertionNeverOutlivesItsToken(t *testing.T) {
+	ks := mustKeySet(t, mustKey(t))
+	keys, _ := ParseJWKS(ks.JWKS())
+	s := mustSigner(t, ks)
+	sub := owner
+	sub.NotAfter = t0.Add(10*time.Second + 500*time.Millisecond)
+	jwt, err := s.Assertion(sub, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Verify(jwt, keys, iss, aud, t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := t0.Add(10 * time.Second).Unix(); c.Expires != want {
+		t.Fatalf("exp %d, want the token's expiry rounded down, %d", c.Expires, want)
+	}
+	if _, err := Verify(jwt, keys, iss, aud, t0.Add(11*time.Second), 0); err == nil {
+		t.Fatal("the assertion verifies after its token expired")
+	}
+	if again, _ := s.Assertion(sub, t0.Add(10*time.Second)); again != jwt {
+		t.Fatal("not reused while the token lives")
+	}
+	if later, _ := s.Assertion(sub, t0.Add(11*time.Second)); later == jwt {
+		t.Fatal("reused after its token expired")
+	}
+	// A longer-lived token keeps the whole TTL; a changed expiry re-signs.
+	long := sub
+	long.NotAfter = t0.Add(time.Hour)
+	jwt2, _ := s.Assertion(long, t0.Add(12*time.Second))
+	if c, _ := Verify(jwt2, keys, iss, aud, t0.Add(12*time.Second), 0); c == nil || c.Expires != t0.Add(72*time.Second).Unix() {
+		t.Fatalf("claims %+v, want exp at the TTL", c)
+	}
+	// The same instant in another location is the same subject.
+	local := long
+	local.NotAfter = long.NotAfter.In(time.FixedZone("x", 3600))
+	if got, _ := s.Assertion(local, t0.Add(13*time.Second)); got != jwt2 {
+		t.Fatal("re-signed for the same expiry in another location")
+	}
+}

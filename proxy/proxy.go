@@ -189,7 +189,7 @@ func New(opts Options) (*Handler, error) {
 // assert sets the identity assertion of t. Should signing fail, the request
 // goes without one, which an API that requires it refuses.
 func (h *Handler) assert(out http.Header, t *auth.Token, st *reqState) {
-	sub := identity.Subject{TokenID: t.ID, ProjectID: t.ProjectID, Role: t.Role.String()}
+	sub := identity.Subject{TokenID: t.ID, ProjectID: t.ProjectID, Role: t.Role.String(), NotAfter: t.ExpiresAt}
 	if t.Scopes != 0 {
 		sub.Scope = t.Scopes.Claim()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -154,10 +155,8 @@ func (h *RevokeHandler) read(w http.ResponseWriter, r *http.Request) ([]string, 
 	if err != nil {
 		return nil, CodeBodyTooLarge
 	}
-	var req RevokeRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || dec.More() {
+	req, err := decodeRevokeRequest(body)
+	if err != nil {
 		return nil, CodeInvalidRequest
 	}
 	creds := req.Credentials
@@ -168,6 +167,50 @@ func (h *RevokeHandler) read(w http.ResponseWriter, r *http.Request) ([]string, 
 		return nil, CodeInvalidRequest
 	}
 	return creds, ""
+}
+
+// decodeRevokeRequest reads body as exactly one JSON object whose
+// members are "credentials" and "credential", each at most once, spelt
+// exactly so (encoding/json alone would take "Credentials" or a repeated
+// key for the same field and keep the last, dropping credentials the
+// sender was told are revoked), and nothing after it.
+func decodeRevokeRequest(body []byte) (RevokeRequest, error) {
+	var req RevokeRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return req, errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return req, err
+		}
+		key, _ := tok.(string)
+		var dst any
+		switch key {
+		case "credentials":
+			dst = &req.Credentials
+		case "credential":
+			dst = &req.Credential
+		default:
+			return req, fmt.Errorf("unknown member %q", key)
+		}
+		if seen[key] {
+			return req, fmt.Errorf("member %q given twice", key)
+		}
+		seen[key] = true
+		if err := dec.Decode(dst); err != nil {
+			return req, err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return req, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return req, errors.New("data after the JSON object")
+	}
+	return req, nil
 }
 
 // enqueue queues the credentials worth a check (a failed checksum is not:

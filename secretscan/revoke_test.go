@@ -233,3 +233,37 @@ func TestRevokeEndpointRetriesOutage(t *testing.T) {
 		})
 	}
 }
+
+// A request is read one way: a key given twice, or in another case (which
+// encoding/json would take for the same field, keeping the last), is
+// refused as a whole, not answered "Accepted" with a credential dropped.
+func TestRevokeEndpointReadsOneWay(t *testing.T) {
+	s := openStores(t)["file"](t)
+	h, rec := newRevoker(t, s, RevokeOptions{})
+	a, ca := addToken(t, s)
+	b, cb := addToken(t, s)
+	for name, body := range map[string]string{
+		"twice":             `{"credentials":["` + ca + `"],"credentials":["` + cb + `"]}`,
+		"other case":        `{"credentials":["` + ca + `"],"Credentials":["` + cb + `"]}`,
+		"singular twice":    `{"credential":"` + ca + `","credential":"` + cb + `"}`,
+		"upper case only":   `{"CREDENTIAL":"` + ca + `"}`,
+		"folded":            `{"credentia\u212a":"` + ca + `"}`,
+		"escaped duplicate": `{"credential":"` + ca + `","credentia\u006c":"` + cb + `"}`,
+		"trailing garbage":  `{"credential":"` + ca + `"} x`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if w := serve(h, revokeReq(body, "192.0.2.7:1")); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), CodeInvalidRequest) {
+				t.Errorf("%d %s, want 400 %s", w.Code, w.Body, CodeInvalidRequest)
+			}
+		})
+	}
+	// Both forms together are fine: each names its own credentials.
+	run(t, h)
+	if w := serve(h, revokeReq(`{"credentials":["`+ca+`"],"credential":"`+cb+`"}`, "192.0.2.7:2")); w.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	rec.waitChecked(t, 2)
+	if !revoked(t, s, a.ID) || !revoked(t, s, b.ID) {
+		t.Error("not both revoked")
+	}
+}

@@ -74,6 +74,9 @@ type Attempt struct {
 	// Error says why the attempt failed, when it did.
 	Error    string `json:"error,omitempty"`
 	Consumer string `json:"consumer,omitempty"`
+
+	// detail is Error as the operator's log gets it, when it says more.
+	detail string
 }
 
 // record appends a to d's recent attempts, dropping the oldest beyond

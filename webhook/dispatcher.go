@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -190,7 +192,11 @@ func (d *Dispatcher) deliver(ctx context.Context, del *Delivery) {
 		a = Attempt{At: d.opts.Now(), Error: "endpoint deleted or disabled", Consumer: d.opts.Consumer}
 		del.Recent = append(del.Recent, a)
 	case err != nil:
-		a = Attempt{At: d.opts.Now(), Error: "looking the endpoint up: " + err.Error(), Consumer: d.opts.Consumer}
+		// The store's error names the gateway's own network: it goes to
+		// the log, not to the delivery, which the project reads.
+		d.opts.Logger.Warn("webhook: looking a delivery's endpoint up failed", "delivery", del.ID,
+			"endpoint", del.EndpointID, "err", err)
+		a = Attempt{At: d.opts.Now(), Error: "the endpoint could not be read: the gateway's store is unavailable", Consumer: d.opts.Consumer}
 		d.settle(del, a)
 	default:
 		a = d.post(ctx, ep, del)
@@ -202,7 +208,7 @@ func (d *Dispatcher) deliver(ctx context.Context, del *Delivery) {
 	}
 	if a.Error != "" {
 		d.opts.Logger.Info("webhook: delivery attempt failed", "delivery", del.ID, "endpoint", del.EndpointID,
-			"attempt", del.Attempts, "state", del.State, "status", a.Status, "err", a.Error)
+			"attempt", del.Attempts, "state", del.State, "status", a.Status, "err", cmp.Or(a.detail, a.Error))
 	}
 	d.opts.Observer.Attempted(del, a)
 }
@@ -244,7 +250,10 @@ func (d *Dispatcher) post(ctx context.Context, ep *Endpoint, del *Delivery) Atte
 	resp, err := client.Do(req)
 	a.Duration = time.Since(start)
 	if err != nil {
-		a.Error = describe(err)
+		a.Error, a.detail = describe(err), describe(err)
+		if !ep.Operator() {
+			a.Error = describePublic(err)
+		}
 		return a
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseRead))
@@ -254,6 +263,27 @@ func (d *Dispatcher) post(ctx context.Context, ep *Endpoint, del *Delivery) Atte
 		a.Error = fmt.Sprintf("endpoint answered %d", resp.StatusCode)
 	}
 	return a
+}
+
+// describePublic says why an attempt to post to a project's endpoint
+// failed, as its project may read it: nothing of the gateway's own
+// network. The address a host name resolved to when it is not public (an
+// internal service's) and the DNS server asked are left out; the log has
+// them. Other failures come from a public address, and are told as they
+// are.
+func describePublic(err error) string {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, ErrPrivateAddress):
+		return "the endpoint's host is not at a public address: webhooks go to the internet only"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return "the endpoint's host name does not resolve"
+	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
+		return "resolving the endpoint's host name timed out"
+	case errors.As(err, &dnsErr):
+		return "the endpoint's host name could not be resolved"
+	}
+	return describe(err)
 }
 
 // describe is an error without the URL net/http puts in it (which may

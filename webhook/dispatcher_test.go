@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -299,4 +301,75 @@ func TestRedirectIsAFailure(t *testing.T) {
 	if got, _ := target.counts(); len(got) != 0 {
 		t.Error("a redirect was followed")
 	}
+}
+
+// A project reads its deliveries' attempts: a failure tells it nothing of
+// the gateway's own network — not the internal address its endpoint's
+// host name resolved to, nor the DNS server asked. The operator's keep
+// the detail.
+func TestProjectAttemptErrorNamesNoInternalAddress(t *testing.T) {
+	port := reservePort(t)
+	_, p, _ := net.SplitHostPort(port)
+	for _, c := range []struct {
+		project int64
+		private bool // the error may name the address
+	}{{42, false}, {0, true}} {
+		q := fileQueue(t, "", FileQueueOptions{})
+		reg, _ := OpenFileRegistry("")
+		ep, err := NewEndpoint(c.project, "http://localhost:"+p+"/hook", nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Put(context.Background(), ep); err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := NewPublisher(PublisherOptions{Endpoints: reg, Queue: q})
+		tok, _ := storetest.NewToken(t, 42, auth.RoleOwner)
+		if _, err := pub.Publish(context.Background(), TokenCreated(tok, Actor{Kind: auth.ActorSystem}, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		obs := newAttempts()
+		public := NewClient(ClientOptions{Timeout: 5 * time.Second})
+		stop := runDispatcher(t, DispatcherOptions{Queue: q, Endpoints: reg, Observer: obs, MaxAttempts: 1,
+			Client: public, OperatorClient: public})
+		var got string
+		obs.waitUntil(t, "the attempt", func(a attemptNote) bool { got = a.attempt.Error; return true })
+		stop()
+		names := strings.Contains(got, "127.0.0.1") || strings.Contains(got, "::1")
+		if names != c.private || !strings.Contains(got, "public") {
+			t.Errorf("project %d: attempt error %q; naming the address: %v, want %v", c.project, got, names, c.private)
+		}
+	}
+	dns := &url.Error{Op: "Post", URL: "https://hooks.example/", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: &net.DNSError{Err: "no such host", Name: "hooks.example", Server: "10.96.0.10:53", IsNotFound: true}}}
+	if got := describePublic(dns); strings.Contains(got, "10.96") || !strings.Contains(got, "does not resolve") {
+		t.Errorf("describePublic(DNS error) = %q", got)
+	}
+	if got := describe(dns); !strings.Contains(got, "10.96") {
+		t.Errorf("describe(DNS error) = %q, want the detail for the log", got)
+	}
+}
+
+// failingEndpoints is an EndpointSource whose store is down, with an
+// error naming the store's address.
+type failingEndpoints struct{}
+
+func (failingEndpoints) Get(context.Context, string) (*Endpoint, error) {
+	return nil, errors.New("dial tcp 10.0.7.9:6379: connect: connection refused")
+}
+
+// A store failure is the gateway's: the delivery's attempt, which the
+// project reads, does not carry the store's error (the log does).
+func TestStoreErrorIsNotInTheAttempt(t *testing.T) {
+	q := fileQueue(t, "", FileQueueOptions{})
+	_, _, pub := setup(t, q, "https://hooks.example/", newReceiver(t).secret)
+	publishN(t, pub, 1)
+	obs := newAttempts()
+	runDispatcher(t, DispatcherOptions{Queue: q, Endpoints: failingEndpoints{}, Observer: obs, MaxAttempts: 1})
+	obs.waitUntil(t, "the attempt", func(a attemptNote) bool {
+		if strings.Contains(a.attempt.Error, "10.0.7.9") || a.attempt.Error == "" {
+			t.Errorf("attempt error %q", a.attempt.Error)
+		}
+		return true
+	})
 }

@@ -154,6 +154,12 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 	if !ok {
 		return
 	}
+	if wait, ok := h.tests.allow(e.ID, h.opts.Now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		h.refuse(w, r, c, c.project, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf(
+			"This endpoint was sent %d test messages lately: send the next after the time in Retry-After.", testBurst))
+		return
+	}
 	d, err := webhook.NewTestDelivery(e, h.opts.Now())
 	if err == nil {
 		err = h.opts.Queue.Enqueue(r.Context(), d)

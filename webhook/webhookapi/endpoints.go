@@ -302,19 +302,21 @@ func (h *Handler) checkURL(ctx context.Context, raw string, operator bool) []str
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return []string{"url: must not name a loopback host"}
 	}
-	addrs := []netip.Addr{}
 	if a, err := netip.ParseAddr(host); err == nil {
-		addrs = append(addrs, a)
-	} else {
-		ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		defer cancel()
-		// A name that does not resolve now is accepted: the dispatcher
-		// checks every address it dials.
-		addrs, _ = h.opts.Resolver.LookupNetIP(ctx, "ip", host)
-	}
-	for _, a := range addrs {
 		if !webhook.Public(a) {
 			return []string{fmt.Sprintf("url: %s is not a public address: webhooks go to the internet only", a)}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	// A name that does not resolve now is accepted: the dispatcher checks
+	// every address it dials. What a name resolves to is not told: the
+	// gateway's resolver knows its own network's names.
+	addrs, _ := h.opts.Resolver.LookupNetIP(ctx, "ip", host)
+	for _, a := range addrs {
+		if !webhook.Public(a) {
+			return []string{"url: the host is not at a public address: webhooks go to the internet only"}
 		}
 	}
 	return nil

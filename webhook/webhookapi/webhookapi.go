@@ -119,7 +119,8 @@ type Options struct {
 
 // Handler serves the API. Or serves it in front of another handler.
 type Handler struct {
-	opts Options
+	opts  Options
+	tests testLimiter
 	// alone serves the API with 404 not_found off its paths.
 	alone http.Handler
 }

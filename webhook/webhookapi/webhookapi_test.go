@@ -333,7 +333,7 @@ func TestPrivateAddressRefusedAtDelivery(t *testing.T) {
 	}
 	d, _ := client(f.admin, adminKey, 42).Test(ctx, ep.ID)
 	got := f.waitAttempt(t, d.ID)
-	if got.State != webhook.StateDead || !strings.Contains(got.Recent[0].Error, "not public") {
+	if got.State != webhook.StateDead || !strings.Contains(got.Recent[0].Error, "not at a public address") || strings.Contains(got.Recent[0].Error, "127.0.0.1") {
 		t.Errorf("delivery to a loopback address: %s %+v", got.State, got.Recent)
 	}
 	op, err := client(f.admin, adminKey, 0).Create(ctx, CreateRequest{URL: rcv.srv.URL})
@@ -489,4 +489,31 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A refused endpoint URL whose host is a name does not say what the name
+// resolved to: the gateway's resolver knows its own network's names
+// (redis.internal → 10.96.0.12), and a project must not learn them.
+func TestURLPolicyNamesNoResolvedAddress(t *testing.T) {
+	b := backends(t)[0]
+	resolver := fakeResolver{"redis.internal.example": "10.96.0.12"}
+	f := newFixture(t, b, fixtureOptions{noDisp: true, opts: Options{Resolver: resolver}})
+	c := client(f.admin, adminKey, 42)
+	_, err := c.Create(context.Background(), CreateRequest{URL: "https://redis.internal.example/"})
+	if apiCode(err) != "invalid_request" {
+		t.Fatalf("create: %v, want invalid_request", err)
+
+	}
+	if !strings.Contains(err.Error(), "not at a public address") || strings.Contains(err.Error(), "10.96") {
+		t.Errorf("the refusal names the internal address: %v", err)
+	}
+	ep, _ := c.Create(context.Background(), CreateRequest{URL: "https://unresolved.example.net/"})
+	bad := "https://redis.internal.example/"
+	if _, err := c.Update(context.Background(), ep.ID, UpdateRequest{URL: &bad}); err == nil || strings.Contains(err.Error(), "10.96") {
+		t.Errorf("update: %v, want a refusal without the internal address", err)
+	}
+	// An address the caller wrote is named.
+	if _, err := c.Create(context.Background(), CreateRequest{URL: "https://10.1.2.3/"}); err == nil || !strings.Contains(err.Error(), "10.1.2.3") {
+		t.Errorf("create with an address: %v, want it named", err)
+	}
 }
