@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tswgate/tswgate/auth"
+	"github.com/tswgate/tswgate/config"
 	"github.com/tswgate/tswgate/proxy"
 )
 
@@ -173,6 +174,29 @@ func TestTokenAPICodesDocumented(t *testing.T) {
 		}
 		if !strings.Contains(doc, "`"+c+"`") && !regexp.MustCompile("`[0-9]{3} "+c+"`").MatchString(doc) {
 			t.Errorf("docs/token-api.md does not document the token API's code %s", c)
+		}
+	}
+}
+
+// misspeltOnPurpose are TSWGATE_ names the docs show as mistakes.
+var misspeltOnPurpose = map[string]string{
+	"TSWGATE_LISTEN_ADR": "docs/configuration.md's example of an unknown setting",
+}
+
+// TestDocsSettingNames: every TSWGATE_ variable README.md and docs/ name
+// is one the configuration knows (a setting, or a variable it leaves to
+// the CLI or to tests), so that no page tells users to set a name that
+// start-up refuses.
+func TestDocsSettingNames(t *testing.T) {
+	name := regexp.MustCompile(`TSWGATE_[A-Z0-9_]+`)
+	for _, p := range docPages(t) {
+		for _, n := range name.FindAllString(readDoc(t, p), -1) {
+			if strings.HasSuffix(n, "_") || misspeltOnPurpose[n] != "" {
+				continue // a prefix, such as TSWGATE_TEST_
+			}
+			if _, err := config.Load("", []string{n + "=x"}); err != nil && strings.Contains(err.Error(), n+": unknown setting") {
+				t.Errorf("%s names %s, which is not a setting", p, n)
+			}
 		}
 	}
 }
