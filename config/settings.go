@@ -498,7 +498,7 @@ var settings = []setting{
 	field(boolKind, "TSWGATE_ACCESS_LOG", true, func(c *Config) *bool { return &c.AccessLog },
 		"Write one log line per request (message \"request\", in TSWGATE_LOG_FORMAT, to stderr through a buffer flushed every 100ms): "+
 			"request id, method, path (never the query), status, token id, project, role, permission, refusal code, gateway and upstream milliseconds, "+
-			"the rate-limit decision (limited tokens) and the client address (with TSWGATE_AUTH_FAILURE_RATE on).",
+			"the rate-limit decision (limited tokens), the client address and the trace id (traced requests).",
 		nil),
 	field(listKind, "TSWGATE_METRICS_PROJECTS", nil, func(c *Config) *[]string { return &c.MetricsProjects },
 		"Project ids, comma-separated (a JSON array in the config file), that get their own series tswgate_project_requests_total; "+
