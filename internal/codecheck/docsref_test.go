@@ -176,6 +176,17 @@ func TestTokenAPICodesDocumented(t *testing.T) {
 			t.Errorf("docs/token-api.md does not document the token API's code %s", c)
 		}
 	}
+	// And the table of its codes names no other.
+	_, table, ok := strings.Cut(doc, "\n| code | status | meaning |\n")
+	if !ok {
+		t.Fatal("docs/token-api.md has no table of codes (| code | status | meaning |)")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	for _, n := range tableNames(table, regexp.MustCompile(`^[a-z]+(_[a-z]+)+$`)) {
+		if !slices.Contains(codes, n) {
+			t.Errorf("docs/token-api.md's table of codes has %s, which the token API does not answer", n)
+		}
+	}
 }
 
 // misspeltOnPurpose are TSWGATE_ names the docs show as mistakes.
