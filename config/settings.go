@@ -390,10 +390,10 @@ var settings = []setting{
 		}),
 
 	field(durationKind, "TSWGATE_CACHE_TTL", 10*time.Second, func(c *Config) *time.Duration { return &c.CacheTTL },
-		"How long a token record is served from memory before it is read again: the bound on staleness should change announcements be lost (revocations apply at once through the store).",
+		"How long a token record is served from memory before it is read again: the bound on staleness should change announcements be lost (revocations apply at once through the store). Allowed: more than 0, at most 10m.",
 		checkDuration(positive, 10*time.Minute, "10s")),
 	field(durationKind, "TSWGATE_NEGATIVE_CACHE_TTL", 2*time.Second, func(c *Config) *time.Duration { return &c.NegativeCacheTTL },
-		"How long an unknown token id is remembered; at most TSWGATE_CACHE_TTL.",
+		"How long an unknown token id is remembered. Allowed: more than 0, at most TSWGATE_CACHE_TTL.",
 		func(c *Config, v time.Duration, bad problem) {
 			checkDuration(positive, 0, "2s")(c, v, bad)
 			if v > c.CacheTTL && c.CacheTTL > 0 {
@@ -401,64 +401,64 @@ var settings = []setting{
 			}
 		}),
 	field(int64Kind, "TSWGATE_CACHE_MAX_ENTRIES", 100000, func(c *Config) *int64 { return &c.CacheMaxEntries },
-		"Most tokens kept in the memory cache.",
+		"Most tokens kept in the memory cache. Allowed: at least 100.",
 		checkInt[int64](100, 0, "")),
 	field(durationKind, "TSWGATE_STALE_IF_ERROR", 30*time.Second, func(c *Config) *time.Duration { return &c.StaleIfError },
-		"How long a verified token keeps working from the cache while the store is down; 0 disables this.",
+		"How long a verified token keeps working from the cache while the store is down; 0 disables this. Allowed: 0 or more.",
 		checkDuration(0, 0, "30s")),
 	field(durationKind, "TSWGATE_STORE_TIMEOUT", 100*time.Millisecond, func(c *Config) *time.Duration { return &c.StoreTimeout },
-		"Timeout of each token store call.",
+		"Timeout of each token store call. Allowed: more than 0, at most 10s.",
 		checkDuration(positive, 10*time.Second, "100ms")),
 	field(durationKind, "TSWGATE_REVOKED_RETENTION", 720*time.Hour, func(c *Config) *time.Duration { return &c.RevokedRetention },
-		"How long revoked tokens are kept (and listed) before they are deleted.",
+		"How long revoked tokens are kept (and listed) before they are deleted. Allowed: at least 1m.",
 		checkDuration(time.Minute, 0, "720h")),
 
 	field(boolKind, "TSWGATE_PASS_AUTHORIZATION", false, func(c *Config) *bool { return &c.PassAuthorization },
 		"Forward the client's Authorization header to the upstream API.",
 		nil),
 	field(int64Kind, "TSWGATE_MAX_BODY_SCAN", 1*mib, func(c *Config) *int64 { return &c.MaxBodyScan },
-		"Largest request body accepted, in bytes (1024 to 67108864): a body is read whole and checked before it is forwarded; a longer one is refused (413 body_too_large).",
+		"Largest request body accepted, in bytes: a body is read whole and checked before it is forwarded; a longer one is refused (413 body_too_large). Allowed: 1024 to 67108864.",
 		checkInt[int64](1024, 64*mib, " bytes")),
 	field(intKind, "TSWGATE_MAX_HEADER_BYTES", 65536, func(c *Config) *int { return &c.MaxHeaderBytes },
-		"Largest request header accepted, in bytes.",
+		"Largest request header accepted, in bytes. Allowed: at least 4096.",
 		checkInt[int](4096, 0, " bytes")),
 	field(intKind, "TSWGATE_MAX_CONNECTIONS", 10000, func(c *Config) *int { return &c.MaxConnections },
-		"Most client connections the public listener keeps open at once; at the limit, new connections wait in the kernel's accept queue until one closes (the process keeps file descriptors for the upstream and the store). 0 means no limit.",
+		"Most client connections the public listener keeps open at once; at the limit, new connections wait in the kernel's accept queue until one closes (the process keeps file descriptors for the upstream and the store). 0 means no limit. Allowed: 0 to 1000000.",
 		checkInt[int](0, 1000000, "")),
 
 	field(durationKind, "TSWGATE_READ_HEADER_TIMEOUT", 10*time.Second, func(c *Config) *time.Duration { return &c.ReadHeaderTimeout },
-		"Time allowed to read a request's headers.",
+		"Time allowed to read a request's headers. Allowed: more than 0.",
 		checkDuration(positive, 0, "10s")),
 	field(durationKind, "TSWGATE_READ_TIMEOUT", 60*time.Second, func(c *Config) *time.Duration { return &c.ReadTimeout },
-		"Time allowed to read a whole request.",
+		"Time allowed to read a whole request. Allowed: more than 0.",
 		checkDuration(positive, 0, "60s")),
 	field(durationKind, "TSWGATE_WRITE_TIMEOUT", 120*time.Second, func(c *Config) *time.Duration { return &c.WriteTimeout },
-		"Time allowed to write a response.",
+		"Time allowed to write a response. Allowed: more than 0.",
 		checkDuration(positive, 0, "120s")),
 	field(durationKind, "TSWGATE_IDLE_TIMEOUT", 120*time.Second, func(c *Config) *time.Duration { return &c.IdleTimeout },
-		"How long an idle keep-alive connection is kept open.",
+		"How long an idle keep-alive connection is kept open. Allowed: more than 0.",
 		checkDuration(positive, 0, "120s")),
 	field(durationKind, "TSWGATE_UPSTREAM_TIMEOUT", 60*time.Second, func(c *Config) *time.Duration { return &c.UpstreamTimeout },
-		"Time allowed for the upstream API to send its response headers.",
+		"Time allowed for the upstream API to send its response headers. Allowed: more than 0.",
 		checkDuration(positive, 0, "60s")),
 	field(durationKind, "TSWGATE_SHUTDOWN_TIMEOUT", 20*time.Second, func(c *Config) *time.Duration { return &c.ShutdownTimeout },
-		"Time allowed for in-flight requests to finish on shutdown.",
+		"Time allowed for in-flight requests to finish on shutdown. Allowed: more than 0.",
 		checkDuration(positive, 0, "20s")),
 	field(durationKind, "TSWGATE_SHUTDOWN_DELAY", 0, func(c *Config) *time.Duration { return &c.ShutdownDelay },
-		"On shutdown, how long to keep serving while /readyz already answers 503, so load balancers stop sending first; set it to their readiness-probe period.",
+		"On shutdown, how long to keep serving while /readyz already answers 503, so load balancers stop sending first; set it to their readiness-probe period. Allowed: 0 to 5m.",
 		checkDuration(0, 5*time.Minute, "5s")),
 
 	field(floatKind, "TSWGATE_RATE_OWNER", 0, func(c *Config) *float64 { return &c.RateOwner },
-		"Requests per second allowed to each owner token; 0 means unlimited. A token's own limit (tswgate token limit) overrides it.",
+		"Requests per second allowed to each owner token; 0 means unlimited. A token's own limit (tswgate token limit) overrides it. Allowed: 0, or 0.000001 to 1000000.",
 		checkRate),
 	field(intKind, "TSWGATE_BURST_OWNER", 0, func(c *Config) *int { return &c.BurstOwner },
-		"Burst of requests allowed to each owner token; 0 means ceil(TSWGATE_RATE_OWNER).",
+		"Burst of requests allowed to each owner token; 0 means ceil(TSWGATE_RATE_OWNER). Allowed: 0 or more; more than 0 only with TSWGATE_RATE_OWNER.",
 		checkBurst("TSWGATE_RATE_OWNER", func(c *Config) float64 { return c.RateOwner })),
 	field(floatKind, "TSWGATE_RATE_ACCOUNTING", 0, func(c *Config) *float64 { return &c.RateAccounting },
-		"Requests per second allowed to each accounting token; 0 means unlimited. A token's own limit (tswgate token limit) overrides it.",
+		"Requests per second allowed to each accounting token; 0 means unlimited. A token's own limit (tswgate token limit) overrides it. Allowed: 0, or 0.000001 to 1000000.",
 		checkRate),
 	field(intKind, "TSWGATE_BURST_ACCOUNTING", 0, func(c *Config) *int { return &c.BurstAccounting },
-		"Burst of requests allowed to each accounting token; 0 means ceil(TSWGATE_RATE_ACCOUNTING).",
+		"Burst of requests allowed to each accounting token; 0 means ceil(TSWGATE_RATE_ACCOUNTING). Allowed: 0 or more; more than 0 only with TSWGATE_RATE_ACCOUNTING.",
 		checkBurst("TSWGATE_RATE_ACCOUNTING", func(c *Config) float64 { return c.RateAccounting })),
 
 	field(wordKind, "TSWGATE_RATELIMIT_SCOPE", "cluster", func(c *Config) *string { return &c.RateLimitScope },
@@ -467,7 +467,7 @@ var settings = []setting{
 		checkOneOf("cluster", "replica")),
 	field(durationKind, "TSWGATE_RATELIMIT_LEASE", 100*time.Millisecond, func(c *Config) *time.Duration { return &c.RateLimitLease },
 		"Cluster scope: a replica leases about rate × this many requests from Redis at a time (at least 1, at most the burst). "+
-			"Longer means fewer Redis calls and a looser bound (see docs/rate-limits.md).",
+			"Longer means fewer Redis calls and a looser bound (see docs/rate-limits.md). Allowed: 1ms to 10s.",
 		checkDuration(time.Millisecond, 10*time.Second, "100ms")),
 	field(wordKind, "TSWGATE_RATELIMIT_ON_OUTAGE", "share", func(c *Config) *string { return &c.RateLimitOnOutage },
 		"Cluster scope, while Redis is unreachable: share holds each token to its share of the limit on each replica "+
@@ -479,10 +479,10 @@ var settings = []setting{
 		checkIDList(func(s string) bool { return s == "owner" || s == "accounting" }, "a role (owner or accounting)")),
 	field(floatKind, "TSWGATE_AUTH_FAILURE_RATE", 1, func(c *Config) *float64 { return &c.AuthFailureRate },
 		"Failed authentications (malformed or invalid token) allowed per client address per second, on average; "+
-			"past it the address gets 429 auth_rate_limited without any store read. 0 disables.",
+			"past it the address gets 429 auth_rate_limited without any store read. 0 disables. Allowed: 0, or 0.000001 to 1000000.",
 		checkRate),
 	field(intKind, "TSWGATE_AUTH_FAILURE_BURST", 20, func(c *Config) *int { return &c.AuthFailureBurst },
-		"Failed authentications a client address may make at once before TSWGATE_AUTH_FAILURE_RATE applies.",
+		"Failed authentications a client address may make at once before TSWGATE_AUTH_FAILURE_RATE applies. Allowed: 1 to 1000000.",
 		checkInt(1, 1_000_000, "")),
 	field(listKind, "TSWGATE_TRUSTED_PROXIES", nil, func(c *Config) *[]string { return &c.TrustedProxies },
 		"CIDR ranges (comma-separated) of the load balancers in front of tswgate: from them X-Forwarded-For names the client "+
@@ -498,7 +498,7 @@ var settings = []setting{
 	field(boolKind, "TSWGATE_ACCESS_LOG", true, func(c *Config) *bool { return &c.AccessLog },
 		"Write one log line per request (message \"request\", in TSWGATE_LOG_FORMAT, to stderr through a buffer flushed every 100ms): "+
 			"request id, method, path (never the query), status, token id, project, role, permission, refusal code, gateway and upstream milliseconds, "+
-			"the rate-limit decision (limited tokens) and the client address (with TSWGATE_AUTH_FAILURE_RATE on).",
+			"the rate-limit decision (limited tokens), the client address and the trace id (traced requests).",
 		nil),
 	field(listKind, "TSWGATE_METRICS_PROJECTS", nil, func(c *Config) *[]string { return &c.MetricsProjects },
 		"Project ids, comma-separated (a JSON array in the config file), that get their own series tswgate_project_requests_total; "+
@@ -525,22 +525,22 @@ var settings = []setting{
 
 	field(durationKind, "TSWGATE_USAGE_FLUSH_INTERVAL", 10*time.Second, func(c *Config) *time.Duration { return &c.UsageFlushInterval },
 		"How often each replica writes its per-token request counts and last-used times to the store (one batched write), and on shutdown: "+
-			"the bound on how stale last_used and usage_24h are.",
+			"the bound on how stale last_used and usage_24h are. Allowed: 1s to 5m.",
 		checkDuration(time.Second, 5*time.Minute, "10s")),
 	field(durationKind, "TSWGATE_EXPIRY_SWEEP_INTERVAL", time.Minute, func(c *Config) *time.Duration { return &c.ExpirySweepInterval },
 		"How often each replica looks for tokens whose expiry passed (a walk of every token with Redis) to record their token.expire audit event, once cluster-wide. "+
-			"Refusing expired tokens needs no sweep.",
+			"Refusing expired tokens needs no sweep. Allowed: 1s to 1h.",
 		checkDuration(time.Second, time.Hour, "1m")),
 	field(intKind, "TSWGATE_AUDIT_MAX_EVENTS", 10000, func(c *Config) *int { return &c.AuditMaxEvents },
 		"Audit events kept: per project with Redis (about: a capped stream), in all with the embedded store "+
-			"(its audit file is rotated at this many events, keeping the previous file).",
+			"(its audit file is rotated at this many events, keeping the previous file). Allowed: 100 to 10000000.",
 		checkInt[int](100, 10_000_000, " events")),
 	field(boolKind, "TSWGATE_SELF_SERVICE", true, func(c *Config) *bool { return &c.SelfService },
 		"Serve the token API on the public listener under /tswgate/v1/ to Owner tokens, each for its own project (admin keys are not accepted there).",
 		nil),
 	field(intKind, "TSWGATE_MAX_TOKENS_PER_PROJECT", 1000, func(c *Config) *int { return &c.MaxTokensPerProject },
 		"Most live tokens a project may have: creating one more, or rotating with a grace period, is refused (409 project_token_limit). "+
-			"Bounds what an Owner token can mint through self-service. 0 means no bound.",
+			"Bounds what an Owner token can mint through self-service. 0 means no bound. Allowed: 0 to 1000000.",
 		checkInt(0, 1_000_000, " tokens")),
 
 	field(stringKind, "TSWGATE_TLS_CERT_FILE", "", func(c *Config) *string { return &c.TLSCertFile },
@@ -551,7 +551,7 @@ var settings = []setting{
 		"PEM private key of TSWGATE_TLS_CERT_FILE.",
 		checkPair("TSWGATE_TLS_CERT_FILE", func(c *Config) string { return c.TLSCertFile })),
 	field(durationKind, "TSWGATE_HSTS_MAX_AGE", 0, func(c *Config) *time.Duration { return &c.HSTSMaxAge },
-		"With TLS, the max-age of the Strict-Transport-Security header on every answer (e.g. 8760h); 0 sends none.",
+		"With TLS, the max-age of the Strict-Transport-Security header on every answer (e.g. 8760h); 0 sends none. Allowed: 0 to 17520h.",
 		checkDuration(0, 2*8760*time.Hour, "8760h")),
 	field(wordKind, "TSWGATE_ADMIN_MTLS", "off", func(c *Config) *string { return &c.AdminMTLS },
 		"Client certificates on the admin listener, which then serves HTTPS with TSWGATE_TLS_CERT_FILE: off; with_key (a certificate "+
@@ -593,7 +593,7 @@ var settings = []setting{
 			"then remove the old one once TSWGATE_ASSERTION_TTL has passed. Replicas must share them.",
 		nil),
 	field(durationKind, "TSWGATE_ASSERTION_TTL", time.Minute, func(c *Config) *time.Duration { return &c.AssertionTTL },
-		"How long an identity assertion is valid; each token's is reused for half of that.",
+		"How long an identity assertion is valid; each token's is reused for half of that. Allowed: 10s to 1h.",
 		checkDuration(10*time.Second, time.Hour, "1m")),
 	field(stringKind, "TSWGATE_ASSERTION_ISSUER", "tswgate", func(c *Config) *string { return &c.AssertionIssuer },
 		"The iss claim of identity assertions (e.g. the gateway's public URL); their aud claim is TSWGATE_UPSTREAM_URL.",
@@ -609,8 +609,8 @@ var settings = []setting{
 			}
 		}),
 	field(floatKind, "TSWGATE_TRACE_SAMPLE_RATIO", 0.1, func(c *Config) *float64 { return &c.TraceSampleRatio },
-		"Share of requests traced (0 to 1) when TSWGATE_OTLP_ENDPOINT is set; a traceparent from TSWGATE_TRUSTED_PROXIES decides for its "+
-			"request, one from another peer is only linked.",
+		"Share of requests traced when TSWGATE_OTLP_ENDPOINT is set; a traceparent from TSWGATE_TRUSTED_PROXIES decides for its "+
+			"request, one from another peer is only linked. Allowed: 0 to 1.",
 		func(c *Config, v float64, bad problem) {
 			if v < 0 || v > 1 {
 				bad("%g is not between 0 and 1; use e.g. 0.1", v)
@@ -625,7 +625,7 @@ var settings = []setting{
 		"Let the operator's webhook endpoints (admin key) be on private addresses and plain http; a project's endpoints never may.",
 		nil),
 	field(intKind, "TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", 100, func(c *Config) *int { return &c.WebhookRateLimitedThreshold },
-		"rate_limited refusals of one token within a minute, on one replica, that raise a token.rate_limited event (at most one per token per 15m).",
+		"rate_limited refusals of one token within a minute, on one replica, that raise a token.rate_limited event (at most one per token per 15m). Allowed: 1 to 1000000.",
 		checkInt(1, 1_000_000, " refusals")),
 	field(stringKind, "TSWGATE_SECRET_SCANNING_KEYS", "", func(c *Config) *string { return &c.SecretScanningKeys },
 		"GitHub's secret scanning public keys, a file path or an https URL (https://api.github.com/meta/public_keys/secret_scanning): "+

@@ -24,9 +24,9 @@ type command struct {
 // dispatches on it, the usage is made from it, and a test checks that
 // docs/token-api.md shows the same usage.
 var commands = []command{
-	{"serve", "[--config FILE] [--check]", "run the gateway (settings: README, TSWGATE_* variables)", serve},
+	{"serve", "[--config FILE] [--check]", "run the gateway (settings: TSWGATE_* variables,\ndocs/configuration.md)", serve},
 	{"quickstart", "[--tls]", "run it in front of a stand-in API, with two tokens to try", quickstart},
-	{"token create", "--project ID --role owner|accounting --name NAME [--expires-in 720h]\n[--scopes P,...] [--allow-ip CIDR]... [-o json]", "", tokenCreate},
+	{"token create", "--project ID --role owner|accounting --name NAME [--expires-in 720h]\n[--rate R [--burst B]] [--scopes P,...] [--allow-ip CIDR]... [-o json]", "", tokenCreate},
 	{"token list", "--project ID [--status active|inactive] [--role owner|accounting]\n[--limit N [--cursor C]] [-o json]",
 		"every page, or one page of N with --limit", tokenList},
 	{"token show", "ID [-o json]", "", tokenShow},
@@ -88,6 +88,17 @@ func tokenSubcommands() string {
 	return strings.Join(subs[:len(subs)-1], ", ") + " or " + subs[len(subs)-1]
 }
 
+// tokenUsage is the token subcommands' lines of the usage.
+func tokenUsage() string {
+	var b strings.Builder
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, "token ") {
+			b.WriteString(commandUsage(c))
+		}
+	}
+	return b.String()
+}
+
 // Columns of the usage: where continued arguments and the descriptions
 // start.
 const (
@@ -99,29 +110,32 @@ const (
 func commandsUsage() string {
 	var b strings.Builder
 	for _, c := range commands {
-		args := strings.Split(c.args, "\n")
-		line := "  tswgate " + c.name
-		if args[0] != "" {
-			line += " " + args[0]
-		}
-		lines := []string{line}
-		for _, a := range args[1:] {
-			lines = append(lines, strings.Repeat(" ", argsIndent)+a)
-		}
-		for i, a := range strings.Split(c.about, "\n") {
-			switch last := &lines[len(lines)-1]; {
-			case a == "":
-			case i == 0 && len(*last) <= aboutIndent-2:
-				*last += strings.Repeat(" ", aboutIndent-len(*last)) + a
-			default:
-				lines = append(lines, strings.Repeat(" ", aboutIndent)+a)
-			}
-		}
-		for _, l := range lines {
-			b.WriteString(l + "\n")
-		}
+		b.WriteString(commandUsage(c))
 	}
 	return b.String()
+}
+
+// commandUsage is c's lines in the usage.
+func commandUsage(c command) string {
+	args := strings.Split(c.args, "\n")
+	line := "  tswgate " + c.name
+	if args[0] != "" {
+		line += " " + args[0]
+	}
+	lines := []string{line}
+	for _, a := range args[1:] {
+		lines = append(lines, strings.Repeat(" ", argsIndent)+a)
+	}
+	for i, a := range strings.Split(c.about, "\n") {
+		switch last := &lines[len(lines)-1]; {
+		case a == "":
+		case i == 0 && len(*last) <= aboutIndent-2:
+			*last += strings.Repeat(" ", aboutIndent-len(*last)) + a
+		default:
+			lines = append(lines, strings.Repeat(" ", aboutIndent)+a)
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
 }
 
 // usage is the CLI's help.
@@ -130,9 +144,9 @@ func usage() string {
 
 Usage:
 ` + commandsUsage() + `
-The token and audit commands call the admin API at TSWGATE_ADMIN_URL (default
-http://127.0.0.1:8081) with TSWGATE_ADMIN_KEY (default: the key file in
-TSWGATE_DATA_DIR, which the embedded store creates on first start).
+The token, policy, audit and webhook commands call the admin API at
+TSWGATE_ADMIN_URL (default http://` + defaultAdminAddr + `) with TSWGATE_ADMIN_KEY (default:
+the key file in TSWGATE_DATA_DIR, which the embedded store creates on first start).
 `
 }
 

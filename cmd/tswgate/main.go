@@ -41,6 +41,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(stdout, usage())
 		return 0
 	}
+	if len(args) == 2 && args[0] == "token" && isHelpArg(args[1]) {
+		fmt.Fprint(stdout, "Usage:\n"+tokenUsage())
+		return 0
+	}
 	cmd, rest, err := lookup(args)
 	if err == nil && cmd == nil {
 		fmt.Fprintf(stderr, "tswgate: unknown command %q\n\n%s", args[0], usage())
@@ -60,8 +64,21 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if errors.Is(err, errCommandHelp) {
+		fmt.Fprint(stdout, "Usage:\n"+commandUsage(*cmd))
+		return 0
+	}
 	fmt.Fprintf(stderr, "tswgate: %v\n", err)
 	return 1
+}
+
+// errCommandHelp is returned by a command asked for its help (tswgate
+// policy -h) to have run print its lines of the usage.
+var errCommandHelp = errors.New("help asked for")
+
+// isHelpArg reports whether a subcommand's place holds a request for help.
+func isHelpArg(s string) bool {
+	return s == "-h" || s == "-help" || s == "--help" || s == "help"
 }
 
 // usageError is a mistake in the command line.
@@ -83,7 +100,7 @@ func version() string {
 }
 
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := flag.NewFlagSet("tswgate serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON config `file`; TSWGATE_* environment variables override it")
 	check := fs.Bool("check", false, "validate the configuration and exit")

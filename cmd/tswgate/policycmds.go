@@ -18,11 +18,16 @@ import (
 // policyCommand runs "tswgate policy show|set|clear|violations".
 func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"policy needs a subcommand: show, set, clear or violations"}
+		return usageError{"policy needs a subcommand: " + policySubcommands}
 	}
 	sub := args[0]
-	c := newTokenFlags(sub)
-	c.fs.Init("policy "+sub, flag.ContinueOnError)
+	switch {
+	case isHelpArg(sub):
+		return errCommandHelp
+	case sub != "show" && sub != "set" && sub != "clear" && sub != "violations":
+		return usageError{fmt.Sprintf("unknown policy subcommand %q: want %s", sub, policySubcommands)}
+	}
+	c := newCommandFlags("policy " + sub)
 	project := c.fs.Int64("project", 0, "project id")
 	var req tokenapi.PolicyRequest
 	if sub == "set" {
@@ -36,10 +41,10 @@ func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Wri
 		return nil
 	}
 	if err != nil {
-		return usageError{"policy" + err.Error()[len("token"):]}
+		return err
 	}
-	if *project <= 0 {
-		return usageError{fmt.Sprintf("policy %s: --project is required: the project id, a positive integer", sub)}
+	if err := c.project(*project); err != nil {
+		return err
 	}
 	client, err := c.client(pos, 0, environ)
 	if err != nil {
@@ -68,8 +73,11 @@ func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Wri
 		}
 		return printViolations(stdout, c.json(), resp)
 	}
-	return usageError{fmt.Sprintf("unknown policy subcommand %q: want show, set, clear or violations", sub)}
+	panic("policy: unhandled subcommand " + sub) // checked above
 }
+
+// policySubcommands lists the policy subcommands, for messages.
+const policySubcommands = "show, set, clear or violations"
 
 func printPolicy(w io.Writer, asJSON bool, msg string, p tokenapi.Policy) error {
 	if asJSON {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -26,7 +27,7 @@ const quickstartProject = 42
 // TeraSwitch API on loopback, creates an Owner and an Accounting token and
 // prints curl commands to try them.
 func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fs := flag.NewFlagSet("tswgate quickstart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	useTLS := fs.Bool("tls", false, "serve HTTPS (and HTTP/2) with a self-signed certificate for localhost, made in TSWGATE_DATA_DIR")
 	if err := fs.Parse(args); err != nil {
@@ -120,7 +121,41 @@ Press Ctrl-C to stop.
 		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), consoleLine(g, gw), hostPort(g.Addr("metrics")),
 		quickstartProject, owner, acct,
 		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject, quickstartProject, gw)
-	io.WriteString(w, strings.ReplaceAll(b.String(), "  curl -s ", "  "+curl+" "))
+	out := strings.ReplaceAll(b.String(), "  curl -s ", "  "+curl+" ")
+	out = strings.ReplaceAll(out, "  go run ./cmd/tswgate ", "  "+cliEnv(g)+"go run ./cmd/tswgate ")
+	io.WriteString(w, out)
+}
+
+// cliEnv is what the printed CLI commands need in another shell to reach
+// this gateway's admin API with its key, beyond the CLI's defaults: the
+// admin URL when the admin listener is not on its default address, and
+// the data directory holding the generated admin key when it is not the
+// default one. With a configured admin key the CLI needs
+// TSWGATE_ADMIN_KEY as well, which is not printed.
+func cliEnv(g *gateway.Gateway) string {
+	var env []string
+	if admin := hostPort(g.Addr("admin")); admin != "" && admin != defaultAdminAddr {
+		env = append(env, "TSWGATE_ADMIN_URL="+shellQuote("http://"+admin))
+	}
+	if p := g.AdminKeyPath; p != "" && filepath.Dir(p) != filepath.Clean(config.Defaults().DataDir) {
+		env = append(env, "TSWGATE_DATA_DIR="+shellQuote(filepath.Dir(p)))
+	}
+	if len(env) == 0 {
+		return ""
+	}
+	return strings.Join(env, " ") + " "
+}
+
+// shellQuote quotes s for a POSIX shell when it holds more than letters,
+// digits and /._:-.
+func shellQuote(s string) string {
+	safe := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("/._:-", r))
+	}) < 0
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // consoleLine names the web console's address, when it is served.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,9 +63,20 @@ func TestQuickstartAuditsItsTokens(t *testing.T) {
 		tokenID(acctRe.FindStringSubmatch(out)[1]):  "accounting",
 	}
 
-	// The CLI as the quickstart prints it: the admin key comes from the
-	// data directory.
-	cli := []string{"TSWGATE_ADMIN_URL=" + adminRe.FindStringSubmatch(out)[1], "TSWGATE_DATA_DIR=" + dataDir}
+	// The CLI as the quickstart prints it, with only the environment it
+	// prints: the admin API is not on its default address, and the admin
+	// key is in a data directory other than the default one.
+	auditRe := regexp.MustCompile(`(?m)^  ((?:TSWGATE_[A-Z_]+=\S+ )*)go run \./cmd/tswgate audit --project 42$`)
+	m := auditRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("quickstart prints no audit command:\n%s", out)
+	}
+	cli := strings.Fields(m[1])
+	for _, want := range []string{"TSWGATE_ADMIN_URL=" + adminRe.FindStringSubmatch(out)[1], "TSWGATE_DATA_DIR=" + dataDir} {
+		if !slices.Contains(cli, want) {
+			t.Errorf("the printed audit command lacks %s: %q", want, m[0])
+		}
+	}
 	res := MustRun(t, cli, "audit", "--project", "42", "-o", "json")
 	if res.code != 0 {
 		t.Fatalf("tswgate audit: %v", res)

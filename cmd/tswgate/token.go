@@ -197,13 +197,17 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// defaultAdminAddr is where the CLI looks for the admin API when
+// TSWGATE_ADMIN_URL is unset.
+const defaultAdminAddr = "127.0.0.1:8081"
+
 // adminClient finds the admin API and its key: TSWGATE_ADMIN_URL and
 // TSWGATE_ADMIN_KEY, else the key file the embedded store made in the data
 // dir.
 func adminClient(env map[string]string) (*tokenapi.Client, error) {
 	base := env["TSWGATE_ADMIN_URL"]
 	if base == "" {
-		base = "http://127.0.0.1:8081"
+		base = "http://" + defaultAdminAddr
 	}
 	key := env["TSWGATE_ADMIN_KEY"]
 	if key == "" {

@@ -18,15 +18,19 @@ import (
 // tokenFlags is the flag set of a token subcommand, with the -o flag they
 // all have.
 type tokenFlags struct {
-	sub    string
+	// name is the command's name in messages: "token create", "policy set".
+	name   string
 	fs     *flag.FlagSet
 	output *string
 }
 
-func newTokenFlags(sub string) *tokenFlags {
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+func newTokenFlags(sub string) *tokenFlags { return newCommandFlags("token " + sub) }
+
+// newCommandFlags makes the flag set of the command name, with -o.
+func newCommandFlags(name string) *tokenFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return &tokenFlags{sub: sub, fs: fs, output: fs.String("o", "table", "output format: table or json")}
+	return &tokenFlags{name: name, fs: fs, output: fs.String("o", "table", "output format: table or json")}
 }
 
 // parse parses args, whose flags may follow the arguments. With -h it
@@ -34,13 +38,13 @@ func newTokenFlags(sub string) *tokenFlags {
 func (c *tokenFlags) parse(args []string, stdout io.Writer) ([]string, error) {
 	pos, err := parseInterspersed(c.fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage of tswgate token %s:\n", c.sub)
+		fmt.Fprintf(stdout, "Usage of tswgate %s:\n", c.name)
 		c.fs.SetOutput(stdout)
 		c.fs.PrintDefaults()
 		return nil, err
 	}
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("token %s: %v", c.sub, err)}
+		return nil, usageError{fmt.Sprintf("%s: %v", c.name, err)}
 	}
 	return pos, nil
 }
@@ -48,7 +52,7 @@ func (c *tokenFlags) parse(args []string, stdout io.Writer) ([]string, error) {
 // project checks --project.
 func (c *tokenFlags) project(id int64) error {
 	if id <= 0 {
-		return usageError{fmt.Sprintf("token %s: --project is required: the project id, a positive integer", c.sub)}
+		return usageError{fmt.Sprintf("%s: --project is required: the project id, a positive integer", c.name)}
 	}
 	return nil
 }
@@ -57,10 +61,10 @@ func (c *tokenFlags) project(id int64) error {
 // admin API's client.
 func (c *tokenFlags) client(pos []string, want int, environ []string) (*tokenapi.Client, error) {
 	if *c.output != "table" && *c.output != "json" {
-		return nil, usageError{fmt.Sprintf("token %s: -o %q: want table or json", c.sub, *c.output)}
+		return nil, usageError{fmt.Sprintf("%s: -o %q: want table or json", c.name, *c.output)}
 	}
 	if len(pos) != want {
-		return nil, usageError{fmt.Sprintf("token %s takes %d argument(s), got %d", c.sub, want, len(pos))}
+		return nil, usageError{fmt.Sprintf("%s takes %d argument(s), got %d", c.name, want, len(pos))}
 	}
 	return adminClient(envMap(environ))
 }
