@@ -2,6 +2,8 @@ package tokenapi
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +120,37 @@ func TestLineageCapsTheMadeTokens(t *testing.T) {
 	}
 	if admitted != 3 {
 		t.Fatalf("a root of burst 3 and its two children admitted %d, want 3", admitted)
+	}
+}
+
+// The token API's calls are charged to the caller's lineage too, and a
+// refusal by it says so (rate_limited, the lineage's message).
+func TestLineageChargesSelfService(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{realLimiter: limiter.NewLocal(limiter.Options{})})
+	root := f.mint(t, CreateRequest{RateLimit: 0.001, Burst: 2})
+	a := f.call(t, "POST", "/v1/tokens", root.Token, `{"role":"owner","name":"child"}`) // 1 of the lineage's 2
+	if a.status != 201 {
+		t.Fatalf("create: HTTP %d\n%s", a.status, a.body)
+	}
+	var created TokenResponse
+	if err := json.Unmarshal([]byte(a.body), &created); err != nil {
+		t.Fatal(err)
+	}
+	child := created.Token
+	if a := f.call(t, "GET", "/v1/tokens/"+child.ID, child.Token, ""); a.status != 200 { // 2 of 2
+		t.Fatalf("the child's first call: HTTP %d\n%s", a.status, a.body)
+	}
+	a = f.call(t, "GET", "/v1/tokens/"+child.ID, child.Token, "") // its own bucket has 1 left
+	mustRefuse(t, a, 429, "rate_limited")
+	if !strings.Contains(a.err.Message, "lineage") {
+		t.Errorf("refusal by the lineage: %q, want it named", a.err.Message)
+	}
+	if n := f.refusals(t, 42)["token.show rate_limited"]; n != 1 {
+		t.Errorf("%d token.show rate_limited events, want 1", n)
+	}
+	a = f.call(t, "GET", "/v1/tokens", root.Token, "") // the root's own bucket is the lineage's
+	mustRefuse(t, a, 429, "rate_limited")
+	if strings.Contains(a.err.Message, "lineage") {
+		t.Errorf("a root's refusal names a lineage: %q", a.err.Message)
 	}
 }
