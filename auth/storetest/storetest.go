@@ -106,6 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore, opts ...Optio
 	t.Run("RotatedTo", func(t *testing.T) { testRotatedTo(t, fresh(t)) })
 	t.Run("Restrictions", func(t *testing.T) { testRestrictions(t, fresh(t)) })
 	t.Run("Lineage", func(t *testing.T) { testLineage(t, fresh(t)) })
+	t.Run("RetireCompare", func(t *testing.T) { testRetireCompare(t, fresh(t)) })
 	t.Run("Activity", func(t *testing.T) { runActivity(t, fresh) })
 	t.Run("Limit", func(t *testing.T) { runLimit(t, fresh, o) })
 }
