@@ -101,7 +101,8 @@ type LimitStatus struct {
 // a project-wide limit (LimitStatus.Project) or a lineage's
 // (LimitStatus.Lineage).
 type ProjectLimitStatus struct {
-	// Enabled is set when the token's project has a limit.
+	// Enabled is set when the limit applies: the token's project (or
+	// lineage) has one.
 	Enabled bool
 	// Over is set when the request was refused by it.
 	Over bool
