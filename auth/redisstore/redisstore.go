@@ -700,21 +700,8 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 		}
 		*tf.dst = time.UnixMilli(ms).UTC()
 	}
-	if v, ok := f["rate"]; ok {
-		if t.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
-			errs = append(errs, errors.New("rate: not a number"))
-		}
-	}
-	if v, ok := f["burst"]; ok {
-		if t.RateBurst, err = strconv.Atoi(v); err != nil {
-			errs = append(errs, errors.New("burst: not an integer"))
-		}
-	}
-	if v, ok := f["shadow"]; ok {
-		if v != "1" {
-			errs = append(errs, errors.New("shadow: not 1"))
-		}
-		t.RateShadow = true
+	if err := decodeLimits(f, t); err != nil {
+		errs = append(errs, err)
 	}
 	if v, ok := f["scopes"]; ok {
 		if t.Scopes, err = auth.ParsePermSet([]string{v}); err != nil || t.Scopes == 0 {
@@ -725,10 +712,6 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 		if t.AllowedIPs, err = auth.ParsePrefixes([]string{v}); err != nil || len(t.AllowedIPs) == 0 {
 			errs = append(errs, errors.New("allowed_ips: not a list of CIDR ranges"))
 		}
-	}
-	t.Lineage, err = decodeLineage(f)
-	if err != nil {
-		errs = append(errs, err)
 	}
 	if h, ok := f["hash"]; ok {
 		if t.SecretHash, err = auth.ParseHash(h); err != nil {
@@ -746,6 +729,33 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 		return nil, fmt.Errorf("redisstore: record %s is corrupt: %s", id, oneLine(errors.Join(errs...)))
 	}
 	return t, nil
+}
+
+// decodeLimits parses the rate-limit fields of a record into t: its own
+// limit (rate, burst, shadow) and its lineage's.
+func decodeLimits(f map[string]string, t *auth.Token) error {
+	var errs []error
+	var err error
+	if v, ok := f["rate"]; ok {
+		if t.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
+			errs = append(errs, errors.New("rate: not a number"))
+		}
+	}
+	if v, ok := f["burst"]; ok {
+		if t.RateBurst, err = strconv.Atoi(v); err != nil {
+			errs = append(errs, errors.New("burst: not an integer"))
+		}
+	}
+	if v, ok := f["shadow"]; ok {
+		if v != "1" {
+			errs = append(errs, errors.New("shadow: not 1"))
+		}
+		t.RateShadow = true
+	}
+	if t.Lineage, err = decodeLineage(f); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // appendLineage appends the fields of a token's lineage to f.
