@@ -90,11 +90,19 @@ type LimitStatus struct {
 	// fields above are then the token's own limit (Rate 0: it has none).
 	// It is checked only when the token's own limit let the request pass.
 	Project ProjectLimitStatus
+	// Lineage is the status of the limit a token made by a token shares
+	// with its lineage (Token.Lineage), when it has one (Lineage.Enabled).
+	// It is checked after the token's own limit, before the project's; a
+	// refusal by it is rate_limited, like the token's own.
+	Lineage ProjectLimitStatus
 }
 
-// ProjectLimitStatus is the status of a project-wide limit.
+// ProjectLimitStatus is the status of a limit shared by several tokens:
+// a project-wide limit (LimitStatus.Project) or a lineage's
+// (LimitStatus.Lineage).
 type ProjectLimitStatus struct {
-	// Enabled is set when the token's project has a limit.
+	// Enabled is set when the limit applies: the token's project (or
+	// lineage) has one.
 	Enabled bool
 	// Over is set when the request was refused by it.
 	Over bool

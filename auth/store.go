@@ -207,6 +207,7 @@ func (t *Token) Validate() error {
 	}
 	errs = append(errs, t.validateRestrictions()...)
 	errs = append(errs, validateLimit(t.RateLimit, t.RateBurst, "rate burst")...)
+	errs = append(errs, t.validateLineage()...)
 	return errors.Join(errs...)
 }
 
@@ -227,9 +228,9 @@ func validateLimit(rate float64, burst int, burstName string) []error {
 }
 
 // ValidateUpdate checks that updated is a valid change of the live record
-// old: a token's identity, secret and creation time are fixed (ID,
-// ProjectID, CreatedAt, SecretHash, PepperID), and an update cannot revoke
-// (Store.Revoke does that). The rest — name, role, status, expiry, rate
+// old: a token's identity, secret, creation time and lineage are fixed
+// (ID, ProjectID, CreatedAt, SecretHash, PepperID, Lineage), and an update
+// cannot revoke (Store.Revoke does that). The rest — name, role, status, expiry, rate
 // limit, the successor it was rotated to — may change, within Validate.
 func ValidateUpdate(old, updated *Token) error {
 	var errs []error
@@ -244,6 +245,9 @@ func ValidateUpdate(old, updated *Token) error {
 	}
 	if updated.SecretHash != old.SecretHash || updated.PepperID != old.PepperID {
 		errs = append(errs, errors.New("secret hash: cannot change"))
+	}
+	if updated.Lineage != old.Lineage {
+		errs = append(errs, errors.New("lineage: cannot change"))
 	}
 	if updated.Revoked() {
 		errs = append(errs, errors.New("revoked at: an update cannot revoke; use Revoke"))

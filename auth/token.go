@@ -138,6 +138,61 @@ type Token struct {
 	// token may be used from (masked, sorted, no duplicates); empty means
 	// any address.
 	AllowedIPs []netip.Prefix
+	// Lineage, set on a token made by a token (created, or a rotation's
+	// successor), names the rate-limit bucket it shares with the token
+	// that made it and everything made from that one. The zero Lineage
+	// (tokens made by an operator, and records written before the field
+	// existed) means the token starts its own.
+	Lineage Lineage
+}
+
+// Lineage is the rate-limit bucket a token made by a token shares with
+// its maker's lineage: the bucket of Root, the first token of the line
+// (made by an operator), at the limit Root had when the line's first
+// token was made from it. The limit is carried on every record of the
+// line, so it holds however Root changes later, and after Root is
+// revoked: a token never makes itself more room than it had.
+type Lineage struct {
+	// Root is the id of the lineage's first token; empty: the token is a
+	// root (it has its own bucket only).
+	Root string
+	// Rate and Burst are the lineage's limit (requests per second, and at
+	// once; Burst 0 means ceil(Rate)); Rate 0 means the root was not
+	// limited, and nor is the lineage. Shadow puts it in shadow mode, as
+	// the root's limit was.
+	Rate   float64
+	Burst  int
+	Shadow bool
+}
+
+// LineageLimitedMessage explains a rate_limited refusal by a token's
+// lineage (LimitStatus.Lineage) rather than by its own limit: same code,
+// same 429, its own sentence.
+const LineageLimitedMessage = "Too many requests for this API token's lineage: it shares one rate limit with the token " +
+	"that made it and with every token made from the same first token (lineage.root in its record); " +
+	"retry after the time in Retry-After."
+
+// IsZero reports whether l is the zero Lineage: the token is a root.
+func (l Lineage) IsZero() bool { return l == Lineage{} }
+
+// validateLineage checks t's Lineage: a root other than t, and a valid
+// limit; nothing but a root id may be set without one.
+func (t *Token) validateLineage() []error {
+	l := t.Lineage
+	if l.Root == "" {
+		if !l.IsZero() {
+			return []error{errors.New("lineage: a limit without a root")}
+		}
+		return nil
+	}
+	var errs []error
+	if !ValidID(l.Root) || l.Root == t.ID {
+		errs = append(errs, errors.New("lineage root: not the id of another token"))
+	}
+	if l.Shadow && l.Rate == 0 {
+		errs = append(errs, errors.New("lineage shadow: set without a lineage rate limit"))
+	}
+	return append(errs, validateLimit(l.Rate, l.Burst, "lineage burst")...)
 }
 
 // Rotated reports whether t was rotated and lives on in a grace period.

@@ -123,7 +123,7 @@ type Cluster struct {
 
 type clusterShard struct {
 	mu      sync.Mutex
-	entries map[string]*lease
+	entries map[bucketKey]*lease
 }
 
 // lease is a replica's state of one token.
@@ -178,7 +178,7 @@ func NewCluster(opts ClusterOptions) *Cluster {
 		c.observe = func(error) {}
 	}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[string]*lease)
+		c.shards[i].entries = make(map[bucketKey]*lease)
 	}
 	return c
 }
@@ -197,13 +197,21 @@ func (c *Cluster) leaseSize(lim Limit) int {
 }
 
 // Allow takes one request of t's budget at now: from this replica's lease,
-// else from a new lease of the shared bucket; then, if that let it pass,
-// one of its project's budget in the same way, when the project has a
-// limit (SetProjectLimits).
+// else from a new lease of the shared bucket; then, each time that let it
+// pass, one of its lineage's budget (a token made by a token: the bucket
+// of the lineage's root, at the lineage's limit) and one of its project's,
+// in the same way, when they have a limit (Token.Lineage,
+// SetProjectLimits).
 func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
 	var st auth.LimitStatus
 	if lim, shadow, ok := c.policy.limitOf(t); ok {
 		st = c.allow(ctx, t.ID, lim, shadow, now)
+		if !st.Allowed {
+			return st
+		}
+	}
+	if lim, shadow, ok := lineageOf(t); ok {
+		st = withLineage(st, c.allow(ctx, t.Lineage.Root, lim, shadow, now))
 		if !st.Allowed {
 			return st
 		}
@@ -227,7 +235,7 @@ func (c *Cluster) allow(ctx context.Context, id string, lim Limit, shadow bool, 
 	if c.down(now) {
 		return c.degraded(id, lim, shadow, now)
 	}
-	e := c.lockedEntry(id)
+	e := c.lockedEntry(bucketKey{id, lim})
 	defer e.mu.Unlock()
 	// Requests that queued behind a Take that failed decide alone too,
 	// rather than each waiting out its own timeout.
@@ -312,11 +320,11 @@ func (c *Cluster) takeLease(ctx context.Context, e *lease, id string, lim Limit,
 	return nil
 }
 
-// lockedEntry returns the lease state of id, created if need be, locked.
+// lockedEntry returns the lease state of key, created if need be, locked.
 // An entry Sweep dropped meanwhile is not used: its lease would be lost.
-func (c *Cluster) lockedEntry(id string) *lease {
+func (c *Cluster) lockedEntry(key bucketKey) *lease {
 	for {
-		e := c.entry(id)
+		e := c.entry(key)
 		e.mu.Lock()
 		if !e.dropped {
 			return e
@@ -325,14 +333,17 @@ func (c *Cluster) lockedEntry(id string) *lease {
 	}
 }
 
-// entry returns the lease state of id, creating it.
-func (c *Cluster) entry(id string) *lease {
-	sh := &c.shards[maphash.String(c.seed, id)%shards]
+// entry returns the lease state of key, creating it. Entries are named
+// by limit too, as the shared buckets are (RedisBudget): two limits of
+// one id (a root's own, and the one its lineage carries) never take turns
+// dropping each other's lease.
+func (c *Cluster) entry(key bucketKey) *lease {
+	sh := &c.shards[maphash.String(c.seed, key.id)%shards]
 	sh.mu.Lock()
-	e := sh.entries[id]
+	e := sh.entries[key]
 	if e == nil {
 		e = &lease{}
-		sh.entries[id] = e
+		sh.entries[key] = e
 	}
 	sh.mu.Unlock()
 	return e
@@ -412,12 +423,12 @@ func (c *Cluster) Sweep(now time.Time) (dropped int) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for id, e := range sh.entries {
+		for key, e := range sh.entries {
 			// TryLock: an entry in use is not idle.
 			if e.mu.TryLock() {
 				if e.idleSince().Before(now.Add(-c.idle)) {
 					e.dropped = true
-					delete(sh.entries, id)
+					delete(sh.entries, key)
 					dropped++
 				}
 				e.mu.Unlock()

@@ -19,11 +19,16 @@ const shards = 64
 // Local limits each token with its own bucket in this process. A token's
 // limit is its own override (Token.RateLimit, Token.RateBurst) when it has
 // one, else its role's; a token with neither is not limited and costs no
-// bucket. When a token's limit changes, its bucket starts anew (full) at
-// the new limit. Buckets idle long enough to have refilled are dropped by
-// Sweep, since a full bucket and a new one are the same; memory stays
-// proportional to the limited tokens active within one refill time. Local
-// is safe for concurrent use.
+// bucket. A token made by a token is also held to its lineage's bucket
+// (Token.Lineage), which is the bucket of the lineage's root at the
+// lineage's limit. A bucket is named by its token and its limit, as
+// RedisBudget's are: when a token's limit changes, it starts a new (full)
+// bucket at the new limit, and one that goes back to a limit finds that
+// limit's bucket as it left it, so flipping a limit refills nothing.
+// Buckets idle long enough to have refilled are dropped by Sweep, since a
+// full bucket and a new one are the same; memory stays proportional to
+// the limited tokens active within one refill time. Local is safe for
+// concurrent use.
 type Local struct {
 	policy   policy
 	projects projectLimits
@@ -33,7 +38,13 @@ type Local struct {
 
 type shard struct {
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[bucketKey]*bucket
+}
+
+// bucketKey names a bucket: its token (or project key) and its limit.
+type bucketKey struct {
+	id  string
+	lim Limit
 }
 
 type bucket struct {
@@ -49,19 +60,27 @@ var _ auth.Limiter = (*Local)(nil)
 func NewLocal(opts Options) *Local {
 	l := &Local{policy: newPolicy(opts), seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].buckets = make(map[string]*bucket)
+		l.shards[i].buckets = make(map[bucketKey]*bucket)
 	}
 	return l
 }
 
-// Allow takes one request from t's bucket at now, then, if that let it
-// pass, from the bucket of t's project when the project has a limit
-// (SetProjectLimits). A token without a limit, in a project without one,
-// gets LimitStatus{} (Enabled false) without any bucket or lock.
+// Allow takes one request from t's bucket at now, then, each time that
+// let it pass, from the bucket of t's lineage when it has one with a limit
+// (a token made by a token), and from the bucket of t's project when the
+// project has a limit (SetProjectLimits). A token without a limit, in a
+// project without one, gets LimitStatus{} (Enabled false) without any
+// bucket or lock.
 func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
 	var st auth.LimitStatus
 	if lim, shadow, ok := l.policy.limitOf(t); ok {
 		st = l.allow(t.ID, lim, shadow, now)
+		if !st.Allowed {
+			return st
+		}
+	}
+	if lim, shadow, ok := lineageOf(t); ok {
+		st = withLineage(st, l.allow(t.Lineage.Root, lim, shadow, now))
 		if !st.Allowed {
 			return st
 		}
@@ -81,14 +100,15 @@ func (l *Local) SetProjectLimits(limits map[int64]Limit) { l.projects.set(limits
 // a Rate of 0 removes it.
 func (l *Local) SetProjectLimit(project int64, lim Limit) { l.projects.setOne(project, lim) }
 
-// allow takes one request from the bucket of id, at limit lim.
+// allow takes one request from the bucket of id at limit lim.
 func (l *Local) allow(id string, lim Limit, shadow bool, now time.Time) auth.LimitStatus {
+	key := bucketKey{id, lim}
 	sh := &l.shards[maphash.String(l.seed, id)%shards]
 	sh.mu.Lock()
-	b := sh.buckets[id]
-	if b == nil || b.lim.Limit() != rate.Limit(lim.Rate) || b.lim.Burst() != lim.Burst {
+	b := sh.buckets[key]
+	if b == nil {
 		b = &bucket{lim: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst)}
-		sh.buckets[id] = b
+		sh.buckets[key] = b
 	}
 	allowed := b.lim.AllowN(now, 1)
 	tokens := b.lim.TokensAt(now)

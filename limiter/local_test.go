@@ -101,8 +101,10 @@ func TestLocalOverride(t *testing.T) {
 	}
 }
 
-// When a token's limit changes (its record was updated), its bucket starts
-// anew at the new limit; back at the old one, anew again.
+// When a token's limit changes (its record was updated), it starts a new
+// bucket at the new limit; back at the old one, it finds the old bucket as
+// it left it: going back and forth refills nothing (a root's own limit and
+// the one its lineage carries may differ, and must not reset each other).
 func TestLocalLimitChange(t *testing.T) {
 	l := NewLocal(Options{ByRole: map[auth.Role]Limit{auth.RoleOwner: {Rate: 1, Burst: 1}}})
 	tok := *owner
@@ -122,12 +124,18 @@ func TestLocalLimitChange(t *testing.T) {
 	if st := l.Allow(ctx, &raised, t0); st.Allowed {
 		t.Fatalf("sixth request at burst 5: %+v, want refused", st)
 	}
-	// Cleared: the role's limit, with a fresh bucket.
-	if st := l.Allow(ctx, &tok, t0); !st.Allowed || st.Limit != 1 {
-		t.Fatalf("after clearing the override: %+v, want the role's fresh bucket", st)
+	// Cleared: the role's limit, whose bucket is still empty.
+	if st := l.Allow(ctx, &tok, t0); st.Allowed || st.Limit != 1 {
+		t.Fatalf("after clearing the override: %+v, want the role's bucket, still empty", st)
 	}
-	if l.Len() != 1 {
-		t.Fatalf("one token holds %d buckets", l.Len())
+	if st := l.Allow(ctx, &tok, t0.Add(time.Second)); !st.Allowed || st.Limit != 1 {
+		t.Fatalf("a second later: %+v, want refilled", st)
+	}
+	if l.Len() != 2 {
+		t.Fatalf("one token at two limits holds %d buckets, want 2", l.Len())
+	}
+	if n := l.Sweep(t0.Add(time.Hour)); n != 2 || l.Len() != 0 {
+		t.Fatalf("Sweep dropped %d (%d left), want both", n, l.Len())
 	}
 }
 

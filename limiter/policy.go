@@ -74,6 +74,22 @@ func (p *policy) limitOf(t *auth.Token) (lim Limit, shadow, ok bool) {
 	return Limit{}, false, false
 }
 
+// lineageOf returns the limit of t's lineage (Token.Lineage): the bucket
+// it shares with the token that made it, and everything made from the
+// lineage's root, at the limit the lineage carries. ok is false for a
+// root (a token made by an operator), and for a lineage without a limit.
+func lineageOf(t *auth.Token) (lim Limit, shadow, ok bool) {
+	l := &t.Lineage
+	if l.Root == "" || l.Rate <= 0 {
+		return Limit{}, false, false
+	}
+	lim = Limit{Rate: l.Rate, Burst: l.Burst}
+	if lim.Burst <= 0 {
+		lim.Burst = defaultBurst(lim.Rate)
+	}
+	return lim, l.Shadow, true
+}
+
 // share is this replica's part of lim when n replicas split it: rate/n and
 // ceil(burst/n), at least 1.
 func (lim Limit) share(n int) Limit {

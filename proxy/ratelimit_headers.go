@@ -22,19 +22,20 @@ import (
 // the burst, and the time the bucket takes to refill from empty
 // (burst/rate, rounded up).
 //
-// With a project-wide limit (s.Project), RateLimit-Policy and RateLimit
-// list both, "token" and "project", and RateLimit-Limit, -Remaining and
-// -Reset give the one with the less left (the project's when the token has
-// no limit of its own).
+// With shared limits — the lineage's of a token made by a token
+// (s.Lineage), the project's (s.Project) — RateLimit-Policy and RateLimit
+// list each, "token", "lineage" and "project", and RateLimit-Limit,
+// -Remaining and -Reset give the one with the least left.
 //
 // Nothing is set for a token without a limit, or whose limit is in shadow
 // mode (a limit that is not enforced is not advertised).
 func setRateLimitHeaders(h http.Header, s *auth.LimitStatus) {
-	if !s.Enabled || s.Shadow && !s.Project.Enabled {
+	shared := s.Project.Enabled || s.Lineage.Enabled
+	if !s.Enabled || s.Shadow && !shared {
 		return
 	}
-	if s.Project.Enabled {
-		setBothLimitHeaders(h, s)
+	if shared {
+		setSharedLimitHeaders(h, s)
 		return
 	}
 	limit, remaining, reset, policy, state := limitFields("token", s.Rate, s.Limit, s.Remaining, s.Reset)
@@ -45,17 +46,30 @@ func setRateLimitHeaders(h http.Header, s *auth.LimitStatus) {
 	h["Ratelimit"] = []string{state}
 }
 
-// setBothLimitHeaders sets the fields of a token whose project has a
-// limit, besides its own (when it has one, not in shadow mode).
-func setBothLimitHeaders(h http.Header, s *auth.LimitStatus) {
-	p := &s.Project
-	limit, remaining, reset, policy, state := limitFields("project", p.Rate, p.Limit, p.Remaining, p.Reset)
-	if s.Rate > 0 && !s.Shadow {
-		tl, tr, tz, tp, ts := limitFields("token", s.Rate, s.Limit, s.Remaining, s.Reset)
-		policy, state = tp+", "+policy, ts+", "+state
-		if s.Remaining < p.Remaining {
-			limit, remaining, reset = tl, tr, tz
+// setSharedLimitHeaders sets the fields of a token held to a shared
+// limit (its lineage's, its project's, or both), besides its own (when it
+// has one, not in shadow mode).
+func setSharedLimitHeaders(h http.Header, s *auth.LimitStatus) {
+	var limit, remaining, reset, policy, state string
+	least := math.MaxInt
+	add := func(name string, rate float64, quota, left int, until time.Duration) {
+		l, r, z, p, st := limitFields(name, rate, quota, left, until)
+		if policy != "" {
+			policy, state = policy+", ", state+", "
 		}
+		policy, state = policy+p, state+st
+		if left <= least { // ties: the shared limit, listed later
+			least, limit, remaining, reset = left, l, r, z
+		}
+	}
+	if s.Rate > 0 && !s.Shadow {
+		add("token", s.Rate, s.Limit, s.Remaining, s.Reset)
+	}
+	if l := &s.Lineage; l.Enabled {
+		add("lineage", l.Rate, l.Limit, l.Remaining, l.Reset)
+	}
+	if p := &s.Project; p.Enabled {
+		add("project", p.Rate, p.Limit, p.Remaining, p.Reset)
 	}
 	h["Ratelimit-Limit"] = []string{limit}
 	h["Ratelimit-Remaining"] = []string{remaining}

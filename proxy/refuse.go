@@ -55,6 +55,13 @@ var (
 	// denials holds permission_denied answers that name the permission
 	// the route needs, by denialKey.
 	denials = buildDenials()
+	// lineageLimited is rate_limited by the token's lineage
+	// (auth.LimitStatus.Lineage), with a message that says so.
+	lineageLimited = func() *refusal {
+		r := *refusals[auth.CodeRateLimited]
+		r.body = envelopeBody(auth.CodeRateLimited.String(), auth.LineageLimitedMessage)
+		return &r
+	}()
 )
 
 // denialKey indexes denials: the token's role, the permission the route
@@ -109,6 +116,11 @@ func refuseVerdict(w http.ResponseWriter, v *auth.Verdict) {
 			key := denialKey{v.Token.Role, v.Permission, v.Token.Role.Allows(v.Permission)}
 			if r, ok := denials[key]; ok {
 				write(w, r, 0)
+				return
+			}
+		case auth.CodeRateLimited:
+			if v.Limit.Lineage.Over {
+				write(w, lineageLimited, v.RetryAfter)
 				return
 			}
 		case auth.CodeProjectMismatch:

@@ -588,8 +588,19 @@ type record struct {
 	// Token.AllowedIPs; both absent when empty.
 	Scopes     []string `json:"scopes,omitempty"`
 	AllowedIPs []string `json:"allowed_ips,omitempty"`
-	Hash       string   `json:"hash,omitempty"`
-	Pepper     string   `json:"pepper,omitempty"`
+	// Lineage is Token.Lineage; absent for a root (and in files written
+	// before it existed).
+	Lineage *lineage `json:"lineage,omitempty"`
+	Hash    string   `json:"hash,omitempty"`
+	Pepper  string   `json:"pepper,omitempty"`
+}
+
+// lineage is Token.Lineage in the file.
+type lineage struct {
+	Root   string  `json:"root"`
+	Rate   float64 `json:"rate,omitempty"`
+	Burst  int     `json:"burst,omitempty"`
+	Shadow bool    `json:"shadow,omitempty"`
 }
 
 func newRecord(t *auth.Token) record {
@@ -610,6 +621,9 @@ func newRecord(t *auth.Token) record {
 	}
 	if !t.ExpiresAt.IsZero() {
 		r.Expires = t.ExpiresAt.UnixMilli()
+	}
+	if l := t.Lineage; !l.IsZero() {
+		r.Lineage = &lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow}
 	}
 	if t.Revoked() {
 		r.Revoked = t.RevokedAt.UnixMilli()
@@ -649,6 +663,9 @@ func (r record) token() (*auth.Token, error) {
 	}
 	if r.Expires != 0 {
 		t.ExpiresAt = time.UnixMilli(r.Expires).UTC()
+	}
+	if l := r.Lineage; l != nil {
+		t.Lineage = auth.Lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow}
 	}
 	if r.Revoked != 0 {
 		t.RevokedAt = time.UnixMilli(r.Revoked).UTC()

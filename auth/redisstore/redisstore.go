@@ -22,6 +22,10 @@
 //	         (absent: none, the role decides)
 //	allowed_ips  the client address ranges the token may be used from,
 //	         CIDR ranges joined by "," (absent: any address)
+//	lineage  id of the root of the token's rate-limit lineage (absent: the
+//	         token is a root; records written before it load without)
+//	lineage_rate, lineage_burst, lineage_shadow  the lineage's limit, as
+//	         rate, burst and shadow (absent: none)
 //	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
 //	pepper   id of the pepper hash was made with (absent on tombstones)
 //
@@ -465,7 +469,8 @@ const (
 
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
-var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "scopes", "allowed_ips"}
+var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "scopes", "allowed_ips",
+	"lineage", "lineage_rate", "lineage_burst", "lineage_shadow"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
 // optimistic transaction on its key: WATCH the key, read the record, call
@@ -649,6 +654,7 @@ func encode(t *auth.Token) []any {
 	if len(t.AllowedIPs) > 0 {
 		f = append(f, "allowed_ips", strings.Join(auth.FormatPrefixes(t.AllowedIPs), ","))
 	}
+	f = appendLineage(f, t.Lineage)
 	if t.Revoked() {
 		f = append(f, "revoked", strconv.FormatInt(t.RevokedAt.UnixMilli(), 10))
 	} else {
@@ -694,21 +700,8 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 		}
 		*tf.dst = time.UnixMilli(ms).UTC()
 	}
-	if v, ok := f["rate"]; ok {
-		if t.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
-			errs = append(errs, errors.New("rate: not a number"))
-		}
-	}
-	if v, ok := f["burst"]; ok {
-		if t.RateBurst, err = strconv.Atoi(v); err != nil {
-			errs = append(errs, errors.New("burst: not an integer"))
-		}
-	}
-	if v, ok := f["shadow"]; ok {
-		if v != "1" {
-			errs = append(errs, errors.New("shadow: not 1"))
-		}
-		t.RateShadow = true
+	if err := decodeLimits(f, t); err != nil {
+		errs = append(errs, err)
 	}
 	if v, ok := f["scopes"]; ok {
 		if t.Scopes, err = auth.ParsePermSet([]string{v}); err != nil || t.Scopes == 0 {
@@ -736,6 +729,75 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 		return nil, fmt.Errorf("redisstore: record %s is corrupt: %s", id, oneLine(errors.Join(errs...)))
 	}
 	return t, nil
+}
+
+// decodeLimits parses the rate-limit fields of a record into t: its own
+// limit (rate, burst, shadow) and its lineage's.
+func decodeLimits(f map[string]string, t *auth.Token) error {
+	var errs []error
+	var err error
+	if v, ok := f["rate"]; ok {
+		if t.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
+			errs = append(errs, errors.New("rate: not a number"))
+		}
+	}
+	if v, ok := f["burst"]; ok {
+		if t.RateBurst, err = strconv.Atoi(v); err != nil {
+			errs = append(errs, errors.New("burst: not an integer"))
+		}
+	}
+	if v, ok := f["shadow"]; ok {
+		if v != "1" {
+			errs = append(errs, errors.New("shadow: not 1"))
+		}
+		t.RateShadow = true
+	}
+	if t.Lineage, err = decodeLineage(f); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// appendLineage appends the fields of a token's lineage to f.
+func appendLineage(f []any, l auth.Lineage) []any {
+	if l.Root != "" {
+		f = append(f, "lineage", l.Root)
+	}
+	if l.Rate != 0 {
+		f = append(f, "lineage_rate", strconv.FormatFloat(l.Rate, 'g', -1, 64))
+	}
+	if l.Burst != 0 {
+		f = append(f, "lineage_burst", strconv.Itoa(l.Burst))
+	}
+	if l.Shadow {
+		f = append(f, "lineage_shadow", "1")
+	}
+	return f
+}
+
+// decodeLineage parses the lineage fields of a record (none: the zero
+// Lineage, a root).
+func decodeLineage(f map[string]string) (auth.Lineage, error) {
+	l := auth.Lineage{Root: f["lineage"]}
+	var errs []error
+	var err error
+	if v, ok := f["lineage_rate"]; ok {
+		if l.Rate, err = strconv.ParseFloat(v, 64); err != nil {
+			errs = append(errs, errors.New("lineage_rate: not a number"))
+		}
+	}
+	if v, ok := f["lineage_burst"]; ok {
+		if l.Burst, err = strconv.Atoi(v); err != nil {
+			errs = append(errs, errors.New("lineage_burst: not an integer"))
+		}
+	}
+	if v, ok := f["lineage_shadow"]; ok {
+		if v != "1" {
+			errs = append(errs, errors.New("lineage_shadow: not 1"))
+		}
+		l.Shadow = true
+	}
+	return l, errors.Join(errs...)
 }
 
 // oneLine renders a joined error on one line.

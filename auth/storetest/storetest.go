@@ -105,6 +105,8 @@ func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore, opts ...Optio
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, fresh(t)) })
 	t.Run("RotatedTo", func(t *testing.T) { testRotatedTo(t, fresh(t)) })
 	t.Run("Restrictions", func(t *testing.T) { testRestrictions(t, fresh(t)) })
+	t.Run("Lineage", func(t *testing.T) { testLineage(t, fresh(t)) })
+	t.Run("RetireCompare", func(t *testing.T) { testRetireCompare(t, fresh(t)) })
 	t.Run("Activity", func(t *testing.T) { runActivity(t, fresh) })
 	t.Run("Limit", func(t *testing.T) { runLimit(t, fresh, o) })
 }
@@ -123,6 +125,8 @@ func testCreateGet(t *testing.T, s auth.Store) {
 	full.RotatedTo = successor.ID
 	full.Scopes = auth.PermSet(0).With(auth.PermBillingRead)
 	full.AllowedIPs = prefixes(t, "10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32")
+	root, _ := NewToken(t, 42, auth.RoleOwner)
+	full.Lineage = auth.Lineage{Root: root.ID, Rate: 0.25, Burst: 3, Shadow: true}
 
 	// No expiry, empty name; the token permissions, stored by name like
 	// the others.
@@ -816,6 +820,7 @@ func AssertEqual(tb testing.TB, got, want *auth.Token) {
 		got.RateBurst != want.RateBurst,
 		got.RateShadow != want.RateShadow,
 		got.RotatedTo != want.RotatedTo,
+		got.Lineage != want.Lineage,
 		got.Scopes != want.Scopes,
 		!slices.Equal(got.AllowedIPs, want.AllowedIPs):
 		tb.Errorf("record differs:\n got %s\nwant %s", format(got), format(want))
@@ -829,9 +834,9 @@ func format(t *auth.Token) string {
 		}
 		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q scopes %q allowed_ips %v hash %x pepper %q}",
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q lineage %+v scopes %q allowed_ips %v hash %x pepper %q}",
 		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt),
-		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.Scopes, t.AllowedIPs, t.SecretHash[:4], t.PepperID)
+		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.Lineage, t.Scopes, t.AllowedIPs, t.SecretHash[:4], t.PepperID)
 }
 
 func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {

@@ -14,7 +14,11 @@ package tokenapi
 //     caller; a rotation's successor ends at the latest when the caller
 //     does (lifetime_forbidden);
 //   - a token made (created or rotated) by a token gets no wider rate
-//     limit than its maker's effective one, and a token activated by a
+//     limit than its maker's effective one, and joins its maker's
+//     lineage: it shares one rate-limit bucket with its maker and with
+//     everything made from the lineage's root, at the root's limit
+//     (joinLineage), so that making tokens makes no room; a token
+//     activated by a
 //     token, which grants it afresh, must have none (limit_forbidden:
 //     rate limits are the operator's, so the activation is refused rather
 //     than the limit changed);
@@ -43,6 +47,8 @@ type Limit struct {
 const (
 	codeRotated  = "token_rotated"
 	codeLifetime = "lifetime_forbidden"
+	// codeChanged: a rotation found its token changed by another call.
+	codeChanged = "token_changed"
 )
 
 // refusal is a request refused by a rule of the API (not a bad request nor
@@ -227,6 +233,44 @@ func inheritLimit(t *auth.Token, ceiling Limit, effective func(*auth.Token) Limi
 	return true
 }
 
+// joinLineage puts t, made by the token maker, in maker's rate-limit
+// lineage (auth.Lineage): the lineage maker belongs to, else the one maker
+// roots, at makerLimit, maker's effective limit (none: Rate 0). The
+// lineage is carried whole from token to token, so it keeps the root's
+// limit as it was when the first token was made from it.
+func joinLineage(t, maker *auth.Token, makerLimit Limit) {
+	if !maker.Lineage.IsZero() {
+		t.Lineage = maker.Lineage
+		return
+	}
+	t.Lineage = auth.Lineage{Root: maker.ID}
+	if makerLimit.Rate > 0 {
+		t.Lineage.Rate, t.Lineage.Burst = makerLimit.Rate, burstOf(makerLimit.Rate, makerLimit.Burst)
+		t.Lineage.Shadow = makerLimit.Shadow
+	}
+}
+
+// LineageView shows a token's rate-limit lineage (auth.Lineage): the
+// token whose limit it shares, and that limit (absent: none).
+type LineageView struct {
+	Root      string  `json:"root"`
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	Burst     int     `json:"burst,omitempty"`
+}
+
+// lineageView returns t's lineage for display; nil for a root.
+func lineageView(t *auth.Token) *LineageView {
+	if t.Lineage.IsZero() {
+		return nil
+	}
+	l := t.Lineage
+	v := &LineageView{Root: l.Root, RateLimit: l.Rate}
+	if l.Rate > 0 {
+		v.Burst = burstOf(l.Rate, l.Burst)
+	}
+	return v
+}
+
 // charge takes one request of the calling token's rate limit
 // (Options.Limiter): the token API's calls count like the API's. Over the
 // limit it answers 429 rate_limited with Retry-After (audited), and 503
@@ -241,15 +285,18 @@ func (a *api) charge(w http.ResponseWriter, r *http.Request, action string, p *p
 		a.storeError(w, r, "rate limit", fmt.Errorf("%w: %w", auth.ErrUnavailable, auth.ErrLimitUnavailable))
 		return false
 	case st.Enabled && !st.Allowed:
-		code, detail := auth.CodeRateLimited, "over its rate limit"
-		if st.Project.Over {
-			code, detail = auth.CodeProjectRateLimited, "over its project's rate limit"
+		code, detail, msg := auth.CodeRateLimited, "over its rate limit", auth.CodeRateLimited.Message()
+		switch {
+		case st.Project.Over:
+			code, detail, msg = auth.CodeProjectRateLimited, "over its project's rate limit", auth.CodeProjectRateLimited.Message()
+		case st.Lineage.Over:
+			detail, msg = "over its lineage's rate limit (lineage of "+p.token.Lineage.Root+")", auth.LineageLimitedMessage
 		}
 		a.refusedTarget(r, action, p, p.token.ProjectID, code.String(), pathID(r), detail)
 		secs := int(math.Ceil(st.RetryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 		writeError(w, http.StatusTooManyRequests, code.String(),
-			code.Message()+" Calls of the token API count against the token's rate limit.")
+			msg+" Calls of the token API count against the token's rate limit.")
 		return false
 	}
 	return true

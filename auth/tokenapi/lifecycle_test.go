@@ -100,6 +100,8 @@ type lifeOptions struct {
 	limiter bool
 	// roles are the role limits of EffectiveLimit.
 	roles map[auth.Role]Limit
+	// realLimiter, when set, charges self-service calls to it instead.
+	realLimiter auth.Limiter
 }
 
 func newLifeFixture(t *testing.T, o lifeOptions) *lifeFixture {
@@ -133,6 +135,9 @@ func newLifeFixture(t *testing.T, o lifeOptions) *lifeFixture {
 	if o.limiter {
 		f.lim = &fakeLimiter{eff: eff, used: map[string]int{}, calls: map[string]int{}}
 		opts.Limiter = f.lim
+	}
+	if o.realLimiter != nil {
+		opts.Limiter = o.realLimiter
 	}
 	adminOpts := opts
 	adminOpts.AdminKeys = []string{testAdminKey}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,9 @@ type Rotation struct {
 	// Maker, when set, is the token asking for the rotation: the successor
 	// keeps the old token's scopes and address ranges narrowed to Maker's,
 	// and Rotate refuses (an error wrapping a refusal, nothing changed)
-	// when nothing of them would be left.
+	// when nothing of them would be left. The successor joins Maker's
+	// rate-limit lineage, at Ceiling (see joinLineage); without a Maker
+	// (an operator's rotation) it starts its own.
 	Maker *auth.Token
 	// Scopes and AllowedIPs, when set, replace the old token's on the
 	// successor (nil: the old token's are kept); with a Maker they must be
@@ -85,12 +88,14 @@ type Rotated struct {
 	Unannounced error
 }
 
-// Rotate replaces rot.Old with a new token, in two store operations: it
-// creates the successor (the old token's project, name, role, status, rate
-// limit and lifetime from now, an expiry at the latest rot.NotAfter, a
-// limit at most rot.Ceiling), then retires the old token — revoked at once without
-// grace, else expiring after the grace period (never later than it would
-// have) and marked RotatedTo the successor, in one Update.
+// Rotate replaces rot.Old with a new token: it creates the successor (the
+// old token's project, name, role, status, rate limit and lifetime from
+// now, an expiry at the latest rot.NotAfter, a limit at most rot.Ceiling),
+// then retires the old token in one Update that holds only while the old
+// token is still exactly rot.Old (else a 409 token_changed refusal, and
+// the successor is withdrawn): marked RotatedTo the successor and ending
+// at the end of the grace period (never later than it would have), or at
+// once without grace, and then revoked.
 //
 // A rotation replaces a token's secret; it never revives a token: the
 // successor of an inactive token is inactive, and an expired token is not
@@ -133,13 +138,8 @@ func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*
 	}
 	// The old token's change may be stored even so (a failed
 	// announcement); if it is, the rotation stands.
-	cur, gerr := st.Get(context.WithoutCancel(ctx), old.ID)
-	if gerr == nil && (cur.Revoked() || rot.Grace > 0 && cur.RotatedTo == next.ID) {
-		res := &Rotated{Next: next, Credential: cred, Previous: cur}
-		if !errors.Is(err, auth.ErrRevoked) { // not revoked meanwhile by another call
-			res.Unannounced = err
-		}
-		return res, nil
+	if cur, ok := rot.retired(ctx, st, next.ID); ok {
+		return &Rotated{Next: next, Credential: cred, Previous: cur, Unannounced: err}, nil
 	}
 	return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: retiring the old token: %w", old.ID, err))
 }
@@ -203,6 +203,9 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 		effective = ownLimit
 	}
 	inheritLimit(next, rot.Ceiling, effective)
+	if rot.Maker != nil {
+		joinLineage(next, rot.Maker, rot.Ceiling)
+	}
 	id, cred, err := h.NewCredential()
 	if err != nil {
 		return nil, "", err
@@ -212,16 +215,22 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 	return next, cred, nil
 }
 
-// retire ends the old token: revoked without grace, else expiring at the
-// end of the grace period at the latest and marked as rotated to nextID.
+// retire ends the old token, in one Update that checks it is still the
+// record the successor was made from (else a token_changed refusal): no
+// change of it by another call — a deactivation, a revocation, a
+// narrower limit or scopes, a concurrent rotation — falls between the read
+// and the rotation, so the successor never carries what the old token no
+// longer has. The old token is marked as rotated to nextID and ends: with a
+// grace period at its end at the latest; without one at once, and is then
+// revoked (a token that has ended is refused, token_expired, until then).
 func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (*auth.Token, error) {
-	if rot.Grace <= 0 {
-		return st.Revoke(ctx, rot.Old.ID, rot.Now)
-	}
 	until := rot.Now.Add(rot.Grace).UTC().Truncate(time.Millisecond)
-	return st.Update(ctx, rot.Old.ID, func(t *auth.Token) error {
+	prev, err := st.Update(ctx, rot.Old.ID, func(t *auth.Token) error {
 		if t.Expired(rot.Now) { // expired since it was read
 			return expiredRefusal(t)
+		}
+		if !sameRecord(t, rot.Old) {
+			return changedRefusal(t)
 		}
 		if t.ExpiresAt.IsZero() || t.ExpiresAt.After(until) { // never extend its life
 			t.ExpiresAt = until
@@ -229,6 +238,54 @@ func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (
 		t.RotatedTo = nextID
 		return nil
 	})
+	if err != nil || rot.Grace > 0 {
+		return prev, err
+	}
+	return st.Revoke(ctx, rot.Old.ID, rot.Now)
+}
+
+// retired reports whether the retirement of the old token in favour of
+// nextID is stored although retire failed (its announcement, or the
+// revocation after it, failed), and returns the old token as it is then.
+// Without a grace period it completes the revocation, best effort (the
+// old token has ended already).
+func (rot *Rotation) retired(ctx context.Context, st auth.Store, nextID string) (*auth.Token, bool) {
+	ctx = context.WithoutCancel(ctx)
+	cur, err := st.Get(ctx, rot.Old.ID)
+	if err != nil || cur.RotatedTo != nextID {
+		return nil, false
+	}
+	if rot.Grace <= 0 && !cur.Revoked() {
+		if t, err := st.Revoke(ctx, rot.Old.ID, rot.Now); err == nil {
+			cur = t
+		} else if t, err := st.Get(ctx, rot.Old.ID); err == nil {
+			cur = t
+		}
+	}
+	return cur, true
+}
+
+// sameRecord reports whether a and b are the same record: every field
+// equal (times to the instant, address ranges in order).
+func sameRecord(a, b *auth.Token) bool {
+	return a.ID == b.ID && a.ProjectID == b.ProjectID && a.Name == b.Name && a.Role == b.Role &&
+		a.Status == b.Status && a.CreatedAt.Equal(b.CreatedAt) && a.ExpiresAt.Equal(b.ExpiresAt) &&
+		a.RevokedAt.Equal(b.RevokedAt) && a.SecretHash == b.SecretHash && a.PepperID == b.PepperID &&
+		a.RateLimit == b.RateLimit && a.RateBurst == b.RateBurst && a.RateShadow == b.RateShadow &&
+		a.RotatedTo == b.RotatedTo && a.Scopes == b.Scopes && slices.Equal(a.AllowedIPs, b.AllowedIPs) &&
+		a.Lineage == b.Lineage
+}
+
+// changedRefusal refuses a rotation of t, which another call changed
+// after the rotation read it: nothing is rotated, and a retry starts
+// from the token as it is now.
+func changedRefusal(t *auth.Token) *refusal {
+	return &refusal{
+		status: http.StatusConflict, code: codeChanged,
+		message: fmt.Sprintf("Token %s changed while it was being rotated (another request deactivated, updated, "+
+			"revoked or rotated it): nothing was rotated. Read the token again and retry if it should still be rotated.", t.ID),
+		detail: "changed during the rotation",
+	}
 }
 
 // expiredRefusal refuses the rotation of t, an expired token: a rotation

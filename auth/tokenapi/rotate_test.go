@@ -60,8 +60,9 @@ type faultyStore struct {
 	createFails, retireFails bool
 	retireStored             bool
 	withdrawFails            bool
-	revokeFirst              bool // old is revoked by "another call" just before its retirement
-	expireFirst              bool // old expires (another call ends it) just before its retirement
+	revokeFirst              bool              // old is revoked by "another call" just before its retirement
+	expireFirst              bool              // old expires (another call ends it) just before its retirement
+	changeFirst              func(*auth.Token) // another call changes old so just before its retirement
 	cancel                   context.CancelFunc
 	mu                       sync.Mutex
 	created                  []string
@@ -93,6 +94,12 @@ func (s *faultyStore) retire(ctx context.Context, do func() (*auth.Token, error)
 	}
 	if s.revokeFirst {
 		if _, err := s.Store.Revoke(ctx, s.old, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	if change := s.changeFirst; change != nil {
+		s.changeFirst = nil // once, before the first step
+		if _, err := s.Store.Update(ctx, s.old, func(t *auth.Token) error { change(t); return nil }); err != nil {
 			return nil, err
 		}
 	}
@@ -292,14 +299,50 @@ func testRotate(t *testing.T, open func(t *testing.T) auth.Store) {
 			}
 		})
 	}
-	t.Run("revoked meanwhile", func(t *testing.T) {
-		f := &faultyStore{revokeFirst: true}
-		_, old := setup(t, f)
-		res, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: time.Hour, Now: time.Now()})
-		if err != nil || !res.Previous.Revoked() || res.Unannounced != nil {
-			t.Fatalf("Rotate = %+v, %v; want it to stand, the old token revoked", res, err)
+	// Another call revokes, deactivates, narrows or rotates the old token
+	// between the rotation's read and its retirement: the rotation does
+	// not stand (a token an operator just revoked or deactivated must not
+	// live on in an active successor, nor one token in two successors),
+	// and the successor, whose secret nobody saw, is withdrawn.
+	for _, grace := range []time.Duration{0, time.Hour} {
+		t.Run(fmt.Sprintf("revoked meanwhile/grace=%s", grace), func(t *testing.T) {
+			f := &faultyStore{revokeFirst: true}
+			st, old := setup(t, f)
+			res, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: time.Now()})
+			if !errors.Is(err, auth.ErrRevoked) {
+				t.Fatalf("Rotate = %+v, %v; want ErrRevoked", res, err)
+			}
+			if next, err := st.Get(ctx, f.successorID(t)); err != nil || !next.Revoked() {
+				t.Errorf("the successor of a token revoked meanwhile is not withdrawn: %+v, %v", next, err)
+			}
+		})
+		other, _ := storetest.NewToken(t, 42, auth.RoleOwner)
+		for name, change := range map[string]func(*auth.Token){
+			"deactivated": func(t *auth.Token) { t.Status = auth.StatusInactive },
+			"narrowed":    func(t *auth.Token) { t.RateLimit = 0.5 },
+			"rotated":     func(t *auth.Token) { t.RotatedTo = other.ID },
+		} {
+			t.Run(fmt.Sprintf("%s meanwhile/grace=%s", name, grace), func(t *testing.T) {
+				f := &faultyStore{changeFirst: change}
+				st, old := setup(t, f)
+				_, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: time.Now()})
+				var ref *refusal
+				if !errors.As(err, &ref) || ref.status != http.StatusConflict || ref.code != codeChanged {
+					t.Fatalf("Rotate = %v, want 409 token_changed", err)
+				}
+				want := *old
+				change(&want)
+				got, err := st.Get(ctx, old.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				storetest.AssertEqual(t, got, &want) // as the other call left it
+				if next, err := st.Get(ctx, f.successorID(t)); err != nil || !next.Revoked() {
+					t.Errorf("the successor is not withdrawn: %+v, %v", next, err)
+				}
+			})
 		}
-	})
+	}
 	t.Run("expired meanwhile", func(t *testing.T) {
 		f := &faultyStore{expireFirst: true}
 		st, old := setup(t, f)

@@ -252,6 +252,9 @@ type Token struct {
 	// AllowedIPs its client address ranges (absent: any address).
 	Scopes     []string `json:"scopes,omitempty"`
 	AllowedIPs []string `json:"allowed_ips,omitempty"`
+	// Lineage is the rate limit a token made by a token shares (absent:
+	// the token has its own only).
+	Lineage *LineageView `json:"lineage,omitempty"`
 	// LastUsed is the token's latest request (absent: never used), and
 	// Usage24h its requests of the last 24 hours (absent: none); both as
 	// of the gateways' last usage flush. Set in lists and shows.
@@ -286,6 +289,7 @@ func View(t *auth.Token) Token {
 		RotatedTo:  t.RotatedTo,
 		Scopes:     t.Scopes.Names(),
 		AllowedIPs: auth.FormatPrefixes(t.AllowedIPs),
+		Lineage:    lineageView(t),
 	}
 	if !t.ExpiresAt.IsZero() {
 		e := t.ExpiresAt.UTC()
@@ -383,6 +387,8 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		if inheritLimit(tok, a.effective(p.token), a.effective) {
 			detail += fmt.Sprintf(", rate limit %g/s (burst %d) from its creator", tok.RateLimit, burstOf(tok.RateLimit, tok.RateBurst))
 		}
+		joinLineage(tok, p.token, a.effective(p.token))
+		detail += ", lineage " + tok.Lineage.Root
 		inherited, ref := restrictCreate(p.token, tok, len(req.Scopes) > 0, len(req.AllowedIPs) > 0)
 		if ref != nil {
 			a.refuse(w, r, "token.create", p, tok.ProjectID, "", ref)

@@ -1,0 +1,84 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
+)
+
+// testLineage checks Token.Lineage, the rate-limit bucket a token made by
+// a token shares: stored and read back whole, the zero Lineage (a root, as
+// records written before the field read) stays zero, an Update keeps it
+// and cannot change it, and a tombstone keeps it.
+func testLineage(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	root, _ := NewToken(t, 61, auth.RoleOwner)
+	root.RateLimit, root.RateBurst = 0.001, 4
+	child, _ := NewToken(t, 61, auth.RoleOwner)
+	child.RateLimit, child.RateBurst = 0.001, 4
+	child.Lineage = auth.Lineage{Root: root.ID, Rate: 0.001, Burst: 4}
+	unlimited, _ := NewToken(t, 61, auth.RoleOwner)
+	unlimited.Lineage = auth.Lineage{Root: root.ID} // made by a token without a limit
+	for _, tok := range []*auth.Token{root, child, unlimited} {
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatalf("Create(%s): %v", tok.ID, err)
+		}
+		got, err := s.Get(ctx, tok.ID)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", tok.ID, err)
+		}
+		AssertEqual(t, got, tok)
+	}
+	if got, _ := s.Get(ctx, root.ID); !got.Lineage.IsZero() {
+		t.Errorf("a root reads with lineage %+v, want none", got.Lineage)
+	}
+
+	// An Update keeps the lineage (the stores write what they do not know
+	// of back as read) and refuses to change it.
+	want := *child
+	want.Name = "renamed"
+	got, err := s.Update(ctx, child.ID, func(u *auth.Token) error { u.Name = "renamed"; return nil })
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	AssertEqual(t, got, &want)
+	for name, edit := range map[string]func(*auth.Token){
+		"leave the lineage":  func(u *auth.Token) { u.Lineage = auth.Lineage{} },
+		"widen its limit":    func(u *auth.Token) { u.Lineage.Rate = 100 },
+		"move to another":    func(u *auth.Token) { u.Lineage.Root = unlimited.ID },
+		"join one":           func(u *auth.Token) { u.Lineage = child.Lineage },
+		"lineage of itself":  func(u *auth.Token) { u.Lineage.Root = u.ID },
+		"limit without root": func(u *auth.Token) { u.Lineage = auth.Lineage{Rate: 1} },
+	} {
+		id := child.ID
+		if name == "join one" {
+			id = root.ID
+		}
+		if got, err := s.Update(ctx, id, func(u *auth.Token) error { edit(u); return nil }); err == nil {
+			t.Errorf("Update (%s) succeeded: %s", name, format(got))
+		} else if errors.Is(err, auth.ErrUnavailable) || errors.Is(err, auth.ErrNotFound) {
+			t.Errorf("Update (%s): %v, want a validation error", name, err)
+		}
+	}
+	bad := *child
+	bad.ID = unlimited.ID[:len(unlimited.ID)-1] + "x"
+	bad.Lineage = auth.Lineage{Root: root.ID, Rate: -1}
+	if err := s.Create(ctx, &bad); err == nil || errors.Is(err, auth.ErrUnavailable) {
+		t.Errorf("Create with a negative lineage rate: %v, want a validation error", err)
+	}
+
+	// A tombstone keeps it: a revoked token still names its line.
+	tomb, err := s.Revoke(ctx, child.ID, time.Now())
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if tomb.Lineage != child.Lineage {
+		t.Errorf("tombstone lineage %+v, want %+v", tomb.Lineage, child.Lineage)
+	}
+	if got, err := s.Get(ctx, child.ID); err != nil || got.Lineage != child.Lineage {
+		t.Errorf("Get of the tombstone: %v, %v; want lineage %+v", got, err, child.Lineage)
+	}
+}
