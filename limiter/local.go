@@ -113,7 +113,10 @@ func (l *Local) allow(id string, lim Limit, shadow bool, now time.Time) auth.Lim
 	allowed := b.lim.AllowN(now, 1)
 	tokens := b.lim.TokensAt(now)
 	b.last = now
-	b.full = secondsToDuration((float64(lim.Burst) - tokens) / lim.Rate)
+	// full is read below from this copy: b.full is only read or written
+	// under sh.mu.
+	full := secondsToDuration((float64(lim.Burst) - tokens) / lim.Rate)
+	b.full = full
 	sh.mu.Unlock()
 
 	st := auth.LimitStatus{
@@ -122,7 +125,7 @@ func (l *Local) allow(id string, lim Limit, shadow bool, now time.Time) auth.Lim
 		Rate:      lim.Rate,
 		Limit:     lim.Burst,
 		Remaining: max(int(math.Floor(tokens)), 0),
-		Reset:     b.full,
+		Reset:     full,
 	}
 	if !allowed {
 		st.Over = true
