@@ -192,6 +192,11 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 	}
 	if notAfter := rot.NotAfter.UTC().Truncate(time.Millisecond); !rot.NotAfter.IsZero() &&
 		(next.ExpiresAt.IsZero() || next.ExpiresAt.After(notAfter)) {
+		if rot.Lifetime > 0 {
+			// An expires_in that was asked for is refused, never cut
+			// short in silence; an inherited lifetime is capped.
+			return nil, "", outlivesMaker(notAfter)
+		}
 		next.ExpiresAt = notAfter
 	}
 	if ref := lifetimeRefusal(next.ProjectID, rot.Policy, next.CreatedAt, next.ExpiresAt); ref != nil {
@@ -487,4 +492,16 @@ func (a *api) rotateMessage(res *Rotated) string {
 		msg += " The new token is inactive, like the old one: it is refused (token_inactive) until it is activated."
 	}
 	return msg
+}
+
+// outlivesMaker refuses a rotation whose expires_in would make the
+// successor outlive the token asking for it, which expires at notAfter.
+func outlivesMaker(notAfter time.Time) *refusal {
+	latest := stamp(notAfter)
+	return &refusal{
+		status: http.StatusForbidden, code: codeLifetime,
+		message: fmt.Sprintf("This token expires at %s: the token a rotation makes must expire at or before then. "+
+			"Give an expires_in that ends by %s, or none to keep the old token's lifetime (cut to end by then).", latest, latest),
+		detail: "asked for a successor outliving the token asking, which expires at " + latest,
+	}
 }

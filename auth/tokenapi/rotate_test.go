@@ -259,6 +259,21 @@ func testRotate(t *testing.T, open func(t *testing.T) auth.Store) {
 			t.Errorf("successor %+v, want expiry %v and limit 0.25/1", res.Next, notAfter)
 		}
 	})
+	t.Run("expires_in past the maker", func(t *testing.T) {
+		f := &faultyStore{}
+		st, old := setup(t, f)
+		notAfter := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+		_, err := Rotate(ctx, f, h, Rotation{Old: old, Now: time.Now(), NotAfter: notAfter, Lifetime: 100 * time.Hour})
+		var ref *refusal
+		if !errors.As(err, &ref) || ref.status != http.StatusForbidden || ref.code != codeLifetime ||
+			!strings.Contains(ref.message, stamp(notAfter)) {
+			t.Fatalf("Rotate with an expires_in past the maker's expiry = %v, want 403 lifetime_forbidden naming %s", err, stamp(notAfter))
+		}
+		unchanged(t, st, old)
+		if len(f.created) != 0 {
+			t.Errorf("%d tokens created by a refused rotation", len(f.created))
+		}
+	})
 	t.Run("create fails", func(t *testing.T) {
 		f := &faultyStore{createFails: true}
 		st, old := setup(t, f)
