@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,11 +52,13 @@ func fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
 // guard authenticates a request to the endpoint doing action and, if it
 // is admitted, runs h with its principal in the context. Admin keys are
 // accepted when Options.AdminKeys has any; API tokens when Options.Tokens
-// is set, and then only Owner tokens. Refusals of a known admin key or
-// token are audited. An admitted request whose query is malformed or
-// gives a parameter twice, or that carries a body its method does not
+// is set: Owner tokens, and any token for its own record
+// (selfAction). Refusals of a known admin key or token are audited. An
+// admitted request whose query is malformed, gives a parameter twice or
+// empty, or names one the endpoint does not read (params; any off the
+// API's endpoints, action ""), or that carries a body its method does not
 // take, is answered 400 (checkQuery, checkNoBody).
-func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
+func (a *api) guard(action string, params []string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		header := strings.Join(r.Header.Values("Authorization"), ", ")
 		var p *principal
@@ -64,11 +67,26 @@ func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
 		} else {
 			p = a.keyPrincipal(w, r, action, header)
 		}
-		if p == nil || !checkQuery(w, r) || !checkNoBody(w, r) {
+		if p == nil || !checkQuery(w, r, endpointParams(r, action, params)) || !checkNoBody(w, r) {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}
+}
+
+// endpointParams returns the query parameters the endpoint doing action
+// reads: params, or every one r names off the API's endpoints (action
+// ""), which are answered 404 whatever their query.
+func endpointParams(r *http.Request, action string, params []string) []string {
+	if action != "" {
+		return params
+	}
+	all, _ := url.ParseQuery(r.URL.RawQuery)
+	names := make([]string, 0, len(all))
+	for name := range all {
+		names = append(names, name)
+	}
+	return names
 }
 
 // looksLikeToken reports whether an Authorization header carries an API
