@@ -50,7 +50,8 @@ type Options struct {
 	AdminKeys []string
 	// Tokens, when set, admits Owner API tokens
 	// ("Authorization: Bearer <tokenId>:<secret>"), each acting on its own
-	// project only; Accounting tokens are refused (role_forbidden).
+	// project only; other roles' tokens (Accounting) may only show their
+	// own record and revoke themselves (role_forbidden otherwise).
 	Tokens TokenAuthenticator
 	// Prefix is where the API is mounted: "" for /v1/…, "/tswgate" for
 	// /tswgate/v1/….
