@@ -143,7 +143,15 @@ func objectMembers(obj []byte) ([]member, error) {
 }
 
 // fieldSet is the fields of a request type by JSON name.
-type fieldSet map[string]reflect.Type
+type fieldSet map[string]requestField
+
+// requestField is a field of a request type.
+type requestField struct {
+	typ reflect.Type
+	// omitEmpty: its zero value means the field was left out, so an
+	// explicit empty string is no value either.
+	omitEmpty bool
+}
 
 // requestFields returns the fields of v's struct type by JSON name (as
 // encoding/json names them), or nil when v is not a struct.
@@ -160,14 +168,14 @@ func requestFields(v any) fieldSet {
 		if !f.IsExported() || f.Anonymous && f.Type.Kind() == reflect.Struct {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		switch name {
 		case "-":
 			continue
 		case "":
 			name = f.Name
 		}
-		fields[name] = f.Type
+		fields[name] = requestField{typ: f.Type, omitEmpty: slices.Contains(strings.Split(opts, ","), "omitempty")}
 	}
 	return fields
 }
@@ -176,16 +184,21 @@ func requestFields(v any) fieldSet {
 // its value), "" when nothing is.
 func (fs fieldSet) problem(key string, value json.RawMessage) string {
 	name := quoteKey(key)
-	t, ok := fs[key]
+	f, ok := fs[key]
 	if !ok {
 		return name + ": " + fs.unknown(key)
 	}
 	if bytes.Equal(value, []byte("null")) {
 		return name + ": null is not a value: leave the field out, or give one"
 	}
+	if f.omitEmpty && f.typ.Kind() == reflect.String && bytes.Equal(value, []byte(`""`)) {
+		// "expires_in":"" would mean no expiry, "grace":"" no grace
+		// period: most likely an unset variable, not what was meant.
+		return name + ": empty; give a value, or leave the field out"
+	}
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(reflect.New(t).Interface())
+	err := dec.Decode(reflect.New(f.typ).Interface())
 	var te *json.UnmarshalTypeError
 	var pe *time.ParseError
 	switch {

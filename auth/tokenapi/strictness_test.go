@@ -170,6 +170,13 @@ func TestBodyProblemsListed(t *testing.T) {
 		{"PATCH", "/v1/tokens/" + victim.ID, `{"status":null}`, "status: null is not a value"},
 		{"PATCH", "/v1/tokens/" + victim.ID, `{"status":"inactive","rate_limit":"5"}`, "rate_limit: a number is expected, not a string"},
 		{"POST", "/v1/tokens/" + victim.ID + "/rotate", `{"grace":null}`, "grace: null is not a value"},
+		// An empty string where leaving the field out means none (an
+		// unset variable, most likely) is no value either: no expiry,
+		// no grace period (revoked at once), no lifetime bound.
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","expires_in":""}`, "expires_in: empty; give a value, or leave the field out"},
+		{"POST", "/v1/tokens/" + victim.ID + "/rotate", `{"grace":""}`, "grace: empty"},
+		{"POST", "/v1/tokens/" + victim.ID + "/rotate", `{"grace":"1h","expires_in":""}`, "expires_in: empty"},
+		{"PUT", "/v1/projects/42/policy", `{"max_lifetime":""}`, "max_lifetime: empty"},
 		{"POST", "/v1/tokens/" + victim.ID + "/rotate", `{"grace":1}`, "grace: a string is expected, not a number"},
 		{"PUT", "/v1/projects/42/policy", `{"require_expiry":"yes"}`, "require_expiry: true or false is expected, not a string"},
 		{"GET", "/v1/tokens/" + victim.ID, `{"project_id":42}`, "project_id: unknown field: this endpoint takes no body (send none, or {})"},

@@ -35,6 +35,7 @@ func TestStrictRequests(t *testing.T) {
 		{"PATCH", base + "/" + ep.ID, `{}`, "body: nothing to change"},
 		{"PATCH", base + "/" + ep.ID, `{"description":null}`, "description: null is not a value"},
 		{"POST", base + "/" + ep.ID + "/rotate-secret", `{"grace":"forever"}`, `grace: "forever" is not a duration`},
+		{"POST", base + "/" + ep.ID + "/rotate-secret", `{"grace":""}`, "grace: empty"},
 		{"POST", base, `{"url":"` + rcv.srv.URL + `/b","types":["token.revoked"]}}`, "body: data after the JSON object"},
 		{"POST", base, `{"url":"` + rcv.srv.URL + `/b","url":"` + rcv.srv.URL + `/c"}`, "url: given twice"},
 		{"PATCH", base + "/" + ep.ID, `{"enabled":false}}`, "body: data after the JSON object"},
