@@ -194,3 +194,37 @@ func TestBodyProblemsListed(t *testing.T) {
 		t.Errorf("%d live tokens, want 1: a refused create made one", len(l))
 	}
 }
+
+// A method a path does not serve is answered 405 method_not_allowed
+// naming the ones it does (Allow), not 404 as if the path did not exist;
+// the caller is authenticated first, as for any path.
+func TestMethodNotAllowed(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	caller := f.mint(t, CreateRequest{Name: "caller"})
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/tokens", "GET, HEAD, POST"},
+		{"DELETE", "/v1/tokens", "GET, HEAD, POST"},
+		{"POST", "/v1/tokens/" + caller.ID, "GET, HEAD, PATCH, DELETE"},
+		{"PUT", "/v1/tokens/" + caller.ID, "GET, HEAD, PATCH, DELETE"},
+		{"GET", "/v1/tokens/" + caller.ID + "/rotate", "POST"},
+		{"POST", "/v1/audit", "GET, HEAD"},
+		{"DELETE", "/v1/policy", "GET, HEAD"},
+		{"POST", "/v1/projects/42/policy", "GET, HEAD, PUT, DELETE"},
+		{"DELETE", "/v1/projects/42/policy/violations", "GET, HEAD"},
+	} {
+		a := rawCall(t, f.public.Client(), f.admin.BaseURL, c.method, c.path, testAdminKey, "")
+		if a.status != http.StatusMethodNotAllowed || a.err.Code != "method_not_allowed" || a.header.Get("Allow") != c.allow ||
+			!strings.Contains(a.err.Message, c.allow) {
+			t.Errorf("%s %s: HTTP %d %s Allow %q, want 405 method_not_allowed with Allow %q\n%s", c.method, c.path, a.status, a.err.Code, a.header.Get("Allow"), c.allow, a.body)
+		}
+		if a := f.call(t, c.method, c.path, caller.Token, ""); a.status != http.StatusMethodNotAllowed {
+			t.Errorf("token: %s %s: HTTP %d, want 405", c.method, c.path, a.status)
+		}
+		if a := f.call(t, c.method, c.path, "tsw_nope", ""); a.status != http.StatusUnauthorized {
+			t.Errorf("no valid credential: %s %s: HTTP %d, want 401", c.method, c.path, a.status)
+		}
+	}
+	if got := f.stored(t, caller.ID); got.Revoked() {
+		t.Error("revoked")
+	}
+}

@@ -135,6 +135,9 @@ func New(opts Options) (http.Handler, error) {
 	mux.HandleFunc("DELETE /v1/tokens/{id}", a.guard("token.revoke", nil, a.revoke))
 	mux.HandleFunc("GET /v1/audit", a.guard("audit.read", auditParams, a.readAudit))
 	a.routePolicies(mux)
+	for path, allow := range endpointMethods {
+		mux.HandleFunc(path, a.guard("", nil, methodNotAllowed(allow)))
+	}
 	mux.HandleFunc("/", a.guard("", nil, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see the README's token API table.")
 	}))
@@ -142,6 +145,37 @@ func New(opts Options) (http.Handler, error) {
 		return http.StripPrefix(opts.Prefix, mux), nil
 	}
 	return mux, nil
+}
+
+// endpointMethods are the methods each path of the API serves; another
+// method is answered 405 method_not_allowed, naming them (not 404: the
+// path exists).
+var endpointMethods = map[string]string{
+	"/v1/tokens":                    "GET, HEAD, POST",
+	"/v1/tokens/{id}":               "GET, HEAD, PATCH, DELETE",
+	"/v1/tokens/{id}/rotate":        "POST",
+	"/v1/audit":                     "GET, HEAD",
+	"/v1/policy":                    "GET, HEAD",
+	"/v1/projects/{project}/policy": "GET, HEAD, PUT, DELETE",
+	"/v1/projects/{project}/policy/violations": "GET, HEAD",
+}
+
+// methodNotAllowed answers a request whose method its path does not
+// serve: 405 method_not_allowed, with the methods it serves (allow) in
+// Allow and the message.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		MethodNotAllowed(w, r, allow)
+	}
+}
+
+// MethodNotAllowed answers 405 method_not_allowed, in the API's envelope,
+// to a request whose method its path does not serve; allow lists the
+// methods it does ("GET, HEAD, POST"), also in Allow.
+func MethodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+		fmt.Sprintf("This endpoint serves %s, not %s.", allow, truncate(r.Method)))
 }
 
 // CreateRequest is the body of POST /v1/tokens.

@@ -63,6 +63,26 @@ func TestStrictRequests(t *testing.T) {
 	if err != nil || !got.Enabled {
 		t.Errorf("a refused update changed the endpoint: %+v, %v", got, err)
 	}
+	// A method a path does not serve is 405, naming those it does.
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", base, "GET, HEAD, POST"},
+		{"POST", base + "/" + ep.ID, "GET, HEAD, PATCH, DELETE"},
+		{"GET", base + "/" + ep.ID + "/rotate-secret", "POST"},
+		{"DELETE", base + "/" + ep.ID + "/deliveries", "GET, HEAD"},
+	} {
+		req, _ := http.NewRequest(c.method, f.admin.URL+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := f.admin.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e tokenapi.ErrorResponse
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || e.Code != "method_not_allowed" || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: HTTP %d %+v Allow %q, want 405 with Allow %q", c.method, c.path, resp.StatusCode, e, resp.Header.Get("Allow"), c.allow)
+		}
+	}
 	for _, body := range []string{"", "{}"} {
 		req, _ := http.NewRequest("POST", f.admin.URL+base+"/"+ep.ID+"/test", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+adminKey)

@@ -184,4 +184,18 @@ func (h *Handler) routes(mux *http.ServeMux, base string, s scope) {
 	mux.HandleFunc("GET "+base+"/{id}/deliveries", h.scoped("webhook.deliveries", s, h.deliveries, "limit"))
 	mux.HandleFunc("GET "+base+"/{id}/deliveries/{delivery}", h.scoped("webhook.delivery", s, h.delivery))
 	mux.HandleFunc("POST "+base+"/{id}/deliveries/{delivery}/replay", h.scoped("webhook.replay", s, h.replay))
+	// Another method on these paths is answered 405, naming the ones
+	// they serve (not 404: the path exists).
+	for path, allow := range map[string]string{
+		base: "GET, HEAD, POST", base + "/{id}": "GET, HEAD, PATCH, DELETE",
+		base + "/{id}/rotate-secret": "POST", base + "/{id}/test": "POST",
+		base + "/{id}/deliveries": "GET, HEAD", base + "/{id}/deliveries/{delivery}": "GET, HEAD",
+		base + "/{id}/deliveries/{delivery}/replay": "POST",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := h.opts.Auth.Authorize(w, r, ""); ok {
+				tokenapi.MethodNotAllowed(w, r, allow)
+			}
+		})
+	}
 }
