@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // readBody reads r's body, at most maxRequestBody bytes, and decodes it
@@ -58,6 +59,10 @@ func readBody(w http.ResponseWriter, r *http.Request, v any, optional bool) []st
 // and each member that is not one of v's fields or whose value its field
 // does not take.
 func bodyProblems(body []byte, v any) []string {
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bytes silently.
+		return []string{fmt.Sprintf("body: not UTF-8 text (at byte %d); send JSON in UTF-8", invalidUTF8At(body))}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var whole json.RawMessage
 	if err := dec.Decode(&whole); err != nil {
@@ -97,6 +102,31 @@ func syntaxProblem(err error) string {
 		return "not JSON: it ends before its value does"
 	}
 	return "not JSON: " + strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not
+// part of valid UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// controlChar returns the first control character of s (C0, DEL or C1,
+// as a terminal or a log reader may act on them), and whether there is
+// one.
+func controlChar(s string) (rune, bool) {
+	for _, c := range s {
+		if c < 0x20 || c >= 0x7f && c <= 0x9f {
+			return c, true
+		}
+	}
+	return 0, false
 }
 
 // jsonValueKind names the kind of a JSON value: "an array", "a string"...
@@ -264,6 +294,17 @@ func truncate(s string) string {
 // utf8Start reports whether b starts a UTF-8 sequence.
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
+// memberOf names the member whose value is being read: the key of the
+// innermost object in stack, "body" at the top.
+func memberOf(stack []*jsonFrame) string {
+	for i := len(stack) - 1; i >= 0; i-- {
+		if stack[i].keys != nil {
+			return quoteKey(stack[i].key)
+		}
+	}
+	return "body"
+}
+
 // jsonFrame is an object or array being read by keyProblems.
 type jsonFrame struct {
 	keys    map[string]bool // nil for an array
@@ -272,8 +313,11 @@ type jsonFrame struct {
 }
 
 // keyProblems lists, for body, a valid JSON value, every key given twice
-// in one object (whatever its case: encoding/json matches names so) and
-// every member given as null.
+// in one object (whatever its case: encoding/json matches names so),
+// every member given as null below the top level (the top level's are
+// the fields' problems), and every string holding a control character:
+// no field of a request takes one, and a name or description holding an
+// escape sequence would act on the terminal that a CLI prints it on.
 func keyProblems(body []byte) []string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -297,6 +341,9 @@ func keyProblems(body []byte) []string {
 				valueDone()
 				continue
 			}
+			if c, bad := controlChar(key); bad {
+				problems = append(problems, fmt.Sprintf("%s: a key holds the control character U+%04X", quoteKey(key), c))
+			}
 			folded := strings.ToLower(key)
 			if top.keys[folded] {
 				problems = append(problems, quoteKey(key)+": given twice in one object; give each field once")
@@ -309,6 +356,11 @@ func keyProblems(body []byte) []string {
 			// A top-level member's null is named with its field's
 			// problem; a nested one here.
 			problems = append(problems, quoteKey(stack[n-1].key)+": null is not a value: leave the field out, or give one")
+		}
+		if str, ok := tok.(string); ok {
+			if c, bad := controlChar(str); bad {
+				problems = append(problems, fmt.Sprintf("%s: holds the control character U+%04X; give printable text", memberOf(stack), c))
+			}
 		}
 		switch tok {
 		case json.Delim('{'):

@@ -170,6 +170,17 @@ func TestBodyProblemsListed(t *testing.T) {
 		{"PATCH", "/v1/tokens/" + victim.ID, `{"status":null}`, "status: null is not a value"},
 		{"PATCH", "/v1/tokens/" + victim.ID, `{"status":"inactive","rate_limit":"5"}`, "rate_limit: a number is expected, not a string"},
 		{"POST", "/v1/tokens/" + victim.ID + "/rotate", `{"grace":null}`, "grace: null is not a value"},
+		// No field takes a control character: a name holding an escape
+		// sequence would act on the terminal of whoever lists the
+		// project's tokens with the CLI.
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x\u001b[2J\u001b]0;pwned\u0007"}`, "name: holds the control character U+001B; give printable text"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"two\nlines"}`, "name: holds the control character U+000A"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"csi\u009b2J"}`, "name: holds the control character U+009B"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"tab\there"}`, "name: holds the control character U+0009"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":["compute.read\u0000"]}`, "scopes: holds the control character U+0000"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","na\u001bme":"x"}`, `"na\x1bme": a key holds the control character U+001B`},
+		// Bytes that are not UTF-8 would be replaced silently.
+		{"POST", "/v1/tokens", "{\"project_id\":42,\"role\":\"owner\",\"name\":\"\xff\"}", "body: not UTF-8 text (at byte 40)"},
 		// An empty string where leaving the field out means none (an
 		// unset variable, most likely) is no value either: no expiry,
 		// no grace period (revoked at once), no lifetime bound.
