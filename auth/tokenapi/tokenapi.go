@@ -4,7 +4,12 @@
 // rotate and revoke one; read a project's audit trail. It is served on the
 // admin listener, authenticated by admin keys or Owner tokens, and on the
 // public listener under /tswgate/ for Owner tokens only (Options.Prefix); a
-// token acts on its own project only.
+// token acts on its own project only, checked against its record as stored
+// now. Any token, whatever its role, may show its own record and revoke
+// itself.
+//
+// Requests are read strictly (strict.go): a query parameter the endpoint
+// does not read, and every problem of a body, are refused 400 and listed.
 //
 // Every change, and every refused attempt by a known admin key or token, is
 // recorded in the project's audit trail (Store.AppendAudit) besides the
