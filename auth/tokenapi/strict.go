@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -74,6 +75,11 @@ func bodyProblems(body []byte, v any) []string {
 	if whole[0] != '{' {
 		return []string{"body: a JSON object is expected, not " + jsonValueKind(whole)}
 	}
+	if at, bad := loneSurrogate(body); bad {
+		// encoding/json would replace it silently, as bytes that are
+		// not UTF-8.
+		return []string{fmt.Sprintf("body: a \\u escape at byte %d is half of a UTF-16 surrogate pair; escape whole characters", at)}
+	}
 	problems := keyProblems(body)
 	members, err := objectMembers(whole)
 	if err != nil {
@@ -115,6 +121,39 @@ func invalidUTF8At(b []byte) int {
 		i += n
 	}
 	return len(b)
+}
+
+// loneSurrogate returns the offset of the first \u escape in body, valid
+// JSON, that is a UTF-16 surrogate not paired with the escape after it,
+// and whether there is one.
+func loneSurrogate(body []byte) (int, bool) {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '"':
+			inString = !inString
+		case c != '\\' || !inString:
+		case body[i+1] != 'u':
+			i++ // a two-character escape
+		default:
+			r := hexRune(body[i+2 : i+6])
+			if utf16.IsSurrogate(r) {
+				if r >= 0xDC00 || i+12 > len(body) || body[i+6] != '\\' || body[i+7] != 'u' ||
+					utf16.DecodeRune(r, hexRune(body[i+8:i+12])) == utf8.RuneError {
+					return i, true
+				}
+				i += 6 // the pair's second half
+			}
+			i += 5
+		}
+	}
+	return 0, false
+}
+
+// hexRune reads four hexadecimal digits (valid JSON's, after \u).
+func hexRune(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(n)
 }
 
 // controlChar returns the first control character of s (C0, DEL or C1,

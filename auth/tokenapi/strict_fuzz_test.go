@@ -18,6 +18,7 @@ func FuzzStrictBody(f *testing.F) {
 		`{"scopes":null}`, `{"scopes":["compute.read"]}`, `{"expires_in":""}`, `{"rate_limit":"5"}`,
 		`{"status":"a\u001bb"}`, "{\"status\":\"\xff\"}", `{"status":"inactive"} {}`, `[]`, `{"ſtatus":"x"}`,
 		`{"allowed_ips":["10.0.0.0/8"],"burst":3}`, `{"expires_at":"2030-01-02T15:04:05Z"}`,
+		`{"status":"\ud800"}`, `{"status":"\ud83d\ude00"}`, `{"status":"\\ud800"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -63,6 +64,10 @@ func FuzzStrictBody(f *testing.F) {
 		for _, s := range updateStrings(&again) {
 			if c, bad := controlChar(s); bad {
 				t.Fatalf("accepted %q with control character %U", body, c)
+			}
+			if strings.ContainsRune(s, utf8.RuneError) && !bytes.Contains(body, []byte("\uFFFD")) &&
+				!bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+				t.Fatalf("accepted %q, which decodes with a replacement character", body)
 			}
 		}
 	})

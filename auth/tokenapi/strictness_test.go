@@ -179,6 +179,10 @@ func TestBodyProblemsListed(t *testing.T) {
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"tab\there"}`, "name: holds the control character U+0009"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":["compute.read\u0000"]}`, "scopes: holds the control character U+0000"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","na\u001bme":"x"}`, `"na\x1bme": a key holds the control character U+001B`},
+		// Half a surrogate pair would be replaced silently too.
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"a\ud800"}`, "body: a \\u escape at byte 41 is half of a UTF-16 surrogate pair"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"\ude00\ud83d"}`, "half of a UTF-16 surrogate pair"},
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"\ud83d\u0041"}`, "half of a UTF-16 surrogate pair"},
 		// Bytes that are not UTF-8 would be replaced silently.
 		{"POST", "/v1/tokens", "{\"project_id\":42,\"role\":\"owner\",\"name\":\"\xff\"}", "body: not UTF-8 text (at byte 40)"},
 		// An empty string where leaving the field out means none (an
@@ -203,6 +207,12 @@ func TestBodyProblemsListed(t *testing.T) {
 	}
 	if l, _ := f.store.List(context.Background(), 42); len(l) != 1 {
 		t.Errorf("%d live tokens, want 1: a refused create made one", len(l))
+	}
+	// Whole characters, escaped or not, and escaped backslashes are fine.
+	for _, name := range []string{`\ud83d\ude00 deploy`, `😀 deploy`, `back\\ud800slash`, `quote\" \\`} {
+		if a := admin("POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"`+name+`"}`); a.status != http.StatusCreated {
+			t.Errorf("name %s: HTTP %d\n%s", name, a.status, a.body)
+		}
 	}
 }
 
