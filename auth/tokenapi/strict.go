@@ -156,16 +156,24 @@ func hexRune(b []byte) rune {
 	return rune(n)
 }
 
-// controlChar returns the first control character of s (C0, DEL or C1,
-// as a terminal or a log reader may act on them), and whether there is
-// one.
+// controlChar returns the first control character of s, and whether
+// there is one: C0, DEL or C1, as a terminal or a log reader may act on
+// them, or a bidirectional control, which makes text display in another
+// order than it is read ("Trojan Source").
 func controlChar(s string) (rune, bool) {
 	for _, c := range s {
-		if c < 0x20 || c >= 0x7f && c <= 0x9f {
+		if c < 0x20 || c >= 0x7f && c <= 0x9f || bidiControl(c) {
 			return c, true
 		}
 	}
 	return 0, false
+}
+
+// bidiControl reports whether c is one of Unicode's explicit
+// bidirectional formatting characters (marks, embeddings, overrides,
+// isolates).
+func bidiControl(c rune) bool {
+	return c == 0x061C || c == 0x200E || c == 0x200F || c >= 0x202A && c <= 0x202E || c >= 0x2066 && c <= 0x2069
 }
 
 // jsonValueKind names the kind of a JSON value: "an array", "a string"...

@@ -176,6 +176,10 @@ func TestBodyProblemsListed(t *testing.T) {
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x\u001b[2J\u001b]0;pwned\u0007"}`, "name: holds the control character U+001B; give printable text"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"two\nlines"}`, "name: holds the control character U+000A"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"csi\u009b2J"}`, "name: holds the control character U+009B"},
+		// A bidirectional override makes "ci-\u202egnp.yolped" display
+		// as "ci-deploy.png".
+		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"ci-\u202egnp.yolped"}`, "name: holds the control character U+202E"},
+		{"POST", "/v1/tokens", "{\"project_id\":42,\"role\":\"owner\",\"name\":\"x\u2067y\"}", "name: holds the control character U+2067"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"tab\there"}`, "name: holds the control character U+0009"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"x","scopes":["compute.read\u0000"]}`, "scopes: holds the control character U+0000"},
 		{"POST", "/v1/tokens", `{"project_id":42,"role":"owner","na\u001bme":"x"}`, `"na\x1bme": a key holds the control character U+001B`},
@@ -209,7 +213,7 @@ func TestBodyProblemsListed(t *testing.T) {
 		t.Errorf("%d live tokens, want 1: a refused create made one", len(l))
 	}
 	// Whole characters, escaped or not, and escaped backslashes are fine.
-	for _, name := range []string{`\ud83d\ude00 deploy`, `😀 deploy`, `back\\ud800slash`, `quote\" \\`} {
+	for _, name := range []string{`\ud83d\ude00 deploy`, `😀 deploy`, `back\\ud800slash`, `quote\" \\`, `פריסה`, `نشر`, `👨‍👩‍👧 family`} {
 		if a := admin("POST", "/v1/tokens", `{"project_id":42,"role":"owner","name":"`+name+`"}`); a.status != http.StatusCreated {
 			t.Errorf("name %s: HTTP %d\n%s", name, a.status, a.body)
 		}
