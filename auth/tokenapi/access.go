@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,11 +52,13 @@ func fingerprint(sum [32]byte) string { return hex.EncodeToString(sum[:4]) }
 // guard authenticates a request to the endpoint doing action and, if it
 // is admitted, runs h with its principal in the context. Admin keys are
 // accepted when Options.AdminKeys has any; API tokens when Options.Tokens
-// is set, and then only Owner tokens. Refusals of a known admin key or
-// token are audited. An admitted request whose query is malformed or
-// gives a parameter twice, or that carries a body its method does not
+// is set: Owner tokens, and any token for its own record
+// (selfAction). Refusals of a known admin key or token are audited. An
+// admitted request whose query is malformed, gives a parameter twice or
+// empty, or names one the endpoint does not read (params; any off the
+// API's endpoints, action ""), or that carries a body its method does not
 // take, is answered 400 (checkQuery, checkNoBody).
-func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
+func (a *api) guard(action string, params []string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		header := strings.Join(r.Header.Values("Authorization"), ", ")
 		var p *principal
@@ -64,11 +67,26 @@ func (a *api) guard(action string, h http.HandlerFunc) http.HandlerFunc {
 		} else {
 			p = a.keyPrincipal(w, r, action, header)
 		}
-		if p == nil || !checkQuery(w, r) || !checkNoBody(w, r) {
+		if p == nil || !checkQuery(w, r, endpointParams(r, action, params)) || !checkNoBody(w, r) {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	}
+}
+
+// endpointParams returns the query parameters the endpoint doing action
+// reads: params, or every one r names off the API's endpoints (action
+// ""), which are answered 404 whatever their query.
+func endpointParams(r *http.Request, action string, params []string) []string {
+	if action != "" {
+		return params
+	}
+	all, _ := url.ParseQuery(r.URL.RawQuery)
+	names := make([]string, 0, len(all))
+	for name := range all {
+		names = append(names, name)
+	}
+	return names
 }
 
 // looksLikeToken reports whether an Authorization header carries an API
@@ -126,27 +144,17 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 	if !a.charge(w, r, action, p) {
 		return nil
 	}
-	if rec.Role != auth.RoleOwner {
-		a.refused(r, action, p, rec.ProjectID, "role_forbidden", "role "+rec.Role.String())
-		writeError(w, http.StatusForbidden, "role_forbidden", fmt.Sprintf(
-			"%s tokens may not manage tokens or read the audit trail: use an Owner token of project %d, or an admin key on the admin listener.",
-			rec.Role.Title(), rec.ProjectID))
-		return nil
-	}
-	if !readsFresh(action) {
-		if !a.allowManage(w, r, action, p) {
-			return nil
-		}
-		return p
-	}
-	// What changes, makes or revokes tokens is checked against the
-	// token's record as stored now, not as cached: a revocation, a
-	// rotation, narrower ranges or a shorter life made a moment ago on
-	// another replica apply already.
+	// Every call is checked against the token's record as stored now,
+	// not as cached: a revocation, a rotation, narrower scopes or ranges
+	// or a shorter life made a moment ago on another replica apply
+	// already, to reads as to changes.
 	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
 		return nil
 	}
 	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
+		return nil
+	}
+	if !a.allowRole(w, r, action, p) {
 		return nil
 	}
 	if !a.allowManage(w, r, action, p) { // its scopes as stored now
@@ -157,6 +165,21 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		return nil
 	}
 	return p
+}
+
+// allowRole checks that p's token may use the API: Owner tokens may, and
+// any token may show its own record and revoke itself (selfAction). On
+// refusal it answers 403 role_forbidden and audits.
+func (a *api) allowRole(w http.ResponseWriter, r *http.Request, action string, p *principal) bool {
+	if p.token.Role == auth.RoleOwner || selfAction(r, action, p.token) {
+		return true
+	}
+	a.refused(r, action, p, p.token.ProjectID, "role_forbidden", "role "+p.token.Role.String())
+	writeError(w, http.StatusForbidden, "role_forbidden", fmt.Sprintf(
+		"%s tokens may not manage tokens or read the audit trail, only show and revoke themselves: "+
+			"use an Owner token of project %d, or an admin key on the admin listener.",
+		p.token.Role.Title(), p.token.ProjectID))
+	return false
 }
 
 // allowAddr checks the client's address against the ranges of p's
@@ -192,8 +215,13 @@ func (a *api) freshRecord(w http.ResponseWriter, r *http.Request, action string,
 	switch {
 	case errors.Is(err, auth.ErrNotFound):
 		code = auth.CodeInvalidToken
+	case err != nil && !errors.Is(err, auth.ErrUnavailable):
+		// Not knowing the caller's record is an outage, never a
+		// refusal of the caller (nor an internal error to retry less).
+		a.storeError(w, r, "authenticate", fmt.Errorf("reading the calling token's record: %w: %w", auth.ErrUnavailable, err))
+		return nil
 	case err != nil:
-		a.storeError(w, r, "authenticate", err)
+		a.storeError(w, r, "authenticate", fmt.Errorf("reading the calling token's record: %w", err))
 		return nil
 	case rec.Revoked():
 		code = auth.CodeTokenRevoked

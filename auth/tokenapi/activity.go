@@ -18,6 +18,12 @@ const (
 	MaxPageSize     = 1000
 )
 
+// The query parameters of list and audit; every other is refused.
+var (
+	listParams  = []string{"project_id", "status", "role", "limit", "cursor"}
+	auditParams = []string{"project_id", "limit", "cursor"}
+)
+
 // pageQuery reads the query parameters shared by list and audit:
 // project_id (defaulting to the principal's project; 0 only where
 // allowZero), limit and cursor.
@@ -32,15 +38,18 @@ func parsePageQuery(r *http.Request, p *principal, defaultLimit int, allowZero b
 	pq := pageQuery{project: p.defaultProject(), limit: defaultLimit, cursor: q.Get("cursor")}
 	if raw := q.Get("project_id"); raw != "" || pq.project == 0 {
 		n, err := strconv.ParseInt(raw, 10, 64)
-		if err != nil || n < 0 || n == 0 && !(allowZero && raw == "0") {
-			*problems = append(*problems, fmt.Sprintf("project_id: %q is not a positive integer; use e.g. ?project_id=42", raw))
+		switch {
+		case raw == "":
+			*problems = append(*problems, "project_id: required with an admin key; use e.g. ?project_id=42")
+		case err != nil || n < 0 || n == 0 && !(allowZero && raw == "0"):
+			*problems = append(*problems, fmt.Sprintf("project_id: %q is not a positive integer; use e.g. ?project_id=42", truncate(raw)))
 		}
 		pq.project = n
 	}
 	if raw := q.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > MaxPageSize {
-			*problems = append(*problems, fmt.Sprintf("limit: %q is not a whole number from 1 to %d", raw, MaxPageSize))
+			*problems = append(*problems, fmt.Sprintf("limit: %q is not a whole number from 1 to %d", truncate(raw), MaxPageSize))
 		}
 		pq.limit = n
 	}

@@ -61,13 +61,14 @@ func NewAuthorizer(opts Options) (*Authorizer, error) {
 }
 
 // Authorize authenticates r for action (e.g. "webhook.create"), charging
-// an API token's rate limit. When the request is refused it has answered
-// it (400 for a malformed query, a parameter given twice, or a body on a
-// GET, HEAD or DELETE other than {}; 401, 403, 429 or 503, in the API's
-// envelope) and returns false.
-func (z *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, action string) (*Principal, bool) {
+// an API token's rate limit; params are the query parameters the endpoint
+// reads. When the request is refused it has answered it (400 for a
+// malformed query, a parameter given twice or empty or not one of params,
+// or a body on a GET, HEAD or DELETE other than {}; 401, 403, 429 or 503,
+// in the API's envelope) and returns false.
+func (z *Authorizer) Authorize(w http.ResponseWriter, r *http.Request, action string, params ...string) (*Principal, bool) {
 	var got *principal
-	z.a.guard(action, func(_ http.ResponseWriter, r *http.Request) { got = principalOf(r) })(w, r)
+	z.a.guard(action, params, func(_ http.ResponseWriter, r *http.Request) { got = principalOf(r) })(w, r)
 	if got == nil {
 		return nil, false
 	}

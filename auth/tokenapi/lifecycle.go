@@ -82,12 +82,6 @@ func mutating(action string) bool {
 	return !whileRotated(action)
 }
 
-// readsFresh reports whether action changes, makes or revokes a token: the
-// actions for which the caller's record is read afresh from the store.
-func readsFresh(action string) bool {
-	return mutating(action) || action == "token.revoke"
-}
-
 // rotatedRefusal refuses what a token rotated with a grace period may no
 // longer do.
 func rotatedRefusal(t *auth.Token) *refusal {

@@ -10,9 +10,9 @@ package tokenapi
 // Admin keys are not bound by them; Accounting tokens are refused before
 // (role_forbidden).
 //
-// Two requests need neither, because they concern the calling token
-// alone: showing its own record, and revoking itself (a leaked token's
-// holder can only end it).
+// Two requests need neither, nor the Owner role, because they concern the
+// calling token alone: showing its own record, and revoking itself (a
+// leaked token's holder can only end it).
 
 import (
 	"fmt"
@@ -41,9 +41,9 @@ func actionPermission(action string) auth.Permission {
 	return auth.PermTokensWrite
 }
 
-// ownRecord reports whether action is one a token may do on itself
-// without a permission: show its record or revoke itself.
-func ownRecord(r *http.Request, action string, t *auth.Token) bool {
+// selfAction reports whether action is one any token may do on itself,
+// whatever its role and scopes: show its record or revoke itself.
+func selfAction(r *http.Request, action string, t *auth.Token) bool {
 	return (action == "token.show" || action == "token.revoke") && pathID(r) == t.ID
 }
 
@@ -52,7 +52,7 @@ func ownRecord(r *http.Request, action string, t *auth.Token) bool {
 // to get it (as the gateway does for the API's routes), and audits.
 func (a *api) allowManage(w http.ResponseWriter, r *http.Request, action string, p *principal) bool {
 	perm := actionPermission(action)
-	if perm == auth.PermNone || p.token.Permits(perm) || ownRecord(r, action, p.token) {
+	if perm == auth.PermNone || p.token.Permits(perm) || selfAction(r, action, p.token) {
 		return true
 	}
 	a.refused(r, action, p, p.token.ProjectID, auth.CodePermissionDenied.String(), "lacks "+perm.String())

@@ -80,11 +80,11 @@ func PolicyView(project int64, p auth.ProjectPolicy) Policy {
 
 // routePolicies adds the policy endpoints to mux.
 func (a *api) routePolicies(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/policy", a.guard("project.policy.show", a.showOwnPolicy))
-	mux.HandleFunc("GET /v1/projects/{project}/policy", a.guard("project.policy.show", a.showPolicy))
-	mux.HandleFunc("PUT /v1/projects/{project}/policy", a.guard("project.policy.update", a.setPolicy))
-	mux.HandleFunc("DELETE /v1/projects/{project}/policy", a.guard("project.policy.update", a.clearPolicy))
-	mux.HandleFunc("GET /v1/projects/{project}/policy/violations", a.guard("project.policy.violations", a.violations))
+	mux.HandleFunc("GET /v1/policy", a.guard("project.policy.show", ownPolicyParams, a.showOwnPolicy))
+	mux.HandleFunc("GET /v1/projects/{project}/policy", a.guard("project.policy.show", nil, a.showPolicy))
+	mux.HandleFunc("PUT /v1/projects/{project}/policy", a.guard("project.policy.update", nil, a.setPolicy))
+	mux.HandleFunc("DELETE /v1/projects/{project}/policy", a.guard("project.policy.update", nil, a.clearPolicy))
+	mux.HandleFunc("GET /v1/projects/{project}/policy/violations", a.guard("project.policy.violations", nil, a.violations))
 }
 
 // adminProject reads the project of the path and checks that the caller
@@ -93,7 +93,8 @@ func (a *api) routePolicies(mux *http.ServeMux) {
 func (a *api) adminProject(w http.ResponseWriter, r *http.Request, action string) (int64, bool) {
 	project, err := strconv.ParseInt(r.PathValue("project"), 10, 64)
 	if err != nil || project <= 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The project in the path must be a positive integer.")
+		const problem = "project: the path's project is not a positive integer, as in /v1/projects/42/policy"
+		writeError(w, http.StatusBadRequest, "invalid_request", "The project in the path must be a positive integer.", problem)
 		return 0, false
 	}
 	if p := principalOf(r); p.token != nil {
@@ -106,18 +107,23 @@ func (a *api) adminProject(w http.ResponseWriter, r *http.Request, action string
 	return project, true
 }
 
+// ownPolicyParams are the query parameters of GET /v1/policy.
+var ownPolicyParams = []string{"project_id"}
+
 // showOwnPolicy answers GET /v1/policy: the policy of the token's project
-// (an admin key names it with ?project_id=).
+// (an admin key names it with ?project_id=; a token naming another
+// project is refused, project_forbidden, as on list and audit).
 func (a *api) showOwnPolicy(w http.ResponseWriter, r *http.Request) {
-	project := principalOf(r).defaultProject()
-	if project == 0 {
-		project = requestedProject(r)
-	}
-	if project == 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "Name the project: ?project_id=<id>.")
+	var problems []string
+	p := principalOf(r)
+	pq := parsePageQuery(r, p, 0, false, &problems)
+	if len(problems) > 0 {
+		writeError(w, http.StatusBadRequest, "invalid_request", "The policy request is invalid.", problems...)
 		return
 	}
-	a.writePolicy(w, r, project)
+	if a.allowProject(w, r, "project.policy.show", p, pq.project, "") {
+		a.writePolicy(w, r, pq.project)
+	}
 }
 
 func (a *api) showPolicy(w http.ResponseWriter, r *http.Request) {

@@ -4,7 +4,12 @@
 // rotate and revoke one; read a project's audit trail. It is served on the
 // admin listener, authenticated by admin keys or Owner tokens, and on the
 // public listener under /tswgate/ for Owner tokens only (Options.Prefix); a
-// token acts on its own project only.
+// token acts on its own project only, checked against its record as stored
+// now. Any token, whatever its role, may show its own record and revoke
+// itself.
+//
+// Requests are read strictly (strict.go): a query parameter the endpoint
+// does not read, and every problem of a body, are refused 400 and listed.
 //
 // Every change, and every refused attempt by a known admin key or token, is
 // recorded in the project's audit trail (Store.AppendAudit) besides the
@@ -24,17 +29,14 @@
 package tokenapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"strings"
 	"time"
 
@@ -53,7 +55,8 @@ type Options struct {
 	AdminKeys []string
 	// Tokens, when set, admits Owner API tokens
 	// ("Authorization: Bearer <tokenId>:<secret>"), each acting on its own
-	// project only; Accounting tokens are refused (role_forbidden).
+	// project only; other roles' tokens (Accounting) may only show their
+	// own record and revoke themselves (role_forbidden otherwise).
 	Tokens TokenAuthenticator
 	// Prefix is where the API is mounted: "" for /v1/…, "/tswgate" for
 	// /tswgate/v1/….
@@ -129,21 +132,55 @@ func New(opts Options) (http.Handler, error) {
 		a.Invalidate = func(string) {}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/tokens", a.guard("token.create", a.create))
-	mux.HandleFunc("GET /v1/tokens", a.guard("token.list", a.list))
-	mux.HandleFunc("GET /v1/tokens/{id}", a.guard("token.show", a.show))
-	mux.HandleFunc("PATCH /v1/tokens/{id}", a.guard("token.update", a.update))
-	mux.HandleFunc("POST /v1/tokens/{id}/rotate", a.guard("token.rotate", a.rotate))
-	mux.HandleFunc("DELETE /v1/tokens/{id}", a.guard("token.revoke", a.revoke))
-	mux.HandleFunc("GET /v1/audit", a.guard("audit.read", a.readAudit))
+	mux.HandleFunc("POST /v1/tokens", a.guard("token.create", nil, a.create))
+	mux.HandleFunc("GET /v1/tokens", a.guard("token.list", listParams, a.list))
+	mux.HandleFunc("GET /v1/tokens/{id}", a.guard("token.show", nil, a.show))
+	mux.HandleFunc("PATCH /v1/tokens/{id}", a.guard("token.update", nil, a.update))
+	mux.HandleFunc("POST /v1/tokens/{id}/rotate", a.guard("token.rotate", nil, a.rotate))
+	mux.HandleFunc("DELETE /v1/tokens/{id}", a.guard("token.revoke", nil, a.revoke))
+	mux.HandleFunc("GET /v1/audit", a.guard("audit.read", auditParams, a.readAudit))
 	a.routePolicies(mux)
-	mux.HandleFunc("/", a.guard("", func(w http.ResponseWriter, r *http.Request) {
+	for path, allow := range endpointMethods {
+		mux.HandleFunc(path, a.guard("", nil, methodNotAllowed(allow)))
+	}
+	mux.HandleFunc("/", a.guard("", nil, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such endpoint: see the README's token API table.")
 	}))
 	if opts.Prefix != "" {
 		return http.StripPrefix(opts.Prefix, mux), nil
 	}
 	return mux, nil
+}
+
+// endpointMethods are the methods each path of the API serves; another
+// method is answered 405 method_not_allowed, naming them (not 404: the
+// path exists).
+var endpointMethods = map[string]string{
+	"/v1/tokens":                    "GET, HEAD, POST",
+	"/v1/tokens/{id}":               "GET, HEAD, PATCH, DELETE",
+	"/v1/tokens/{id}/rotate":        "POST",
+	"/v1/audit":                     "GET, HEAD",
+	"/v1/policy":                    "GET, HEAD",
+	"/v1/projects/{project}/policy": "GET, HEAD, PUT, DELETE",
+	"/v1/projects/{project}/policy/violations": "GET, HEAD",
+}
+
+// methodNotAllowed answers a request whose method its path does not
+// serve: 405 method_not_allowed, with the methods it serves (allow) in
+// Allow and the message.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		MethodNotAllowed(w, r, allow)
+	}
+}
+
+// MethodNotAllowed answers 405 method_not_allowed, in the API's envelope,
+// to a request whose method its path does not serve; allow lists the
+// methods it does ("GET, HEAD, POST"), also in Allow.
+func MethodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+		fmt.Sprintf("This endpoint serves %s, not %s.", allow, truncate(r.Method)))
 }
 
 // CreateRequest is the body of POST /v1/tokens.
@@ -760,68 +797,16 @@ func (req *UpdateRequest) auditAttrs() []slog.Attr {
 	return attrs
 }
 
-// decodeBody decodes a JSON request body into v, answering 400 when it
-// cannot; an empty body is accepted when optional.
+// decodeBody decodes a JSON request body into v, answering 400
+// invalid_request, with every problem found in errors, when it cannot; an
+// empty body is accepted when optional.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+err.Error())
-		return false
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(v)
-	if err == io.EOF && optional {
+	problems := readBody(w, r, v, optional)
+	if len(problems) == 0 {
 		return true
 	}
-	if err == nil {
-		err = oneValue(body, dec.InputOffset(), v)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+describeDecodeError(err, body, v))
-		return false
-	}
-	return true
-}
-
-var timeType = reflect.TypeFor[time.Time]()
-
-// describeDecodeError says why body did not decode into v, naming the
-// field: encoding/json names it for a value of the wrong JSON type, but
-// not for one its type's own decoding refused (a time that is not RFC
-// 3339), which is found here by decoding each field alone.
-func describeDecodeError(err error, body []byte, v any) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return describeTypeError(te)
-	}
-	var pe *time.ParseError
-	if !errors.As(err, &pe) {
-		return strings.TrimPrefix(err.Error(), "json: ")
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) != nil {
-		return err.Error()
-	}
-	rt := reflect.TypeOf(v)
-	for rt.Kind() == reflect.Pointer {
-		rt = rt.Elem()
-	}
-	if rt.Kind() != reflect.Struct {
-		return err.Error()
-	}
-	for i := range rt.NumField() {
-		f := rt.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		raw, ok := fields[name]
-		if !ok || name == "" || f.Type != timeType && f.Type != reflect.PointerTo(timeType) {
-			continue
-		}
-		if json.Unmarshal(raw, reflect.New(f.Type).Interface()) != nil {
-			return fmt.Sprintf("%s: %s is not an RFC 3339 time such as 2030-01-02T15:04:05Z", name, raw)
-		}
-	}
-	return err.Error()
+	writeError(w, http.StatusBadRequest, "invalid_request", "The body is not a valid request: "+strings.Join(problems, "; ")+".", problems...)
+	return false
 }
 
 // tokenID returns the token id of the request's path, answering 400 when
@@ -830,8 +815,8 @@ func describeDecodeError(err error, body []byte, v any) string {
 func tokenID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := pathID(r)
 	if id == "" {
-		writeError(w, http.StatusBadRequest, "invalid_request",
-			"The path does not end in a token id (tsw_ followed by 20 letters and digits): give the id alone, never the secret.")
+		const problem = "id: not a token id (tsw_ followed by 20 letters and digits): give the id alone, never the secret"
+		writeError(w, http.StatusBadRequest, "invalid_request", "The path does not end in a token id: "+problem+".", problem)
 		return "", false
 	}
 	return id, true

@@ -38,11 +38,12 @@ type call struct {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call)
 
-// scoped admits a request for action and resolves the project it acts
-// on, answering every refusal, then runs fn.
-func (h *Handler) scoped(action string, s scope, fn handlerFunc) http.HandlerFunc {
+// scoped admits a request for action, whose endpoint reads the query
+// parameters params, and resolves the project it acts on, answering every
+// refusal, then runs fn.
+func (h *Handler) scoped(action string, s scope, fn handlerFunc, params ...string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := h.opts.Auth.Authorize(w, r, action)
+		p, ok := h.opts.Auth.Authorize(w, r, action, params...)
 		if !ok {
 			return
 		}
@@ -57,7 +58,8 @@ func (h *Handler) scoped(action string, s scope, fn handlerFunc) http.HandlerFun
 		case scopeProject:
 			n, err := strconv.ParseInt(r.PathValue("project"), 10, 64)
 			if err != nil || n <= 0 {
-				writeError(w, http.StatusBadRequest, "invalid_request", "The path's project is not a project id (a positive integer).")
+				const problem = "project: the path's project is not a project id (a positive integer)"
+				writeError(w, http.StatusBadRequest, "invalid_request", "The path's project is not a project id (a positive integer).", problem)
 				return
 			}
 			if !p.Admin() && p.Token.ProjectID != n {
@@ -171,3 +173,17 @@ var (
 	writeError = tokenapi.WriteError
 	decodeBody = tokenapi.DecodeBody
 )
+
+// truncate shortens s, a value of the request echoed in a problem, to at
+// most 64 bytes (cut at a rune's start).
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}

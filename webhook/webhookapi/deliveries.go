@@ -74,7 +74,8 @@ func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request, c *call) {
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxPageSize {
-			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit: from 1 to %d", MaxPageSize))
+			problem := fmt.Sprintf("limit: %q is not a whole number from 1 to %d", truncate(s), MaxPageSize)
+			writeError(w, http.StatusBadRequest, "invalid_request", "The query is invalid: "+problem+".", problem)
 			return
 		}
 		limit = n

@@ -146,7 +146,8 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	if req.URL == nil && req.Types == nil && req.Enabled == nil && req.Description == nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "Nothing to change: give url, types, enabled or description.")
+		const problem = "body: nothing to change; give url, types, enabled or description"
+		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid: "+problem+".", problem)
 		return
 	}
 	cur, ok := h.endpoint(w, r, c)
@@ -244,8 +245,8 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, c *call) {
 	if req.Grace != "" {
 		d, err := time.ParseDuration(req.Grace)
 		if err != nil || d < 0 || d > MaxRotationGrace {
-			writeError(w, http.StatusBadRequest, "invalid_request",
-				fmt.Sprintf("grace: %q is not a duration from 0s to %s, such as 24h", req.Grace, MaxRotationGrace))
+			problem := fmt.Sprintf("grace: %q is not a duration from 0s to %s, such as 24h", truncate(req.Grace), MaxRotationGrace)
+			writeError(w, http.StatusBadRequest, "invalid_request", "The rotation is invalid: "+problem+".", problem)
 			return
 		}
 		grace = d

@@ -52,8 +52,10 @@ type Queue interface {
 
 // Authorizer admits requests; *tokenapi.Authorizer is one.
 type Authorizer interface {
-	// Authorize admits r for action, or answers it and returns false.
-	Authorize(w http.ResponseWriter, r *http.Request, action string) (*tokenapi.Principal, bool)
+	// Authorize admits r for action, whose endpoint reads the query
+	// parameters params (any other is refused), or answers it and returns
+	// false.
+	Authorize(w http.ResponseWriter, r *http.Request, action string, params ...string) (*tokenapi.Principal, bool)
 	// Refused records a refused attempt in project's audit trail.
 	Refused(r *http.Request, action string, p *tokenapi.Principal, project int64, reason, target, detail string)
 }
@@ -180,7 +182,21 @@ func (h *Handler) routes(mux *http.ServeMux, base string, s scope) {
 	mux.HandleFunc("DELETE "+base+"/{id}", h.scoped("webhook.delete", s, h.delete))
 	mux.HandleFunc("POST "+base+"/{id}/rotate-secret", h.scoped("webhook.rotate", s, h.rotate))
 	mux.HandleFunc("POST "+base+"/{id}/test", h.scoped("webhook.test", s, h.test))
-	mux.HandleFunc("GET "+base+"/{id}/deliveries", h.scoped("webhook.deliveries", s, h.deliveries))
+	mux.HandleFunc("GET "+base+"/{id}/deliveries", h.scoped("webhook.deliveries", s, h.deliveries, "limit"))
 	mux.HandleFunc("GET "+base+"/{id}/deliveries/{delivery}", h.scoped("webhook.delivery", s, h.delivery))
 	mux.HandleFunc("POST "+base+"/{id}/deliveries/{delivery}/replay", h.scoped("webhook.replay", s, h.replay))
+	// Another method on these paths is answered 405, naming the ones
+	// they serve (not 404: the path exists).
+	for path, allow := range map[string]string{
+		base: "GET, HEAD, POST", base + "/{id}": "GET, HEAD, PATCH, DELETE",
+		base + "/{id}/rotate-secret": "POST", base + "/{id}/test": "POST",
+		base + "/{id}/deliveries": "GET, HEAD", base + "/{id}/deliveries/{delivery}": "GET, HEAD",
+		base + "/{id}/deliveries/{delivery}/replay": "POST",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := h.opts.Auth.Authorize(w, r, ""); ok {
+				tokenapi.MethodNotAllowed(w, r, allow)
+			}
+		})
+	}
 }
