@@ -889,6 +889,8 @@ func (a *api) clientClosed(w http.ResponseWriter, r *http.Request, op string, er
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	// Never read as anything but JSON: a token's name is the caller's text.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

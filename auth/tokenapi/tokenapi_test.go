@@ -618,3 +618,28 @@ func mustLimit(t *testing.T, err error) {
 		t.Errorf("error %v, want HTTP 409 project_token_limit", err)
 	}
 }
+
+// TestAnswersAreJSONOnly: every answer of the API, a success or a
+// refusal, is JSON that a browser must not sniff as anything else and
+// must not cache.
+func TestAnswersAreJSONOnly(t *testing.T) {
+	f := newFixture(t, nil)
+	f.create(t, CreateRequest{ProjectID: 42, Role: "owner", Name: "<script>alert(1)</script>"})
+	for _, path := range []string{"/v1/tokens?project_id=42", "/v1/tokens/tsw_nosuchtoken000000000", "/v1/nowhere"} {
+		req, err := http.NewRequest(http.MethodGet, f.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testAdminKey)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		if h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" ||
+			!strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+			t.Errorf("GET %s: %d with %v, want JSON, nosniff, no-store", path, resp.StatusCode, h)
+		}
+	}
+}
