@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/tswgate/tswgate/auth"
@@ -63,8 +62,8 @@ func auditCommand(ctx context.Context, args, environ []string, stdout, _ io.Writ
 		if ev.Actor != "" {
 			actor += " " + ev.Actor
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format("2006-01-02 15:04:05"), ev.Action, outcome,
-			actor, orDash(ev.TokenID), orDash(ev.Source), strings.ReplaceAll(ev.Detail, "\t", " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Time.Local().Format("2006-01-02 15:04:05"), ev.Action, cell(outcome),
+			cell(actor), orDash(ev.TokenID), cell(orDash(ev.Source)), cell(ev.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

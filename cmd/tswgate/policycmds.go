@@ -118,7 +118,7 @@ func printViolations(w io.Writer, asJSON bool, resp tokenapi.ViolationsResponse)
 		if v.Token.ExpiresAt != nil {
 			expires = v.Token.ExpiresAt.Local().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Token.ID, v.Token.Name,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Token.ID, cell(v.Token.Name),
 			v.Token.CreatedAt.Local().Format(time.RFC3339), expires, v.Reason)
 	}
 	return tw.Flush()

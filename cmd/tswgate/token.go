@@ -16,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/internal/gateway"
@@ -71,7 +72,7 @@ func listTokens(ctx context.Context, client *tokenapi.Client, w io.Writer, o tok
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOKEN ID\tDISPLAY NAME\tROLE\tSTATUS\tCREATED\tEXPIRES\tLAST USED\tREQUESTS 24H")
 	for _, t := range toks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.DisplayID, t.Name, title(t.Role), title(t.Status),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.DisplayID, cell(t.Name), title(t.Role), title(t.Status),
 			t.CreatedAt.Local().Format("2006-01-02 15:04"), expiry(t.ExpiresAt), lastUsed(t.LastUsed), usageSummary(t.Usage24h))
 	}
 	if err := tw.Flush(); err != nil {
@@ -113,7 +114,7 @@ func showToken(w io.Writer, t tokenapi.Token, output string) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Token ID:\t%s\n", t.ID)
-	fmt.Fprintf(tw, "Display name:\t%s\n", t.Name)
+	fmt.Fprintf(tw, "Display name:\t%s\n", cell(t.Name))
 	fmt.Fprintf(tw, "Project:\t%d\n", t.ProjectID)
 	fmt.Fprintf(tw, "Role:\t%s\n", title(t.Role))
 	fmt.Fprintf(tw, "Status:\t%s\n", title(t.Status))
@@ -165,6 +166,19 @@ func expiry(t *time.Time) string {
 		return "never"
 	}
 	return t.Local().Format("2006-01-02 15:04")
+}
+
+// cell returns s to print in a terminal: as it is when every character
+// is printable, else quoted with Go's escapes, so that text from the API
+// (a token's name, an audit detail) can never move the cursor, clear the
+// screen or reorder what is shown.
+func cell(s string) string {
+	for _, r := range s {
+		if r == '\t' || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func title(s string) string {

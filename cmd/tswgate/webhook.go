@@ -170,7 +170,7 @@ func printEndpoints(w io.Writer, es []webhookapi.Endpoint, output string) error 
 		if types == "" {
 			types = "all"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%t\t%s\t%s\t%s\n", e.ID, e.ProjectID, e.Enabled, types, e.URL,
+		fmt.Fprintf(tw, "%s\t%d\t%t\t%s\t%s\t%s\n", e.ID, e.ProjectID, e.Enabled, types, cell(e.URL),
 			e.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 	}
 	return flushTable(tw, w, len(es), "(no webhook endpoints)")
@@ -180,7 +180,7 @@ func printSecret(w io.Writer, e webhookapi.Endpoint, output string) error {
 	if output == "json" {
 		return writeJSON(w, e)
 	}
-	fmt.Fprintf(w, "Endpoint: %s\nURL:      %s\nSecret:   %s\n", e.ID, e.URL, e.Secret)
+	fmt.Fprintf(w, "Endpoint: %s\nURL:      %s\nSecret:   %s\n", e.ID, cell(e.URL), e.Secret)
 	if e.PreviousSecretUntil != nil {
 		fmt.Fprintf(w, "The previous secret signs too until %s.\n", e.PreviousSecretUntil.Local().Format(time.RFC3339))
 	}
