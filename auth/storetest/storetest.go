@@ -533,16 +533,8 @@ func testUpdateUnknown(t *testing.T, s auth.Store) {
 // announces nothing.
 func testUpdateRefused(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	tok, _ := NewToken(t, 24, auth.RoleOwner)
-	if err := s.Create(ctx, tok); err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	events := make(chan auth.Event, 100)
-	stop := watch(t, s, events)
-	defer stop()
-	if ev := Await(t, events, "the first event"); ev.Kind != auth.EventResync {
-		t.Fatalf("first event = %+v, want EventResync", ev)
-	}
+	w := watchCreated(t, s, 24)
+	tok := w.tok
 
 	errVeto := errors.New("vetoed by fn")
 	got, err := s.Update(ctx, tok.ID, func(u *auth.Token) error {
@@ -593,41 +585,81 @@ func testUpdateRefused(t *testing.T, s auth.Store) {
 	if _, err := s.Get(ctx, other.ID); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("Get of the id a refused Update tried to move to: %v, want ErrNotFound", err)
 	}
-	// Announcements keep their order: the next one is about this change,
-	// so none of the refused updates was announced.
-	marker, _ := NewToken(t, 24, auth.RoleOwner)
-	if err := s.Create(ctx, marker); err != nil {
+	awaitOnlyMarkers(t, s, w.ch, 24, "a refused Update announced")
+}
+
+// orderMarkers is how many markers awaitOnlyMarkers creates. A store that
+// spreads its announcements over several servers (a Redis Cluster client
+// sends each PUBLISH to the next node) keeps their order only per server,
+// so one marker would show only that nothing was announced through the
+// server it went through; this many go through every server of a small
+// cluster.
+const orderMarkers = 6
+
+// awaitOnlyMarkers creates orderMarkers new records in project and awaits
+// their announcements, failing the test (with what, and the event) on any
+// other change announced before the last of them: the announcements of
+// whatever the test did before, if any, come first on every server.
+func awaitOnlyMarkers(t *testing.T, s auth.Store, events <-chan auth.Event, project int64, what string) {
+	t.Helper()
+	pending := make(map[string]bool, orderMarkers)
+	for range orderMarkers {
+		marker, _ := NewToken(t, project, auth.RoleOwner)
+		if err := s.Create(context.Background(), marker); err != nil {
+			t.Fatalf("Create of a marker: %v", err)
+		}
+		pending[marker.ID] = true
+	}
+	for len(pending) > 0 {
+		ev := Await(t, events, fmt.Sprintf("the announcements of %d markers", len(pending)))
+		switch {
+		case ev.Kind == auth.EventResync:
+		case ev.Kind == auth.EventChanged && pending[ev.ID]:
+			delete(pending, ev.ID)
+		default:
+			t.Fatalf("%s %+v", what, ev)
+		}
+	}
+}
+
+// createdWatch is a Watch of a store started before the creation of a
+// record, tok, whose announcement it has delivered.
+type createdWatch struct {
+	ch  chan auth.Event
+	tok *auth.Token
+}
+
+// watchCreated starts watching s (until the test ends), then creates a
+// record of project and awaits its announcement. Watching from before the
+// Create is what makes the announcements that follow unambiguous: an
+// announcement made before a Watch subscribed may still be delivered
+// after its first EventResync (in a Redis Cluster, a PUBLISH on one node
+// reaches a subscriber on another over the cluster bus, after the PUBLISH
+// has returned).
+func watchCreated(t *testing.T, s auth.Store, project int64) createdWatch {
+	t.Helper()
+	w := createdWatch{ch: make(chan auth.Event, 100)}
+	t.Cleanup(watch(t, s, w.ch))
+	if ev := Await(t, w.ch, "the first event"); ev.Kind != auth.EventResync {
+		t.Fatalf("first event = %+v, want EventResync", ev)
+	}
+	w.tok, _ = NewToken(t, project, auth.RoleOwner)
+	if err := s.Create(context.Background(), w.tok); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	for {
-		ev := Await(t, events, "EventChanged for "+marker.ID)
-		if ev.Kind == auth.EventResync {
-			continue
-		}
-		if ev.Kind != auth.EventChanged || ev.ID != marker.ID {
-			t.Fatalf("a refused Update announced %+v", ev)
-		}
-		break
-	}
+	AwaitChanged(t, w.ch, w.tok.ID)
+	return w
 }
 
 func testUpdateWatch(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	tok, _ := NewToken(t, 26, auth.RoleOwner)
-	if err := s.Create(ctx, tok); err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	events := make(chan auth.Event, 100)
-	stop := watch(t, s, events)
-	defer stop()
-	if ev := Await(t, events, "the first event"); ev.Kind != auth.EventResync {
-		t.Fatalf("first event = %+v, want EventResync", ev)
-	}
+	w := watchCreated(t, s, 26)
+	tok := w.tok
 	for _, status := range []auth.Status{auth.StatusInactive, auth.StatusActive} {
 		if _, err := s.Update(ctx, tok.ID, func(u *auth.Token) error { u.Status = status; return nil }); err != nil {
 			t.Fatalf("Update to %s: %v", status, err)
 		}
-		AwaitChanged(t, events, tok.ID)
+		AwaitChanged(t, w.ch, tok.ID)
 	}
 }
 
