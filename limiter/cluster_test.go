@@ -20,15 +20,53 @@ import (
 	"github.com/tswgate/tswgate/limiter"
 )
 
-// countingBudget counts Take calls (the limiter's Redis operations).
+// takeTimeout is ClusterOptions.Timeout in the tests against real Redis
+// that do not test timeouts. The default (100ms) suits production, but a
+// loaded machine running -race can exceed it; a replica whose Take fails
+// then decides alone on its share of the limit (the whole limit when it
+// knows of no other replica), and a test counting the shared budget's
+// admissions would count those instead. Only a broken test waits it out.
+const takeTimeout = 10 * time.Second
+
+// countingBudget counts Take calls (the limiter's Redis operations) and
+// their failures.
 type countingBudget struct {
 	limiter.Budget
-	takes atomic.Int64
+	takes    atomic.Int64
+	failures atomic.Int64
+	outage   atomic.Bool // the test makes Takes fail on purpose
+
+	mu       sync.Mutex
+	firstErr error
 }
 
 func (b *countingBudget) Take(ctx context.Context, id string, lim limiter.Limit, want, debt int) (limiter.Lease, error) {
 	b.takes.Add(1)
-	return b.Budget.Take(ctx, id, lim, want, debt)
+	l, err := b.Budget.Take(ctx, id, lim, want, debt)
+	if err != nil && b.failures.Add(1) == 1 {
+		b.mu.Lock()
+		b.firstErr = err
+		b.mu.Unlock()
+	}
+	return l, err
+}
+
+// expectOutage says that the test makes Takes fail on purpose.
+func (b *countingBudget) expectOutage() { b.outage.Store(true) }
+
+// checkNoFailure fails the test if a Take failed and the test did not
+// expect it: the Cluster then decided on the replica's share, and the
+// admissions the test counted were not (all) the shared budget's.
+func (b *countingBudget) checkNoFailure(tb testing.TB) {
+	tb.Helper()
+	n := b.failures.Load()
+	if n == 0 || b.outage.Load() {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tb.Errorf("%d of %d Takes of the shared budget failed (the first: %v): those decisions fell back to the "+
+		"replica's share, so the admissions counted are not the shared budget's", n, b.takes.Load(), b.firstErr)
 }
 
 var prefixes atomic.Int64
@@ -42,7 +80,9 @@ func newBudget(t *testing.T, rdb redis.UniversalClient, prefix string) *counting
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &countingBudget{Budget: b}
+	cb := &countingBudget{Budget: b}
+	t.Cleanup(func() { cb.checkNoFailure(t) })
+	return cb
 }
 
 // tinyRate refills one request in about three hours: no refill during a
@@ -78,7 +118,7 @@ func TestClusterAdmitsExactlyTheBurstAcrossReplicas(t *testing.T) {
 	budget := newBudget(t, rdb, newPrefix())
 	var replicas []*limiter.Cluster
 	for range 3 {
-		replicas = append(replicas, limiter.NewCluster(limiter.ClusterOptions{Budget: budget}))
+		replicas = append(replicas, limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout}))
 	}
 	tok := newToken("tsw_cluster0000000000001", tinyRate, 30)
 	if got := hammer(replicas, tok, 8, 50); got != 30 {
@@ -91,7 +131,7 @@ func TestClusterAdmitsExactlyTheBurstAcrossReplicas(t *testing.T) {
 		t.Fatalf("%d Redis operations for 30 admissions and 370 refusals, want at most 33", n)
 	}
 	// A fourth replica started later sees the same empty bucket.
-	late := limiter.NewCluster(limiter.ClusterOptions{Budget: budget})
+	late := limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout})
 	if st := late.Allow(context.Background(), tok, time.Now()); st.Allowed || st.RetryAfter < time.Hour {
 		t.Fatalf("a new replica: %+v, want refused with a Retry-After of hours", st)
 	}
@@ -100,7 +140,7 @@ func TestClusterAdmitsExactlyTheBurstAcrossReplicas(t *testing.T) {
 func TestClusterLeasesInBatches(t *testing.T) {
 	srv := redistest.Start(t)
 	budget := newBudget(t, srv.Client(t), newPrefix())
-	c := limiter.NewCluster(limiter.ClusterOptions{Budget: budget, LeaseTime: 100 * time.Millisecond})
+	c := limiter.NewCluster(limiter.ClusterOptions{Budget: budget, LeaseTime: 100 * time.Millisecond, Timeout: takeTimeout})
 	// 1000/s, burst 1000: leases of 100.
 	tok := newToken("tsw_cluster0000000000002", 1000, 1000)
 	admitted := 0
@@ -125,7 +165,7 @@ func TestClusterLeasesInBatches(t *testing.T) {
 
 func TestClusterRetryAfterAdmitsALoneClient(t *testing.T) {
 	srv := redistest.Start(t)
-	c := limiter.NewCluster(limiter.ClusterOptions{Budget: newBudget(t, srv.Client(t), newPrefix())})
+	c := limiter.NewCluster(limiter.ClusterOptions{Budget: newBudget(t, srv.Client(t), newPrefix()), Timeout: takeTimeout})
 	tok := newToken("tsw_cluster0000000000003", 20, 2)
 	ctx := context.Background()
 	for round := range 3 {
@@ -150,8 +190,8 @@ func TestClusterLimitChangeStartsAFullBucket(t *testing.T) {
 	srv := redistest.Start(t)
 	budget := newBudget(t, srv.Client(t), newPrefix())
 	replicas := []*limiter.Cluster{
-		limiter.NewCluster(limiter.ClusterOptions{Budget: budget}),
-		limiter.NewCluster(limiter.ClusterOptions{Budget: budget}),
+		limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout}),
+		limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout}),
 	}
 	tok := newToken("tsw_cluster0000000000004", tinyRate, 2)
 	if got := hammer(replicas, tok, 2, 10); got != 2 {
@@ -171,7 +211,8 @@ func TestClusterShadowModeReportsButAdmits(t *testing.T) {
 			ByRole:      map[auth.Role]limiter.Limit{auth.RoleAccounting: {Rate: tinyRate, Burst: 1}},
 			ShadowRoles: []auth.Role{auth.RoleAccounting},
 		},
-		Budget: newBudget(t, srv.Client(t), newPrefix()),
+		Budget:  newBudget(t, srv.Client(t), newPrefix()),
+		Timeout: takeTimeout,
 	})
 	acct := &auth.Token{ID: "tsw_cluster0000000000005", Role: auth.RoleAccounting}
 	ctx := context.Background()
@@ -199,10 +240,11 @@ func TestClusterRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	budget := newBudget(t, rdb, newPrefix())
+	budget.expectOutage()
 	newReplica := func(outage limiter.Outage) *limiter.Cluster {
 		return limiter.NewCluster(limiter.ClusterOptions{
 			Budget: budget, Outage: outage, Replicas: func() int { return 2 },
-			Timeout: 200 * time.Millisecond, Retry: time.Second,
+			Timeout: takeTimeout, Retry: time.Second,
 		})
 	}
 	share, refuse := newReplica(limiter.OutageShare), newReplica(limiter.OutageRefuse)
@@ -259,9 +301,9 @@ func TestClusterRedisOutage(t *testing.T) {
 
 func TestClusterGateAnswersStoreUnavailableWhenRefusing(t *testing.T) {
 	srv := redistest.Start(t)
-	c := limiter.NewCluster(limiter.ClusterOptions{
-		Budget: newBudget(t, srv.Client(t), newPrefix()), Outage: limiter.OutageRefuse, Timeout: 200 * time.Millisecond,
-	})
+	budget := newBudget(t, srv.Client(t), newPrefix())
+	budget.expectOutage()
+	c := limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Outage: limiter.OutageRefuse, Timeout: takeTimeout})
 	f := newGate(t, c)
 	req := f.token(t, func(t *auth.Token) { t.RateLimit, t.RateBurst = tinyRate, 5 })
 	f.warm(t, req, time.Now())

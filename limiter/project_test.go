@@ -63,7 +63,7 @@ func TestClusterProjectLimitAcrossReplicas(t *testing.T) {
 	budget := newBudget(t, srv.Client(t), newPrefix())
 	var replicas []*limiter.Cluster
 	for range 3 {
-		c := limiter.NewCluster(limiter.ClusterOptions{Budget: budget})
+		c := limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout})
 		c.SetProjectLimits(map[int64]limiter.Limit{42: {Rate: tinyRate, Burst: 30}})
 		replicas = append(replicas, c)
 	}

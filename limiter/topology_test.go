@@ -25,7 +25,7 @@ func TestClusterOnRedisCluster(t *testing.T) {
 	for range 3 {
 		b := newBudget(t, rc.Client(t), prefix)
 		budgets = append(budgets, b)
-		replicas = append(replicas, limiter.NewCluster(limiter.ClusterOptions{Budget: b, Timeout: time.Second}))
+		replicas = append(replicas, limiter.NewCluster(limiter.ClusterOptions{Budget: b, Timeout: takeTimeout}))
 	}
 	// Enough tokens that their keys land on every master.
 	for i := range 12 {
@@ -50,9 +50,12 @@ func TestClusterOnSentinelFailover(t *testing.T) {
 	rs := redistest.StartSentinel(t)
 	prefix := newPrefix()
 	var replicas []*limiter.Cluster
+	var budgets []*countingBudget
 	for range 2 {
+		b := newBudget(t, rs.Client(t), prefix)
+		budgets = append(budgets, b)
 		replicas = append(replicas, limiter.NewCluster(limiter.ClusterOptions{
-			Budget: newBudget(t, rs.Client(t), prefix), Timeout: time.Second, Retry: 100 * time.Millisecond,
+			Budget: b, Timeout: takeTimeout, Retry: 100 * time.Millisecond,
 		}))
 	}
 	before := newToken("tsw_toposentinel00000001", tinyRate, 5)
@@ -60,6 +63,11 @@ func TestClusterOnSentinelFailover(t *testing.T) {
 		t.Fatalf("before the failover: admitted %d, want the burst, 5", got)
 	}
 	rs.WaitReplicated(t) // the spent bucket is on the replica that will be promoted
+	// From here Takes fail while the master changes; the decisions after
+	// it check Fallback themselves.
+	for _, b := range budgets {
+		b.expectOutage()
+	}
 
 	// Traffic on other tokens during the failover: every decision comes
 	// back (bounded by the timeout), shared or on the replica's share.
