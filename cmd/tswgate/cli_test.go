@@ -228,16 +228,11 @@ func TestCLIUsageErrors(t *testing.T) {
 	}
 }
 
-// deadURL returns an http URL on a loopback port nobody listens on.
+// MustDeadURL returns an http URL on a loopback port nobody listens on,
+// reserved for the test so that it stays so.
 func MustDeadURL(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + MustReserveAddr(t)
 }
 
 // TestCLIUnreachableAdmin checks the message when the admin API is not

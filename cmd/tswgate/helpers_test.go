@@ -27,6 +27,7 @@ import (
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/freeport"
 	"github.com/tswgate/tswgate/internal/gateway"
 	"github.com/tswgate/tswgate/proxy"
 )
@@ -190,6 +191,23 @@ func baseEnv(t testing.TB, upstream string) []string {
 		// e2e_ratelimit_test.go tests the per-address limit with it on.
 		"TSWGATE_AUTH_FAILURE_RATE=0",
 	}
+}
+
+// MustReserveAddr returns a free loopback address ("127.0.0.1:port")
+// reserved until the test ends (see package freeport): a child process
+// told the address, or one started again on it, can listen on it, and no
+// other listener or connection of the machine gets the port meanwhile.
+// While nothing listens on it, connections to it are refused. (Listening
+// on port 0 and closing the listener to pass the number on is a race: the
+// kernel readily hands that port to the next listen on port 0.)
+func MustReserveAddr(tb testing.TB) string {
+	tb.Helper()
+	p, err := freeport.Reserve()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = p.Release() })
+	return p.Addr()
 }
 
 // MustStartGateway starts a gateway in front of upstream with extra

@@ -99,19 +99,11 @@ type restartReplica struct {
 	proc *restartProc
 }
 
-// newRestartReplica reserves free loopback ports for a replica.
+// newRestartReplica reserves free loopback ports for a replica, for the
+// whole test: each of its processes listens on them in turn.
 func newRestartReplica(t *testing.T, name, bin string, shared []string) *restartReplica {
 	t.Helper()
-	var addrs []string
-	for range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
-	}
-	r := &restartReplica{name: name, bin: bin, public: addrs[0], admin: addrs[1], metrics: addrs[2]}
+	r := &restartReplica{name: name, bin: bin, public: MustReserveAddr(t), admin: MustReserveAddr(t), metrics: MustReserveAddr(t)}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TSWGATE_") && !strings.HasPrefix(kv, "GORACE=") {
 			r.env = append(r.env, kv)

@@ -53,28 +53,6 @@ func goBuild(ctx context.Context, dir, out, pkg string) error {
 	return nil
 }
 
-// FreePorts returns n distinct free loopback addresses. They are free when
-// returned; one could be taken before the child binds it, in which case the
-// child fails to start and says so.
-func FreePorts(n int) ([]string, error) {
-	var addrs []string
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("finding a free loopback port: %w", err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
-}
-
 // environWithout returns the environment less the variables whose names
 // start with prefix, so that settings in the caller's shell cannot change
 // the gateways under test.
@@ -136,7 +114,7 @@ type Gateway struct {
 // the caller's TSWGATE_* variables left out of its environment, and waits
 // until its /readyz answers 200.
 func StartGateway(ctx context.Context, p *Procs, spec GatewaySpec) (*Gateway, error) {
-	ports, err := FreePorts(3)
+	ports, err := p.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tswgate/tswgate/internal/freeport"
 )
 
 // Procs starts a tool's child processes and makes sure none outlives the
@@ -25,6 +27,7 @@ type Procs struct {
 
 	mu       sync.Mutex
 	children map[*Child]struct{}
+	ports    []*freeport.Port // reserved by FreePorts, until StopAll
 }
 
 // Child is a started process.
@@ -125,9 +128,29 @@ func (p *Procs) Kill(c *Child) {
 	p.remove(c)
 }
 
+// FreePorts returns n distinct free loopback addresses for children to
+// listen on, reserved (see package freeport) until StopAll: no other
+// process gets them meanwhile, and a child may be started again on them.
+// The children must listen with SO_REUSEADDR, as Go programs,
+// redis-server, nginx and haproxy do.
+func (p *Procs) FreePorts(n int) ([]string, error) {
+	ports, err := freeport.ReserveN(n)
+	if err != nil {
+		return nil, fmt.Errorf("finding a free loopback port: %w", err)
+	}
+	addrs := make([]string, len(ports))
+	for i, port := range ports {
+		addrs[i] = port.Addr()
+	}
+	p.mu.Lock()
+	p.ports = append(p.ports, ports...)
+	p.mu.Unlock()
+	return addrs, nil
+}
+
 // StopAll ends every child still running: SIGTERM to its process group,
-// then SIGKILL for those not gone within grace. It is safe to call more
-// than once.
+// then SIGKILL for those not gone within grace; then it gives back the
+// ports of FreePorts. It is safe to call more than once.
 func (p *Procs) StopAll(grace time.Duration) {
 	p.mu.Lock()
 	list := make([]*Child, 0, len(p.children))
@@ -135,7 +158,14 @@ func (p *Procs) StopAll(grace time.Duration) {
 		list = append(list, c)
 	}
 	p.children = map[*Child]struct{}{}
+	ports := p.ports
+	p.ports = nil
 	p.mu.Unlock()
+	defer func() {
+		for _, port := range ports {
+			_ = port.Release()
+		}
+	}()
 
 	for _, c := range list {
 		_ = killGroup(c.Cmd.Process.Pid, syscall.SIGTERM)

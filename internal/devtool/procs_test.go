@@ -25,7 +25,9 @@ func TestTailAndScanPrefix(t *testing.T) {
 }
 
 func TestFreePorts(t *testing.T) {
-	addrs, err := FreePorts(3)
+	p := NewProcs(t.TempDir())
+	defer p.StopAll(time.Second)
+	addrs, err := p.FreePorts(3)
 	if err != nil {
 		t.Fatal(err)
 	}

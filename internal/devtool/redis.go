@@ -42,7 +42,7 @@ func StartRedis(ctx context.Context, p *Procs, dir string) (*RedisServer, error)
 	}
 	var errs []error
 	for range 3 {
-		addrs, err := FreePorts(1)
+		addrs, err := p.FreePorts(1)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tswgate/tswgate/internal/freeport"
 )
 
 // clusterSlots is the number of hash slots of a Redis Cluster.
@@ -67,8 +69,8 @@ func LaunchCluster(masters int, dir string) (_ *Cluster, err error) {
 		if err := os.MkdirAll(ndir, 0o700); err != nil {
 			return nil, err
 		}
-		n, err := launchNode(bin, ndir, func(port int) ([]string, error) {
-			bus, err := freePort()
+		n, err := launchNode(bin, ndir, func(port int, reserve func() (int, error)) ([]string, error) {
+			bus, err := reserve()
 			if err != nil {
 				return nil, err
 			}
@@ -241,18 +243,25 @@ func multiAddrURL(addrs []string, param string) string {
 	return b.String()
 }
 
+// nodeArgs makes the arguments of a node for its port (and may write a
+// configuration file); reserve reserves another port for the node, held
+// as long as its port.
+type nodeArgs func(port int, reserve func() (int, error)) ([]string, error)
+
 // node is one redis-server process of a Cluster or a Sentinel setup,
-// started with the arguments its args function makes for a port (which may
-// write a configuration file).
+// started with the arguments its args function makes.
 type node struct {
 	bin     string
 	dir     string
-	args    func(port int) ([]string, error)
+	args    nodeArgs
 	port    int
 	busPort int // cluster bus port, 0 outside a cluster
 
 	mu   sync.Mutex
 	proc *process // nil when stopped
+	// held are the node's reserved ports (see package freeport), released
+	// when it stops for good.
+	held []*freeport.Port
 }
 
 func serverBinary() (string, error) {
@@ -279,16 +288,17 @@ func serverArgs(port int, dir string) []string {
 
 // launchNode starts a node on a free port, trying other ports when it does
 // not come up.
-func launchNode(bin, dir string, args func(port int) ([]string, error)) (*node, error) {
+func launchNode(bin, dir string, args nodeArgs) (*node, error) {
 	n := &node{bin: bin, dir: dir, args: args}
 	var errs []error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := n.reserve()
 		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
+			return nil, err
 		}
 		n.port = port
 		if err := n.start(); err != nil {
+			n.release()
 			errs = append(errs, err)
 			continue
 		}
@@ -305,7 +315,7 @@ func (n *node) start() error {
 	if n.port == 6379 {
 		return errors.New("refusing to use the default Redis port 6379")
 	}
-	argv, err := n.args(n.port)
+	argv, err := n.args(n.port, n.reserve)
 	if err != nil {
 		return err
 	}
@@ -337,9 +347,32 @@ func (n *node) start() error {
 	return nil
 }
 
-// stop kills the node and waits for it to exit; stopping a stopped node
-// does nothing.
+// reserve reserves a free port for the node.
+func (n *node) reserve() (int, error) {
+	p, err := freeport.Reserve()
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	n.mu.Lock()
+	n.held = append(n.held, p)
+	n.mu.Unlock()
+	return p.Num(), nil
+}
+
+// release gives back the node's reserved ports.
+func (n *node) release() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.held {
+		_ = p.Release()
+	}
+	n.held = nil
+}
+
+// stop kills the node, waits for it to exit and gives back its ports; it
+// is not started again. Stopping a stopped node does nothing.
 func (n *node) stop() {
+	defer n.release()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.proc == nil {

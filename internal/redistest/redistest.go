@@ -19,12 +19,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tswgate/tswgate/internal/freeport"
 )
 
 const (
 	// startAttempts bounds how often Start tries a new port when the
-	// server fails to come up (another process may take the free port
-	// between our probe and the server's bind).
+	// server fails to come up.
 	startAttempts = 5
 	// readyTimeout bounds how long a started server may take to answer PING.
 	readyTimeout = 10 * time.Second
@@ -36,6 +37,9 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	// reserved holds port for the whole test, restarts included (see
+	// package freeport).
+	reserved *freeport.Port
 
 	mu   sync.Mutex
 	proc *process // nil when stopped
@@ -62,15 +66,18 @@ func Start(tb testing.TB) *Server {
 
 	var errs []error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := freeport.Reserve()
 		if err != nil {
 			tb.Fatalf("redistest: finding a free port: %v", err)
 		}
-		s.port = port
+		s.port = port.Num()
 		if err := s.start(); err != nil {
+			_ = port.Release()
 			errs = append(errs, err)
 			continue
 		}
+		s.reserved = port
+		tb.Cleanup(func() { _ = port.Release() })
 		return s
 	}
 	tb.Fatalf("redistest: starting redis-server failed %d times: %v", startAttempts, errors.Join(errs...))
@@ -114,8 +121,8 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()
-	// The port was ours a moment ago; retry briefly in case the kernel or
-	// another process holds it.
+	// The port is still reserved for the server: nothing else can have
+	// taken it. A start can still fail for other reasons; retry briefly.
 	var err error
 	for range startAttempts {
 		if err = s.start(); err == nil {
@@ -229,16 +236,6 @@ func ping(addr string) error {
 		return fmt.Errorf("unexpected reply to PING: %q", line)
 	}
 	return nil
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // syncBuffer collects a process's output; it is written by exec's copying

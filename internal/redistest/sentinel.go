@@ -55,7 +55,7 @@ func LaunchSentinel(dir string) (_ *Sentinel, err error) {
 		if err := os.MkdirAll(ndir, 0o700); err != nil {
 			return nil, err
 		}
-		s.data[i], err = launchNode(bin, ndir, func(port int) ([]string, error) {
+		s.data[i], err = launchNode(bin, ndir, func(port int, _ func() (int, error)) ([]string, error) {
 			// Sentinel rewrites the configuration of the servers it
 			// reconfigures: give them a file.
 			conf := filepath.Join(ndir, "redis.conf")
@@ -87,7 +87,7 @@ func LaunchSentinel(dir string) (_ *Sentinel, err error) {
 		if err := os.MkdirAll(sdir, 0o700); err != nil {
 			return nil, err
 		}
-		n, err := launchNode(bin, sdir, func(port int) ([]string, error) {
+		n, err := launchNode(bin, sdir, func(port int, _ func() (int, error)) ([]string, error) {
 			// Each sentinel rewrites its own configuration file, so
 			// each gets a fresh, writable one.
 			conf := filepath.Join(sdir, "sentinel.conf")

@@ -134,7 +134,7 @@ func (b *bench) startRefs(ctx context.Context, upAddr, token string) ([]*devtool
 	if err != nil {
 		return nil, nil, fmt.Errorf("-ref: %w", err)
 	}
-	addrs, err := devtool.FreePorts(2)
+	addrs, err := b.procs.FreePorts(2)
 	if err != nil {
 		return nil, nil, err
 	}
