@@ -38,6 +38,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tswgate/tswgate/config"
+	"github.com/tswgate/tswgate/internal/freeport"
 )
 
 // contract lists the metric families of the metrics contract, by type. The
@@ -1084,12 +1085,12 @@ func TestEndToEnd(t *testing.T) {
 
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Cleanup(func() { _ = p.Release() })
+	return p.Addr()
 }
 
 // prometheusScrapes runs a real Prometheus (when installed) scraping the

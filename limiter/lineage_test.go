@@ -125,8 +125,8 @@ func TestClusterLineageAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	budget := newBudget(t, srv.Client(t), newPrefix())
 	replicas := []*limiter.Cluster{
-		limiter.NewCluster(limiter.ClusterOptions{Budget: budget}),
-		limiter.NewCluster(limiter.ClusterOptions{Budget: budget}),
+		limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout}),
+		limiter.NewCluster(limiter.ClusterOptions{Budget: budget, Timeout: takeTimeout}),
 	}
 	root := newToken("tsw_lineageroot000000005", tinyRate, 5)
 	kids := lineageOf(root, "tsw_lineagekid0000000007", "tsw_lineagekid0000000008", "tsw_lineagekid0000000009")
