@@ -517,3 +517,47 @@ func TestURLPolicyNamesNoResolvedAddress(t *testing.T) {
 		t.Errorf("create with an address: %v, want it named", err)
 	}
 }
+
+// countingResolver counts look-ups and resolves nothing.
+type countingResolver struct{ n atomic.Int32 }
+
+func (r *countingResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.n.Add(1)
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// Numeric host forms other parsers read as IPv4 addresses (and trailing
+// dots, zones, IPv4 in IPv6) are refused at creation and update, without
+// a look-up, naming the field and the fix; the operator's endpoints too,
+// even where they may be private.
+func TestURLPolicyRefusesAmbiguousHosts(t *testing.T) {
+	b := backends(t)[0]
+	resolver := &countingResolver{}
+	opts := Options{Resolver: resolver, AllowPrivateOperator: true}
+	f := newFixture(t, b, fixtureOptions{noDisp: true, opts: opts})
+	ctx := context.Background()
+	bad := []string{"https://127.1/", "https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/",
+		"https://127.0.0.1./", "https://hooks.example.com./", "https://[fe80::1%25eth0]/", "https://[::ffff:127.0.0.1]/"}
+	for _, project := range []int64{42, 0} {
+		c := client(f.admin, adminKey, project)
+		for _, u := range bad {
+			_, err := c.Create(ctx, CreateRequest{URL: u})
+			if apiCode(err) != "invalid_request" || !strings.Contains(err.Error(), "url: ") ||
+				!strings.Contains(err.Error(), "dotted-quad public address") {
+				t.Errorf("project %d, create %s: %v, want invalid_request naming url and the fix", project, u, err)
+			}
+		}
+	}
+	ep, err := client(f.admin, adminKey, 42).Create(ctx, CreateRequest{URL: "https://8.8.8.8/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range bad {
+		if _, err := client(f.admin, adminKey, 42).Update(ctx, ep.ID, UpdateRequest{URL: &u}); apiCode(err) != "invalid_request" {
+			t.Errorf("update to %s: %v, want invalid_request", u, err)
+		}
+	}
+	if n := resolver.n.Load(); n != 0 {
+		t.Errorf("%d look-ups, want none", n)
+	}
+}

@@ -1,0 +1,68 @@
+package webhook
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Hosts that some parser or resolver reads as an IPv4 address, or reads
+// differently from Go's URL parser, are refused when an endpoint is made,
+// whoever owns it, with the field and the fix named.
+func TestEndpointURLHostForms(t *testing.T) {
+	for _, c := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://hooks.example.com/tsw", true},
+		{"https://HOOKS.Example.COM:8443/tsw", true},
+		{"https://a-b_c.example.com/", true},
+		{"https://8.8.8.8/", true},
+		{"https://8.8.8.8:443/", true},
+		{"https://[2001:4860:4860::8888]/", true},
+		{"https://[2001:4860:4860::8888]:8443/", true},
+		{"http://alertmanager:9093/", true},
+		{"https://xn--bcher-kva.example/", true},
+
+		{"https://127.1/", false},
+		{"https://2130706433/", false},
+		{"https://0x7f.1/", false},
+		{"https://0x7f000001/", false},
+		{"https://0177.0.0.1/", false},
+		{"https://0177.1/", false},
+		{"https://127.0.0.1./", false},
+		{"https://8.8.8.8./", false},
+		{"https://08.8.8.8/", false},
+		{"https://1.2.3.4.5/", false},
+		{"https://hooks.example.com./", false},
+		{"https://hooks..example.com/", false},
+		{"https://hooks.example.123/", false},
+		{"https://-hooks.example.com/", false},
+		{"https://%31%32%37.0.0.1/", false},
+		{"https://hooks%2eexample.com/", false},
+		{"https://[fe80::1%25eth0]/", false},
+		{"https://[2001:4860:4860::8888%25eth0]/", false},
+		{"https://[::ffff:127.0.0.1]/", false},
+		{"https://[::ffff:8.8.8.8]/", false},
+		{"https://[::ffff:7f00:1]/", false},
+		{"https://ｅxample.com/", false},
+		{"https://１２７.０.０.１/", false},
+		{"https://hooks.example.com:0/", false},
+		{"https://hooks.example.com:0443/", false},
+		{"https://hooks.example.com:65536/", false},
+		{"https://" + strings.Repeat("a", 64) + ".example.com/", false},
+	} {
+		_, err := NewEndpoint(42, c.url, nil, time.Now())
+		if (err == nil) != c.ok {
+			t.Errorf("%s: %v, want ok %v", c.url, err, c.ok)
+			continue
+		}
+		if err != nil && (!strings.HasPrefix(err.Error(), "url: ") || strings.Count(err.Error(), "\n") > 0) {
+			t.Errorf("%s: %q, want one problem naming url", c.url, err)
+		}
+	}
+	_, err := NewEndpoint(0, "http://127.1:8080/", nil, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "dotted-quad") {
+		t.Errorf("operator endpoint at 127.1: %v, want the fix named", err)
+	}
+}
