@@ -561,3 +561,46 @@ func TestURLPolicyRefusesAmbiguousHosts(t *testing.T) {
 		t.Errorf("%d look-ups, want none", n)
 	}
 }
+
+// An endpoint whose queue holds the most undelivered messages shows it,
+// and a test message to it is refused (409 queue_full) rather than
+// dropped silently.
+func TestQueueFullShows(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, b, fixtureOptions{noDisp: true, opts: local.opts})
+			c := client(f.admin, adminKey, 42)
+			ep, err := c.Create(ctx, CreateRequest{URL: "https://hooks.example.com/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Get(ctx, ep.ID)
+			if err != nil || got.Queue == nil || got.Queue.Pending != 0 || got.Queue.Full ||
+				got.Queue.MaxPending != webhook.DefaultMaxPending {
+				t.Fatalf("Get = %+v, %v; want an empty queue", got.Queue, err)
+			}
+			e, _ := f.reg.Get(ctx, ep.ID)
+			ds := make([]*webhook.Delivery, webhook.DefaultMaxPending)
+			for i := range ds {
+				if ds[i], err = webhook.NewTestDelivery(e, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.queue.Enqueue(ctx, ds...); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Test(ctx, ep.ID); apiCode(err) != "queue_full" {
+				t.Errorf("test message to a full queue: %v, want queue_full", err)
+			}
+			list, err := c.List(ctx)
+			if err != nil || len(list) != 1 || list[0].Queue == nil {
+				t.Fatalf("List = %+v, %v", list, err)
+			}
+			q := list[0].Queue
+			if q.Pending != webhook.DefaultMaxPending || !q.Full || q.Dropped != 1 || q.LastDroppedAt == nil {
+				t.Errorf("queue %+v, want full, 1 dropped", q)
+			}
+		})
+	}
+}
