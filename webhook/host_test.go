@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,39 @@ func TestEndpointURLHostForms(t *testing.T) {
 	_, err := NewEndpoint(0, "http://127.1:8080/", nil, time.Now())
 	if err == nil || !strings.Contains(err.Error(), "dotted-quad") {
 		t.Errorf("operator endpoint at 127.1: %v, want the fix named", err)
+	}
+}
+
+// storedEndpoints serves one endpoint as stored, unchecked (as one saved
+// before the host rules were).
+type storedEndpoints struct{ e *Endpoint }
+
+func (s storedEndpoints) Get(context.Context, string) (*Endpoint, error) {
+	c := *s.e
+	return &c, nil
+}
+
+// An endpoint stored with a host form the rules now refuse is not posted
+// to: the attempt fails naming the url problem, whatever the resolver or
+// the client would make of the host.
+func TestDispatcherRechecksStoredURL(t *testing.T) {
+	q := fileQueue(t, "", FileQueueOptions{})
+	rcv := newReceiver(t)
+	_, ep, pub := setup(t, q, rcv.srv.URL, rcv.secret)
+	publishN(t, pub, 1)
+	stored := *ep
+	stored.URL = strings.Replace(rcv.srv.URL, "127.0.0.1", "127.1", 1)
+	obs := newAttempts()
+	runDispatcher(t, DispatcherOptions{Queue: q, Endpoints: storedEndpoints{&stored}, Observer: obs, MaxAttempts: 1})
+	obs.waitUntil(t, "the attempt", func(a attemptNote) bool {
+		if a.state != StateDead || !strings.Contains(a.attempt.Error, "url: host \"127.1\"") {
+			t.Errorf("attempt to %s: %s %q, want dead naming the url", stored.URL, a.state, a.attempt.Error)
+		}
+		return true
+	})
+	select {
+	case m := <-rcv.got:
+		t.Errorf("the receiver got %s", m)
+	default:
 	}
 }
