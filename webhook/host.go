@@ -28,7 +28,7 @@ func validHost(authority string) error {
 	}
 	if port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '0' {
-			return fmt.Errorf("url: port %q is not a number from 1 to 65535", port)
+			return fmt.Errorf("url: port %q is not a number from 1 to 65535", echo(port))
 		}
 	}
 	if strings.HasPrefix(host, "[") {
@@ -38,7 +38,7 @@ func validHost(authority string) error {
 		return nil // dotted quad, canonical: netip refuses every other form
 	}
 	if err := validName(host); err != nil {
-		return fmt.Errorf("url: host %q %w: %s", host, err, hostAdvice)
+		return fmt.Errorf("url: host %q %w: %s", echo(host), err, hostAdvice)
 	}
 	return nil
 }
@@ -64,14 +64,14 @@ func splitHostPort(authority string) (host, port string, err error) {
 // validIPv6 checks the text between the brackets of an IPv6 host.
 func validIPv6(s string) error {
 	if strings.ContainsRune(s, '%') {
-		return fmt.Errorf("url: the IPv6 address [%s] has a zone or percent-encoding: %s", s, hostAdvice)
+		return fmt.Errorf("url: the IPv6 address %q has a zone or percent-encoding: %s", echo(s), hostAdvice)
 	}
 	a, err := netip.ParseAddr(s)
 	switch {
 	case err != nil || !a.Is6():
-		return fmt.Errorf("url: [%s] is not an IPv6 address: %s", s, hostAdvice)
+		return fmt.Errorf("url: %q is not an IPv6 address: %s", echo(s), hostAdvice)
 	case a.Is4In6():
-		return fmt.Errorf("url: [%s] is an IPv4 address written as IPv6: %s", s, hostAdvice)
+		return fmt.Errorf("url: %s is an IPv4 address written as IPv6: %s", a, hostAdvice)
 	}
 	return nil
 }
@@ -117,4 +117,18 @@ func validLabel(l string) error {
 		}
 	}
 	return nil
+}
+
+// echo is s as an error may quote it: at most 64 bytes, cut on a
+// character boundary.
+func echo(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return s
+	}
+	cut := most
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -101,3 +101,12 @@ func TestDispatcherRechecksStoredURL(t *testing.T) {
 	default:
 	}
 }
+
+// A refused host is quoted short and escaped in the error.
+func TestHostErrorQuotesShort(t *testing.T) {
+	long := strings.Repeat("1", 300)
+	_, err := NewEndpoint(42, "https://"+long+"/", nil, time.Now())
+	if err == nil || len(err.Error()) > 300 || strings.Contains(err.Error(), long[:100]) {
+		t.Errorf("error for a 300-byte numeric host: %v", err)
+	}
+}
