@@ -220,6 +220,8 @@ type Config struct {
 	WebhookPrivateOperator bool
 	// WebhookRateLimitedThreshold raises token.rate_limited events.
 	WebhookRateLimitedThreshold int
+	// WebhookMaxPending bounds an endpoint's undelivered deliveries.
+	WebhookMaxPending int
 	// SecretScanningKeys locates GitHub's secret scanning keys (file or
 	// URL); empty disables the partner endpoint.
 	SecretScanningKeys string

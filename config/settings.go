@@ -627,6 +627,10 @@ var settings = []setting{
 	field(intKind, "TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", 100, func(c *Config) *int { return &c.WebhookRateLimitedThreshold },
 		"rate_limited refusals of one token within a minute, on one replica, that raise a token.rate_limited event (at most one per token per 15m). Allowed: 1 to 1000000.",
 		checkInt(1, 1_000_000, " refusals")),
+	field(intKind, "TSWGATE_WEBHOOK_MAX_PENDING", 1000, func(c *Config) *int { return &c.WebhookMaxPending },
+		"Undelivered webhook messages kept per endpoint (pending or retrying); beyond it new events for that endpoint are dropped, "+
+			"counted in tswgate_webhook_deliveries_dropped_total and shown in the endpoint's queue in the webhook API. Allowed: 1 to 1000000.",
+		checkInt(1, 1_000_000, " messages")),
 	field(stringKind, "TSWGATE_SECRET_SCANNING_KEYS", "", func(c *Config) *string { return &c.SecretScanningKeys },
 		"GitHub's secret scanning public keys, a file path or an https URL (https://api.github.com/meta/public_keys/secret_scanning): "+
 			"enables the partner endpoint POST /tswgate/v1/secret-scanning/github on the public listener. Empty disables it.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -41,7 +42,55 @@ var (
 	// ErrInFlight means a delivery is queued already: it cannot be
 	// replayed.
 	ErrInFlight = errors.New("webhook: delivery is queued already")
+	// ErrQueueFull means an endpoint has the most undelivered deliveries
+	// allowed: new ones for it are dropped until some end.
+	ErrQueueFull = errors.New("webhook: the endpoint's queue is full")
 )
+
+// DefaultMaxPending bounds the undelivered (pending or retrying)
+// deliveries of one endpoint when a queue's MaxPending is zero.
+const DefaultMaxPending = 1000
+
+// DroppedError is the error of an Enqueue that dropped some deliveries
+// because their endpoint's queue was full; the others were queued. It
+// wraps ErrQueueFull.
+type DroppedError struct {
+	Dropped []*Delivery
+}
+
+func (e *DroppedError) Error() string {
+	return fmt.Sprintf("webhook: %d deliveries dropped: their endpoint's queue is full", len(e.Dropped))
+}
+
+// Unwrap makes errors.Is(err, ErrQueueFull) hold.
+func (e *DroppedError) Unwrap() error { return ErrQueueFull }
+
+// dropped returns the deliveries err says were dropped (none when err is
+// not a DroppedError).
+func dropped(err error) []*Delivery {
+	var de *DroppedError
+	if errors.As(err, &de) {
+		return de.Dropped
+	}
+	return nil
+}
+
+// QueueStats is where an endpoint's queue stands.
+type QueueStats struct {
+	// Pending counts its undelivered deliveries: pending or retrying.
+	Pending int
+	// MaxPending is the queue's bound: at Pending ≥ MaxPending new
+	// deliveries for the endpoint are dropped.
+	MaxPending int
+	// Dropped counts the deliveries dropped because the queue was full
+	// (in Redis, since Retention before the latest drop; in the embedded
+	// queue, since the process started), the latest at LastDropped.
+	Dropped     int64
+	LastDropped time.Time
+}
+
+// Full reports whether new deliveries for the endpoint are dropped.
+func (s QueueStats) Full() bool { return s.Pending >= s.MaxPending }
 
 // Delivery is one event's message to one endpoint, and its history.
 type Delivery struct {
@@ -92,7 +141,9 @@ func (d *Delivery) record(a Attempt) {
 // Queue holds deliveries until they are delivered, dead or canceled.
 // Implementations are safe for concurrent use.
 type Queue interface {
-	// Enqueue stores new deliveries (state pending), due now.
+	// Enqueue stores new deliveries (state pending), due now, except
+	// those whose endpoint has MaxPending undelivered deliveries already:
+	// these are dropped, and the error is a *DroppedError naming them.
 	Enqueue(ctx context.Context, ds ...*Delivery) error
 	// Lease waits up to wait for due deliveries and hands up to n of them
 	// to consumer, each until the queue's visibility timeout: a delivery
@@ -114,6 +165,8 @@ type Queue interface {
 	// attempt count reset and its webhook-id kept. It returns ErrInFlight
 	// for a pending one.
 	Replay(ctx context.Context, id string) (*Delivery, error)
+	// Stats returns where an endpoint's queue stands.
+	Stats(ctx context.Context, endpointID string) (QueueStats, error)
 }
 
 // newDelivery is the pending delivery of ev's body to e.

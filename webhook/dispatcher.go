@@ -234,6 +234,12 @@ func (d *Dispatcher) post(ctx context.Context, ep *Endpoint, del *Delivery) Atte
 		a.Error = "endpoint secret: " + err.Error()
 		return a
 	}
+	// An endpoint stored before the URL rules it now breaks is not posted
+	// to: its host may be read as another address than was checked.
+	if err := validURL(ep.URL); err != nil {
+		a.Error = "endpoint " + err.Error()
+		return a
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(del.Payload))
 	if err != nil {
 		a.Error = "endpoint url: " + describe(err)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -109,7 +110,17 @@ func validURL(raw string) error {
 	case u.Fragment != "":
 		return errors.New("url: must not have a fragment")
 	}
-	return nil
+	return validHost(rawAuthority(raw))
+}
+
+// rawAuthority is the authority of an absolute URL as written, before
+// url.Parse decodes it.
+func rawAuthority(raw string) string {
+	_, rest, _ := strings.Cut(raw, "://")
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return rest
 }
 
 // LogValue keeps the secret and the URL (which may hold a receiver's

@@ -173,6 +173,7 @@ func (r *receiver) waitDistinct(t *testing.T, n int) {
 type attempts struct {
 	ch        chan attemptNote
 	published atomic.Int64
+	dropped   atomic.Int64
 }
 
 type attemptNote struct {
@@ -185,6 +186,8 @@ type attemptNote struct {
 func newAttempts() *attempts { return &attempts{ch: make(chan attemptNote, 100000)} }
 
 func (o *attempts) Published(_ string, n int) { o.published.Add(int64(n)) }
+
+func (o *attempts) Dropped(_ string, n int) { o.dropped.Add(int64(n)) }
 
 func (o *attempts) Attempted(d *Delivery, a Attempt) {
 	o.ch <- attemptNote{delivery: d.ID, event: d.EventID, state: d.State, attempt: a}

@@ -252,5 +252,6 @@ func (r *RedisRegistry) Update(ctx context.Context, id string, fn func(*Endpoint
 }
 
 // ValidateURL checks an endpoint URL as Endpoint.Validate does: absolute
-// http or https, at most 2048 bytes, no credentials, no fragment.
+// http or https, at most 2048 bytes, no credentials, no fragment, and a
+// host every parser reads the same way (see validHost).
 func ValidateURL(raw string) error { return validURL(raw) }

@@ -11,6 +11,7 @@ import (
 type Metrics struct {
 	published *prometheus.CounterVec
 	attempts  *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 	duration  prometheus.Histogram
 }
 
@@ -27,17 +28,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "tswgate_webhook_attempts_total",
 			Help: "Webhook delivery attempts, by the delivery's state after them (delivered, retrying, dead, canceled).",
 		}, []string{"state"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tswgate_webhook_deliveries_dropped_total",
+			Help: "Webhook deliveries not queued, by reason (queue_full: the endpoint had the most undelivered deliveries allowed).",
+		}, []string{"reason"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tswgate_webhook_attempt_seconds",
 			Help:    "Time from sending a webhook to its endpoint's answer.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.published, m.attempts, m.duration} {
+	for _, c := range []prometheus.Collector{m.published, m.attempts, m.dropped, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("webhook: registering metrics: %w", err)
 		}
 	}
+	m.dropped.WithLabelValues(DropQueueFull) // exported at 0 before any drop
 	return m, nil
 }
 
@@ -52,4 +58,9 @@ func (m *Metrics) Attempted(d *Delivery, a Attempt) {
 	if a.Duration > 0 {
 		m.duration.Observe(a.Duration.Seconds())
 	}
+}
+
+// Dropped counts deliveries dropped for reason.
+func (m *Metrics) Dropped(reason string, deliveries int) {
+	m.dropped.WithLabelValues(reason).Add(float64(deliveries))
 }

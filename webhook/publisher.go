@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -24,12 +25,19 @@ type Observer interface {
 	Published(typ string, deliveries int)
 	// Attempted: an attempt of d ended (d.State is its outcome).
 	Attempted(d *Delivery, a Attempt)
+	// Dropped: deliveries were not queued, for reason (DropQueueFull).
+	Dropped(reason string, deliveries int)
 }
+
+// DropQueueFull is the reason of deliveries dropped because their
+// endpoint's queue was full.
+const DropQueueFull = "queue_full"
 
 type noObserver struct{}
 
 func (noObserver) Published(string, int)        {}
 func (noObserver) Attempted(*Delivery, Attempt) {}
+func (noObserver) Dropped(string, int)          {}
 
 // PublisherOptions configure a Publisher. Endpoints and Queue are
 // required.
@@ -52,6 +60,7 @@ type PublisherOptions struct {
 // several replicas may notice carry a DedupKey.
 type Publisher struct {
 	opts PublisherOptions
+	warn dropWarner
 }
 
 // NewPublisher returns a Publisher.
@@ -114,8 +123,60 @@ func (p *Publisher) enqueue(ctx context.Context, ev *Event) (int, error) {
 	for i, e := range eps {
 		ds[i] = newDelivery(ev, body, e, now)
 	}
-	if err := p.opts.Queue.Enqueue(ctx, ds...); err != nil {
+	err = p.opts.Queue.Enqueue(ctx, ds...)
+	if drops := dropped(err); len(drops) > 0 {
+		p.noteDropped(ctx, ev, drops)
+		return len(ds) - len(drops), nil
+	}
+	if err != nil {
 		return 0, fmt.Errorf("webhook: queueing event %s: %w", ev.ID, err)
 	}
 	return len(ds), nil
+}
+
+// noteDropped counts deliveries of ev dropped as their endpoint's queue
+// was full, and warns of each endpoint at most once per dropWarnEvery.
+func (p *Publisher) noteDropped(ctx context.Context, ev *Event, drops []*Delivery) {
+	p.opts.Observer.Dropped(DropQueueFull, len(drops))
+	for _, d := range drops {
+		if !p.warn.due(d.EndpointID, p.opts.Now()) {
+			continue
+		}
+		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "webhook: an endpoint's queue is full: new events for it are dropped",
+			slog.String("endpoint", d.EndpointID), slog.Int64("project_id", d.ProjectID),
+			slog.String("type", ev.Type), slog.String("event_id", ev.ID))
+	}
+}
+
+// dropWarnEvery is the least time between two warnings of one endpoint's
+// dropped deliveries.
+const dropWarnEvery = time.Minute
+
+// dropWarner spaces the warnings of dropped deliveries per endpoint. Its
+// zero value is ready.
+type dropWarner struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// due reports whether endpoint's drop may be warned of at now, and if so
+// notes it; endpoints not warned of within dropWarnEvery are forgotten.
+func (w *dropWarner) due(endpoint string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if t, ok := w.last[endpoint]; ok && now.Sub(t) < dropWarnEvery {
+		return false
+	}
+	if w.last == nil || len(w.last) >= 1024 {
+		for id, t := range w.last {
+			if now.Sub(t) >= dropWarnEvery {
+				delete(w.last, id)
+			}
+		}
+		if w.last == nil {
+			w.last = map[string]time.Time{}
+		}
+	}
+	w.last[endpoint] = now
+	return true
 }

@@ -21,6 +21,9 @@ type FileQueueOptions struct {
 	// VisibilityTimeout and Retention are as for RedisQueueOptions.
 	VisibilityTimeout time.Duration
 	Retention         time.Duration
+	// MaxPending bounds an endpoint's undelivered deliveries;
+	// DefaultMaxPending when zero.
+	MaxPending int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives operational messages; nil discards them.
@@ -38,17 +41,26 @@ type FileQueue struct {
 	path       string
 	visibility time.Duration
 	retention  time.Duration
+	maxPending int
 	now        func() time.Time
 	log        *slog.Logger
 
-	mu     sync.Mutex
-	f      *os.File
-	lines  int
-	byID   map[string]*Delivery
-	active map[string]struct{} // not ended
-	leases map[string]lease
-	wake   chan struct{} // closed when a delivery may have become due
-	seq    uint64
+	mu      sync.Mutex
+	f       *os.File
+	lines   int
+	byID    map[string]*Delivery
+	active  map[string]struct{} // not ended
+	pending map[string]int      // by endpoint: how many are not ended
+	drops   map[string]dropCount
+	leases  map[string]lease
+	wake    chan struct{} // closed when a delivery may have become due
+	seq     uint64
+}
+
+// dropCount counts an endpoint's dropped deliveries.
+type dropCount struct {
+	n    int64
+	last time.Time
 }
 
 type lease struct {
@@ -67,8 +79,10 @@ func OpenFileQueue(opts FileQueueOptions) (*FileQueue, error) {
 		path:       opts.Path,
 		visibility: orDefault(opts.VisibilityTimeout, DefaultVisibilityTimeout),
 		retention:  orDefault(opts.Retention, DefaultRetention),
+		maxPending: orDefault(opts.MaxPending, DefaultMaxPending),
 		now:        opts.Now, log: opts.Logger,
-		byID: map[string]*Delivery{}, active: map[string]struct{}{}, leases: map[string]lease{},
+		byID: map[string]*Delivery{}, active: map[string]struct{}{}, pending: map[string]int{},
+		drops: map[string]dropCount{}, leases: map[string]lease{},
 		wake: make(chan struct{}),
 	}
 	if q.now == nil {
@@ -112,13 +126,20 @@ func (q *FileQueue) load() error {
 	return nil
 }
 
-// put makes d the current record of its id; q.mu is held.
+// put makes d the current record of its id, keeping the count of each
+// endpoint's deliveries not ended; q.mu is held.
 func (q *FileQueue) put(d *Delivery) {
+	if old, ok := q.byID[d.ID]; ok && !old.State.Terminal() {
+		if q.pending[old.EndpointID]--; q.pending[old.EndpointID] <= 0 {
+			delete(q.pending, old.EndpointID)
+		}
+	}
 	q.byID[d.ID] = d
 	if d.State.Terminal() {
 		delete(q.active, d.ID)
 	} else {
 		q.active[d.ID] = struct{}{}
+		q.pending[d.EndpointID]++
 	}
 }
 
@@ -205,20 +226,49 @@ func (q *FileQueue) signal() {
 	q.wake = make(chan struct{})
 }
 
-// Enqueue journals the deliveries, due now.
+// Enqueue journals the deliveries, due now, but those of an endpoint
+// whose queue is full.
 func (q *FileQueue) Enqueue(_ context.Context, ds ...*Delivery) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	cs := make([]*Delivery, len(ds))
-	for i, d := range ds {
-		d.State = StatePending
-		cs[i] = clone(d)
+	cs, drops := q.admit(ds)
+	if len(cs) > 0 {
+		if err := q.write(cs...); err != nil {
+			return err
+		}
+		q.signal()
 	}
-	if err := q.write(cs...); err != nil {
-		return err
+	if len(drops) > 0 {
+		return &DroppedError{Dropped: drops}
 	}
-	q.signal()
 	return nil
+}
+
+// admit splits ds into copies to queue and those dropped (counted) as
+// their endpoint's queue is full; q.mu is held.
+func (q *FileQueue) admit(ds []*Delivery) (keep, drops []*Delivery) {
+	adding := map[string]int{}
+	now := q.now().UTC()
+	for _, d := range ds {
+		if q.pending[d.EndpointID]+adding[d.EndpointID] >= q.maxPending {
+			c := q.drops[d.EndpointID]
+			q.drops[d.EndpointID] = dropCount{n: c.n + 1, last: now}
+			drops = append(drops, d)
+			continue
+		}
+		adding[d.EndpointID]++
+		d.State = StatePending
+		keep = append(keep, clone(d))
+	}
+	return keep, drops
+}
+
+// Stats returns where an endpoint's queue stands.
+func (q *FileQueue) Stats(_ context.Context, endpointID string) (QueueStats, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.drops[endpointID]
+	return QueueStats{Pending: q.pending[endpointID], MaxPending: q.maxPending, Dropped: c.n, LastDropped: c.last}, nil
 }
 
 // Lease hands out due deliveries, waiting up to wait for one.

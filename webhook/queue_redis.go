@@ -42,6 +42,9 @@ type RedisQueueOptions struct {
 	// Retention is how long a delivered, dead or canceled delivery stays
 	// readable (and replayable); DefaultRetention when zero.
 	Retention time.Duration
+	// MaxPending bounds an endpoint's undelivered deliveries, across
+	// replicas; DefaultMaxPending when zero.
+	MaxPending int
 	// Timeout bounds each Redis call; 2 s when zero.
 	Timeout time.Duration
 	// Now is the clock; time.Now when nil.
@@ -64,7 +67,14 @@ type RedisQueueOptions struct {
 //   - <prefix>webhook:{q}:d:<id>, a hash per delivery: "state" and "rec"
 //     (its JSON), expiring Retention after it ended;
 //   - <prefix>webhook:{q}:ep:<endpoint>, a sorted set of an endpoint's
-//     latest deliveries by creation time, for List.
+//     latest deliveries by creation time, for List;
+//   - <prefix>webhook:{q}:ep:<endpoint>:pending, a sorted set of an
+//     endpoint's deliveries not ended, by when they were queued, whose
+//     size Enqueue bounds (members older than Retention, whose delivery
+//     was lost, are trimmed);
+//   - <prefix>webhook:{q}:ep:<endpoint>:dropped, a hash counting the
+//     deliveries dropped as the queue was full ("n") and when the latest
+//     was ("last", Unix ms), expiring Retention after it.
 //
 // Every key holds the hash tag {q}, so that the scripts, which touch
 // several, work on Redis Cluster (the queue lives on one shard).
@@ -75,6 +85,7 @@ type RedisQueue struct {
 	retry      string
 	visibility time.Duration
 	retention  time.Duration
+	maxPending int
 	timeout    time.Duration
 	now        func() time.Time
 	log        *slog.Logger
@@ -95,6 +106,7 @@ func NewRedisQueue(opts RedisQueueOptions) (*RedisQueue, error) {
 		c: opts.Client, base: prefix + "webhook:{q}:",
 		visibility: orDefault(opts.VisibilityTimeout, DefaultVisibilityTimeout),
 		retention:  orDefault(opts.Retention, DefaultRetention),
+		maxPending: orDefault(opts.MaxPending, DefaultMaxPending),
 		timeout:    orDefault(opts.Timeout, defaultTimeout),
 		now:        opts.Now, log: opts.Logger,
 	}
@@ -120,36 +132,101 @@ func (q *RedisQueue) key(id string) string { return q.base + "d:" + id }
 
 func (q *RedisQueue) epKey(endpoint string) string { return q.base + "ep:" + endpoint }
 
+func (q *RedisQueue) pendingKey(endpoint string) string { return q.epKey(endpoint) + ":pending" }
+
+func (q *RedisQueue) droppedKey(endpoint string) string { return q.epKey(endpoint) + ":dropped" }
+
 func (q *RedisQueue) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, q.timeout)
 }
 
+// enqueueScript stores each delivery and puts it on the stream, unless
+// its endpoint has ARGV[1] deliveries not ended: then it counts it
+// dropped. It returns the ids of those dropped. KEYS: the stream, then per
+// delivery its hash, its endpoint's list, pending set and dropped count.
+// ARGV: the bound, now and the oldest pending score kept (Unix ms), the
+// retention (ms), the list's length, then per delivery its id, record and
+// creation time (Unix ms).
+var enqueueScript = redis.NewScript(`
+local max, now, oldest, ttl, listed = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local dropped = {}
+for i = 0, (#KEYS - 1) / 4 - 1 do
+  local dk, lk, pk, xk = KEYS[2+4*i], KEYS[3+4*i], KEYS[4+4*i], KEYS[5+4*i]
+  local id, rec, created = ARGV[6+3*i], ARGV[7+3*i], ARGV[8+3*i]
+  redis.call('ZREMRANGEBYSCORE', pk, '-inf', '(' .. oldest)
+  if redis.call('ZCARD', pk) >= max then
+    redis.call('HINCRBY', xk, 'n', 1)
+    redis.call('HSET', xk, 'last', now)
+    redis.call('PEXPIRE', xk, ttl)
+    dropped[#dropped+1] = id
+  else
+    redis.call('HSET', dk, 'state', 'pending', 'rec', rec)
+    redis.call('XADD', KEYS[1], '*', 'd', id)
+    redis.call('ZADD', lk, created, id)
+    redis.call('ZREMRANGEBYRANK', lk, 0, -listed-1)
+    redis.call('ZADD', pk, now, id)
+  end
+end
+return dropped
+`)
+
 // Enqueue stores the deliveries and puts them on the stream, in one
-// transaction.
+// script, but those of an endpoint whose queue is full.
 func (q *RedisQueue) Enqueue(ctx context.Context, ds ...*Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
+	now := q.now()
+	keys := []string{q.stream}
+	args := []any{q.maxPending, now.UnixMilli(), now.Add(-q.retention).UnixMilli(), q.retention.Milliseconds(), maxListed}
+	byID := make(map[string]*Delivery, len(ds))
+	for _, d := range ds {
+		d.State = StatePending
+		rec, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("webhook: encoding delivery %s: %w", d.ID, err)
+		}
+		keys = append(keys, q.key(d.ID), q.epKey(d.EndpointID), q.pendingKey(d.EndpointID), q.droppedKey(d.EndpointID))
+		args = append(args, d.ID, rec, d.CreatedAt.UnixMilli())
+		byID[d.ID] = d
+	}
 	ctx, cancel := q.bound(ctx)
 	defer cancel()
-	_, err := q.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, d := range ds {
-			d.State = StatePending
-			rec, err := json.Marshal(d)
-			if err != nil {
-				return fmt.Errorf("encoding delivery %s: %w", d.ID, err)
-			}
-			p.HSet(ctx, q.key(d.ID), "state", string(d.State), "rec", rec)
-			p.XAdd(ctx, &redis.XAddArgs{Stream: q.stream, Values: []any{"d", d.ID}})
-			p.ZAdd(ctx, q.epKey(d.EndpointID), redis.Z{Score: float64(d.CreatedAt.UnixMilli()), Member: d.ID})
-			p.ZRemRangeByRank(ctx, q.epKey(d.EndpointID), 0, -maxListed-1)
-		}
-		return nil
-	})
+	ids, err := enqueueScript.Run(ctx, q.c, keys, args...).StringSlice()
 	if err != nil {
 		return fmt.Errorf("webhook: enqueueing %d deliveries: %w", len(ds), err)
 	}
-	return nil
+	if len(ids) == 0 {
+		return nil
+	}
+	drops := make([]*Delivery, 0, len(ids))
+	for _, id := range ids {
+		drops = append(drops, byID[id])
+	}
+	return &DroppedError{Dropped: drops}
+}
+
+// Stats returns where an endpoint's queue stands.
+func (q *RedisQueue) Stats(ctx context.Context, endpointID string) (QueueStats, error) {
+	ctx, cancel := q.bound(ctx)
+	defer cancel()
+	oldest := strconv.FormatInt(q.now().Add(-q.retention).UnixMilli(), 10)
+	var n *redis.IntCmd
+	var h *redis.MapStringStringCmd
+	_, err := q.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.ZCount(ctx, q.pendingKey(endpointID), oldest, "+inf")
+		h = p.HGetAll(ctx, q.droppedKey(endpointID))
+		return nil
+	})
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("webhook: reading the queue of %s: %w", endpointID, err)
+	}
+	s := QueueStats{Pending: int(n.Val()), MaxPending: q.maxPending}
+	s.Dropped, _ = strconv.ParseInt(h.Val()["n"], 10, 64)
+	if ms, err := strconv.ParseInt(h.Val()["last"], 10, 64); err == nil {
+		s.LastDropped = time.UnixMilli(ms).UTC()
+	}
+	return s, nil
 }
 
 // promoteScript moves the due retries back onto the stream and returns
@@ -352,6 +429,7 @@ if ARGV[3] == 'retrying' then
   redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6])
 else
   redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  redis.call('ZREM', KEYS[4], ARGV[6])
 end
 return 1
 `)
@@ -366,7 +444,7 @@ func (q *RedisQueue) Complete(ctx context.Context, d *Delivery) error {
 	consumer, count, _ := strings.Cut(holder, " ")
 	ctx, cancel := q.bound(ctx)
 	defer cancel()
-	ok, err := completeScript.Run(ctx, q.c, []string{q.stream, q.retry, q.key(d.ID)},
+	ok, err := completeScript.Run(ctx, q.c, []string{q.stream, q.retry, q.key(d.ID), q.pendingKey(d.EndpointID)},
 		consumerGroup, entry, string(d.State), rec, d.NextAttempt.UnixMilli(), d.ID,
 		q.retention.Milliseconds(), consumer, count).Int()
 	if err != nil {
@@ -432,6 +510,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'rec', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('XADD', KEYS[3], '*', 'd', ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 return 1
 `)
 
@@ -448,7 +527,8 @@ func (q *RedisQueue) Replay(ctx context.Context, id string) (*Delivery, error) {
 			return nil, fmt.Errorf("webhook: encoding delivery %s: %w", id, err)
 		}
 		rctx, cancel := q.bound(ctx)
-		res, err := replayScript.Run(rctx, q.c, []string{q.key(id), q.retry, q.stream}, id, rec, old).Int()
+		res, err := replayScript.Run(rctx, q.c, []string{q.key(id), q.retry, q.stream, q.pendingKey(d.EndpointID)},
+			id, rec, old, q.now().UnixMilli()).Int()
 		cancel()
 		switch {
 		case err != nil:

@@ -127,7 +127,8 @@ func orReporter(l secretscan.Leak) string {
 func (g *Gateway) openWebhookStore(ev *events) error {
 	logger := g.log.With(slog.String("component", "webhook"))
 	if g.rdb != nil {
-		q, err := webhook.NewRedisQueue(webhook.RedisQueueOptions{Client: g.rdb, Prefix: g.cfg.RedisPrefix, Logger: logger})
+		q, err := webhook.NewRedisQueue(webhook.RedisQueueOptions{Client: g.rdb, Prefix: g.cfg.RedisPrefix,
+			MaxPending: g.cfg.WebhookMaxPending, Logger: logger})
 		if err != nil {
 			return fmt.Errorf("webhook queue: %w", err)
 		}
@@ -138,7 +139,8 @@ func (g *Gateway) openWebhookStore(ev *events) error {
 	if err != nil {
 		return fmt.Errorf("TSWGATE_DATA_DIR: webhook endpoints: %w", err)
 	}
-	q, err := webhook.OpenFileQueue(webhook.FileQueueOptions{Path: filepath.Join(g.cfg.DataDir, "webhooks.queue"), Logger: logger})
+	q, err := webhook.OpenFileQueue(webhook.FileQueueOptions{Path: filepath.Join(g.cfg.DataDir, "webhooks.queue"),
+		MaxPending: g.cfg.WebhookMaxPending, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("TSWGATE_DATA_DIR: webhook queue: %w", err)
 	}

@@ -165,6 +165,11 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 	if err == nil {
 		err = h.opts.Queue.Enqueue(r.Context(), d)
 	}
+	if errors.Is(err, webhook.ErrQueueFull) {
+		writeError(w, http.StatusConflict, "queue_full", "This endpoint has the most undelivered messages allowed: "+
+			"no message is queued for it until some are delivered or dead (see its queue in GET of the endpoint).")
+		return
+	}
 	if err != nil {
 		h.fail(w, r, c, err, "endpoint_not_found", "No webhook endpoint has that id.")
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -29,6 +30,38 @@ type Endpoint struct {
 	// PreviousSecretUntil is when the secret before the latest rotation
 	// stops signing (absent: it does not sign).
 	PreviousSecretUntil *time.Time `json:"previous_secret_until,omitempty"`
+	// Queue is where its undelivered messages stand (in show and list).
+	Queue *QueueStatus `json:"queue,omitempty"`
+}
+
+// QueueStatus is where an endpoint's undelivered messages stand.
+type QueueStatus struct {
+	// Pending counts the messages not delivered yet (due or retrying).
+	Pending int `json:"pending"`
+	// MaxPending is the most kept undelivered: while Pending is at it,
+	// the queue is Full and new events for the endpoint are dropped.
+	MaxPending int  `json:"max_pending"`
+	Full       bool `json:"full"`
+	// Dropped counts the events dropped because the queue was full, the
+	// latest at LastDroppedAt.
+	Dropped       int64      `json:"dropped"`
+	LastDroppedAt *time.Time `json:"last_dropped_at,omitempty"`
+}
+
+// withQueue adds the queue's status to v; when the queue cannot say, v is
+// shown without it (the failure is logged).
+func (h *Handler) withQueue(ctx context.Context, v *Endpoint) {
+	s, err := h.opts.Queue.Stats(ctx, v.ID)
+	if err != nil {
+		h.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "webhook API: reading an endpoint's queue failed",
+			slog.String("endpoint", v.ID), slog.String("err", err.Error()))
+		return
+	}
+	v.Queue = &QueueStatus{Pending: s.Pending, MaxPending: s.MaxPending, Full: s.Full(), Dropped: s.Dropped}
+	if !s.LastDropped.IsZero() {
+		last := s.LastDropped
+		v.Queue.LastDroppedAt = &last
+	}
 }
 
 // View converts an endpoint for display, without its secrets.
@@ -130,13 +163,16 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, c *call) {
 	out := make([]Endpoint, len(es))
 	for i, e := range es {
 		out[i] = View(e, now)
+		h.withQueue(r.Context(), &out[i])
 	}
 	writeJSON(w, http.StatusOK, ListResponse{Success: true, ProjectID: c.project, Endpoints: out})
 }
 
 func (h *Handler) show(w http.ResponseWriter, r *http.Request, c *call) {
 	if e, ok := h.endpoint(w, r, c); ok {
-		writeJSON(w, http.StatusOK, EndpointResponse{Success: true, Endpoint: View(e, h.opts.Now())})
+		v := View(e, h.opts.Now())
+		h.withQueue(r.Context(), &v)
+		writeJSON(w, http.StatusOK, EndpointResponse{Success: true, Endpoint: v})
 	}
 }
 

@@ -151,6 +151,7 @@ func (f *fixture) api(t *testing.T, o Options, tokOpts tokenapi.Options, prefix 
 type observer chan *webhook.Delivery
 
 func (observer) Published(string, int) {}
+func (observer) Dropped(string, int)   {}
 func (o observer) Attempted(d *webhook.Delivery, _ webhook.Attempt) {
 	c := *d
 	o <- &c

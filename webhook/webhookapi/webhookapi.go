@@ -48,6 +48,8 @@ type Queue interface {
 	Get(ctx context.Context, id string) (*webhook.Delivery, error)
 	List(ctx context.Context, endpointID string, limit int) ([]*webhook.Delivery, error)
 	Replay(ctx context.Context, id string) (*webhook.Delivery, error)
+	// Stats says where an endpoint's queue stands.
+	Stats(ctx context.Context, endpointID string) (webhook.QueueStats, error)
 }
 
 // Authorizer admits requests; *tokenapi.Authorizer is one.

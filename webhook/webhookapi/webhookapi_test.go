@@ -517,3 +517,90 @@ func TestURLPolicyNamesNoResolvedAddress(t *testing.T) {
 		t.Errorf("create with an address: %v, want it named", err)
 	}
 }
+
+// countingResolver counts look-ups and resolves nothing.
+type countingResolver struct{ n atomic.Int32 }
+
+func (r *countingResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.n.Add(1)
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// Numeric host forms other parsers read as IPv4 addresses (and trailing
+// dots, zones, IPv4 in IPv6) are refused at creation and update, without
+// a look-up, naming the field and the fix; the operator's endpoints too,
+// even where they may be private.
+func TestURLPolicyRefusesAmbiguousHosts(t *testing.T) {
+	b := backends(t)[0]
+	resolver := &countingResolver{}
+	opts := Options{Resolver: resolver, AllowPrivateOperator: true}
+	f := newFixture(t, b, fixtureOptions{noDisp: true, opts: opts})
+	ctx := context.Background()
+	bad := []string{"https://127.1/", "https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/",
+		"https://127.0.0.1./", "https://hooks.example.com./", "https://[fe80::1%25eth0]/", "https://[::ffff:127.0.0.1]/"}
+	for _, project := range []int64{42, 0} {
+		c := client(f.admin, adminKey, project)
+		for _, u := range bad {
+			_, err := c.Create(ctx, CreateRequest{URL: u})
+			if apiCode(err) != "invalid_request" || !strings.Contains(err.Error(), "url: ") ||
+				!strings.Contains(err.Error(), "dotted-quad public address") {
+				t.Errorf("project %d, create %s: %v, want invalid_request naming url and the fix", project, u, err)
+			}
+		}
+	}
+	ep, err := client(f.admin, adminKey, 42).Create(ctx, CreateRequest{URL: "https://8.8.8.8/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range bad {
+		if _, err := client(f.admin, adminKey, 42).Update(ctx, ep.ID, UpdateRequest{URL: &u}); apiCode(err) != "invalid_request" {
+			t.Errorf("update to %s: %v, want invalid_request", u, err)
+		}
+	}
+	if n := resolver.n.Load(); n != 0 {
+		t.Errorf("%d look-ups, want none", n)
+	}
+}
+
+// An endpoint whose queue holds the most undelivered messages shows it,
+// and a test message to it is refused (409 queue_full) rather than
+// dropped silently.
+func TestQueueFullShows(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, b, fixtureOptions{noDisp: true, opts: local.opts})
+			c := client(f.admin, adminKey, 42)
+			ep, err := c.Create(ctx, CreateRequest{URL: "https://hooks.example.com/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Get(ctx, ep.ID)
+			if err != nil || got.Queue == nil || got.Queue.Pending != 0 || got.Queue.Full ||
+				got.Queue.MaxPending != webhook.DefaultMaxPending {
+				t.Fatalf("Get = %+v, %v; want an empty queue", got.Queue, err)
+			}
+			e, _ := f.reg.Get(ctx, ep.ID)
+			ds := make([]*webhook.Delivery, webhook.DefaultMaxPending)
+			for i := range ds {
+				if ds[i], err = webhook.NewTestDelivery(e, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.queue.Enqueue(ctx, ds...); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Test(ctx, ep.ID); apiCode(err) != "queue_full" {
+				t.Errorf("test message to a full queue: %v, want queue_full", err)
+			}
+			list, err := c.List(ctx)
+			if err != nil || len(list) != 1 || list[0].Queue == nil {
+				t.Fatalf("List = %+v, %v", list, err)
+			}
+			q := list[0].Queue
+			if q.Pending != webhook.DefaultMaxPending || !q.Full || q.Dropped != 1 || q.LastDroppedAt == nil {
+				t.Errorf("queue %+v, want full, 1 dropped", q)
+			}
+		})
+	}
+}
