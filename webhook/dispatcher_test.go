@@ -14,6 +14,7 @@ import (
 
 	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/storetest"
+	"github.com/tswgate/tswgate/internal/freeport"
 )
 
 // setup is a registry with one endpoint of project 42 at url, signed with
@@ -52,16 +53,17 @@ func publishN(t *testing.T, pub *Publisher, n int) []string {
 	return ids
 }
 
-// reservePort returns a loopback address nothing listens on.
+// reservePort returns a loopback address nothing listens on, held for
+// the test (internal/freeport): no other listener or connection takes it,
+// and a receiver may still listen on it later.
 func reservePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	t.Cleanup(func() { _ = p.Release() })
+	return p.Addr()
 }
 
 // checkOnce fails unless the receiver accepted exactly ids, each once.
