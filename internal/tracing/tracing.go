@@ -128,7 +128,7 @@ func (t *Tracing) parent(r *http.Request, trusted bool) context.Context {
 // span, if it sent a valid one.
 func (t *Tracing) serverSpan(r *http.Request, trusted bool) []trace.SpanStartOption {
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(knownMethod(r.Method)), semconv.URLPath(r.URL.EscapedPath()))}
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(knownMethod(r.Method)), semconv.URLPath(auth.RedactSecrets(r.URL.EscapedPath())))}
 	if trusted {
 		return opts
 	}

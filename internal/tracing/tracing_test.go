@@ -149,3 +149,22 @@ func TestUnknownMethodNotInSpanNames(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretNotInSpans: a token secret sent in the path (refused, but
+// traced) is redacted from the server span's url.path, however written.
+func TestSecretNotInSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(sdktrace.NewSimpleSpanProcessor(exp), Options{SampleRatio: 1})
+	h := tr.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	const random = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+	for _, path := range []string{"/v2/Instance/tsw_x:tswsk_" + random, "/v2/Instance/tsw_x%3A%74swsk%5F" + random} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	for _, s := range exp.GetSpans().Snapshots() {
+		for _, a := range s.Attributes() {
+			if strings.Contains(a.Value.Emit(), random[:20]) {
+				t.Errorf("span %s: attribute %s = %q", s.Name(), a.Key, a.Value.Emit())
+			}
+		}
+	}
+}
