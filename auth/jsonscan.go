@@ -12,7 +12,8 @@ import (
 // body is the body or, when complete is false, a prefix of it cut at the
 // front end's scan limit. CheckJSONProject returns CodeProjectMismatch when
 // a member names another project, or a JSON Patch path or from names the
-// project; CodeInvalidBody when the body is not one JSON document: empty or
+// project; CodeInvalidQuery when a top-level key names a method override
+// (see override.go); CodeInvalidBody when the body is not one JSON document: empty or
 // only white space, malformed, with comments, invalid UTF-8 or an escaped
 // lone surrogate, nested deeper than 512 levels, or with anything but white
 // space after its value; and CodeBodyTooLarge when the body is cut, so
@@ -46,15 +47,17 @@ type jsonScanner struct {
 	n    int
 	fits bool
 	ptr  pointerMatcher
+	ovr  overrideMatcher // a long top-level key, read again
 }
 
 // strMode says what str does with the decoded string.
 type strMode uint8
 
 const (
-	strSkip    strMode = iota // validate only
-	strKeep                   // keep it in buf
-	strPointer                // feed it to ptr
+	strSkip     strMode = iota // validate only
+	strKeep                    // keep it in buf
+	strPointer                 // feed it to ptr
+	strOverride                // feed it to ovr
 )
 
 // end is the outcome of running out of data: the document is malformed if
@@ -148,17 +151,9 @@ func (s *jsonScanner) object(depth int) Code {
 		if s.data[s.pos] != '"' {
 			return CodeInvalidBody
 		}
-		if code := s.str(strKeep); code != OK {
+		kind, code := s.key(depth)
+		if code != OK {
 			return code
-		}
-		kind := memberPlain
-		if key := s.buf[:s.n]; s.fits {
-			switch {
-			case isProjectID(key):
-				kind = memberProject
-			case len(key) == 4 && (asciiEqualFold(string(key), "path") || asciiEqualFold(string(key), "from")):
-				kind = memberPointer
-			}
 		}
 		s.pos = skipJSONSpace(s.data, s.pos)
 		if s.pos == len(s.data) {
@@ -168,7 +163,6 @@ func (s *jsonScanner) object(depth int) Code {
 			return CodeInvalidBody
 		}
 		s.pos = skipJSONSpace(s.data, s.pos+1)
-		var code Code
 		switch {
 		case kind == memberProject:
 			code = s.projectValue()
@@ -197,6 +191,58 @@ func (s *jsonScanner) object(depth int) Code {
 			return CodeInvalidBody
 		}
 	}
+}
+
+// key scans the member key at s.pos and returns the member's kind. A
+// top-level key (depth 1) that names a method override is refused
+// (CodeInvalidQuery, as in the query).
+func (s *jsonScanner) key(depth int) (kind int, code Code) {
+	start := s.pos
+	code = s.str(strKeep)
+	switch {
+	case code != OK:
+		return memberPlain, code
+	case depth == 1 && (!s.fits || s.n > 0 && overrideLead[s.buf[0]]) && s.overrideKey(start):
+		return memberPlain, CodeInvalidQuery
+	case !s.fits:
+		return memberPlain, OK
+	}
+	switch key := s.buf[:s.n]; {
+	case isProjectID(key):
+		return memberProject, OK
+	case len(key) == 4 && (asciiEqualFold(string(key), "path") || asciiEqualFold(string(key), "from")):
+		return memberPointer, OK
+	}
+	return memberPlain, OK
+}
+
+// overrideLead marks the bytes a method-override key may start with: the
+// first letter of a name ("_", "-", "x" or "X"), or white space.
+var overrideLead = func() (t [256]bool) {
+	for _, c := range []byte("_-xX \t\n\r\v\f") {
+		t[c] = true
+	}
+	return t
+}()
+
+// overrideKey reports whether the key str has just scanned, from start,
+// names a method override. A key longer than buf (padded with white space,
+// say) is scanned again, into the override matcher.
+func (s *jsonScanner) overrideKey(start int) bool {
+	if s.fits {
+		m := newOverrideMatcher()
+		for _, c := range s.buf[:s.n] {
+			if m.add(c); m.alive == 0 {
+				return false
+			}
+		}
+		return m.matched()
+	}
+	end := s.pos
+	s.pos, s.ovr = start, newOverrideMatcher()
+	_ = s.str(strOverride) // scanned once already: OK
+	s.pos, s.fits = end, false
+	return s.ovr.matched()
 }
 
 // projectValue checks the value of a project member: the canonical
@@ -340,6 +386,8 @@ func (s *jsonScanner) emit(mode strMode, c byte) {
 		}
 	case strPointer:
 		s.ptr.add(c)
+	case strOverride:
+		s.ovr.add(c)
 	}
 }
 

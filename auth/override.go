@@ -36,32 +36,76 @@ func QueryOverridesMethod(rawQuery string) bool {
 		if i := strings.IndexByte(pair, '='); i >= 0 {
 			key = pair[:i]
 		}
-		for _, name := range overrideParams {
-			if keyIs(key, name) {
-				return true
-			}
+		if keyOverrides(key) {
+			return true
 		}
 	}
 	return false
 }
 
-// keyIs reports whether the raw (valid) query key, decoded and trimmed of
-// ASCII white space, is name in any ASCII letter case, "_" matching "-".
-func keyIs(key, name string) bool {
-	j := 0
+// keyOverrides reports whether the raw (valid) query key, decoded, names a
+// method override.
+func keyOverrides(key string) bool {
+	m := newOverrideMatcher()
 	for i := 0; i < len(key); {
 		var c byte
 		c, i = queryByte(key, i)
-		switch {
-		case isSpace(c) && (j == 0 || j == len(name)):
-			// white space around the name
-		case j == len(name):
-			return false
-		case c == '_' && name[j] == '-', lowerASCII(c) == name[j]:
-			j++
-		default:
-			return false
+		m.add(c)
+	}
+	return m.matched()
+}
+
+// Method overrides in a JSON body.
+//
+// Laravel takes "_method" from the body's parameters too, and those of a
+// JSON body are its top-level keys. CheckJSONProject
+// refuses a body whose top-level object has a key that names a method
+// override as a query key would (CodeInvalidQuery, the code of the query
+// form): the key unescaped and trimmed of ASCII white space, in any ASCII
+// letter case, "-" and "_" alike.
+
+// overrideMatcher matches a stream of bytes against the overrideParams,
+// ignoring ASCII white space around the name: any letter case, "_" for
+// "-". Start it with newOverrideMatcher.
+type overrideMatcher struct {
+	alive    uint8 // bit i: overrideParams[i] still matches
+	n        uint8 // name bytes seen (at most one past the longest name)
+	started  bool  // a byte other than white space was seen
+	trailing bool  // white space was seen after the name
+}
+
+func newOverrideMatcher() overrideMatcher {
+	return overrideMatcher{alive: 1<<len(overrideParams) - 1}
+}
+
+func (m *overrideMatcher) add(c byte) {
+	switch {
+	case m.alive == 0:
+	case isSpace(c):
+		m.trailing = m.started
+	case m.trailing:
+		m.alive = 0
+	default:
+		m.started = true
+		if c == '_' {
+			c = '-'
+		}
+		c = lowerASCII(c)
+		for i, name := range overrideParams {
+			if int(m.n) >= len(name) || name[m.n] != c {
+				m.alive &^= 1 << i
+			}
+		}
+		m.n++
+	}
+}
+
+// matched reports whether the bytes so far name an override.
+func (m *overrideMatcher) matched() bool {
+	for i, name := range overrideParams {
+		if m.alive&(1<<i) != 0 && int(m.n) == len(name) {
+			return true
 		}
 	}
-	return j == len(name)
+	return false
 }

@@ -62,3 +62,44 @@ func TestGateRefusesMethodOverrideQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBodyMethodOverride: Laravel takes "_method" from a JSON body's
+// top-level keys too. A body whose top-level object names a method
+// override, spelt as a query key would be, is refused with the query
+// form's code; the name deeper in the body, or as a value, is data.
+func TestCheckBodyMethodOverride(t *testing.T) {
+	for body, want := range map[string]Code{
+		`{"_method":"DELETE"}`:                                 CodeInvalidQuery,
+		`{"name":"k","_METHOD":"GET"}`:                         CodeInvalidQuery,
+		`{"-method":"GET"}`:                                    CodeInvalidQuery,
+		`{"\u005fmethod":"GET"}`:                               CodeInvalidQuery,
+		`{" _method\t":"GET"}`:                                 CodeInvalidQuery,
+		`{"X-HTTP-Method-Override":"DELETE"}`:                  CodeInvalidQuery,
+		`{"x_http_method_override":"DELETE"}`:                  CodeInvalidQuery,
+		`{"X-Http-Method":"PUT"}`:                              CodeInvalidQuery,
+		`{"x-method-override":"PATCH"}`:                        CodeInvalidQuery,
+		`{"projectId":42,"_method":null}`:                      CodeInvalidQuery,
+		`{"                         _method":1}`:               CodeInvalidQuery, // longer than the key buffer
+		`{"_method":1,"projectId":43}`:                         CodeInvalidQuery, // the first problem decides
+		`{"projectId":43,"_method":1}`:                         CodeProjectMismatch,
+		`{"name":"_method"}`:                                   OK,
+		`{"a":{"_method":"GET"}}`:                              OK,
+		`[{"_method":"GET"}]`:                                  OK,
+		`{"_methods":"GET"}`:                                   OK,
+		`{"_meth od":"GET"}`:                                   OK,
+		`{"method":"GET"}`:                                     OK,
+		`{"x-http-method-overrides":"GET"}`:                    OK,
+		`{"name":"k","key":"ssh-ed25519 AAAA","projectId":42}`: OK,
+	} {
+		if got := CheckBody(true, "application/json", "", []byte(body), true, 42); got != want {
+			t.Errorf("CheckBody(%s) = %v, want %v", body, got, want)
+		}
+	}
+	if got := CheckBody(true, "application/json", "", []byte(`{"_method":"DELETE","name":"`), false, 42); got != CodeInvalidQuery {
+		t.Errorf("a cut body naming an override: %v, want %v", got, CodeInvalidQuery)
+	}
+	body := []byte(`{"name":"k","x_http_method":"GET","projectId":42}`)
+	if n := testing.AllocsPerRun(100, func() { CheckBody(true, "application/json", "", body, true, 42) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
