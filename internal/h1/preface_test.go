@@ -82,3 +82,52 @@ func TestPrefaceFirstIsHandedOver(t *testing.T) {
 		t.Errorf("the fast path served %d requests", seen.fast.Load())
 	}
 }
+
+// refusePRI answers as the gateway's handler does: a "PRI" request is
+// refused (400) and its connection closed; anything else echoed.
+var refusePRI = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if r.Method == "PRI" {
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "refused %s %s %s", r.Method, r.RequestURI, r.Proto)
+		return
+	}
+	lineEcho(w, r)
+})
+
+// TestPrefaceLineAfterRequestIsNotHandedOver: any head that starts with
+// the preface's line, after requests the fast path read, is read like the
+// preface, whatever follows the line: handed over, net/http would wait for
+// the rest of a whole preface (24 bytes) until its header timeout and
+// close without an answer, where net/http alone answers it.
+func TestPrefaceLineAfterRequestIsNotHandedOver(t *testing.T) {
+	fast, seen := startFast(t, refusePRI, func(s *Server) { withH2C(s.Fallback) })
+	std := httptest.NewUnstartedServer(refusePRI)
+	withH2C(std.Config)
+	std.Start()
+	t.Cleanup(std.Close)
+	const first = "GET /v2/a HTTP/1.1\r\nHost: h\r\n\r\n"
+	for _, tail := range []string{
+		"PRI * HTTP/2.0\r\nA:\r\n\r\n",
+		"PRI * HTTP/2.0\r\nHost: h\r\nX: y\r\n\r\n",
+		"PRI * HTTP/2.0\r\nContent-Length: 3\r\n\r\nabc",
+	} {
+		// net/http answers a head without Host itself (400, "missing
+		// required Host header"), the others through the handler: the
+		// same status and close either way, which is what is compared.
+		var got [2]summary
+		for i, addr := range []string{fast, std.Listener.Addr().String()} {
+			resps := exchange(t, addr, first+tail, 2, "GET")
+			got[i] = summarize(resps[1])
+		}
+		if got[0].Status != got[1].Status || got[0].Close != got[1].Close {
+			t.Errorf("%q after a request:\nfast path %+v\nnet/http  %+v", tail, got[0], got[1])
+		}
+		if got[0].Status != http.StatusBadRequest || !got[0].Close || got[0].Body != "refused PRI * HTTP/2.0" {
+			t.Errorf("%q after a request: %+v, want the handler's 400 and a close", tail, got[0])
+		}
+	}
+	if f, fb := seen.fast.Load(), seen.fallback.Load(); f != 6 || fb != 0 {
+		t.Errorf("fast path served %d, fallback %d; want 6 and 0", f, fb)
+	}
+}

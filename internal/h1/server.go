@@ -270,10 +270,7 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		switch parseHead(buf, &c.h) {
 		case handOff:
-			if !first && bytes.HasPrefix(buf, h2Preface) {
-				return c.prefaceRequest(start), accept
-			}
-			return nil, handOff
+			return c.handOffOrPreface(buf, first, start)
 		case accept:
 			if c.h.size > limit {
 				return nil, handOff // all in one read, but as long
@@ -285,30 +282,44 @@ func (c *conn) readRequest() (*http.Request, verdict) {
 			c.readDeadline(headTimeout, start)
 		}
 		if len(buf) >= limit {
-			return nil, handOff // net/http judges long heads
+			return c.handOffOrPreface(buf, first, start) // net/http judges long heads
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			if len(buf) > 0 && !isTimeout(err) {
-				return nil, handOff // a cut-off head: net/http answers it
+				return c.handOffOrPreface(buf, first, start) // a cut-off head: net/http answers it
 			}
 			return nil, needMore
 		}
 	}
 }
 
-// h2Preface is HTTP/2's connection preface (RFC 9113 §3.4) up to its
-// empty line: what net/http's HTTP/1 server reads as a request.
-var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\n")
+// h2PrefaceLine is the first line of HTTP/2's connection preface (RFC 9113
+// §3.4), which net/http's HTTP/1 server reads as a request line.
+var h2PrefaceLine = []byte("PRI * HTTP/2.0\r\n")
 
-// prefaceRequest reads HTTP/2's preface, come after requests on the
-// connection, as net/http reads it there: a "PRI *" request over
-// HTTP/2.0, without fields or body, after which the connection closes.
-// It is not handed over: the preface is valid only as a connection's
-// first bytes, and net/http, to which a handed-over connection is new,
-// would take it for HTTP/2 with prior knowledge (h2c) and read the rest
-// of the connection as HTTP/2.
+// handOffOrPreface hands the connection over, unless the head in buf
+// starts like HTTP/2's preface after requests on the connection: that one
+// is read here (prefaceRequest), whatever follows its first line.
+func (c *conn) handOffOrPreface(buf []byte, first bool, start time.Time) (*http.Request, verdict) {
+	if !first && bytes.HasPrefix(buf, h2PrefaceLine) {
+		return c.prefaceRequest(start), accept
+	}
+	return nil, handOff
+}
+
+// prefaceRequest reads a head that starts with HTTP/2's preface line,
+// come after requests on the connection, as net/http reads the preface
+// there: a "PRI *" request over HTTP/2.0, without fields or body, after
+// which the connection closes (what follows the line is not read: the
+// handler refuses the request, and nothing after it is served). It is not
+// handed over: the preface is valid only as a connection's first bytes,
+// and net/http, to which a handed-over connection is new, would take the
+// whole preface for HTTP/2 with prior knowledge (h2c) and read the rest of
+// the connection as HTTP/2, or, given a head that starts like it but is
+// no preface ("PRI * HTTP/2.0\r\nA:\r\n\r\n"), wait for the rest of a
+// preface that never comes, and close without an answer.
 func (c *conn) prefaceRequest(start time.Time) *http.Request {
-	_, _ = c.br.Discard(len(h2Preface))
+	_, _ = c.br.Discard(len(h2PrefaceLine))
 	c.start, c.body = start, nil
 	r := new(http.Request)
 	*r = *c.base
