@@ -52,7 +52,8 @@ const (
 	// CodeInvalidQuery: a query string that cannot be read one way only
 	// (a malformed percent-escape, a control character, a byte outside
 	// RFC 3986's query characters sent unescaped), or that names a method
-	// override (QueryOverridesMethod).
+	// override (QueryOverridesMethod), as does a JSON body's top-level key
+	// (CheckBody).
 	CodeInvalidQuery
 	// CodeInvalidFraming: a request whose framing two HTTP parsers could
 	// read differently (Transfer-Encoding on HTTP/1.0, or with
@@ -66,8 +67,11 @@ const (
 	// another request than the one checked: a Connection field naming an
 	// end-to-end field (which proxies drop), declared trailers, or a field
 	// that cannot be passed on as sent (a value with white space at either
-	// end, which HTTP/2 carries and no HTTP/1.1 field holds), or a Host
-	// that is no single host and port (passed on as X-Forwarded-Host).
+	// end, which HTTP/2 carries and no HTTP/1.1 field holds), a Host
+	// that is no single host and port (passed on as X-Forwarded-Host), or
+	// a field name that spells with "_" one the gateway checks, drops or
+	// sets (Content_Length, X_Forwarded_For: servers that map "_" to "-",
+	// as CGI does, read it as that field).
 	CodeInvalidHeader
 	// CodeIPNotAllowed: the token may only be used from its address ranges
 	// (Token.AllowedIPs), and the client's address is in none of them.
@@ -75,6 +79,10 @@ const (
 	// CodeProjectRateLimited: the token's project is over the limit all
 	// its tokens share (its project policy's rate limit).
 	CodeProjectRateLimited
+	// CodeCredentialMisplaced: a token secret outside the Authorization
+	// header, in the request's target (path or query) or in a field the
+	// gateway would forward (HoldsSecret): it would reach the API.
+	CodeCredentialMisplaced
 
 	numCodes
 )
@@ -105,6 +113,7 @@ var codeNames = [numCodes]string{
 	CodeInvalidHeader:        "invalid_header",
 	CodeIPNotAllowed:         "ip_not_allowed",
 	CodeProjectRateLimited:   "project_rate_limited",
+	CodeCredentialMisplaced:  "credential_misplaced",
 }
 
 var codeMessages = [numCodes]string{
@@ -127,12 +136,13 @@ var codeMessages = [numCodes]string{
 
 	CodeUnsupportedMediaType: "The request body must be JSON in UTF-8, without Content-Encoding: Content-Type application/json, text/json, application/*+json or application/json-patch+json.",
 	CodeBodyNotAllowed:       "This API route takes no request body.",
-	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with &, write every % as a %XX escape, escape as %XX every byte outside RFC 3986's query characters (space, #, \", <, >, \\, ^, `, {, |, }, non-ASCII bytes), send no control characters in names (nor %00 anywhere), and name no method override (_method, X-HTTP-Method-Override).",
+	CodeInvalidQuery:         "The query string cannot be read one way only: separate parameters with &, write every % as a %XX escape, escape as %XX every byte outside RFC 3986's query characters (space, #, \", <, >, \\, ^, `, {, |, }, non-ASCII bytes), send no control characters in names (nor %00 anywhere), and name no method override (_method, X-HTTP-Method-Override) in the query or as a top-level key of a JSON body.",
 	CodeInvalidFraming:       "The request's framing can be read two ways (Transfer-Encoding on HTTP/1.0, or with Content-Length; HTTP/2's preface after the start of a connection): send HTTP/1.1 with one of them, and HTTP/2 only from a connection's start.",
 	CodeClientClosed:         "The client closed the request before it was answered.",
-	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, requests may not carry trailers, no field value may begin or end with white space, and Host must name one host (and port).",
+	CodeInvalidHeader:        "A header would change the request on its way to the API: Connection may name only close, keep-alive, upgrade and hop-by-hop fields, requests may not carry trailers, no field value may begin or end with white space, Host must name one host (and port), and no field name may spell with an underscore one the gateway checks, drops or sets (Content_Length, X_Forwarded_For).",
 	CodeIPNotAllowed:         "The API token may not be used from this client address: it is bound to other address ranges (allowed_ips).",
 	CodeProjectRateLimited:   "Too many requests for this project: its tokens share a project limit; retry after the time in Retry-After.",
+	CodeCredentialMisplaced:  "An API token secret (tswsk_…) was sent outside the Authorization header, where it would reach the API: send it only in Authorization: Bearer <tokenId>:<secret>, never in the path, the query, a cookie or another header.",
 }
 
 // String returns the code's stable wire name, e.g. "token_revoked".

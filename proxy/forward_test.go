@@ -96,15 +96,16 @@ func TestQueryForwardedByteForByte(t *testing.T) {
 
 // TestOverrideHeadersDropped: headers that frameworks take for another
 // method or URL, and client copies of X-Forwarded-*, never reach the
-// upstream, in any spelling.
+// upstream, in any letter case (spelt with "_", they are refused:
+// TestUnderscoreFieldRefused).
 func TestOverrideHeadersDropped(t *testing.T) {
 	up := newRecordingUpstream(t)
 	gw := newHandler(t, deciderFunc(allow), up.URL, Options{})
 	req, _ := http.NewRequest("GET", gw.URL+"/v2/Invoice", nil)
 	for _, k := range []string{
-		"X-HTTP-Method-Override", "X-Http-Method", "x-method-override", "X_HTTP_METHOD_OVERRIDE",
+		"X-HTTP-Method-Override", "X-Http-Method", "x-method-override", "X-HTTP-METHOD-OVERRIDE",
 		"X-Original-URL", "X-Rewrite-Url", "X-Original-Method",
-		"X-Forwarded-Prefix", "X-Forwarded-Host", "X_Forwarded_For", "X-Forwarded-Port",
+		"X-Forwarded-Prefix", "X-Forwarded-Host", "x-forwarded-for", "X-Forwarded-Port",
 	} {
 		req.Header[k] = []string{"DELETE /v2/Instance/1"}
 	}

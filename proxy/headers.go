@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/textproto"
 	"strings"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 // Headers that would change the request on its way upstream.
@@ -48,29 +51,144 @@ func isHopByHop(opt string) bool {
 	return false
 }
 
-// unwritable reports whether r has a field the gateway would forward but
-// its upstream client does not write as given (Client refuses a name that
-// is no token, and a value with a control byte or white space at either
-// end), its Host (sent as X-Forwarded-Host) included. HTTP/2 carries
-// values with white space at either end, which no HTTP/1.1 field can
-// hold: refused here (auth.CodeInvalidHeader), such a request is not
-// decided, charged and then answered as if the API could not be reached.
-// It does not allocate.
-func unwritable(r *http.Request) bool {
+// checkFields returns the refusal that r's target and fields earn before
+// the decision, or auth.OK, and the part of the request it names (a field
+// name, "the query"...; "" for none):
+//
+//   - auth.CodeCredentialMisplaced when a token secret is in the path, the
+//     query, the Host or a field the gateway would forward (its name or a
+//     value; Authorization is never forwarded as such: see
+//     auth.HoldsSecret);
+//   - auth.CodeInvalidHeader when a Connection option names an end-to-end
+//     field or trailers are declared (changesOnTheWay), a field name spells
+//     with "_" one the gateway checks, drops or sets (shadowsField), a
+//     forwarded field cannot be written as sent (unwritable), or the Host
+//     is no single authority (badHost).
+//
+// A misplaced secret is refused first, whatever else is wrong. A request
+// without "_" or "%" in its fields costs a few byte searches per field; it
+// does not allocate.
+func checkFields(r *http.Request, path string) (auth.Code, string) {
+	code, named := auth.OK, ""
+	if changesOnTheWay(r) {
+		code = auth.CodeInvalidHeader
+	}
 	for k, vs := range r.Header {
+		if shadowsField(k) {
+			if code == auth.OK {
+				code, named = auth.CodeInvalidHeader, k
+				if auth.HoldsSecret(k) {
+					named = "" // not echoed: the plain refusal
+				}
+			}
+			continue
+		}
 		if notForwarded(k) || droppedHeader(k) {
 			continue
 		}
-		if !validToken(k) {
-			return true
+		if auth.HoldsSecret(k) {
+			return auth.CodeCredentialMisplaced, "a header field's name"
 		}
 		for _, v := range vs {
-			if !validFieldValue(v) {
-				return true
+			if auth.HoldsSecret(v) {
+				return auth.CodeCredentialMisplaced, "the " + k + " header"
 			}
 		}
+		if code == auth.OK && unwritable(k, vs) {
+			code = auth.CodeInvalidHeader
+		}
 	}
-	return !validFieldValue(r.Host)
+	switch {
+	case auth.HoldsSecret(path):
+		return auth.CodeCredentialMisplaced, "the path"
+	case auth.HoldsSecret(r.URL.RawQuery):
+		return auth.CodeCredentialMisplaced, "the query"
+	case auth.HoldsSecret(r.Host):
+		return auth.CodeCredentialMisplaced, "the Host"
+	case code == auth.OK && (!validFieldValue(r.Host) || badHost(r.Host)):
+		code = auth.CodeInvalidHeader
+	}
+	return code, named
+}
+
+// unwritable reports whether the field k, which the gateway would
+// forward, is one its upstream client does not write as given (Client
+// refuses a name that is no token, and a value with a control byte or
+// white space at either end). HTTP/2 carries values with white space at
+// either end, which no HTTP/1.1 field can hold: refused
+// (auth.CodeInvalidHeader), such a request is not decided, charged and then
+// answered as if the API could not be reached. It does not allocate.
+func unwritable(k string, vs []string) bool {
+	if !validToken(k) {
+		return true
+	}
+	for _, v := range vs {
+		if !validFieldValue(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Fields spelt with "_".
+//
+// CGI (RFC 3875 §4.1.18), WSGI, Rack and the servers that follow them pass
+// a field to the application as HTTP_<NAME>, with "-" mapped to "_": for
+// them "Content_Length" and "Content-Length" are one field, and so are
+// "X_Forwarded_For" and "X-Forwarded-For". The gateway reads, drops and
+// sets fields by their names with "-"; a client's copy spelt with "_" of
+// any of them would pass beside (or instead of) the one the gateway
+// checked or set. Rather than forward it, or drop it silently, the
+// gateway refuses it (auth.CodeInvalidHeader), naming the field.
+
+// checkedFields are the fields, lower case, that the gateway reads, sets,
+// or withholds as framing or hop-by-hop fields, and whose names hold a "-"
+// (a name without one has no spelling with "_"). droppedHeader covers the
+// ones it drops.
+var checkedFields = [...]string{
+	"content-length", "content-type", "content-encoding", "transfer-encoding",
+	"proxy-connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "http2-settings",
+	"x-request-id",
+}
+
+// shadowsField reports whether the field name k holds "_" and, with "_"
+// read as "-", in any letter case, names a field the gateway checks, drops
+// or sets. It does not allocate.
+func shadowsField(k string) bool {
+	if strings.IndexByte(k, '_') < 0 {
+		return false
+	}
+	if droppedHeader(k) {
+		return true
+	}
+	for _, name := range checkedFields {
+		if foldsTo(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldRefusal answers a refusal that names the part of the request at
+// fault (checkFields), in the envelope of its code.
+func fieldRefusal(w http.ResponseWriter, code auth.Code, named string) {
+	var msg string
+	switch code {
+	case auth.CodeCredentialMisplaced:
+		msg = "An API token secret (tswsk_…) was sent in " + named + ", where it would reach the API: " +
+			"send it only in Authorization: Bearer <tokenId>:<secret>. The request was not forwarded."
+	case auth.CodeInvalidHeader:
+		dashed := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(named, "_", "-"))
+		msg = fmt.Sprintf("The header field %q would reach the API as %s, which the gateway checks, drops or sets: "+
+			"servers that read \"_\" as \"-\" take one for the other. Send no field that spells %s with \"_\".",
+			named, dashed, dashed)
+	default:
+		refuse(w, code, 0)
+		return
+	}
+	r := *refusals[code]
+	r.body = envelopeBody(code.String(), msg)
+	write(w, &r, 0)
 }
 
 // badHost reports whether host, the request's Host (HTTP/2's :authority),

@@ -359,8 +359,9 @@ func (h *Handler) decide(r *http.Request, st *reqState, start time.Time) auth.Ve
 	if faultyFraming(r) {
 		return auth.Verdict{Code: auth.CodeInvalidFraming}
 	}
-	if changesOnTheWay(r) || unwritable(r) || badHost(r.Host) {
-		return auth.Verdict{Code: auth.CodeInvalidHeader}
+	if code, named := checkFields(r, st.req.Path); code != auth.OK {
+		st.named = named
+		return auth.Verdict{Code: code}
 	}
 	st.client = ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], h.trusted)
 	st.req.ClientAddr = st.client
@@ -407,7 +408,11 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *auth.Verdict
 	}
 	w.Header()[HeaderRequestID] = []string{st.reqID}
 	setRateLimitHeaders(w.Header(), &v.Limit)
-	refuseVerdict(w, v)
+	if st.named != "" {
+		fieldRefusal(w, v.Code, st.named)
+	} else {
+		refuseVerdict(w, v)
+	}
 	h.finish(r, v, st, Status(v.Code), start)
 }
 
@@ -478,6 +483,7 @@ type reqState struct {
 	outVals   [7]string
 	token     *auth.Token
 	reqID     string
+	named     string // the part of the request a refusal names (checkFields)
 	client    netip.Addr
 	sample    sample
 	entry     AccessEntry
@@ -506,8 +512,11 @@ func (h *Handler) requestID(r *http.Request) string {
 	return string(b)
 }
 
+// validRequestID reports whether the client's X-Request-Id may be used
+// (logged, echoed, sent upstream): at most 128 visible ASCII bytes but
+// quotes and back slashes, holding no token secret.
 func validRequestID(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > 128 || auth.HoldsSecret(s) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -77,7 +77,6 @@ func TestIdentityHeadersCannotBeSpoofedOrStripped(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer secret-stuff")
 	req.Header.Set(HeaderProjectID, "7")
 	req.Header.Set(HeaderTokenRole, "owner")
-	req.Header["X_tsw_token_id"] = []string{"tsw_spoofed"}
 	req.Header.Set(HeaderRequestID, "client-req-1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -98,7 +98,6 @@ func TestUpstreamLearnsTheCheckedClientAddr(t *testing.T) {
 			"Fastly-Client-IP", "X-Cluster-Client-IP", "Client-IP", "X-Original-Forwarded-For"} {
 			req.Header.Set(k, "6.6.6.6")
 		}
-		req.Header["X_real_ip"] = []string{"6.6.6.6"}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -57,7 +57,7 @@ func TestE2EForgedIdentityHeadersOnEveryProtocol(t *testing.T) {
 				t.Fatalf("JWKS: %v", err)
 			}
 			req := MustNewRequest(t, "GET", c.base+"/v2/Invoice", tok.Token, nil)
-			for _, k := range []string{"X-Tsw-Assertion", "x-tsw-assertion", "X_Tsw_Assertion", "X-TSW-ASSERTION",
+			for _, k := range []string{"X-Tsw-Assertion", "x-tsw-assertion", "X-TSW-ASSERTION",
 				"X-Tsw-Token-Id", "X-Tsw-Project-Id", "X-Tsw-Token-Role"} {
 				req.Header[k] = []string{"forged", "forged-again"}
 			}
