@@ -11,22 +11,6 @@ func withLineage(st, ls auth.LimitStatus) auth.LimitStatus {
 	if ls.Shadow {
 		return st
 	}
-	st.Enabled = true
-	st.Lineage = auth.ProjectLimitStatus{
-		Enabled: true, Over: ls.Over,
-		Rate: ls.Rate, Limit: ls.Limit, Remaining: ls.Remaining, Reset: ls.Reset,
-	}
-	st.Fallback = st.Fallback || ls.Fallback
-	st.Unavailable = st.Unavailable || ls.Unavailable
-	if st.Rate == 0 {
-		// Only the lineage limits this token.
-		st.Allowed = ls.Allowed
-	} else {
-		st.Allowed = st.Allowed && ls.Allowed
-	}
-	if st.Lineage.Over {
-		st.Over, st.Shadow = true, false
-		st.RetryAfter = max(st.RetryAfter, ls.RetryAfter)
-	}
+	st, st.Lineage = combine(st, ls)
 	return st
 }

@@ -85,22 +85,31 @@ func (p *projectLimits) of(project int64) (projectLimit, bool) {
 // withProject adds the status of the project's limit (ps) to a token's
 // (st): the request passes only if both let it.
 func withProject(st, ps auth.LimitStatus) auth.LimitStatus {
-	st.Enabled = true
-	st.Project = auth.ProjectLimitStatus{
-		Enabled: true, Over: ps.Over && !ps.Shadow,
-		Rate: ps.Rate, Limit: ps.Limit, Remaining: ps.Remaining, Reset: ps.Reset,
-	}
-	st.Fallback = st.Fallback || ps.Fallback
-	st.Unavailable = st.Unavailable || ps.Unavailable
-	if st.Rate == 0 {
-		// Only the project limits this token.
-		st.Allowed = ps.Allowed
-	} else {
-		st.Allowed = st.Allowed && ps.Allowed
-	}
-	if st.Project.Over {
-		st.Over, st.Shadow = true, false
-		st.RetryAfter = max(st.RetryAfter, ps.RetryAfter)
-	}
+	st, st.Project = combine(st, ps)
 	return st
+}
+
+// combine adds the status of a limit the token shares (o: its lineage's
+// or its project's) to the token's own (st): the request passes only if
+// both let it, and a refusal by o is the answer's (Over, RetryAfter).
+// It returns st so combined and o's view for st.Project or st.Lineage.
+func combine(st, o auth.LimitStatus) (auth.LimitStatus, auth.ProjectLimitStatus) {
+	view := auth.ProjectLimitStatus{
+		Enabled: true, Over: o.Over && !o.Shadow,
+		Rate: o.Rate, Limit: o.Limit, Remaining: o.Remaining, Reset: o.Reset,
+	}
+	st.Enabled = true
+	st.Fallback = st.Fallback || o.Fallback
+	st.Unavailable = st.Unavailable || o.Unavailable
+	if st.Rate == 0 {
+		// Only the shared limit limits this token.
+		st.Allowed = o.Allowed
+	} else {
+		st.Allowed = st.Allowed && o.Allowed
+	}
+	if view.Over {
+		st.Over, st.Shadow = true, false
+		st.RetryAfter = max(st.RetryAfter, o.RetryAfter)
+	}
+	return st, view
 }
