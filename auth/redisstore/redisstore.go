@@ -734,28 +734,33 @@ func decode(id string, f map[string]string) (*auth.Token, error) {
 // decodeLimits parses the rate-limit fields of a record into t: its own
 // limit (rate, burst, shadow) and its lineage's.
 func decodeLimits(f map[string]string, t *auth.Token) error {
+	var errs [2]error
+	t.RateLimit, t.RateBurst, t.RateShadow, errs[0] = decodeRate(f, "")
+	t.Lineage, errs[1] = decodeLineage(f)
+	return errors.Join(errs[:]...)
+}
+
+// decodeRate parses a limit's fields, named prefix+"rate", "burst" and
+// "shadow" (each absent: zero).
+func decodeRate(f map[string]string, prefix string) (rate float64, burst int, shadow bool, err error) {
 	var errs []error
-	var err error
-	if v, ok := f["rate"]; ok {
-		if t.RateLimit, err = strconv.ParseFloat(v, 64); err != nil {
-			errs = append(errs, errors.New("rate: not a number"))
+	if v, ok := f[prefix+"rate"]; ok {
+		if rate, err = strconv.ParseFloat(v, 64); err != nil {
+			errs = append(errs, errors.New(prefix+"rate: not a number"))
 		}
 	}
-	if v, ok := f["burst"]; ok {
-		if t.RateBurst, err = strconv.Atoi(v); err != nil {
-			errs = append(errs, errors.New("burst: not an integer"))
+	if v, ok := f[prefix+"burst"]; ok {
+		if burst, err = strconv.Atoi(v); err != nil {
+			errs = append(errs, errors.New(prefix+"burst: not an integer"))
 		}
 	}
-	if v, ok := f["shadow"]; ok {
+	if v, ok := f[prefix+"shadow"]; ok {
 		if v != "1" {
-			errs = append(errs, errors.New("shadow: not 1"))
+			errs = append(errs, errors.New(prefix+"shadow: not 1"))
 		}
-		t.RateShadow = true
+		shadow = true
 	}
-	if t.Lineage, err = decodeLineage(f); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return rate, burst, shadow, errors.Join(errs...)
 }
 
 // appendLineage appends the fields of a token's lineage to f.
@@ -779,25 +784,9 @@ func appendLineage(f []any, l auth.Lineage) []any {
 // Lineage, a root).
 func decodeLineage(f map[string]string) (auth.Lineage, error) {
 	l := auth.Lineage{Root: f["lineage"]}
-	var errs []error
 	var err error
-	if v, ok := f["lineage_rate"]; ok {
-		if l.Rate, err = strconv.ParseFloat(v, 64); err != nil {
-			errs = append(errs, errors.New("lineage_rate: not a number"))
-		}
-	}
-	if v, ok := f["lineage_burst"]; ok {
-		if l.Burst, err = strconv.Atoi(v); err != nil {
-			errs = append(errs, errors.New("lineage_burst: not an integer"))
-		}
-	}
-	if v, ok := f["lineage_shadow"]; ok {
-		if v != "1" {
-			errs = append(errs, errors.New("lineage_shadow: not 1"))
-		}
-		l.Shadow = true
-	}
-	return l, errors.Join(errs...)
+	l.Rate, l.Burst, l.Shadow, err = decodeRate(f, "lineage_")
+	return l, err
 }
 
 // oneLine renders a joined error on one line.
