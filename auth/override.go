@@ -1,7 +1,5 @@
 package auth
 
-import "strings"
-
 // Method overrides in the query.
 //
 // Frameworks take a request's "real" method from a parameter as well as
@@ -26,16 +24,8 @@ var overrideParams = [...]string{"-method", "x-http-method-override", "x-http-me
 // alike. It does not allocate.
 func QueryOverridesMethod(rawQuery string) bool {
 	for q := rawQuery; q != ""; {
-		pair := q
-		if i := strings.IndexByte(q, '&'); i >= 0 {
-			pair, q = q[:i], q[i+1:]
-		} else {
-			q = ""
-		}
-		key := pair
-		if i := strings.IndexByte(pair, '='); i >= 0 {
-			key = pair[:i]
-		}
+		var key string
+		key, _, q = nextPair(q)
 		if keyOverrides(key) {
 			return true
 		}

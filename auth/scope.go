@@ -87,21 +87,27 @@ func CheckQueryProject(rawQuery string, project int64) Code {
 	var buf [20]byte
 	want := strconv.AppendInt(buf[:0], project, 10)
 	for q := rawQuery; q != ""; {
-		pair := q
-		if i := strings.IndexByte(q, '&'); i >= 0 {
-			pair, q = q[:i], q[i+1:]
-		} else {
-			q = ""
-		}
-		key, value := pair, ""
-		if i := strings.IndexByte(pair, '='); i >= 0 {
-			key, value = pair[:i], pair[i+1:]
-		}
+		var key, value string
+		key, value, q = nextPair(q)
 		if keyNamesProject(key) && !valueIs(value, want) {
 			return CodeProjectMismatch
 		}
 	}
 	return OK
+}
+
+// nextPair splits the first key=value pair (both raw) off the raw query
+// q, and returns the rest after its "&".
+func nextPair(q string) (key, value, rest string) {
+	pair := q
+	if i := strings.IndexByte(q, '&'); i >= 0 {
+		pair, rest = q[:i], q[i+1:]
+	}
+	key = pair
+	if i := strings.IndexByte(pair, '='); i >= 0 {
+		key, value = pair[:i], pair[i+1:]
+	}
+	return key, value, rest
 }
 
 // queryChecked marks the bytes validQuery looks at: "%", the "&" and "="
