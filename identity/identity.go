@@ -34,9 +34,11 @@ type Subject struct {
 	// Scope lists the token's permissions, space-separated ("scope", as in
 	// RFC 8693); empty for a token that has its role's.
 	Scope string
-	// NotAfter is when the token expires (zero: never). An assertion never
-	// outlives its token: its "exp" is at the latest NotAfter, rounded
-	// down to the second.
+	// NotAfter is when the token expires (zero: never). An assertion ends
+	// with its token: its "exp" is at the latest NotAfter rounded up to the
+	// whole second ("exp" counts whole seconds), so that every request
+	// the gateway passes while the token lives carries an assertion that
+	// verifies; the gateway stops using it at NotAfter itself.
 	NotAfter time.Time
 }
 
@@ -161,13 +163,13 @@ func (s *Signer) Forget(tokenID string) {
 func (s *Signer) Sign(sub Subject, now time.Time) (string, error) {
 	k := s.keys.signing
 	header := `{"alg":"ES256","typ":"JWT","kid":"` + k.kid + `"}`
-	exp := now.Add(s.ttl)
-	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(exp) {
-		exp = sub.NotAfter
+	exp := now.Add(s.ttl).Unix()
+	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(now.Add(s.ttl)) {
+		exp = ceilUnix(sub.NotAfter)
 	}
 	claims := Claims{
 		Issuer: s.iss, Subject: sub.TokenID, Audience: s.aud,
-		IssuedAt: now.Unix(), Expires: exp.Unix(),
+		IssuedAt: now.Unix(), Expires: exp,
 		ProjectID: sub.ProjectID, Role: sub.Role, Scope: sub.Scope,
 	}
 	payload, err := json.Marshal(claims)
@@ -185,4 +187,13 @@ func (s *Signer) Sign(sub Subject, now time.Time) (string, error) {
 	r.FillBytes(sig[:32])
 	sv.FillBytes(sig[32:])
 	return signed + "." + enc.EncodeToString(sig[:]), nil
+}
+
+// ceilUnix returns t in Unix seconds, rounded up: a token that expires
+// within a second still gets an assertion whose "exp" is after its "iat".
+func ceilUnix(t time.Time) int64 {
+	if t.Truncate(time.Second).Equal(t) {
+		return t.Unix()
+	}
+	return t.Unix() + 1
 }

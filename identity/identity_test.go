@@ -261,8 +261,8 @@ func TestAssertionNeverOutlivesItsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := t0.Add(10 * time.Second).Unix(); c.Expires != want {
-		t.Fatalf("exp %d, want the token's expiry rounded down, %d", c.Expires, want)
+	if want := t0.Add(11 * time.Second).Unix(); c.Expires != want {
+		t.Fatalf("exp %d, want the token's expiry rounded up to the second, %d", c.Expires, want)
 	}
 	if _, err := Verify(jwt, keys, iss, aud, t0.Add(11*time.Second), 0); err == nil {
 		t.Fatal("the assertion verifies after its token expired")
@@ -272,6 +272,19 @@ func TestAssertionNeverOutlivesItsToken(t *testing.T) {
 	}
 	if later, _ := s.Assertion(sub, t0.Add(11*time.Second)); later == jwt {
 		t.Fatal("reused after its token expired")
+	}
+	// A token in its last second: the assertion the gateway passes on
+	// with its request verifies then.
+	last := owner
+	last.TokenID = "tsw_lastsecond0000000000"
+	now := t0.Add(300 * time.Millisecond)
+	last.NotAfter = now.Add(800 * time.Millisecond)
+	jwt3, err := s.Assertion(last, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(jwt3, keys, iss, aud, last.NotAfter.Add(-time.Millisecond), 0); err != nil {
+		t.Fatalf("the assertion of a token with 800 ms left does not verify in its last millisecond: %v", err)
 	}
 	// A longer-lived token keeps the whole TTL; a changed expiry re-signs.
 	long := sub
