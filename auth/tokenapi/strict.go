@@ -170,10 +170,12 @@ func controlChar(s string) (rune, bool) {
 }
 
 // bidiControl reports whether c is one of Unicode's explicit
-// bidirectional formatting characters (marks, embeddings, overrides,
-// isolates).
+// bidirectional embeddings, overrides or isolates, which reorder the text
+// around them. The marks (U+200E, U+200F, U+061C) are not: they only
+// give a neutral character a direction, and Hebrew or Arabic text pasted
+// from other applications often holds them.
 func bidiControl(c rune) bool {
-	return c == 0x061C || c == 0x200E || c == 0x200F || c >= 0x202A && c <= 0x202E || c >= 0x2066 && c <= 0x2069
+	return c >= 0x202A && c <= 0x202E || c >= 0x2066 && c <= 0x2069
 }
 
 // jsonValueKind names the kind of a JSON value: "an array", "a string"...

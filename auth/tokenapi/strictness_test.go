@@ -253,3 +253,16 @@ func TestMethodNotAllowed(t *testing.T) {
 		t.Error("revoked")
 	}
 }
+
+// TestBidiMarksAllowed: the bidirectional marks, which only give a
+// neutral character a direction and come with Hebrew or Arabic text
+// pasted from elsewhere, are allowed in a name, where the embeddings,
+// overrides and isolates that reorder text are not.
+func TestBidiMarksAllowed(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, name := range []string{"שרת\u200f 1", "srv\u200e-2", "خادم\u061c 3"} {
+		if tok := f.create(t, CreateRequest{ProjectID: 42, Role: "owner", Name: name}); tok.Name != name {
+			t.Errorf("created %q, want %q", tok.Name, name)
+		}
+	}
+}
