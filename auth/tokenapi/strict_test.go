@@ -110,7 +110,7 @@ func (f *fixture) get(t *testing.T, id string) *auth.Token {
 
 // Two replicas sharing one Redis cannot pass the project's token limit
 // together: creates and grace rotations race on both, and the project
-// ends with exactly the limit.
+// ends with at most the limit.
 func TestProjectTokenLimitAcrossReplicas(t *testing.T) {
 	c := redistest.Start(t).Client(t)
 	const limit = 4
@@ -152,8 +152,10 @@ func TestProjectTokenLimitAcrossReplicas(t *testing.T) {
 			}
 			if err != nil {
 				var ae *APIError
-				if errors.As(err, &ae) && ae.Code == "token_rotated" {
-					return // first was rotated by another request
+				if errors.As(err, &ae) && (ae.Code == "token_rotated" || ae.Code == codeChanged) {
+					// first was rotated by another request: before this
+					// one read it, or between its read and its retirement.
+					return
 				}
 				mustLimit(t, err)
 				return
@@ -165,8 +167,12 @@ func TestProjectTokenLimitAcrossReplicas(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	if n, err := st.CountProject(ctx, 77); err != nil || n != limit || ok != limit-1 {
-		t.Errorf("%d live tokens after %d requests succeeded (%v); want %d after %d", n, ok, err, limit, limit-1)
+	// A rotation refused token_changed withdraws the successor that held
+	// a place meanwhile, so the project may end below its limit; never
+	// above it, and with one live token per success (grace rotations
+	// keep first alive).
+	if n, err := st.CountProject(ctx, 77); err != nil || n > limit || n != ok+1 || ok == 0 {
+		t.Errorf("%d live tokens after %d requests succeeded (%v); want at most %d, one per success and first", n, ok, err, limit)
 	}
 }
 
