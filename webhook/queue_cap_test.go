@@ -171,3 +171,13 @@ func testDeliveryID(id, endpoint string) *Delivery {
 	d.ID = id
 	return d
 }
+
+// dropped returns the deliveries err says were dropped (none when err is
+// not a DroppedError).
+func dropped(err error) []*Delivery {
+	var de *DroppedError
+	if errors.As(err, &de) {
+		return de.Dropped
+	}
+	return nil
+}

@@ -166,8 +166,7 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 		err = h.opts.Queue.Enqueue(r.Context(), d)
 	}
 	if errors.Is(err, webhook.ErrQueueFull) {
-		writeError(w, http.StatusConflict, "queue_full", "This endpoint has the most undelivered messages allowed: "+
-			"no message is queued for it until some are delivered or dead (see its queue in GET of the endpoint).")
+		writeFull(w, err, "no message is queued for it")
 		return
 	}
 	if err != nil {
@@ -180,4 +179,18 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 		msg = "A webhook.test message is queued, but the endpoint is disabled: it will be canceled."
 	}
 	writeJSON(w, http.StatusAccepted, DeliveryResponse{Success: true, Delivery: DeliveryView(d, false), Message: msg})
+}
+
+// writeFull answers 409 to a message not queued because its endpoint's
+// queue, or its project's share of it, is full (err); what says what was
+// not done.
+func writeFull(w http.ResponseWriter, err error, what string) {
+	if errors.Is(err, webhook.ErrProjectQueueFull) {
+		writeError(w, http.StatusConflict, "project_queue_full", "This project has its share of the endpoint's "+
+			"undelivered messages (the endpoint receives every project's events): "+what+" until some are delivered or dead "+
+			"(see its queue in GET of the endpoint).")
+		return
+	}
+	writeError(w, http.StatusConflict, "queue_full", "This endpoint has the most undelivered messages allowed: "+
+		what+" until some are delivered or dead (see its queue in GET of the endpoint).")
 }

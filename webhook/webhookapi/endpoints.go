@@ -46,11 +46,18 @@ type QueueStatus struct {
 	// latest at LastDroppedAt.
 	Dropped       int64      `json:"dropped"`
 	LastDroppedAt *time.Time `json:"last_dropped_at,omitempty"`
+	// MaxPendingPerProject is, on the operator's endpoints (which receive
+	// every project's events), the most undelivered messages of one
+	// project kept; DroppedProjectQueueFull counts those of Dropped that
+	// were dropped for it.
+	MaxPendingPerProject    int   `json:"max_pending_per_project,omitempty"`
+	DroppedProjectQueueFull int64 `json:"dropped_project_queue_full,omitempty"`
 }
 
 // withQueue adds the queue's status to v; when the queue cannot say, v is
 // shown without it (the failure is logged).
 func (h *Handler) withQueue(ctx context.Context, v *Endpoint) {
+	operator := v.ProjectID == 0
 	s, err := h.opts.Queue.Stats(ctx, v.ID)
 	if err != nil {
 		h.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "webhook API: reading an endpoint's queue failed",
@@ -61,6 +68,9 @@ func (h *Handler) withQueue(ctx context.Context, v *Endpoint) {
 	if !s.LastDropped.IsZero() {
 		last := s.LastDropped
 		v.Queue.LastDroppedAt = &last
+	}
+	if operator {
+		v.Queue.MaxPendingPerProject, v.Queue.DroppedProjectQueueFull = s.MaxPendingPerProject, s.DroppedProject
 	}
 }
 
