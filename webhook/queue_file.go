@@ -462,6 +462,9 @@ func (q *FileQueue) Replay(_ context.Context, id string) (*Delivery, error) {
 	if q.view(d).State == StatePending {
 		return nil, fmt.Errorf("webhook: replaying delivery %s: %w", id, ErrInFlight)
 	}
+	if err := q.roomFor(d); err != nil {
+		return nil, fmt.Errorf("webhook: replaying delivery %s: %w", id, err)
+	}
 	c := clone(d)
 	c.State, c.Attempts, c.NextAttempt = StatePending, 0, time.Time{}
 	if err := q.write(c); err != nil {
@@ -469,6 +472,21 @@ func (q *FileQueue) Replay(_ context.Context, id string) (*Delivery, error) {
 	}
 	q.signal()
 	return clone(c), nil
+}
+
+// roomFor returns a *FullError when d, queued again, would exceed a bound;
+// one not ended is counted already. q.mu is held.
+func (q *FileQueue) roomFor(d *Delivery) error {
+	if !d.State.Terminal() {
+		return nil
+	}
+	switch q.full(d, 0, 0) {
+	case DropQueueFull:
+		return &FullError{Pending: q.pending[d.EndpointID], Max: q.maxPending}
+	case DropProjectQueueFull:
+		return &FullError{Pending: q.shares[shareKey(d)], Max: q.maxShare, Project: true}
+	}
+	return nil
 }
 
 // Close closes the journal. Deliveries leased and not completed are due

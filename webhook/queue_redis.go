@@ -540,17 +540,35 @@ func (q *RedisQueue) List(ctx context.Context, endpointID string, limit int) ([]
 
 // replayScript queues a delivery again if it is not pending and its
 // record is still the one read (ARGV[3]): 1; 0 when pending, -1 when
-// gone, -2 when changed meanwhile.
+// gone, -2 when changed meanwhile. One that had ended (not in its
+// endpoint's pending set) counts against the bounds again: {-3, pending}
+// when its endpoint has ARGV[6] undelivered, {-4, pending} when it is
+// shared (ARGV[8]) and its project has ARGV[7] there. KEYS: its hash, the
+// retry set, the stream, its endpoint's pending set and its project's.
+// ARGV: id, new record, old record, now, the oldest pending score kept,
+// the bound, the project's share, shared.
 var replayScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return -1 end
 if st == 'pending' then return 0 end
 if redis.call('HGET', KEYS[1], 'rec') ~= ARGV[3] then return -2 end
+local shared = ARGV[8] == '1'
+if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[5])
+  local n = redis.call('ZCARD', KEYS[4])
+  if n >= tonumber(ARGV[6]) then return {-3, n} end
+  if shared then
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[5])
+    n = redis.call('ZCARD', KEYS[5])
+    if n >= tonumber(ARGV[7]) then return {-4, n} end
+  end
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'rec', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('XADD', KEYS[3], '*', 'd', ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+if shared then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1]) end
 return 1
 `)
 
@@ -562,14 +580,7 @@ func (q *RedisQueue) Replay(ctx context.Context, id string) (*Delivery, error) {
 			return nil, err
 		}
 		d.State, d.Attempts, d.NextAttempt = StatePending, 0, time.Time{}
-		rec, err := json.Marshal(d)
-		if err != nil {
-			return nil, fmt.Errorf("webhook: encoding delivery %s: %w", id, err)
-		}
-		rctx, cancel := q.bound(ctx)
-		res, err := replayScript.Run(rctx, q.c, []string{q.key(id), q.retry, q.stream, q.pendingKey(d.EndpointID)},
-			id, rec, old, q.now().UnixMilli()).Int()
-		cancel()
+		res, err := q.replay(ctx, d, old)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("webhook: replaying delivery %s: %w", id, err)
@@ -582,6 +593,37 @@ func (q *RedisQueue) Replay(ctx context.Context, id string) (*Delivery, error) {
 		}
 	}
 	return nil, fmt.Errorf("webhook: replaying delivery %s: it kept changing", id)
+}
+
+// replay runs replayScript for d, whose stored record is old, and returns
+// its answer, or a *FullError when a bound refused it.
+func (q *RedisQueue) replay(ctx context.Context, d *Delivery, old string) (int64, error) {
+	rec, err := json.Marshal(d)
+	if err != nil {
+		return 0, fmt.Errorf("encoding: %w", err)
+	}
+	ctx, cancel := q.bound(ctx)
+	defer cancel()
+	now := q.now()
+	v, err := replayScript.Run(ctx, q.c, []string{q.key(d.ID), q.retry, q.stream, q.pendingKey(d.EndpointID), q.shareKey(d)},
+		d.ID, rec, old, now.UnixMilli(), now.Add(-q.retention).UnixMilli(), q.maxPending, q.maxShare, flag(d.Shared)).Result()
+	if err != nil {
+		return 0, err
+	}
+	switch v := v.(type) {
+	case int64:
+		return v, nil
+	case []any:
+		if len(v) == 2 {
+			code, _ := v[0].(int64)
+			n, _ := v[1].(int64)
+			if code == -4 {
+				return 0, &FullError{Pending: int(n), Max: q.maxShare, Project: true}
+			}
+			return 0, &FullError{Pending: int(n), Max: q.maxPending}
+		}
+	}
+	return 0, fmt.Errorf("unexpected answer %v", v)
 }
 
 // getRaw returns the delivery of id and its record as stored.

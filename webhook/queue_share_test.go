@@ -50,6 +50,7 @@ func runProjectShare(t *testing.T, h queueHarness) {
 	}
 	// Room comes back to the noisy project as its deliveries end.
 	ds := leaseAll(t, h.q, "a", 11)
+	var ended *Delivery
 	for _, d := range ds {
 		if d.EndpointID == "ep_op" && d.ProjectID == 1 {
 			d.record(Attempt{At: now, Status: 204})
@@ -57,6 +58,7 @@ func runProjectShare(t *testing.T, h queueHarness) {
 			if err := h.q.Complete(ctx, d); err != nil {
 				t.Fatal(err)
 			}
+			ended = d
 			break
 		}
 	}
@@ -65,6 +67,12 @@ func runProjectShare(t *testing.T, h queueHarness) {
 	}
 	if err := h.q.Enqueue(ctx, sharedDelivery(31, 1, now)); !errors.Is(err, ErrProjectQueueFull) {
 		t.Errorf("at its share again: %v, want ErrProjectQueueFull", err)
+	}
+	// A replay over the project's share is refused too.
+	_, err = h.q.Replay(ctx, ended.ID)
+	var fe *FullError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrProjectQueueFull) || !fe.Project || fe.Pending != 3 || fe.Max != 3 {
+		t.Errorf("Replay over the project's share: %v, want a project FullError of 3 of 3", err)
 	}
 }
 

@@ -138,6 +138,10 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, http.StatusConflict, "delivery_in_flight", "The delivery is queued already: it is attempted now.")
 		return
 	}
+	if errors.Is(err, webhook.ErrQueueFull) {
+		writeFull(w, err, "the delivery is not queued again (0 queued, 1 refused); replay it")
+		return
+	}
 	if err != nil {
 		h.fail(w, r, c, err, "delivery_not_found", "The endpoint has no delivery of that id (deliveries are kept 7 days).")
 		return
@@ -166,7 +170,7 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 		err = h.opts.Queue.Enqueue(r.Context(), d)
 	}
 	if errors.Is(err, webhook.ErrQueueFull) {
-		writeFull(w, err, "no message is queued for it")
+		writeFull(w, err, "no message is queued for it; send one")
 		return
 	}
 	if err != nil {
@@ -182,15 +186,24 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 // writeFull answers 409 to a message not queued because its endpoint's
-// queue, or its project's share of it, is full (err); what says what was
-// not done.
+// queue, or its project's share of it, is full (err, which may say how
+// full); what says what was not done.
 func writeFull(w http.ResponseWriter, err error, what string) {
+	var fe *webhook.FullError
 	if errors.Is(err, webhook.ErrProjectQueueFull) {
-		writeError(w, http.StatusConflict, "project_queue_full", "This project has its share of the endpoint's "+
-			"undelivered messages (the endpoint receives every project's events): "+what+" until some are delivered or dead "+
+		have := "its share of the endpoint's undelivered messages"
+		if errors.As(err, &fe) {
+			have = fmt.Sprintf("%d undelivered messages to this endpoint, its share (%d)", fe.Pending, fe.Max)
+		}
+		writeError(w, http.StatusConflict, "project_queue_full", "This project has "+have+
+			" (the endpoint receives every project's events): "+what+" when some are delivered or dead "+
 			"(see its queue in GET of the endpoint).")
 		return
 	}
-	writeError(w, http.StatusConflict, "queue_full", "This endpoint has the most undelivered messages allowed: "+
-		what+" until some are delivered or dead (see its queue in GET of the endpoint).")
+	have := "the most undelivered messages allowed"
+	if errors.As(err, &fe) {
+		have = fmt.Sprintf("%d undelivered messages, the most allowed (%d)", fe.Pending, fe.Max)
+	}
+	writeError(w, http.StatusConflict, "queue_full", "This endpoint has "+have+": "+
+		what+" when some are delivered or dead (see its queue in GET of the endpoint).")
 }
