@@ -1,8 +1,13 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,4 +68,61 @@ func TestResponseBodyIsBounded(t *testing.T) {
 	if n := written.Load(); n > 64<<20 {
 		t.Errorf("the receiver wrote %d bytes before the gateway hung up", n)
 	}
+}
+
+// The dispatcher's log lines of failed attempts — an error status, a
+// refused connection — name the delivery and endpoint, never the
+// endpoint's secret or its URL's query (a receiver's credential).
+func TestDispatcherLogsNoSecret(t *testing.T) {
+	q := fileQueue(t, "", FileQueueOptions{})
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(failing.Close)
+	const cred = "receiver-credential-7f3a"
+	secret, _ := NewSecret()
+	reg, ep, pub := setup(t, q, failing.URL+"/hook?key="+cred, secret)
+	down, err := NewEndpoint(42, "http://"+reservePort(t)+"/hook?key="+cred, nil, time.Now())
+	if err == nil {
+		down.Secret = secret
+		err = reg.Put(context.Background(), down)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pub.Publish(context.Background(), Event{Type: TypeTokenCreated, ProjectID: 42}); err != nil || n != 2 {
+		t.Fatalf("Publish = %d, %v; want 2", n, err)
+	}
+	var logs lockedLog
+	obs := newAttempts()
+	runDispatcher(t, DispatcherOptions{Queue: q, Endpoints: reg, Observer: obs, MaxAttempts: 1,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	waitStates(t, obs, StateDead, 2)
+	out := logs.String()
+	if !strings.Contains(out, ep.ID) || !strings.Contains(out, down.ID) {
+		t.Errorf("want a line per failed attempt:\n%s", out)
+	}
+	for _, s := range []string{cred, secret, strings.TrimPrefix(secret, SecretPrefix)} {
+		if strings.Contains(out, s) {
+			t.Errorf("the log holds %q:\n%s", s, out)
+		}
+	}
+}
+
+// lockedLog is a log sink safe for concurrent writers.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
