@@ -27,9 +27,20 @@ type Delivery struct {
 	LastStatus int    `json:"last_status,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
 	// Recent are the latest attempts, oldest first (shown singly only).
-	Recent []webhook.Attempt `json:"recent,omitempty"`
+	Recent []Attempt `json:"recent,omitempty"`
 	// Payload is the message's body (shown singly only).
 	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Attempt is one try of a delivery as the API shows it: without the
+// replica that made it, whose host name is the gateway's own.
+type Attempt struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration_ns"`
+	// Status is the endpoint's HTTP status (0 when none came).
+	Status int `json:"status,omitempty"`
+	// Error says why the attempt failed, when it did.
+	Error string `json:"error,omitempty"`
 }
 
 // DeliveryView converts a delivery for display; full adds its attempts
@@ -47,7 +58,10 @@ func DeliveryView(d *webhook.Delivery, full bool) Delivery {
 		v.LastStatus, v.LastError = d.Recent[n-1].Status, d.Recent[n-1].Error
 	}
 	if full {
-		v.Recent, v.Payload = d.Recent, d.Payload
+		v.Payload = d.Payload
+		for _, a := range d.Recent {
+			v.Recent = append(v.Recent, Attempt{At: a.At, Duration: a.Duration, Status: a.Status, Error: a.Error})
+		}
 	}
 	return v
 }
