@@ -82,7 +82,7 @@ type DroppedError struct {
 }
 
 func (e *DroppedError) Error() string {
-	return fmt.Sprintf("webhook: %d deliveries dropped (%d for their project's share): their endpoint's queue is full",
+	return fmt.Sprintf("webhook: %d deliveries dropped: their endpoint's queue (for %d, their project's share of it) is full",
 		len(e.Dropped), len(e.ProjectFull))
 }
 

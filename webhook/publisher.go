@@ -134,13 +134,18 @@ func (p *Publisher) enqueue(ctx context.Context, ev *Event) (int, error) {
 
 // noteDropped counts deliveries of ev dropped as their endpoint's queue
 // (or their project's share of it) was full, by reason, and warns of each
-// endpoint and project at most once per dropWarnEvery.
+// endpoint (each project's share of it, for DropProjectQueueFull) at most
+// once per dropWarnEvery.
 func (p *Publisher) noteDropped(ctx context.Context, ev *Event, de *DroppedError) {
 	byReason := map[string]int{}
 	for _, d := range de.Dropped {
 		reason := de.Reason(d)
 		byReason[reason]++
-		if !p.warn.due(d.EndpointID+" "+projectKey(d.ProjectID), p.opts.Now()) {
+		key := d.EndpointID
+		if reason == DropProjectQueueFull {
+			key += " " + projectKey(d.ProjectID)
+		}
+		if !p.warn.due(key, p.opts.Now()) {
 			continue
 		}
 		msg := "webhook: an endpoint's queue is full: new events for it are dropped"

@@ -1,8 +1,11 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -116,7 +119,8 @@ func TestPublisherKeepsRoomForOtherProjects(t *testing.T) {
 	}
 	q := fileQueue(t, "", FileQueueOptions{MaxPending: 10, MaxPendingPerProject: 4})
 	obs := newAttempts()
-	pub, err := NewPublisher(PublisherOptions{Endpoints: reg, Queue: q, Observer: obs})
+	var logs bytes.Buffer
+	pub, err := NewPublisher(PublisherOptions{Endpoints: reg, Queue: q, Observer: obs, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,5 +134,8 @@ func TestPublisherKeepsRoomForOtherProjects(t *testing.T) {
 	}
 	if got := obs.droppedBy(DropProjectQueueFull); got != 16 {
 		t.Errorf("dropped for the project's share: %d, want 16", got)
+	}
+	if out := logs.String(); strings.Count(out, "reason=project_queue_full") != 1 || !strings.Contains(out, "project_id=1") {
+		t.Errorf("want one warning naming the project and the reason:\n%s", out)
 	}
 }
