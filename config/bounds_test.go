@@ -49,6 +49,7 @@ var documentedBounds = []struct {
 	{env: "TSWGATE_TRACE_SAMPLE_RATIO", allowed: "0 to 1", ok: []string{"0", "1"}, bad: []string{"-0.1", "1.1"}},
 	{env: "TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", allowed: "1 to 1000000", ok: []string{"1", "1000000"}, bad: []string{"0", "1000001"}},
 	{env: "TSWGATE_WEBHOOK_MAX_PENDING", allowed: "1 to 1000000", ok: []string{"1", "1000000"}, bad: []string{"0", "1000001"}},
+	{env: "TSWGATE_WEBHOOK_MAX_PENDING_PER_PROJECT", allowed: "1 to 1000000", ok: []string{"1", "1000000"}, bad: []string{"0", "1000001"}},
 	{env: "TSWGATE_USAGE_FLUSH_INTERVAL", allowed: "1s to 5m", ok: []string{"1s", "5m"}, bad: []string{"999ms", "5m1ns"}},
 	{env: "TSWGATE_EXPIRY_SWEEP_INTERVAL", allowed: "1s to 1h", ok: []string{"1s", "1h"}, bad: []string{"999ms", "1h0m0.000000001s"}},
 	{env: "TSWGATE_AUDIT_MAX_EVENTS", allowed: "100 to 10000000", ok: []string{"100", "10000000"}, bad: []string{"99", "10000001"}},

@@ -222,6 +222,9 @@ type Config struct {
 	WebhookRateLimitedThreshold int
 	// WebhookMaxPending bounds an endpoint's undelivered deliveries.
 	WebhookMaxPending int
+	// WebhookMaxPendingPerProject bounds one project's undelivered
+	// deliveries on an endpoint shared by projects (the operator's).
+	WebhookMaxPendingPerProject int
 	// SecretScanningKeys locates GitHub's secret scanning keys (file or
 	// URL); empty disables the partner endpoint.
 	SecretScanningKeys string

@@ -165,6 +165,7 @@ func TestEnvSetsEveryField(t *testing.T) {
 		{"TSWGATE_WEBHOOK_PRIVATE_OPERATOR", "false", nil, func(c *Config) { c.WebhookPrivateOperator = false }},
 		{"TSWGATE_WEBHOOK_RATE_LIMITED_THRESHOLD", "5", nil, func(c *Config) { c.WebhookRateLimitedThreshold = 5 }},
 		{"TSWGATE_WEBHOOK_MAX_PENDING", "50", nil, func(c *Config) { c.WebhookMaxPending = 50 }},
+		{"TSWGATE_WEBHOOK_MAX_PENDING_PER_PROJECT", "5", nil, func(c *Config) { c.WebhookMaxPendingPerProject = 5 }},
 		{"TSWGATE_SECRET_SCANNING_KEYS", "keys.json", nil, func(c *Config) { c.SecretScanningKeys = "keys.json" }},
 		{"TSWGATE_PUBLIC_REVOKE", "false", nil, func(c *Config) { c.PublicRevoke = false }},
 	}

@@ -631,6 +631,10 @@ var settings = []setting{
 		"Undelivered webhook messages kept per endpoint (pending or retrying); beyond it new events for that endpoint are dropped, "+
 			"counted in tswgate_webhook_deliveries_dropped_total and shown in the endpoint's queue in the webhook API. Allowed: 1 to 1000000.",
 		checkInt(1, 1_000_000, " messages")),
+	field(intKind, "TSWGATE_WEBHOOK_MAX_PENDING_PER_PROJECT", 100, func(c *Config) *int { return &c.WebhookMaxPendingPerProject },
+		"Undelivered webhook messages of one project kept per endpoint that receives every project's events (the operator's), so that "+
+			"one busy project cannot fill it; beyond it that project's new events for it are dropped (reason project_queue_full). Allowed: 1 to 1000000.",
+		checkInt(1, 1_000_000, " messages")),
 	field(stringKind, "TSWGATE_SECRET_SCANNING_KEYS", "", func(c *Config) *string { return &c.SecretScanningKeys },
 		"GitHub's secret scanning public keys, a file path or an https URL (https://api.github.com/meta/public_keys/secret_scanning): "+
 			"enables the partner endpoint POST /tswgate/v1/secret-scanning/github on the public listener. Empty disables it.",

@@ -22,7 +22,7 @@ type ExponentialBackoff struct {
 
 // DefaultBackoff retries after about 5 s, 10 s, 20 s … up to an hour
 // (each delay drawn from the upper half of its step): with
-// DefaultMaxAttempts, a delivery is tried for 3 to 5½ hours, and a
+// DefaultMaxAttempts, a delivery is tried for 2¾ to 5½ hours, and a
 // receiver down for a minute gets its messages at the next retry, about
 // 80 s after it went down.
 var DefaultBackoff = ExponentialBackoff{Initial: 5 * time.Second, Max: time.Hour}

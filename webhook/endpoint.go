@@ -68,7 +68,10 @@ func (e *Endpoint) Wants(typ string) bool {
 }
 
 // Validate checks that e can be stored and used.
-func (e *Endpoint) Validate() error {
+func (e *Endpoint) Validate() error { return e.validate(true) }
+
+// validate checks e; withURL false skips its URL.
+func (e *Endpoint) validate(withURL bool) error {
 	var errs []error
 	if len(e.ID) < 4 || e.ID[:3] != "ep_" || len(e.ID) > 64 {
 		errs = append(errs, errors.New("id: not an endpoint id (ep_…)"))
@@ -76,7 +79,7 @@ func (e *Endpoint) Validate() error {
 	if e.ProjectID < 0 {
 		errs = append(errs, errors.New("project id: must be 0 (operator) or a project"))
 	}
-	if err := validURL(e.URL); err != nil {
+	if err := validURL(e.URL); withURL && err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := ParseSecret(e.Secret); err != nil {
@@ -168,11 +171,46 @@ func projectKey(p int64) string { return strconv.FormatInt(p, 10) }
 func notFound(what, id string) error { return fmt.Errorf("webhook: %s %q: %w", what, id, ErrNotFound) }
 
 func checkPut(old, e *Endpoint) error {
-	if err := e.Validate(); err != nil {
-		return fmt.Errorf("webhook: endpoint %s: %w", e.ID, err)
-	}
 	if old != nil && old.ProjectID != e.ProjectID {
 		return fmt.Errorf("webhook: endpoint %s: project cannot change (from %d to %d)", e.ID, old.ProjectID, e.ProjectID)
 	}
+	if err := CheckUpdate(old, e); err != nil {
+		return fmt.Errorf("webhook: endpoint %s: %w", e.ID, err)
+	}
 	return nil
+}
+
+// URLRefusedError is the error of an update refused because it would
+// keep an endpoint enabled on a URL the rules now refuse. It wraps
+// ErrURLRefused.
+type URLRefusedError struct {
+	// Problem is what the rules find wrong with the URL ("url: …").
+	Problem error
+}
+
+func (e *URLRefusedError) Error() string {
+	return ErrURLRefused.Error() + " (" + e.Problem.Error() + ")"
+}
+
+// Unwrap makes errors.Is(err, ErrURLRefused) hold.
+func (e *URLRefusedError) Unwrap() error { return ErrURLRefused }
+
+// CheckUpdate checks e, the endpoint old (nil: none) is to become. An
+// endpoint stored with a URL the rules now refuse (saved by an earlier
+// version) keeps it only while disabled: it can be disabled, changed
+// while disabled, or given a valid URL; an update that leaves it enabled
+// on that URL is refused with a *URLRefusedError.
+func CheckUpdate(old, e *Endpoint) error {
+	keep := old != nil && e.URL == old.URL
+	if !keep {
+		return e.Validate()
+	}
+	urlErr := validURL(e.URL)
+	if urlErr == nil {
+		return e.Validate()
+	}
+	if !e.Disabled {
+		return &URLRefusedError{Problem: urlErr}
+	}
+	return e.validate(false)
 }

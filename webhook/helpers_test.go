@@ -174,6 +174,9 @@ type attempts struct {
 	ch        chan attemptNote
 	published atomic.Int64
 	dropped   atomic.Int64
+
+	mu      sync.Mutex
+	reasons map[string]int64 // dropped, by reason
 }
 
 type attemptNote struct {
@@ -187,7 +190,22 @@ func newAttempts() *attempts { return &attempts{ch: make(chan attemptNote, 10000
 
 func (o *attempts) Published(_ string, n int) { o.published.Add(int64(n)) }
 
-func (o *attempts) Dropped(_ string, n int) { o.dropped.Add(int64(n)) }
+func (o *attempts) Dropped(reason string, n int) {
+	o.dropped.Add(int64(n))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.reasons == nil {
+		o.reasons = map[string]int64{}
+	}
+	o.reasons[reason] += int64(n)
+}
+
+// droppedBy is how many deliveries were dropped for reason.
+func (o *attempts) droppedBy(reason string) int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.reasons[reason]
+}
 
 func (o *attempts) Attempted(d *Delivery, a Attempt) {
 	o.ch <- attemptNote{delivery: d.ID, event: d.EventID, state: d.State, attempt: a}

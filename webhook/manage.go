@@ -29,6 +29,10 @@ var (
 	// ErrConflict means an update lost every race with concurrent
 	// changes of the same endpoint; retrying may succeed.
 	ErrConflict = errors.New("webhook: endpoint changed concurrently; retry")
+	// ErrURLRefused means an update would keep an endpoint enabled on a
+	// URL stored before the rules refused it: give it a valid URL, or
+	// disable it.
+	ErrURLRefused = errors.New("webhook: the endpoint's stored URL is refused now: set a valid URL or disable the endpoint")
 )
 
 // TypeTest is the type of the message sent by a test of an endpoint. It

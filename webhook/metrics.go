@@ -30,7 +30,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"state"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tswgate_webhook_deliveries_dropped_total",
-			Help: "Webhook deliveries not queued, by reason (queue_full: the endpoint had the most undelivered deliveries allowed).",
+			Help: "Webhook deliveries not queued, by reason (queue_full: the endpoint had the most undelivered deliveries allowed; " +
+				"project_queue_full: the event's project had its share of an endpoint that receives several projects' events).",
 		}, []string{"reason"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tswgate_webhook_attempt_seconds",
@@ -44,6 +45,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	m.dropped.WithLabelValues(DropQueueFull) // exported at 0 before any drop
+	m.dropped.WithLabelValues(DropProjectQueueFull)
 	return m, nil
 }
 

@@ -25,13 +25,10 @@ type Observer interface {
 	Published(typ string, deliveries int)
 	// Attempted: an attempt of d ended (d.State is its outcome).
 	Attempted(d *Delivery, a Attempt)
-	// Dropped: deliveries were not queued, for reason (DropQueueFull).
+	// Dropped: deliveries were not queued, for reason (DropQueueFull,
+	// DropProjectQueueFull).
 	Dropped(reason string, deliveries int)
 }
-
-// DropQueueFull is the reason of deliveries dropped because their
-// endpoint's queue was full.
-const DropQueueFull = "queue_full"
 
 type noObserver struct{}
 
@@ -124,9 +121,10 @@ func (p *Publisher) enqueue(ctx context.Context, ev *Event) (int, error) {
 		ds[i] = newDelivery(ev, body, e, now)
 	}
 	err = p.opts.Queue.Enqueue(ctx, ds...)
-	if drops := dropped(err); len(drops) > 0 {
-		p.noteDropped(ctx, ev, drops)
-		return len(ds) - len(drops), nil
+	var de *DroppedError
+	if errors.As(err, &de) && len(de.Dropped) > 0 {
+		p.noteDropped(ctx, ev, de)
+		return len(ds) - len(de.Dropped), nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("webhook: queueing event %s: %w", ev.ID, err)
@@ -135,16 +133,31 @@ func (p *Publisher) enqueue(ctx context.Context, ev *Event) (int, error) {
 }
 
 // noteDropped counts deliveries of ev dropped as their endpoint's queue
-// was full, and warns of each endpoint at most once per dropWarnEvery.
-func (p *Publisher) noteDropped(ctx context.Context, ev *Event, drops []*Delivery) {
-	p.opts.Observer.Dropped(DropQueueFull, len(drops))
-	for _, d := range drops {
-		if !p.warn.due(d.EndpointID, p.opts.Now()) {
+// (or their project's share of it) was full, by reason, and warns of each
+// endpoint (each project's share of it, for DropProjectQueueFull) at most
+// once per dropWarnEvery.
+func (p *Publisher) noteDropped(ctx context.Context, ev *Event, de *DroppedError) {
+	byReason := map[string]int{}
+	for _, d := range de.Dropped {
+		reason := de.Reason(d)
+		byReason[reason]++
+		key := d.EndpointID
+		if reason == DropProjectQueueFull {
+			key += " " + projectKey(d.ProjectID)
+		}
+		if !p.warn.due(key, p.opts.Now()) {
 			continue
 		}
-		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "webhook: an endpoint's queue is full: new events for it are dropped",
+		msg := "webhook: an endpoint's queue is full: new events for it are dropped"
+		if reason == DropProjectQueueFull {
+			msg = "webhook: a project has its share of a shared endpoint's queue: its new events for it are dropped"
+		}
+		p.opts.Logger.LogAttrs(ctx, slog.LevelWarn, msg,
 			slog.String("endpoint", d.EndpointID), slog.Int64("project_id", d.ProjectID),
-			slog.String("type", ev.Type), slog.String("event_id", ev.ID))
+			slog.String("reason", reason), slog.String("type", ev.Type), slog.String("event_id", ev.ID))
+	}
+	for reason, n := range byReason {
+		p.opts.Observer.Dropped(reason, n)
 	}
 }
 

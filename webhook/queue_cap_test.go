@@ -73,12 +73,22 @@ func runQueueCap(t *testing.T, h queueHarness) {
 	if s := stats(t, h.q, "ep_a"); s.Pending != 3 || s.Dropped != 2 {
 		t.Errorf("after refilling: %+v, want 3 pending, 2 dropped", s)
 	}
-	// A replay stores nothing new: the bound does not refuse it.
-	if _, err := h.q.Replay(ctx, done.ID); err != nil {
-		t.Fatal(err)
+	// A replay of a delivery that ended would be one more undelivered:
+	// the bound refuses it, saying how full the queue is.
+	_, err = h.q.Replay(ctx, done.ID)
+	var fe *FullError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrQueueFull) || fe.Project || fe.Pending != 3 || fe.Max != 3 {
+		t.Fatalf("Replay at the bound: %v, want a FullError of 3 of 3", err)
 	}
-	if s := stats(t, h.q, "ep_a"); s.Pending != 4 || !s.Full() {
-		t.Errorf("after a replay: %+v, want 4 pending", s)
+	if d, err := h.q.Get(ctx, done.ID); err != nil || d.State != StateDelivered {
+		t.Errorf("the refused replay changed the delivery: %+v, %v", d, err)
+	}
+	// One waiting for a retry is counted already: it may be replayed.
+	if _, err := h.q.Replay(ctx, retry.ID); err != nil {
+		t.Fatalf("Replay of a retrying delivery at the bound: %v", err)
+	}
+	if s := stats(t, h.q, "ep_a"); s.Pending != 3 || !s.Full() {
+		t.Errorf("after the replays: %+v, want 3 pending", s)
 	}
 }
 
@@ -91,8 +101,8 @@ func TestFileQueueBoundsUndelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := fileQueue(t, path, FileQueueOptions{Now: clock.Now, MaxPending: 3})
-	if s := stats(t, again, "ep_a"); s.Pending != 4 {
-		t.Errorf("after a restart: %+v, want 4 pending", s)
+	if s := stats(t, again, "ep_a"); s.Pending != 3 {
+		t.Errorf("after a restart: %+v, want 3 pending", s)
 	}
 	if err := again.Enqueue(context.Background(), testDelivery(7, "ep_a", clock.Now())); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("Enqueue after a restart: %v, want ErrQueueFull", err)
@@ -170,4 +180,14 @@ func testDeliveryID(id, endpoint string) *Delivery {
 	d := testDelivery(0, endpoint, time.Now())
 	d.ID = id
 	return d
+}
+
+// dropped returns the deliveries err says were dropped (none when err is
+// not a DroppedError).
+func dropped(err error) []*Delivery {
+	var de *DroppedError
+	if errors.As(err, &de) {
+		return de.Dropped
+	}
+	return nil
 }

@@ -24,6 +24,10 @@ type FileQueueOptions struct {
 	// MaxPending bounds an endpoint's undelivered deliveries;
 	// DefaultMaxPending when zero.
 	MaxPending int
+	// MaxPendingPerProject bounds one project's undelivered deliveries
+	// on an endpoint that receives several projects' events (Shared);
+	// DefaultMaxPendingPerProject when zero.
+	MaxPendingPerProject int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives operational messages; nil discards them.
@@ -42,6 +46,7 @@ type FileQueue struct {
 	visibility time.Duration
 	retention  time.Duration
 	maxPending int
+	maxShare   int
 	now        func() time.Time
 	log        *slog.Logger
 
@@ -51,6 +56,7 @@ type FileQueue struct {
 	byID    map[string]*Delivery
 	active  map[string]struct{} // not ended
 	pending map[string]int      // by endpoint: how many are not ended
+	shares  map[string]int      // by shareKey: how many Shared are not ended
 	drops   map[string]dropCount
 	leases  map[string]lease
 	wake    chan struct{} // closed when a delivery may have become due
@@ -59,9 +65,12 @@ type FileQueue struct {
 
 // dropCount counts an endpoint's dropped deliveries.
 type dropCount struct {
-	n    int64
-	last time.Time
+	n, project int64 // project: for the project's share
+	last       time.Time
 }
+
+// shareKey names a project's share of an endpoint's queue.
+func shareKey(d *Delivery) string { return d.EndpointID + " " + projectKey(d.ProjectID) }
 
 type lease struct {
 	token   string
@@ -80,8 +89,9 @@ func OpenFileQueue(opts FileQueueOptions) (*FileQueue, error) {
 		visibility: orDefault(opts.VisibilityTimeout, DefaultVisibilityTimeout),
 		retention:  orDefault(opts.Retention, DefaultRetention),
 		maxPending: orDefault(opts.MaxPending, DefaultMaxPending),
+		maxShare:   orDefault(opts.MaxPendingPerProject, DefaultMaxPendingPerProject),
 		now:        opts.Now, log: opts.Logger,
-		byID: map[string]*Delivery{}, active: map[string]struct{}{}, pending: map[string]int{},
+		byID: map[string]*Delivery{}, active: map[string]struct{}{}, pending: map[string]int{}, shares: map[string]int{},
 		drops: map[string]dropCount{}, leases: map[string]lease{},
 		wake: make(chan struct{}),
 	}
@@ -127,11 +137,13 @@ func (q *FileQueue) load() error {
 }
 
 // put makes d the current record of its id, keeping the count of each
-// endpoint's deliveries not ended; q.mu is held.
+// endpoint's deliveries not ended (and of each project's share of a
+// shared endpoint); q.mu is held.
 func (q *FileQueue) put(d *Delivery) {
 	if old, ok := q.byID[d.ID]; ok && !old.State.Terminal() {
-		if q.pending[old.EndpointID]--; q.pending[old.EndpointID] <= 0 {
-			delete(q.pending, old.EndpointID)
+		decrement(q.pending, old.EndpointID)
+		if old.Shared {
+			decrement(q.shares, shareKey(old))
 		}
 	}
 	q.byID[d.ID] = d
@@ -140,6 +152,15 @@ func (q *FileQueue) put(d *Delivery) {
 	} else {
 		q.active[d.ID] = struct{}{}
 		q.pending[d.EndpointID]++
+		if d.Shared {
+			q.shares[shareKey(d)]++
+		}
+	}
+}
+
+func decrement(m map[string]int, k string) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
 	}
 }
 
@@ -238,29 +259,51 @@ func (q *FileQueue) Enqueue(_ context.Context, ds ...*Delivery) error {
 		}
 		q.signal()
 	}
-	if len(drops) > 0 {
-		return &DroppedError{Dropped: drops}
+	if drops != nil {
+		return drops
 	}
 	return nil
 }
 
 // admit splits ds into copies to queue and those dropped (counted) as
-// their endpoint's queue is full; q.mu is held.
-func (q *FileQueue) admit(ds []*Delivery) (keep, drops []*Delivery) {
+// their endpoint's queue, or their project's share of it, is full; q.mu
+// is held.
+func (q *FileQueue) admit(ds []*Delivery) (keep []*Delivery, drops *DroppedError) {
 	adding := map[string]int{}
 	now := q.now().UTC()
 	for _, d := range ds {
-		if q.pending[d.EndpointID]+adding[d.EndpointID] >= q.maxPending {
+		share := shareKey(d)
+		if reason := q.full(d, adding[d.EndpointID], adding[share]); reason != "" {
 			c := q.drops[d.EndpointID]
-			q.drops[d.EndpointID] = dropCount{n: c.n + 1, last: now}
-			drops = append(drops, d)
+			c.n, c.last = c.n+1, now
+			if reason == DropProjectQueueFull {
+				c.project++
+			}
+			q.drops[d.EndpointID] = c
+			drops = drops.add(d, reason)
 			continue
 		}
 		adding[d.EndpointID]++
+		if d.Shared {
+			adding[share]++
+		}
 		d.State = StatePending
 		keep = append(keep, clone(d))
 	}
 	return keep, drops
+}
+
+// full is why d, one more beside adding of its endpoint and addingShare
+// of its project's share, would exceed a bound ("": it would not); q.mu
+// is held.
+func (q *FileQueue) full(d *Delivery, adding, addingShare int) string {
+	if q.pending[d.EndpointID]+adding >= q.maxPending {
+		return DropQueueFull
+	}
+	if d.Shared && q.shares[shareKey(d)]+addingShare >= q.maxShare {
+		return DropProjectQueueFull
+	}
+	return ""
 }
 
 // Stats returns where an endpoint's queue stands.
@@ -268,7 +311,8 @@ func (q *FileQueue) Stats(_ context.Context, endpointID string) (QueueStats, err
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	c := q.drops[endpointID]
-	return QueueStats{Pending: q.pending[endpointID], MaxPending: q.maxPending, Dropped: c.n, LastDropped: c.last}, nil
+	return QueueStats{Pending: q.pending[endpointID], MaxPending: q.maxPending, Dropped: c.n, LastDropped: c.last,
+		MaxPendingPerProject: q.maxShare, DroppedProject: c.project}, nil
 }
 
 // Lease hands out due deliveries, waiting up to wait for one.
@@ -418,6 +462,9 @@ func (q *FileQueue) Replay(_ context.Context, id string) (*Delivery, error) {
 	if q.view(d).State == StatePending {
 		return nil, fmt.Errorf("webhook: replaying delivery %s: %w", id, ErrInFlight)
 	}
+	if err := q.roomFor(d); err != nil {
+		return nil, fmt.Errorf("webhook: replaying delivery %s: %w", id, err)
+	}
 	c := clone(d)
 	c.State, c.Attempts, c.NextAttempt = StatePending, 0, time.Time{}
 	if err := q.write(c); err != nil {
@@ -425,6 +472,21 @@ func (q *FileQueue) Replay(_ context.Context, id string) (*Delivery, error) {
 	}
 	q.signal()
 	return clone(c), nil
+}
+
+// roomFor returns a *FullError when d, queued again, would exceed a bound;
+// one not ended is counted already. q.mu is held.
+func (q *FileQueue) roomFor(d *Delivery) error {
+	if !d.State.Terminal() {
+		return nil
+	}
+	switch q.full(d, 0, 0) {
+	case DropQueueFull:
+		return &FullError{Pending: q.pending[d.EndpointID], Max: q.maxPending}
+	case DropProjectQueueFull:
+		return &FullError{Pending: q.shares[shareKey(d)], Max: q.maxShare, Project: true}
+	}
+	return nil
 }
 
 // Close closes the journal. Deliveries leased and not completed are due

@@ -45,6 +45,10 @@ type RedisQueueOptions struct {
 	// MaxPending bounds an endpoint's undelivered deliveries, across
 	// replicas; DefaultMaxPending when zero.
 	MaxPending int
+	// MaxPendingPerProject bounds one project's undelivered deliveries
+	// on an endpoint that receives several projects' events (Shared),
+	// across replicas; DefaultMaxPendingPerProject when zero.
+	MaxPendingPerProject int
 	// Timeout bounds each Redis call; 2 s when zero.
 	Timeout time.Duration
 	// Now is the clock; time.Now when nil.
@@ -72,9 +76,13 @@ type RedisQueueOptions struct {
 //     endpoint's deliveries not ended, by when they were queued, whose
 //     size Enqueue bounds (members older than Retention, whose delivery
 //     was lost, are trimmed);
+//   - <prefix>webhook:{q}:ep:<endpoint>:pending:<project>, the same for
+//     one project's Shared deliveries to the endpoint: its size bounds the
+//     project's share;
 //   - <prefix>webhook:{q}:ep:<endpoint>:dropped, a hash counting the
-//     deliveries dropped as the queue was full ("n") and when the latest
-//     was ("last", Unix ms), expiring Retention after it.
+//     deliveries dropped as the queue was full ("n"), those of them
+//     dropped for a project's share ("np"), and when the latest was
+//     ("last", Unix ms), expiring Retention after it.
 //
 // Every key holds the hash tag {q}, so that the scripts, which touch
 // several, work on Redis Cluster (the queue lives on one shard).
@@ -86,6 +94,7 @@ type RedisQueue struct {
 	visibility time.Duration
 	retention  time.Duration
 	maxPending int
+	maxShare   int
 	timeout    time.Duration
 	now        func() time.Time
 	log        *slog.Logger
@@ -107,6 +116,7 @@ func NewRedisQueue(opts RedisQueueOptions) (*RedisQueue, error) {
 		visibility: orDefault(opts.VisibilityTimeout, DefaultVisibilityTimeout),
 		retention:  orDefault(opts.Retention, DefaultRetention),
 		maxPending: orDefault(opts.MaxPending, DefaultMaxPending),
+		maxShare:   orDefault(opts.MaxPendingPerProject, DefaultMaxPendingPerProject),
 		timeout:    orDefault(opts.Timeout, defaultTimeout),
 		now:        opts.Now, log: opts.Logger,
 	}
@@ -136,49 +146,75 @@ func (q *RedisQueue) pendingKey(endpoint string) string { return q.epKey(endpoin
 
 func (q *RedisQueue) droppedKey(endpoint string) string { return q.epKey(endpoint) + ":dropped" }
 
+// shareKey is the key of the pending set of d's project's share of its
+// endpoint.
+func (q *RedisQueue) shareKey(d *Delivery) string {
+	return q.pendingKey(d.EndpointID) + ":" + projectKey(d.ProjectID)
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
 func (q *RedisQueue) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, q.timeout)
 }
 
 // enqueueScript stores each delivery and puts it on the stream, unless
-// its endpoint has ARGV[1] deliveries not ended: then it counts it
-// dropped. It returns the ids of those dropped. KEYS: the stream, then per
-// delivery its hash, its endpoint's list, pending set and dropped count.
-// ARGV: the bound, now and the oldest pending score kept (Unix ms), the
-// retention (ms), the list's length, then per delivery its id, record and
-// creation time (Unix ms).
+// its endpoint has ARGV[1] deliveries not ended, or it is shared and its
+// project has ARGV[6] of them there: then it counts it dropped. It
+// returns the ids of those dropped, each followed by the reason. KEYS: the
+// stream, then per delivery its hash, its endpoint's list, pending set,
+// dropped count and its project's pending set. ARGV: the bound, now and
+// the oldest pending score kept (Unix ms), the retention (ms), the list's
+// length, the project's share, then per delivery its id, record, creation
+// time (Unix ms) and whether it is shared ("1").
 var enqueueScript = redis.NewScript(`
-local max, now, oldest, ttl, listed = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local max, now, oldest, ttl, listed, share = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local dropped = {}
-for i = 0, (#KEYS - 1) / 4 - 1 do
-  local dk, lk, pk, xk = KEYS[2+4*i], KEYS[3+4*i], KEYS[4+4*i], KEYS[5+4*i]
-  local id, rec, created = ARGV[6+3*i], ARGV[7+3*i], ARGV[8+3*i]
+for i = 0, (#KEYS - 1) / 5 - 1 do
+  local dk, lk, pk, xk, sk = KEYS[2+5*i], KEYS[3+5*i], KEYS[4+5*i], KEYS[5+5*i], KEYS[6+5*i]
+  local id, rec, created, shared = ARGV[7+4*i], ARGV[8+4*i], ARGV[9+4*i], ARGV[10+4*i] == '1'
   redis.call('ZREMRANGEBYSCORE', pk, '-inf', '(' .. oldest)
+  local reason = false
   if redis.call('ZCARD', pk) >= max then
+    reason = 'queue_full'
+  elseif shared then
+    redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. oldest)
+    if redis.call('ZCARD', sk) >= share then reason = 'project_queue_full' end
+  end
+  if reason then
     redis.call('HINCRBY', xk, 'n', 1)
+    if reason == 'project_queue_full' then redis.call('HINCRBY', xk, 'np', 1) end
     redis.call('HSET', xk, 'last', now)
     redis.call('PEXPIRE', xk, ttl)
     dropped[#dropped+1] = id
+    dropped[#dropped+1] = reason
   else
     redis.call('HSET', dk, 'state', 'pending', 'rec', rec)
     redis.call('XADD', KEYS[1], '*', 'd', id)
     redis.call('ZADD', lk, created, id)
     redis.call('ZREMRANGEBYRANK', lk, 0, -listed-1)
     redis.call('ZADD', pk, now, id)
+    if shared then redis.call('ZADD', sk, now, id) end
   end
 end
 return dropped
 `)
 
 // Enqueue stores the deliveries and puts them on the stream, in one
-// script, but those of an endpoint whose queue is full.
+// script, but those of an endpoint whose queue (or whose project's share
+// of it) is full.
 func (q *RedisQueue) Enqueue(ctx context.Context, ds ...*Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
 	now := q.now()
 	keys := []string{q.stream}
-	args := []any{q.maxPending, now.UnixMilli(), now.Add(-q.retention).UnixMilli(), q.retention.Milliseconds(), maxListed}
+	args := []any{q.maxPending, now.UnixMilli(), now.Add(-q.retention).UnixMilli(), q.retention.Milliseconds(), maxListed, q.maxShare}
 	byID := make(map[string]*Delivery, len(ds))
 	for _, d := range ds {
 		d.State = StatePending
@@ -186,24 +222,24 @@ func (q *RedisQueue) Enqueue(ctx context.Context, ds ...*Delivery) error {
 		if err != nil {
 			return fmt.Errorf("webhook: encoding delivery %s: %w", d.ID, err)
 		}
-		keys = append(keys, q.key(d.ID), q.epKey(d.EndpointID), q.pendingKey(d.EndpointID), q.droppedKey(d.EndpointID))
-		args = append(args, d.ID, rec, d.CreatedAt.UnixMilli())
+		keys = append(keys, q.key(d.ID), q.epKey(d.EndpointID), q.pendingKey(d.EndpointID), q.droppedKey(d.EndpointID), q.shareKey(d))
+		args = append(args, d.ID, rec, d.CreatedAt.UnixMilli(), flag(d.Shared))
 		byID[d.ID] = d
 	}
 	ctx, cancel := q.bound(ctx)
 	defer cancel()
-	ids, err := enqueueScript.Run(ctx, q.c, keys, args...).StringSlice()
+	res, err := enqueueScript.Run(ctx, q.c, keys, args...).StringSlice()
 	if err != nil {
 		return fmt.Errorf("webhook: enqueueing %d deliveries: %w", len(ds), err)
 	}
-	if len(ids) == 0 {
-		return nil
+	var drops *DroppedError
+	for i := 0; i+1 < len(res); i += 2 {
+		drops = drops.add(byID[res[i]], res[i+1])
 	}
-	drops := make([]*Delivery, 0, len(ids))
-	for _, id := range ids {
-		drops = append(drops, byID[id])
+	if drops != nil {
+		return drops
 	}
-	return &DroppedError{Dropped: drops}
+	return nil
 }
 
 // Stats returns where an endpoint's queue stands.
@@ -221,8 +257,9 @@ func (q *RedisQueue) Stats(ctx context.Context, endpointID string) (QueueStats, 
 	if err != nil {
 		return QueueStats{}, fmt.Errorf("webhook: reading the queue of %s: %w", endpointID, err)
 	}
-	s := QueueStats{Pending: int(n.Val()), MaxPending: q.maxPending}
+	s := QueueStats{Pending: int(n.Val()), MaxPending: q.maxPending, MaxPendingPerProject: q.maxShare}
 	s.Dropped, _ = strconv.ParseInt(h.Val()["n"], 10, 64)
+	s.DroppedProject, _ = strconv.ParseInt(h.Val()["np"], 10, 64)
 	if ms, err := strconv.ParseInt(h.Val()["last"], 10, 64); err == nil {
 		s.LastDropped = time.UnixMilli(ms).UTC()
 	}
@@ -417,7 +454,9 @@ func decodeDelivery(h map[string]string) (*Delivery, error) {
 
 // completeScript records an attempt's outcome if the caller still holds
 // the lease — the entry is pending with the same consumer and hand-over
-// count (XPENDING) — and acknowledges it: 1, else 0.
+// count (XPENDING) — and acknowledges it: 1, else 0. A delivery that
+// ends leaves its endpoint's pending set (KEYS[4]) and its project's
+// share of it (KEYS[5]).
 var completeScript = redis.NewScript(`
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[8] or p[1][4] ~= tonumber(ARGV[9]) then return 0 end
@@ -430,6 +469,7 @@ if ARGV[3] == 'retrying' then
 else
   redis.call('PEXPIRE', KEYS[3], ARGV[7])
   redis.call('ZREM', KEYS[4], ARGV[6])
+  redis.call('ZREM', KEYS[5], ARGV[6])
 end
 return 1
 `)
@@ -444,7 +484,7 @@ func (q *RedisQueue) Complete(ctx context.Context, d *Delivery) error {
 	consumer, count, _ := strings.Cut(holder, " ")
 	ctx, cancel := q.bound(ctx)
 	defer cancel()
-	ok, err := completeScript.Run(ctx, q.c, []string{q.stream, q.retry, q.key(d.ID), q.pendingKey(d.EndpointID)},
+	ok, err := completeScript.Run(ctx, q.c, []string{q.stream, q.retry, q.key(d.ID), q.pendingKey(d.EndpointID), q.shareKey(d)},
 		consumerGroup, entry, string(d.State), rec, d.NextAttempt.UnixMilli(), d.ID,
 		q.retention.Milliseconds(), consumer, count).Int()
 	if err != nil {
@@ -500,17 +540,35 @@ func (q *RedisQueue) List(ctx context.Context, endpointID string, limit int) ([]
 
 // replayScript queues a delivery again if it is not pending and its
 // record is still the one read (ARGV[3]): 1; 0 when pending, -1 when
-// gone, -2 when changed meanwhile.
+// gone, -2 when changed meanwhile. One that had ended (not in its
+// endpoint's pending set) counts against the bounds again: {-3, pending}
+// when its endpoint has ARGV[6] undelivered, {-4, pending} when it is
+// shared (ARGV[8]) and its project has ARGV[7] there. KEYS: its hash, the
+// retry set, the stream, its endpoint's pending set and its project's.
+// ARGV: id, new record, old record, now, the oldest pending score kept,
+// the bound, the project's share, shared.
 var replayScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return -1 end
 if st == 'pending' then return 0 end
 if redis.call('HGET', KEYS[1], 'rec') ~= ARGV[3] then return -2 end
+local shared = ARGV[8] == '1'
+if not redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[5])
+  local n = redis.call('ZCARD', KEYS[4])
+  if n >= tonumber(ARGV[6]) then return {-3, n} end
+  if shared then
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[5])
+    n = redis.call('ZCARD', KEYS[5])
+    if n >= tonumber(ARGV[7]) then return {-4, n} end
+  end
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'pending', 'rec', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('XADD', KEYS[3], '*', 'd', ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+if shared then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1]) end
 return 1
 `)
 
@@ -522,14 +580,7 @@ func (q *RedisQueue) Replay(ctx context.Context, id string) (*Delivery, error) {
 			return nil, err
 		}
 		d.State, d.Attempts, d.NextAttempt = StatePending, 0, time.Time{}
-		rec, err := json.Marshal(d)
-		if err != nil {
-			return nil, fmt.Errorf("webhook: encoding delivery %s: %w", id, err)
-		}
-		rctx, cancel := q.bound(ctx)
-		res, err := replayScript.Run(rctx, q.c, []string{q.key(id), q.retry, q.stream, q.pendingKey(d.EndpointID)},
-			id, rec, old, q.now().UnixMilli()).Int()
-		cancel()
+		res, err := q.replay(ctx, d, old)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("webhook: replaying delivery %s: %w", id, err)
@@ -542,6 +593,37 @@ func (q *RedisQueue) Replay(ctx context.Context, id string) (*Delivery, error) {
 		}
 	}
 	return nil, fmt.Errorf("webhook: replaying delivery %s: it kept changing", id)
+}
+
+// replay runs replayScript for d, whose stored record is old, and returns
+// its answer, or a *FullError when a bound refused it.
+func (q *RedisQueue) replay(ctx context.Context, d *Delivery, old string) (int64, error) {
+	rec, err := json.Marshal(d)
+	if err != nil {
+		return 0, fmt.Errorf("encoding: %w", err)
+	}
+	ctx, cancel := q.bound(ctx)
+	defer cancel()
+	now := q.now()
+	v, err := replayScript.Run(ctx, q.c, []string{q.key(d.ID), q.retry, q.stream, q.pendingKey(d.EndpointID), q.shareKey(d)},
+		d.ID, rec, old, now.UnixMilli(), now.Add(-q.retention).UnixMilli(), q.maxPending, q.maxShare, flag(d.Shared)).Result()
+	if err != nil {
+		return 0, err
+	}
+	switch v := v.(type) {
+	case int64:
+		return v, nil
+	case []any:
+		if len(v) == 2 {
+			code, _ := v[0].(int64)
+			n, _ := v[1].(int64)
+			if code == -4 {
+				return 0, &FullError{Pending: int(n), Max: q.maxShare, Project: true}
+			}
+			return 0, &FullError{Pending: int(n), Max: q.maxPending}
+		}
+	}
+	return 0, fmt.Errorf("unexpected answer %v", v)
 }
 
 // getRaw returns the delivery of id and its record as stored.

@@ -128,7 +128,7 @@ func (g *Gateway) openWebhookStore(ev *events) error {
 	logger := g.log.With(slog.String("component", "webhook"))
 	if g.rdb != nil {
 		q, err := webhook.NewRedisQueue(webhook.RedisQueueOptions{Client: g.rdb, Prefix: g.cfg.RedisPrefix,
-			MaxPending: g.cfg.WebhookMaxPending, Logger: logger})
+			MaxPending: g.cfg.WebhookMaxPending, MaxPendingPerProject: g.cfg.WebhookMaxPendingPerProject, Logger: logger})
 		if err != nil {
 			return fmt.Errorf("webhook queue: %w", err)
 		}
@@ -140,7 +140,7 @@ func (g *Gateway) openWebhookStore(ev *events) error {
 		return fmt.Errorf("TSWGATE_DATA_DIR: webhook endpoints: %w", err)
 	}
 	q, err := webhook.OpenFileQueue(webhook.FileQueueOptions{Path: filepath.Join(g.cfg.DataDir, "webhooks.queue"),
-		MaxPending: g.cfg.WebhookMaxPending, Logger: logger})
+		MaxPending: g.cfg.WebhookMaxPending, MaxPendingPerProject: g.cfg.WebhookMaxPendingPerProject, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("TSWGATE_DATA_DIR: webhook queue: %w", err)
 	}

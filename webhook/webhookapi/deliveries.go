@@ -27,9 +27,20 @@ type Delivery struct {
 	LastStatus int    `json:"last_status,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
 	// Recent are the latest attempts, oldest first (shown singly only).
-	Recent []webhook.Attempt `json:"recent,omitempty"`
+	Recent []Attempt `json:"recent,omitempty"`
 	// Payload is the message's body (shown singly only).
 	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Attempt is one try of a delivery as the API shows it: without the
+// replica that made it, whose host name is the gateway's own.
+type Attempt struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration_ns"`
+	// Status is the endpoint's HTTP status (0 when none came).
+	Status int `json:"status,omitempty"`
+	// Error says why the attempt failed, when it did.
+	Error string `json:"error,omitempty"`
 }
 
 // DeliveryView converts a delivery for display; full adds its attempts
@@ -47,7 +58,10 @@ func DeliveryView(d *webhook.Delivery, full bool) Delivery {
 		v.LastStatus, v.LastError = d.Recent[n-1].Status, d.Recent[n-1].Error
 	}
 	if full {
-		v.Recent, v.Payload = d.Recent, d.Payload
+		v.Payload = d.Payload
+		for _, a := range d.Recent {
+			v.Recent = append(v.Recent, Attempt{At: a.At, Duration: a.Duration, Status: a.Status, Error: a.Error})
+		}
 	}
 	return v
 }
@@ -138,6 +152,10 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, c *call) {
 		writeError(w, http.StatusConflict, "delivery_in_flight", "The delivery is queued already: it is attempted now.")
 		return
 	}
+	if errors.Is(err, webhook.ErrQueueFull) {
+		writeFull(w, err, "the delivery is not queued again (0 queued, 1 refused); replay it")
+		return
+	}
 	if err != nil {
 		h.fail(w, r, c, err, "delivery_not_found", "The endpoint has no delivery of that id (deliveries are kept 7 days).")
 		return
@@ -166,8 +184,7 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 		err = h.opts.Queue.Enqueue(r.Context(), d)
 	}
 	if errors.Is(err, webhook.ErrQueueFull) {
-		writeError(w, http.StatusConflict, "queue_full", "This endpoint has the most undelivered messages allowed: "+
-			"no message is queued for it until some are delivered or dead (see its queue in GET of the endpoint).")
+		writeFull(w, err, "no message is queued for it; send one")
 		return
 	}
 	if err != nil {
@@ -180,4 +197,27 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, c *call) {
 		msg = "A webhook.test message is queued, but the endpoint is disabled: it will be canceled."
 	}
 	writeJSON(w, http.StatusAccepted, DeliveryResponse{Success: true, Delivery: DeliveryView(d, false), Message: msg})
+}
+
+// writeFull answers 409 to a message not queued because its endpoint's
+// queue, or its project's share of it, is full (err, which may say how
+// full); what says what was not done.
+func writeFull(w http.ResponseWriter, err error, what string) {
+	var fe *webhook.FullError
+	if errors.Is(err, webhook.ErrProjectQueueFull) {
+		have := "its share of the endpoint's undelivered messages"
+		if errors.As(err, &fe) {
+			have = fmt.Sprintf("%d undelivered messages to this endpoint, its share (%d)", fe.Pending, fe.Max)
+		}
+		writeError(w, http.StatusConflict, "project_queue_full", "This project has "+have+
+			" (the endpoint receives every project's events): "+what+" when some are delivered or dead "+
+			"(see its queue in GET of the endpoint).")
+		return
+	}
+	have := "the most undelivered messages allowed"
+	if errors.As(err, &fe) {
+		have = fmt.Sprintf("%d undelivered messages, the most allowed (%d)", fe.Pending, fe.Max)
+	}
+	writeError(w, http.StatusConflict, "queue_full", "This endpoint has "+have+": "+
+		what+" when some are delivered or dead (see its queue in GET of the endpoint).")
 }

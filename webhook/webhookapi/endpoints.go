@@ -46,11 +46,18 @@ type QueueStatus struct {
 	// latest at LastDroppedAt.
 	Dropped       int64      `json:"dropped"`
 	LastDroppedAt *time.Time `json:"last_dropped_at,omitempty"`
+	// MaxPendingPerProject is, on the operator's endpoints (which receive
+	// every project's events), the most undelivered messages of one
+	// project kept; DroppedProjectQueueFull counts those of Dropped that
+	// were dropped for it.
+	MaxPendingPerProject    int   `json:"max_pending_per_project,omitempty"`
+	DroppedProjectQueueFull int64 `json:"dropped_project_queue_full,omitempty"`
 }
 
 // withQueue adds the queue's status to v; when the queue cannot say, v is
 // shown without it (the failure is logged).
 func (h *Handler) withQueue(ctx context.Context, v *Endpoint) {
+	operator := v.ProjectID == 0
 	s, err := h.opts.Queue.Stats(ctx, v.ID)
 	if err != nil {
 		h.opts.Logger.LogAttrs(ctx, slog.LevelWarn, "webhook API: reading an endpoint's queue failed",
@@ -61,6 +68,9 @@ func (h *Handler) withQueue(ctx context.Context, v *Endpoint) {
 	if !s.LastDropped.IsZero() {
 		last := s.LastDropped
 		v.Queue.LastDroppedAt = &last
+	}
+	if operator {
+		v.Queue.MaxPendingPerProject, v.Queue.DroppedProjectQueueFull = s.MaxPendingPerProject, s.DroppedProject
 	}
 }
 
@@ -201,15 +211,21 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c *call) {
 	now := h.opts.Now()
 	var problems []string
 	e, err := h.opts.Endpoints.Update(r.Context(), cur.ID, func(e *webhook.Endpoint) error {
+		old := *e
 		req.apply(e)
 		e.UpdatedAt = now.UTC()
-		if err := e.Validate(); err != nil {
+		if err := webhook.CheckUpdate(&old, e); errors.Is(err, webhook.ErrURLRefused) {
+			return err
+		} else if err != nil {
 			problems = strings.Split(err.Error(), "\n")
 			return errInvalid
 		}
 		return nil
 	})
 	switch {
+	case errors.Is(err, webhook.ErrURLRefused):
+		writeURLRefused(w, err)
+		return
 	case errors.Is(err, errInvalid):
 		writeError(w, http.StatusBadRequest, "invalid_request", "The update is invalid.", problems...)
 		return
@@ -223,6 +239,19 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request, c *call) {
 }
 
 var errInvalid = errors.New("invalid endpoint")
+
+// writeURLRefused answers 409 url_refused to a change that would keep an
+// endpoint enabled on a URL stored before the rules refused it; err names
+// the URL's problem.
+func writeURLRefused(w http.ResponseWriter, err error) {
+	problem := "url: refused by the current rules"
+	var re *webhook.URLRefusedError
+	if errors.As(err, &re) {
+		problem = re.Problem.Error()
+	}
+	writeError(w, http.StatusConflict, "url_refused", "The endpoint's URL was saved before the current rules "+
+		"and is refused now: give it a valid url, or disable it (enabled: false); it can be changed while disabled.", problem)
+}
 
 func (req *UpdateRequest) apply(e *webhook.Endpoint) {
 	if req.URL != nil {
@@ -297,6 +326,10 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, c *call) {
 		secret, err = e.RotateSecret(now, grace)
 		return err
 	})
+	if errors.Is(err, webhook.ErrURLRefused) {
+		writeURLRefused(w, err)
+		return
+	}
 	if err != nil {
 		h.fail(w, r, c, err, "endpoint_not_found", "No webhook endpoint has that id.")
 		return

@@ -581,6 +581,7 @@ func TestQueueFullShows(t *testing.T) {
 				t.Fatalf("Get = %+v, %v; want an empty queue", got.Queue, err)
 			}
 			e, _ := f.reg.Get(ctx, ep.ID)
+			dead := endedDelivery(t, f, e)
 			ds := make([]*webhook.Delivery, webhook.DefaultMaxPending)
 			for i := range ds {
 				if ds[i], err = webhook.NewTestDelivery(e, time.Now()); err != nil {
@@ -593,6 +594,10 @@ func TestQueueFullShows(t *testing.T) {
 			if _, err := c.Test(ctx, ep.ID); apiCode(err) != "queue_full" {
 				t.Errorf("test message to a full queue: %v, want queue_full", err)
 			}
+			_, err = c.Replay(ctx, ep.ID, dead.ID)
+			if apiCode(err) != "queue_full" || !strings.Contains(err.Error(), "1000 undelivered") {
+				t.Errorf("replay to a full queue: %v, want queue_full naming 1000 undelivered", err)
+			}
 			list, err := c.List(ctx)
 			if err != nil || len(list) != 1 || list[0].Queue == nil {
 				t.Fatalf("List = %+v, %v", list, err)
@@ -600,6 +605,68 @@ func TestQueueFullShows(t *testing.T) {
 			q := list[0].Queue
 			if q.Pending != webhook.DefaultMaxPending || !q.Full || q.Dropped != 1 || q.LastDroppedAt == nil {
 				t.Errorf("queue %+v, want full, 1 dropped", q)
+			}
+		})
+	}
+}
+
+// endedDelivery queues a test message to e and records it dead, as the
+// dispatcher would after its last attempt.
+func endedDelivery(t *testing.T, f *fixture, e *webhook.Endpoint) *webhook.Delivery {
+	t.Helper()
+	ctx := context.Background()
+	d, err := webhook.NewTestDelivery(e, time.Now())
+	if err == nil {
+		err = f.queue.Enqueue(ctx, d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := f.queue.(webhook.Leaser).Lease(ctx, "test", 1, waitTimeout)
+	if err != nil || len(ds) != 1 || ds[0].ID != d.ID {
+		t.Fatalf("Lease = %v, %v; want %s", ds, err, d.ID)
+	}
+	ds[0].State = webhook.StateDead
+	if err := f.queue.(webhook.Leaser).Complete(ctx, ds[0]); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// On the operator's endpoint, which receives every project's events, a
+// project's share is bounded: the queue shows it, and a test message or
+// a replay over it is refused (409 project_queue_full).
+func TestProjectShareShows(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, b, fixtureOptions{noDisp: true, opts: local.opts})
+			c := client(f.admin, adminKey, 0)
+			ep, err := c.Create(ctx, CreateRequest{URL: "https://ops.example.com/"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, _ := f.reg.Get(ctx, ep.ID)
+			dead := endedDelivery(t, f, e)
+			ds := make([]*webhook.Delivery, webhook.DefaultMaxPendingPerProject)
+			for i := range ds {
+				if ds[i], err = webhook.NewTestDelivery(e, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.queue.Enqueue(ctx, ds...); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Test(ctx, ep.ID); apiCode(err) != "project_queue_full" {
+				t.Errorf("test message over the project's share: %v, want project_queue_full", err)
+			}
+			if _, err := c.Replay(ctx, ep.ID, dead.ID); apiCode(err) != "project_queue_full" {
+				t.Errorf("replay over the project's share: %v, want project_queue_full", err)
+			}
+			got, err := c.Get(ctx, ep.ID)
+			if err != nil || got.Queue == nil || got.Queue.Full || got.Queue.Dropped != 1 ||
+				got.Queue.MaxPendingPerProject != webhook.DefaultMaxPendingPerProject || got.Queue.DroppedProjectQueueFull != 1 {
+				t.Errorf("Get = %+v, %v; want the project's share shown, 1 dropped for it", got.Queue, err)
 			}
 		})
 	}
