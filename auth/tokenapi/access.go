@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -239,10 +238,11 @@ func (a *api) freshRecord(w http.ResponseWriter, r *http.Request, action string,
 	return rec
 }
 
-// requestedProject is the project_id a request names in its query, or 0.
+// requestedProject is the project_id a request names in its query, or 0
+// (also when it is not spelt as a project id is).
 func requestedProject(r *http.Request) int64 {
-	n, _ := strconv.ParseInt(r.URL.Query().Get("project_id"), 10, 64)
-	return max(n, 0)
+	n, _ := parseWhole(r.URL.Query().Get("project_id"))
+	return n
 }
 
 // allowProject checks that p may act on project; a token may act on its

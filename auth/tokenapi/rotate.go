@@ -449,6 +449,10 @@ func parseGrace(value string, problems *[]string) time.Duration {
 			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", value))
 		return 0
 	}
+	if p := durationProblem("grace", value); p != "" {
+		*problems = append(*problems, p)
+		return 0
+	}
 	return grace
 }
 
@@ -468,6 +472,8 @@ func (req *RotateRequest) restrictions(rot *Rotation, problems *[]string) {
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
 			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
+		} else if p := durationProblem("expires_in", req.ExpiresIn); p != "" {
+			*problems = append(*problems, p)
 		}
 		rot.Lifetime = d
 	}

@@ -521,6 +521,10 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
 			break
 		}
+		if p := durationProblem("expires_in", req.ExpiresIn); p != "" {
+			problems = append(problems, p)
+			break
+		}
 		if tok.ExpiresAt = tok.CreatedAt.Add(d); !tok.ExpiresAt.After(now) {
 			problems = append(problems, fmt.Sprintf("expires_in: %q is too short: the token would be expired at once", req.ExpiresIn))
 		}
@@ -729,6 +733,8 @@ func (req *UpdateRequest) expiry(now time.Time, problems *[]string) time.Time {
 		d, err := time.ParseDuration(*req.ExpiresIn)
 		if err != nil || d <= 0 {
 			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", *req.ExpiresIn))
+		} else if p := durationProblem("expires_in", *req.ExpiresIn); p != "" {
+			*problems = append(*problems, p)
 		}
 		expires = now.UTC().Truncate(time.Millisecond).Add(d)
 	}
