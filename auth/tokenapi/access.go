@@ -136,21 +136,19 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		a.unauthorized(w, r, action, rec, code)
 		return nil
 	}
-	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	// Every call is checked, and charged, against the token's record as
+	// stored now, not as cached: a revocation, a rotation, narrower
+	// scopes, ranges or rate limit or a shorter life made a moment ago on
+	// another replica apply already, to reads as to changes; a caller
+	// that is no longer usable is refused before it is charged.
+	p := &principal{kind: auth.ActorToken, actor: rec.ID}
+	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
+		return nil
+	}
 	if !a.allowAddr(w, r, action, p) { // before its rate limit is charged, as on the API
 		return nil
 	}
 	if !a.charge(w, r, action, p) {
-		return nil
-	}
-	// Every call is checked against the token's record as stored now,
-	// not as cached: a revocation, a rotation, narrower scopes or ranges
-	// or a shorter life made a moment ago on another replica apply
-	// already, to reads as to changes.
-	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
-		return nil
-	}
-	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
 		return nil
 	}
 	if !a.allowRole(w, r, action, p) {
