@@ -220,7 +220,7 @@ func (a *api) freshRecord(w http.ResponseWriter, r *http.Request, action string,
 	case err != nil:
 		a.storeError(w, r, "authenticate", fmt.Errorf("reading the calling token's record: %w", err))
 		return nil
-	case rec.Revoked():
+	case rec.Ended():
 		code = auth.CodeTokenRevoked
 	case rec.Status != auth.StatusActive:
 		code = auth.CodeTokenInactive

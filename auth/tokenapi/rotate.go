@@ -227,7 +227,8 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 // and the rotation, so the successor never carries what the old token no
 // longer has. The old token is marked as rotated to nextID and ends: with a
 // grace period at its end at the latest; without one at once, and is then
-// revoked (a token that has ended is refused, token_expired, until then).
+// revoked; it is marked Replaced in the same Update, so that it is
+// refused as revoked (token_revoked) from that instant, tombstone or not.
 func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (*auth.Token, error) {
 	until := rot.Now.Add(rot.Grace).UTC().Truncate(time.Millisecond)
 	prev, err := st.Update(ctx, rot.Old.ID, func(t *auth.Token) error {
@@ -241,6 +242,7 @@ func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (
 			t.ExpiresAt = until
 		}
 		t.RotatedTo = nextID
+		t.Replaced = rot.Grace <= 0 // refused as revoked from now on, before the tombstone
 		return nil
 	})
 	if err != nil || rot.Grace > 0 {
@@ -397,7 +399,7 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 // it too, but this answers before the quota is counted).
 func (a *api) rotatable(w http.ResponseWriter, r *http.Request, p *principal, old *auth.Token, now time.Time) bool {
 	switch {
-	case old.Revoked():
+	case old.Ended():
 		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: %w", old.ID, auth.ErrRevoked))
 		return false
 	case old.Expired(now):
@@ -484,7 +486,7 @@ func (a *api) rotateMessage(res *Rotated) string {
 	msg := "Token rotated. Copy the new token now: its secret cannot be retrieved again."
 	prev := res.Previous
 	switch {
-	case prev.Revoked():
+	case prev.Ended():
 		msg += " The old token is revoked."
 	case prev.Expired(a.Now()):
 		msg += fmt.Sprintf(" The old token expired at %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))

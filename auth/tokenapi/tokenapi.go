@@ -335,6 +335,8 @@ func View(t *auth.Token) Token {
 	if t.Revoked() {
 		r := t.RevokedAt.UTC()
 		v.RevokedAt = &r
+	}
+	if t.Ended() {
 		v.Status = "revoked"
 	}
 	return v
@@ -684,6 +686,9 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 		ranges = parseRanges(*req.AllowedIPs, &problems)
 	}
 	return func(t *auth.Token) error {
+		if t.Replaced { // ended by a rotation: revoked, its tombstone still to come
+			return fmt.Errorf("token %s was replaced by a rotation: %w", t.ID, auth.ErrRevoked)
+		}
 		if req.Scopes != nil {
 			if extra := scopes.Missing(auth.RolePermissions(t.Role)); extra != 0 {
 				return &invalidChange{[]string{fmt.Sprintf("scopes: the %s role does not grant %s", t.Role, extra)}}
