@@ -7,8 +7,11 @@ package tokenapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +139,73 @@ func TestReplacedTokenIsRevoked(t *testing.T) {
 	}
 	if got := f.stored(t, old.ID); !got.Replaced || got.ExpiresAt.After(time.Now()) {
 		t.Errorf("the replaced token changed: %+v", got)
+	}
+}
+
+// faultyActivity serves the token API over a faultyStore; every read of
+// the old token after the first (the API's own, before the rotation)
+// fails when readsFail.
+type faultyActivity struct {
+	auth.ActivityStore
+	f         *faultyStore
+	readsFail bool
+	mu        sync.Mutex
+	reads     int
+}
+
+func (s *faultyActivity) Get(ctx context.Context, id string) (*auth.Token, error) {
+	s.mu.Lock()
+	if id == s.f.old {
+		s.reads++
+	}
+	fail := s.readsFail && id == s.f.old && s.reads > 1
+	s.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("get %s: %w", id, errInjected)
+	}
+	return s.ActivityStore.Get(ctx, id)
+}
+
+func (s *faultyActivity) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
+	return s.f.Update(ctx, id, fn)
+}
+
+func (s *faultyActivity) Revoke(ctx context.Context, id string, at time.Time) (*auth.Token, error) {
+	return s.f.Revoke(ctx, id, at)
+}
+
+// A rotation whose retirement failed tells its caller which token works:
+// the old one, when the retirement is known not to be stored (503, the
+// new one withdrawn); the new one, handed out, when the store could not
+// say (200, with what to do about the old one).
+func TestRotationSaysWhichTokenWorks(t *testing.T) {
+	for _, readsFail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("readsFail=%t", readsFail), func(t *testing.T) {
+			fa := &faultyActivity{f: &faultyStore{retireFails: true}, readsFail: readsFail}
+			f := newFixture(t, func(s auth.ActivityStore) auth.ActivityStore {
+				fa.ActivityStore, fa.f.Store = s, s
+				return fa
+			})
+			old := f.create(t, CreateRequest{Name: "old"})
+			fa.f.old = old.ID
+			a := rawCall(t, f.srv.Client(), f.srv.URL, "POST", "/v1/tokens/"+old.ID+"/rotate", testAdminKey, `{"grace":"1h"}`)
+			if !readsFail {
+				mustRefuse(t, a, http.StatusServiceUnavailable, "store_unavailable")
+				if !strings.Contains(a.err.Message, old.ID+" still works") {
+					t.Errorf("message %q does not say the old token still works", a.err.Message)
+				}
+				return
+			}
+			var res RotateResponse
+			if err := json.Unmarshal([]byte(a.body), &res); err != nil || a.status != http.StatusOK || res.Token.Token == "" {
+				t.Fatalf("HTTP %d, want 200 with the new token\n%s", a.status, a.body)
+			}
+			if !strings.Contains(res.Message, "new token works") || !strings.Contains(res.Message, "DELETE /v1/tokens/"+old.ID) {
+				t.Errorf("message %q does not say which token works and what to do", res.Message)
+			}
+			if next, err := fa.ActivityStore.Get(context.Background(), res.Token.ID); err != nil || next.Ended() {
+				t.Errorf("the new token handed out: %+v, %v; want it live", next, err)
+			}
+		})
 	}
 }
