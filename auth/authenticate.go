@@ -43,7 +43,7 @@ func recognized(v *Validator, h *Hasher, header string) bool {
 		return false
 	}
 	if rec := v.Peek(id); rec != nil {
-		return !rec.Revoked() && h.Verify(cred, &rec.SecretHash, rec.PepperID)
+		return !rec.Ended() && h.Verify(cred, &rec.SecretHash, rec.PepperID)
 	}
 	return h.Minted(id)
 }
@@ -71,9 +71,11 @@ func checkCredential(ctx context.Context, v *Validator, h *Hasher, header string
 		return nil, false, cache, CodeClientClosed, nil
 	case err != nil:
 		return nil, false, cache, CodeStoreUnavailable, err
-	case rec.Revoked():
+	case rec.Ended():
 		// A tombstone has no hash: say "revoked" to whoever presents its
-		// id with a well-formed credential, as the id is what was revoked.
+		// id with a well-formed credential, as the id is what was revoked;
+		// and so for a token a rotation replaced, whose tombstone is
+		// still to come, so that it is answered alike at every instant.
 		return rec, false, cache, CodeTokenRevoked, nil
 	case !h.Verify(cred, &rec.SecretHash, rec.PepperID):
 		return rec, false, cache, CodeInvalidToken, nil

@@ -205,6 +205,9 @@ func (t *Token) Validate() error {
 	if t.RotatedTo != "" && (!ValidID(t.RotatedTo) || t.RotatedTo == t.ID) {
 		errs = append(errs, errors.New("rotated to: not the id of another token"))
 	}
+	if t.Replaced && t.RotatedTo == "" {
+		errs = append(errs, errors.New("replaced: set without rotated to"))
+	}
 	errs = append(errs, t.validateRestrictions()...)
 	errs = append(errs, validateLimit(t.RateLimit, t.RateBurst, "rate burst")...)
 	errs = append(errs, t.validateLineage()...)
@@ -251,6 +254,9 @@ func ValidateUpdate(old, updated *Token) error {
 	}
 	if updated.Revoked() {
 		errs = append(errs, errors.New("revoked at: an update cannot revoke; use Revoke"))
+	}
+	if old.Replaced && !updated.Replaced {
+		errs = append(errs, errors.New("replaced: cannot be cleared"))
 	}
 	if err := updated.Validate(); err != nil {
 		errs = append(errs, err)

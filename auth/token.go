@@ -130,6 +130,11 @@ type Token struct {
 	// to read and revoke (the token API refuses it the rest, token_rotated).
 	// Empty otherwise, and on records written before the field existed.
 	RotatedTo string
+	// Replaced is set, with RotatedTo, by a rotation without a grace
+	// period: the token ended at that instant and is refused as revoked
+	// (token_revoked) from then on, before its tombstone is written (and
+	// also if writing it failed), never as expired. It is never cleared.
+	Replaced bool
 	// Scopes, when not empty, limits the token to these permissions
 	// (within its role's): the "scopes list". Empty means no list: the
 	// token may do whatever its role allows, as tokens always could.
@@ -200,6 +205,11 @@ func (t *Token) Rotated() bool { return t.RotatedTo != "" }
 
 // Revoked reports whether t is a revocation tombstone.
 func (t *Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Ended reports whether t is refused as revoked: a tombstone, or a token
+// replaced by a rotation without grace period whose tombstone is still
+// to be written (Replaced).
+func (t *Token) Ended() bool { return t.Revoked() || t.Replaced }
 
 // Expired reports whether t has an expiry at or before now.
 func (t *Token) Expired(now time.Time) bool {

@@ -584,6 +584,8 @@ type record struct {
 	Shadow  bool    `json:"shadow,omitempty"`
 	// RotatedTo is Token.RotatedTo.
 	RotatedTo string `json:"rotated_to,omitempty"`
+	// Replaced is Token.Replaced.
+	Replaced bool `json:"replaced,omitempty"`
 	// Scopes are the names of Token.Scopes, AllowedIPs the CIDR ranges of
 	// Token.AllowedIPs; both absent when empty.
 	Scopes     []string `json:"scopes,omitempty"`
@@ -616,6 +618,7 @@ func newRecord(t *auth.Token) record {
 		Shadow:  t.RateShadow,
 
 		RotatedTo:  t.RotatedTo,
+		Replaced:   t.Replaced,
 		Scopes:     t.Scopes.Names(),
 		AllowedIPs: auth.FormatPrefixes(t.AllowedIPs),
 	}
@@ -647,6 +650,7 @@ func (r record) token() (*auth.Token, error) {
 		RateBurst:  r.Burst,
 		RateShadow: r.Shadow,
 		RotatedTo:  r.RotatedTo,
+		Replaced:   r.Replaced,
 	}
 	var err error
 	if t.Role, err = auth.ParseRole(r.Role); err != nil {

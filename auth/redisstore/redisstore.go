@@ -18,6 +18,8 @@
 //	shadow   "1" when that limit is in shadow mode (absent: enforced)
 //	rotated_to  id of the successor of a token rotated with a grace period
 //	         (absent: not rotated so; records written before it load without)
+//	replaced "1" when a rotation without grace period replaced the token
+//	         (absent: not so)
 //	scopes   the token's scopes list, permission names joined by ","
 //	         (absent: none, the role decides)
 //	allowed_ips  the client address ranges the token may be used from,
@@ -469,7 +471,7 @@ const (
 
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
-var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "scopes", "allowed_ips",
+var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "replaced", "scopes", "allowed_ips",
 	"lineage", "lineage_rate", "lineage_burst", "lineage_shadow"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
@@ -648,6 +650,9 @@ func encode(t *auth.Token) []any {
 	if t.RotatedTo != "" {
 		f = append(f, "rotated_to", t.RotatedTo)
 	}
+	if t.Replaced {
+		f = append(f, "replaced", "1")
+	}
 	if t.Scopes != 0 {
 		f = append(f, "scopes", t.Scopes.String())
 	}
@@ -666,7 +671,7 @@ func encode(t *auth.Token) []any {
 // decode parses the hash fields of the record of id.
 func decode(id string, f map[string]string) (*auth.Token, error) {
 	var errs []error
-	t := &auth.Token{ID: id, Name: f["name"], PepperID: f["pepper"], RotatedTo: f["rotated_to"]}
+	t := &auth.Token{ID: id, Name: f["name"], PepperID: f["pepper"], RotatedTo: f["rotated_to"], Replaced: f["replaced"] == "1"}
 	var err error
 	if t.ProjectID, err = strconv.ParseInt(f["project"], 10, 64); err != nil {
 		errs = append(errs, fmt.Errorf("project: %w", err))

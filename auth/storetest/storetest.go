@@ -104,6 +104,7 @@ func Run(t *testing.T, open func(t *testing.T) auth.ActivityStore, opts ...Optio
 	t.Run("UpdateWatch", func(t *testing.T) { testUpdateWatch(t, fresh(t)) })
 	t.Run("ConcurrentUpdate", func(t *testing.T) { testConcurrentUpdate(t, fresh(t)) })
 	t.Run("RotatedTo", func(t *testing.T) { testRotatedTo(t, fresh(t)) })
+	t.Run("Replaced", func(t *testing.T) { testReplaced(t, fresh(t)) })
 	t.Run("Restrictions", func(t *testing.T) { testRestrictions(t, fresh(t)) })
 	t.Run("Lineage", func(t *testing.T) { testLineage(t, fresh(t)) })
 	t.Run("RetireCompare", func(t *testing.T) { testRetireCompare(t, fresh(t)) })
@@ -123,6 +124,7 @@ func testCreateGet(t *testing.T, s auth.Store) {
 	full.ExpiresAt = created.Add(90 * 24 * time.Hour).Add(987654 * time.Nanosecond)
 	successor, _ := NewToken(t, 42, auth.RoleAccounting)
 	full.RotatedTo = successor.ID
+	full.Replaced = true
 	full.Scopes = auth.PermSet(0).With(auth.PermBillingRead)
 	full.AllowedIPs = prefixes(t, "10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32")
 	root, _ := NewToken(t, 42, auth.RoleOwner)
@@ -549,19 +551,20 @@ func testUpdateRefused(t *testing.T, s auth.Store) {
 	}
 	other, _ := NewToken(t, 24, auth.RoleOwner)
 	for name, edit := range map[string]func(*auth.Token){
-		"invalid role":     func(u *auth.Token) { u.Role = auth.RoleInvalid },
-		"negative rate":    func(u *auth.Token) { u.RateLimit = -1 },
-		"burst, no rate":   func(u *auth.Token) { u.RateBurst = 3 },
-		"project":          func(u *auth.Token) { u.ProjectID = 25 },
-		"id":               func(u *auth.Token) { u.ID = other.ID },
-		"created":          func(u *auth.Token) { u.CreatedAt = u.CreatedAt.Add(-time.Hour) },
-		"secret":           func(u *auth.Token) { u.SecretHash = other.SecretHash },
-		"revoked by fn":    func(u *auth.Token) { u.RevokedAt = time.Now() },
-		"name over 100 B":  func(u *auth.Token) { u.Name = strings.Repeat("n", auth.MaxNameLen+1) },
-		"invalid status":   func(u *auth.Token) { u.Status = auth.StatusInvalid },
-		"burst below zero": func(u *auth.Token) { u.RateLimit, u.RateBurst = 1, -1 },
-		"rotated to self":  func(u *auth.Token) { u.RotatedTo = u.ID },
-		"rotated to junk":  func(u *auth.Token) { u.RotatedTo = "tsw_nope" },
+		"invalid role":          func(u *auth.Token) { u.Role = auth.RoleInvalid },
+		"negative rate":         func(u *auth.Token) { u.RateLimit = -1 },
+		"burst, no rate":        func(u *auth.Token) { u.RateBurst = 3 },
+		"project":               func(u *auth.Token) { u.ProjectID = 25 },
+		"id":                    func(u *auth.Token) { u.ID = other.ID },
+		"created":               func(u *auth.Token) { u.CreatedAt = u.CreatedAt.Add(-time.Hour) },
+		"secret":                func(u *auth.Token) { u.SecretHash = other.SecretHash },
+		"revoked by fn":         func(u *auth.Token) { u.RevokedAt = time.Now() },
+		"name over 100 B":       func(u *auth.Token) { u.Name = strings.Repeat("n", auth.MaxNameLen+1) },
+		"invalid status":        func(u *auth.Token) { u.Status = auth.StatusInvalid },
+		"burst below zero":      func(u *auth.Token) { u.RateLimit, u.RateBurst = 1, -1 },
+		"rotated to self":       func(u *auth.Token) { u.RotatedTo = u.ID },
+		"rotated to junk":       func(u *auth.Token) { u.RotatedTo = "tsw_nope" },
+		"replaced, not rotated": func(u *auth.Token) { u.Replaced = true },
 		"scope beyond role": func(u *auth.Token) {
 			u.Role, u.Scopes = auth.RoleAccounting, auth.PermSet(0).With(auth.PermComputeWrite)
 		},
@@ -760,6 +763,47 @@ func testRotatedTo(t *testing.T, s auth.Store) {
 	}
 }
 
+// testReplaced checks the mark of a rotation without grace period: set
+// with RotatedTo in one Update, kept by Get, later Updates and Revoke,
+// and never cleared (nor its RotatedTo).
+func testReplaced(t *testing.T, s auth.Store) {
+	ctx := context.Background()
+	old, _ := NewToken(t, 29, auth.RoleOwner)
+	next, _ := NewToken(t, 29, auth.RoleOwner)
+	for _, tok := range []*auth.Token{old, next} {
+		if err := s.Create(ctx, tok); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	want := *old
+	want.ExpiresAt, want.RotatedTo, want.Replaced = now, next.ID, true
+	if _, err := s.Update(ctx, old.ID, func(u *auth.Token) error {
+		u.ExpiresAt, u.RotatedTo, u.Replaced = now, next.ID, true
+		return nil
+	}); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if got, err := s.Get(ctx, old.ID); err != nil || !got.Ended() || got.Revoked() {
+		t.Fatalf("Get after the mark: %v, %v; want ended, not a tombstone", got, err)
+	} else {
+		AssertEqual(t, got, &want)
+	}
+	for name, edit := range map[string]func(*auth.Token){
+		"cleared":              func(u *auth.Token) { u.Replaced = false },
+		"rotated to cleared":   func(u *auth.Token) { u.RotatedTo = "" },
+		"cleared, rotated off": func(u *auth.Token) { u.Replaced, u.RotatedTo = false, "" },
+	} {
+		if got, err := s.Update(ctx, old.ID, func(u *auth.Token) error { edit(u); return nil }); err == nil {
+			t.Errorf("Update (%s) succeeded: %s", name, format(got))
+		}
+	}
+	tomb, err := s.Revoke(ctx, old.ID, time.Now())
+	if err != nil || !tomb.Replaced || tomb.RotatedTo != next.ID {
+		t.Errorf("tombstone = %v (%v), want Replaced and RotatedTo kept", tomb, err)
+	}
+}
+
 // watch runs s.Watch in a goroutine sending to events; stop ends it.
 func watch(t *testing.T, s auth.Store, events chan<- auth.Event) (stop func()) {
 	t.Helper()
@@ -852,6 +896,7 @@ func AssertEqual(tb testing.TB, got, want *auth.Token) {
 		got.RateBurst != want.RateBurst,
 		got.RateShadow != want.RateShadow,
 		got.RotatedTo != want.RotatedTo,
+		got.Replaced != want.Replaced,
 		got.Lineage != want.Lineage,
 		got.Scopes != want.Scopes,
 		!slices.Equal(got.AllowedIPs, want.AllowedIPs):
@@ -866,9 +911,9 @@ func format(t *auth.Token) string {
 		}
 		return tm.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q lineage %+v scopes %q allowed_ips %v hash %x pepper %q}",
+	return fmt.Sprintf("{id %s project %d name %q role %s status %s created %s expires %s revoked %s rate %g burst %d shadow %t rotated_to %q replaced %t lineage %+v scopes %q allowed_ips %v hash %x pepper %q}",
 		t.ID, t.ProjectID, t.Name, t.Role, t.Status, f(t.CreatedAt), f(t.ExpiresAt), f(t.RevokedAt),
-		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.Lineage, t.Scopes, t.AllowedIPs, t.SecretHash[:4], t.PepperID)
+		t.RateLimit, t.RateBurst, t.RateShadow, t.RotatedTo, t.Replaced, t.Lineage, t.Scopes, t.AllowedIPs, t.SecretHash[:4], t.PepperID)
 }
 
 func list(tb testing.TB, s auth.Store, project int64) []*auth.Token {

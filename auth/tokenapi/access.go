@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,21 +136,19 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		a.unauthorized(w, r, action, rec, code)
 		return nil
 	}
-	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	// Every call is checked, and charged, against the token's record as
+	// stored now, not as cached: a revocation, a rotation, narrower
+	// scopes, ranges or rate limit or a shorter life made a moment ago on
+	// another replica apply already, to reads as to changes; a caller
+	// that is no longer usable is refused before it is charged.
+	p := &principal{kind: auth.ActorToken, actor: rec.ID}
+	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
+		return nil
+	}
 	if !a.allowAddr(w, r, action, p) { // before its rate limit is charged, as on the API
 		return nil
 	}
 	if !a.charge(w, r, action, p) {
-		return nil
-	}
-	// Every call is checked against the token's record as stored now,
-	// not as cached: a revocation, a rotation, narrower scopes or ranges
-	// or a shorter life made a moment ago on another replica apply
-	// already, to reads as to changes.
-	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
-		return nil
-	}
-	if !a.allowAddr(w, r, action, p) { // its ranges as stored now
 		return nil
 	}
 	if !a.allowRole(w, r, action, p) {
@@ -223,7 +220,7 @@ func (a *api) freshRecord(w http.ResponseWriter, r *http.Request, action string,
 	case err != nil:
 		a.storeError(w, r, "authenticate", fmt.Errorf("reading the calling token's record: %w", err))
 		return nil
-	case rec.Revoked():
+	case rec.Ended():
 		code = auth.CodeTokenRevoked
 	case rec.Status != auth.StatusActive:
 		code = auth.CodeTokenInactive
@@ -239,10 +236,11 @@ func (a *api) freshRecord(w http.ResponseWriter, r *http.Request, action string,
 	return rec
 }
 
-// requestedProject is the project_id a request names in its query, or 0.
+// requestedProject is the project_id a request names in its query, or 0
+// (also when it is not spelt as a project id is).
 func requestedProject(r *http.Request) int64 {
-	n, _ := strconv.ParseInt(r.URL.Query().Get("project_id"), 10, 64)
-	return max(n, 0)
+	n, _ := parseWhole(r.URL.Query().Get("project_id"))
+	return n
 }
 
 // allowProject checks that p may act on project; a token may act on its

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/tswgate/tswgate/auth"
 )
@@ -37,21 +36,21 @@ func parsePageQuery(r *http.Request, p *principal, defaultLimit int, allowZero b
 	q := r.URL.Query()
 	pq := pageQuery{project: p.defaultProject(), limit: defaultLimit, cursor: q.Get("cursor")}
 	if raw := q.Get("project_id"); raw != "" || pq.project == 0 {
-		n, err := strconv.ParseInt(raw, 10, 64)
+		n, ok := parseWhole(raw)
 		switch {
 		case raw == "":
 			*problems = append(*problems, "project_id: required with an admin key; use e.g. ?project_id=42")
-		case err != nil || n < 0 || n == 0 && !(allowZero && raw == "0"):
-			*problems = append(*problems, fmt.Sprintf("project_id: %q is not a positive integer; use e.g. ?project_id=42", truncate(raw)))
+		case !ok || n == 0 && !allowZero:
+			*problems = append(*problems, fmt.Sprintf("project_id: %q is not a positive integer written without a sign or leading zeros; use e.g. ?project_id=42", truncate(raw)))
 		}
 		pq.project = n
 	}
 	if raw := q.Get("limit"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > MaxPageSize {
-			*problems = append(*problems, fmt.Sprintf("limit: %q is not a whole number from 1 to %d", truncate(raw), MaxPageSize))
+		n, ok := parseWhole(raw)
+		if !ok || n < 1 || n > MaxPageSize {
+			*problems = append(*problems, fmt.Sprintf("limit: %q is not a whole number from 1 to %d, written without a sign or leading zeros", truncate(raw), MaxPageSize))
 		}
-		pq.limit = n
+		pq.limit = int(n)
 	}
 	return pq
 }

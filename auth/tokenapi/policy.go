@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tswgate/tswgate/auth"
@@ -91,9 +91,9 @@ func (a *api) routePolicies(mux *http.ServeMux) {
 // is an admin key: project policies are the operator's. It answers every
 // failure itself.
 func (a *api) adminProject(w http.ResponseWriter, r *http.Request, action string) (int64, bool) {
-	project, err := strconv.ParseInt(r.PathValue("project"), 10, 64)
-	if err != nil || project <= 0 {
-		const problem = "project: the path's project is not a positive integer, as in /v1/projects/42/policy"
+	project, ok := parseWhole(r.PathValue("project"))
+	if !ok || project <= 0 {
+		const problem = "project: the path's project is not a positive integer written without a sign or leading zeros, as in /v1/projects/42/policy"
 		writeError(w, http.StatusBadRequest, "invalid_request", "The project in the path must be a positive integer.", problem)
 		return 0, false
 	}
@@ -236,6 +236,8 @@ func (req *PolicyRequest) policy(now time.Time) (auth.ProjectPolicy, []string) {
 		switch {
 		case err != nil:
 			problems = append(problems, "max_lifetime: "+err.Error())
+		case !strings.HasSuffix(req.MaxLifetime, "d") && durationProblem("max_lifetime", req.MaxLifetime) != "":
+			problems = append(problems, durationProblem("max_lifetime", req.MaxLifetime))
 		case d < time.Minute:
 			problems = append(problems, fmt.Sprintf("max_lifetime: %q is under a minute; give a lifetime such as 90d, or leave it out for no bound", req.MaxLifetime))
 		}

@@ -86,6 +86,12 @@ type Rotated struct {
 	// announced to other replicas: the rotation stands, but they may accept
 	// the old token until their cache expires.
 	Unannounced error
+	// Unconfirmed is set when retiring the old token failed and the store
+	// could not say, read back a few times, whether it was stored: the
+	// successor stands and works (its credential is handed out, the one
+	// token sure to work), while the old token may have ended or may
+	// still work until its expiry (revoke it once the store answers).
+	Unconfirmed error
 }
 
 // Rotate replaces rot.Old with a new token: it creates the successor (the
@@ -137,11 +143,17 @@ func Rotate(ctx context.Context, st auth.Store, h *auth.Hasher, rot Rotation) (*
 		return &Rotated{Next: next, Credential: cred, Previous: prev}, nil
 	}
 	// The old token's change may be stored even so (a failed
-	// announcement); if it is, the rotation stands.
-	if cur, ok := rot.retired(ctx, st, next.ID); ok {
+	// announcement); if it is, the rotation stands. If the store cannot
+	// say, the successor stands too: withdrawing it could leave no token
+	// working at all.
+	cur, state := rot.retired(ctx, st, next.ID)
+	switch state {
+	case retireStored:
 		return &Rotated{Next: next, Credential: cred, Previous: cur, Unannounced: err}, nil
+	case retireUnknown:
+		return &Rotated{Next: next, Credential: cred, Previous: old, Unconfirmed: err}, nil
 	}
-	return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: retiring the old token: %w", old.ID, err))
+	return nil, rot.undo(ctx, st, next.ID, fmt.Errorf("rotate %s: retiring the old token: %w; %w: %s still works", old.ID, err, errNotRotated, old.ID))
 }
 
 // create stores the successor: within rot.Limit when the old token lives
@@ -227,7 +239,8 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 // and the rotation, so the successor never carries what the old token no
 // longer has. The old token is marked as rotated to nextID and ends: with a
 // grace period at its end at the latest; without one at once, and is then
-// revoked (a token that has ended is refused, token_expired, until then).
+// revoked; it is marked Replaced in the same Update, so that it is
+// refused as revoked (token_revoked) from that instant, tombstone or not.
 func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (*auth.Token, error) {
 	until := rot.Now.Add(rot.Grace).UTC().Truncate(time.Millisecond)
 	prev, err := st.Update(ctx, rot.Old.ID, func(t *auth.Token) error {
@@ -241,6 +254,7 @@ func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (
 			t.ExpiresAt = until
 		}
 		t.RotatedTo = nextID
+		t.Replaced = rot.Grace <= 0 // refused as revoked from now on, before the tombstone
 		return nil
 	})
 	if err != nil || rot.Grace > 0 {
@@ -249,16 +263,41 @@ func (rot *Rotation) retire(ctx context.Context, st auth.Store, nextID string) (
 	return st.Revoke(ctx, rot.Old.ID, rot.Now)
 }
 
+// errNotRotated marks the failure of a rotation whose old token is known
+// to be as it was: it still works, and the successor was withdrawn.
+var errNotRotated = errors.New("nothing was rotated")
+
+// retireState is what a read of the old token says of a retirement that
+// failed.
+type retireState int
+
+const (
+	retireNotStored retireState = iota // the old token is not retired: it works as before
+	retireStored                       // retired all the same: the rotation stands
+	retireUnknown                      // the store did not answer: either may be so
+)
+
+// retireReads bounds the reads of the old token after a failed
+// retirement, retireReadWait the wait before the second (doubling).
+const (
+	retireReads    = 3
+	retireReadWait = 25 * time.Millisecond
+)
+
 // retired reports whether the retirement of the old token in favour of
 // nextID is stored although retire failed (its announcement, or the
-// revocation after it, failed), and returns the old token as it is then.
-// Without a grace period it completes the revocation, best effort (the
-// old token has ended already).
-func (rot *Rotation) retired(ctx context.Context, st auth.Store, nextID string) (*auth.Token, bool) {
+// revocation after it, failed), and returns the old token as it is then;
+// it reads it up to retireReads times. Without a grace period it
+// completes the revocation, best effort (the old token has ended
+// already).
+func (rot *Rotation) retired(ctx context.Context, st auth.Store, nextID string) (*auth.Token, retireState) {
 	ctx = context.WithoutCancel(ctx)
-	cur, err := st.Get(ctx, rot.Old.ID)
-	if err != nil || cur.RotatedTo != nextID {
-		return nil, false
+	cur, err := rot.readOld(ctx, st)
+	switch {
+	case err != nil:
+		return nil, retireUnknown
+	case cur.RotatedTo != nextID:
+		return nil, retireNotStored
 	}
 	if rot.Grace <= 0 && !cur.Revoked() {
 		if t, err := st.Revoke(ctx, rot.Old.ID, rot.Now); err == nil {
@@ -267,7 +306,21 @@ func (rot *Rotation) retired(ctx context.Context, st auth.Store, nextID string) 
 			cur = t
 		}
 	}
-	return cur, true
+	return cur, retireStored
+}
+
+// readOld reads the old token, up to retireReads times while the store
+// fails to answer.
+func (rot *Rotation) readOld(ctx context.Context, st auth.Store) (*auth.Token, error) {
+	wait := retireReadWait
+	for i := 1; ; i++ {
+		cur, err := st.Get(ctx, rot.Old.ID)
+		if err == nil || errors.Is(err, auth.ErrNotFound) || i == retireReads {
+			return cur, err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
 }
 
 // sameRecord reports whether a and b are the same record: every field
@@ -365,18 +418,30 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	case a.overLimit(w, r, "token.rotate", p, err):
 		return
+	case errors.Is(err, errNotRotated) && errors.Is(err, auth.ErrUnavailable) && r.Context().Err() == nil:
+		a.notRotated(w, r, id, err)
+		return
 	case err != nil:
 		a.storeError(w, r, "rotate token", err)
 		return
 	}
-	warning := ""
+	a.rotated(w, r, old, grace, res)
+}
+
+// rotated answers a rotation of old (with grace) that stands (res), and
+// records it.
+func (a *api) rotated(w http.ResponseWriter, r *http.Request, old *auth.Token, grace time.Duration, res *Rotated) {
+	warning := a.unconfirmedWarning(r, old.ID, res)
 	if res.Unannounced != nil {
 		a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "rotate token: the old token's change is stored but may not have been announced",
-			slog.String("token_id", id), slog.String("err", auth.RedactSecrets(res.Unannounced.Error())))
+			slog.String("token_id", old.ID), slog.String("err", auth.RedactSecrets(res.Unannounced.Error())))
 		warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
 	}
-	a.Invalidate(id)
+	a.Invalidate(old.ID)
 	detail, changes := rotationDetail(old, res.Next, grace)
+	if res.Unconfirmed != nil {
+		detail += ", the old token's end not confirmed by the store"
+	}
 	attrs := []slog.Attr{slog.String("new_token_id", res.Next.ID), slog.Duration("grace", grace)}
 	if changes != "" {
 		attrs = append(attrs, slog.String("changes", changes))
@@ -397,7 +462,7 @@ func (a *api) rotate(w http.ResponseWriter, r *http.Request) {
 // it too, but this answers before the quota is counted).
 func (a *api) rotatable(w http.ResponseWriter, r *http.Request, p *principal, old *auth.Token, now time.Time) bool {
 	switch {
-	case old.Revoked():
+	case old.Ended():
 		a.storeError(w, r, "rotate token", fmt.Errorf("rotate %s: %w", old.ID, auth.ErrRevoked))
 		return false
 	case old.Expired(now):
@@ -405,6 +470,32 @@ func (a *api) rotatable(w http.ResponseWriter, r *http.Request, p *principal, ol
 		return false
 	}
 	return true
+}
+
+// notRotated answers a rotation that failed with the store while the old
+// token (id) is known to be as it was: 503 store_unavailable, saying that
+// the old token still works.
+func (a *api) notRotated(w http.ResponseWriter, r *http.Request, id string, err error) {
+	a.Logger.LogAttrs(r.Context(), slog.LevelError, "rotate token failed",
+		slog.String("token_id", id), slog.String("err", auth.RedactSecrets(err.Error())))
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "store_unavailable", fmt.Sprintf(
+		"The token store failed during the rotation: nothing was rotated, and token %s still works as before "+
+			"(the new token was withdrawn, its secret never shown). Retry later.", id))
+}
+
+// unconfirmedWarning is what the answer to a rotation adds when the store
+// could not confirm the old token's end (Rotated.Unconfirmed): the new
+// token works; the old one may too, until it is revoked. "" otherwise.
+func (a *api) unconfirmedWarning(r *http.Request, id string, res *Rotated) string {
+	if res.Unconfirmed == nil {
+		return ""
+	}
+	a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "rotate token: the old token's end is not confirmed",
+		slog.String("token_id", id), slog.String("new_token_id", res.Next.ID),
+		slog.String("err", auth.RedactSecrets(res.Unconfirmed.Error())))
+	return fmt.Sprintf(" The token store did not confirm that the old token %s was ended: the new token works, "+
+		"use it; the old one may still work. Revoke it (DELETE /v1/tokens/%s) once the store answers.", id, id)
 }
 
 // rotationDetail says what a rotation did, for the audit trail: the
@@ -449,6 +540,10 @@ func parseGrace(value string, problems *[]string) time.Duration {
 			fmt.Sprintf("grace: %q is not a duration of 0 or more, such as 1h (0s revokes the old token at once)", value))
 		return 0
 	}
+	if p := durationProblem("grace", value); p != "" {
+		*problems = append(*problems, p)
+		return 0
+	}
 	return grace
 }
 
@@ -468,6 +563,8 @@ func (req *RotateRequest) restrictions(rot *Rotation, problems *[]string) {
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
 			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
+		} else if p := durationProblem("expires_in", req.ExpiresIn); p != "" {
+			*problems = append(*problems, p)
 		}
 		rot.Lifetime = d
 	}
@@ -478,10 +575,11 @@ func (a *api) rotateMessage(res *Rotated) string {
 	msg := "Token rotated. Copy the new token now: its secret cannot be retrieved again."
 	prev := res.Previous
 	switch {
-	case prev.Revoked():
+	case prev.Ended():
 		msg += " The old token is revoked."
 	case prev.Expired(a.Now()):
 		msg += fmt.Sprintf(" The old token expired at %s.", prev.ExpiresAt.UTC().Format(time.RFC3339))
+	case res.Unconfirmed != nil: // said by unconfirmedWarning
 	default:
 		msg += fmt.Sprintf(" The old token works until %s, only to read and revoke tokens.", prev.ExpiresAt.UTC().Format(time.RFC3339))
 	}

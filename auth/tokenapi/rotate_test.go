@@ -64,8 +64,12 @@ type faultyStore struct {
 	expireFirst              bool              // old expires (another call ends it) just before its retirement
 	changeFirst              func(*auth.Token) // another call changes old so just before its retirement
 	cancel                   context.CancelFunc
-	mu                       sync.Mutex
-	created                  []string
+	// getFails is how many reads of old fail (-1: every one): the
+	// rotation reads old only to learn whether a failed retirement was
+	// stored.
+	getFails int
+	mu       sync.Mutex
+	created  []string
 }
 
 func (s *faultyStore) Create(ctx context.Context, t *auth.Token) error {
@@ -112,6 +116,19 @@ func (s *faultyStore) retire(ctx context.Context, do func() (*auth.Token, error)
 		}
 	}
 	return nil, fmt.Errorf("retire %s: %w", s.old, errInjected)
+}
+
+func (s *faultyStore) Get(ctx context.Context, id string) (*auth.Token, error) {
+	s.mu.Lock()
+	fail := id == s.old && s.getFails != 0
+	if fail && s.getFails > 0 {
+		s.getFails--
+	}
+	s.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("get %s: %w", id, errInjected)
+	}
+	return s.Store.Get(ctx, id)
 }
 
 func (s *faultyStore) Update(ctx context.Context, id string, fn func(*auth.Token) error) (*auth.Token, error) {
@@ -312,6 +329,52 @@ func testRotate(t *testing.T, open func(t *testing.T) auth.Store) {
 			if next, err := st.Get(ctx, res.Next.ID); err != nil || next.Revoked() {
 				t.Errorf("the successor of a rotation that stands: %+v, %v", next, err)
 			}
+		})
+	}
+	// A retirement reported failed is read back, a few times, before the
+	// successor is withdrawn: when it was stored the rotation stands
+	// (withdrawing the successor then would leave no working token);
+	// when the store cannot say, the successor is kept and handed out
+	// (Unconfirmed), the one token sure to work; when it was not stored,
+	// the successor is withdrawn and the error says the old token still
+	// works.
+	for _, grace := range []time.Duration{0, time.Hour} {
+		t.Run(fmt.Sprintf("retire stored, read back late/grace=%s", grace), func(t *testing.T) {
+			f := &faultyStore{retireFails: true, retireStored: true, getFails: 2}
+			st, old := setup(t, f)
+			res, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: time.Now()})
+			if err != nil || res.Unannounced == nil || res.Unconfirmed != nil {
+				t.Fatalf("Rotate = %+v, %v; want it to stand, unannounced", res, err)
+			}
+			if next, err := st.Get(ctx, res.Next.ID); err != nil || next.Revoked() {
+				t.Errorf("the successor of a rotation that stands: %+v, %v", next, err)
+			}
+			if prev, _ := st.Get(ctx, old.ID); prev.RotatedTo != res.Next.ID {
+				t.Errorf("old token: %+v, want it retired", prev)
+			}
+		})
+		for _, stored := range []bool{true, false} {
+			t.Run(fmt.Sprintf("retire unconfirmed, stored=%t/grace=%s", stored, grace), func(t *testing.T) {
+				f := &faultyStore{retireFails: true, retireStored: stored, getFails: -1}
+				st, old := setup(t, f)
+				res, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: time.Now()})
+				if err != nil || !errors.Is(res.Unconfirmed, auth.ErrUnavailable) {
+					t.Fatalf("Rotate = %+v, %v; want the successor handed out, unconfirmed", res, err)
+				}
+				next, err := st.Get(ctx, res.Next.ID)
+				if err != nil || next.Revoked() || !h.Verify(res.Credential, &next.SecretHash, next.PepperID) {
+					t.Errorf("the successor handed out does not work: %+v, %v", next, err)
+				}
+			})
+		}
+		t.Run(fmt.Sprintf("retire not stored, says the old works/grace=%s", grace), func(t *testing.T) {
+			f := &faultyStore{retireFails: true}
+			st, old := setup(t, f)
+			_, err := Rotate(ctx, f, h, Rotation{Old: old, Grace: grace, Now: time.Now()})
+			if !errors.Is(err, auth.ErrUnavailable) || !strings.Contains(err.Error(), old.ID+" still works") {
+				t.Fatalf("Rotate = %v, want it to say the old token still works", err)
+			}
+			unchanged(t, st, old)
 		})
 	}
 	// Another call revokes, deactivates, narrows or rotates the old token

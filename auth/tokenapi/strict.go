@@ -282,7 +282,7 @@ func (fs fieldSet) problem(key string, value json.RawMessage) string {
 	var pe *time.ParseError
 	switch {
 	case err == nil:
-		return ""
+		return numberProblem(name, f.typ, value)
 	case errors.As(err, &te):
 		return describeTypeError(key, te)
 	case errors.As(err, &pe):

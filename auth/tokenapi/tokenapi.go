@@ -335,6 +335,8 @@ func View(t *auth.Token) Token {
 	if t.Revoked() {
 		r := t.RevokedAt.UTC()
 		v.RevokedAt = &r
+	}
+	if t.Ended() {
 		v.Status = "revoked"
 	}
 	return v
@@ -521,6 +523,10 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
 			break
 		}
+		if p := durationProblem("expires_in", req.ExpiresIn); p != "" {
+			problems = append(problems, p)
+			break
+		}
 		if tok.ExpiresAt = tok.CreatedAt.Add(d); !tok.ExpiresAt.After(now) {
 			problems = append(problems, fmt.Sprintf("expires_in: %q is too short: the token would be expired at once", req.ExpiresIn))
 		}
@@ -680,6 +686,9 @@ func (req *UpdateRequest) edit(now time.Time) (func(*auth.Token) error, []string
 		ranges = parseRanges(*req.AllowedIPs, &problems)
 	}
 	return func(t *auth.Token) error {
+		if t.Replaced { // ended by a rotation: revoked, its tombstone still to come
+			return fmt.Errorf("token %s was replaced by a rotation: %w", t.ID, auth.ErrRevoked)
+		}
 		if req.Scopes != nil {
 			if extra := scopes.Missing(auth.RolePermissions(t.Role)); extra != 0 {
 				return &invalidChange{[]string{fmt.Sprintf("scopes: the %s role does not grant %s", t.Role, extra)}}
@@ -729,6 +738,8 @@ func (req *UpdateRequest) expiry(now time.Time, problems *[]string) time.Time {
 		d, err := time.ParseDuration(*req.ExpiresIn)
 		if err != nil || d <= 0 {
 			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", *req.ExpiresIn))
+		} else if p := durationProblem("expires_in", *req.ExpiresIn); p != "" {
+			*problems = append(*problems, p)
 		}
 		expires = now.UTC().Truncate(time.Millisecond).Add(d)
 	}
