@@ -87,7 +87,8 @@ func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request, c *call) {
 	limit := 50
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxPageSize {
+		// One spelling per value: "+5" and "05" are refused, as in the token API.
+		if err != nil || n < 1 || n > MaxPageSize || strconv.Itoa(n) != s {
 			problem := fmt.Sprintf("limit: %q is not a whole number from 1 to %d", truncate(s), MaxPageSize)
 			writeError(w, http.StatusBadRequest, "invalid_request", "The query is invalid: "+problem+".", problem)
 			return

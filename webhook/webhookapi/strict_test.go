@@ -31,6 +31,8 @@ func TestStrictRequests(t *testing.T) {
 		{"GET", base + "?x=1&x=2", "", "x: unknown parameter"},
 		{"GET", base + "/" + ep.ID + "/deliveries?lmit=1", "", "lmit: unknown parameter; this endpoint reads limit"},
 		{"GET", base + "/" + ep.ID + "/deliveries?limit=x", "", `limit: "x" is not a whole number`},
+		{"GET", base + "/" + ep.ID + "/deliveries?limit=%2B5", "", `limit: "+5" is not a whole number`},
+		{"GET", base + "/" + ep.ID + "/deliveries?limit=05", "", `limit: "05" is not a whole number`},
 		{"GET", base + "/" + ep.ID + "?limit=1", "", "limit: unknown parameter: this endpoint reads no query parameters"},
 		{"PATCH", base + "/" + ep.ID, `{}`, "body: nothing to change"},
 		{"PATCH", base + "/" + ep.ID, `{"description":null}`, "description: null is not a value"},
