@@ -101,14 +101,14 @@ func version() string {
 
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tswgate serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON config `file`; TSWGATE_* environment variables override it")
 	check := fs.Bool("check", false, "validate the configuration and exit")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags("serve", fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{"serve takes no arguments, got " + strings.Join(fs.Args(), " ")}
+	if len(pos) > 0 {
+		return usageError{"serve takes no arguments, got " + strings.Join(pos, " ")}
 	}
 	cfg, err := config.Load(*path, environ)
 	if err != nil {

@@ -28,13 +28,13 @@ const quickstartProject = 42
 // prints curl commands to try them.
 func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tswgate quickstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	useTLS := fs.Bool("tls", false, "serve HTTPS (and HTTP/2) with a self-signed certificate for localhost, made in TSWGATE_DATA_DIR")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags("quickstart", fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{"quickstart takes no arguments"}
+	if len(pos) > 0 {
+		return usageError{"quickstart takes no arguments, got " + strings.Join(pos, " ")}
 	}
 	cfg, err := config.Load("", environ)
 	if err != nil {

@@ -36,15 +36,24 @@ func newCommandFlags(name string) *tokenFlags {
 // parse parses args, whose flags may follow the arguments. With -h it
 // prints the flags to stdout and returns flag.ErrHelp (a success).
 func (c *tokenFlags) parse(args []string, stdout io.Writer) ([]string, error) {
-	pos, err := parseInterspersed(c.fs, args)
+	return parseFlags(c.name, c.fs, args, stdout)
+}
+
+// parseFlags parses the flags of the command name (as in "token create"),
+// which may follow its arguments, and returns the arguments. With -h or
+// --help it prints the flags to stdout and returns flag.ErrHelp (a
+// success); a bad flag is a usageError.
+func parseFlags(name string, fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage of tswgate %s:\n", c.name)
-		c.fs.SetOutput(stdout)
-		c.fs.PrintDefaults()
+		fmt.Fprintf(stdout, "Usage of tswgate %s:\n", name)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return nil, err
 	}
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("%s: %v", c.name, err)}
+		return nil, usageError{fmt.Sprintf("%s: %v", name, err)}
 	}
 	return pos, nil
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// helpAsks are the command lines of every command and subcommand with
+// room for a flag: each command of the table, and each webhook
+// subcommand.
+func helpAsks() [][]string {
+	var asks [][]string
+	for _, c := range commands {
+		switch c.name {
+		case "version":
+		case "policy":
+			for _, sub := range []string{"show", "set", "clear", "violations"} {
+				asks = append(asks, []string{"policy", sub})
+			}
+		case "webhook":
+			for _, sub := range []string{"list", "create", "delete", "rotate", "deliveries", "replay", "test"} {
+				asks = append(asks, []string{"webhook", sub})
+			}
+		default:
+			asks = append(asks, strings.Fields(c.name))
+		}
+	}
+	return asks
+}
+
+// TestHelpOnStdout: every command's -h and --help print its help on
+// stdout, nothing on stderr, and exit 0.
+func TestHelpOnStdout(t *testing.T) {
+	env := []string{"TSWGATE_ADMIN_URL=" + MustDeadURL(t), "TSWGATE_ADMIN_KEY=" + testAdminKey}
+	for _, args := range helpAsks() {
+		for _, h := range []string{"-h", "--help"} {
+			res := MustRun(t, env, append(args, h)...)
+			if res.code != 0 || !strings.Contains(res.stdout, "Usage") || res.stderr != "" {
+				t.Errorf("tswgate %s %s: want exit 0, the help on stdout and nothing on stderr: %v", strings.Join(args, " "), h, res)
+			}
+		}
+	}
+}
+
+// TestBadFlagIsUsageError: an unknown flag on any command exits 2 with
+// the error, once, and the usage on stderr, and nothing on stdout.
+func TestBadFlagIsUsageError(t *testing.T) {
+	env := []string{"TSWGATE_ADMIN_URL=" + MustDeadURL(t), "TSWGATE_ADMIN_KEY=" + testAdminKey}
+	for _, args := range helpAsks() {
+		res := MustRun(t, env, append(args, "--no-such-flag")...)
+		if res.code != 2 || res.stdout != "" || !strings.Contains(res.stderr, "Usage:") ||
+			strings.Count(res.stderr, "no-such-flag") != 1 {
+			t.Errorf("tswgate %s --no-such-flag: want exit 2, the error once and the usage on stderr: %v", strings.Join(args, " "), res)
+		}
+	}
+}
+
+// TestHelpDefaults: no help shows a default that is not one a user could
+// give (a negative number standing for "not given").
+func TestHelpDefaults(t *testing.T) {
+	negative := regexp.MustCompile(`\(default -[0-9]`)
+	for _, args := range helpAsks() {
+		res := MustRun(t, nil, append(args, "-h")...)
+		if negative.MatchString(res.stdout + res.stderr) {
+			t.Errorf("tswgate %s -h shows a negative default:\n%s%s", strings.Join(args, " "), res.stdout, res.stderr)
+		}
+	}
+}
