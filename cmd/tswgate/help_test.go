@@ -7,13 +7,12 @@ import (
 )
 
 // helpAsks are the command lines of every command and subcommand with
-// room for a flag: each command of the table, and each webhook
-// subcommand.
+// room for a flag: each command of the table, and each policy and
+// webhook subcommand.
 func helpAsks() [][]string {
 	var asks [][]string
 	for _, c := range commands {
 		switch c.name {
-		case "version":
 		case "policy":
 			for _, sub := range []string{"show", "set", "clear", "violations"} {
 				asks = append(asks, []string{"policy", sub})
@@ -65,5 +64,38 @@ func TestHelpDefaults(t *testing.T) {
 		if negative.MatchString(res.stdout + res.stderr) {
 			t.Errorf("tswgate %s -h shows a negative default:\n%s%s", strings.Join(args, " "), res.stdout, res.stderr)
 		}
+	}
+}
+
+// TestTyposSuggested: a mistyped command, subcommand or flag is a usage
+// error that names the closest right one.
+func TestTyposSuggested(t *testing.T) {
+	env := []string{"TSWGATE_ADMIN_URL=" + MustDeadURL(t), "TSWGATE_ADMIN_KEY=" + testAdminKey}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"servee"}, `did you mean "serve"?`},
+		{[]string{"tokn", "list"}, `did you mean "token"?`},
+		{[]string{"quickstrat"}, `did you mean "quickstart"?`},
+		{[]string{"token", "lst", "--project", "42"}, `did you mean "list"?`},
+		{[]string{"token", "revok", "tsw_x"}, `did you mean "revoke"?`},
+		{[]string{"policy", "shwo", "--project", "42"}, `did you mean "show"?`},
+		{[]string{"webhook", "lst"}, `did you mean "list"?`},
+		{[]string{"token", "create", "--projct", "42"}, `did you mean --project?`},
+		{[]string{"audit", "--projet", "42"}, `did you mean --project?`},
+		{[]string{"serve", "--confg", "x.json"}, `did you mean --config?`},
+		{[]string{"webhook", "create", "--ulr", "https://x"}, `did you mean --url?`},
+	} {
+		res := MustRun(t, env, tc.args...)
+		if res.code != 2 || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("tswgate %s: want exit 2 and %q: %v", strings.Join(tc.args, " "), tc.want, res)
+		}
+	}
+	if res := MustRun(t, env, "zzzzzz"); strings.Contains(res.stderr, "did you mean") {
+		t.Errorf("tswgate zzzzzz suggests a command: %v", res)
+	}
+	if res := MustRun(t, env, "version", "--bogus"); res.code != 2 {
+		t.Errorf("tswgate version --bogus: want exit 2: %v", res)
 	}
 }

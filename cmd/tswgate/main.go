@@ -47,7 +47,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	cmd, rest, err := lookup(args)
 	if err == nil && cmd == nil {
-		fmt.Fprintf(stderr, "tswgate: unknown command %q\n\n%s", args[0], usage())
+		fmt.Fprintf(stderr, "tswgate: unknown command %q%s\n\n%s", args[0], didYouMean(args[0], commandNames()), usage())
 		return 2
 	}
 	if err == nil {

@@ -25,7 +25,7 @@ func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Wri
 	case isHelpArg(sub):
 		return errCommandHelp
 	case sub != "show" && sub != "set" && sub != "clear" && sub != "violations":
-		return usageError{fmt.Sprintf("unknown policy subcommand %q: want %s", sub, policySubcommands)}
+		return usageError{fmt.Sprintf("unknown policy subcommand %q%s: want %s", sub, didYouMean(sub, listWords(policySubcommands)), policySubcommands)}
 	}
 	c := newCommandFlags("policy " + sub)
 	project := c.fs.Int64("project", 0, "project id")

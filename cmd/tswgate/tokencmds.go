@@ -53,7 +53,7 @@ func parseFlags(name string, fs *flag.FlagSet, args []string, stdout io.Writer) 
 		return nil, err
 	}
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("%s: %v", name, err)}
+		return nil, usageError{fmt.Sprintf("%s: %s", name, flagHint(fs, err))}
 	}
 	return pos, nil
 }

@@ -70,7 +70,7 @@ func webhookCommand(ctx context.Context, args, environ []string, stdout io.Write
 	}
 	want, ok := wantArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("unknown webhook subcommand %q: want %s", sub, webhookSubcommands)}
+		return usageError{fmt.Sprintf("unknown webhook subcommand %q%s: want %s", sub, didYouMean(sub, listWords(webhookSubcommands)), webhookSubcommands)}
 	}
 	pos, err := parseInterspersed(fs, args)
 	switch {
@@ -78,7 +78,7 @@ func webhookCommand(ctx context.Context, args, environ []string, stdout io.Write
 		fmt.Fprint(stdout, webhookUsage)
 		return nil
 	case err != nil:
-		return usageError{fmt.Sprintf("webhook %s: %v", sub, err)}
+		return usageError{fmt.Sprintf("webhook %s: %s", sub, flagHint(fs, err))}
 	case len(pos) < want[0] || len(pos) > want[1]:
 		return usageError{fmt.Sprintf("webhook %s: got %d arguments, want %d to %d (see tswgate webhook -h)", sub, len(pos), want[0], want[1])}
 	case f.project < 0:
