@@ -99,3 +99,25 @@ func TestTyposSuggested(t *testing.T) {
 		t.Errorf("tswgate version --bogus: want exit 2: %v", res)
 	}
 }
+
+// TestTokenIDArgument: a token command given something other than a
+// whole token id refuses it before calling the admin API (so a secret
+// pasted with the id is never sent), and says where the whole id is.
+func TestTokenIDArgument(t *testing.T) {
+	env := []string{"TSWGATE_ADMIN_URL=" + MustDeadURL(t), "TSWGATE_ADMIN_KEY=" + testAdminKey}
+	id := "tsw_" + MustRandomBase62(t, 20)
+	for _, tc := range []struct{ arg, want string }{
+		{id[:8] + "…", "-o json"},
+		{id + ":tswsk_" + MustRandomBase62(t, 40), "the id alone"},
+		{"ci-deploy", "not a token id"},
+	} {
+		for _, args := range [][]string{{"show"}, {"revoke"}, {"deactivate"}, {"activate"}, {"rotate"},
+			{"update", "--scopes", "compute.read"}, {"limit", "--rate", "1"}} {
+			sub := args[0]
+			res := MustRun(t, env, append([]string{"token", sub, tc.arg}, args[1:]...)...)
+			if res.code != 2 || !strings.Contains(res.stderr, tc.want) || strings.Contains(res.stderr, "tswsk_") {
+				t.Errorf("tswgate token %s %s: want exit 2 saying %q, the secret not repeated: %v", sub, tc.arg, tc.want, res)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 )
 
@@ -75,7 +76,30 @@ func (c *tokenFlags) client(pos []string, want int, environ []string) (*tokenapi
 	if len(pos) != want {
 		return nil, usageError{fmt.Sprintf("%s takes %d argument(s), got %d", c.name, want, len(pos))}
 	}
+	if want == 1 {
+		if err := checkTokenID(c.name, pos[0]); err != nil {
+			return nil, err
+		}
+	}
 	return adminClient(envMap(environ))
+}
+
+// checkTokenID refuses an argument that is not a whole token id before it
+// is sent anywhere, saying what to give instead: the id alone, never
+// its secret; the whole id, not the shortened one of the list table.
+func checkTokenID(cmd, arg string) error {
+	switch id, _, hasSecret := strings.Cut(arg, ":"); {
+	case auth.ValidID(arg):
+		return nil
+	case hasSecret:
+		return usageError{fmt.Sprintf("%s: give the id alone (%q, before the \":\"), never the secret", cmd, id)}
+	case strings.HasSuffix(arg, "…"):
+		return usageError{fmt.Sprintf("%s: %q is the shortened id of the list table: give the whole id "+
+			"(tsw_ and 20 letters and digits), shown by \"tswgate token list --project ID -o json\" and \"tswgate audit --project ID\"",
+			cmd, arg)}
+	default:
+		return usageError{fmt.Sprintf("%s: %q is not a token id (tsw_ and 20 letters and digits)", cmd, arg)}
+	}
 }
 
 func (c *tokenFlags) json() bool { return *c.output == "json" }
