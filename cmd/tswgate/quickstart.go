@@ -103,7 +103,8 @@ Try them:
   curl -s %s/v2/Instance                                                         # 401 missing_token
 `,
 		quickstartProject, owner, acct, gw, quickstartProject, gw, gw, quickstartProject, gw, gw)
-	b.WriteString(manageText(g, gw))
+	acctID, _, _ := strings.Cut(acct, ":")
+	b.WriteString(manageText(g, gw, acctID))
 	b.WriteString("\nPress Ctrl-C to stop.\n")
 	out := strings.ReplaceAll(b.String(), "  curl -s ", "  "+curl+" ")
 	out = strings.ReplaceAll(out, "  go run ./cmd/tswgate ", "  "+cliEnv(g)+"go run ./cmd/tswgate ")
@@ -129,9 +130,9 @@ func metricsLine(g *gateway.Gateway) string {
 }
 
 // manageText says how to manage the tokens: with the CLI through the
-// admin API, and with the Owner token through self-service, each when it
+// admin API (revoking the Accounting token, acctID), and with the Owner token through self-service, each when it
 // is served.
-func manageText(g *gateway.Gateway, gw string) string {
+func manageText(g *gateway.Gateway, gw, acctID string) string {
 	admin, self := g.Addr("admin") != "", g.Config().SelfService
 	selfCurl := fmt.Sprintf("  curl -s -H \"Authorization: Bearer $OWNER\" %s%s/v1/tokens\n", gw, gateway.SelfServicePrefix)
 	var b strings.Builder
@@ -141,9 +142,9 @@ func manageText(g *gateway.Gateway, gw string) string {
 Manage tokens (in another shell, from this directory):
 
   go run ./cmd/tswgate token list --project %d
-  go run ./cmd/tswgate token revoke <id>
+  go run ./cmd/tswgate token revoke %s   # the Accounting token: 401 token_revoked from now on
   go run ./cmd/tswgate audit --project %d
-`, quickstartProject, quickstartProject)
+`, quickstartProject, acctID, quickstartProject)
 		if self {
 			b.WriteString("\nor with the Owner token itself, on the gateway (its own project only):\n\n" + selfCurl)
 		}

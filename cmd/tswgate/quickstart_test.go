@@ -205,3 +205,36 @@ func TestQuickstartListenersOff(t *testing.T) {
 		t.Errorf("quickstart with the admin API and self-service off offers to manage tokens:\n%s", out)
 	}
 }
+
+// TestQuickstartPrintedCommandsWork runs the CLI commands the quickstart
+// prints, as printed (its environment assignments included): they
+// succeed, and the revoke line names the Accounting token, which is
+// refused afterwards.
+func TestQuickstartPrintedCommandsWork(t *testing.T) {
+	out := mustQuickstartOutput(t, []string{
+		"TSWGATE_LISTEN_ADDR=127.0.0.1:0", "TSWGATE_ADMIN_ADDR=127.0.0.1:0", "TSWGATE_METRICS_ADDR=127.0.0.1:0",
+		"TSWGATE_DATA_DIR=" + t.TempDir(), "TSWGATE_LOG_LEVEL=error",
+	})
+	acct := regexp.MustCompile(`(?m)^\s*export ACCOUNTING=(\S+)$`).FindStringSubmatch(out)
+	gw := regexp.MustCompile(`(?m)^\s*gateway\s+(http://\S+)$`).FindStringSubmatch(out)
+	lines := regexp.MustCompile(`(?m)^  ((?:\S+=\S+ )*)go run \./cmd/tswgate ([^#\n]*?)\s*(?:#.*)?$`).FindAllStringSubmatch(out, -1)
+	if acct == nil || gw == nil || len(lines) < 3 {
+		t.Fatalf("quickstart output lacks the tokens, the gateway or the CLI commands:\n%s", out)
+	}
+	acctID, _, _ := strings.Cut(acct[1], ":")
+	revoked := false
+	for _, l := range lines {
+		args := strings.Fields(l[2])
+		res := MustRun(t, strings.Fields(l[1]), args...)
+		if res.code != 0 {
+			t.Errorf("printed command %q: %v", l[0], res)
+		}
+		revoked = revoked || slices.Equal(args, []string{"token", "revoke", acctID})
+	}
+	if !revoked {
+		t.Fatalf("quickstart prints no revoke of the Accounting token %s:\n%s", acctID, out)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	MustBeRefused(t, MustDo(t, c, MustNewRequest(t, "GET", gw[1]+"/v2/Invoice", acct[1], nil)), auth.CodeTokenRevoked)
+}
