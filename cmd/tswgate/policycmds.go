@@ -58,12 +58,16 @@ func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Wri
 		}
 		return printPolicy(stdout, c.json(), "", pol)
 	case "set", "clear":
-		resp, err := client.SetPolicy(ctx, *project, req)
+		var resp tokenapi.PolicyResponse
+		doing := "setting the policy"
 		if sub == "clear" {
 			resp, err = client.ClearPolicy(ctx, *project)
+			doing = "clearing the policy"
+		} else {
+			resp, err = client.SetPolicy(ctx, *project, req)
 		}
 		if err != nil {
-			return fmt.Errorf("setting the policy: %w", err)
+			return fmt.Errorf("%s: %w", doing, err)
 		}
 		return printPolicy(stdout, c.json(), resp.Message, resp.Policy)
 	case "violations":
