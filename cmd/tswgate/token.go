@@ -79,7 +79,7 @@ func listTokens(ctx context.Context, client *tokenapi.Client, w io.Writer, o tok
 		return err
 	}
 	if len(toks) == 0 {
-		fmt.Fprintf(w, "(no tokens in project %d)\n", o.ProjectID)
+		fmt.Fprintf(w, "(no %s in project %d)\n", strings.Join(append(strings.Fields(o.Status+" "+o.Role), "tokens"), " "), o.ProjectID)
 	}
 	if next != "" {
 		fmt.Fprintf(w, "(more: add --cursor %s)\n", next)
