@@ -68,7 +68,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(stdout, "Usage:\n"+commandUsage(*cmd))
 		return 0
 	}
-	fmt.Fprintf(stderr, "tswgate: %v\n", err)
+	fmt.Fprintf(stderr, "tswgate: %v\n", adminKeyHint(err, environ))
 	return 1
 }
 
