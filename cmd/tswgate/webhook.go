@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/webhook/webhookapi"
 )
 
@@ -95,7 +96,22 @@ func webhookCommand(ctx context.Context, args, environ []string, stdout io.Write
 		return err
 	}
 	c := &webhookapi.Client{API: api, ProjectID: f.project}
-	return runWebhook(ctx, c, sub, pos, &f, stdout)
+	return endpointHint(runWebhook(ctx, c, sub, pos, &f, stdout), f.project)
+}
+
+// endpointHint adds to an error of an endpoint not found that endpoints
+// are looked for among the project's of --project (the operator's
+// without it), and how to list them.
+func endpointHint(err error, project int64) error {
+	var apiErr *tokenapi.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "endpoint_not_found" {
+		return err
+	}
+	if project == 0 {
+		return fmt.Errorf("%w\n  without --project only the operator's endpoints are looked for: "+
+			"a project's endpoint needs --project ID (tswgate webhook list --project ID lists them)", err)
+	}
+	return fmt.Errorf("%w\n  tswgate webhook list --project %d lists project %d's endpoints", err, project, project)
 }
 
 // runWebhook calls the API for sub and prints the answer.
