@@ -121,3 +121,21 @@ func TestTokenIDArgument(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFlagValueSaysWhatIsWanted: a flag value that does not parse is
+// reported with what the flag wants.
+func TestBadFlagValueSaysWhatIsWanted(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"token", "create", "--project", "ID", "--role", "owner", "--name", "x"}, "(--project: project id)"},
+		{[]string{"audit", "--project", "forty-two"}, "(--project: project id"},
+		{[]string{"webhook", "rotate", "ep_x", "--grace", "a day"}, "(--grace: how long"},
+	} {
+		res := MustRun(t, nil, tc.args...)
+		if res.code != 2 || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("tswgate %s: want exit 2 and %q: %v", strings.Join(tc.args, " "), tc.want, res)
+		}
+	}
+}

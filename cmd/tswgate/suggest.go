@@ -62,8 +62,12 @@ func listWords(list string) []string {
 }
 
 // flagHint returns err's message, followed, for an unknown flag, by the
-// closest flag of fs.
+// closest flag of fs, and for a value that does not parse, by what the
+// flag wants.
 func flagHint(fs *flag.FlagSet, err error) string {
+	if f := badValueFlag(fs, err); f != nil {
+		return fmt.Sprintf("%v (--%s: %s)", err, f.Name, f.Usage)
+	}
 	name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -")
 	if !ok {
 		return err.Error()
@@ -74,4 +78,19 @@ func flagHint(fs *flag.FlagSet, err error) string {
 		return fmt.Sprintf("%v (did you mean --%s?)", err, best)
 	}
 	return err.Error()
+}
+
+// badValueFlag returns the flag of fs whose value err says does not
+// parse ("invalid value "x" for flag -project: …"), else nil.
+func badValueFlag(fs *flag.FlagSet, err error) *flag.Flag {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "invalid value ") {
+		return nil
+	}
+	_, rest, ok := strings.Cut(msg, " for flag -")
+	if !ok {
+		return nil
+	}
+	name, _, _ := strings.Cut(rest, ":")
+	return fs.Lookup(name)
 }
