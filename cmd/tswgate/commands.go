@@ -158,6 +158,8 @@ func usage() string {
 
 Usage:
 ` + commandsUsage() + `
+"tswgate help COMMAND" (or "tswgate COMMAND -h") shows a command's flags.
+
 The token, policy, audit and webhook commands call the admin API at
 TSWGATE_ADMIN_URL (default http://` + defaultAdminAddr + `) with TSWGATE_ADMIN_KEY (default:
 the key file in TSWGATE_DATA_DIR, which the embedded store creates on first start).

@@ -139,3 +139,17 @@ func TestBadFlagValueSaysWhatIsWanted(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpCommand: "tswgate help COMMAND" is "tswgate COMMAND -h".
+func TestHelpCommand(t *testing.T) {
+	for _, args := range [][]string{{"serve"}, {"token", "create"}, {"token"}, {"policy", "set"}, {"webhook"}, {"audit"}} {
+		got := MustRun(t, nil, append([]string{"help"}, args...)...)
+		want := MustRun(t, nil, append(args, "-h")...)
+		if got.code != 0 || got.stdout != want.stdout || got.stderr != "" {
+			t.Errorf("tswgate help %s: want what -h prints:\n%s\ngot:\n%v", strings.Join(args, " "), want.stdout, got)
+		}
+	}
+	if res := MustRun(t, nil, "help", "servee"); res.code != 2 || !strings.Contains(res.stderr, `did you mean "serve"?`) {
+		t.Errorf("tswgate help servee: %v", res)
+	}
+}

@@ -36,8 +36,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	switch args[0] {
-	case "help", "-h", "--help":
+	switch {
+	case args[0] == "help" && len(args) > 1: // help COMMAND: COMMAND -h
+		return run(ctx, append(args[1:len(args):len(args)], "-h"), environ, stdout, stderr)
+	case args[0] == "help", args[0] == "-h", args[0] == "--help":
 		fmt.Fprint(stdout, usage())
 		return 0
 	}
