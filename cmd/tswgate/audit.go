@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,23 +15,17 @@ import (
 // audit trail, newest first.
 func auditCommand(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	output := fs.String("o", "table", "output format: table or json")
-	project := fs.Int64("project", -1, "project id (0: refused admin-key attempts that named no project)")
+	project := fs.Int64("project", 0, "project id, required (0: refused admin-key attempts that named no project)")
 	limit := fs.Int("limit", 50, "most events shown")
 	cursor := fs.String("cursor", "", "continue after the page that printed this cursor")
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "Usage of tswgate audit:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return nil
+	pos, err := parseFlags("audit", fs, args, stdout)
+	if err != nil {
+		return err
 	}
 	switch {
-	case err != nil:
-		return usageError{fmt.Sprintf("audit: %v", err)}
-	case *project < 0:
-		return usageError{"audit: --project is required: the project id, a positive integer"}
+	case !given(fs, "project") || *project < 0:
+		return usageError{"audit: --project is required: the project id, a positive integer (or 0 for refused admin-key attempts that named no project)"}
 	case *limit < 1 || *limit > tokenapi.MaxPageSize:
 		return usageError{fmt.Sprintf("audit: --limit %d: want 1 to %d", *limit, tokenapi.MaxPageSize)}
 	case *output != "table" && *output != "json":
@@ -75,6 +68,13 @@ func auditCommand(ctx context.Context, args, environ []string, stdout, _ io.Writ
 		fmt.Fprintf(stdout, "(more: add --cursor %s)\n", page.NextCursor)
 	}
 	return nil
+}
+
+// given reports whether the flag name was set on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 // auditPage is "audit -o json".

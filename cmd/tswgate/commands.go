@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -66,7 +67,8 @@ func lookup(args []string) (*command, []string, error) {
 				return &commands[i], args[2:], nil
 			}
 		}
-		return nil, nil, usageError{fmt.Sprintf("unknown token subcommand %q: want %s", args[1], tokenSubcommands())}
+		return nil, nil, usageError{fmt.Sprintf("unknown token subcommand %q%s: want %s",
+			args[1], didYouMean(args[1], listWords(tokenSubcommands())), tokenSubcommands())}
 	}
 	for i := range commands {
 		if commands[i].name == name {
@@ -74,6 +76,18 @@ func lookup(args []string) (*command, []string, error) {
 		}
 	}
 	return nil, nil, nil
+}
+
+// commandNames are the words that may follow "tswgate": each command's
+// first, and help.
+func commandNames() []string {
+	names := []string{"help"}
+	for _, c := range commands {
+		if first, _, _ := strings.Cut(c.name, " "); !slices.Contains(names, first) {
+			names = append(names, first)
+		}
+	}
+	return names
 }
 
 // tokenSubcommands lists the token subcommands, for messages: "create,
@@ -144,13 +158,21 @@ func usage() string {
 
 Usage:
 ` + commandsUsage() + `
+"tswgate help COMMAND" (or "tswgate COMMAND -h") shows a command's flags.
+
 The token, policy, audit and webhook commands call the admin API at
 TSWGATE_ADMIN_URL (default http://` + defaultAdminAddr + `) with TSWGATE_ADMIN_KEY (default:
 the key file in TSWGATE_DATA_DIR, which the embedded store creates on first start).
 `
 }
 
-func versionCommand(_ context.Context, _, _ []string, stdout, _ io.Writer) error {
+func versionCommand(_ context.Context, args, _ []string, stdout, _ io.Writer) error {
+	if len(args) == 1 && isHelpArg(args[0]) {
+		return errCommandHelp
+	}
+	if len(args) > 0 {
+		return usageError{"version takes no arguments, got " + strings.Join(args, " ")}
+	}
 	fmt.Fprintln(stdout, "tswgate", version())
 	return nil
 }

@@ -36,8 +36,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	switch args[0] {
-	case "help", "-h", "--help":
+	switch {
+	case args[0] == "help" && len(args) > 1: // help COMMAND: COMMAND -h
+		return run(ctx, append(args[1:len(args):len(args)], "-h"), environ, stdout, stderr)
+	case args[0] == "help", args[0] == "-h", args[0] == "--help":
 		fmt.Fprint(stdout, usage())
 		return 0
 	}
@@ -47,7 +49,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	cmd, rest, err := lookup(args)
 	if err == nil && cmd == nil {
-		fmt.Fprintf(stderr, "tswgate: unknown command %q\n\n%s", args[0], usage())
+		fmt.Fprintf(stderr, "tswgate: unknown command %q%s\n\n%s", args[0], didYouMean(args[0], commandNames()), usage())
 		return 2
 	}
 	if err == nil {
@@ -68,7 +70,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(stdout, "Usage:\n"+commandUsage(*cmd))
 		return 0
 	}
-	fmt.Fprintf(stderr, "tswgate: %v\n", err)
+	fmt.Fprintf(stderr, "tswgate: %v\n", adminKeyHint(err, environ))
 	return 1
 }
 
@@ -101,14 +103,14 @@ func version() string {
 
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tswgate serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "JSON config `file`; TSWGATE_* environment variables override it")
 	check := fs.Bool("check", false, "validate the configuration and exit")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags("serve", fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{"serve takes no arguments, got " + strings.Join(fs.Args(), " ")}
+	if len(pos) > 0 {
+		return usageError{"serve takes no arguments, got " + strings.Join(pos, " ")}
 	}
 	cfg, err := config.Load(*path, environ)
 	if err != nil {

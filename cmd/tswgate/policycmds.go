@@ -25,7 +25,7 @@ func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Wri
 	case isHelpArg(sub):
 		return errCommandHelp
 	case sub != "show" && sub != "set" && sub != "clear" && sub != "violations":
-		return usageError{fmt.Sprintf("unknown policy subcommand %q: want %s", sub, policySubcommands)}
+		return usageError{fmt.Sprintf("unknown policy subcommand %q%s: want %s", sub, didYouMean(sub, listWords(policySubcommands)), policySubcommands)}
 	}
 	c := newCommandFlags("policy " + sub)
 	project := c.fs.Int64("project", 0, "project id")
@@ -58,12 +58,16 @@ func policyCommand(ctx context.Context, args, environ []string, stdout, _ io.Wri
 		}
 		return printPolicy(stdout, c.json(), "", pol)
 	case "set", "clear":
-		resp, err := client.SetPolicy(ctx, *project, req)
+		var resp tokenapi.PolicyResponse
+		doing := "setting the policy"
 		if sub == "clear" {
 			resp, err = client.ClearPolicy(ctx, *project)
+			doing = "clearing the policy"
+		} else {
+			resp, err = client.SetPolicy(ctx, *project, req)
 		}
 		if err != nil {
-			return fmt.Errorf("setting the policy: %w", err)
+			return fmt.Errorf("%s: %w", doing, err)
 		}
 		return printPolicy(stdout, c.json(), resp.Message, resp.Policy)
 	case "violations":

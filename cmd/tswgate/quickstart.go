@@ -28,13 +28,13 @@ const quickstartProject = 42
 // prints curl commands to try them.
 func quickstart(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tswgate quickstart", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	useTLS := fs.Bool("tls", false, "serve HTTPS (and HTTP/2) with a self-signed certificate for localhost, made in TSWGATE_DATA_DIR")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseFlags("quickstart", fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{"quickstart takes no arguments"}
+	if len(pos) > 0 {
+		return usageError{"quickstart takes no arguments, got " + strings.Join(pos, " ")}
 	}
 	cfg, err := config.Load("", environ)
 	if err != nil {
@@ -86,13 +86,9 @@ func printQuickstart(w io.Writer, g *gateway.Gateway, upstream *url.URL, owner, 
 		gw, curl = "https://localhost:"+port, "curl -s --cacert "+cert
 	}
 	var b strings.Builder
+	fmt.Fprintf(&b, "\ntswgate is running in front of a stand-in TeraSwitch API (%s).\n\n  gateway     %s\n", upstream, gw)
+	b.WriteString(adminLine(g) + consoleLine(g, gw) + metricsLine(g))
 	fmt.Fprintf(&b, `
-tswgate is running in front of a stand-in TeraSwitch API (%s).
-
-  gateway     %s
-  admin API   http://%s   (admin key: %s)
-%s  metrics     http://%s/metrics
-
 Two tokens for project %d (their secrets are shown only now):
 
   export OWNER=%s
@@ -105,25 +101,59 @@ Try them:
   curl -s -H "Authorization: Bearer $ACCOUNTING" "%s/v2/Instance?ProjectId=%d"   # 403 permission_denied
   curl -s -H "Authorization: Bearer $OWNER" "%s/v2/Instance?ProjectId=7"         # 403 project_mismatch
   curl -s %s/v2/Instance                                                         # 401 missing_token
-
-Manage tokens (in another shell, from this directory):
-
-  go run ./cmd/tswgate token list --project %d
-  go run ./cmd/tswgate token revoke <id>
-  go run ./cmd/tswgate audit --project %d
-
-or with the Owner token itself, on the gateway (its own project only):
-
-  curl -s -H "Authorization: Bearer $OWNER" %s/tswgate/v1/tokens
-
-Press Ctrl-C to stop.
 `,
-		upstream, gw, hostPort(g.Addr("admin")), adminKeySource(g), consoleLine(g, gw), hostPort(g.Addr("metrics")),
-		quickstartProject, owner, acct,
-		gw, quickstartProject, gw, gw, quickstartProject, gw, gw, quickstartProject, quickstartProject, gw)
+		quickstartProject, owner, acct, gw, quickstartProject, gw, gw, quickstartProject, gw, gw)
+	acctID, _, _ := strings.Cut(acct, ":")
+	b.WriteString(manageText(g, gw, acctID))
+	b.WriteString("\nPress Ctrl-C to stop.\n")
 	out := strings.ReplaceAll(b.String(), "  curl -s ", "  "+curl+" ")
 	out = strings.ReplaceAll(out, "  go run ./cmd/tswgate ", "  "+cliEnv(g)+"go run ./cmd/tswgate ")
 	io.WriteString(w, out)
+}
+
+// adminLine names the admin API's address and key, or says that it is
+// off and how to turn it on.
+func adminLine(g *gateway.Gateway) string {
+	if g.Addr("admin") == "" {
+		return fmt.Sprintf("  admin API   off (TSWGATE_ADMIN_ADDR is empty); the token CLI and the admin console need it:\n"+
+			"              restart with TSWGATE_ADMIN_ADDR=%s\n", defaultAdminAddr)
+	}
+	return fmt.Sprintf("  admin API   http://%s   (admin key: %s)\n", hostPort(g.Addr("admin")), adminKeySource(g))
+}
+
+// metricsLine names the metrics address, or says that it is off.
+func metricsLine(g *gateway.Gateway) string {
+	if g.Addr("metrics") == "" {
+		return "  metrics     off (TSWGATE_METRICS_ADDR is empty)\n"
+	}
+	return fmt.Sprintf("  metrics     http://%s/metrics\n", hostPort(g.Addr("metrics")))
+}
+
+// manageText says how to manage the tokens: with the CLI through the
+// admin API (revoking the Accounting token, acctID), and with the Owner token through self-service, each when it
+// is served.
+func manageText(g *gateway.Gateway, gw, acctID string) string {
+	admin, self := g.Addr("admin") != "", g.Config().SelfService
+	selfCurl := fmt.Sprintf("  curl -s -H \"Authorization: Bearer $OWNER\" %s%s/v1/tokens\n", gw, gateway.SelfServicePrefix)
+	var b strings.Builder
+	switch {
+	case admin:
+		fmt.Fprintf(&b, `
+Manage tokens (in another shell, from this directory):
+
+  go run ./cmd/tswgate token list --project %d
+  go run ./cmd/tswgate token revoke %s   # the Accounting token: 401 token_revoked from now on
+  go run ./cmd/tswgate audit --project %d
+`, quickstartProject, acctID, quickstartProject)
+		if self {
+			b.WriteString("\nor with the Owner token itself, on the gateway (its own project only):\n\n" + selfCurl)
+		}
+	case self:
+		b.WriteString("\nManage tokens with the Owner token itself, on the gateway (its own project only):\n\n" + selfCurl)
+	default:
+		b.WriteString("\nThe admin API and self-service (TSWGATE_SELF_SERVICE) are both off: no way to manage tokens is served.\n")
+	}
+	return b.String()
 }
 
 // cliEnv is what the printed CLI commands need in another shell to reach

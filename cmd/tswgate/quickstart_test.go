@@ -150,3 +150,91 @@ func TestQuickstartTLS(t *testing.T) {
 		t.Fatalf("%s over %s", resp.Status, resp.Proto)
 	}
 }
+
+// mustQuickstartOutput runs the quickstart with environ until it has
+// printed its instructions, and returns them; the quickstart is stopped
+// when the test ends.
+func mustQuickstartOutput(t *testing.T, environ []string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"quickstart"}, environ, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("quickstart did not return after its context was cancelled")
+		}
+	})
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
+		select {
+		case <-stdout.Changed():
+		case code := <-done:
+			t.Fatalf("quickstart exited with %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		case <-timeout.C:
+			t.Fatalf("quickstart did not print its instructions in time\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+		}
+	}
+	return stdout.String()
+}
+
+// TestQuickstartListenersOff: with the admin and metrics listeners off
+// (their addresses empty) the quickstart prints no address it does not
+// serve and no CLI command, which needs the admin API, but says how to
+// turn the admin API on; the Owner token's own calls are still offered,
+// unless self-service is off too.
+func TestQuickstartListenersOff(t *testing.T) {
+	base := []string{"TSWGATE_LISTEN_ADDR=127.0.0.1:0", "TSWGATE_ADMIN_ADDR=", "TSWGATE_METRICS_ADDR=", "TSWGATE_LOG_LEVEL=error"}
+	out := mustQuickstartOutput(t, append(base, "TSWGATE_DATA_DIR="+t.TempDir()))
+	for _, bad := range []string{"http:// ", "http:///", "go run ./cmd/tswgate token", "go run ./cmd/tswgate audit", "/console/   (sign in with the admin key"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("quickstart with the admin and metrics listeners off prints %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{"TSWGATE_ADMIN_ADDR=127.0.0.1:8081", "/tswgate/v1/tokens"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("quickstart with the admin listener off does not print %q:\n%s", want, out)
+		}
+	}
+	out = mustQuickstartOutput(t, append(base, "TSWGATE_DATA_DIR="+t.TempDir(), "TSWGATE_SELF_SERVICE=false"))
+	if strings.Contains(out, "/tswgate/v1/tokens") || strings.Contains(out, "Manage tokens") {
+		t.Errorf("quickstart with the admin API and self-service off offers to manage tokens:\n%s", out)
+	}
+}
+
+// TestQuickstartPrintedCommandsWork runs the CLI commands the quickstart
+// prints, as printed (its environment assignments included): they
+// succeed, and the revoke line names the Accounting token, which is
+// refused afterwards.
+func TestQuickstartPrintedCommandsWork(t *testing.T) {
+	out := mustQuickstartOutput(t, []string{
+		"TSWGATE_LISTEN_ADDR=127.0.0.1:0", "TSWGATE_ADMIN_ADDR=127.0.0.1:0", "TSWGATE_METRICS_ADDR=127.0.0.1:0",
+		"TSWGATE_DATA_DIR=" + t.TempDir(), "TSWGATE_LOG_LEVEL=error",
+	})
+	acct := regexp.MustCompile(`(?m)^\s*export ACCOUNTING=(\S+)$`).FindStringSubmatch(out)
+	gw := regexp.MustCompile(`(?m)^\s*gateway\s+(http://\S+)$`).FindStringSubmatch(out)
+	lines := regexp.MustCompile(`(?m)^  ((?:\S+=\S+ )*)go run \./cmd/tswgate ([^#\n]*?)\s*(?:#.*)?$`).FindAllStringSubmatch(out, -1)
+	if acct == nil || gw == nil || len(lines) < 3 {
+		t.Fatalf("quickstart output lacks the tokens, the gateway or the CLI commands:\n%s", out)
+	}
+	acctID, _, _ := strings.Cut(acct[1], ":")
+	revoked := false
+	for _, l := range lines {
+		args := strings.Fields(l[2])
+		res := MustRun(t, strings.Fields(l[1]), args...)
+		if res.code != 0 {
+			t.Errorf("printed command %q: %v", l[0], res)
+		}
+		revoked = revoked || slices.Equal(args, []string{"token", "revoke", acctID})
+	}
+	if !revoked {
+		t.Fatalf("quickstart prints no revoke of the Accounting token %s:\n%s", acctID, out)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	MustBeRefused(t, MustDo(t, c, MustNewRequest(t, "GET", gw[1]+"/v2/Invoice", acct[1], nil)), auth.CodeTokenRevoked)
+}

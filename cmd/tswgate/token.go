@@ -79,7 +79,7 @@ func listTokens(ctx context.Context, client *tokenapi.Client, w io.Writer, o tok
 		return err
 	}
 	if len(toks) == 0 {
-		fmt.Fprintf(w, "(no tokens in project %d)\n", o.ProjectID)
+		fmt.Fprintf(w, "(no %s in project %d)\n", strings.Join(append(strings.Fields(o.Status+" "+o.Role), "tokens"), " "), o.ProjectID)
 	}
 	if next != "" {
 		fmt.Fprintf(w, "(more: add --cursor %s)\n", next)
@@ -219,17 +219,10 @@ const defaultAdminAddr = "127.0.0.1:8081"
 // TSWGATE_ADMIN_KEY, else the key file the embedded store made in the data
 // dir.
 func adminClient(env map[string]string) (*tokenapi.Client, error) {
-	base := env["TSWGATE_ADMIN_URL"]
-	if base == "" {
-		base = "http://" + defaultAdminAddr
-	}
+	base := adminURL(env)
 	key := env["TSWGATE_ADMIN_KEY"]
 	if key == "" {
-		dir := env["TSWGATE_DATA_DIR"]
-		if dir == "" {
-			dir = "tswgate-data"
-		}
-		path := filepath.Join(dir, gateway.AdminKeyFile)
+		path := adminKeyPath(env)
 		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no admin key: set TSWGATE_ADMIN_KEY (or TSWGATE_DATA_DIR to the gateway's data dir; %s does not exist)", path)
@@ -240,6 +233,41 @@ func adminClient(env map[string]string) (*tokenapi.Client, error) {
 		key = strings.TrimSpace(string(b))
 	}
 	return &tokenapi.Client{BaseURL: base, AdminKey: key}, nil
+}
+
+// adminURL is the admin API's URL the CLI calls.
+func adminURL(env map[string]string) string {
+	if u := env["TSWGATE_ADMIN_URL"]; u != "" {
+		return u
+	}
+	return "http://" + defaultAdminAddr
+}
+
+// adminKeyPath is the key file the CLI reads when TSWGATE_ADMIN_KEY is
+// unset.
+func adminKeyPath(env map[string]string) string {
+	dir := env["TSWGATE_DATA_DIR"]
+	if dir == "" {
+		dir = "tswgate-data"
+	}
+	return filepath.Join(dir, gateway.AdminKeyFile)
+}
+
+// adminKeyHint adds to an error of an admin key the admin API refused
+// where the key came from, and what to give instead; other errors it
+// returns as they are.
+func adminKeyHint(err error, environ []string) error {
+	var apiErr *tokenapi.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "invalid_admin_key" {
+		return err
+	}
+	env := envMap(environ)
+	src := "TSWGATE_ADMIN_KEY"
+	if env[src] == "" {
+		src = adminKeyPath(env)
+	}
+	return fmt.Errorf("%w\n  the key came from %s: give the admin key of the gateway at %s "+
+		"(in TSWGATE_ADMIN_KEY, or TSWGATE_DATA_DIR naming the gateway's data dir)", err, src, adminURL(env))
 }
 
 func envMap(environ []string) map[string]string {

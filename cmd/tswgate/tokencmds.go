@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tswgate/tswgate/auth"
 	"github.com/tswgate/tswgate/auth/tokenapi"
 )
 
@@ -36,15 +37,24 @@ func newCommandFlags(name string) *tokenFlags {
 // parse parses args, whose flags may follow the arguments. With -h it
 // prints the flags to stdout and returns flag.ErrHelp (a success).
 func (c *tokenFlags) parse(args []string, stdout io.Writer) ([]string, error) {
-	pos, err := parseInterspersed(c.fs, args)
+	return parseFlags(c.name, c.fs, args, stdout)
+}
+
+// parseFlags parses the flags of the command name (as in "token create"),
+// which may follow its arguments, and returns the arguments. With -h or
+// --help it prints the flags to stdout and returns flag.ErrHelp (a
+// success); a bad flag is a usageError.
+func parseFlags(name string, fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage of tswgate %s:\n", c.name)
-		c.fs.SetOutput(stdout)
-		c.fs.PrintDefaults()
+		fmt.Fprintf(stdout, "Usage of tswgate %s:\n", name)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return nil, err
 	}
 	if err != nil {
-		return nil, usageError{fmt.Sprintf("%s: %v", c.name, err)}
+		return nil, usageError{fmt.Sprintf("%s: %s", name, flagHint(fs, err))}
 	}
 	return pos, nil
 }
@@ -66,7 +76,30 @@ func (c *tokenFlags) client(pos []string, want int, environ []string) (*tokenapi
 	if len(pos) != want {
 		return nil, usageError{fmt.Sprintf("%s takes %d argument(s), got %d", c.name, want, len(pos))}
 	}
+	if want == 1 {
+		if err := checkTokenID(c.name, pos[0]); err != nil {
+			return nil, err
+		}
+	}
 	return adminClient(envMap(environ))
+}
+
+// checkTokenID refuses an argument that is not a whole token id before it
+// is sent anywhere, saying what to give instead: the id alone, never
+// its secret; the whole id, not the shortened one of the list table.
+func checkTokenID(cmd, arg string) error {
+	switch id, _, hasSecret := strings.Cut(arg, ":"); {
+	case auth.ValidID(arg):
+		return nil
+	case hasSecret:
+		return usageError{fmt.Sprintf("%s: give the id alone (%q, before the \":\"), never the secret", cmd, id)}
+	case strings.HasSuffix(arg, "…"):
+		return usageError{fmt.Sprintf("%s: %q is the shortened id of the list table: give the whole id "+
+			"(tsw_ and 20 letters and digits), shown by \"tswgate token list --project ID -o json\" and \"tswgate audit --project ID\"",
+			cmd, arg)}
+	default:
+		return usageError{fmt.Sprintf("%s: %q is not a token id (tsw_ and 20 letters and digits)", cmd, arg)}
+	}
 }
 
 func (c *tokenFlags) json() bool { return *c.output == "json" }

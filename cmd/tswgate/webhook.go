@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tswgate/tswgate/auth/tokenapi"
 	"github.com/tswgate/tswgate/webhook/webhookapi"
 )
 
@@ -70,7 +71,7 @@ func webhookCommand(ctx context.Context, args, environ []string, stdout io.Write
 	}
 	want, ok := wantArgs[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("unknown webhook subcommand %q: want %s", sub, webhookSubcommands)}
+		return usageError{fmt.Sprintf("unknown webhook subcommand %q%s: want %s", sub, didYouMean(sub, listWords(webhookSubcommands)), webhookSubcommands)}
 	}
 	pos, err := parseInterspersed(fs, args)
 	switch {
@@ -78,7 +79,7 @@ func webhookCommand(ctx context.Context, args, environ []string, stdout io.Write
 		fmt.Fprint(stdout, webhookUsage)
 		return nil
 	case err != nil:
-		return usageError{fmt.Sprintf("webhook %s: %v", sub, err)}
+		return usageError{fmt.Sprintf("webhook %s: %s", sub, flagHint(fs, err))}
 	case len(pos) < want[0] || len(pos) > want[1]:
 		return usageError{fmt.Sprintf("webhook %s: got %d arguments, want %d to %d (see tswgate webhook -h)", sub, len(pos), want[0], want[1])}
 	case f.project < 0:
@@ -95,7 +96,22 @@ func webhookCommand(ctx context.Context, args, environ []string, stdout io.Write
 		return err
 	}
 	c := &webhookapi.Client{API: api, ProjectID: f.project}
-	return runWebhook(ctx, c, sub, pos, &f, stdout)
+	return endpointHint(runWebhook(ctx, c, sub, pos, &f, stdout), f.project)
+}
+
+// endpointHint adds to an error of an endpoint not found that endpoints
+// are looked for among the project's of --project (the operator's
+// without it), and how to list them.
+func endpointHint(err error, project int64) error {
+	var apiErr *tokenapi.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "endpoint_not_found" {
+		return err
+	}
+	if project == 0 {
+		return fmt.Errorf("%w\n  without --project only the operator's endpoints are looked for: "+
+			"a project's endpoint needs --project ID (tswgate webhook list --project ID lists them)", err)
+	}
+	return fmt.Errorf("%w\n  tswgate webhook list --project %d lists project %d's endpoints", err, project, project)
 }
 
 // runWebhook calls the API for sub and prints the answer.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -105,5 +106,28 @@ func TestCLIWebhookCommands(t *testing.T) {
 	}
 	if res := MustRun(t, env, "webhook", "-h"); res.code != 0 || !strings.Contains(res.stdout, "webhook deliveries") {
 		t.Errorf("webhook -h: %v", res)
+	}
+}
+
+// TestWebhookNotFoundSaysProject: an endpoint not found under the
+// operator's endpoints (no --project) is reported with the hint that a
+// project's endpoint needs --project.
+func TestWebhookNotFoundSaysProject(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"success":false,"message":"No webhook endpoint has that id.","code":"endpoint_not_found"}`))
+	}))
+	defer api.Close()
+	env := []string{"TSWGATE_ADMIN_URL=" + api.URL, "TSWGATE_ADMIN_KEY=" + testAdminKey}
+	for _, args := range [][]string{{"delete", "ep_x"}, {"deliveries", "ep_x"}, {"test", "ep_x"}, {"rotate", "ep_x"}} {
+		res := MustRun(t, env, append([]string{"webhook"}, args...)...)
+		if res.code != 1 || !strings.Contains(res.stderr, "--project") {
+			t.Errorf("tswgate webhook %s: want exit 1 and a hint at --project: %v", strings.Join(args, " "), res)
+		}
+	}
+	res := MustRun(t, env, "webhook", "delete", "ep_x", "--project", "42")
+	if res.code != 1 || !strings.Contains(res.stderr, "webhook list --project 42") {
+		t.Errorf("tswgate webhook delete --project 42: want a hint at the project's list: %v", res)
 	}
 }
