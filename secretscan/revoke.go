@@ -151,9 +151,9 @@ func (h *RevokeHandler) read(w http.ResponseWriter, r *http.Request) ([]string, 
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, CodeUnsupportedMediaType
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRevokeBody))
-	if err != nil {
-		return nil, CodeBodyTooLarge
+	body, code := readBody(w, r, maxRevokeBody, CodeInvalidRequest)
+	if code != "" {
+		return nil, code
 	}
 	req, err := decodeRevokeRequest(body)
 	if err != nil {
