@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -47,6 +49,9 @@ func startBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// shownSecret is the credential the canned API creates.
+const shownSecret = "tsw_AbCdEfGhIjKlMnOpQrSt:tswsk_ShownOnceShownOnceShownOnceShown"
+
 // cannedAPI serves the console at /console/ and a token API with one
 // token of project 42: PATCH answers 401 (the credential no longer
 // works), and the webhook list waits for hooksGate.
@@ -61,6 +66,14 @@ func cannedAPI(t *testing.T, hooksAsked chan<- struct{}, hooksGate <-chan struct
 	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 200, `{"success":true,"message":"","project_id":42,"tokens":[{"id":"tsw_AbCdEfGhIjKlMnOpQrSt",`+
 			`"name":"ci-deploy","role":"owner","status":"active","created_at":"2026-12-01T10:00:00Z"}]}`)
+	})
+	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 201, `{"success":true,"message":"Token created.","token":{"id":"tsw_AbCdEfGhIjKlMnOpQrSt",`+
+			`"name":"ci-deploy","role":"owner","status":"active","token":"`+shownSecret+`"}}`)
+	})
+	mux.HandleFunc("GET /elsewhere", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><p id="elsewhere">another page</p>`))
 	})
 	mux.HandleFunc("PATCH /v1/tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, 401, `{"success":false,"code":"invalid_token","message":"The credential is not valid."}`)
@@ -154,5 +167,55 @@ func TestSignOutDropsAnswersStillToCome(t *testing.T) {
 	}
 	if !hidden {
 		t.Fatal("signed out, the page shows the webhooks section of the project it was signed in to")
+	}
+}
+
+// The secret is shown once: leaving the page with its dialog open, then
+// going back (the page restored from the back/forward cache), does not
+// show it again.
+func TestSecretNotKeptInHistory(t *testing.T) {
+	ctx := startBrowser(t)
+	srv := cannedAPI(t, nil, nil)
+	signIn(t, ctx, srv.URL)
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.ID("generate-open")),
+		chromedp.SendKeys(chromedp.ID("gen-name"), "ci-deploy"),
+		chromedp.Click(chromedp.ID("generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#secret-dialog[open] #secret`)),
+		chromedp.Poll[chromedp.Void](`document.getElementById('secret').value !== ''`),
+		chromedp.Navigate(srv.URL+"/elsewhere"),
+		chromedp.WaitVisible(chromedp.ID("elsewhere")),
+	); err != nil {
+		t.Fatalf("generating and leaving: %v", err)
+	}
+	// Back, as the browser's button does (no load event when the page
+	// comes from the back/forward cache, so not chromedp.NavigateBack).
+	hist, err := chromedp.Call(ctx, page.GetNavigationHistory, cdp.Empty{})
+	if err != nil || hist.CurrentIndex < 1 {
+		t.Fatalf("history: %+v, %v", hist, err)
+	}
+	back := page.NavigateToHistoryEntryParams{EntryID: hist.Entries[hist.CurrentIndex-1].ID}
+	if _, err := chromedp.Call(ctx, page.NavigateToHistoryEntry, back); err != nil {
+		t.Fatal(err)
+	}
+	// The DOM queries of chromedp do not follow a restored page; an
+	// evaluation runs in the tab's current document: ask until it is the
+	// console's again (each answer comes from the browser, no sleep).
+	for {
+		where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
+		if err == nil && where == "/console/" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("coming back: %v (%v)", ctx.Err(), err)
+		}
+	}
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.getElementById('secret').value + ' ' + document.documentElement.outerHTML`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(html, shownSecret) {
+		t.Fatal("back on the page, the secret is shown again")
 	}
 }

@@ -774,6 +774,9 @@
     if (after) after();
   }
   el.secretDone.addEventListener('click', dismissSecret);
+  // Leaving the page, for another or into the back/forward cache, ends the
+  // showing too: Back must not bring the secret again.
+  window.addEventListener('pagehide', () => { if (el.secretDialog.open || el.secret.value) dismissSecret(); });
   el.secretDialog.addEventListener('cancel', (ev) => { ev.preventDefault(); dismissSecret(); }); // Escape
   el.secretDialog.addEventListener('close', () => { if (!el.secretDialog.open) dismissSecret(); });
 
