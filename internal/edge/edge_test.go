@@ -302,3 +302,32 @@ func TestSelfSignedRemadeUnlessUsable(t *testing.T) {
 		})
 	}
 }
+
+// A certificate that runs out while it is served (its renewal broken, the
+// files unchanged) is warned about once it has, at the next check, and
+// once only for that certificate.
+func TestCertificateExpiringWhileServedWarned(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, _ := writePair(t, dir, "gw.test") // valid for an hour
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	clk := &clock{now: time.Now()}
+	cf, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath, Interval: time.Second, Now: clk.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	if _, err := cf.GetCertificate(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "TLS certificate is not valid now"); n != 1 {
+		t.Fatalf("%d warnings for a served certificate past its NotAfter, want 1:\n%s", n, logs.String())
+	}
+	clk.Add(2 * time.Second)
+	if _, err := cf.GetCertificate(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "TLS certificate is not valid now"); n != 1 {
+		t.Fatalf("warned %d times for the same certificate, want once:\n%s", n, logs.String())
+	}
+}
