@@ -272,9 +272,12 @@ func (h *RevokeHandler) process(ctx context.Context, j job) {
 		msg := "secretscan: a credential sent for revocation could not be checked"
 		if retry {
 			msg += "; checking it again"
+		} else {
+			msg += "; given up: if it is a live token, it is not revoked"
 		}
 		h.Logger.Error(msg, "attempt", attempt, "err", redact(err.Error(), 1000))
 		if !retry {
+			h.Observer.Dropped()
 			return
 		}
 		t := time.NewTimer(wait)
