@@ -114,12 +114,16 @@ func (s *Signer) Assertion(sub Subject, now time.Time) (string, error) {
 			return e.jwt, nil
 		}
 	}
-	jwt, err := s.Sign(sub, now)
+	exp, capped := s.expiry(sub, now)
+	jwt, err := s.sign(sub, now, exp)
 	if err != nil {
 		return "", err
 	}
-	until := now.Add(s.ttl / 2)
-	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(until) {
+	// Reused while half the TTL is left of its "exp" (which is whole
+	// seconds, so up to a second short of now+TTL), or while its token
+	// lives when the token ends it sooner.
+	until := time.Unix(exp, 0).Add(-s.ttl / 2)
+	if capped {
 		until = sub.NotAfter
 	}
 	e := &entry{sub: sub, jwt: jwt, iat: now, until: until}
@@ -161,12 +165,24 @@ func (s *Signer) Forget(tokenID string) {
 // Sign signs a new assertion for sub, valid from now for the Signer's TTL,
 // or until sub.NotAfter if the token expires sooner.
 func (s *Signer) Sign(sub Subject, now time.Time) (string, error) {
+	exp, _ := s.expiry(sub, now)
+	return s.sign(sub, now, exp)
+}
+
+// expiry returns the "exp" of an assertion for sub signed at now: the
+// TTL's end, or the token's (rounded up), and whether it is the token's.
+func (s *Signer) expiry(sub Subject, now time.Time) (exp int64, capped bool) {
+	end := now.Add(s.ttl)
+	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(end) {
+		return ceilUnix(sub.NotAfter), true
+	}
+	return end.Unix(), false
+}
+
+// sign signs the assertion for sub issued at now and expiring at exp.
+func (s *Signer) sign(sub Subject, now time.Time, exp int64) (string, error) {
 	k := s.keys.signing
 	header := `{"alg":"ES256","typ":"JWT","kid":"` + k.kid + `"}`
-	exp := now.Add(s.ttl).Unix()
-	if !sub.NotAfter.IsZero() && sub.NotAfter.Before(now.Add(s.ttl)) {
-		exp = ceilUnix(sub.NotAfter)
-	}
 	claims := Claims{
 		Issuer: s.iss, Subject: sub.TokenID, Audience: s.aud,
 		IssuedAt: now.Unix(), Expires: exp,

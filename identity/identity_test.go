@@ -300,3 +300,26 @@ func TestAssertionNeverOutlivesItsToken(t *testing.T) {
 		t.Fatal("re-signed for the same expiry in another location")
 	}
 }
+
+// "exp" counts whole seconds: an assertion signed within a second must
+// not be reused as long as one signed on the second, or the API is handed
+// one with less than half the TTL left, as the Signer promises it never is.
+func TestAssertionReusedKeepsHalfItsLifeLeft(t *testing.T) {
+	ks := mustKeySet(t, mustKey(t))
+	keys, _ := ParseJWKS(ks.JWKS())
+	s := mustSigner(t, ks)
+	start := t0.Add(999 * time.Millisecond)
+	for at := start; at.Before(start.Add(2 * time.Minute)); at = at.Add(100 * time.Millisecond) {
+		jwt, err := s.Assertion(owner, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Verify(jwt, keys, iss, aud, at, 0)
+		if err != nil {
+			t.Fatalf("at %v: %v", at.Sub(start), err)
+		}
+		if left := time.Unix(c.Expires, 0).Sub(at); left < 30*time.Second {
+			t.Fatalf("at %v after the first: an assertion with %v left, want at least half the TTL (30s)", at.Sub(start), left)
+		}
+	}
+}

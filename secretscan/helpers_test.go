@@ -199,10 +199,11 @@ type recorder struct {
 	refused map[string]int
 	leaks   []Leak
 	checked chan Label
+	dropped chan struct{}
 }
 
 func newRecorder() *recorder {
-	return &recorder{refused: map[string]int{}, checked: make(chan Label, 100000)}
+	return &recorder{refused: map[string]int{}, checked: make(chan Label, 100000), dropped: make(chan struct{}, 100)}
 }
 
 func (r *recorder) Refused(code string) {
@@ -213,6 +214,7 @@ func (r *recorder) Refused(code string) {
 
 func (r *recorder) Checked(_ string, l Label)   { r.checked <- l }
 func (r *recorder) Answered(int, time.Duration) {}
+func (r *recorder) Dropped()                    { r.dropped <- struct{}{} }
 func (r *recorder) onLeak(_ context.Context, l Leak) {
 	r.mu.Lock()
 	r.leaks = append(r.leaks, l)

@@ -184,20 +184,21 @@ func NewKeySet(opts KeySetOptions) (*KeySet, error) {
 	return &KeySet{opts: opts}, nil
 }
 
-// Key returns the key of id, loading the list when it is old or lacks id
-// (within MinRefresh). It returns ErrUnknownKey or ErrKeysUnavailable.
+// Key returns the key of id, loading the list when it lacks id (within
+// MinRefresh). A key of a list older than MaxAge is returned at once and
+// the list reloaded in the background: a slow key URL holds no report
+// signed with a known key. It returns ErrUnknownKey or
+// ErrKeysUnavailable.
 func (k *KeySet) Key(ctx context.Context, id string) (*ecdsa.PublicKey, error) {
-	if key, fresh := k.lookup(id); key != nil && fresh {
+	if key, fresh := k.lookup(id); key != nil {
+		if !fresh {
+			k.sf.DoChan("load", k.loadIfDue) // its buffered answer is not awaited
+		}
 		return key, nil
 	}
 	// Callers that come while a load runs wait for it; the load itself
 	// happens at most once per MinRefresh.
-	_, _, _ = k.sf.Do("load", func() (any, error) {
-		if k.mayLoad() {
-			k.load(context.WithoutCancel(ctx))
-		}
-		return nil, nil
-	})
+	_, _, _ = k.sf.Do("load", k.loadIfDue)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if key := k.keys[id]; key != nil {
@@ -218,6 +219,16 @@ func (k *KeySet) lookup(id string) (key *ecdsa.PublicKey, fresh bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.keys[id], !k.loaded.IsZero() && now.Sub(k.loaded) < k.opts.MaxAge
+}
+
+// loadIfDue loads the list unless a load was tried within MinRefresh; it
+// is run under the single flight "load". The load does not end with the
+// call that asked for it.
+func (k *KeySet) loadIfDue() (any, error) {
+	if k.mayLoad() {
+		k.load(context.Background())
+	}
+	return nil, nil
 }
 
 // mayLoad reports whether a load may be tried now.

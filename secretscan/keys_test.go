@@ -50,6 +50,9 @@ func TestKeySetReloadsBounded(t *testing.T) {
 	if _, err := set.Key(ctx, "k2"); err != nil {
 		t.Errorf("with the key URL down, a known key: %v", err)
 	}
+	if _, err := set.Key(ctx, "forged"); !errors.Is(err, ErrUnknownKey) { // waits for the background reload
+		t.Errorf("unknown id with the key URL down: %v", err)
+	}
 	if n := ks.fetches.Load(); n != 3 {
 		t.Errorf("%d fetches, want 3 (reload of an old list)", n)
 	}
@@ -106,5 +109,50 @@ func TestParseKeyList(t *testing.T) {
 	keys, err := ParseKeyList(keyList(t, gh, newSigner(t, "k2")))
 	if err != nil || len(keys) != 2 {
 		t.Errorf("ParseKeyList = %d keys, %v", len(keys), err)
+	}
+}
+
+// A report signed with a key the set has must not wait for the reload of
+// an old list: with GitHub's key URL slow or unreachable, every reload
+// would hold the reports of that moment up to the fetch timeout, past
+// GitHub's own. The old list serves while it reloads in the background.
+func TestKeySetOldListServesWhileReloading(t *testing.T) {
+	gh := newSigner(t, "k1")
+	list := keyList(t, gh)
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	var loads int
+	src := func(ctx context.Context) ([]byte, error) {
+		loads++ // under the set's single flight
+		if loads > 1 {
+			entered <- struct{}{}
+			<-gate
+		}
+		return list, nil
+	}
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	set, _ := NewKeySet(KeySetOptions{Source: src, Now: clock.Now, MaxAge: time.Hour})
+	ctx := context.Background()
+	if _, err := set.Key(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Hour)
+	done := make(chan error, 1)
+	go func() { _, err := set.Key(ctx, "k1"); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(gate)
+		t.Fatal("a known key waited for the reload of an old list")
+	}
+	<-entered // the reload did start
+	close(gate)
+	if _, err := set.Key(ctx, "forged"); !errors.Is(err, ErrUnknownKey) { // waits for that reload
+		t.Fatalf("unknown id: %v", err)
+	}
+	if loads != 2 {
+		t.Errorf("%d loads, want 2", loads)
 	}
 }

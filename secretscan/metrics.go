@@ -16,6 +16,9 @@ type Observer interface {
 	Checked(via string, label Label)
 	// Answered: a report of size matches was answered after d.
 	Answered(size int, d time.Duration)
+	// Dropped: a credential sent for revocation could not be checked
+	// after every retry (the store was down): it was not revoked.
+	Dropped()
 }
 
 type noObserver struct{}
@@ -23,6 +26,7 @@ type noObserver struct{}
 func (noObserver) Refused(string)              {}
 func (noObserver) Checked(string, Label)       {}
 func (noObserver) Answered(int, time.Duration) {}
+func (noObserver) Dropped()                    {}
 
 // Metrics exports the handlers' counts to Prometheus. Its labels are
 // codes, actor kinds and labels only: never a token or a hash.
@@ -30,6 +34,7 @@ type Metrics struct {
 	refused  *prometheus.CounterVec
 	checked  *prometheus.CounterVec
 	answered prometheus.Histogram
+	dropped  prometheus.Counter
 }
 
 var _ Observer = (*Metrics)(nil)
@@ -50,8 +55,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time to answer a secret scanning report (GitHub's timeout is about 10 s).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tswgate_secret_scanning_dropped_total",
+			Help: "Credentials sent for revocation by value that were given up unchecked after every retry (the store was down): not revoked.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.refused, m.checked, m.answered} {
+	for _, c := range []prometheus.Collector{m.refused, m.checked, m.answered, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("secretscan: registering metrics: %w", err)
 		}
@@ -69,3 +78,6 @@ func (m *Metrics) Checked(via string, label Label) {
 
 // Answered observes a report's answer time.
 func (m *Metrics) Answered(_ int, d time.Duration) { m.answered.Observe(d.Seconds()) }
+
+// Dropped counts a credential given up.
+func (m *Metrics) Dropped() { m.dropped.Inc() }

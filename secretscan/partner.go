@@ -78,6 +78,21 @@ func NewPartnerHandler(opts PartnerOptions) (http.Handler, error) {
 	return &partner{opts}, nil
 }
 
+// readBody reads r's body, at most max bytes. It returns a refusal code
+// on failure: CodeBodyTooLarge past max, else unreadable (a body cut
+// short, a read timeout), which is no valid report or request either.
+func readBody(w http.ResponseWriter, r *http.Request, max int64, unreadable string) ([]byte, string) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, CodeBodyTooLarge
+	case err != nil:
+		return nil, unreadable
+	}
+	return body, ""
+}
+
 func orDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
@@ -98,9 +113,9 @@ func (p *partner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, p.Observer, CodeSignatureMissing, 0)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.MaxBody))
-	if err != nil {
-		refuse(w, p.Observer, CodeBodyTooLarge, 0)
+	body, code := readBody(w, r, p.MaxBody, CodeInvalidReport)
+	if code != "" {
+		refuse(w, p.Observer, code, 0)
 		return
 	}
 	if code := p.verify(r.Context(), keyID, sig, body); code != "" {

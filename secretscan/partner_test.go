@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -297,5 +298,42 @@ func TestPartnerAnswersInTimeWhileWorkGoesOn(t *testing.T) {
 	}
 	if !revoked(t, s, tok.ID) {
 		t.Error("the work was abandoned with the answer")
+	}
+}
+
+// brokenBody yields some bytes, then fails as a connection cut short does.
+type brokenBody struct{ sent bool }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.sent {
+		return 0, io.ErrUnexpectedEOF
+	}
+	b.sent = true
+	return copy(p, `[{"token":"tsw_`), nil
+}
+
+// A body that cannot be read to its end is not one too large: the
+// refusal (and its metric) names what happened.
+func TestCutShortBodyIsNotTooLarge(t *testing.T) {
+	f := newPartner(t, openStores(t)["file"](t))
+	req := httptest.NewRequest(http.MethodPost, "/", &brokenBody{})
+	f.signedBy(t, f.github, []byte("x"))(req.Header)
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, req)
+	if w.Code != http.StatusBadRequest || w.Header().Get("X-Tsw-Error-Code") != CodeInvalidReport {
+		t.Errorf("report cut short: %d %s, want 400 %s", w.Code, w.Body, CodeInvalidReport)
+	}
+	if f.rec.refusals(CodeBodyTooLarge) != 0 {
+		t.Error("counted as body_too_large")
+	}
+
+	h, rec := newRevoker(t, f.s, RevokeOptions{})
+	req = httptest.NewRequest(http.MethodPost, "/", &brokenBody{})
+	req.Header.Set("Content-Type", "application/json")
+	if w := serve(h, req); w.Code != http.StatusBadRequest || w.Header().Get("X-Tsw-Error-Code") != CodeInvalidRequest {
+		t.Errorf("revoke request cut short: %d %s, want 400 %s", w.Code, w.Body, CodeInvalidRequest)
+	}
+	if rec.refusals(CodeBodyTooLarge) != 0 {
+		t.Error("counted as body_too_large")
 	}
 }

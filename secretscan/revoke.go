@@ -151,9 +151,9 @@ func (h *RevokeHandler) read(w http.ResponseWriter, r *http.Request) ([]string, 
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, CodeUnsupportedMediaType
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRevokeBody))
-	if err != nil {
-		return nil, CodeBodyTooLarge
+	body, code := readBody(w, r, maxRevokeBody, CodeInvalidRequest)
+	if code != "" {
+		return nil, code
 	}
 	req, err := decodeRevokeRequest(body)
 	if err != nil {
@@ -272,9 +272,12 @@ func (h *RevokeHandler) process(ctx context.Context, j job) {
 		msg := "secretscan: a credential sent for revocation could not be checked"
 		if retry {
 			msg += "; checking it again"
+		} else {
+			msg += "; given up: if it is a live token, it is not revoked"
 		}
 		h.Logger.Error(msg, "attempt", attempt, "err", redact(err.Error(), 1000))
 		if !retry {
+			h.Observer.Dropped()
 			return
 		}
 		t := time.NewTimer(wait)

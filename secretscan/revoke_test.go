@@ -3,6 +3,8 @@ package secretscan
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -231,6 +233,43 @@ func TestRevokeEndpointRetriesOutage(t *testing.T) {
 				t.Error("the token is live after the outage")
 			}
 		})
+	}
+}
+
+// A credential still unchecked after every retry of an outage is given
+// up, and that is counted (tswgate_secret_scanning_dropped_total), not
+// left to a log line: a leaked token that stays live must be alertable.
+func TestRevokeEndpointCountsGivenUp(t *testing.T) {
+	s := openStores(t)["file"](t)
+	tok, cred := addToken(t, s)
+	flaky := &flakyStore{store: s, fails: revokeAttempts}
+	rec := newRecorder()
+	h, err := NewRevokeHandler(RevokeOptions{Options: baseOptions(t, flaky, rec), RetryBase: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, h)
+	if w := serve(h, revokeReq(`{"credential":"`+cred+`"}`, "192.0.2.1:1")); w.Code != http.StatusAccepted {
+		t.Fatalf("HTTP %d", w.Code)
+	}
+	select {
+	case <-rec.dropped:
+	case l := <-rec.checked:
+		t.Fatalf("decided %s through an outage longer than the retries", l)
+	case <-time.After(waitTimeout):
+		t.Fatal("a credential given up was not counted")
+	}
+	if revoked(t, s, tok.ID) {
+		t.Fatal("revoked through the outage")
+	}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Dropped()
+	if n := testutil.ToFloat64(m.dropped); n != 1 {
+		t.Fatalf("tswgate_secret_scanning_dropped_total = %v", n)
 	}
 }
 

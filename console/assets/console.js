@@ -217,16 +217,23 @@
     el.signInProjectField.hidden = isOwnerToken(el.credential.value.trim());
   }
 
+  // signOut forgets the credential and everything shown with it: open
+  // dialogs close, and answers still to come are dropped (loadSeq,
+  // hooksSeq), so that no project's tokens or webhooks show afterwards.
   function signOut(reason) {
     session.credential = '';
     session.project = 0;
     session.ownerToken = false;
     session.cursor = '';
     storageClear();
-    for (const d of [el.genDialog, el.secretDialog, el.confirmDialog]) {
+    loadSeq++;
+    hooksSeq++;
+    accessTok = null;
+    for (const d of [el.genDialog, el.accessDialog, el.secretDialog, el.confirmDialog]) {
       if (d.open) d.close();
     }
     el.rows.replaceChildren();
+    hooksEl.list.replaceChildren();
     el.credential.value = '';
     clearMessages();
     showSignIn(reason);
@@ -767,6 +774,9 @@
     if (after) after();
   }
   el.secretDone.addEventListener('click', dismissSecret);
+  // Leaving the page, for another or into the back/forward cache, ends the
+  // showing too: Back must not bring the secret again.
+  window.addEventListener('pagehide', () => { if (el.secretDialog.open || el.secret.value) dismissSecret(); });
   el.secretDialog.addEventListener('cancel', (ev) => { ev.preventDefault(); dismissSecret(); }); // Escape
   el.secretDialog.addEventListener('close', () => { if (!el.secretDialog.open) dismissSecret(); });
 

@@ -234,3 +234,100 @@ func TestCertificateNotValidNowWarned(t *testing.T) {
 		t.Fatalf("no warning at start for an expired certificate:\n%s", logs.String())
 	}
 }
+
+// writeLocalhostPair writes a self-signed pair where SelfSigned keeps
+// its own, valid from notBefore to notAfter; with otherKey the key file
+// holds a key that is not the certificate's.
+func writeLocalhostPair(t *testing.T, dir string, notBefore, notAfter time.Time, otherKey bool) []byte {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if otherKey {
+		key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	writeFile(t, filepath.Join(dir, "localhost-cert.pem"), certPEM)
+	writeFile(t, filepath.Join(dir, "localhost-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	return certPEM
+}
+
+// The quickstart's certificate outlives no quickstart: a pair left in the
+// data directory that has expired, expires within days, or does not load
+// (a key that is not the certificate's) is made again, and a good one is
+// kept as it is (clients were told to trust it).
+func TestSelfSignedRemadeUnlessUsable(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name                string
+		notBefore, notAfter time.Time
+		otherKey, kept      bool
+	}{
+		{"good", now.Add(-time.Hour), now.Add(60 * 24 * time.Hour), false, true},
+		{"expired", now.Add(-100 * 24 * time.Hour), now.Add(-10 * 24 * time.Hour), false, false},
+		{"expiring", now.Add(-89 * 24 * time.Hour), now.Add(24 * time.Hour), false, false},
+		{"not yet valid", now.Add(time.Hour), now.Add(90 * 24 * time.Hour), false, false},
+		{"key of another certificate", now.Add(-time.Hour), now.Add(60 * 24 * time.Hour), true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			before := writeLocalhostPair(t, dir, tt.notBefore, tt.notAfter, tt.otherKey)
+			certPath, keyPath, err := SelfSigned(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _ := os.ReadFile(certPath)
+			if kept := string(after) == string(before); kept != tt.kept {
+				t.Fatalf("pair kept: %v, want %v", kept, tt.kept)
+			}
+			pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+			if err != nil {
+				t.Fatalf("the pair SelfSigned returned does not load: %v", err)
+			}
+			if leaf := pair.Leaf; now.Before(leaf.NotBefore) || now.Add(7*24*time.Hour).After(leaf.NotAfter) {
+				t.Fatalf("certificate valid %v to %v: not usable for the next week", leaf.NotBefore, leaf.NotAfter)
+			}
+		})
+	}
+}
+
+// A certificate that runs out while it is served (its renewal broken, the
+// files unchanged) is warned about once it has, at the next check, and
+// once only for that certificate.
+func TestCertificateExpiringWhileServedWarned(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, _ := writePair(t, dir, "gw.test") // valid for an hour
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	clk := &clock{now: time.Now()}
+	cf, err := NewCertFiles(CertFilesOptions{CertPath: certPath, KeyPath: keyPath, Interval: time.Second, Now: clk.Now, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour)
+	if _, err := cf.GetCertificate(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "TLS certificate is not valid now"); n != 1 {
+		t.Fatalf("%d warnings for a served certificate past its NotAfter, want 1:\n%s", n, logs.String())
+	}
+	clk.Add(2 * time.Second)
+	if _, err := cf.GetCertificate(nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "TLS certificate is not valid now"); n != 1 {
+		t.Fatalf("warned %d times for the same certificate, want once:\n%s", n, logs.String())
+	}
+}

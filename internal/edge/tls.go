@@ -28,6 +28,7 @@ type CertFiles struct {
 	cert    *tls.Certificate
 	stamp   [2]fileStamp
 	checked time.Time
+	warned  *tls.Certificate // the last certificate warned about as not valid
 }
 
 type fileStamp struct {
@@ -73,6 +74,7 @@ func (c *CertFiles) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 	if now := c.now(); now.Sub(c.checked) >= c.interval {
 		c.checked = now
 		c.reloadLocked()
+		c.warnIfNotValid(c.cert) // one that ran out while served, unchanged
 	}
 	return c.cert, nil
 }
@@ -105,10 +107,12 @@ func (c *CertFiles) reloadLocked() {
 }
 
 // warnIfNotValid logs a warning when cert is not valid now (expired, or
-// not yet valid): clients will refuse it, so the files need renewing.
+// not yet valid): clients will refuse it, so the files need renewing. A
+// certificate is warned about once.
 func (c *CertFiles) warnIfNotValid(cert *tls.Certificate) {
 	now := c.now()
-	if leaf := cert.Leaf; now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+	if leaf := cert.Leaf; cert != c.warned && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+		c.warned = cert
 		c.log.Warn("TLS certificate is not valid now: clients will refuse it; renew the files of TSWGATE_TLS_CERT_FILE and TSWGATE_TLS_KEY_FILE",
 			"subject", leaf.Subject.String(), "not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
 	}
