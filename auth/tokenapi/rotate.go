@@ -435,7 +435,7 @@ func (a *api) rotated(w http.ResponseWriter, r *http.Request, old *auth.Token, g
 	if res.Unannounced != nil {
 		a.Logger.LogAttrs(r.Context(), slog.LevelWarn, "rotate token: the old token's change is stored but may not have been announced",
 			slog.String("token_id", old.ID), slog.String("err", auth.RedactSecrets(res.Unannounced.Error())))
-		warning = " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
+		warning += " Announcing the change to other replicas failed: they may accept the old token until their cache expires (TSWGATE_CACHE_TTL)."
 	}
 	a.Invalidate(old.ID)
 	detail, changes := rotationDetail(old, res.Next, grace)
@@ -454,6 +454,7 @@ func (a *api) rotated(w http.ResponseWriter, r *http.Request, old *auth.Token, g
 		Message:  a.rotateMessage(res) + warning,
 		Token:    view,
 		Previous: View(res.Previous),
+		Warning:  strings.TrimSpace(warning),
 	})
 }
 

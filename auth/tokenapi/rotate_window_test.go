@@ -203,6 +203,9 @@ func TestRotationSaysWhichTokenWorks(t *testing.T) {
 			if !strings.Contains(res.Message, "new token works") || !strings.Contains(res.Message, "DELETE /v1/tokens/"+old.ID) {
 				t.Errorf("message %q does not say which token works and what to do", res.Message)
 			}
+			if !strings.Contains(res.Warning, "may still work") || !strings.HasSuffix(res.Message, res.Warning) {
+				t.Errorf("warning %q: want the unconfirmed end said on its own, and at the end of the message %q", res.Warning, res.Message)
+			}
 			if next, err := fa.ActivityStore.Get(context.Background(), res.Token.ID); err != nil || next.Ended() {
 				t.Errorf("the new token handed out: %+v, %v; want it live", next, err)
 			}

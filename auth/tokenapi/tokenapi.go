@@ -352,12 +352,16 @@ type (
 	}
 	// RotateResponse answers rotate: Token is the new token, with its
 	// secret (shown once); Previous is the old one as it is now (expiring
-	// at the end of the grace period, or revoked).
+	// at the end of the grace period, or revoked). Warning, also at the
+	// end of Message, is set when the rotation stands but something is
+	// not as asked: the store did not confirm the old token's end (it may
+	// still work), or other replicas were not told of the change.
 	RotateResponse struct {
 		Success  bool   `json:"success"`
 		Message  string `json:"message"`
 		Token    Token  `json:"token"`
 		Previous Token  `json:"previous"`
+		Warning  string `json:"warning,omitempty"`
 	}
 	// ListResponse answers list. NextCursor, absent on the last page, is
 	// the cursor of the next one.

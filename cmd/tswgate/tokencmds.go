@@ -308,6 +308,14 @@ func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	if c.json() {
 		return writeJSON(stdout, rotation{Token: resp.Token, Previous: resp.Previous})
 	}
+	printRotation(stdout, resp)
+	return nil
+}
+
+// printRotation writes the answer to a rotation for a person: the new
+// token's secret, then what became of the old one, and the server's own
+// words when it could not say (the old token's end not confirmed).
+func printRotation(stdout io.Writer, resp tokenapi.RotateResponse) {
 	next, prev := resp.Token, resp.Previous
 	fmt.Fprintf(stdout, "Rotated token %s (%q, project %d). The new %s token:\n\n  %s\n\n", prev.ID, prev.Name, prev.ProjectID, next.Role, next.Token)
 	printCopyNow(stdout)
@@ -320,10 +328,12 @@ func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	case prev.ExpiresAt != nil:
 		fmt.Fprintf(stdout, "\nThe old token %s has expired (at %s).\n", prev.ID, prev.ExpiresAt.Local().Format(time.RFC3339))
 	}
+	if resp.Warning != "" {
+		fmt.Fprintf(stdout, "\nWarning: %s\n", cell(resp.Warning))
+	}
 	if next.Status != "active" {
 		fmt.Fprintf(stdout, "\nThe new token %s is %s, like the old one: it is refused until `tswgate token activate %s`.\n", next.ID, next.Status, next.ID)
 	}
-	return nil
 }
 
 func tokenLimit(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
