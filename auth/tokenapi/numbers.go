@@ -16,6 +16,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/tswgate/tswgate/auth"
 )
 
 // maxExactInt is the largest whole number every JSON parser reads
@@ -192,4 +195,19 @@ func durationProblem(field, s string) string {
 		return fmt.Sprintf("%s: %q: %s", field, truncate(s), p)
 	}
 	return ""
+}
+
+// readLifetime reads s, the expires_in of a request: a whole number of
+// days ("30d", as lifetime policies are written) or a Go duration
+// ("720h"), positive and spelt in the one way every reader reads alike.
+// problem names the field and what is wrong, "" when nothing is.
+func readLifetime(s string) (d time.Duration, problem string) {
+	d, err := auth.ParseLifetime(s)
+	switch {
+	case err != nil || d <= 0:
+		return 0, fmt.Sprintf("expires_in: %q is not a positive lifetime such as 30d or 720h", truncate(s))
+	case strings.HasSuffix(s, "d"):
+		return d, "" // ParseLifetime takes days in their one spelling only
+	}
+	return d, durationProblem("expires_in", s)
 }

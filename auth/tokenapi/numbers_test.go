@@ -7,6 +7,7 @@ package tokenapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -132,6 +133,13 @@ func TestDurationsCanonical(t *testing.T) {
 		{"POST", rotate, `{"grace":"-0s"}`, "grace: "},
 		{"POST", rotate, `{"grace":"00s"}`, "grace: "},
 		{"POST", rotate, `{"expires_in":"0720h"}`, "expires_in: "},
+		{"POST", "/v1/tokens", create + `"030d"}`, "expires_in: "},
+		{"POST", "/v1/tokens", create + `"+30d"}`, "expires_in: "},
+		{"POST", "/v1/tokens", create + `"0d"}`, "expires_in: "},
+		{"POST", "/v1/tokens", create + `"1.5d"}`, "expires_in: "},
+		{"POST", "/v1/tokens", create + `"30D"}`, "expires_in: "},
+		{"PATCH", "/v1/tokens/" + victim.ID, `{"expires_in":"-1d"}`, "expires_in: "},
+		{"POST", rotate, `{"expires_in":"07d"}`, "expires_in: "},
 		{"PUT", "/v1/projects/42/policy", `{"max_lifetime":"+720h"}`, "max_lifetime: "},
 		{"PUT", "/v1/projects/42/policy", `{"max_lifetime":"0720h"}`, "max_lifetime: "},
 		{"PUT", "/v1/projects/42/policy", `{"max_lifetime":"+90d"}`, "max_lifetime: "},
@@ -141,10 +149,20 @@ func TestDurationsCanonical(t *testing.T) {
 	if got := f.stored(t, victim.ID); !got.ExpiresAt.IsZero() || got.Rotated() || got.Revoked() {
 		t.Errorf("a refused request changed the victim: %+v", got)
 	}
-	for _, d := range []string{"720h", "1h30m", "1.5h", "90m", "2h45m30.5s", "1500ms", "0.25h", "720h0m0s"} {
+	for _, d := range []string{"720h", "1h30m", "1.5h", "90m", "2h45m30.5s", "1500ms", "0.25h", "720h0m0s", "30d", "1d"} {
 		if a := admin("POST", "/v1/tokens", create+`"`+d+`"}`); a.status != http.StatusCreated {
 			t.Errorf("expires_in %q: HTTP %d, want 201\n%s", d, a.status, a.body)
 		}
+	}
+	// Days, as lifetime policies are written, for every expires_in.
+	var made Token
+	a := admin("POST", "/v1/tokens", create+`"30d"}`)
+	if err := json.Unmarshal([]byte(a.body), &struct{ Token *Token }{&made}); err != nil || made.ExpiresAt == nil ||
+		made.ExpiresAt.Sub(made.CreatedAt) != 30*24*time.Hour {
+		t.Errorf("expires_in 30d: %+v, %v; want an expiry 720h after creation\n%s", made, err, a.body)
+	}
+	if a := admin("POST", "/v1/tokens/"+made.ID+"/rotate", `{"expires_in":"7d"}`); a.status != http.StatusOK {
+		t.Errorf("rotate with expires_in 7d: HTTP %d, want 200\n%s", a.status, a.body)
 	}
 	for _, g := range []string{"0s", "0", "1h"} {
 		tok := f.mint(t, CreateRequest{Name: "rot"})

@@ -561,10 +561,8 @@ func (req *RotateRequest) restrictions(rot *Rotation, problems *[]string) {
 		rot.AllowedIPs = &ps
 	}
 	if req.ExpiresIn != "" {
-		d, err := time.ParseDuration(req.ExpiresIn)
-		if err != nil || d <= 0 {
-			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
-		} else if p := durationProblem("expires_in", req.ExpiresIn); p != "" {
+		d, p := readLifetime(req.ExpiresIn)
+		if p != "" {
 			*problems = append(*problems, p)
 		}
 		rot.Lifetime = d

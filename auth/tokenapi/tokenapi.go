@@ -188,7 +188,7 @@ type CreateRequest struct {
 	ProjectID int64  `json:"project_id"`
 	Role      string `json:"role"`
 	Name      string `json:"name"`
-	// ExpiresAt (RFC 3339) or ExpiresIn (a Go duration such as "720h")
+	// ExpiresAt (RFC 3339) or ExpiresIn (days such as "30d", or a Go duration such as "720h")
 	// sets an expiry; neither means the token never expires.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	ExpiresIn string     `json:"expires_in,omitempty"`
@@ -235,7 +235,7 @@ type UpdateRequest struct {
 	// in shadow mode: requests over it are counted and logged, not refused;
 	// false enforces it again.
 	RateShadow *bool `json:"rate_shadow,omitempty"`
-	// ExpiresAt (RFC 3339) or ExpiresIn (a Go duration from now, such as
+	// ExpiresAt (RFC 3339) or ExpiresIn (days or a Go duration from now, such as
 	// "720h") sets a new expiry, which must be in the future.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	ExpiresIn *string    `json:"expires_in,omitempty"`
@@ -258,7 +258,7 @@ type RotateRequest struct {
 	// one's.
 	Scopes     *[]string `json:"scopes,omitempty"`
 	AllowedIPs *[]string `json:"allowed_ips,omitempty"`
-	// ExpiresIn, when given (a Go duration such as "720h"), is the new
+	// ExpiresIn, when given (days such as "30d" or a Go duration), is the new
 	// token's lifetime; absent, it gets the old one's lifetime from now.
 	ExpiresIn string `json:"expires_in,omitempty"`
 }
@@ -522,12 +522,8 @@ func newRecord(req *CreateRequest, now time.Time) (*auth.Token, []string) {
 			problems = append(problems, "expires_at: must be in the future")
 		}
 	case req.ExpiresIn != "":
-		d, err := time.ParseDuration(req.ExpiresIn)
-		if err != nil || d <= 0 {
-			problems = append(problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", req.ExpiresIn))
-			break
-		}
-		if p := durationProblem("expires_in", req.ExpiresIn); p != "" {
+		d, p := readLifetime(req.ExpiresIn)
+		if p != "" {
 			problems = append(problems, p)
 			break
 		}
@@ -739,10 +735,8 @@ func (req *UpdateRequest) expiry(now time.Time, problems *[]string) time.Time {
 			*problems = append(*problems, "expires_at: must be in the future")
 		}
 	case req.ExpiresIn != nil:
-		d, err := time.ParseDuration(*req.ExpiresIn)
-		if err != nil || d <= 0 {
-			*problems = append(*problems, fmt.Sprintf("expires_in: %q is not a positive duration such as 720h", *req.ExpiresIn))
-		} else if p := durationProblem("expires_in", *req.ExpiresIn); p != "" {
+		d, p := readLifetime(*req.ExpiresIn)
+		if p != "" {
 			*problems = append(*problems, p)
 		}
 		expires = now.UTC().Truncate(time.Millisecond).Add(d)

@@ -109,7 +109,7 @@ func tokenCreate(ctx context.Context, args, environ []string, stdout, _ io.Write
 	project := c.fs.Int64("project", 0, "project id")
 	role := c.fs.String("role", "", "owner or accounting")
 	name := c.fs.String("name", "", "display name")
-	expiresIn := c.fs.String("expires-in", "", "lifetime, e.g. 720h (default: never expires)")
+	expiresIn := c.fs.String("expires-in", "", "lifetime, e.g. 30d or 720h (default: never expires)")
 	rate := c.fs.Float64("rate", 0, "requests per second allowed to the token, overriding its role's limit (default: the role's)")
 	burst := c.fs.Int("burst", 0, "requests allowed at once (default: ceil(rate))")
 	scopes := c.fs.String("scopes", "", "permissions the token is limited to, e.g. compute.read,billing.read; tokens.read,tokens.write\n"+
@@ -238,7 +238,7 @@ func tokenDeactivate(ctx context.Context, args, environ []string, stdout, _ io.W
 
 func tokenActivate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	c := newTokenFlags("activate")
-	expiresIn := c.fs.String("expires-in", "", "also give the token a new lifetime from now, e.g. 720h (a project's lifetime policy may ask for one)")
+	expiresIn := c.fs.String("expires-in", "", "also give the token a new lifetime from now, e.g. 30d or 720h (a project's lifetime policy may ask for one)")
 	edit := func(req *tokenapi.UpdateRequest) {
 		if *expiresIn != "" {
 			req.ExpiresIn = expiresIn
@@ -285,7 +285,7 @@ func setStatus(ctx context.Context, c *tokenFlags, status, doing string, edit fu
 func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Writer) error {
 	c := newTokenFlags("rotate")
 	grace := c.fs.Duration("grace", 0, "how long the old token keeps working, e.g. 1h (default: revoked at once)")
-	expiresIn := c.fs.Duration("expires-in", 0, "the new token's lifetime, e.g. 720h (default: the old token's)")
+	expiresIn := c.fs.String("expires-in", "", "the new token's lifetime, e.g. 30d or 720h (default: the old token's)")
 	pos, err := c.parse(args, stdout)
 	if err != nil {
 		return err
@@ -298,8 +298,8 @@ func tokenRotate(ctx context.Context, args, environ []string, stdout, _ io.Write
 		return err
 	}
 	req := tokenapi.RotateRequest{Grace: grace.String()}
-	if *expiresIn > 0 {
-		req.ExpiresIn = expiresIn.String()
+	if *expiresIn != "" {
+		req.ExpiresIn = *expiresIn
 	}
 	resp, err := client.Rotate(ctx, pos[0], req)
 	if err != nil {
