@@ -181,8 +181,8 @@ func (s *Store) lockFile() error {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("filestore: %s is locked: another tswgate process is using the data dir %s",
-				name, filepath.Dir(s.path))
+			return fmt.Errorf("filestore: %s is locked: another tswgate process is using the data dir %s; "+
+				"stop it, or give this one its own data dir (TSWGATE_DATA_DIR) and its own ports", name, filepath.Dir(s.path))
 		}
 		return fmt.Errorf("filestore: locking %s: %w", name, err)
 	}

@@ -141,7 +141,8 @@ func TestSecondOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Open(Options{Path: path})
-	if err == nil || !strings.Contains(err.Error(), "another tswgate process is using the data dir") {
+	if err == nil || !strings.Contains(err.Error(), "another tswgate process is using the data dir") ||
+		!strings.Contains(err.Error(), "TSWGATE_DATA_DIR") {
 		t.Fatalf("second Open: %v, want an error saying another process uses the data dir", err)
 	}
 	if err := first.Close(); err != nil {
