@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -136,19 +137,26 @@ func (a *api) tokenPrincipal(w http.ResponseWriter, r *http.Request, action, hea
 		a.unauthorized(w, r, action, rec, code)
 		return nil
 	}
-	// Every call is checked, and charged, against the token's record as
-	// stored now, not as cached: a revocation, a rotation, narrower
-	// scopes, ranges or rate limit or a shorter life made a moment ago on
-	// another replica apply already, to reads as to changes; a caller
-	// that is no longer usable is refused before it is charged.
-	p := &principal{kind: auth.ActorToken, actor: rec.ID}
-	if p.token = a.freshRecord(w, r, action, rec); p.token == nil {
+	// A call over the rate limit as cached is refused before the store
+	// is read, so that a flood of calls costs no store reads. Then every
+	// call is checked against the token's record as stored now, not as
+	// cached: a revocation, a rotation, narrower scopes, ranges or rate
+	// limit or a shorter life made a moment ago on another replica apply
+	// already, to reads as to changes; a limit changed there is charged
+	// too.
+	p := &principal{kind: auth.ActorToken, actor: rec.ID, token: rec}
+	if !a.allowAddr(w, r, action, p) || !a.charge(w, r, action, p) { // ranges before the limit, as on the API
 		return nil
 	}
-	if !a.allowAddr(w, r, action, p) { // before its rate limit is charged, as on the API
+	fresh := a.freshRecord(w, r, action, rec)
+	if fresh == nil {
 		return nil
 	}
-	if !a.charge(w, r, action, p) {
+	p.token = fresh
+	if !a.allowAddr(w, r, action, p) {
+		return nil
+	}
+	if !sameLimits(rec, fresh) && !a.charge(w, r, action, p) {
 		return nil
 	}
 	if !a.allowRole(w, r, action, p) {
@@ -202,6 +210,13 @@ func (a *api) unauthorized(w http.ResponseWriter, r *http.Request, action string
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="tswgate", error="invalid_token", error_description="`+code.String()+`"`)
 	writeError(w, http.StatusUnauthorized, code.String(), msg)
+}
+
+// sameLimits reports whether t and u are charged alike: the same rate
+// limit, project and lineage.
+func sameLimits(t, u *auth.Token) bool {
+	return t.RateLimit == u.RateLimit && t.RateBurst == u.RateBurst && t.RateShadow == u.RateShadow &&
+		t.ProjectID == u.ProjectID && reflect.DeepEqual(t.Lineage, u.Lineage)
 }
 
 // freshRecord reads the calling token's record from the store and checks

@@ -102,6 +102,8 @@ type lifeOptions struct {
 	roles map[auth.Role]Limit
 	// realLimiter, when set, charges self-service calls to it instead.
 	realLimiter auth.Limiter
+	// reads, when set, counts the API's reads of one token (Store.Get).
+	reads *readCounter
 }
 
 func newLifeFixture(t *testing.T, o lifeOptions) *lifeFixture {
@@ -131,6 +133,10 @@ func newLifeFixture(t *testing.T, o lifeOptions) *lifeFixture {
 		EffectiveLimit: eff,
 		Now:            f.now,
 		Logger:         slog.New(slog.NewJSONHandler(f.log, nil)),
+	}
+	if o.reads != nil {
+		o.reads.ActivityStore = st
+		opts.Store = o.reads
 	}
 	if o.limiter {
 		f.lim = &fakeLimiter{eff: eff, used: map[string]int{}, calls: map[string]int{}}
