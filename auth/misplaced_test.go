@@ -78,7 +78,6 @@ func decodeOnce(s string) string {
 	return b.String()
 }
 
-
 // escapedByte returns the byte at s[j], a %HH escape decoded, and the index
 // after it. A "%" that starts no escape stands for itself.
 func escapedByte(s string, j int) (byte, int) {
