@@ -3,6 +3,8 @@ package auth
 import (
 	"bytes"
 	"strings"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 // Credentials out of place.
@@ -67,8 +69,8 @@ func deepDecode(dst []byte, offs []int, s string) ([]byte, []int) {
 			offs = append(offs, i)
 		}
 		for n := len(dst); n >= 3 && dst[n-3] == '%'; n = len(dst) {
-			hi, ok1 := unhex(dst[n-2])
-			lo, ok2 := unhex(dst[n-1])
+			hi, ok1 := ascii.Unhex(dst[n-2])
+			lo, ok2 := ascii.Unhex(dst[n-1])
 			if !ok1 || !ok2 {
 				break
 			}

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 func TestHoldsSecret(t *testing.T) {
@@ -82,8 +84,8 @@ func decodeOnce(s string) string {
 // after it. A "%" that starts no escape stands for itself.
 func escapedByte(s string, j int) (byte, int) {
 	if s[j] == '%' && len(s)-j >= 3 {
-		hi, ok1 := unhex(s[j+1])
-		lo, ok2 := unhex(s[j+2])
+		hi, ok1 := ascii.Unhex(s[j+1])
+		lo, ok2 := ascii.Unhex(s[j+2])
 		if ok1 && ok2 {
 			return hi<<4 | lo, j + 3
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 //go:generate go run ../tools/routegen -o routes_gen.go
@@ -418,8 +420,8 @@ func checkPath(path string) Code {
 			if i+2 >= len(path) {
 				return CodeInvalidPath
 			}
-			hi, ok1 := unhex(path[i+1])
-			lo, ok2 := unhex(path[i+2])
+			hi, ok1 := ascii.Unhex(path[i+1])
+			lo, ok2 := ascii.Unhex(path[i+2])
 			if !ok1 || !ok2 || !escapable(hi<<4|lo) {
 				return CodeInvalidPath
 			}
@@ -440,16 +442,4 @@ func escapable(c byte) bool {
 		return false
 	}
 	return true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

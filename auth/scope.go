@@ -3,6 +3,8 @@ package auth
 import (
 	"strconv"
 	"strings"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 // Request content checks: one reading of each request.
@@ -155,8 +157,8 @@ func validQuery(q string) bool {
 		case c != '%' || i+2 >= len(q):
 			return false
 		}
-		hi, ok1 := unhex(q[i+1])
-		lo, ok2 := unhex(q[i+2])
+		hi, ok1 := ascii.Unhex(q[i+1])
+		lo, ok2 := ascii.Unhex(q[i+2])
 		if !ok1 || !ok2 {
 			return false
 		}
@@ -175,8 +177,8 @@ func queryByte(q string, i int) (byte, int) {
 	case '+':
 		return ' ', i + 1
 	case '%':
-		hi, _ := unhex(q[i+1])
-		lo, _ := unhex(q[i+2])
+		hi, _ := ascii.Unhex(q[i+1])
+		lo, _ := ascii.Unhex(q[i+2])
 		return hi<<4 | lo, i + 3
 	default:
 		return c, i + 1
