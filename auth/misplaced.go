@@ -26,12 +26,12 @@ import (
 // a mistyped or truncated one counts, and so does a whole credential
 // (CredentialPattern). A string without "%" costs two byte searches and
 // does not allocate; one with "%" is decoded in one pass, allocating only
-// when longer than 512 bytes.
+// when longer than 2 KiB.
 func HoldsSecret(s string) bool {
 	if strings.IndexByte(s, '%') < 0 {
 		return plainHoldsSecret(s)
 	}
-	var buf [512]byte
+	var buf [2048]byte
 	dec, _ := deepDecode(buf[:0], nil, s)
 	_, _, ok := findSecret(dec, 0)
 	return ok
@@ -63,11 +63,26 @@ func plainHoldsSecret(s string) bool {
 // it, for each byte of the result, the index in s where its spelling
 // starts.
 func deepDecode(dst []byte, offs []int, s string) ([]byte, []int) {
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
+		if n := len(dst); (n < 1 || dst[n-1] != '%') && (n < 2 || dst[n-2] != '%') {
+			// No escape is open on the stack: copy up to the next "%".
+			j := strings.IndexByte(s[i:], '%')
+			if j < 0 {
+				j = len(s) - i
+			}
+			dst = append(dst, s[i:i+j]...)
+			for k := i; offs != nil && k < i+j; k++ {
+				offs = append(offs, k)
+			}
+			if i += j; i == len(s) {
+				break
+			}
+		}
 		dst = append(dst, s[i])
 		if offs != nil {
 			offs = append(offs, i)
 		}
+		i++
 		for n := len(dst); n >= 3 && dst[n-3] == '%'; n = len(dst) {
 			hi, ok1 := ascii.Unhex(dst[n-2])
 			lo, ok2 := ascii.Unhex(dst[n-1])

@@ -110,7 +110,7 @@ func refHoldsSecret(s string) bool {
 
 func FuzzHoldsSecret(f *testing.F) {
 	_, cred, _ := NewCredential()
-	for _, s := range []string{cred, "tswsk%5Fa", "%74swsk_0", "tswsk%255Fz", "x_y%zz", "%%74swsk_a", "%7tswsk_a", "%2574swsk%25255Fa", "tswsk%25%35%46a"} {
+	for _, s := range []string{cred, "tswsk%5Fa", "%74swsk_0", "tswsk%255Fz", "x_y%zz", "%%74swsk_a", "%7tswsk_a", "%2574swsk%25255Fa", "tswsk%25%35%46a", "tswsk_tswsk_0"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -139,11 +139,19 @@ func TestRedactSecretsEscaped(t *testing.T) {
 		"tswsk%255F" + random:                       "tswsk_" + Redacted,
 		"tswsk_" + random[:3] + "%41" + random[3:]:  "tswsk_" + Redacted,
 		"tswsk_ab%zz":                           "tswsk_" + Redacted + "%zz",
+		"tswsk_tswsk_0":                         "tswsk_" + Redacted + "_0",
 		"/x/%2574SwSk%25255f" + random + "/y":   "/x/tswsk_" + Redacted + "/y",
 		"a%25tswsk%2525255F" + random + "%2541": "a%25tswsk_" + Redacted,
 	} {
 		if got := RedactSecrets(in); got != want {
 			t.Errorf("RedactSecrets(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func BenchmarkHoldsSecret(b *testing.B) {
+	s := "session=abc%20def; theme=dark; _ga=GA1.2.3456789.1234567890; q=%E2%9C%93"
+	for b.Loop() {
+		HoldsSecret(s)
 	}
 }

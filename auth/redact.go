@@ -26,11 +26,15 @@ func RedactSecrets(s string) string {
 	dec, offs := deepDecode(make([]byte, 0, len(s)), make([]int, 0, len(s)+1), s)
 	offs = append(offs, len(s)) // the end of the last byte's spelling
 	var b strings.Builder
-	last := 0 // s[last:] is not yet copied to b
-	for from := 0; ; {
+	last := 0                   // s[last:] is not yet copied to b
+	for from, done := 0, 0; ; { // dec[:done] is redacted or passed over
 		start, end, ok := findSecret(dec, from)
 		if !ok {
 			break
+		}
+		if start < done { // its "tswsk" is in the run of the last secret
+			from = start + len(SecretPrefix)
+			continue
 		}
 		if b.Len() == 0 {
 			b.Grow(len(s))
@@ -38,7 +42,7 @@ func RedactSecrets(s string) string {
 		b.WriteString(s[last:offs[start]])
 		b.WriteString(SecretPrefix)
 		b.WriteString(Redacted)
-		last, from = offs[end], end
+		last, from, done = offs[end], end, end
 	}
 	if last == 0 {
 		return s
