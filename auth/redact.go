@@ -19,9 +19,8 @@ const Redacted = "[REDACTED]"
 // truncated secrets go too. A string that holds no secret is returned as
 // it is; one without "_" or "%" without a scan.
 func RedactSecrets(s string) string {
-	hasEscape := strings.IndexByte(s, '%') >= 0
-	if !hasEscape && !plainHoldsSecret(s) {
-		return s
+	if !HoldsSecret(s) {
+		return s // the common case: no copy, and no allocation up to 2 KiB
 	}
 	dec, offs := deepDecode(make([]byte, 0, len(s)), make([]int, 0, len(s)+1), s)
 	offs = append(offs, len(s)) // the end of the last byte's spelling
