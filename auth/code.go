@@ -52,7 +52,7 @@ const (
 	// CodeInvalidQuery: a query string that cannot be read one way only
 	// (a malformed percent-escape, a control character, a byte outside
 	// RFC 3986's query characters sent unescaped), or that names a method
-	// override (QueryOverridesMethod), as does a JSON body's top-level key
+	// override (CheckQueryProject), as does a JSON body's top-level key
 	// (CheckBody).
 	CodeInvalidQuery
 	// CodeInvalidFraming: a request whose framing two HTTP parsers could

@@ -188,7 +188,7 @@ func NewGate(opts GateOptions) (*Gate, error) {
 // The steps, stopping at the first refusal: the credential and the token;
 // the client's address against the token's ranges (AllowsAddr); the route
 // (Match) and the token's role and scopes (Permits); the query
-// (CheckQueryProject, then QueryOverridesMethod);
+// (CheckQueryProject: its project keys and method overrides);
 // the body (CheckBody: the route's TakesBody, the media type and coding,
 // the JSON project check); the rate limit. The body is read (req.Body's
 // BodyPrefix) only when every step before it passed, and a request spends
@@ -230,10 +230,6 @@ func (g *Gate) Decide(ctx context.Context, req *Request, now time.Time) Verdict 
 	}
 	if code := CheckQueryProject(req.RawQuery, tok.ProjectID); code != OK {
 		v.Code = code
-		return v
-	}
-	if QueryOverridesMethod(req.RawQuery) {
-		v.Code = CodeInvalidQuery
 		return v
 	}
 	if req.Body != nil {

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 // CheckJSONProject checks a JSON body against the token's project by the
@@ -515,7 +517,7 @@ func (s *jsonScanner) hex4() (rune, Code) {
 		if s.pos == len(d) {
 			return 0, s.end()
 		}
-		v, ok := unhex(d[s.pos])
+		v, ok := ascii.Unhex(d[s.pos])
 		if !ok {
 			return 0, CodeInvalidBody
 		}

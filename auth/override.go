@@ -10,34 +10,21 @@ package auth
 // so Gate.Decide refuses a request naming one (CodeInvalidQuery): checked
 // as one method, it could be served as another, needing a permission the
 // token lacks (a POST by a token scoped to compute.write, served as the GET
-// that needs compute.read).
+// that needs compute.read). CheckQueryProject refuses a key that names one:
+// one of "_method", "X-HTTP-Method-Override", "X-HTTP-Method" or
+// "X-Method-Override" once decoded ("+" is a space, %HH a byte) and
+// trimmed of ASCII white space, in any ASCII letter case, "-" and "_"
+// alike.
 
 // overrideParams are the method-override parameters, lower case, with "-"
 // where "_" also matches.
 var overrideParams = [...]string{"-method", "x-http-method-override", "x-http-method", "x-method-override"}
 
-// QueryOverridesMethod reports whether the raw query, valid by
-// CheckQueryProject's rules, has a key that names a method override: one
-// of "_method", "X-HTTP-Method-Override", "X-HTTP-Method" or
-// "X-Method-Override" once decoded ("+" is a space, %HH a byte) and
-// trimmed of ASCII white space, in any ASCII letter case, "-" and "_"
-// alike. It does not allocate.
-func QueryOverridesMethod(rawQuery string) bool {
-	for q := rawQuery; q != ""; {
-		var key string
-		key, _, q = nextPair(q)
-		if keyOverrides(key) {
-			return true
-		}
-	}
-	return false
-}
-
 // keyOverrides reports whether the raw (valid) query key, decoded, names a
 // method override.
 func keyOverrides(key string) bool {
 	m := newOverrideMatcher()
-	for i := 0; i < len(key); {
+	for i := 0; i < len(key) && m.alive != 0; {
 		var c byte
 		c, i = queryByte(key, i)
 		m.add(c)

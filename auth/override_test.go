@@ -6,7 +6,10 @@ import (
 	"time"
 )
 
-func TestQueryOverridesMethod(t *testing.T) {
+// TestCheckQueryOverride: CheckQueryProject refuses a query key naming a
+// method override (invalid_query), unless a key names another project,
+// and still in one reading of the query.
+func TestCheckQueryOverride(t *testing.T) {
 	for q, want := range map[string]bool{
 		"":                                false,
 		"_method=DELETE":                  true,
@@ -28,12 +31,26 @@ func TestQueryOverridesMethod(t *testing.T) {
 		"x-http-method-overrides=DELETE":  false,
 		"filter._method=GET":              false,
 		"ProjectId=42&Tag=a;_method=POST": false, // ";" is data: one key, "Tag"
+		"_method=GET&ProjectId=42":        true,
 	} {
-		if got := QueryOverridesMethod(q); got != want {
-			t.Errorf("QueryOverridesMethod(%q) = %v, want %v", q, got, want)
+		code := OK
+		if want {
+			code = CodeInvalidQuery
+		}
+		if got := CheckQueryProject(q, 42); got != code {
+			t.Errorf("CheckQueryProject(%q) = %v, want %v", q, got, code)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { QueryOverridesMethod("Tag=a&%5Fmethod=GET&ProjectId=42") }); n != 0 {
+	for q, want := range map[string]Code{
+		"_method=GET&ProjectId=43": CodeProjectMismatch, // as before: a mismatch decides
+		"ProjectId=43&_method=GET": CodeProjectMismatch,
+		"_method=GET&%zz":          CodeInvalidQuery,
+	} {
+		if got := CheckQueryProject(q, 42); got != want {
+			t.Errorf("CheckQueryProject(%q) = %v, want %v", q, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { CheckQueryProject("Tag=a&%5Fmethod=GET&ProjectId=42", 42) }); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
 }

@@ -40,7 +40,7 @@ func refKeyNamesProject(key string) bool {
 // url.QueryUnescape'd. A malformed escape, or a raw byte outside RFC
 // 3986's query (pchar, "/" and "?", with "[" and "]" as in paths), is
 // invalid_query; a key naming the project with another value than want is
-// project_mismatch.
+// project_mismatch; else a key naming a method override is invalid_query.
 func refQueryCheck(q, want string) Code {
 	const (
 		unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
@@ -74,7 +74,25 @@ func refQueryCheck(q, want string) Code {
 			return CodeProjectMismatch
 		}
 	}
+	for _, p := range pairs {
+		if refKeyOverrides(p.k) {
+			return CodeInvalidQuery
+		}
+	}
 	return OK
+}
+
+// refKeyOverrides reports whether a decoded query key, trimmed of ASCII
+// white space, names a method override in any ASCII letter case, "_" and
+// "-" alike.
+func refKeyOverrides(key string) bool {
+	k := strings.ReplaceAll(strings.Trim(key, " \t\n\r\v\f"), "_", "-")
+	for _, name := range []string{"-method", "x-http-method-override", "x-http-method", "x-method-override"} {
+		if len(k) == len(name) && strings.EqualFold(k, name) && !strings.ContainsFunc(k, func(r rune) bool { return r > 0x7f }) {
+			return true
+		}
+	}
+	return false
 }
 
 // refKeyControl reports a control character that a query key may not
@@ -497,7 +515,7 @@ func genJSONBody(c *choices) []byte {
 }
 
 var (
-	genQueryKeys   = []string{"ProjectId", "projectId", "projectid", "PROJECTID", "Limit", "Skip", "Tag", "Status", "ProjectIdx", "xProjectId", "project_id", "Project Id"}
+	genQueryKeys   = []string{"ProjectId", "projectId", "projectid", "PROJECTID", "Limit", "Skip", "Tag", "Status", "ProjectIdx", "xProjectId", "project_id", "Project Id", "_method", "X-HTTP-Method-Override", "x_http_method", "X-Method-Override", "_meth od"}
 	genQueryValues = []string{"42", "43", "4%32", "%34%32", "", "+42", "042", "42+", "a;b", "42;ProjectId=43", "%2B42", "%20", "-42", "4.2e1"}
 )
 
@@ -572,7 +590,7 @@ func TestReferences(t *testing.T) {
 	if refJSONMismatch([]byte(`{"projectId":42,"a":{"ProjectId":"42"},"path":"/name"}`), "42") != "" {
 		t.Error("reference: a body naming project 42 names another")
 	}
-	for q, want := range map[string]Code{"a=1;ProjectId=43": OK, "x[ProjectId]=43": CodeProjectMismatch, "a=%zz": CodeInvalidQuery} {
+	for q, want := range map[string]Code{"a=1;ProjectId=43": OK, "+_Method=1": CodeInvalidQuery, "_method=1&ProjectId=43": CodeProjectMismatch, "x[ProjectId]=43": CodeProjectMismatch, "a=%zz": CodeInvalidQuery} {
 		if got := refQueryCheck(q, "42"); got != want {
 			t.Errorf("reference: %q = %v, want %v", q, got, want)
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 //go:generate go run ../tools/routegen -o routes_gen.go
@@ -278,7 +280,7 @@ func (t *RouteTable) Routes() []Route { return append([]Route(nil), t.routes...)
 //
 // Otherwise the first segment must be "v1" or "v2" (both reach the same
 // routes) and the rest must match a pattern: literal segments compare
-// case-insensitively, a {param} matches any one segment and, where both
+// case-insensitively, as ASP.NET's routing compares them (segEqualFold), a {param} matches any one segment and, where both
 // could match, a literal wins over a parameter. method must match exactly,
 // except that HEAD is also served by a GET route. Match returns
 // CodeUnknownRoute when no route matches, including a known path with a
@@ -318,7 +320,7 @@ func (n *routeNode) match(method, path string) *endpoint {
 	}
 	for i := range n.literals {
 		c := &n.literals[i]
-		if asciiEqualFold(c.seg, seg) {
+		if segEqualFold(c.seg, seg) {
 			if e := c.node.next(method, rest, more); e != nil {
 				return e
 			}
@@ -351,6 +353,40 @@ func (n *routeNode) endpoint(method string) *endpoint {
 		return n.endpoint("GET")
 	}
 	return nil
+}
+
+// segEqualFold reports whether the raw path segment seg spells the ASCII
+// literal lit as ASP.NET's routing reads it: decoded, compared with
+// OrdinalIgnoreCase, which upper-cases the dotless "ı" (%C4%B1) to "I" and
+// the long "ſ" (%C5%BF) to "S" besides ASCII letters. A literal segment
+// holds no "%" (NewRouteTable), so an escape matches only as one of those.
+func segEqualFold(lit, seg string) bool {
+	j := 0
+	for i := 0; i < len(lit); i++ {
+		c := lowerASCII(lit[i])
+		switch {
+		case j < len(seg) && lowerASCII(seg[j]) == c:
+			j++
+		case c == 'i' && escapedPairAt(seg, j, 0xc4, 0xb1), c == 's' && escapedPairAt(seg, j, 0xc5, 0xbf):
+			j += 6
+		default:
+			return false
+		}
+	}
+	return j == len(seg)
+}
+
+// escapedPairAt reports whether seg[j:] starts with the two bytes b1 and
+// b2 percent-escaped, in either case of hex digits.
+func escapedPairAt(seg string, j int, b1, b2 byte) bool {
+	if len(seg)-j < 6 || seg[j] != '%' || seg[j+3] != '%' {
+		return false
+	}
+	h1, ok1 := ascii.Unhex(seg[j+1])
+	l1, ok2 := ascii.Unhex(seg[j+2])
+	h2, ok3 := ascii.Unhex(seg[j+4])
+	l2, ok4 := ascii.Unhex(seg[j+5])
+	return ok1 && ok2 && ok3 && ok4 && h1<<4|l1 == b1 && h2<<4|l2 == b2
 }
 
 func isVersion(seg string) bool {
@@ -418,8 +454,8 @@ func checkPath(path string) Code {
 			if i+2 >= len(path) {
 				return CodeInvalidPath
 			}
-			hi, ok1 := unhex(path[i+1])
-			lo, ok2 := unhex(path[i+2])
+			hi, ok1 := ascii.Unhex(path[i+1])
+			lo, ok2 := ascii.Unhex(path[i+2])
 			if !ok1 || !ok2 || !escapable(hi<<4|lo) {
 				return CodeInvalidPath
 			}
@@ -440,16 +476,4 @@ func escapable(c byte) bool {
 		return false
 	}
 	return true
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

@@ -355,3 +355,26 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// TestMatchNonASCIIFold: ASP.NET's routing compares literal segments
+// with OrdinalIgnoreCase, which upper-cases the dotless "ı" to "I" and the
+// long "ſ" to "S" (but leaves "İ" and the Kelvin sign): the gateway must
+// match such a segment to the literal route the API serves, not to a
+// {param} route beside it.
+func TestMatchNonASCIIFold(t *testing.T) {
+	table := DefaultRoutes()
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/v2/Instance/t%C4%B1ers", "/v2/Instance/tiers"},
+		{"GET", "/v2/Instance/T%c4%b1ERS", "/v2/Instance/tiers"},
+		{"GET", "/v2/Metal/template%C5%BF", "/v2/Metal/templates"},
+		{"POST", "/v2/Tags/%C5%BFervice", "/v2/Tags/service"},
+		{"GET", "/v2/Instance/t%C4%B0ers", "/v2/Instance/{id}"}, // "İ" is not "I"
+		{"GET", "/v2/Instance/t%C4%B1er", "/v2/Instance/{id}"},
+		{"GET", "/v2/Instance/t%C4%B", ""},
+	} {
+		_, pattern, _, _ := table.Match(c.method, c.path)
+		if pattern != c.want {
+			t.Errorf("Match(%s %s) = %q, want %q", c.method, c.path, pattern, c.want)
+		}
+	}
+}

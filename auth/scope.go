@@ -3,6 +3,8 @@ package auth
 import (
 	"strconv"
 	"strings"
+
+	"github.com/tswgate/tswgate/internal/ascii"
 )
 
 // Request content checks: one reading of each request.
@@ -44,6 +46,8 @@ import (
 //     value that, decoded, is exactly the canonical decimal of the token's
 //     project (no sign, no leading zeros, no spaces); else
 //     CodeProjectMismatch.
+//   - No key may name a method override (see override.go); else
+//     CodeInvalidQuery, unless a key names another project.
 //
 // Body (CheckBody), once the route is known:
 //
@@ -76,24 +80,31 @@ import (
 //     reading from the start, decides.
 
 // CheckQueryProject checks a raw (still-escaped) query string against the
-// token's project by the rules above. It returns CodeInvalidQuery for a
-// malformed escape or a raw control byte, CodeProjectMismatch if a key
-// naming the project has a value other than project's canonical decimal,
-// else OK. It does not allocate.
+// token's project by the rules above, splitting it into pairs once. It
+// returns CodeInvalidQuery for a malformed escape or a raw control byte,
+// CodeProjectMismatch if a key naming the project has a value other than
+// project's canonical decimal, else CodeInvalidQuery if a key names a
+// method override, else OK. It does not allocate.
 func CheckQueryProject(rawQuery string, project int64) Code {
 	if !validQuery(rawQuery) {
 		return CodeInvalidQuery
 	}
 	var buf [20]byte
 	want := strconv.AppendInt(buf[:0], project, 10)
+	code := OK
 	for q := rawQuery; q != ""; {
 		var key, value string
 		key, value, q = nextPair(q)
-		if keyNamesProject(key) && !valueIs(value, want) {
-			return CodeProjectMismatch
+		switch {
+		case keyNamesProject(key):
+			if !valueIs(value, want) {
+				return CodeProjectMismatch
+			}
+		case code == OK && keyOverrides(key):
+			code = CodeInvalidQuery // a mismatch further on still decides
 		}
 	}
-	return OK
+	return code
 }
 
 // nextPair splits the first key=value pair (both raw) off the raw query
@@ -146,8 +157,8 @@ func validQuery(q string) bool {
 		case c != '%' || i+2 >= len(q):
 			return false
 		}
-		hi, ok1 := unhex(q[i+1])
-		lo, ok2 := unhex(q[i+2])
+		hi, ok1 := ascii.Unhex(q[i+1])
+		lo, ok2 := ascii.Unhex(q[i+2])
 		if !ok1 || !ok2 {
 			return false
 		}
@@ -166,8 +177,8 @@ func queryByte(q string, i int) (byte, int) {
 	case '+':
 		return ' ', i + 1
 	case '%':
-		hi, _ := unhex(q[i+1])
-		lo, _ := unhex(q[i+2])
+		hi, _ := ascii.Unhex(q[i+1])
+		lo, _ := ascii.Unhex(q[i+2])
 		return hi<<4 | lo, i + 3
 	default:
 		return c, i + 1

@@ -1,6 +1,10 @@
 package proxy
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/tswgate/tswgate/internal/ascii"
+)
 
 // framingWatch follows the HTTP/1 requests of one connection as net/http's
 // server reads them (net/http's ReadRequest, its chunked reader and its
@@ -632,7 +636,7 @@ func (w *framingWatch) chunkSizeByte(c byte) {
 	}
 	switch w.sizeEnd {
 	case 0:
-		if d, ok := hexDigit(c); ok && w.digits < 16 {
+		if d, ok := ascii.Unhex(c); ok && w.digits < 16 {
 			w.digits++
 			w.chunkN = w.chunkN<<4 | uint64(d)
 			return
@@ -674,18 +678,6 @@ func (w *framingWatch) endChunkSize() {
 		return
 	}
 	w.state, w.left = wChunkData, w.chunkN
-}
-
-func hexDigit(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // trailerByte follows a byte of a trailer section, which net/http reads
