@@ -168,6 +168,13 @@ type Lineage struct {
 	Rate   float64
 	Burst  int
 	Shadow bool
+	// Via are the ancestors between Root and the token, from Root's child
+	// down to the token's maker (unused entries are zero): each of their
+	// limits binds the token too, as the ancestor's limit is now. Empty on
+	// a child of the root, and on records written before the field
+	// existed. A line is at most MaxLineageDepth ancestors deep, Root
+	// included (see DescendLineage).
+	Via [MaxLineageDepth - 1]LineageLink
 }
 
 // LineageLimitedMessage explains a rate_limited refusal by a token's
@@ -197,7 +204,8 @@ func (t *Token) validateLineage() []error {
 	if l.Shadow && l.Rate == 0 {
 		errs = append(errs, errors.New("lineage shadow: set without a lineage rate limit"))
 	}
-	return append(errs, validateLimit(l.Rate, l.Burst, "lineage burst")...)
+	errs = append(errs, validateLimit(l.Rate, l.Burst, "lineage burst")...)
+	return append(errs, t.validateVia()...)
 }
 
 // Rotated reports whether t was rotated and lives on in a grace period.

@@ -22,7 +22,16 @@ func testLineage(t *testing.T, s auth.Store) {
 	child.Lineage = auth.Lineage{Root: root.ID, Rate: 0.001, Burst: 4}
 	unlimited, _ := NewToken(t, 61, auth.RoleOwner)
 	unlimited.Lineage = auth.Lineage{Root: root.ID} // made by a token without a limit
-	for _, tok := range []*auth.Token{root, child, unlimited} {
+	// A grandchild and a token at the deepest level carry the ancestors
+	// between the root and them, each with its limit.
+	grandchild, _ := NewToken(t, 61, auth.RoleOwner)
+	gl, err := auth.DescendLineage(child, 0.5, 3, true, false)
+	grandchild.Lineage = gl
+	if err != nil {
+		t.Fatalf("DescendLineage: %v", err)
+	}
+	deepest := deepLineage(t, root, auth.MaxLineageDepth)
+	for _, tok := range []*auth.Token{root, child, unlimited, grandchild, deepest} {
 		if err := s.Create(ctx, tok); err != nil {
 			t.Fatalf("Create(%s): %v", tok.ID, err)
 		}
@@ -40,22 +49,34 @@ func testLineage(t *testing.T, s auth.Store) {
 	// of back as read) and refuses to change it.
 	want := *child
 	want.Name = "renamed"
-	got, err := s.Update(ctx, child.ID, func(u *auth.Token) error { u.Name = "renamed"; return nil })
+	var got *auth.Token
+	got, err = s.Update(ctx, child.ID, func(u *auth.Token) error { u.Name = "renamed"; return nil })
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 	AssertEqual(t, got, &want)
+	wantDeep := *deepest
+	wantDeep.Name = "renamed"
+	got, err = s.Update(ctx, deepest.ID, func(u *auth.Token) error { u.Name = "renamed"; return nil })
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	AssertEqual(t, got, &wantDeep)
 	for name, edit := range map[string]func(*auth.Token){
 		"leave the lineage":  func(u *auth.Token) { u.Lineage = auth.Lineage{} },
 		"widen its limit":    func(u *auth.Token) { u.Lineage.Rate = 100 },
 		"move to another":    func(u *auth.Token) { u.Lineage.Root = unlimited.ID },
 		"join one":           func(u *auth.Token) { u.Lineage = child.Lineage },
 		"lineage of itself":  func(u *auth.Token) { u.Lineage.Root = u.ID },
+		"drop an ancestor":   func(u *auth.Token) { u.Lineage.Via[0] = auth.LineageLink{} },
 		"limit without root": func(u *auth.Token) { u.Lineage = auth.Lineage{Rate: 1} },
 	} {
 		id := child.ID
-		if name == "join one" {
+		switch name {
+		case "join one":
 			id = root.ID
+		case "drop an ancestor":
+			id = grandchild.ID
 		}
 		if got, err := s.Update(ctx, id, func(u *auth.Token) error { edit(u); return nil }); err == nil {
 			t.Errorf("Update (%s) succeeded: %s", name, format(got))
@@ -81,4 +102,24 @@ func testLineage(t *testing.T, s auth.Store) {
 	if got, err := s.Get(ctx, child.ID); err != nil || got.Lineage != child.Lineage {
 		t.Errorf("Get of the tombstone: %v, %v; want lineage %+v", got, err, child.Lineage)
 	}
+}
+
+// deepLineage returns a token (not stored) depth levels below root: its
+// ancestors between are made up, each with a limit of its own.
+func deepLineage(t *testing.T, root *auth.Token, depth int) *auth.Token {
+	t.Helper()
+	maker := root
+	for i := 1; i <= depth; i++ {
+		next, _ := NewToken(t, root.ProjectID, auth.RoleOwner)
+		l, err := auth.DescendLineage(maker, float64(i), i+1, false, false)
+		if err != nil {
+			t.Fatalf("DescendLineage at depth %d: %v", i, err)
+		}
+		next.Lineage = l
+		maker = next
+	}
+	if _, err := auth.DescendLineage(maker, 1, 1, false, false); !errors.Is(err, auth.ErrLineageTooDeep) {
+		t.Fatalf("DescendLineage below depth %d: %v, want ErrLineageTooDeep", depth, err)
+	}
+	return maker
 }
