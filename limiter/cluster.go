@@ -210,8 +210,10 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 			return st
 		}
 	}
-	if lim, shadow, ok := lineageOf(t); ok {
-		st = withLineage(st, c.allow(ctx, t.Lineage.Root, lim, shadow, now))
+	if t.Lineage.Root != "" {
+		st = withAncestors(ctx, &c.policy, t, st, func(id string, lim Limit, shadow bool) auth.LimitStatus {
+			return c.allow(ctx, id, lim, shadow, now)
+		})
 		if !st.Allowed {
 			return st
 		}

@@ -71,7 +71,7 @@ func NewLocal(opts Options) *Local {
 // project has a limit (SetProjectLimits). A token without a limit, in a
 // project without one, gets LimitStatus{} (Enabled false) without any
 // bucket or lock.
-func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
+func (l *Local) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
 	var st auth.LimitStatus
 	if lim, shadow, ok := l.policy.limitOf(t); ok {
 		st = l.allow(t.ID, lim, shadow, now)
@@ -79,8 +79,10 @@ func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.Limi
 			return st
 		}
 	}
-	if lim, shadow, ok := lineageOf(t); ok {
-		st = withLineage(st, l.allow(t.Lineage.Root, lim, shadow, now))
+	if t.Lineage.Root != "" {
+		st = withAncestors(ctx, &l.policy, t, st, func(id string, lim Limit, shadow bool) auth.LimitStatus {
+			return l.allow(id, lim, shadow, now)
+		})
 		if !st.Allowed {
 			return st
 		}
