@@ -15,22 +15,7 @@ import (
 // and cannot change it, and a tombstone keeps it.
 func testLineage(t *testing.T, s auth.Store) {
 	ctx := context.Background()
-	root, _ := NewToken(t, 61, auth.RoleOwner)
-	root.RateLimit, root.RateBurst = 0.001, 4
-	child, _ := NewToken(t, 61, auth.RoleOwner)
-	child.RateLimit, child.RateBurst = 0.001, 4
-	child.Lineage = auth.Lineage{Root: root.ID, Rate: 0.001, Burst: 4}
-	unlimited, _ := NewToken(t, 61, auth.RoleOwner)
-	unlimited.Lineage = auth.Lineage{Root: root.ID} // made by a token without a limit
-	// A grandchild and a token at the deepest level carry the ancestors
-	// between the root and them, each with its limit.
-	grandchild, _ := NewToken(t, 61, auth.RoleOwner)
-	gl, err := auth.DescendLineage(child, 0.5, 3, true, false)
-	grandchild.Lineage = gl
-	if err != nil {
-		t.Fatalf("DescendLineage: %v", err)
-	}
-	deepest := deepLineage(t, root, auth.MaxLineageDepth)
+	root, child, unlimited, grandchild, deepest := lineageTokens(t)
 	for _, tok := range []*auth.Token{root, child, unlimited, grandchild, deepest} {
 		if err := s.Create(ctx, tok); err != nil {
 			t.Fatalf("Create(%s): %v", tok.ID, err)
@@ -49,8 +34,7 @@ func testLineage(t *testing.T, s auth.Store) {
 	// of back as read) and refuses to change it.
 	want := *child
 	want.Name = "renamed"
-	var got *auth.Token
-	got, err = s.Update(ctx, child.ID, func(u *auth.Token) error { u.Name = "renamed"; return nil })
+	got, err := s.Update(ctx, child.ID, func(u *auth.Token) error { u.Name = "renamed"; return nil })
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
@@ -122,4 +106,24 @@ func deepLineage(t *testing.T, root *auth.Token, depth int) *auth.Token {
 		t.Fatalf("DescendLineage below depth %d: %v, want ErrLineageTooDeep", depth, err)
 	}
 	return maker
+}
+
+// lineageTokens returns (not stored) a root with a limit, a child of it,
+// a child of a root without a limit, a grandchild and a token at the
+// deepest level, the last two carrying the ancestors between the root
+// and them, each with its limit.
+func lineageTokens(t *testing.T) (root, child, unlimited, grandchild, deepest *auth.Token) {
+	root, _ = NewToken(t, 61, auth.RoleOwner)
+	root.RateLimit, root.RateBurst = 0.001, 4
+	child, _ = NewToken(t, 61, auth.RoleOwner)
+	child.RateLimit, child.RateBurst = 0.001, 4
+	child.Lineage = auth.Lineage{Root: root.ID, Rate: 0.001, Burst: 4}
+	unlimited, _ = NewToken(t, 61, auth.RoleOwner)
+	unlimited.Lineage = auth.Lineage{Root: root.ID} // made by a token without a limit
+	grandchild, _ = NewToken(t, 61, auth.RoleOwner)
+	var err error
+	if grandchild.Lineage, err = auth.DescendLineage(child, 0.5, 3, true, false); err != nil {
+		t.Fatalf("DescendLineage: %v", err)
+	}
+	return root, child, unlimited, grandchild, deepLineage(t, root, auth.MaxLineageDepth)
 }
