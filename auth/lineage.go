@@ -51,28 +51,33 @@ func (l *Lineage) Ancestor(i int) LineageLink {
 // DescendLineage returns the lineage of a token made by maker, whose
 // effective limit is (rate, burst, shadow): maker's lineage with maker
 // added below it, or, when maker is a root, a lineage rooted at maker.
-// When replaces is set (the token is the successor of maker's own
-// rotation), the token takes maker's place instead: maker's lineage as
-// it is, so that rotating a token again and again never deepens its
-// line (a root's successor gets the root as its only ancestor). It
-// returns ErrLineageTooDeep when the token would have more than
+// It returns ErrLineageTooDeep when the token would have more than
 // MaxLineageDepth ancestors.
+//
+// When replaces is set (the token is the successor of maker's rotation
+// of itself), maker is added all the same, as the token's Successor, so
+// that the successor draws on maker's bucket and a rotation gives no
+// fresh burst; a successor of a Successor keeps its maker's lineage as it
+// is (the first token of the rotations stays the nearest ancestor), so
+// that rotating again and again never deepens a line. A rotation may go
+// one deeper than MaxLineageDepth.
 func DescendLineage(maker *Token, rate float64, burst int, shadow bool, replaces bool) (Lineage, error) {
 	if rate <= 0 {
 		rate, burst, shadow = 0, 0, false
 	}
 	l := maker.Lineage
-	if l.IsZero() {
-		return Lineage{Root: maker.ID, Rate: rate, Burst: burst, Shadow: shadow}, nil
-	}
-	if replaces {
+	switch {
+	case replaces && l.Successor:
 		return l, nil
+	case l.IsZero():
+		return Lineage{Root: maker.ID, Rate: rate, Burst: burst, Shadow: shadow, Successor: replaces}, nil
 	}
 	d := l.Depth()
-	if d >= MaxLineageDepth {
+	if d >= MaxLineageDepth && !replaces {
 		return Lineage{}, ErrLineageTooDeep
 	}
 	l.Via[d-1] = LineageLink{ID: maker.ID, Rate: rate, Burst: burst, Shadow: shadow}
+	l.Successor = replaces
 	return l, nil
 }
 

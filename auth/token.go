@@ -173,8 +173,12 @@ type Lineage struct {
 	// limits binds the token too, as the ancestor's limit is now. Empty on
 	// a child of the root, and on records written before the field
 	// existed. A line is at most MaxLineageDepth ancestors deep, Root
-	// included (see DescendLineage).
-	Via [MaxLineageDepth - 1]LineageLink
+	// included, plus one for a rotation (see DescendLineage).
+	Via [MaxLineageDepth]LineageLink
+	// Successor says that the nearest ancestor is the first token of
+	// the rotations this token is the successor of (by the token itself):
+	// its bucket is this token's too.
+	Successor bool
 }
 
 // LineageLimitedMessage explains a rate_limited refusal by a token's

@@ -193,3 +193,35 @@ func TestClusterNarrowedBranchAcrossReplicas(t *testing.T) {
 		t.Fatalf("2 children of a branch narrowed to burst 2 on 2 replicas admitted %d, want 2", admitted)
 	}
 }
+
+// TestLocalRotationKeepsTheBucket: a token in a lineage that rotates
+// itself (again and again) gives its successors no fresh burst: each
+// successor draws on the bucket of the first token of the rotations.
+func TestLocalRotationKeepsTheBucket(t *testing.T) {
+	root := newToken("tsw_rotationroot00000001", tinyRate, 10)
+	kid := madeBy(t, root, "tsw_rotationkid000000001")
+	kid.RateBurst = 2 // narrowed by an operator
+	recs := newRecords(root, kid)
+	l := limiter.NewLocal(limiter.Options{Lookup: recs.lookup})
+	now := time.Now()
+	admitted := 0
+	cur := kid
+	for i := range 4 {
+		for range 3 {
+			if l.Allow(context.Background(), cur, now).Allowed {
+				admitted++
+			}
+		}
+		next := newToken(fmt.Sprintf("tsw_rotationkid%09d", i+2), cur.RateLimit, cur.RateBurst)
+		lin, err := auth.DescendLineage(cur, cur.RateLimit, cur.RateBurst, false, true)
+		if err != nil {
+			t.Fatalf("rotation %d: %v", i+1, err)
+		}
+		next.Lineage = lin
+		recs.put(next)
+		cur = next
+	}
+	if admitted != 2 {
+		t.Fatalf("a token of burst 2 and its 3 successors admitted %d, want 2", admitted)
+	}
+}

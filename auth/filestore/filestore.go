@@ -605,6 +605,8 @@ type lineage struct {
 	Shadow bool    `json:"shadow,omitempty"`
 	// Via is Lineage.Via, root's child first; absent when empty.
 	Via []lineageLink `json:"via,omitempty"`
+	// Successor is Lineage.Successor.
+	Successor bool `json:"successor,omitempty"`
 }
 
 // lineageLink is an auth.LineageLink in the file.
@@ -617,7 +619,7 @@ type lineageLink struct {
 
 // fileLineage returns l as it is written in the file.
 func fileLineage(l *auth.Lineage) *lineage {
-	fl := &lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow}
+	fl := &lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow, Successor: l.Successor}
 	for i := 1; i < l.Depth(); i++ {
 		a := l.Ancestor(i)
 		fl.Via = append(fl.Via, lineageLink{ID: a.ID, Rate: a.Rate, Burst: a.Burst, Shadow: a.Shadow})
@@ -627,7 +629,7 @@ func fileLineage(l *auth.Lineage) *lineage {
 
 // token returns the lineage fl stands for.
 func (fl *lineage) token() (auth.Lineage, error) {
-	l := auth.Lineage{Root: fl.Root, Rate: fl.Rate, Burst: fl.Burst, Shadow: fl.Shadow}
+	l := auth.Lineage{Root: fl.Root, Rate: fl.Rate, Burst: fl.Burst, Shadow: fl.Shadow, Successor: fl.Successor}
 	if len(fl.Via) > len(l.Via) {
 		return l, fmt.Errorf("lineage via: more than %d ancestors", len(l.Via))
 	}

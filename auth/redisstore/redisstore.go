@@ -31,6 +31,8 @@
 //	lineage_via  the ancestors between the root and the token
 //	         (auth.Lineage.Via), root's child first, joined by ",", each
 //	         "id/rate/burst/shadow" (shadow 1 or 0); absent: none
+//	lineage_successor  "1" when the nearest ancestor is the first token of
+//	         the token's own rotations (auth.Lineage.Successor)
 //	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
 //	pepper   id of the pepper hash was made with (absent on tombstones)
 //
@@ -475,7 +477,7 @@ const (
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
 var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "replaced", "scopes", "allowed_ips",
-	"lineage", "lineage_rate", "lineage_burst", "lineage_shadow", "lineage_via"}
+	"lineage", "lineage_rate", "lineage_burst", "lineage_shadow", "lineage_via", "lineage_successor"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
 // optimistic transaction on its key: WATCH the key, read the record, call
@@ -797,6 +799,9 @@ func appendLineage(f []any, l auth.Lineage) []any {
 		}
 		f = append(f, "lineage_via", strings.Join(links, ","))
 	}
+	if l.Successor {
+		f = append(f, "lineage_successor", "1")
+	}
 	return f
 }
 
@@ -808,6 +813,12 @@ func decodeLineage(f map[string]string) (auth.Lineage, error) {
 	l.Rate, l.Burst, l.Shadow, err = decodeRate(f, "lineage_")
 	if v, ok := f["lineage_via"]; ok {
 		err = errors.Join(err, decodeVia(v, &l))
+	}
+	if v, ok := f["lineage_successor"]; ok {
+		if v != "1" {
+			err = errors.Join(err, errors.New("lineage_successor: not 1"))
+		}
+		l.Successor = true
 	}
 	return l, err
 }

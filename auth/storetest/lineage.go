@@ -125,5 +125,12 @@ func lineageTokens(t *testing.T) (root, child, unlimited, grandchild, deepest *a
 	if grandchild.Lineage, err = auth.DescendLineage(child, 0.5, 3, true, false); err != nil {
 		t.Fatalf("DescendLineage: %v", err)
 	}
-	return root, child, unlimited, grandchild, deepLineage(t, root, auth.MaxLineageDepth)
+	deepest = deepLineage(t, root, auth.MaxLineageDepth)
+	// The successor of the deepest token's rotation of itself is one
+	// deeper still.
+	succ, _ := NewToken(t, 61, auth.RoleOwner)
+	if succ.Lineage, err = auth.DescendLineage(deepest, 0.25, 2, false, true); err != nil {
+		t.Fatalf("DescendLineage of a rotation at the deepest level: %v", err)
+	}
+	return root, child, unlimited, grandchild, succ
 }

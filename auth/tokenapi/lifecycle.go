@@ -233,9 +233,9 @@ func inheritLimit(t *auth.Token, ceiling Limit, effective func(*auth.Token) Limi
 // joinLineage puts t, made by the token maker, in maker's rate-limit
 // lineage (auth.DescendLineage): below maker, whose effective limit is
 // makerLimit (none: Rate 0), so that every ancestor's limit binds t as it
-// is now; when t replaces maker (maker's own rotation) it takes maker's
-// place instead. A line deeper than auth.MaxLineageDepth is refused
-// (lineage_too_deep).
+// is now; when t replaces maker (maker's rotation of itself) it draws on
+// the bucket of the first token of maker's rotations. A line deeper than
+// auth.MaxLineageDepth is refused (lineage_too_deep).
 func joinLineage(t, maker *auth.Token, makerLimit Limit, replaces bool) *refusal {
 	l, err := auth.DescendLineage(maker, makerLimit.Rate, burstOf(makerLimit.Rate, makerLimit.Burst), makerLimit.Shadow, replaces)
 	if err != nil {

@@ -73,7 +73,7 @@ func TestLineageJoinedByMadeTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, w := f.stored(t, res.Token.ID).Lineage, (auth.Lineage{Root: solo.ID, Rate: 2, Burst: 4}); got != w {
+	if got, w := f.stored(t, res.Token.ID).Lineage, (auth.Lineage{Root: solo.ID, Rate: 2, Burst: 4, Successor: true}); got != w {
 		t.Errorf("successor of a root rotated by itself: %+v, want %+v", got, w)
 	}
 	// A maker limited by its role only carries the role's limit.
