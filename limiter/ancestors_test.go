@@ -225,3 +225,27 @@ func TestLocalRotationKeepsTheBucket(t *testing.T) {
 		t.Fatalf("a token of burst 2 and its 3 successors admitted %d, want 2", admitted)
 	}
 }
+
+// TestRedisBudgetExtremeLimits: a valid limit however extreme (a tiny
+// rate, a huge burst) is leased like any other: a Take that failed would
+// make the replica decide alone for every token.
+func TestRedisBudgetExtremeLimits(t *testing.T) {
+	srv := redistest.Start(t)
+	b, err := limiter.NewRedisBudget(srv.Client(t), newPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), takeTimeout)
+	defer cancel()
+	for _, lim := range []limiter.Limit{{Rate: 1e-300, Burst: 1}, {Rate: 5e-324, Burst: 1 << 31}, {Rate: 1e300, Burst: 1 << 62}} {
+		for want := range []int{1, 2} {
+			l, err := b.Take(ctx, "tsw_extremelimits0000001", lim, want+1, 1)
+			if err != nil {
+				t.Fatalf("Take under %+v: %v", lim, err)
+			}
+			if l.Granted < 0 || l.Wait < 0 {
+				t.Fatalf("Take under %+v: %+v", lim, l)
+			}
+		}
+	}
+}
