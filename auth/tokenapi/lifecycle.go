@@ -15,9 +15,9 @@ package tokenapi
 //     does (lifetime_forbidden);
 //   - a token made (created or rotated) by a token gets no wider rate
 //     limit than its maker's effective one, and joins its maker's
-//     lineage: it shares one rate-limit bucket with its maker and with
-//     everything made from the lineage's root, at the root's limit
-//     (joinLineage), so that making tokens makes no room; a token
+//     lineage: it shares the rate-limit bucket of its maker and of every
+//     token above it, at their limits as they are now (joinLineage), so
+//     that making tokens makes no room; a token
 //     activated by a
 //     token, which grants it afresh, must have none (limit_forbidden:
 //     rate limits are the operator's, so the activation is refused rather
