@@ -90,10 +90,11 @@ type LimitStatus struct {
 	// fields above are then the token's own limit (Rate 0: it has none).
 	// It is checked only when the token's own limit let the request pass.
 	Project ProjectLimitStatus
-	// Lineage is the status of the limit a token made by a token shares
-	// with its lineage (Token.Lineage), when it has one (Lineage.Enabled).
-	// It is checked after the token's own limit, before the project's; a
-	// refusal by it is rate_limited, like the token's own.
+	// Lineage is the status of the limits a token made by a token shares
+	// with its ancestors (Token.Lineage), when one of them has an enforced
+	// limit (Lineage.Enabled): the one that refused, else the one with the
+	// least left. They are checked after the token's own limit, before the
+	// project's; a refusal by one is rate_limited, like the token's own.
 	Lineage ProjectLimitStatus
 }
 
@@ -111,6 +112,16 @@ type ProjectLimitStatus struct {
 	Rate             float64
 	Limit, Remaining int
 	Reset            time.Duration
+	// ShadowOver is set when the request was over a shared limit in
+	// shadow mode (an ancestor's, for Lineage): it was admitted, and is
+	// reported like any request over a limit in shadow mode.
+	ShadowOver bool
+}
+
+// ShadowOver reports whether the request was over a limit in shadow mode
+// (the token's own, or an ancestor's) and no enforced limit refused it.
+func (s *LimitStatus) ShadowOver() bool {
+	return s.Shadow && s.Over || s.Lineage.ShadowOver && !s.Over
 }
 
 // Verdict is the outcome of a decision.

@@ -144,19 +144,20 @@ type Token struct {
 	// any address.
 	AllowedIPs []netip.Prefix
 	// Lineage, set on a token made by a token (created, or a rotation's
-	// successor), names the rate-limit bucket it shares with the token
-	// that made it and everything made from that one. The zero Lineage
+	// successor), names the tokens above it, whose rate-limit buckets it
+	// shares with them and everything made from them. The zero Lineage
 	// (tokens made by an operator, and records written before the field
 	// existed) means the token starts its own.
 	Lineage Lineage
 }
 
-// Lineage is the rate-limit bucket a token made by a token shares with
-// its maker's lineage: the bucket of Root, the first token of the line
-// (made by an operator), at the limit Root had when the line's first
-// token was made from it. The limit is carried on every record of the
-// line, so it holds however Root changes later, and after Root is
-// revoked: a token never makes itself more room than it had.
+// Lineage names the tokens above a token made by a token: Root, the
+// first token of the line (made by an operator), then Via down to its
+// maker. Each request of the token takes one from the bucket of each of
+// them, at its limit as it is now, so a token never makes itself more room
+// than it has, and narrowing a token narrows what was made from it. Each
+// one's limit when the token was made is carried on the record too, and
+// binds once that token's record is gone.
 type Lineage struct {
 	// Root is the id of the lineage's first token; empty: the token is a
 	// root (it has its own bucket only).
@@ -168,6 +169,17 @@ type Lineage struct {
 	Rate   float64
 	Burst  int
 	Shadow bool
+	// Via are the ancestors between Root and the token, from Root's child
+	// down to the token's maker (unused entries are zero): each of their
+	// limits binds the token too, as the ancestor's limit is now. Empty on
+	// a child of the root, and on records written before the field
+	// existed. A line is at most MaxLineageDepth ancestors deep, Root
+	// included, plus one for a rotation (see DescendLineage).
+	Via [MaxLineageDepth]LineageLink
+	// Successor says that the nearest ancestor is the first token of
+	// the rotations this token is the successor of (by the token itself):
+	// its bucket is this token's too.
+	Successor bool
 }
 
 // LineageLimitedMessage explains a rate_limited refusal by a token's
@@ -197,7 +209,8 @@ func (t *Token) validateLineage() []error {
 	if l.Shadow && l.Rate == 0 {
 		errs = append(errs, errors.New("lineage shadow: set without a lineage rate limit"))
 	}
-	return append(errs, validateLimit(l.Rate, l.Burst, "lineage burst")...)
+	errs = append(errs, validateLimit(l.Rate, l.Burst, "lineage burst")...)
+	return append(errs, t.validateVia()...)
 }
 
 // Rotated reports whether t was rotated and lives on in a grace period.

@@ -198,8 +198,8 @@ func (c *Cluster) leaseSize(lim Limit) int {
 
 // Allow takes one request of t's budget at now: from this replica's lease,
 // else from a new lease of the shared bucket; then, each time that let it
-// pass, one of its lineage's budget (a token made by a token: the bucket
-// of the lineage's root, at the lineage's limit) and one of its project's,
+// pass, one of the budget of each token above it (a token made by a
+// token: Token.Lineage, at each one's limit as it is now) and one of its project's,
 // in the same way, when they have a limit (Token.Lineage,
 // SetProjectLimits).
 func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
@@ -210,8 +210,10 @@ func (c *Cluster) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.
 			return st
 		}
 	}
-	if lim, shadow, ok := lineageOf(t); ok {
-		st = withLineage(st, c.allow(ctx, t.Lineage.Root, lim, shadow, now))
+	if t.Lineage.Root != "" {
+		st = withAncestors(ctx, &c.policy, t, st, func(id string, lim Limit, shadow bool) auth.LimitStatus {
+			return c.allow(ctx, id, lim, shadow, now)
+		})
 		if !st.Allowed {
 			return st
 		}
@@ -335,8 +337,8 @@ func (c *Cluster) lockedEntry(key bucketKey) *lease {
 
 // entry returns the lease state of key, creating it. Entries are named
 // by limit too, as the shared buckets are (RedisBudget): two limits of
-// one id (a root's own, and the one its lineage carries) never take turns
-// dropping each other's lease.
+// one id (an ancestor's limit before and after a change, while leases of
+// both are in use) never take turns dropping each other's lease.
 func (c *Cluster) entry(key bucketKey) *lease {
 	sh := &c.shards[maphash.String(c.seed, key.id)%shards]
 	sh.mu.Lock()

@@ -87,15 +87,15 @@ func TestLocalLineageFlipDoesNotRefill(t *testing.T) {
 }
 
 // TestLocalLineageShadow: a lineage carried in shadow mode (its root's
-// limit was) reports but admits.
+// limit was) admits, and reports a request over it.
 func TestLocalLineageShadow(t *testing.T) {
 	l := limiter.NewLocal(limiter.Options{})
 	kid := newToken("tsw_lineagekid0000000006", tinyRate, 5)
 	kid.Lineage = auth.Lineage{Root: "tsw_lineageroot000000004", Rate: tinyRate, Burst: 1, Shadow: true}
 	now := time.Now()
 	l.Allow(context.Background(), kid, now)
-	if st := l.Allow(context.Background(), kid, now); !st.Allowed || st.Lineage.Over {
-		t.Fatalf("over a lineage in shadow mode: %+v, want admitted", st)
+	if st := l.Allow(context.Background(), kid, now); !st.Allowed || st.Lineage.Over || !st.ShadowOver() {
+		t.Fatalf("over a lineage in shadow mode: %+v, want admitted and reported", st)
 	}
 }
 

@@ -19,9 +19,9 @@ const shards = 64
 // Local limits each token with its own bucket in this process. A token's
 // limit is its own override (Token.RateLimit, Token.RateBurst) when it has
 // one, else its role's; a token with neither is not limited and costs no
-// bucket. A token made by a token is also held to its lineage's bucket
-// (Token.Lineage), which is the bucket of the lineage's root at the
-// lineage's limit. A bucket is named by its token and its limit, as
+// bucket. A token made by a token is also held to the buckets of the
+// tokens above it (Token.Lineage), each at that token's limit as it is
+// now (Options.Lookup). A bucket is named by its token and its limit, as
 // RedisBudget's are: when a token's limit changes, it starts a new (full)
 // bucket at the new limit, and one that goes back to a limit finds that
 // limit's bucket as it left it, so flipping a limit refills nothing.
@@ -66,12 +66,12 @@ func NewLocal(opts Options) *Local {
 }
 
 // Allow takes one request from t's bucket at now, then, each time that
-// let it pass, from the bucket of t's lineage when it has one with a limit
-// (a token made by a token), and from the bucket of t's project when the
+// let it pass, from the bucket of each token above t that has a limit (a
+// token made by a token: withAncestors), and from the bucket of t's project when the
 // project has a limit (SetProjectLimits). A token without a limit, in a
 // project without one, gets LimitStatus{} (Enabled false) without any
 // bucket or lock.
-func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
+func (l *Local) Allow(ctx context.Context, t *auth.Token, now time.Time) auth.LimitStatus {
 	var st auth.LimitStatus
 	if lim, shadow, ok := l.policy.limitOf(t); ok {
 		st = l.allow(t.ID, lim, shadow, now)
@@ -79,8 +79,10 @@ func (l *Local) Allow(_ context.Context, t *auth.Token, now time.Time) auth.Limi
 			return st
 		}
 	}
-	if lim, shadow, ok := lineageOf(t); ok {
-		st = withLineage(st, l.allow(t.Lineage.Root, lim, shadow, now))
+	if t.Lineage.Root != "" {
+		st = withAncestors(ctx, &l.policy, t, st, func(id string, lim Limit, shadow bool) auth.LimitStatus {
+			return l.allow(id, lim, shadow, now)
+		})
 		if !st.Allowed {
 			return st
 		}

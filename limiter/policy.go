@@ -23,6 +23,10 @@ type Options struct {
 	// over the limit is reported (LimitStatus.Shadow) but admitted. A token
 	// is also in shadow mode when its record says so (Token.RateShadow).
 	ShadowRoles []auth.Role
+	// Lookup reads the records of a token's ancestors (Token.Lineage), so
+	// that each ancestor's limit binds the token as it is now. Nil: the
+	// limits recorded on the token when it was made bind instead.
+	Lookup Lookup
 }
 
 // policy resolves the limit of a token. Roles index small slices (not
@@ -30,10 +34,11 @@ type Options struct {
 type policy struct {
 	byRole []Limit
 	shadow []bool
+	lookup Lookup
 }
 
 func newPolicy(opts Options) policy {
-	var p policy
+	p := policy{lookup: opts.Lookup}
 	grow := func(r auth.Role) {
 		if n := int(r) + 1; n > len(p.byRole) {
 			p.byRole = append(p.byRole, make([]Limit, n-len(p.byRole))...)
@@ -72,22 +77,6 @@ func (p *policy) limitOf(t *auth.Token) (lim Limit, shadow, ok bool) {
 		return p.byRole[r], shadow, true
 	}
 	return Limit{}, false, false
-}
-
-// lineageOf returns the limit of t's lineage (Token.Lineage): the bucket
-// it shares with the token that made it, and everything made from the
-// lineage's root, at the limit the lineage carries. ok is false for a
-// root (a token made by an operator), and for a lineage without a limit.
-func lineageOf(t *auth.Token) (lim Limit, shadow, ok bool) {
-	l := &t.Lineage
-	if l.Root == "" || l.Rate <= 0 {
-		return Limit{}, false, false
-	}
-	lim = Limit{Rate: l.Rate, Burst: l.Burst}
-	if lim.Burst <= 0 {
-		lim.Burst = defaultBurst(lim.Rate)
-	}
-	return lim, l.Shadow, true
 }
 
 // share is this replica's part of lim when n replicas split it: rate/n and

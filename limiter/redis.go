@@ -24,7 +24,9 @@ import (
 // after, wait in µs until a lease fits when nothing was granted}, the
 // held values as strings (Lua numbers become integers on the way out). A
 // bucket left alone long enough to be full again expires, which is the
-// same as full.
+// same as full; the expiry is capped (1e15 ms) so that a tiny rate's
+// refill time still makes a valid PEXPIRE, since a failed call would make
+// the replica decide alone for every token.
 var takeScript = redis.NewScript(`
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -44,7 +46,7 @@ local granted = math.min(want, math.floor(held + debt))
 if granted < 0 then granted = 0 end
 held = held - granted
 redis.call('HSET', KEYS[1], 'n', string.format('%.17g', held), 't', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - held) / rate * 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.min(math.ceil((burst - held) / rate * 1000) + 1000, 1e15))
 local wait = 0
 if granted == 0 then
   wait = math.min(math.ceil((want - debt - held) / rate * 1000000), 9e15)

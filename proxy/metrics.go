@@ -74,7 +74,7 @@ func decision(s *auth.LimitStatus) int {
 	switch {
 	case s.Unavailable:
 		return decisionUnavailable
-	case s.Shadow && s.Over:
+	case s.ShadowOver():
 		return decisionShadow
 	case s.Fallback && s.Over:
 		return decisionFallbackLimited

@@ -603,6 +603,40 @@ type lineage struct {
 	Rate   float64 `json:"rate,omitempty"`
 	Burst  int     `json:"burst,omitempty"`
 	Shadow bool    `json:"shadow,omitempty"`
+	// Via is Lineage.Via, root's child first; absent when empty.
+	Via []lineageLink `json:"via,omitempty"`
+	// Successor is Lineage.Successor.
+	Successor bool `json:"successor,omitempty"`
+}
+
+// lineageLink is an auth.LineageLink in the file.
+type lineageLink struct {
+	ID     string  `json:"id"`
+	Rate   float64 `json:"rate,omitempty"`
+	Burst  int     `json:"burst,omitempty"`
+	Shadow bool    `json:"shadow,omitempty"`
+}
+
+// fileLineage returns l as it is written in the file.
+func fileLineage(l *auth.Lineage) *lineage {
+	fl := &lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow, Successor: l.Successor}
+	for i := 1; i < l.Depth(); i++ {
+		a := l.Ancestor(i)
+		fl.Via = append(fl.Via, lineageLink{ID: a.ID, Rate: a.Rate, Burst: a.Burst, Shadow: a.Shadow})
+	}
+	return fl
+}
+
+// token returns the lineage fl stands for.
+func (fl *lineage) token() (auth.Lineage, error) {
+	l := auth.Lineage{Root: fl.Root, Rate: fl.Rate, Burst: fl.Burst, Shadow: fl.Shadow, Successor: fl.Successor}
+	if len(fl.Via) > len(l.Via) {
+		return l, fmt.Errorf("lineage via: more than %d ancestors", len(l.Via))
+	}
+	for i, a := range fl.Via {
+		l.Via[i] = auth.LineageLink{ID: a.ID, Rate: a.Rate, Burst: a.Burst, Shadow: a.Shadow}
+	}
+	return l, nil
 }
 
 func newRecord(t *auth.Token) record {
@@ -626,7 +660,7 @@ func newRecord(t *auth.Token) record {
 		r.Expires = t.ExpiresAt.UnixMilli()
 	}
 	if l := t.Lineage; !l.IsZero() {
-		r.Lineage = &lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow}
+		r.Lineage = fileLineage(&l)
 	}
 	if t.Revoked() {
 		r.Revoked = t.RevokedAt.UnixMilli()
@@ -669,7 +703,9 @@ func (r record) token() (*auth.Token, error) {
 		t.ExpiresAt = time.UnixMilli(r.Expires).UTC()
 	}
 	if l := r.Lineage; l != nil {
-		t.Lineage = auth.Lineage{Root: l.Root, Rate: l.Rate, Burst: l.Burst, Shadow: l.Shadow}
+		if t.Lineage, err = l.token(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if r.Revoked != 0 {
 		t.RevokedAt = time.UnixMilli(r.Revoked).UTC()

@@ -28,6 +28,11 @@
 //	         token is a root; records written before it load without)
 //	lineage_rate, lineage_burst, lineage_shadow  the lineage's limit, as
 //	         rate, burst and shadow (absent: none)
+//	lineage_via  the ancestors between the root and the token
+//	         (auth.Lineage.Via), root's child first, joined by ",", each
+//	         "id/rate/burst/shadow" (shadow 1 or 0); absent: none
+//	lineage_successor  "1" when the nearest ancestor is the first token of
+//	         the token's own rotations (auth.Lineage.Successor)
 //	hash     HMAC-SHA256 of the credential, 64 hex digits (absent on tombstones)
 //	pepper   id of the pepper hash was made with (absent on tombstones)
 //
@@ -472,7 +477,7 @@ const (
 // optionalFields are the fields a live record may lack; Update deletes
 // those its new record does not set.
 var optionalFields = []string{"expires", "rate", "burst", "shadow", "rotated_to", "replaced", "scopes", "allowed_ips",
-	"lineage", "lineage_rate", "lineage_burst", "lineage_shadow"}
+	"lineage", "lineage_rate", "lineage_burst", "lineage_shadow", "lineage_via", "lineage_successor"}
 
 // Update changes the live record of id (see auth.Store.Update) in an
 // optimistic transaction on its key: WATCH the key, read the record, call
@@ -782,6 +787,21 @@ func appendLineage(f []any, l auth.Lineage) []any {
 	if l.Shadow {
 		f = append(f, "lineage_shadow", "1")
 	}
+	if d := l.Depth(); d > 1 {
+		links := make([]string, 0, d-1)
+		for i := 1; i < d; i++ {
+			a := l.Ancestor(i)
+			shadow := "0"
+			if a.Shadow {
+				shadow = "1"
+			}
+			links = append(links, a.ID+"/"+strconv.FormatFloat(a.Rate, 'g', -1, 64)+"/"+strconv.Itoa(a.Burst)+"/"+shadow)
+		}
+		f = append(f, "lineage_via", strings.Join(links, ","))
+	}
+	if l.Successor {
+		f = append(f, "lineage_successor", "1")
+	}
 	return f
 }
 
@@ -791,7 +811,37 @@ func decodeLineage(f map[string]string) (auth.Lineage, error) {
 	l := auth.Lineage{Root: f["lineage"]}
 	var err error
 	l.Rate, l.Burst, l.Shadow, err = decodeRate(f, "lineage_")
+	if v, ok := f["lineage_via"]; ok {
+		err = errors.Join(err, decodeVia(v, &l))
+	}
+	if v, ok := f["lineage_successor"]; ok {
+		if v != "1" {
+			err = errors.Join(err, errors.New("lineage_successor: not 1"))
+		}
+		l.Successor = true
+	}
 	return l, err
+}
+
+// decodeVia parses the lineage_via field v into l.Via.
+func decodeVia(v string, l *auth.Lineage) error {
+	links := strings.Split(v, ",")
+	if len(links) > len(l.Via) {
+		return fmt.Errorf("lineage_via: more than %d ancestors", len(l.Via))
+	}
+	for i, s := range links {
+		p := strings.Split(s, "/")
+		if len(p) != 4 || p[0] == "" || (p[3] != "0" && p[3] != "1") {
+			return errors.New("lineage_via: not id/rate/burst/shadow")
+		}
+		rate, err1 := strconv.ParseFloat(p[1], 64)
+		burst, err2 := strconv.Atoi(p[2])
+		if err1 != nil || err2 != nil {
+			return errors.New("lineage_via: bad rate or burst")
+		}
+		l.Via[i] = auth.LineageLink{ID: p[0], Rate: rate, Burst: burst, Shadow: p[3] == "1"}
+	}
+	return nil
 }
 
 // oneLine renders a joined error on one line.

@@ -15,9 +15,9 @@ package tokenapi
 //     does (lifetime_forbidden);
 //   - a token made (created or rotated) by a token gets no wider rate
 //     limit than its maker's effective one, and joins its maker's
-//     lineage: it shares one rate-limit bucket with its maker and with
-//     everything made from the lineage's root, at the root's limit
-//     (joinLineage), so that making tokens makes no room; a token
+//     lineage: it shares the rate-limit bucket of its maker and of every
+//     token above it, at their limits as they are now (joinLineage), so
+//     that making tokens makes no room; a token
 //     activated by a
 //     token, which grants it afresh, must have none (limit_forbidden:
 //     rate limits are the operator's, so the activation is refused rather
@@ -49,6 +49,9 @@ const (
 	codeLifetime = "lifetime_forbidden"
 	// codeChanged: a rotation found its token changed by another call.
 	codeChanged = "token_changed"
+	// codeLineageDepth: a token auth.MaxLineageDepth levels below its
+	// lineage's root may not make tokens.
+	codeLineageDepth = "lineage_too_deep"
 )
 
 // refusal is a request refused by a rule of the API (not a bad request nor
@@ -228,20 +231,24 @@ func inheritLimit(t *auth.Token, ceiling Limit, effective func(*auth.Token) Limi
 }
 
 // joinLineage puts t, made by the token maker, in maker's rate-limit
-// lineage (auth.Lineage): the lineage maker belongs to, else the one maker
-// roots, at makerLimit, maker's effective limit (none: Rate 0). The
-// lineage is carried whole from token to token, so it keeps the root's
-// limit as it was when the first token was made from it.
-func joinLineage(t, maker *auth.Token, makerLimit Limit) {
-	if !maker.Lineage.IsZero() {
-		t.Lineage = maker.Lineage
-		return
+// lineage (auth.DescendLineage): below maker, whose effective limit is
+// makerLimit (none: Rate 0), so that every ancestor's limit binds t as it
+// is now; when t replaces maker (maker's rotation of itself) it draws on
+// the bucket of the first token of maker's rotations. A line deeper than
+// auth.MaxLineageDepth is refused (lineage_too_deep).
+func joinLineage(t, maker *auth.Token, makerLimit Limit, replaces bool) *refusal {
+	l, err := auth.DescendLineage(maker, makerLimit.Rate, burstOf(makerLimit.Rate, makerLimit.Burst), makerLimit.Shadow, replaces)
+	if err != nil {
+		return &refusal{
+			status: http.StatusForbidden, code: codeLineageDepth,
+			message: fmt.Sprintf("This token is %d tokens below the token its line started from (lineage.root in its "+
+				"record), the most allowed: it may not make tokens. Ask the operator for a token made with an admin key.",
+				auth.MaxLineageDepth),
+			detail: "lineage too deep",
+		}
 	}
-	t.Lineage = auth.Lineage{Root: maker.ID}
-	if makerLimit.Rate > 0 {
-		t.Lineage.Rate, t.Lineage.Burst = makerLimit.Rate, burstOf(makerLimit.Rate, makerLimit.Burst)
-		t.Lineage.Shadow = makerLimit.Shadow
-	}
+	t.Lineage = l
+	return nil
 }
 
 // LineageView shows a token's rate-limit lineage (auth.Lineage): the

@@ -11,11 +11,11 @@ import (
 	"github.com/tswgate/tswgate/limiter"
 )
 
-// A token made by a token joins its maker's lineage, carried whole from
-// token to token (grandchildren, rotation successors with and without
-// grace): the root's id and its effective limit when the first token was
-// made from it. Tokens made by an operator, and an operator's rotation's
-// successor, start their own.
+// A token made by a token joins its maker's lineage: the root's id and
+// its effective limit when the first token was made from it, and the
+// ancestors between (a grandchild names the child; a self-rotation's
+// successor takes its predecessor's place). Tokens made by an operator,
+// and an operator's rotation's successor, start their own.
 func TestLineageJoinedByMadeTokens(t *testing.T) {
 	f := newLifeFixture(t, lifeOptions{roles: map[auth.Role]Limit{auth.RoleOwner: {Rate: 50, Burst: 100}}})
 	ctx := context.Background()
@@ -23,7 +23,7 @@ func TestLineageJoinedByMadeTokens(t *testing.T) {
 	want := auth.Lineage{Root: root.ID, Rate: 0.001, Burst: 3}
 	check := func(what, id string) {
 		t.Helper()
-		if got := f.stored(t, id).Lineage; got != want {
+		if got := f.stored(t, id).Lineage; got.Root != want.Root || got.Rate != want.Rate || got.Burst != want.Burst {
 			t.Errorf("%s: lineage %+v, want %+v", what, got, want)
 		}
 	}
@@ -43,6 +43,9 @@ func TestLineageJoinedByMadeTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("grandchild", grand.ID)
+	if via := f.stored(t, grand.ID).Lineage.Via[0]; via.ID != child.ID {
+		t.Errorf("grandchild: first ancestor below the root %+v, want the child %s", via, child.ID)
+	}
 
 	// The root's limit changes later: tokens made from then on still carry
 	// the lineage's first limit (the children already do).
@@ -70,7 +73,7 @@ func TestLineageJoinedByMadeTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, w := f.stored(t, res.Token.ID).Lineage, (auth.Lineage{Root: solo.ID, Rate: 2, Burst: 4}); got != w {
+	if got, w := f.stored(t, res.Token.ID).Lineage, (auth.Lineage{Root: solo.ID, Rate: 2, Burst: 4, Successor: true}); got != w {
 		t.Errorf("successor of a root rotated by itself: %+v, want %+v", got, w)
 	}
 	// A maker limited by its role only carries the role's limit.
@@ -152,5 +155,26 @@ func TestLineageChargesSelfService(t *testing.T) {
 	mustRefuse(t, a, 429, "rate_limited")
 	if strings.Contains(a.err.Message, "lineage") {
 		t.Errorf("a root's refusal names a lineage: %q", a.err.Message)
+	}
+}
+
+// A token auth.MaxLineageDepth levels below its root may not make
+// tokens (lineage_too_deep), but may rotate itself.
+func TestLineageTooDeep(t *testing.T) {
+	f := newLifeFixture(t, lifeOptions{})
+	ctx := context.Background()
+	maker := f.mint(t, CreateRequest{RateLimit: 0.001, Burst: 3})
+	for i := range auth.MaxLineageDepth {
+		kid, err := f.self(maker.Token).Create(ctx, CreateRequest{Role: "owner", Name: "level"})
+		if err != nil {
+			t.Fatalf("level %d: %v", i+1, err)
+		}
+		maker = kid
+	}
+	a := f.call(t, "POST", "/v1/tokens", maker.Token, `{"role":"owner","name":"too deep"}`)
+	mustRefuse(t, a, 403, "lineage_too_deep")
+	// Rotating itself takes its own place: no deeper, allowed.
+	if _, err := f.self(maker.Token).Rotate(ctx, maker.ID, RotateRequest{}); err != nil {
+		t.Fatalf("self-rotation at the deepest level: %v", err)
 	}
 }

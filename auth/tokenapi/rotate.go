@@ -221,7 +221,9 @@ func (rot *Rotation) successor(h *auth.Hasher) (*auth.Token, string, error) {
 	}
 	inheritLimit(next, rot.Ceiling, effective)
 	if rot.Maker != nil {
-		joinLineage(next, rot.Maker, rot.Ceiling)
+		if ref := joinLineage(next, rot.Maker, rot.Ceiling, rot.Maker.ID == old.ID); ref != nil {
+			return nil, "", ref
+		}
 	}
 	id, cred, err := h.NewCredential()
 	if err != nil {

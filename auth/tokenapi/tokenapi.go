@@ -430,7 +430,10 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 		if inheritLimit(tok, a.effective(p.token), a.effective) {
 			detail += fmt.Sprintf(", rate limit %g/s (burst %d) from its creator", tok.RateLimit, burstOf(tok.RateLimit, tok.RateBurst))
 		}
-		joinLineage(tok, p.token, a.effective(p.token))
+		if ref := joinLineage(tok, p.token, a.effective(p.token), false); ref != nil {
+			a.refuse(w, r, "token.create", p, tok.ProjectID, "", ref)
+			return
+		}
 		detail += ", lineage " + tok.Lineage.Root
 		inherited, ref := restrictCreate(p.token, tok, len(req.Scopes) > 0, len(req.AllowedIPs) > 0)
 		if ref != nil {

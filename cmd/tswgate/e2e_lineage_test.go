@@ -86,3 +86,39 @@ func TestE2ELineageSharesTheMakersLimit(t *testing.T) {
 	fresh := gws[0].mustMint(t, tokenapi.CreateRequest{Role: "owner", Name: "fresh", RateLimit: tinyRate, Burst: burst})
 	MustBeProxied(t, gws[1].MustCall(t, "GET", "/v2/Instance", fresh.Token, nil))
 }
+
+// TestE2ELineageNarrowedBranch: an operator narrows B, a token made by
+// root A; the tokens B made before are held to B's new limit across two
+// replicas sharing Redis, not to A's.
+func TestE2ELineageNarrowedBranch(t *testing.T) {
+	srv := redistest.Start(t)
+	up := MustStartUpstream(t, nil)
+	gws := []*testGateway{MustStartGateway(t, up.URL, redisEnv(srv)...), MustStartGateway(t, up.URL, redisEnv(srv)...)}
+	a := gws[0].mustMint(t, tokenapi.CreateRequest{Role: "owner", RateLimit: tinyRate, Burst: 20})
+	b := gws[0].mustSelfCreate(t, a.Token, tokenapi.CreateRequest{Role: "owner", Name: "branch"})
+	kids := []tokenapi.Token{
+		gws[0].mustSelfCreate(t, b.Token, tokenapi.CreateRequest{Role: "owner", Name: "leaf one"}),
+		gws[0].mustSelfCreate(t, b.Token, tokenapi.CreateRequest{Role: "owner", Name: "leaf two"}),
+	}
+	mustLimit(t, gws[0], b.ID, tinyRate, 3, nil)
+	admitted := 0
+	var refused *response
+	for i := range 12 {
+		r := gws[i%2].MustCall(t, "GET", "/v2/Instance", kids[(i/2)%2].Token, nil)
+		switch r.Status {
+		case http.StatusOK:
+			admitted++
+		case http.StatusTooManyRequests:
+			MustBeRefused(t, r, auth.CodeRateLimited)
+			refused = r
+		default:
+			t.Fatalf("request %d: %s", i, r)
+		}
+	}
+	if admitted != 3 {
+		t.Fatalf("2 tokens made by a branch narrowed to burst 3 admitted %d of 12 on 2 replicas, want 3", admitted)
+	}
+	if !strings.Contains(string(refused.Body), "lineage") {
+		t.Errorf("refusal by the branch: %s, want the lineage named", refused.Body)
+	}
+}

@@ -79,7 +79,7 @@ func (g *Gateway) newLimiter() error {
 	opts := limiter.Options{ByRole: map[auth.Role]limiter.Limit{
 		auth.RoleOwner:      {Rate: cfg.RateOwner, Burst: cfg.BurstOwner},
 		auth.RoleAccounting: {Rate: cfg.RateAccounting, Burst: cfg.BurstAccounting},
-	}}
+	}, Lookup: g.lookupAncestor}
 	for _, s := range cfg.RateLimitShadowRoles {
 		r, err := auth.ParseRole(s)
 		if err != nil {
@@ -118,4 +118,12 @@ func (g *Gateway) newLimiter() error {
 	g.heartbeat = func(ctx context.Context) { b.RunHeartbeat(ctx, replicaTTL, cfg.StoreTimeout, log) }
 	g.metrics.budget.SetReplicas(b.Live)
 	return nil
+}
+
+// lookupAncestor reads the record of a token's ancestor through the
+// validator's cache, for the limiter: an ancestor's limit binds its
+// lineage as it is now.
+func (g *Gateway) lookupAncestor(ctx context.Context, id string) (*auth.Token, error) {
+	tok, _, err := g.valid.Lookup(ctx, id, time.Now())
+	return tok, err
 }
