@@ -402,6 +402,15 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *auth.Verdict
 			slog.String("request_id", st.reqID), slog.String("code", v.Code.String()),
 			slog.String("err", v.Err.Error()))
 	}
+	if st.named == "" && v.Code != auth.CodeInvalidFraming && !v.Limit.Enabled {
+		// The common refusals (a flood's): the answer rendered ahead.
+		var ok bool
+		ref, retryAfter := verdictRefusal(v)
+		if st.answer, ok = writeRendered(w, ref, st.reqID, retryAfter, st.answer); ok {
+			h.finish(r, v, st, Status(v.Code), start)
+			return
+		}
+	}
 	if v.Code == auth.CodeInvalidFraming {
 		// RFC 9112 §6.1: close the connection after a faulty framing.
 		w.Header()["Connection"] = []string{"close"}
@@ -487,6 +496,7 @@ type reqState struct {
 	client    netip.Addr
 	sample    sample
 	entry     AccessEntry
+	answer    []byte // a rendered refusal's fields (writeRendered)
 }
 
 var states = sync.Pool{New: func() any { return new(reqState) }}
@@ -497,7 +507,7 @@ func (s *reqState) release() {
 		h = nil // a request with many fields: do not keep their room
 	}
 	clear(h)
-	*s = reqState{outHeader: h}
+	*s = reqState{outHeader: h, answer: s.answer[:0]}
 	states.Put(s)
 }
 
