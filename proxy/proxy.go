@@ -485,6 +485,9 @@ type reqState struct {
 	body   bodyPrefix
 	rec    statusRecorder
 	outURL url.URL
+	// out is the upstream request (outbound), under the same rule as
+	// outHeader.
+	out http.Request
 	// outHeader and outVals hold the upstream request's fields; a
 	// RoundTripper may not use a request once its answer's body is
 	// closed, which is before release.
