@@ -429,22 +429,23 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *auth.Verdict
 // the access log.
 func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status int, start time.Time) {
 	s := &st.sample
-	s.method, s.status, s.total = r.Method, status, h.now().Sub(start)
+	end := h.now()
+	s.method, s.status, s.total = r.Method, status, end.Sub(start)
 	h.metrics.observe(v, s)
 	if h.usage != nil && v.TokenID != "" && v.Code != auth.CodeClientClosed {
 		h.usage.Record(v.TokenID, v.Code, start)
 	}
 	if h.access != nil {
-		h.logAccess(r, v, st)
+		h.logAccess(r, v, st, end)
 	}
 }
 
-// logAccess writes the access log line of a request.
-func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
+// logAccess writes the access log line of a request answered at end.
+func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState, end time.Time) {
 	s := &st.sample
 	e := &st.entry
 	*e = AccessEntry{
-		Time:       h.now(),
+		Time:       end,
 		RequestID:  st.reqID,
 		Method:     r.Method,
 		Path:       auth.RedactSecrets(st.req.Path),
