@@ -84,4 +84,3 @@ func BenchmarkServeProxy(b *testing.B) {
 		}
 	}
 }
-
