@@ -65,6 +65,7 @@ type upConn struct {
 	key     poolKey
 	idleAt  time.Time
 	reused  bool
+	peek    peeker      // looks at the idle connection before reuse
 	written int64       // bytes written on the connection
 	aborted atomic.Bool // the request's context ended: never reuse
 	// writeDone, when not nil, gets the outcome of a body still being
@@ -542,7 +543,7 @@ func (c *Client) takeIdle(key poolKey) *upConn {
 		if uc == nil {
 			return nil
 		}
-		if now.Sub(uc.idleAt) < c.opts.IdleConnTimeout && !peerClosed(uc.nc) {
+		if now.Sub(uc.idleAt) < c.opts.IdleConnTimeout && !uc.peek.closed(uc.nc) {
 			uc.reused = true
 			return uc
 		}
@@ -709,23 +710,47 @@ func (b *upBody) Close() error {
 // on it unasked (either way it cannot carry a request): it peeks at the
 // socket without blocking.
 func peerClosed(nc net.Conn) bool {
-	if tc, ok := nc.(*tls.Conn); ok {
-		nc = tc.NetConn()
+	var p peeker
+	return p.closed(nc)
+}
+
+// peeker peeks at a connection's socket without blocking (peerClosed),
+// with what it needs made once per connection rather than per look.
+type peeker struct {
+	raw   syscall.RawConn
+	fn    func(fd uintptr) bool // look, bound once
+	gone  bool                  // what fn saw
+	plain bool                  // no socket to look at
+}
+
+// closed is peerClosed(nc); nc must be the connection of every call.
+func (p *peeker) closed(nc net.Conn) bool {
+	if p.raw == nil && !p.plain {
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn()
+		}
+		sc, ok := nc.(syscall.Conn)
+		if !ok {
+			p.plain = true
+			return false
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return true
+		}
+		p.raw, p.fn = raw, p.look
 	}
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	if p.plain {
 		return false
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	closed := false
-	err = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		closed = n >= 0 && rerr == nil || rerr != nil && rerr != syscall.EAGAIN && rerr != syscall.EWOULDBLOCK
-		return true // never wait
-	})
-	return closed || err != nil
+	p.gone = false
+	err := p.raw.Read(p.fn)
+	return p.gone || err != nil
+}
+
+func (p *peeker) look(fd uintptr) bool {
+	var b [1]byte
+	n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.gone = n >= 0 && rerr == nil || rerr != nil && rerr != syscall.EAGAIN && rerr != syscall.EWOULDBLOCK
+	return true // never wait
 }

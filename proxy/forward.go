@@ -56,10 +56,15 @@ func (h *Handler) outbound(r *http.Request, st *reqState) *http.Request {
 	*u = url.URL{Scheme: h.upstream.Scheme, Host: h.upstream.Host}
 	u.Path, u.RawPath = joinPath(h.upstream, r.URL)
 	u.RawQuery, u.ForceQuery = joinQuery(h.upstream.RawQuery, r.URL.RawQuery), r.URL.ForceQuery
-	out := (&http.Request{
-		Method: r.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h.outHeader(r, st), Host: h.upstream.Host,
-	}).WithContext(r.Context())
+	// A copy of r, for its context (WithContext would allocate), with
+	// every exported field set anew.
+	out := &st.out
+	*out = *r
+	out.Method, out.URL, out.Proto, out.ProtoMajor, out.ProtoMinor = r.Method, u, "HTTP/1.1", 1, 1
+	out.Header, out.Body, out.GetBody, out.ContentLength = h.outHeader(r, st), nil, nil, 0
+	out.TransferEncoding, out.Close, out.Host = nil, false, h.upstream.Host
+	out.Form, out.PostForm, out.MultipartForm, out.Trailer = nil, nil, nil, nil
+	out.RemoteAddr, out.RequestURI, out.TLS, out.Cancel, out.Response, out.Pattern = "", "", nil, nil, nil, ""
 	setBody(out, r, st)
 	return out
 }

@@ -402,6 +402,15 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *auth.Verdict
 			slog.String("request_id", st.reqID), slog.String("code", v.Code.String()),
 			slog.String("err", v.Err.Error()))
 	}
+	if st.named == "" && v.Code != auth.CodeInvalidFraming && !v.Limit.Enabled {
+		// The common refusals (a flood's): the answer rendered ahead.
+		var ok bool
+		ref, retryAfter := verdictRefusal(v)
+		if st.answer, ok = writeRendered(w, ref, st.reqID, retryAfter, st.answer); ok {
+			h.finish(r, v, st, Status(v.Code), start)
+			return
+		}
+	}
 	if v.Code == auth.CodeInvalidFraming {
 		// RFC 9112 §6.1: close the connection after a faulty framing.
 		w.Header()["Connection"] = []string{"close"}
@@ -420,22 +429,23 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, v *auth.Verdict
 // the access log.
 func (h *Handler) finish(r *http.Request, v *auth.Verdict, st *reqState, status int, start time.Time) {
 	s := &st.sample
-	s.method, s.status, s.total = r.Method, status, h.now().Sub(start)
+	end := h.now()
+	s.method, s.status, s.total = r.Method, status, end.Sub(start)
 	h.metrics.observe(v, s)
 	if h.usage != nil && v.TokenID != "" && v.Code != auth.CodeClientClosed {
 		h.usage.Record(v.TokenID, v.Code, start)
 	}
 	if h.access != nil {
-		h.logAccess(r, v, st)
+		h.logAccess(r, v, st, end)
 	}
 }
 
-// logAccess writes the access log line of a request.
-func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState) {
+// logAccess writes the access log line of a request answered at end.
+func (h *Handler) logAccess(r *http.Request, v *auth.Verdict, st *reqState, end time.Time) {
 	s := &st.sample
 	e := &st.entry
 	*e = AccessEntry{
-		Time:       h.now(),
+		Time:       end,
 		RequestID:  st.reqID,
 		Method:     r.Method,
 		Path:       auth.RedactSecrets(st.req.Path),
@@ -476,6 +486,9 @@ type reqState struct {
 	body   bodyPrefix
 	rec    statusRecorder
 	outURL url.URL
+	// out is the upstream request (outbound), under the same rule as
+	// outHeader.
+	out http.Request
 	// outHeader and outVals hold the upstream request's fields; a
 	// RoundTripper may not use a request once its answer's body is
 	// closed, which is before release.
@@ -487,6 +500,7 @@ type reqState struct {
 	client    netip.Addr
 	sample    sample
 	entry     AccessEntry
+	answer    []byte // a rendered refusal's fields (writeRendered)
 }
 
 var states = sync.Pool{New: func() any { return new(reqState) }}
@@ -497,7 +511,7 @@ func (s *reqState) release() {
 		h = nil // a request with many fields: do not keep their room
 	}
 	clear(h)
-	*s = reqState{outHeader: h}
+	*s = reqState{outHeader: h, answer: s.answer[:0]}
 	states.Put(s)
 }
 

@@ -45,6 +45,56 @@ type refusal struct {
 	body      []byte
 	code      []string
 	challenge []string // WWW-Authenticate, or nil
+	// fields are the field lines write sets, rendered (see rendered).
+	fields []byte
+}
+
+// rendered returns r with its fields rendered.
+func (r refusal) rendered() *refusal {
+	f := appendFieldLine(nil, "Content-Type", jsonContentType[0])
+	f = appendFieldLine(f, "X-Content-Type-Options", noSniff[0])
+	f = appendFieldLine(f, "Cache-Control", noStore[0])
+	f = appendFieldLine(f, HeaderErrorCode, r.code[0])
+	if r.challenge != nil {
+		f = appendFieldLine(f, "Www-Authenticate", r.challenge[0])
+	}
+	r.fields = f
+	return &r
+}
+
+// appendFieldLine appends the field line "k: v\r\n"; v must hold no CR,
+// LF or surrounding space.
+func appendFieldLine(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...)
+}
+
+// answerWriter is a ResponseWriter that writes a whole answer rendered
+// ahead, without a header map (the fast path's, h1.response.WriteAnswer).
+type answerWriter interface {
+	WriteAnswer(status int, fields, body []byte) bool
+}
+
+// writeRendered writes the refusal r as write would, with the request id
+// and Retry-After, through an answerWriter: no header map, no
+// allocation. It reports false, writing nothing, when w is no
+// answerWriter or has fields set already; buf is scratch space, returned
+// for reuse.
+func writeRendered(w http.ResponseWriter, r *refusal, reqID string, retryAfter time.Duration, buf []byte) ([]byte, bool) {
+	aw, ok := w.(answerWriter)
+	if !ok {
+		return buf, false
+	}
+	b := append(buf[:0], r.fields...)
+	b = appendFieldLine(b, HeaderRequestID, reqID)
+	if retryAfter > 0 {
+		b = append(b, "Retry-After: "...)
+		b = appendRetryAfter(b, retryAfter)
+		b = append(b, "\r\n"...)
+	}
+	return b, aw.WriteAnswer(r.status, b, r.body)
 }
 
 var (
@@ -60,7 +110,7 @@ var (
 	lineageLimited = func() *refusal {
 		r := *refusals[auth.CodeRateLimited]
 		r.body = envelopeBody(auth.CodeRateLimited.String(), auth.LineageLimitedMessage)
-		return &r
+		return r.rendered()
 	}()
 )
 
@@ -100,38 +150,42 @@ func buildDenials() map[denialKey]*refusal {
 				r.body = envelopeBody(auth.CodePermissionDenied.String(), msg)
 				r.challenge = []string{`Bearer realm="tswgate", error="insufficient_scope", scope="` + p.String() +
 					`", error_description="permission_denied: the token lacks the ` + p.String() + ` permission"`}
-				m[denialKey{role, p, scoped}] = &r
+				m[denialKey{role, p, scoped}] = r.rendered()
 			}
 		}
 	}
 	return m
 }
 
-// refuseVerdict answers a refused decision, with a message naming the
-// token's role or project where that helps the caller.
-func refuseVerdict(w http.ResponseWriter, v *auth.Verdict) {
+// verdictRefusal returns the answer to a refused decision, with a
+// message naming the token's role or project where that helps the
+// caller, and its Retry-After.
+func verdictRefusal(v *auth.Verdict) (*refusal, time.Duration) {
 	if v.Token != nil {
 		switch v.Code {
 		case auth.CodePermissionDenied:
 			key := denialKey{v.Token.Role, v.Permission, v.Token.Role.Allows(v.Permission)}
 			if r, ok := denials[key]; ok {
-				write(w, r, 0)
-				return
+				return r, 0
 			}
 		case auth.CodeRateLimited:
 			if v.Limit.Lineage.Over {
-				write(w, lineageLimited, v.RetryAfter)
-				return
+				return lineageLimited, v.RetryAfter
 			}
 		case auth.CodeProjectMismatch:
 			r := *refusals[v.Code]
 			r.body = envelopeBody(v.Code.String(), fmt.Sprintf(
 				"The request names a project other than the API token's project (%d).", v.Token.ProjectID))
-			write(w, &r, 0)
-			return
+			return &r, 0
 		}
 	}
-	refuse(w, v.Code, v.RetryAfter)
+	return refusals[v.Code], v.RetryAfter
+}
+
+// refuseVerdict answers a refused decision (verdictRefusal's answer).
+func refuseVerdict(w http.ResponseWriter, v *auth.Verdict) {
+	r, retryAfter := verdictRefusal(v)
+	write(w, r, retryAfter)
 }
 
 // Status returns the HTTP status the gateway answers a refusal code with.
@@ -197,7 +251,7 @@ func buildRefusals() map[auth.Code]*refusal {
 					c.String() + `: ` + c.Message() + `"`}
 			}
 		}
-		m[c] = r
+		m[c] = r.rendered()
 	}
 	return m
 }
@@ -225,8 +279,14 @@ func write(w http.ResponseWriter, r *refusal, retryAfter time.Duration) {
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) string {
+	var b [20]byte
+	return string(appendRetryAfter(b[:0], d))
+}
+
+// appendRetryAfter appends retryAfterSeconds(d).
+func appendRetryAfter(b []byte, d time.Duration) []byte {
 	s := int64((d + time.Second - 1) / time.Second)
-	return strconv.FormatInt(max(s, 1), 10)
+	return strconv.AppendInt(b, max(s, 1), 10)
 }
 
 // writeError writes a gateway failure that is not an auth decision.

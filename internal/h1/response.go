@@ -102,6 +102,31 @@ func (w *response) WriteHeader(code int) {
 	w.c.head = hb
 }
 
+// WriteAnswer writes a whole answer the handler rendered ahead, with no
+// header map: what WriteHeader(status) and Write(body) would write had
+// fields been set in Header(), in fields' order. fields are whole field
+// lines ("Name: value\r\n"), valid as written, one of them Content-Type;
+// none of them is Content-Length, Date, Connection, Transfer-Encoding,
+// Trailer or a trailer: the server adds Content-Length, Date and
+// "Connection: close" as it would. It writes nothing and reports false
+// when the handler wrote already, set fields in Header(), or status is
+// not one with a body.
+func (w *response) WriteAnswer(status int, fields, body []byte) bool {
+	if w.wroteHeader || len(w.header) > 0 || status < 200 || status > 999 || !bodyAllowed(status) {
+		return false
+	}
+	w.wroteHeader, w.status, w.typed = true, status, true
+	w.length, w.written = int64(len(body)), int64(len(body))
+	hb := appendStatus(w.c.head[:0], status)
+	hb = append(hb, fields...)
+	hb = append(hb, "Content-Length: "...)
+	hb = strconv.AppendInt(hb, w.length, 10)
+	w.c.head = append(hb, "\r\n"...)
+	w.commit(false, nil)
+	_, _ = w.writeBody(body)
+	return true
+}
+
 // informational writes a 1xx answer at once.
 func (w *response) informational(code int) {
 	hb := appendStatus(w.c.head[:0], code)
@@ -176,7 +201,8 @@ func (w *response) commit(done bool, next []byte) {
 	allowed := bodyAllowed(w.status)
 	if done && !w.trailers && w.length < 0 && allowed && (!w.head || len(w.pending) > 0) {
 		w.length = int64(len(w.pending))
-		writeField(bw, "Content-Length", strconv.Itoa(len(w.pending)))
+		var n [20]byte
+		writeFieldBytes(bw, "Content-Length", strconv.AppendInt(n[:0], w.length, 10))
 	}
 	sniff := w.pending
 	if len(sniff) == 0 {
@@ -307,6 +333,14 @@ func appendField(b []byte, k, v string) []byte {
 
 func writeField(bw *bufio.Writer, k, v string) {
 	_, _ = bw.Write(appendField(bw.AvailableBuffer(), k, v))
+}
+
+// writeFieldBytes writes a field whose value v needs no cleaning.
+func writeFieldBytes(bw *bufio.Writer, k string, v []byte) {
+	b := append(bw.AvailableBuffer(), k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	_, _ = bw.Write(append(b, "\r\n"...))
 }
 
 func bodyAllowed(status int) bool {

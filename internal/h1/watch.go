@@ -13,7 +13,8 @@ import (
 // that take long: after watchAfter, a request without a body has its
 // connection watched by one goroutine until the handler returns; if the
 // client closes the connection, the connection's context (the request's)
-// is cancelled. Quick requests, nearly all, pay for a timer reset only.
+// is cancelled. Quick requests, nearly all, pay for a lock only (see
+// watch).
 
 // watchAfter is how long a request runs before its client is watched.
 const watchAfter = 500 * time.Millisecond
@@ -25,19 +26,26 @@ type watchState int
 
 const (
 	unarmed  watchState = iota
-	armed               // the timer runs
+	armed               // a request runs, not yet watched
 	watching            // a goroutine reads the connection
 )
 
-// watch is a connection's watch on its client.
+// watch is a connection's watch on its client. Its timer is not reset
+// and stopped for each request: once set, it is left to fire, and then
+// waits on for the request running, if any (from since), or stops until
+// the next request. A busy connection's timer so fires about twice a
+// second, instead of being reset and stopped a thousand times.
 type watch struct {
-	mu    sync.Mutex
-	state watchState
-	timer *time.Timer
-	done  chan struct{} // the watching read returned
+	mu      sync.Mutex
+	state   watchState
+	since   time.Time // when the armed request started
+	pending bool      // the timer is set
+	timer   *time.Timer
+	done    chan struct{} // the watching read returned
 }
 
-// arm starts the timer for the request about to be served.
+// arm starts the watch of the request about to be served, which started
+// at c.start.
 func (c *conn) arm() {
 	if c.body != nil {
 		return // the handler reads the connection itself
@@ -45,7 +53,11 @@ func (c *conn) arm() {
 	w := &c.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.state = armed
+	w.state, w.since = armed, c.start
+	if w.pending {
+		return // it fires early, and waits on for this request
+	}
+	w.pending = true
 	if w.timer == nil {
 		w.done = make(chan struct{}, 1)
 		w.timer = time.AfterFunc(watchAfter, c.watchClient)
@@ -54,15 +66,23 @@ func (c *conn) arm() {
 	w.timer.Reset(watchAfter)
 }
 
-// watchClient reads the connection until the client sends more (a
-// pipelined request, left buffered) or leaves, or disarm stops it.
+// watchClient reads the connection, once the request armed has run
+// watchAfter, until the client sends more (a pipelined request, left
+// buffered) or leaves, or disarm stops it.
 func (c *conn) watchClient() {
 	w := &c.watch
 	w.mu.Lock()
 	if w.state != armed {
+		w.pending = false
 		w.mu.Unlock()
 		return
 	}
+	if left := watchAfter - time.Since(w.since); left > 0 {
+		w.timer.Reset(left) // set for an earlier request
+		w.mu.Unlock()
+		return
+	}
+	w.pending = false
 	w.state = watching
 	// Without deadline, as net/http's background read: the head's may
 	// have passed, which would end the watch at once. Under the lock, so
@@ -75,17 +95,15 @@ func (c *conn) watchClient() {
 	w.done <- struct{}{}
 }
 
-// disarm ends the watch when the handler has returned.
+// disarm ends the watch when the handler has returned. An armed watch's
+// timer is left to fire: it finds nothing armed, or the next request.
 func (c *conn) disarm() {
 	w := &c.watch
 	w.mu.Lock()
 	st := w.state
 	w.state = unarmed
 	w.mu.Unlock()
-	switch st {
-	case armed:
-		w.timer.Stop() // if it fired already, watchClient sees unarmed
-	case watching:
+	if st == watching {
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 		<-w.done
 		c.rd = aLongTimeAgo // the next wait sets its own
