@@ -106,6 +106,7 @@ func TestOverrideHeadersDropped(t *testing.T) {
 		"X-HTTP-Method-Override", "X-Http-Method", "x-method-override", "X-HTTP-METHOD-OVERRIDE",
 		"X-Original-URL", "X-Rewrite-Url", "X-Original-Method",
 		"X-Forwarded-Prefix", "X-Forwarded-Host", "x-forwarded-for", "X-Forwarded-Port",
+		"MS-ASPNETCORE-WINAUTHTOKEN", "Ms-Aspnetcore-Token", "X-Original-Host", "X-Original-For",
 	} {
 		req.Header[k] = []string{"DELETE /v2/Instance/1"}
 	}
@@ -138,6 +139,10 @@ func TestDroppedHeader(t *testing.T) {
 		"X-Http-Method-Overrides": false, "Content-Type": false, "Authorization": false,
 		"X-Client-Cert": true, "x_client_cert": true, "X-ARR-ClientCert": true, "Ms-Aspnetcore-Clientcert": true,
 		"X-SSL-Client-Cert": true, "Ssl-Client-Cert": true, "X-Client-Certificate": true, "X-Client-Certs": false,
+		"MS-ASPNETCORE-WINAUTHTOKEN": true, "Ms-Aspnetcore-Token": true, "ms_aspnetcore_event": true,
+		"MS-ASPNETCORE-": false, "Ms-Aspnetcore": false,
+		"X-Original-For": true, "X-Original-Host": true, "x_original_proto": true, "X-Original-Prefix": true,
+		"X-Original": false, "X-Original-Content-Type": false,
 	} {
 		if got := droppedHeader(k); got != want {
 			t.Errorf("droppedHeader(%q) = %v, want %v", k, got, want)

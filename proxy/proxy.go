@@ -242,7 +242,10 @@ func authorization(h http.Header) string {
 //     end (X-Client-Cert, ASP.NET Core's certificate forwarding default,
 //     X-ARR-ClientCert, ...): the API may take one for the certificate
 //     the gateway authenticates with (mutual TLS), and the client's is
-//     nobody's word.
+//     nobody's word;
+//   - MS-ASPNETCORE-* (IIS's ASP.NET Core Module passes the pairing token,
+//     the Windows identity and the client certificate to the app in
+//     these; a client's copy is nobody's word).
 func droppedHeader(k string) bool {
 	if len(k) < 6 {
 		return false
@@ -250,8 +253,10 @@ func droppedHeader(k string) bool {
 	if foldsTo(k[:6], "x-tsw-") {
 		return true
 	}
-	if len(k) > len("x-forwarded-") && foldsTo(k[:len("x-forwarded-")], "x-forwarded-") {
-		return true
+	for _, prefix := range droppedPrefixes {
+		if len(k) > len(prefix) && foldsTo(k[:len(prefix)], prefix) {
+			return true
+		}
 	}
 	for _, name := range overrideHeaders {
 		if foldsTo(k, name) {
@@ -271,6 +276,10 @@ func droppedHeader(k string) bool {
 	return false
 }
 
+// droppedPrefixes start the names of whole families of dropped headers,
+// lower case.
+var droppedPrefixes = [...]string{"x-forwarded-", "ms-aspnetcore-"}
+
 // certHeaders are headers that front ends and frameworks read as the TLS
 // client certificate of the connection, lower case (X-Forwarded-Client-Cert
 // and its like are dropped as X-Forwarded-*).
@@ -284,6 +293,9 @@ var certHeaders = [...]string{
 var addressHeaders = [...]string{
 	"x-real-ip", "true-client-ip", "x-client-ip", "client-ip", "cf-connecting-ip",
 	"fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for", "x-envoy-external-address",
+	// ASP.NET Core's forwarded-headers middleware keeps what it replaced
+	// in these, and applications read them as the original request's.
+	"x-original-for", "x-original-host", "x-original-proto", "x-original-prefix",
 }
 
 // overrideHeaders are headers that frameworks read as the request's "real"
