@@ -745,19 +745,6 @@ func TestSettingsDocumented(t *testing.T) {
 	}
 }
 
-func TestEditDistance(t *testing.T) {
-	for _, tt := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"kitten", "sitting", 3}, {"LISTEN_ADR", "LISTEN_ADDR", 1},
-	} {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}
-
 func TestMetricsAllowLists(t *testing.T) {
 	many := make([]string, maxMetricsIDs+1)
 	for i := range many {

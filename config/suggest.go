@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tswgate/tswgate/internal/typo"
 )
 
 // suggestEnv says what an unknown TSWGATE_ variable was probably meant to
@@ -43,31 +45,10 @@ func closest(s string, candidates []string, norm func(string) string) string {
 	best, bestDist := "", -1
 	for _, c := range candidates {
 		n := norm(c)
-		d := editDistance(s, n)
+		d := typo.Distance(s, n)
 		if d <= max(2, len(n)/3) && (bestDist < 0 || d < bestDist) {
 			best, bestDist = c, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/tswgate/tswgate/internal/typo"
 )
 
 // maxTypo is the most edits between a mistyped word and the one
@@ -24,35 +26,11 @@ func didYouMean(word string, candidates []string) string {
 func closest(word string, candidates []string) string {
 	best, bestDist := "", maxTypo+1
 	for _, c := range candidates {
-		if d := editDistance(word, c); d < bestDist && d < len(word) {
+		if d := typo.Distance(word, c); d < bestDist && d < len(word) {
 			best, bestDist = c, d
 		}
 	}
 	return best
-}
-
-// editDistance counts the insertions, deletions, substitutions and
-// swaps of neighbours that turn a into b (optimal string alignment).
-func editDistance(a, b string) int {
-	prev2, prev, cur := make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }
 
 // listWords splits a list written for messages ("a, b or c") into its
